@@ -1,0 +1,103 @@
+"""``incident-bot`` command line. Every user error ends in one clear line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot import __version__
+from bot.config import Config, ConfigError, load_config
+from bot.templates import TemplateRenderer
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, no traceback."""
+
+
+def renderer_for(cfg: Config) -> TemplateRenderer:
+    return TemplateRenderer([cfg.template_dir])
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from bot.checks import check_templates
+
+    cfg = _load(args)
+    problems = check_templates(cfg, renderer_for(cfg))
+    if problems:
+        for p in problems:
+            print(p, file=sys.stderr)
+        return 1
+    print(
+        f"{cfg.source}: OK ({len(cfg.roles)} roles, {len(cfg.teams)} teams, {len(cfg.engagements)} engagements, "
+        f"{len(cfg.channels)} channels, templates in {cfg.template_dir})"
+    )
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from bot import planview
+
+    cfg = _load(args)
+    now = datetime.now(UTC)
+    if args.payload:
+        report = planview.plan_from_payload(Path(args.payload), cfg, renderer_for(cfg), now, event=args.event)
+    elif args.incident:
+        from bot.gitlab.live import plan_live
+
+        report = plan_live(args.incident, cfg, renderer_for(cfg), now)
+    else:
+        raise UserError("plan needs --payload FILE or GROUP/PROJECT#IID")
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2, default=str))
+    else:
+        print(report.as_text(verbose=args.verbose))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="incident-bot",
+        description="Makes GitLab follow the security incident communications plan.",
+    )
+    parser.add_argument("--version", action="version", version=f"incident-bot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", help="policy file (default: INCIDENT_BOT_CONFIG, else config/bot.yaml)")
+        p.set_defaults(func=func)
+        return p
+
+    add("check-config", cmd_check_config, "validate the config and its templates; one line per problem")
+
+    p = add("plan", cmd_plan, "dry run: what the bot would create, assign and post; changes nothing")
+    p.add_argument("incident", nargs="?", help="GROUP/PROJECT#IID to plan against a live GitLab")
+    p.add_argument("--payload", help="a webhook payload (JSON file) to plan offline, without GitLab")
+    p.add_argument("--event", help="the X-Gitlab-Event header of the payload (default: from its shape)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--verbose", "-v", action="store_true", help="print the full text of every body")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return 2
+    except UserError as exc:
+        print(f"incident-bot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,449 @@
+"""The communications plan as configuration: schema, loading and validation.
+
+The whole policy is data: labels, severities, roles, teams, engagements with their conditions, and
+channels with their templates. Everything a user can get wrong here is reported as one line naming the
+file, the key path and what was expected (``ConfigError.problems``), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from bot import paths
+
+
+class Severity(IntEnum):
+    """Severity levels, ordered so that a higher value is more severe."""
+
+    UNKNOWN = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, value: Any) -> Severity:
+        if isinstance(value, Severity):
+            return value
+        try:
+            return cls[str(value).strip().upper()]
+        except KeyError:
+            names = ", ".join(s.name.lower() for s in cls)
+            raise ValueError(f"unknown severity {value!r} (expected one of: {names})") from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+SeverityName = Annotated[Severity, BeforeValidator(Severity.parse)]
+
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*$")
+CONTINUOUS = "continuous"
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``1h``, ``30m``, ``1h30m``, ``2d`` into a positive timedelta."""
+    m = _DURATION.match(str(text))
+    if not m or not any(m.groups()):
+        raise ValueError(f"cannot parse duration {text!r} (expected e.g. 30m, 1h, 1h30m, 2d)")
+    d, h, mins = (int(g) if g else 0 for g in m.groups())
+    value = timedelta(days=d, hours=h, minutes=mins)
+    if value <= timedelta(0):
+        raise ValueError(f"duration {text!r} must be longer than zero")
+    return value
+
+
+def _parse_cadence(value: Any) -> timedelta | None:
+    if value is None or str(value).strip().lower() in (CONTINUOUS, "none"):
+        return None
+    if isinstance(value, timedelta):
+        return value
+    try:
+        return parse_duration(str(value))
+    except ValueError:
+        raise ValueError(
+            f"cannot parse cadence {value!r} (expected a duration such as 1h or 30m, or 'continuous')"
+        ) from None
+
+
+Cadence = Annotated[timedelta | None, BeforeValidator(_parse_cadence)]
+
+ROLE_IDS = ("seoc", "simoc", "cmoc")
+RoleId = Literal["seoc", "simoc", "cmoc"]
+_PARTY = re.compile(r"^(role|team):([a-z][a-z0-9_]*)$")
+_LABEL_FORBIDDEN = re.compile(r"[,\n\r\x00]")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _label(value: Any) -> str:
+    text = str(value).strip()
+    if not text or len(text) > 255 or _LABEL_FORBIDDEN.search(text):
+        raise ValueError(f"invalid label name {value!r} (1-255 characters, no commas or line breaks)")
+    return text
+
+
+Label = Annotated[str, BeforeValidator(_label)]
+
+
+def _party(value: Any) -> str:
+    text = str(value).strip()
+    if not _PARTY.match(text):
+        raise ValueError(f"invalid party {value!r} (expected 'role:<seoc|simoc|cmoc>' or 'team:<team id>')")
+    return text
+
+
+Party = Annotated[str, BeforeValidator(_party)]
+
+
+class BotSettings(_Model):
+    username: str = Field("incident-bot", description="The bot user's GitLab username.")
+    allow_commands_from: list[str] = Field(
+        default_factory=list, description="Usernames allowed to command the bot even without the Developer role."
+    )
+    min_command_access_level: int = Field(30, description="GitLab access level needed to command the bot.")
+
+
+class LabelSettings(_Model):
+    trigger: Label = "security-incident"
+    child: Label = "incident-comms"
+
+
+class SeveritySettings(_Model):
+    labels: dict[Label, SeverityName]
+    in_scope_at_least: SeverityName = Severity.HIGH
+
+
+class Phase(_Model):
+    label: Label
+    name: str
+
+
+class Override(_Model):
+    start: datetime = Field(alias="from")
+    end: datetime = Field(alias="to")
+    user: str
+
+
+class Rotation(_Model):
+    """A weekly hand-over: roster[i] is on call during the i-th week after ``start``, wrapping round."""
+
+    timezone: str
+    weekday: str = "monday"
+    at: time = time(9, 0)
+    start: date
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (expected an IANA name such as Europe/Amsterdam)") from None
+        return v
+
+    @field_validator("weekday")
+    @classmethod
+    def _weekday(cls, v: str) -> str:
+        if v.lower() not in _WEEKDAYS:
+            raise ValueError(f"unknown weekday {v!r} (expected one of: {', '.join(_WEEKDAYS)})")
+        return v.lower()
+
+
+class Role(_Model):
+    name: str
+    description: str = ""
+    roster: list[str] = Field(default_factory=list)
+    rotation: Rotation | None = None
+    overrides: list[Override] = Field(default_factory=list)
+
+
+class Team(_Model):
+    name: str
+    handle: str | None = Field(None, description="GitLab username or group path mentioned for this team.")
+    assignee: str | None = Field(None, description="Username assigned to child issues owned by this team.")
+
+
+class Condition(_Model):
+    """When an engagement applies. All given keys must hold; ``any`` holds if one sub-condition does.
+
+    An empty condition always holds (for an in-scope incident).
+    """
+
+    any_flags: list[Label] | None = None
+    all_flags: list[Label] | None = None
+    severity_at_least: SeverityName | None = None
+    phase_at_least: Label | None = None
+    any: list[Condition] | None = None
+
+
+class FirstAction(_Model):
+    id: str
+    text: str
+    dri: Party
+
+
+class Engagement(_Model):
+    id: str
+    name: str
+    when: Condition = Field(default_factory=Condition)
+    dri: Party
+    cadence: Cadence = None
+    channel: str
+
+
+class Engaged(_Model):
+    party: Party
+    note: str = ""
+
+
+class Channel(_Model):
+    label: Label
+    title: str
+    template: str
+    assignee: Party
+    engaged: list[Engaged] = Field(default_factory=list)
+    rules: list[str] = Field(default_factory=list)
+
+
+class Templates(_Model):
+    checklist: str = "checklist.md.j2"
+    status_update: str = "status-update.md.j2"
+    reminder: str = "reminder.md.j2"
+    all_clear: str = "all-clear.md.j2"
+    closed_open_children: str = "closed-open-children.md.j2"
+    out_of_scope: str = "out-of-scope.md.j2"
+    log: str = "log.md.j2"
+
+
+class Config(_Model):
+    bot: BotSettings = Field(default_factory=BotSettings)
+    labels: LabelSettings = Field(default_factory=LabelSettings)
+    severity: SeveritySettings
+    impact_flags: dict[Label, str]
+    phases: list[Phase]
+    roles: dict[RoleId, Role]
+    teams: dict[str, Team]
+    first_actions: list[FirstAction] = Field(default_factory=list)
+    engagements: list[Engagement]
+    channels: list[Channel]
+    status_update_points: list[str]
+    templates_dir: str = "../issue_templates"
+    templates: Templates = Field(default_factory=Templates)
+
+    # Filled by load_config: where the file and its templates are.
+    source: str = Field("<memory>", exclude=True)
+    base_dir: str = Field(".", exclude=True)
+
+    @property
+    def template_dir(self) -> Path:
+        return (Path(self.base_dir) / self.templates_dir).resolve()
+
+    def phase_index(self, label: str) -> int:
+        return [p.label for p in self.phases].index(label)
+
+    def channel(self, label: str) -> Channel | None:
+        return next((c for c in self.channels if c.label == label), None)
+
+    def all_template_names(self) -> list[str]:
+        names = list(self.templates.model_dump().values())
+        names += [c.template for c in self.channels]
+        return names
+
+
+@dataclass(frozen=True)
+class Problem:
+    source: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}: {self.path}" if self.path else self.source
+        return f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; ``problems`` holds one readable line per problem."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _loc(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-before[_label(), str]",):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _pydantic_problems(source: str, err: ValidationError) -> list[Problem]:
+    problems = []
+    for e in err.errors():
+        loc = [p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
+        path = _loc(loc)
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            parent, _, key = path.rpartition(".")
+            msg = f"unknown key {key!r}"
+            path = parent
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind == "value_error":
+            msg = str(e.get("ctx", {}).get("error", e["msg"]))
+        elif kind == "literal_error":
+            msg = f"unknown key (expected one of: {e.get('ctx', {}).get('expected', '')})"
+            parent, _, key = path.rpartition(".")
+            msg = f"unknown role {key!r} (expected one of: {', '.join(ROLE_IDS)})"
+            path = parent
+        else:
+            msg = f"{e['msg'].lower()} (got {e.get('input')!r})"
+        problems.append(Problem(source, path, msg))
+    return problems
+
+
+def _scope_key(label: str) -> str | None:
+    """GitLab's scope key: everything before the last ``::`` (nested scopes are greedy)."""
+    return label.rsplit("::", 1)[0] if "::" in label else None
+
+
+def semantic_problems(cfg: Config) -> list[Problem]:
+    """Cross-references the schema cannot express: unknown roles, teams, labels; scoped-label clashes."""
+    src = cfg.source
+    out: list[Problem] = []
+    teams = set(cfg.teams)
+    phase_labels = [p.label for p in cfg.phases]
+    flags = set(cfg.impact_flags)
+
+    def check_party(path: str, party: str) -> None:
+        kind, _, name = party.partition(":")
+        if kind == "role" and name not in ROLE_IDS:
+            out.append(Problem(src, path, f"unknown role {name!r} (expected one of: {', '.join(ROLE_IDS)})"))
+        if kind == "team" and name not in teams:
+            out.append(Problem(src, path, f"unknown team {name!r} (expected one of: {', '.join(sorted(teams))})"))
+
+    def check_condition(path: str, cond: Condition) -> None:
+        for key in ("any_flags", "all_flags"):
+            for i, flag in enumerate(getattr(cond, key) or []):
+                if flag not in flags:
+                    out.append(
+                        Problem(src, f"{path}.{key}[{i}]", f"unknown impact flag {flag!r} (declare it in impact_flags)")
+                    )
+        if cond.phase_at_least is not None and cond.phase_at_least not in phase_labels:
+            out.append(
+                Problem(
+                    src,
+                    f"{path}.phase_at_least",
+                    f"unknown phase {cond.phase_at_least!r} (expected one of: {', '.join(phase_labels)})",
+                )
+            )
+        for i, sub in enumerate(cond.any or []):
+            check_condition(f"{path}.any[{i}]", sub)
+
+    for role_id in ROLE_IDS:
+        if role_id not in cfg.roles:
+            out.append(Problem(src, "roles", f"role {role_id!r} is missing"))
+    for role_id, role in cfg.roles.items():
+        if role.rotation and not role.roster:
+            out.append(Problem(src, f"roles.{role_id}.rotation", "a rotation needs a non-empty roster"))
+    for i, fa in enumerate(cfg.first_actions):
+        check_party(f"first_actions[{i}].dri", fa.dri)
+    seen_ids: set[str] = set()
+    for i, eng in enumerate(cfg.engagements):
+        if eng.id in seen_ids:
+            out.append(Problem(src, f"engagements[{i}].id", f"duplicate engagement id {eng.id!r}"))
+        seen_ids.add(eng.id)
+        check_party(f"engagements[{i}].dri", eng.dri)
+        check_condition(f"engagements[{i}].when", eng.when)
+    seen_labels: set[str] = set()
+    for i, ch in enumerate(cfg.channels):
+        if ch.label in seen_labels:
+            out.append(Problem(src, f"channels[{i}].label", f"duplicate channel label {ch.label!r}"))
+        seen_labels.add(ch.label)
+        check_party(f"channels[{i}].assignee", ch.assignee)
+        for j, eng in enumerate(ch.engaged):
+            check_party(f"channels[{i}].engaged[{j}].party", eng.party)
+    if not cfg.phases:
+        out.append(Problem(src, "phases", "at least one phase is needed"))
+
+    # Labels that must sit on one issue together may not share a scope key: GitLab Premium keeps only
+    # one label per scope, so the second would silently remove the first.
+    coexist = [("labels.trigger", cfg.labels.trigger), ("labels.child", cfg.labels.child)]
+    coexist += [(f"impact_flags.{f}", f) for f in cfg.impact_flags]
+    coexist += [(f"channels[{i}].label", c.label) for i, c in enumerate(cfg.channels)]
+    scopes: dict[str, str] = {}
+    for path, label in coexist:
+        key = _scope_key(label)
+        if key is None:
+            continue
+        if key in scopes:
+            out.append(
+                Problem(
+                    src,
+                    path,
+                    f"scoped label {label!r} shares the scope {key!r}:: with {scopes[key]!r}; both must be able "
+                    "to sit on one issue, so use unscoped labels (no '::') here",
+                )
+            )
+        scopes.setdefault(key, label)
+    for name, group in (("severity.labels", list(cfg.severity.labels)), ("phases", phase_labels)):
+        for label in group:
+            key = _scope_key(label)
+            if key in scopes:
+                out.append(
+                    Problem(src, name, f"label {label!r} shares the scope {key!r}:: with {scopes[key]!r}")
+                )
+    return out
+
+
+def parse_config(data: Any, *, source: str = "<memory>", base_dir: str | Path = ".") -> Config:
+    """Validate a config mapping; raise ``ConfigError`` with every problem found."""
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(source, "", "expected a mapping at the top level")])
+    try:
+        cfg = Config.model_validate({**data, "source": source, "base_dir": str(base_dir)})
+    except ValidationError as err:
+        raise ConfigError(_pydantic_problems(source, err)) from None
+    problems = semantic_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate a YAML config file (default: ``INCIDENT_BOT_CONFIG`` or the bundled policy)."""
+    file = Path(path) if path else paths.default_config_path()
+    source = str(path) if path else str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(source, "", "file not found")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(source, "", f"cannot read file: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([Problem(source, where, f"invalid YAML: {what}")]) from None
+    return parse_config(data, source=source, base_dir=file.parent)

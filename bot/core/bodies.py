@@ -1,0 +1,242 @@
+"""Everything the bot writes into GitLab, rendered from desired and observed state. Pure.
+
+Values that came from GitLab are escaped by the renderer; the pieces composed here in Python (log
+lines, who-is-responsible) use the same markdown primitives, so nothing reaches GitLab unescaped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from bot.config import Config
+from bot.core.model import Child, Desired, LogEntry, Observed, Person
+from bot.markdown import UnsafeValue, escape_inline, issue_ref, mention
+from bot.markers import marker, parse_markers
+from bot.templates import Safe
+
+CHECKLIST = "checklist"
+CHILD = "child"
+LOG = "log"
+ITEM = "item"
+
+
+class Renderer(Protocol):
+    def render(self, name: str, /, **context: Any) -> str: ...
+
+
+def who(person: Person) -> Safe:
+    """``@handle`` for a configured or GitLab-resolved handle, else the escaped name."""
+    if person.handle:
+        try:
+            return Safe(mention(person.handle, allow_group=True))
+        except UnsafeValue:
+            pass
+    return Safe(f"{escape_inline(person.name)} (nobody configured)")
+
+
+def every(cadence: timedelta | None) -> str:
+    if cadence is None:
+        return "continuous"
+    minutes = int(cadence.total_seconds() // 60)
+    hours, mins = divmod(minutes, 60)
+    return "every " + " ".join(p for p in (f"{hours}h" if hours else "", f"{mins}m" if mins else "") if p)
+
+
+def child_marker(incident_id: int | None, channel: str) -> Safe:
+    return Safe(marker(CHILD, incident=incident_id, channel=channel))
+
+
+def child_identity(description: str) -> tuple[int | None, str] | None:
+    """(incident id, channel) from a child's hidden marker, or None."""
+    for m in parse_markers(description):
+        if m.kind == CHILD and isinstance(m.fields.get("channel"), str):
+            incident = m.fields.get("incident")
+            return (incident if isinstance(incident, int) else None), m.fields["channel"]
+    return None
+
+
+def child_title(desired: Desired, title: str) -> str:
+    # No text from GitLab in titles: GitLab parses mentions in issue titles too.
+    return f"{title} for security incident #{desired.ref.iid}"[:255]
+
+
+def child_description(desired: Desired, observed: Observed, index: int, r: Renderer) -> str:
+    child = desired.children[index]
+    return r.render(
+        child.template,
+        marker=child_marker(observed.incident.id, child.channel),
+        incident=_incident_context(observed),
+        child={
+            "title": child.title,
+            "channel": child.channel,
+            "reason": child.reason,
+            "assignee": who(child.assignee),
+            "assignee_name": child.assignee.name,
+            "engaged": [{"who": who(e.who), "name": e.who.name, "note": e.note} for e in child.engaged],
+            "rules": list(child.rules),
+        },
+        roles=_roles_context(desired),
+        severity=desired.severity.label,
+        flags=list(desired.flags),
+    )
+
+
+def _incident_context(observed: Observed) -> dict[str, Any]:
+    inc = observed.incident
+    return {"ref": Safe(issue_ref(inc.ref.iid)), "iid": inc.ref.iid, "title": inc.title, "url": inc.web_url}
+
+
+def _roles_context(desired: Desired) -> list[dict[str, Any]]:
+    return [{"id": rid, "name": p.name, "who": who(p)} for rid, p in desired.roles.items()]
+
+
+def _item(key: str) -> Safe:
+    return Safe(marker(ITEM, id=key))
+
+
+_TICKED = re.compile(r"^\s*[-*+]\s+\[[xX]\]\s")
+
+
+def ticked_items(body: str) -> frozenset[str]:
+    """Keys of the checklist items whose box is ticked, so a re-render keeps what people ticked."""
+    keys = set()
+    for line in body.splitlines():
+        if _TICKED.match(line):
+            for m in parse_markers(line):
+                if m.kind == ITEM and isinstance(m.fields.get("id"), str):
+                    keys.add(m.fields["id"])
+    return frozenset(keys)
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    child: Child
+    title: str
+    dri: Safe
+    selected: bool
+
+
+def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
+    ticks = observed.checklist_ticks
+    holders = {rid: p.handle for rid, p in desired.roles.items() if p.handle}
+    plans = {c.channel: c for c in desired.children}
+    channels = []
+    for label, child in sorted(observed.children.items(), key=lambda kv: kv[1].iid):
+        plan = plans.get(label)
+        ch_cfg = cfg.channel(label)
+        title = plan.title if plan else (ch_cfg.title if ch_cfg else label)
+        dri = who(plan.assignee) if plan else Safe(", ".join(mention(a) for a in child.issue.assignees) or "unassigned")
+        channels.append(
+            {
+                "ref": Safe(issue_ref(child.iid)),
+                "title": title,
+                "label": label,
+                "dri": dri,
+                "done": not child.issue.is_open,
+                "state": "closed" if not child.issue.is_open else "open",
+                "selected": plan is not None,
+                "item": _item(f"channel:{label}"),
+            }
+        )
+    return r.render(
+        cfg.templates.checklist,
+        marker=Safe(marker(CHECKLIST, roles=holders)),
+        incident=_incident_context(observed),
+        severity=desired.severity.label,
+        scope_reason=desired.scope_reason,
+        phase=desired.phase,
+        phase_name=desired.phase_name,
+        flags=list(desired.flags),
+        roles=_roles_context(desired),
+        first_actions=[
+            {"text": fa.text, "dri": who(fa.dri), "done": f"first:{fa.id}" in ticks, "item": _item(f"first:{fa.id}")}
+            for fa in desired.first_actions
+        ],
+        engagements=[
+            {
+                "name": e.name,
+                "dri": who(e.dri),
+                "cadence": every(e.cadence),
+                "channel": e.channel,
+                "reason": e.reason,
+                "done": f"engagement:{e.id}" in ticks,
+                "item": _item(f"engagement:{e.id}"),
+            }
+            for e in desired.engagements
+        ],
+        channels=channels,
+        status=None,
+    )
+
+
+def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
+    """The status log lines GitLab's state calls for; ``diff`` drops the ones already logged."""
+    entries = []
+    if observed.checklist is not None or desired.in_scope:
+        roles = ", ".join(f"{rid.upper()} {who(p)}" for rid, p in desired.roles.items())
+        entries.append(
+            LogEntry(
+                "engaged",
+                f"engaged the communications plan because {escape_inline(desired.scope_reason)}; roles: {roles}",
+            )
+        )
+    entries.extend(observed.pending_log)
+    for e in desired.engagements:
+        entries.append(
+            LogEntry(
+                f"engagement:{e.id}",
+                f"engage **{escape_inline(e.name)}**: DRI {who(e.dri)}, {every(e.cadence)}, via "
+                f"{escape_inline(e.channel)}, because {escape_inline(e.reason)}",
+            )
+        )
+    plans = {c.channel: c for c in desired.children}
+    for label, child in sorted(observed.children.items(), key=lambda kv: kv[1].iid):
+        plan = plans.get(label)
+        if plan is not None:
+            entries.append(
+                LogEntry(
+                    f"child:{label}:{child.iid}",
+                    f"opened {issue_ref(child.iid)} {escape_inline(plan.title)} for {who(plan.assignee)} "
+                    f"because {escape_inline(plan.reason)}",
+                )
+            )
+        else:
+            entries.append(
+                LogEntry(
+                    f"kept:{label}:{child.iid}",
+                    f"{escape_inline(label)} was removed from the incident; {issue_ref(child.iid)} stays as it is "
+                    "(the bot never deletes a child issue)",
+                )
+            )
+    return entries
+
+
+def log_body(entries: list[LogEntry], cfg: Config, r: Renderer) -> str:
+    return r.render(
+        cfg.templates.log,
+        marker=Safe(marker(LOG, keys=[e.key for e in entries])),
+        entries=[Safe(e.text) for e in entries],
+    )
+
+
+def out_of_scope_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
+    return r.render(
+        cfg.templates.out_of_scope,
+        marker=Safe(marker(LOG, keys=["out-of-scope"])),
+        incident=_incident_context(observed),
+        reason=desired.scope_reason,
+        threshold=cfg.severity.in_scope_at_least.label,
+        severity_labels=[label for label, level in cfg.severity.labels.items() if level >= cfg.severity.in_scope_at_least],
+        bot=cfg.bot.username,
+    )
+
+
+def logged_keys(body: str) -> frozenset[str]:
+    keys: set[str] = set()
+    for m in parse_markers(body):
+        if m.kind == LOG and isinstance(m.fields.get("keys"), list):
+            keys.update(k for k in m.fields["keys"] if isinstance(k, str))
+    return frozenset(keys)

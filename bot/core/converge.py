@@ -1,0 +1,126 @@
+"""The reconcile loop, sans I/O: diff, apply a round, fold the results into what was observed, repeat.
+
+The same loop drives the real GitLab applier and the offline dry run (``DryRun``), so what ``plan``
+prints is exactly what ``reconcile`` would do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from bot.config import Config
+from bot.core import bodies
+from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
+from bot.core.diff import diff
+from bot.core.model import BotState, Child, Desired, IncidentRef, Issue, LogEntry, Note, Observed
+from bot.markdown import escape_inline, mention
+from bot.markers import find_marker
+
+MAX_ROUNDS = 6
+
+
+class NotConverging(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Result:
+    """What GitLab answered to one action: the created child issue or the written note, if any."""
+
+    action: Action
+    issue: Issue | None = None
+    note: Note | None = None
+
+
+class Applier(Protocol):
+    def apply(self, actions: Sequence[Action], observed: Observed) -> list[Result]: ...
+
+
+def fold(observed: Observed, result: Result) -> Observed:
+    """``observed`` as it is after ``result`` — so the next diff needs no new read from GitLab."""
+    action = result.action
+    if isinstance(action, CreateChild):
+        assert result.issue is not None
+        children = {**observed.children, action.channel: Child(action.channel, result.issue, linked=False)}
+        return replace(observed, children=children)
+    if isinstance(action, LinkChild):
+        child = observed.children[action.channel]
+        return replace(observed, children={**observed.children, action.channel: replace(child, linked=True)})
+    if isinstance(action, UpdateIncident):
+        inc = observed.incident
+        log = list(observed.pending_log)
+        if action.assign:
+            log.append(
+                LogEntry(
+                    f"assign:{action.assign}",
+                    f"assigned the incident to {mention(action.assign)} (SEOC) because it had no assignee",
+                )
+            )
+        for label in action.add_labels:
+            log.append(LogEntry(f"label:{label}", f"set the phase label {escape_inline(label)}"))
+        incident = replace(
+            inc,
+            assignees=(action.assign,) if action.assign else inc.assignees,
+            labels=inc.labels | set(action.add_labels),
+        )
+        return replace(observed, incident=incident, pending_log=tuple(log))
+    if isinstance(action, UpsertChecklist):
+        note = result.note or Note(action.note_id or 0, action.body, "")
+        return replace(observed, checklist=note, state=state_from_checklist(note.body))
+    if isinstance(action, PostNote):
+        pending = () if action.kind == "log" else observed.pending_log
+        return replace(observed, logged=observed.logged | set(action.log_keys), pending_log=pending)
+    raise TypeError(f"unknown action {action!r}")
+
+
+def state_from_checklist(body: str) -> BotState:
+    m = find_marker(body, bodies.CHECKLIST)
+    roles = m.fields.get("roles") if m else None
+    if not isinstance(roles, dict):
+        return BotState()
+    return BotState({k: v for k, v in roles.items() if isinstance(k, str) and isinstance(v, str)})
+
+
+def converge(
+    desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer, applier: Applier
+) -> tuple[Observed, list[Action]]:
+    """Apply rounds of actions until the diff is empty; return the final state and what was done."""
+    done: list[Action] = []
+    for _ in range(MAX_ROUNDS):
+        actions = diff(desired, observed, cfg, r)
+        if not actions:
+            return observed, done
+        for result in applier.apply(actions, observed):
+            observed = fold(observed, result)
+            done.append(result.action)
+    raise NotConverging(f"{desired.ref}: still {len(diff(desired, observed, cfg, r))} changes after {MAX_ROUNDS} rounds")
+
+
+class DryRun:
+    """An applier that pretends: new children get placeholder iids, nothing is written anywhere."""
+
+    def __init__(self, first_iid: int = 1000):
+        self._next = first_iid
+
+    def apply(self, actions: Sequence[Action], observed: Observed) -> list[Result]:
+        results = []
+        for action in actions:
+            if isinstance(action, CreateChild):
+                self._next += 1
+                ref = IncidentRef(observed.incident.ref.project, self._next)
+                issue = Issue(
+                    ref=ref,
+                    title=action.title,
+                    description=action.description,
+                    labels=frozenset(action.labels),
+                    confidential=True,
+                    assignees=(action.assignee,) if action.assignee else (),
+                )
+                results.append(Result(action, issue=issue))
+            elif isinstance(action, UpsertChecklist):
+                results.append(Result(action, note=Note(action.note_id or 1, action.body, "")))
+            else:
+                results.append(Result(action))
+        return results

@@ -1,0 +1,183 @@
+"""Plain data the core works on: what GitLab shows (observed) and what it should show (desired).
+
+Nothing here does I/O. The GitLab adapter turns API responses into these types; the policy engine
+turns them into ``Desired``; ``diff`` turns both into actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot.config import Severity
+
+
+@dataclass(frozen=True, order=True)
+class IncidentRef:
+    """An issue in GitLab: project (numeric id or ``group/project`` path) and the issue's iid."""
+
+    project: str
+    iid: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.project}#{self.iid}"
+
+    def __str__(self) -> str:
+        return self.key
+
+    @classmethod
+    def parse(cls, text: str) -> IncidentRef:
+        """Parse ``group/project#12`` or ``42#12``."""
+        project, sep, iid = text.rpartition("#")
+        if not sep or not project or not iid.isdigit():
+            raise ValueError(f"expected GROUP/PROJECT#IID, got {text!r}")
+        return cls(project, int(iid))
+
+
+@dataclass(frozen=True)
+class Issue:
+    """An issue as the bot sees it: the incident itself or one of its children."""
+
+    ref: IncidentRef
+    id: int | None = None
+    title: str = ""
+    description: str = ""
+    labels: frozenset[str] = frozenset()
+    state: str = "opened"
+    confidential: bool = False
+    assignees: tuple[str, ...] = ()
+    author: str = ""
+    severity_field: str = "unknown"
+    issue_type: str = "issue"
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    web_url: str = ""
+    project_id: int | None = None
+    project_path: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "opened"
+
+
+@dataclass(frozen=True)
+class Note:
+    id: int
+    body: str
+    author: str
+    created_at: datetime | None = None
+    system: bool = False
+
+
+@dataclass(frozen=True)
+class Child:
+    """A child issue the bot made for one channel, found again by issue link or by its hidden marker."""
+
+    channel: str
+    issue: Issue
+    linked: bool
+
+    @property
+    def iid(self) -> int:
+        return self.issue.ref.iid
+
+
+@dataclass(frozen=True)
+class BotState:
+    """What the bot recorded in its checklist's hidden marker: the people holding each role."""
+
+    roles: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of the status log. ``key`` makes it once-only; ``text`` is already safe markdown."""
+
+    key: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything the bot read from GitLab about one incident."""
+
+    incident: Issue
+    children: Mapping[str, Child] = field(default_factory=dict)
+    checklist: Note | None = None
+    checklist_ticks: frozenset[str] = frozenset()
+    state: BotState = field(default_factory=BotState)
+    logged: frozenset[str] = frozenset()
+    orphans_searched: bool = False
+    # What this run changed that GitLab's state alone does not show (e.g. who assigned the incident):
+    # logged with the next status log comment.
+    pending_log: tuple[LogEntry, ...] = ()
+
+
+# ---- desired state -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who is responsible: a role or team name, and the GitLab handle that reaches them (if any)."""
+
+    party: str
+    name: str
+    handle: str | None
+    assignee: str | None = None
+
+
+@dataclass(frozen=True)
+class EngagementPlan:
+    id: str
+    name: str
+    dri: Person
+    cadence: timedelta | None
+    channel: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FirstActionPlan:
+    id: str
+    text: str
+    dri: Person
+
+
+@dataclass(frozen=True)
+class EngagedPlan:
+    who: Person
+    note: str
+
+
+@dataclass(frozen=True)
+class ChildPlan:
+    channel: str
+    title: str
+    template: str
+    labels: tuple[str, ...]
+    assignee: Person
+    engaged: tuple[EngagedPlan, ...]
+    rules: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What GitLab should show for one incident, computed by ``policy.plan`` from facts alone."""
+
+    ref: IncidentRef
+    in_scope: bool
+    scope_reason: str
+    severity: Severity
+    phase: str
+    phase_name: str
+    flags: tuple[str, ...]
+    roles: Mapping[str, Person] = field(default_factory=dict)
+    assign_incident_to: str | None = None
+    add_labels: tuple[str, ...] = ()
+    first_actions: tuple[FirstActionPlan, ...] = ()
+    engagements: tuple[EngagementPlan, ...] = ()
+    children: tuple[ChildPlan, ...] = ()
+    closed: bool = False

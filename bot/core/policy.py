@@ -1,0 +1,174 @@
+"""The policy engine: from an incident's facts and the config, what GitLab should show. Pure.
+
+``plan`` is the only entry point. It reads labels, severity (label and field, the higher wins), impact
+flags and phase, decides whether the plan applies, who holds each role, which engagements apply and
+which child issues must exist. It never looks at what the bot already wrote, except the role holders
+recorded in the checklist (``BotState``): a role changes hands only by an explicit command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.config import Condition, Config, Severity
+from bot.core.model import (
+    BotState,
+    ChildPlan,
+    Desired,
+    EngagedPlan,
+    EngagementPlan,
+    FirstActionPlan,
+    Issue,
+    Person,
+)
+from bot.core.rotation import on_call
+from bot.core.routing import is_incident
+
+
+def severity_of(issue: Issue, cfg: Config) -> tuple[Severity, str]:
+    """The incident's severity and where it came from: the highest of its labels and its field."""
+    best, source = Severity.UNKNOWN, "no severity label or field"
+    for label in sorted(issue.labels):
+        level = cfg.severity.labels.get(label)
+        if level is not None and level > best:
+            best, source = level, f"label {label}"
+    try:
+        field = Severity.parse(issue.severity_field)
+    except ValueError:
+        field = Severity.UNKNOWN
+    if field > best:
+        best, source = field, f"incident severity field {field.label}"
+    return best, source
+
+
+def phase_of(issue: Issue, cfg: Config) -> str:
+    """The furthest phase label present (Free tier allows several); the first phase if none."""
+    present = [i for i, p in enumerate(cfg.phases) if p.label in issue.labels]
+    return cfg.phases[max(present)].label if present else cfg.phases[0].label
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What conditions are evaluated against."""
+
+    flags: frozenset[str]
+    severity: Severity
+    phase: str
+    phase_index: int
+
+
+def holds(cond: Condition, facts: Facts, cfg: Config) -> bool:
+    if cond.any_flags is not None and not facts.flags & set(cond.any_flags):
+        return False
+    if cond.all_flags is not None and not set(cond.all_flags) <= facts.flags:
+        return False
+    if cond.severity_at_least is not None and facts.severity < cond.severity_at_least:
+        return False
+    if cond.phase_at_least is not None and facts.phase_index < cfg.phase_index(cond.phase_at_least):
+        return False
+    return cond.any is None or any(holds(c, facts, cfg) for c in cond.any)
+
+
+def explain(cond: Condition, facts: Facts, cfg: Config) -> str:
+    """Why a condition that holds holds, for the status log: "data-breach is set"."""
+    parts = []
+    if cond.any_flags:
+        parts.append(" and ".join(f for f in cond.any_flags if f in facts.flags) + " is set")
+    if cond.all_flags:
+        parts.append(" and ".join(cond.all_flags) + " are set")
+    if cond.severity_at_least is not None:
+        parts.append(f"severity is {facts.severity.label}")
+    if cond.phase_at_least is not None:
+        parts.append(f"the phase is {facts.phase}")
+    first = next((c for c in cond.any or [] if holds(c, facts, cfg)), None)
+    if first is not None:
+        parts.append(explain(first, facts, cfg))
+    return " and ".join(parts)
+
+
+def resolve_party(party: str, roles: dict[str, str | None], cfg: Config) -> Person:
+    kind, _, name = party.partition(":")
+    if kind == "role":
+        holder = roles.get(name)
+        return Person(party, cfg.roles[name].name, holder, holder)
+    team = cfg.teams[name]
+    return Person(party, team.name, team.handle, team.assignee or team.handle)
+
+
+def role_holders(state: BotState, cfg: Config, now: datetime) -> dict[str, str | None]:
+    """Recorded holders win; a role nobody holds yet is filled from its roster or rotation at ``now``."""
+    return {rid: state.roles.get(rid) or on_call(role, now) for rid, role in cfg.roles.items()}
+
+
+def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desired:
+    """What GitLab should show for ``incident``. Pure: same inputs, same answer."""
+    severity, severity_source = severity_of(incident, cfg)
+    phase = phase_of(incident, cfg)
+    phase_index = cfg.phase_index(phase)
+    flags = frozenset(f for f in cfg.impact_flags if f in incident.labels)
+    facts = Facts(flags, severity, phase, phase_index)
+    threshold = cfg.severity.in_scope_at_least
+    base = {
+        "ref": incident.ref,
+        "severity": severity,
+        "phase": phase,
+        "phase_name": cfg.phases[phase_index].name,
+        "flags": tuple(sorted(flags)),
+        "closed": not incident.is_open,
+    }
+    if not is_incident(incident, cfg):
+        return Desired(in_scope=False, scope_reason=f"the issue has no {cfg.labels.trigger} label", **base)
+    # Once engaged, an incident stays engaged: lowering the severity never tears anything down.
+    engaged = bool(state.roles)
+    if severity < threshold and not engaged:
+        reason = (
+            f"severity is {severity.label} ({severity_source}); the plan covers {threshold.label} or higher"
+            if severity > Severity.UNKNOWN
+            else "no severity is set yet"
+        )
+        return Desired(in_scope=False, scope_reason=reason, **base)
+
+    holders = role_holders(state, cfg, now)
+    roles = {rid: resolve_party(f"role:{rid}", holders, cfg) for rid in cfg.roles}
+    engagements = tuple(
+        EngagementPlan(
+            id=e.id,
+            name=e.name,
+            dri=resolve_party(e.dri, holders, cfg),
+            cadence=e.cadence,
+            channel=e.channel,
+            reason=explain(e.when, facts, cfg) or f"severity is {severity.label}",
+        )
+        for e in cfg.engagements
+        if holds(e.when, facts, cfg)
+    )
+    children = tuple(
+        ChildPlan(
+            channel=ch.label,
+            title=ch.title,
+            template=ch.template,
+            labels=(cfg.labels.child, ch.label),
+            assignee=resolve_party(ch.assignee, holders, cfg),
+            engaged=tuple(EngagedPlan(resolve_party(e.party, holders, cfg), e.note) for e in ch.engaged),
+            rules=tuple(ch.rules),
+            reason=f"{ch.label} is set",
+        )
+        for ch in cfg.channels
+        if ch.label in incident.labels
+    )
+    first_actions = tuple(
+        FirstActionPlan(fa.id, fa.text, resolve_party(fa.dri, holders, cfg)) for fa in cfg.first_actions
+    )
+    has_phase = any(p.label in incident.labels for p in cfg.phases)
+    return Desired(
+        in_scope=True,
+        scope_reason=f"severity is {severity.label} ({severity_source})",
+        roles=roles,
+        assign_incident_to=holders.get("seoc") if not incident.assignees else None,
+        add_labels=() if has_phase else (cfg.phases[0].label,),
+        first_actions=first_actions,
+        engagements=engagements,
+        children=children,
+        **base,
+    )

@@ -1,0 +1,41 @@
+"""Which deliveries lead to work: the incident they concern, or a reason to ignore them."""
+
+from __future__ import annotations
+
+import re
+
+from bot.config import Config
+from bot.core.events import Event, Ignored, IssueEvent, NoteEvent
+from bot.core.model import IncidentRef, Issue
+
+
+def is_incident(issue: Issue, cfg: Config) -> bool:
+    return cfg.labels.trigger in issue.labels
+
+
+def addresses_bot(body: str, cfg: Config) -> bool:
+    """True when a line of the note starts by addressing the bot (``@incident-bot ...``)."""
+    pattern = re.compile(rf"^\s*@{re.escape(cfg.bot.username)}(?![\w.-])", re.MULTILINE | re.IGNORECASE)
+    return bool(pattern.search(body))
+
+
+def route(event: Event, cfg: Config) -> IncidentRef | Ignored:
+    """The incident to look at again for this event, or why the event needs no work."""
+    if isinstance(event, Ignored):
+        return event
+    if isinstance(event, IssueEvent):
+        if event.actor and event.actor.lower() == cfg.bot.username.lower():
+            return Ignored("event caused by the bot itself")
+        if is_incident(event.issue, cfg):
+            return event.issue.ref
+        if cfg.labels.trigger in event.labels_removed:
+            return Ignored(f"the `{cfg.labels.trigger}` label was removed; the bot stops here and deletes nothing")
+        return Ignored(f"issue {event.issue.ref} is not an incident (no `{cfg.labels.trigger}` label)")
+    assert isinstance(event, NoteEvent)
+    if event.author.lower() == cfg.bot.username.lower():
+        return Ignored("note written by the bot itself")
+    if event.system:
+        return Ignored("system note")
+    if (event.issue and is_incident(event.issue, cfg)) or addresses_bot(event.body, cfg):
+        return event.ref
+    return Ignored(f"note on issue {event.ref}, which is not an incident, and not addressed to the bot")

@@ -1,0 +1,27 @@
+"""Where the bundled policy and templates live, in a source checkout and in an installed wheel."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+_CANDIDATES = (
+    _PACKAGE.parent / "config" / "bot.yaml",  # a source checkout or an editable install
+    _PACKAGE / "_defaults" / "config" / "bot.yaml",  # a wheel (see pyproject's force-include)
+)
+EXAMPLES = _PACKAGE.parent / "examples"
+
+
+def default_config_path() -> Path:
+    """``INCIDENT_BOT_CONFIG``, else ``config/bot.yaml`` in the working directory, else the bundled one."""
+    env = os.environ.get("INCIDENT_BOT_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("config/bot.yaml")
+    if local.is_file():
+        return local
+    for candidate in _CANDIDATES:
+        if candidate.is_file():
+            return candidate
+    return local

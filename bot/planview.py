@@ -1,0 +1,159 @@
+"""The dry run: what the bot would do for one incident, as text for people or JSON for tools."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.config import Config
+from bot.core import bodies
+from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
+from bot.core.converge import DryRun, converge
+from bot.core.events import Ignored, IssueEvent, NoteEvent, parse_event
+from bot.core.model import BotState, Desired, Issue, Observed
+from bot.core.policy import plan
+from bot.core.routing import route
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x1b]")
+
+
+def _clean(text: str) -> str:
+    """Terminal-safe: no escape sequences from GitLab data reach the user's terminal."""
+    return _CONTROL.sub("?", text)
+
+
+@dataclass
+class PlanReport:
+    target: str
+    ignored: str | None = None
+    desired: Desired | None = None
+    incident: Issue | None = None
+    actions: list[Action] = field(default_factory=list)
+    placeholders: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"target": self.target, "ignored": self.ignored}
+        d = self.desired
+        if d is not None:
+            out.update(
+                in_scope=d.in_scope,
+                scope_reason=d.scope_reason,
+                severity=d.severity.label,
+                phase=d.phase,
+                flags=list(d.flags),
+                roles={rid: {"name": p.name, "handle": p.handle} for rid, p in d.roles.items()},
+                engagements=[
+                    {
+                        "id": e.id,
+                        "name": e.name,
+                        "dri": e.dri.handle,
+                        "dri_role": e.dri.name,
+                        "cadence": bodies.every(e.cadence),
+                        "channel": e.channel,
+                        "reason": e.reason,
+                    }
+                    for e in d.engagements
+                ],
+                children=[
+                    {"channel": c.channel, "title": c.title, "assignee": c.assignee.assignee, "confidential": True}
+                    for c in d.children
+                ],
+            )
+        out["actions"] = [_action_json(a) for a in self.actions]
+        return out
+
+    def as_text(self, verbose: bool = False) -> str:
+        lines = [f"incident-bot plan for {self.target} (dry run: nothing is written)"]
+        if self.ignored:
+            lines.append(f"Nothing to do: {self.ignored}.")
+            return "\n".join(lines)
+        d, inc = self.desired, self.incident
+        assert d is not None and inc is not None
+        lines.append(f"Incident: {_clean(inc.title)!r} ({inc.state}, labels: {', '.join(sorted(inc.labels)) or 'none'})")
+        lines.append(f"Scope: {'in scope' if d.in_scope else 'OUT OF SCOPE'}: {d.scope_reason}")
+        if d.in_scope:
+            lines.append(f"Phase: {d.phase} ({d.phase_name})")
+            lines.append("Roles:")
+            for rid, p in d.roles.items():
+                lines.append(f"  {rid.upper():<6} {('@' + p.handle) if p.handle else '(nobody on the roster)':<28} {p.name}")
+            lines.append(f"Engagements ({len(d.engagements)}):")
+            for e in d.engagements:
+                lines.append(
+                    f"  - {e.name}: DRI {('@' + e.dri.handle) if e.dri.handle else e.dri.name} ({e.dri.name}), "
+                    f"{bodies.every(e.cadence)}, via {e.channel}; because {e.reason}"
+                )
+            lines.append(f"Child issues ({len(d.children)}), all confidential:")
+            for c in d.children:
+                who = f"@{c.assignee.assignee}" if c.assignee.assignee else "unassigned"
+                lines.append(f"  - {c.channel}: {c.title!r} assigned to {who} ({c.assignee.name})")
+        lines.append(f"Actions ({len(self.actions)}):")
+        for n, a in enumerate(self.actions, 1):
+            lines.append(f"  {n}. {_clean(a.describe())}")
+            if verbose:
+                body = _body(a)
+                if body:
+                    lines.extend("       | " + _clean(line) for line in body.splitlines())
+        if self.placeholders and any(isinstance(a, CreateChild) for a in self.actions):
+            lines.append("(issue numbers of new children are placeholders)")
+        return "\n".join(lines)
+
+
+def _body(action: Action) -> str:
+    if isinstance(action, CreateChild):
+        return action.description
+    if isinstance(action, UpsertChecklist | PostNote):
+        return action.body
+    return ""
+
+
+def _action_json(action: Action) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": type(action).__name__, "key": action.key, "summary": action.describe()}
+    if isinstance(action, CreateChild):
+        out.update(
+            title=action.title,
+            labels=list(action.labels),
+            assignee=action.assignee,
+            confidential=action.confidential,
+            description=action.description,
+        )
+    elif isinstance(action, LinkChild):
+        out.update(child_iid=action.child_iid, link_type="relates_to")
+    elif isinstance(action, UpdateIncident):
+        out.update(assign=action.assign, add_labels=list(action.add_labels))
+    elif isinstance(action, UpsertChecklist | PostNote):
+        out.update(body=action.body)
+    return out
+
+
+def dry_run(incident: Issue, observed: Observed, state: BotState, cfg: Config, r: bodies.Renderer, now: datetime):
+    desired = plan(incident, state, cfg, now)
+    _, actions = converge(desired, observed, cfg, r, DryRun(first_iid=max(1000, incident.ref.iid)))
+    return desired, actions
+
+
+def plan_from_payload(path: Path, cfg: Config, r: bodies.Renderer, now: datetime, event: str | None = None) -> PlanReport:
+    from bot.cli import UserError
+
+    try:
+        payload = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON: {exc}") from None
+    parsed = parse_event(event, payload)
+    target = str(path)
+    decision = route(parsed, cfg)
+    if isinstance(decision, Ignored):
+        return PlanReport(target, ignored=decision.reason)
+    assert isinstance(parsed, IssueEvent | NoteEvent)
+    incident = parsed.issue if isinstance(parsed, IssueEvent) else parsed.issue
+    if incident is None:
+        return PlanReport(target, ignored="the note's payload does not describe its issue")
+    target = f"{incident.project_path or incident.ref.project}#{incident.ref.iid} (from {path})"
+    observed = Observed(incident=incident, orphans_searched=True)
+    desired, actions = dry_run(incident, observed, BotState(), cfg, r, now)
+    return PlanReport(target, desired=desired, incident=incident, actions=actions)
