@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--event", help="the X-Gitlab-Event header of the payload (default: from its shape)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--verbose", "-v", action="store_true", help="print the full text of every body")
+
+    from bot.service_cli import register_service_commands
+
+    register_service_commands(sub, add)
     return parser
 
 

@@ -7,6 +7,7 @@ file, the key path and what was expected (``ConfigError.problems``), never as a 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -296,6 +297,27 @@ def _loc(loc: Iterable[Any]) -> str:
     return out
 
 
+def _known_keys() -> list[str]:
+    models = (
+        Config,
+        BotSettings,
+        LabelSettings,
+        SeveritySettings,
+        Phase,
+        Override,
+        Rotation,
+        Role,
+        Team,
+        Condition,
+        FirstAction,
+        Engagement,
+        Engaged,
+        Channel,
+        Templates,
+    )
+    return sorted({(f.alias or name) for m in models for name, f in m.model_fields.items()})
+
+
 def _pydantic_problems(source: str, err: ValidationError) -> list[Problem]:
     problems = []
     for e in err.errors():
@@ -304,7 +326,8 @@ def _pydantic_problems(source: str, err: ValidationError) -> list[Problem]:
         kind = e["type"]
         if kind == "extra_forbidden":
             parent, _, key = path.rpartition(".")
-            msg = f"unknown key {key!r}"
+            close = difflib.get_close_matches(str(key), _known_keys(), n=1)
+            msg = f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
             path = parent
         elif kind == "missing":
             msg = "required key is missing"
@@ -386,32 +409,32 @@ def semantic_problems(cfg: Config) -> list[Problem]:
         out.append(Problem(src, "phases", "at least one phase is needed"))
 
     # Labels that must sit on one issue together may not share a scope key: GitLab Premium keeps only
-    # one label per scope, so the second would silently remove the first.
+    # one label per scope, so adding the second silently removes the first.
     coexist = [("labels.trigger", cfg.labels.trigger), ("labels.child", cfg.labels.child)]
     coexist += [(f"impact_flags.{f}", f) for f in cfg.impact_flags]
     coexist += [(f"channels[{i}].label", c.label) for i, c in enumerate(cfg.channels)]
+    exclusive = {
+        _scope_key(label): kind
+        for kind, labels in (("the severity labels", list(cfg.severity.labels)), ("the phase labels", phase_labels))
+        for label in labels
+        if _scope_key(label)
+    }
     scopes: dict[str, str] = {}
     for path, label in coexist:
         key = _scope_key(label)
         if key is None:
             continue
-        if key in scopes:
+        other = f"{scopes[key]!r}" if key in scopes else exclusive.get(key)
+        if other:
             out.append(
                 Problem(
                     src,
                     path,
-                    f"scoped label {label!r} shares the scope {key!r}:: with {scopes[key]!r}; both must be able "
-                    "to sit on one issue, so use unscoped labels (no '::') here",
+                    f"scoped label {label!r} shares the scope '{key}::' with {other}; GitLab Premium keeps one label "
+                    "per scope, so use an unscoped label (no '::') here",
                 )
             )
         scopes.setdefault(key, label)
-    for name, group in (("severity.labels", list(cfg.severity.labels)), ("phases", phase_labels)):
-        for label in group:
-            key = _scope_key(label)
-            if key in scopes:
-                out.append(
-                    Problem(src, name, f"label {label!r} shares the scope {key!r}:: with {scopes[key]!r}")
-                )
     return out
 
 

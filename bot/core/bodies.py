@@ -169,6 +169,7 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         ],
         channels=channels,
         status=None,
+        bot=cfg.bot.username,
     )
 
 
@@ -232,6 +233,10 @@ def out_of_scope_body(desired: Desired, observed: Observed, cfg: Config, r: Rend
         severity_labels=[label for label, level in cfg.severity.labels.items() if level >= cfg.severity.in_scope_at_least],
         bot=cfg.bot.username,
     )
+
+
+def find_checklist_marker(body: str) -> bool:
+    return any(m.kind == CHECKLIST for m in parse_markers(body))
 
 
 def logged_keys(body: str) -> frozenset[str]:

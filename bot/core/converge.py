@@ -32,6 +32,7 @@ class Result:
     action: Action
     issue: Issue | None = None
     note: Note | None = None
+    warnings: tuple[str, ...] = ()  # safe markdown, logged with the next status log comment
 
 
 class Applier(Protocol):
@@ -41,6 +42,9 @@ class Applier(Protocol):
 def fold(observed: Observed, result: Result) -> Observed:
     """``observed`` as it is after ``result`` — so the next diff needs no new read from GitLab."""
     action = result.action
+    if result.warnings:
+        extra = tuple(LogEntry(f"warning:{action.key}:{n}", w) for n, w in enumerate(result.warnings))
+        observed = replace(observed, pending_log=observed.pending_log + extra)
     if isinstance(action, CreateChild):
         assert result.issue is not None
         children = {**observed.children, action.channel: Child(action.channel, result.issue, linked=False)}
@@ -51,7 +55,8 @@ def fold(observed: Observed, result: Result) -> Observed:
     if isinstance(action, UpdateIncident):
         inc = observed.incident
         log = list(observed.pending_log)
-        if action.assign:
+        assigned = action.assign if action.assign and not result.warnings else None
+        if assigned:
             log.append(
                 LogEntry(
                     f"assign:{action.assign}",
@@ -62,10 +67,12 @@ def fold(observed: Observed, result: Result) -> Observed:
             log.append(LogEntry(f"label:{label}", f"set the phase label {escape_inline(label)}"))
         incident = replace(
             inc,
-            assignees=(action.assign,) if action.assign else inc.assignees,
+            assignees=(assigned,) if assigned else inc.assignees,
             labels=inc.labels | set(action.add_labels),
         )
-        return replace(observed, incident=incident, pending_log=tuple(log))
+        return replace(
+            observed, incident=incident, pending_log=tuple(log), assign_refused=bool(action.assign and not assigned)
+        )
     if isinstance(action, UpsertChecklist):
         note = result.note or Note(action.note_id or 0, action.body, "")
         return replace(observed, checklist=note, state=state_from_checklist(note.body))

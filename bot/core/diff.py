@@ -36,7 +36,7 @@ def diff(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) 
                     assignee=child.assignee.assignee,
                 )
             )
-    assign = desired.assign_incident_to if not incident.assignees else None
+    assign = desired.assign_incident_to if not incident.assignees and not observed.assign_refused else None
     add_labels = tuple(label for label in desired.add_labels if label not in incident.labels)
     if assign or add_labels:
         actions.append(UpdateIncident(assign=assign, add_labels=add_labels))

@@ -113,6 +113,8 @@ class Observed:
     # What this run changed that GitLab's state alone does not show (e.g. who assigned the incident):
     # logged with the next status log comment.
     pending_log: tuple[LogEntry, ...] = ()
+    # Set when GitLab refused the SEOC as assignee in this run, so the run does not ask again.
+    assign_refused: bool = False
 
 
 # ---- desired state -------------------------------------------------------------------------------

@@ -1,0 +1,238 @@
+"""The narrow GitLab client the reconciler needs, over python-gitlab, every call under ``CallPolicy``.
+
+Each method is one HTTP request (``get_all`` lists are one policy call that may read several pages).
+python-gitlab sessions are not documented as thread-safe, so each thread gets its own ``Gitlab``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import gitlab
+
+from bot.core.events import parse_time
+from bot.core.model import IncidentRef, Issue, Note
+from bot.gitlab.callpolicy import CallPolicy
+from bot.gitlab.errors import GitLabCallError
+from bot.markdown import find_hazards
+
+
+class UnsafeBody(RuntimeError):
+    """A body that GitLab would run as a quick action: refused before it leaves the process."""
+
+
+def issue_from_api(data: dict[str, Any], project: str | None = None) -> Issue:
+    """An ``Issue`` from the REST API's issue entity (also used for linked issues)."""
+    author = data.get("author") or {}
+    pid = data.get("project_id")
+    return Issue(
+        ref=IncidentRef(project or str(pid), int(data["iid"])),
+        id=data.get("id"),
+        title=data.get("title") or "",
+        description=data.get("description") or "",
+        labels=frozenset(lb if isinstance(lb, str) else lb.get("name", "") for lb in data.get("labels") or []),
+        state=data.get("state") or "opened",
+        confidential=bool(data.get("confidential")),
+        assignees=tuple(a["username"] for a in data.get("assignees") or [] if isinstance(a, dict)),
+        author=author.get("username", "") if isinstance(author, dict) else "",
+        severity_field=str(data.get("severity") or "unknown").lower(),
+        issue_type=str(data.get("issue_type") or data.get("type") or "issue").lower(),
+        created_at=parse_time(data.get("created_at")),
+        updated_at=parse_time(data.get("updated_at")),
+        web_url=data.get("web_url") or "",
+        project_id=pid if isinstance(pid, int) else None,
+        project_path=((data.get("references") or {}).get("full") or "").rpartition("#")[0],
+    )
+
+
+def note_from_api(data: dict[str, Any]) -> Note:
+    author = data.get("author") or {}
+    return Note(
+        id=int(data["id"]),
+        body=data.get("body") or "",
+        author=author.get("username", "") if isinstance(author, dict) else "",
+        created_at=parse_time(data.get("created_at")),
+        system=bool(data.get("system")),
+    )
+
+
+def _refuse_quick_actions(body: str) -> None:
+    bad = [h for h in find_hazards(body) if h.kind == "quick_action"]
+    if bad:
+        raise UnsafeBody(f"refusing to send a body with a quick-action line: {bad[0]}")
+
+
+class UserCache:
+    """username -> user id, shared by every client of a process (GitLab limits user look-ups)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int | None] = {}
+        self._lock = threading.Lock()
+
+    def get(self, username: str) -> tuple[bool, int | None]:
+        with self._lock:
+            key = username.lower()
+            return (key in self._ids, self._ids.get(key))
+
+    def put(self, username: str, user_id: int | None) -> None:
+        with self._lock:
+            self._ids[username.lower()] = user_id
+
+
+class GitLabClient:
+    def __init__(
+        self,
+        factory: Callable[[], gitlab.Gitlab],
+        policy: CallPolicy,
+        *,
+        users: UserCache | None = None,
+        event_uuid: str | None = None,
+        incident: str = "",
+    ) -> None:
+        self._factory = factory
+        self._local = threading.local()
+        self.policy = policy
+        self.users = users or UserCache()
+        self.incident = incident
+        # Forwarded on writes so GitLab's recursion guard does not fire the same hook back at us.
+        self._headers = {"X-Gitlab-Event-UUID": event_uuid} if event_uuid else {}
+
+    def for_incident(self, incident: str, event_uuid: str | None = None) -> GitLabClient:
+        clone = GitLabClient(self._factory, self.policy, users=self.users, event_uuid=event_uuid, incident=incident)
+        clone._local = self._local
+        return clone
+
+    # ---- plumbing -------------------------------------------------------------------------------
+    def _gl(self) -> gitlab.Gitlab:
+        gl = getattr(self._local, "gl", None)
+        if gl is None:
+            gl = self._local.gl = self._factory()
+        return gl
+
+    def _project(self, project: str) -> Any:
+        return self._gl().projects.get(project, lazy=True)
+
+    def _issue(self, ref: IncidentRef) -> Any:
+        return self._project(ref.project).issues.get(ref.iid, lazy=True)
+
+    def _call(self, step: str, fn: Callable[[], Any], write: str = "read") -> Any:
+        return self.policy.call(fn, step=step, incident=self.incident, write=write)  # type: ignore[arg-type]
+
+    # ---- reads ----------------------------------------------------------------------------------
+    def whoami(self) -> str:
+        gl = self._gl()
+        self._call("read the bot user", gl.auth)
+        return gl.user.username  # type: ignore[union-attr]
+
+    def get_issue(self, ref: IncidentRef) -> Issue:
+        obj = self._call("read the incident", lambda: self._project(ref.project).issues.get(ref.iid))
+        return issue_from_api(obj.attributes, ref.project)
+
+    def links(self, ref: IncidentRef) -> list[Issue]:
+        objs = self._call("list the incident's links", lambda: self._issue(ref).links.list(get_all=True))
+        return [issue_from_api(o.attributes) for o in objs]
+
+    def notes(self, ref: IncidentRef) -> list[Note]:
+        objs = self._call(
+            "list the incident's comments",
+            lambda: self._issue(ref).notes.list(get_all=True, sort="asc", order_by="created_at"),
+        )
+        return [note_from_api(o.attributes) for o in objs]
+
+    def find_issues(
+        self, project: str, *, labels: Iterable[str], author: str, created_after: datetime | None
+    ) -> list[Issue]:
+        params: dict[str, Any] = {"labels": list(labels), "state": "all", "author_username": author}
+        if created_after is not None:
+            params["created_after"] = created_after.isoformat()
+        objs = self._call(
+            "search for the bot's child issues",
+            lambda: self._project(project).issues.list(get_all=True, **params),
+        )
+        return [issue_from_api(o.attributes, project) for o in objs]
+
+    def user_id(self, username: str) -> int | None:
+        known, uid = self.users.get(username)
+        if known:
+            return uid
+        found = self._call(f"look up user @{username}", lambda: self._gl().users.list(username=username, get_all=False))
+        uid = found[0].id if found else None
+        self.users.put(username, uid)
+        return uid
+
+    # ---- writes ---------------------------------------------------------------------------------
+    def create_issue(
+        self,
+        project: str,
+        *,
+        title: str,
+        description: str,
+        labels: Iterable[str],
+        assignee_ids: list[int],
+        confidential: bool = True,
+    ) -> Issue:
+        _refuse_quick_actions(description)
+        data = {
+            "title": title,
+            "description": description,
+            "labels": list(labels),
+            "confidential": confidential,
+            "assignee_ids": assignee_ids,
+        }
+        obj = self._call(
+            "create a child issue",
+            lambda: self._project(project).issues.create(data, extra_headers=self._headers),
+            write="create",
+        )
+        return issue_from_api(obj.attributes, project)
+
+    def link(self, ref: IncidentRef, target: IncidentRef) -> None:
+        data = {"target_project_id": target.project, "target_issue_iid": target.iid, "link_type": "relates_to"}
+        try:
+            self._call(
+                f"link #{target.iid} to the incident",
+                lambda: self._issue(ref).links.create(data, extra_headers=self._headers),
+                write="idempotent",
+            )
+        except GitLabCallError as exc:
+            if exc.status != 409:  # 409: already linked, which is what we wanted
+                raise
+
+    def update_issue(
+        self, ref: IncidentRef, *, assignee_ids: list[int] | None = None, add_labels: Iterable[str] = ()
+    ) -> Issue:
+        data: dict[str, Any] = {}
+        if assignee_ids is not None:
+            data["assignee_ids"] = assignee_ids
+        labels = list(add_labels)
+        if labels:
+            data["add_labels"] = ",".join(labels)
+        result = self._call(
+            "update the incident",
+            lambda: self._project(ref.project).issues.update(ref.iid, data, extra_headers=self._headers),
+            write="idempotent",
+        )
+        return issue_from_api(result, ref.project)
+
+    def create_note(self, ref: IncidentRef, body: str) -> Note:
+        _refuse_quick_actions(body)
+        obj = self._call(
+            "post a comment",
+            lambda: self._issue(ref).notes.create({"body": body}, extra_headers=self._headers),
+            write="create",
+        )
+        if "id" not in obj.attributes:  # 202: GitLab ran it as commands and saved nothing
+            raise UnsafeBody("GitLab treated the comment as quick actions only and saved nothing")
+        return note_from_api(obj.attributes)
+
+    def update_note(self, ref: IncidentRef, note_id: int, body: str) -> Note:
+        _refuse_quick_actions(body)
+        result = self._call(
+            "update the checklist comment",
+            lambda: self._issue(ref).notes.update(note_id, {"body": body}, extra_headers=self._headers),
+            write="idempotent",
+        )
+        return note_from_api(result)

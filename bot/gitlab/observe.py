@@ -1,0 +1,86 @@
+"""Read one incident's state from GitLab: the issue, its links and its comments, concurrently.
+
+Everything the bot made is recognised by author (the bot user) plus a hidden marker, so an empty
+database, a restart or a second replica finds the same children and comments again. A child created
+but not yet linked (a crash in between) is found by ``find_orphans``, a label-filtered search that
+only runs when a child seems to be missing.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import replace
+from datetime import timedelta
+
+from bot.config import Config
+from bot.core import bodies
+from bot.core.converge import state_from_checklist
+from bot.core.model import Child, Desired, IncidentRef, Issue, Note, Observed
+from bot.gitlab.client import GitLabClient
+
+# Clocks differ between GitLab's database and a webhook's timestamp; search a little wider.
+CLOCK_SLACK = timedelta(minutes=5)
+
+
+def _channel_of(child: Issue, incident: Issue, cfg: Config, bot: str) -> str | None:
+    """Which channel a linked issue is the bot's child for, or None if it is somebody else's issue."""
+    if child.author.lower() != bot.lower():
+        return None
+    identity = bodies.child_identity(child.description)
+    if identity is not None:
+        incident_id, channel = identity
+        return channel if incident_id in (None, incident.id) else None
+    # The marker was edited away: fall back to the labels the bot put on it.
+    if cfg.labels.child in child.labels:
+        channels = [c.label for c in cfg.channels if c.label in child.labels]
+        if len(channels) == 1:
+            return channels[0]
+    return None
+
+
+def observed_from(incident: Issue, links: list[Issue], notes: list[Note], cfg: Config, bot: str) -> Observed:
+    children: dict[str, Child] = {}
+    for linked in sorted(links, key=lambda i: i.ref.iid):
+        channel = _channel_of(linked, incident, cfg, bot)
+        if channel and channel not in children:
+            children[channel] = Child(channel, linked, linked=True)
+    mine = [n for n in notes if n.author.lower() == bot.lower() and not n.system]
+    checklist = next((n for n in sorted(mine, key=lambda n: n.id) if bodies.find_checklist_marker(n.body)), None)
+    logged: set[str] = set()
+    for note in mine:
+        logged |= bodies.logged_keys(note.body)
+    return Observed(
+        incident=incident,
+        children=children,
+        checklist=checklist,
+        checklist_ticks=bodies.ticked_items(checklist.body) if checklist else frozenset(),
+        state=state_from_checklist(checklist.body) if checklist else state_from_checklist(""),
+        logged=frozenset(logged),
+    )
+
+
+def observe(client: GitLabClient, ref: IncidentRef, cfg: Config, bot: str, pool: Executor) -> Observed:
+    """Three reads, run at once: the incident, its links, its comments."""
+    issue_f = pool.submit(client.get_issue, ref)
+    links_f = pool.submit(client.links, ref)
+    notes_f = pool.submit(client.notes, ref)
+    return observed_from(issue_f.result(), links_f.result(), notes_f.result(), cfg, bot)
+
+
+def find_orphans(client: GitLabClient, observed: Observed, desired: Desired, cfg: Config, bot: str) -> Observed:
+    """Add children that exist but are not linked (created just before a crash). One read, when needed."""
+    missing = {c.channel for c in desired.children} - set(observed.children)
+    if not missing or observed.orphans_searched:
+        return observed
+    incident = observed.incident
+    since = incident.created_at - CLOCK_SLACK if incident.created_at else None
+    found = client.find_issues(incident.ref.project, labels=[cfg.labels.child], author=bot, created_after=since)
+    children = dict(observed.children)
+    for issue in sorted(found, key=lambda i: i.ref.iid):
+        identity = bodies.child_identity(issue.description)
+        if identity is None or identity[0] != incident.id or issue.author.lower() != bot.lower():
+            continue
+        channel = identity[1]
+        if channel in missing and channel not in children:
+            children[channel] = Child(channel, issue, linked=False)
+    return replace(observed, children=children, orphans_searched=True)

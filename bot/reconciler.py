@@ -1,0 +1,104 @@
+"""Converge one incident in GitLab: observe, plan, diff, apply, repeat until nothing is left.
+
+A webhook only says "look at incident X again"; this is what looking again means. Running it twice
+changes nothing the second time, and because everything the bot made is found again in GitLab, a
+crash at any point is repaired by the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot.config import Config
+from bot.core import bodies
+from bot.core.actions import Action
+from bot.core.converge import DryRun, converge
+from bot.core.model import Desired, IncidentRef, Observed
+from bot.core.policy import plan
+from bot.gitlab.apply import GitLabApplier
+from bot.gitlab.callpolicy import CallPolicy
+from bot.gitlab.client import GitLabClient, UserCache
+from bot.gitlab.connect import make_gitlab
+from bot.gitlab.observe import find_orphans, observe
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ReconcileReport:
+    ref: IncidentRef
+    desired: Desired
+    observed: Observed
+    actions: list[Action] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.actions)
+
+
+class Reconciler:
+    """Shared by all jobs of a process: one thread pool, one user cache, one call policy."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        renderer: bodies.Renderer,
+        client: GitLabClient,
+        *,
+        bot_username: str | None = None,
+        clock: Clock = utcnow,
+        concurrency: int = 8,
+    ) -> None:
+        self.cfg = cfg
+        self.renderer = renderer
+        self.client = client
+        self.bot = bot_username or cfg.bot.username
+        self.clock = clock
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gitlab")
+
+    def _observe(self, client: GitLabClient, ref: IncidentRef) -> tuple[Desired, Observed]:
+        observed = observe(client, ref, self.cfg, self.bot, self.pool)
+        desired = plan(observed.incident, observed.state, self.cfg, self.clock())
+        return desired, find_orphans(client, observed, desired, self.cfg, self.bot)
+
+    def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None) -> ReconcileReport:
+        start = time.perf_counter()
+        client = self.client.for_incident(ref.key, event_uuid)
+        desired, observed = self._observe(client, ref)
+        final, actions = converge(desired, observed, self.cfg, self.renderer, GitLabApplier(client, self.pool))
+        return ReconcileReport(ref, desired, final, actions, time.perf_counter() - start)
+
+    def dry_run(self, ref: IncidentRef) -> ReconcileReport:
+        """What ``reconcile`` would do now; reads GitLab, writes nothing."""
+        start = time.perf_counter()
+        desired, observed = self._observe(self.client.for_incident(ref.key), ref)
+        final, actions = converge(desired, observed, self.cfg, self.renderer, DryRun(first_iid=10_000))
+        return ReconcileReport(ref, desired, observed, actions, time.perf_counter() - start)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def client_from(url: str, token: str, policy: CallPolicy | None = None, *, timeout: float = 10.0) -> GitLabClient:
+    return GitLabClient(lambda: make_gitlab(url, token, timeout=timeout), policy or CallPolicy(), users=UserCache())
+
+
+def client_from_env(policy: CallPolicy | None = None) -> GitLabClient:
+    from bot.cli import UserError
+
+    url, token = os.environ.get("GITLAB_URL", ""), os.environ.get("GITLAB_TOKEN", "")
+    if not url:
+        raise UserError("GITLAB_URL is not set (e.g. https://gitlab.com)")
+    if not token:
+        raise UserError("GITLAB_TOKEN is not set (the bot user's personal or project access token, api scope)")
+    return client_from(url, token, policy)

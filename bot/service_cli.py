@@ -1,0 +1,273 @@
+"""Commands of the long-running service: ``serve``, ``worker``, ``dead-letters``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.config import Config, load_config
+
+log = logging.getLogger("bot.service")
+
+DEFAULT_DB = "var/incident-bot.sqlite3"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+WORKER_GRACE = 20.0
+
+
+def _user_error(message: str) -> Exception:
+    from bot.cli import UserError
+
+    return UserError(message)
+
+
+def db_location() -> str:
+    return os.environ.get("INCIDENT_BOT_DB") or DEFAULT_DB
+
+
+def open_service_store() -> Any:
+    """The delivery store named by ``INCIDENT_BOT_DB``, or one clear line saying why not."""
+    from bot.store import StoreError, open_store
+
+    location = db_location()
+    try:
+        return open_store(location)
+    except (StoreError, ValueError, NotImplementedError) as exc:
+        raise _user_error(f"cannot open the delivery store INCIDENT_BOT_DB={location}: {exc}") from None
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def check_gitlab() -> str:
+    """Authenticate with ``GITLAB_URL``/``GITLAB_TOKEN`` once; return the bot's username or one line."""
+    from bot.gitlab.connect import check_token, make_gitlab
+    from bot.gitlab.errors import GitLabConfigError
+
+    url, token = os.environ.get("GITLAB_URL", ""), os.environ.get("GITLAB_TOKEN", "")
+    if not url:
+        raise _user_error("GITLAB_URL is not set (e.g. https://gitlab.com)")
+    if not token:
+        raise _user_error("GITLAB_TOKEN is not set (the bot user's personal or project access token, api scope)")
+    try:
+        return check_token(make_gitlab(url, token, timeout=10.0))
+    except (GitLabConfigError, ValueError) as exc:
+        raise _user_error(str(exc)) from None
+
+
+def as_bot(cfg: Config, username: str) -> Config:
+    """The config with the token's real username, so the bot recognises its own events."""
+    if cfg.bot.username.lower() == username.lower():
+        return cfg
+    log.warning(
+        "config bot.username is %r but GITLAB_TOKEN belongs to @%s; using @%s (set bot.username to match)",
+        cfg.bot.username,
+        username,
+        username,
+    )
+    return cfg.model_copy(update={"bot": cfg.bot.model_copy(update={"username": username})})
+
+
+# ---------------------------------------------------------------------------------------- serve
+
+
+@dataclass
+class _ReceiverFactory:
+    """Builds the Flask app inside each gunicorn worker process (after the fork)."""
+
+    cfg: Config
+
+    def __call__(self) -> Any:
+        from bot.metrics import Metrics
+        from bot.web.app import WebSettings, create_app
+
+        return create_app(WebSettings.from_env(), store=open_service_store(), config=self.cfg, metrics=Metrics())
+
+
+def _metrics_dir() -> tuple[str, bool]:
+    """A fresh prometheus multiprocess directory: the operator's (emptied) or a temporary one."""
+    from bot.metrics import MULTIPROC_ENV
+
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        return given, False
+    return tempfile.mkdtemp(prefix="incident-bot-metrics-"), True
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.metrics import enable_multiprocess
+    from bot.web.app import WebSettings
+
+    setup_logging(args.log_level)
+    try:
+        WebSettings.from_env()
+    except ValueError as exc:
+        raise _user_error(str(exc)) from None
+    cfg = as_bot(load_config(args.config), check_gitlab())
+    open_service_store().close()  # create and migrate once, before any process forks
+
+    from bot.web.server import GunicornApp
+
+    metrics_dir, temporary = _metrics_dir()
+    enable_multiprocess(metrics_dir)
+    child = [sys.executable, "-m", "bot", "worker", "--threads", str(args.threads), "--log-level", args.log_level]
+    child += ["--exit-with-parent", str(os.getpid())]
+    if args.config:
+        child += ["--config", args.config]
+    server = GunicornApp(
+        _ReceiverFactory(cfg),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        worker_class=args.worker_class,
+        child_argv=child,
+        child_grace=WORKER_GRACE,
+        loglevel=args.log_level,
+    )
+    try:
+        server.run()
+    finally:
+        if temporary:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+# --------------------------------------------------------------------------------------- worker
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        if not stop.is_set():
+            log.info("%s: finishing the current reconcile, claiming nothing new", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
+def _watch_parent(parent: int, stop: threading.Event) -> None:
+    """Stop when the process that started us is gone (``serve``'s master killed with SIGKILL)."""
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                log.warning("the serve process (pid %d) is gone; stopping", parent)
+                stop.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bot.cli import renderer_for
+    from bot.gitlab.callpolicy import CallPolicy
+    from bot.metrics import Metrics, multiprocess_dir
+    from bot.reconciler import Reconciler, client_from_env
+    from bot.worker import WorkerPool
+
+    setup_logging(args.log_level)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    if args.exit_with_parent:
+        _watch_parent(args.exit_with_parent, stop)
+    username = check_gitlab()
+    cfg = as_bot(load_config(args.config), username)
+    store = open_service_store()
+    metrics = Metrics()
+    metrics.watch_store(store)
+    if args.metrics_port and not multiprocess_dir():
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, registry=metrics.registry)
+    client = client_from_env(CallPolicy(on_call=metrics.on_api_call))
+    reconciler = Reconciler(cfg, renderer_for(cfg), client, bot_username=username)
+    pool = WorkerPool(store, reconciler, threads=args.threads, metrics=metrics)
+    log.info("worker: %d thread(s) on %s as @%s", args.threads, db_location(), username)
+    if pool.run(stop, grace=WORKER_GRACE):
+        reconciler.close()
+        return 0
+    # A reconcile outlived the grace period: exit anyway; its lease expires and it is retried.
+    logging.shutdown()
+    os._exit(1)
+
+
+# --------------------------------------------------------------------------------- dead letters
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    store = open_service_store()
+    try:
+        if args.action == "list":
+            jobs = store.dead_jobs()
+            if not jobs:
+                print("no dead letters")
+            for job in jobs:
+                error = " ".join((job.last_error or "").split())
+                since = _when(job.updated_at)
+                print(f"{job.id}\t{job.incident_key}\t{job.attempts} attempts\tdead since {since}\t{error}")
+            return 0
+        revived = store.retry_dead(args.job_id, now=datetime.now(UTC))
+        if args.job_id is not None and not revived:
+            raise _user_error(f"job {args.job_id} is not a dead letter (see `incident-bot dead-letters list`)")
+        print(f"revived {revived} job{'s' if revived != 1 else ''}; the worker will pick them up")
+        return 0
+    finally:
+        store.close()
+
+
+# ------------------------------------------------------------------------------------- parsers
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
+    """Add the service's subcommands to the ``incident-bot`` parser (``add(name, func, help)``)."""
+    p = add("serve", cmd_serve, "webhook receiver (gunicorn) and worker; stops cleanly on SIGTERM")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument("--workers", type=_positive, default=2, help="receiver processes (default 2)")
+    p.add_argument("--threads", type=_positive, default=2, help="reconcile worker threads (default 2)")
+    p.add_argument(
+        "--worker-class",
+        choices=("sync", "gthread"),
+        default="sync",
+        help="gunicorn worker class: sync behind a proxy (default), gthread when exposed directly",
+    )
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+
+    p = add("worker", cmd_worker, "the reconcile worker alone (scale receivers and workers apart)")
+    p.add_argument("--threads", type=_positive, default=2, help="reconcile worker threads (default 2)")
+    p.add_argument("--metrics-port", type=int, default=0, help="serve /metrics on this port (default: off)")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    p.add_argument("--exit-with-parent", type=int, default=0, help=argparse.SUPPRESS)
+
+    p = add("dead-letters", cmd_dead_letters, "jobs that failed too often: list them, or queue them again")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="one line per dead job: id, incident, attempts, since, last error")
+    retry = actions.add_parser("retry", help="queue one dead job (JOB_ID) or all of them again")
+    retry.add_argument("job_id", nargs="?", type=int, metavar="JOB_ID")

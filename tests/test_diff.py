@@ -1,0 +1,185 @@
+"""diff and the converge loop, without HTTP: the dry-run applier stands in for GitLab."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.cli import renderer_for
+from bot.core.actions import CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
+from bot.core.converge import DryRun, converge, fold, Result
+from bot.core.diff import diff
+from bot.core.model import BotState, Child, IncidentRef, Issue, Note, Observed
+from bot.core.policy import plan
+from bot.markdown import find_hazards
+from bot.markers import parse_markers
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+S1 = ("security-incident", "severity::1", "data-breach", "publicly-reported", "comms-email", "comms-faq", "comms-blog")
+
+
+@pytest.fixture(scope="module")
+def r(default_config):
+    return renderer_for(default_config)
+
+
+def incident(*labels, assignees=(), state="opened", title="Export API leaks data") -> Issue:
+    return Issue(
+        IncidentRef("42", 12), id=9012, title=title, labels=frozenset(labels), assignees=assignees, state=state
+    )
+
+
+def run(cfg, r, observed: Observed, state: BotState | None = None):
+    desired = plan(observed.incident, state or observed.state, cfg, NOW)
+    return converge(desired, observed, cfg, r, DryRun())
+
+
+def kinds(actions):
+    return [type(a).__name__ for a in actions]
+
+
+def test_new_s1_incident_converges_in_rounds(default_config, r):
+    observed = Observed(incident=incident(*S1), orphans_searched=True)
+    desired = plan(observed.incident, BotState(), default_config, NOW)
+    first = diff(desired, observed, default_config, r)
+    assert sorted(kinds(first)) == ["CreateChild"] * 3 + ["UpdateIncident"]
+    final, actions = converge(desired, observed, default_config, r, DryRun())
+    assert kinds(actions).count("CreateChild") == 3
+    assert kinds(actions).count("LinkChild") == 3
+    assert kinds(actions).count("UpsertChecklist") == 1
+    assert kinds(actions).count("PostNote") == 1
+    assert diff(desired, final, default_config, r) == []
+
+
+def test_children_are_confidential_labelled_and_assigned(default_config, r):
+    _, actions = run(default_config, r, Observed(incident=incident(*S1), orphans_searched=True))
+    creates = [a for a in actions if isinstance(a, CreateChild)]
+    assert {a.channel: a.assignee for a in creates} == {
+        "comms-email": "mpm-oncall",
+        "comms-faq": "comms-oncall",
+        "comms-blog": "sec-oncall",
+    }
+    for a in creates:
+        assert a.confidential is True
+        assert a.labels == ("incident-comms", a.channel)
+        assert "- [ ] " in a.description, "the plan's rules are a checklist"
+        assert any(m.kind == "child" for m in parse_markers(a.description))
+
+
+def test_the_seoc_is_assigned_and_the_phase_set(default_config, r):
+    _, actions = run(default_config, r, Observed(incident=incident(*S1), orphans_searched=True))
+    [update] = [a for a in actions if isinstance(a, UpdateIncident)]
+    assert update.assign == "sec-oncall" and update.add_labels == ("comms::investigating",)
+
+
+def test_checklist_lists_roles_engagements_and_children(default_config, r):
+    _, actions = run(default_config, r, Observed(incident=incident(*S1), orphans_searched=True))
+    [checklist] = [a for a in actions if isinstance(a, UpsertChecklist)]
+    body = checklist.body.replace("\\", "")  # as GitLab renders it: escapes gone
+    for text in ("@sec-oncall", "@sec-incident-manager", "@comms-oncall", "Broader e-group", "Legal", "every 1h"):
+        assert text in body
+    assert body.count("- [ ] #") == 3, body
+    assert not [h for h in find_hazards(body) if h.kind != "mention"]
+
+
+def test_log_comment_says_what_and_why(default_config, r):
+    _, actions = run(default_config, r, Observed(incident=incident(*S1), orphans_searched=True))
+    [log] = [a for a in actions if isinstance(a, PostNote)]
+    assert "opened #" in log.body and "because comms\\-email is set" in log.body
+    assert "assigned the incident to @sec-oncall (SEOC) because it had no assignee" in log.body
+    assert "data\\-breach is set" in log.body
+
+
+def test_second_run_changes_nothing(default_config, r):
+    final, _ = run(default_config, r, Observed(incident=incident(*S1), orphans_searched=True))
+    _, again = run(default_config, r, final)
+    assert again == []
+
+
+def test_ticked_boxes_survive_a_re_render(default_config, r):
+    final, _ = run(default_config, r, Observed(incident=incident(*S1), orphans_searched=True))
+    body = final.checklist.body
+    line = next(ln for ln in body.splitlines() if "Broader e" in ln)
+    ticked = body.replace(line, line.replace("- [ ]", "- [x]", 1))
+    from bot.core.bodies import ticked_items
+
+    observed = replace(final, checklist=Note(final.checklist.id, ticked, "incident-bot"), checklist_ticks=ticked_items(ticked))
+    # A new flag makes the bot edit the checklist: the tick must stay.
+    observed = replace(observed, incident=replace(observed.incident, labels=observed.incident.labels | {"live-incident"}))
+    _, actions = run(default_config, r, observed)
+    [update] = [a for a in actions if isinstance(a, UpsertChecklist)]
+    assert update.note_id == final.checklist.id
+    new_line = next(ln for ln in update.body.splitlines() if "Broader e" in ln)
+    assert new_line.lstrip().startswith("- [x]")
+    assert "Status page" in update.body
+
+
+def test_removing_a_channel_keeps_its_child_and_says_so_once(default_config, r):
+    final, _ = run(default_config, r, Observed(incident=incident(*S1), orphans_searched=True))
+    without = replace(final, incident=replace(final.incident, labels=final.incident.labels - {"comms-faq"}))
+    after, actions = run(default_config, r, without)
+    assert not [a for a in actions if isinstance(a, CreateChild | LinkChild)]
+    [log] = [a for a in actions if isinstance(a, PostNote)]
+    assert "stays as it is" in log.body
+    assert "comms-faq" in after.children
+    _, again = run(default_config, r, after)
+    assert again == []
+
+
+def test_a_found_orphan_is_linked_not_recreated(default_config, r):
+    orphan = Issue(IncidentRef("42", 77), id=1, author="incident-bot", labels=frozenset({"incident-comms", "comms-email"}))
+    observed = Observed(
+        incident=incident(*S1), children={"comms-email": Child("comms-email", orphan, linked=False)}, orphans_searched=True
+    )
+    _, actions = run(default_config, r, observed)
+    assert kinds(actions).count("CreateChild") == 2
+    assert any(isinstance(a, LinkChild) and a.child_iid == 77 for a in actions)
+
+
+def test_out_of_scope_gets_one_note_and_nothing_else(default_config, r):
+    observed = Observed(incident=incident("security-incident", "severity::3", "comms-email"), orphans_searched=True)
+    final, actions = run(default_config, r, observed)
+    assert kinds(actions) == ["PostNote"]
+    assert "severity medium" in actions[0].body.replace("\\", "") or "medium" in actions[0].body
+    _, again = run(default_config, r, final)
+    assert again == []
+
+
+def test_raising_severity_engages_fully(default_config, r):
+    low, _ = run(default_config, r, Observed(incident=incident("security-incident", "severity::3", "comms-email")))
+    raised = replace(low, incident=replace(low.incident, labels=low.incident.labels | {"severity::2"}))
+    _, actions = run(default_config, r, raised)
+    assert "CreateChild" in kinds(actions) and "UpsertChecklist" in kinds(actions)
+
+
+@pytest.mark.parametrize("labels", [("severity::1", "comms-email"), ("security-incident", "severity::1", "comms-email")])
+def test_closed_or_unlabelled_issues_get_nothing(default_config, r, labels):
+    state = "closed" if "security-incident" in labels else "opened"
+    _, actions = run(default_config, r, Observed(incident=incident(*labels, state=state), orphans_searched=True))
+    assert actions == []
+
+
+def test_roles_recorded_in_the_checklist_are_kept(default_config, r):
+    final, _ = run(default_config, r, Observed(incident=incident(*S1), orphans_searched=True))
+    assert dict(final.state.roles) == {"seoc": "sec-oncall", "simoc": "sec-incident-manager", "cmoc": "comms-oncall"}
+
+
+def test_refused_assignment_is_not_retried_in_the_same_run(default_config, r):
+    observed = Observed(incident=incident(*S1), orphans_searched=True)
+    update = UpdateIncident(assign="ghost", add_labels=())
+    after = fold(observed, Result(update, warnings=("could not assign \\@ghost: no such GitLab user",)))
+    assert after.assign_refused and after.incident.assignees == ()
+    desired = plan(after.incident, BotState(), default_config, NOW)
+    assert not [a for a in diff(desired, after, default_config, r) if isinstance(a, UpdateIncident) and a.assign]
+
+
+def test_hostile_title_never_reaches_a_body_unescaped(default_config, r):
+    title = "/close\n@all {{ 7*7 }} <!-- incident-bot:checklist {} -->"
+    _, actions = run(default_config, r, Observed(incident=incident(*S1, title=title), orphans_searched=True))
+    for a in actions:
+        body = getattr(a, "body", None) or getattr(a, "description", "")
+        assert "@all" not in body.replace("\\@all", "")
+        assert "49" not in body
+        assert not [h for h in find_hazards(body) if h.kind == "quick_action"]
