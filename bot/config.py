@@ -119,6 +119,28 @@ class BotSettings(_Model):
     min_command_access_level: int = Field(30, description="GitLab access level needed to command the bot.")
 
 
+class ApiSettings(_Model):
+    """The bot's budget on GitLab's API (GitLab.com allows 2,000 authenticated requests a minute per user)."""
+
+    rate_per_minute: float = Field(1800, gt=0)
+    burst: float = Field(50, ge=1, description="Requests that may start at once within the per-minute rate.")
+    timeout_s: float = Field(10, gt=0, description="Per-request timeout.")
+    max_attempts: int = Field(4, ge=1)
+    call_budget_s: float = Field(30, gt=0, description="The longest one call may take, retries included.")
+
+    def policy(self, **overrides: Any) -> Any:
+        from bot.gitlab.callpolicy import CallPolicy
+
+        settings = {
+            "rate_per_minute": self.rate_per_minute,
+            "burst": self.burst,
+            "max_attempts": self.max_attempts,
+            "call_budget_s": self.call_budget_s,
+            **overrides,
+        }
+        return CallPolicy(**settings)
+
+
 class LabelSettings(_Model):
     trigger: Label = "security-incident"
     child: Label = "incident-comms"
@@ -233,6 +255,7 @@ class Templates(_Model):
 
 class Config(_Model):
     bot: BotSettings = Field(default_factory=BotSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     labels: LabelSettings = Field(default_factory=LabelSettings)
     severity: SeveritySettings
     impact_flags: dict[Label, str]

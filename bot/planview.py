@@ -73,13 +73,17 @@ class PlanReport:
             return "\n".join(lines)
         d, inc = self.desired, self.incident
         assert d is not None and inc is not None
-        lines.append(f"Incident: {_clean(inc.title)!r} ({inc.state}, labels: {', '.join(sorted(inc.labels)) or 'none'})")
+        lines.append(
+            f"Incident: {_clean(inc.title)!r} ({inc.state}, labels: {', '.join(sorted(inc.labels)) or 'none'})"
+        )
         lines.append(f"Scope: {'in scope' if d.in_scope else 'OUT OF SCOPE'}: {d.scope_reason}")
         if d.in_scope:
             lines.append(f"Phase: {d.phase} ({d.phase_name})")
             lines.append("Roles:")
             for rid, p in d.roles.items():
-                lines.append(f"  {rid.upper():<6} {('@' + p.handle) if p.handle else '(nobody on the roster)':<28} {p.name}")
+                lines.append(
+                    f"  {rid.upper():<6} {('@' + p.handle) if p.handle else '(nobody on the roster)':<28} {p.name}"
+                )
             lines.append(f"Engagements ({len(d.engagements)}):")
             for e in d.engagements:
                 lines.append(
@@ -135,7 +139,9 @@ def dry_run(incident: Issue, observed: Observed, state: BotState, cfg: Config, r
     return desired, actions
 
 
-def plan_from_payload(path: Path, cfg: Config, r: bodies.Renderer, now: datetime, event: str | None = None) -> PlanReport:
+def plan_from_payload(
+    path: Path, cfg: Config, r: bodies.Renderer, now: datetime, event: str | None = None
+) -> PlanReport:
     from bot.cli import UserError
 
     try:
@@ -150,7 +156,7 @@ def plan_from_payload(path: Path, cfg: Config, r: bodies.Renderer, now: datetime
     if isinstance(decision, Ignored):
         return PlanReport(target, ignored=decision.reason)
     assert isinstance(parsed, IssueEvent | NoteEvent)
-    incident = parsed.issue if isinstance(parsed, IssueEvent) else parsed.issue
+    incident = parsed.issue
     if incident is None:
         return PlanReport(target, ignored="the note's payload does not describe its issue")
     target = f"{incident.project_path or incident.ref.project}#{incident.ref.iid} (from {path})"

@@ -82,7 +82,7 @@ class Reconciler:
         """What ``reconcile`` would do now; reads GitLab, writes nothing."""
         start = time.perf_counter()
         desired, observed = self._observe(self.client.for_incident(ref.key), ref)
-        final, actions = converge(desired, observed, self.cfg, self.renderer, DryRun(first_iid=10_000))
+        _, actions = converge(desired, observed, self.cfg, self.renderer, DryRun(first_iid=10_000))
         return ReconcileReport(ref, desired, observed, actions, time.perf_counter() - start)
 
     def close(self) -> None:
@@ -93,7 +93,7 @@ def client_from(url: str, token: str, policy: CallPolicy | None = None, *, timeo
     return GitLabClient(lambda: make_gitlab(url, token, timeout=timeout), policy or CallPolicy(), users=UserCache())
 
 
-def client_from_env(policy: CallPolicy | None = None) -> GitLabClient:
+def client_from_env(cfg: Config, policy: CallPolicy | None = None) -> GitLabClient:
     from bot.cli import UserError
 
     url, token = os.environ.get("GITLAB_URL", ""), os.environ.get("GITLAB_TOKEN", "")
@@ -101,4 +101,4 @@ def client_from_env(policy: CallPolicy | None = None) -> GitLabClient:
         raise UserError("GITLAB_URL is not set (e.g. https://gitlab.com)")
     if not token:
         raise UserError("GITLAB_TOKEN is not set (the bot user's personal or project access token, api scope)")
-    return client_from(url, token, policy)
+    return client_from(url, token, policy or cfg.api.policy(), timeout=cfg.api.timeout_s)

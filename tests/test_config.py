@@ -79,9 +79,7 @@ def test_missing_config_file_is_one_line(capsys, tmp_path):
     assert capsys.readouterr().err.strip() == f"{tmp_path / 'nope.yaml'}: file not found"
 
 
-@pytest.mark.parametrize(
-    ("text", "minutes"), [("1h", 60), ("30m", 30), ("1h30m", 90), ("2d", 2880), (" 1h 15m ", 75)]
-)
+@pytest.mark.parametrize(("text", "minutes"), [("1h", 60), ("30m", 30), ("1h30m", 90), ("2d", 2880), (" 1h 15m ", 75)])
 def test_durations(text, minutes):
     assert parse_duration(text).total_seconds() == minutes * 60
 
@@ -99,6 +97,7 @@ def test_severity_names():
 
 
 # ---- rotations ---------------------------------------------------------------------------------
+
 
 def rotation_role(**overrides) -> Role:
     spec = {

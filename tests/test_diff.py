@@ -9,7 +9,7 @@ import pytest
 
 from bot.cli import renderer_for
 from bot.core.actions import CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
-from bot.core.converge import DryRun, converge, fold, Result
+from bot.core.converge import DryRun, Result, converge, fold
 from bot.core.diff import diff
 from bot.core.model import BotState, Child, IncidentRef, Issue, Note, Observed
 from bot.core.policy import plan
@@ -88,7 +88,7 @@ def test_log_comment_says_what_and_why(default_config, r):
     _, actions = run(default_config, r, Observed(incident=incident(*S1), orphans_searched=True))
     [log] = [a for a in actions if isinstance(a, PostNote)]
     assert "opened #" in log.body and "because comms\\-email is set" in log.body
-    assert "assigned the incident to @sec-oncall (SEOC) because it had no assignee" in log.body
+    assert "SEOC @sec-oncall (assigned to the incident)" in log.body
     assert "data\\-breach is set" in log.body
 
 
@@ -105,9 +105,13 @@ def test_ticked_boxes_survive_a_re_render(default_config, r):
     ticked = body.replace(line, line.replace("- [ ]", "- [x]", 1))
     from bot.core.bodies import ticked_items
 
-    observed = replace(final, checklist=Note(final.checklist.id, ticked, "incident-bot"), checklist_ticks=ticked_items(ticked))
+    observed = replace(
+        final, checklist=Note(final.checklist.id, ticked, "incident-bot"), checklist_ticks=ticked_items(ticked)
+    )
     # A new flag makes the bot edit the checklist: the tick must stay.
-    observed = replace(observed, incident=replace(observed.incident, labels=observed.incident.labels | {"live-incident"}))
+    observed = replace(
+        observed, incident=replace(observed.incident, labels=observed.incident.labels | {"live-incident"})
+    )
     _, actions = run(default_config, r, observed)
     [update] = [a for a in actions if isinstance(a, UpsertChecklist)]
     assert update.note_id == final.checklist.id
@@ -129,9 +133,13 @@ def test_removing_a_channel_keeps_its_child_and_says_so_once(default_config, r):
 
 
 def test_a_found_orphan_is_linked_not_recreated(default_config, r):
-    orphan = Issue(IncidentRef("42", 77), id=1, author="incident-bot", labels=frozenset({"incident-comms", "comms-email"}))
+    orphan = Issue(
+        IncidentRef("42", 77), id=1, author="incident-bot", labels=frozenset({"incident-comms", "comms-email"})
+    )
     observed = Observed(
-        incident=incident(*S1), children={"comms-email": Child("comms-email", orphan, linked=False)}, orphans_searched=True
+        incident=incident(*S1),
+        children={"comms-email": Child("comms-email", orphan, linked=False)},
+        orphans_searched=True,
     )
     _, actions = run(default_config, r, observed)
     assert kinds(actions).count("CreateChild") == 2
@@ -154,7 +162,9 @@ def test_raising_severity_engages_fully(default_config, r):
     assert "CreateChild" in kinds(actions) and "UpsertChecklist" in kinds(actions)
 
 
-@pytest.mark.parametrize("labels", [("severity::1", "comms-email"), ("security-incident", "severity::1", "comms-email")])
+@pytest.mark.parametrize(
+    "labels", [("severity::1", "comms-email"), ("security-incident", "severity::1", "comms-email")]
+)
 def test_closed_or_unlabelled_issues_get_nothing(default_config, r, labels):
     state = "closed" if "security-incident" in labels else "opened"
     _, actions = run(default_config, r, Observed(incident=incident(*labels, state=state), orphans_searched=True))

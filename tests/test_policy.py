@@ -31,6 +31,7 @@ def engagement_ids(desired) -> set[str]:
 
 # ---- severity and scope ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("labels", "field", "expected"),
     [
@@ -89,6 +90,7 @@ def test_an_engaged_incident_stays_engaged_when_severity_drops(default_config):
 
 
 # ---- internal stakeholder engagements: each row's condition true and false -----------------------
+
 
 @pytest.mark.parametrize(
     ("labels", "engagement", "applies"),
@@ -150,10 +152,16 @@ def test_engagement_reason_names_the_flag(default_config):
 
 # ---- external channels: one confidential, assigned child per channel label ------------------------
 
+
 @pytest.mark.parametrize(
     ("label", "title", "assignee", "engaged"),
     [
-        ("comms-email", "Incident response customer email", "mpm-oncall", {"sec-incident-manager", "sec-director", "mktg-ops"}),
+        (
+            "comms-email",
+            "Incident response customer email",
+            "mpm-oncall",
+            {"sec-incident-manager", "sec-director", "mktg-ops"},
+        ),
         ("comms-blog", "Mitigation and response blog post", "sec-oncall", {"sec-incident-manager"}),
         ("comms-security-alert", "Security release alert email", "comms-oncall", set()),
         ("comms-faq", "Customer FAQ", "comms-oncall", {"secops-oncall", "support-manager-oncall", "advocates"}),
@@ -178,6 +186,7 @@ def test_channels_are_independent_and_ordered_as_configured(default_config):
 
 
 # ---- roles and the incident's own fields -----------------------------------------------------------
+
 
 def test_roles_come_from_the_roster_and_the_seoc_is_assigned(default_config):
     desired = plan(incident("severity::1"), BotState(), default_config, NOW)

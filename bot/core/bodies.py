@@ -176,12 +176,17 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
 def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
     """The status log lines GitLab's state calls for; ``diff`` drops the ones already logged."""
     entries = []
-    if observed.checklist is not None or desired.in_scope:
-        roles = ", ".join(f"{rid.upper()} {who(p)}" for rid, p in desired.roles.items())
+    if desired.in_scope:
+        assignees = {a.lower() for a in observed.incident.assignees}
+        roles = ", ".join(
+            f"{rid.upper()} {who(p)}" + (" (assigned to the incident)" if (p.handle or "").lower() in assignees else "")
+            for rid, p in desired.roles.items()
+        )
         entries.append(
             LogEntry(
                 "engaged",
-                f"engaged the communications plan because {escape_inline(desired.scope_reason)}; roles: {roles}",
+                f"engaged the communications plan because {escape_inline(desired.scope_reason)}; roles: {roles}; "
+                f"phase: {escape_inline(desired.phase_name)}",
             )
         )
     entries.extend(observed.pending_log)
@@ -230,7 +235,9 @@ def out_of_scope_body(desired: Desired, observed: Observed, cfg: Config, r: Rend
         incident=_incident_context(observed),
         reason=desired.scope_reason,
         threshold=cfg.severity.in_scope_at_least.label,
-        severity_labels=[label for label, level in cfg.severity.labels.items() if level >= cfg.severity.in_scope_at_least],
+        severity_labels=[
+            label for label, level in cfg.severity.labels.items() if level >= cfg.severity.in_scope_at_least
+        ],
         bot=cfg.bot.username,
     )
 

@@ -15,7 +15,6 @@ from bot.core import bodies
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
 from bot.core.diff import diff
 from bot.core.model import BotState, Child, Desired, IncidentRef, Issue, LogEntry, Note, Observed
-from bot.markdown import escape_inline, mention
 from bot.markers import find_marker
 
 MAX_ROUNDS = 6
@@ -54,25 +53,13 @@ def fold(observed: Observed, result: Result) -> Observed:
         return replace(observed, children={**observed.children, action.channel: replace(child, linked=True)})
     if isinstance(action, UpdateIncident):
         inc = observed.incident
-        log = list(observed.pending_log)
         assigned = action.assign if action.assign and not result.warnings else None
-        if assigned:
-            log.append(
-                LogEntry(
-                    f"assign:{action.assign}",
-                    f"assigned the incident to {mention(action.assign)} (SEOC) because it had no assignee",
-                )
-            )
-        for label in action.add_labels:
-            log.append(LogEntry(f"label:{label}", f"set the phase label {escape_inline(label)}"))
         incident = replace(
             inc,
             assignees=(assigned,) if assigned else inc.assignees,
             labels=inc.labels | set(action.add_labels),
         )
-        return replace(
-            observed, incident=incident, pending_log=tuple(log), assign_refused=bool(action.assign and not assigned)
-        )
+        return replace(observed, incident=incident, assign_refused=bool(action.assign and not assigned))
     if isinstance(action, UpsertChecklist):
         note = result.note or Note(action.note_id or 0, action.body, "")
         return replace(observed, checklist=note, state=state_from_checklist(note.body))
@@ -102,7 +89,9 @@ def converge(
         for result in applier.apply(actions, observed):
             observed = fold(observed, result)
             done.append(result.action)
-    raise NotConverging(f"{desired.ref}: still {len(diff(desired, observed, cfg, r))} changes after {MAX_ROUNDS} rounds")
+    raise NotConverging(
+        f"{desired.ref}: still {len(diff(desired, observed, cfg, r))} changes after {MAX_ROUNDS} rounds"
+    )
 
 
 class DryRun:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import gitlab
 
@@ -18,6 +19,8 @@ from bot.core.model import IncidentRef, Issue, Note
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.errors import GitLabCallError
 from bot.markdown import find_hazards
+
+PER_PAGE = 100
 
 
 class UnsafeBody(RuntimeError):
@@ -121,6 +124,34 @@ class GitLabClient:
     def _call(self, step: str, fn: Callable[[], Any], write: str = "read") -> Any:
         return self.policy.call(fn, step=step, incident=self.incident, write=write)  # type: ignore[arg-type]
 
+    def _page(self, path: str, query: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+        response = self._gl().http_request("get", path, query_data=query)
+        try:
+            items = response.json()
+        except ValueError as exc:
+            raise gitlab.GitlabParsingError(error_message=f"not JSON: {exc}") from exc
+        if not isinstance(items, list):
+            raise gitlab.GitlabParsingError(error_message=f"expected a list from {path}")
+        return items, response.headers.get("X-Next-Page", "")
+
+    def _list(self, step: str, path: str, query: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every page of a list, as plain dicts, each page under the call policy on its own.
+
+        Plain dicts because building python-gitlab objects costs more CPU than the HTTP; one policy
+        call per page so that a fault on page 7 retries page 7, not the whole list.
+        """
+        items: list[dict[str, Any]] = []
+        page = "1"
+        while page:
+            params = {**(query or {}), "page": page, "per_page": PER_PAGE}
+            got, page = self._call(step, lambda params=params: self._page(path, params))
+            items.extend(got)
+        return items
+
+    @staticmethod
+    def _issue_path(ref: IncidentRef) -> str:
+        return f"/projects/{quote(ref.project, safe='')}/issues/{ref.iid}"
+
     # ---- reads ----------------------------------------------------------------------------------
     def whoami(self) -> str:
         gl = self._gl()
@@ -132,27 +163,22 @@ class GitLabClient:
         return issue_from_api(obj.attributes, ref.project)
 
     def links(self, ref: IncidentRef) -> list[Issue]:
-        objs = self._call("list the incident's links", lambda: self._issue(ref).links.list(get_all=True))
-        return [issue_from_api(o.attributes) for o in objs]
+        items = self._list("list the incident's links", f"{self._issue_path(ref)}/links")
+        return [issue_from_api(item) for item in items]
 
     def notes(self, ref: IncidentRef) -> list[Note]:
-        objs = self._call(
-            "list the incident's comments",
-            lambda: self._issue(ref).notes.list(get_all=True, sort="asc", order_by="created_at"),
-        )
-        return [note_from_api(o.attributes) for o in objs]
+        query = {"sort": "asc", "order_by": "created_at"}
+        items = self._list("list the incident's comments", f"{self._issue_path(ref)}/notes", query)
+        return [note_from_api(item) for item in items]
 
     def find_issues(
         self, project: str, *, labels: Iterable[str], author: str, created_after: datetime | None
     ) -> list[Issue]:
-        params: dict[str, Any] = {"labels": list(labels), "state": "all", "author_username": author}
+        query: dict[str, Any] = {"labels": ",".join(labels), "state": "all", "author_username": author}
         if created_after is not None:
-            params["created_after"] = created_after.isoformat()
-        objs = self._call(
-            "search for the bot's child issues",
-            lambda: self._project(project).issues.list(get_all=True, **params),
-        )
-        return [issue_from_api(o.attributes, project) for o in objs]
+            query["created_after"] = created_after.isoformat()
+        items = self._list("search for the bot's child issues", f"/projects/{quote(project, safe='')}/issues", query)
+        return [issue_from_api(item, project) for item in items]
 
     def user_id(self, username: str) -> int | None:
         known, uid = self.users.get(username)

@@ -74,7 +74,9 @@ def find_orphans(client: GitLabClient, observed: Observed, desired: Desired, cfg
         return observed
     incident = observed.incident
     since = incident.created_at - CLOCK_SLACK if incident.created_at else None
-    found = client.find_issues(incident.ref.project, labels=[cfg.labels.child], author=bot, created_after=since)
+    # One missing channel (the usual case: a channel added later) narrows the search to its label.
+    labels = [cfg.labels.child, *missing] if len(missing) == 1 else [cfg.labels.child]
+    found = client.find_issues(incident.ref.project, labels=labels, author=bot, created_after=since)
     children = dict(observed.children)
     for issue in sorted(found, key=lambda i: i.ref.iid):
         identity = bodies.child_identity(issue.description)

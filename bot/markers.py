@@ -1,0 +1,183 @@
+"""Hidden markers that let the bot find its own comments and child issues again.
+
+A marker is one HTML comment on one line::
+
+    <!-- incident-bot:checklist {"incident":12,"v":1} -->
+
+GitLab does not render HTML comments, so the marker stays invisible in the UI but
+survives in the Markdown source that the API returns.
+
+Trust: anyone who can write a note or a description can type a marker. A marker is
+evidence of *what* a body is only when the note or description was written by the
+bot's own user. Callers must check the author (or the description's last editor)
+before acting on a marker; ``parse_markers`` never does, because it only sees text.
+
+Encoding: the payload is compact JSON with sorted keys, ``ensure_ascii`` on, and every
+character inside JSON strings that is not ``[A-Za-z0-9 ._]`` written as ``\\uXXXX``.
+So the comment:
+
+- is always one line (no raw line breaks or Unicode line separators),
+- never contains ``--`` or ``>`` and therefore cannot be closed early,
+- contains no backtick, so a code span opened before it cannot swallow half of it,
+- contains nothing GitLab reads as a mention, reference or template syntax even if
+  a renderer ignored the comment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "KIND_RE",
+    "MAX_MARKER_CHARS",
+    "Marker",
+    "MarkerError",
+    "find_marker",
+    "marker",
+    "marker_spans",
+    "parse_markers",
+    "strip_markers",
+]
+
+PREFIX = "incident-bot:"
+
+#: Kind names: lower-case words joined by single hyphens. ``[a-z][a-z0-9-]*`` would
+#: allow ``a--b`` and ``a-``, which could form ``--`` or ``-->`` inside the comment.
+KIND_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+
+#: A marker longer than this is refused when rendered and ignored when parsed.
+MAX_MARKER_CHARS = 4096
+
+# The whole marker as rendered by ``marker``. The JSON part is matched loosely here
+# (anything without ``<``, ``>`` or a line break, so a broken marker cannot swallow a
+# good one after it); ``json.loads`` decides whether it is well formed.
+_MARKER_RE = re.compile(r"<!-- incident-bot:(?P<kind>[a-z][a-z0-9]*(?:-[a-z0-9]+)*) (?P<json>\{[^<>\n\r]*\}) -->")
+
+_STRING_LITERAL_RE = re.compile(r'"(?:[^"\\]|\\.)*"')
+_PLAIN_STRING_CHAR = re.compile(r"[A-Za-z0-9 ._]")
+
+
+class MarkerError(ValueError):
+    """A marker cannot be rendered (bad kind, fields not JSON-serialisable, too long)."""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A parsed marker. ``fields`` is the decoded JSON object."""
+
+    kind: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields.get(key, default)
+
+
+def _harden_string_literal(match: re.Match[str]) -> str:
+    """Rewrite one JSON string literal so that only ``[A-Za-z0-9 ._]`` stays literal.
+
+    Existing escapes (``\\"``, ``\\\\``, ``\\n``, ``\\uXXXX``) are copied unchanged.
+    """
+    literal = match.group(0)
+    out = ['"']
+    i, end = 1, len(literal) - 1
+    while i < end:
+        ch = literal[i]
+        if ch == "\\":
+            step = 6 if literal[i + 1] == "u" else 2
+            out.append(literal[i : i + step])
+            i += step
+            continue
+        out.append(ch if _PLAIN_STRING_CHAR.fullmatch(ch) else f"\\u{ord(ch):04x}")
+        i += 1
+    out.append('"')
+    return "".join(out)
+
+
+def marker(kind: str, /, **fields: Any) -> str:
+    """Render ``<!-- incident-bot:KIND {compact sorted JSON} -->``.
+
+    Raises ``MarkerError`` for a bad kind, values JSON cannot encode (including NaN
+    and infinities) or a marker longer than ``MAX_MARKER_CHARS``.
+    """
+    if not isinstance(kind, str) or not KIND_RE.fullmatch(kind):
+        raise MarkerError(f"invalid marker kind {kind!r}: expected lower-case words joined by '-'")
+    try:
+        payload = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MarkerError(f"marker {kind!r}: fields are not JSON-serialisable: {exc}") from exc
+    payload = _STRING_LITERAL_RE.sub(_harden_string_literal, payload)
+    # Outside string literals compact JSON holds only {}[]:, digits, '-', '.', 'e', '+'
+    # and true/false/null, so none of these can be left after hardening.
+    if "--" in payload or ">" in payload or "`" in payload:  # pragma: no cover - invariant
+        raise MarkerError(f"marker {kind!r}: payload could close the comment early")
+    text = f"<!-- {PREFIX}{kind} {payload} -->"
+    if len(text) > MAX_MARKER_CHARS:
+        raise MarkerError(f"marker {kind!r} is {len(text)} chars, limit {MAX_MARKER_CHARS}")
+    return text
+
+
+def _decode(match: re.Match[str]) -> Marker | None:
+    if len(match.group(0)) > MAX_MARKER_CHARS:
+        return None
+    try:
+        data = json.loads(match.group("json"))
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return Marker(kind=match.group("kind"), fields=data)
+
+
+def marker_spans(body: str) -> list[tuple[int, int, Marker]]:
+    """``(start, end, marker)`` for every well-formed marker in ``body``, in order."""
+    spans: list[tuple[int, int, Marker]] = []
+    for match in _MARKER_RE.finditer(body):
+        parsed = _decode(match)
+        if parsed is not None:
+            spans.append((match.start(), match.end(), parsed))
+    return spans
+
+
+def parse_markers(body: str) -> list[Marker]:
+    """Every well-formed marker in ``body``, in order; malformed ones are ignored.
+
+    This says nothing about who wrote the body: see the module docstring.
+    """
+    return [m for _, _, m in marker_spans(body)]
+
+
+def find_marker(body: str, kind: str) -> Marker | None:
+    """The first well-formed marker of ``kind`` in ``body``, or ``None``."""
+    for found in parse_markers(body):
+        if found.kind == kind:
+            return found
+    return None
+
+
+def strip_markers(body: str) -> str:
+    """``body`` without its well-formed markers, for display or comparison.
+
+    A line that held nothing but a marker is removed with its line break.
+    """
+    spans = marker_spans(body)
+    if not spans:
+        return body
+    out: list[str] = []
+    pos = 0
+    for start, end, _ in spans:
+        line_start = body.rfind("\n", 0, start) + 1
+        line_end = body.find("\n", end)
+        line_end = len(body) if line_end == -1 else line_end
+        whole_line = line_start >= pos and not body[line_start:start].strip() and not body[end:line_end].strip()
+        if whole_line:
+            out.append(body[pos:line_start])
+            pos = line_end + 1 if line_end < len(body) else line_end
+        else:
+            out.append(body[pos:start])
+            pos = end
+    out.append(body[pos:])
+    return "".join(out)

@@ -1,0 +1,377 @@
+"""The durable delivery store and work queue: the interface every backend implements.
+
+Why this exists
+---------------
+GitLab waits 10 s for a webhook answer, never re-sends a delivery by itself, and disables a hook after four
+failures in a row. So the receiver must answer 2xx quickly, and only after the delivery is *durably* written
+down; the slow work (reading the incident from GitLab and reconciling it) happens later, in a worker. This
+store is the hand-over point between the two: a log of accepted deliveries plus a lease-based work queue.
+
+Model (a durable Kubernetes-style work queue)
+--------------------------------------------
+The bot is level-triggered (PRODUCT.md §1): a delivery only says "look at incident X again". So work is keyed
+by *incident key* (``"<project id>#<iid>"``), not by delivery, and many deliveries for one incident coalesce
+into one job. A job row moves through these states::
+
+    record_delivery / enqueue
+              │
+              ▼          claim            complete (not dirty)
+          pending ───────────────► running ───────────────────► done
+           ▲  ▲                     │ │ │
+           │  └── fail (attempts<max)┘ │ └─ complete while dirty ──► pending (ready at once, attempts reset)
+           │  └── release (attempt not counted)
+           │                           │
+           │        fail (attempts ≥ max), or lease expired ≥ max times
+           │                           ▼
+           └── retry_dead / new delivery ── dead
+
+Invariants every backend keeps, whatever the interleaving of threads and processes:
+
+I1. **Dedup.** A ``delivery_id`` is stored at most once; a repeat is answered ``new=False`` and changes nothing.
+I2. **Durability.** When ``record_delivery`` or ``enqueue`` returns, its effect survives a crash of the
+    process (and, with ``durability="full"``, of the machine).
+I3. **One active job per incident.** At most one job row per incident key is in a state other than ``done``
+    (pending, running or dead). Hence an incident is never reconciled by two workers at once.
+I4. **No lost change.** A delivery or ``enqueue`` for an incident is always followed by a claim of a job for
+    that incident that *starts after* it was recorded — unless the job ends ``dead``, where it stays
+    visible. A change that arrives while the job runs sets ``dirty``; completing a dirty job puts it back to
+    pending instead of done.
+I5. **Exclusive lease.** Two workers never hold the same job: ``claim`` is atomic, and only the worker that
+    holds the current lease can ``complete``, ``fail``, ``release`` or ``extend_lease`` (others get
+    :class:`LeaseLost` and change nothing).
+I6. **Nothing dropped.** A job that keeps failing ends ``dead`` with its last error; it is never deleted
+    until it is revived and done, and then only by :meth:`DeliveryStore.prune`.
+
+Time is always passed in (``now``, ``received_at``): the store has no hidden clock in its logic, so tests
+drive time by hand and never sleep. All datetimes must be timezone-aware (naive ones raise ``ValueError``:
+the receiver and the workers may run in different processes and hosts, and naive times are ambiguous).
+Datetimes returned are in UTC.
+
+Backends
+--------
+``bot.store.sqlite.SQLiteStore`` (WAL, ``BEGIN IMMEDIATE``) serves one host. A PostgreSQL backend for several
+replicas implements the same class: dedup with a unique key on ``delivery_id`` and
+``INSERT … ON CONFLICT DO NOTHING``; invariant I3 with a partial unique index on ``jobs(incident_key) WHERE
+state <> 'done'``; ``claim`` with ``SELECT … FOR UPDATE SKIP LOCKED``. Both must pass
+``tests/store/test_store.py`` unchanged.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Literal, Self
+
+__all__ = [
+    "BACKOFF_BASE",
+    "BACKOFF_CAP",
+    "DEFAULT_MAX_ATTEMPTS",
+    "Delivery",
+    "DeliveryStore",
+    "Durability",
+    "Job",
+    "JobState",
+    "LeaseLost",
+    "PruneResult",
+    "RecordResult",
+    "SchemaVersionError",
+    "StoreError",
+    "StoreStats",
+    "backoff_delay",
+    "require_aware",
+]
+
+DEFAULT_MAX_ATTEMPTS = 8
+"""Claims a job may use before it goes dead. With the default back-off this spans about 21 minutes of
+retries: long enough to ride out a GitLab deploy or a rate-limit window, short enough that a real bug
+shows up in the dead letters the same hour."""
+
+BACKOFF_BASE = timedelta(seconds=10)
+BACKOFF_CAP = timedelta(minutes=10)
+
+Durability = Literal["normal", "full"]
+"""``"full"``: a returned write survives power loss and OS crashes (fsync on every commit).
+``"normal"``: a returned write survives a crash of the *process* (kill -9, OOM, segfault) but the last
+moments of writes may be lost on power loss or an OS crash. Backends map this to their own knobs."""
+
+
+class StoreError(Exception):
+    """Any failure of the store itself (database unreachable, locked for too long, corrupt).
+
+    Callers catch this one type: the receiver answers 503 so GitLab records a failure, /readyz reports
+    not ready. Backend driver exceptions never leak past the interface.
+    """
+
+
+class LeaseLost(StoreError):
+    """The caller no longer holds the job's lease (it expired and another worker claimed the job, or the
+    job was completed, released or revived). Nothing was changed; the caller must drop the job."""
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer version of the bot than this one; refusing to touch it."""
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life; see the module docstring for the transitions."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A snapshot of one job row (a unit of reconcile work for one incident)."""
+
+    id: int
+    incident_key: str
+    state: JobState
+    attempts: int
+    """Claims since the job was created or last succeeded/revived; ``release`` gives one back."""
+    deliveries: int
+    """Deliveries coalesced into this job (``enqueue`` calls are not counted)."""
+    not_before: datetime
+    """A pending job is not claimed before this time (back-off after a failure)."""
+    lease_until: datetime | None
+    """For a running job, when its lease expires and another worker may take it over."""
+    worker_id: str | None
+    """The worker holding the lease (running), or the one that held it last (for the record)."""
+    last_error: str | None
+    """The most recent failure message (kept after success and revival, for the record)."""
+    dirty: bool
+    """A change arrived while the job was running; ``complete`` will put it back to pending."""
+    created_at: datetime
+    updated_at: datetime
+    reason: str
+    """Why the job was last (re)queued: the webhook event name, or ``enqueue``'s reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """Outcome of :meth:`DeliveryStore.record_delivery`."""
+
+    new: bool
+    """False when the delivery id was already recorded (nothing was changed)."""
+    job_id: int | None
+    """The job this delivery fed (for a duplicate: the one the first copy fed), or None when the delivery
+    has no incident key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One recorded webhook delivery, kept for debugging and re-deriving work until pruned."""
+
+    delivery_id: str
+    incident_key: str | None
+    event: str
+    received_at: datetime
+    payload: bytes
+    job_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    deliveries: int
+    jobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Counts for /metrics; cheap enough to compute on every scrape."""
+
+    pending: int
+    running: int
+    dead: int
+    done: int
+    deliveries: int
+    oldest_pending: datetime | None
+    """``not_before`` of the oldest pending job: the metrics layer turns it into queue latency."""
+    schema_version: int
+
+
+def require_aware(value: datetime, name: str = "datetime") -> datetime:
+    """Return ``value`` in UTC, or raise ``ValueError`` if it is naive."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def backoff_delay(attempts: int) -> timedelta:
+    """Delay before retrying a job that failed on its ``attempts``-th claim: 10 s, 20 s, 40 s, … capped at
+    10 min. Exponential so a GitLab outage or rate limit is not hammered, capped so recovery is noticed
+    within minutes."""
+    if attempts < 1:
+        return BACKOFF_BASE
+    exponent = min(attempts - 1, 16)
+    return min(BACKOFF_BASE * (2**exponent), BACKOFF_CAP)
+
+
+class DeliveryStore(abc.ABC):
+    """Durable delivery log plus coalescing, lease-based work queue. Thread-safe: one instance may be shared
+    by all threads of a process; several processes (and, for server backends, hosts) may open the same
+    database at once. Every mutating method is one atomic transaction."""
+
+    max_attempts: int
+
+    # -- intake ---------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def record_delivery(
+        self,
+        delivery_id: str,
+        incident_key: str | None,
+        event: str,
+        received_at: datetime,
+        payload: bytes,
+    ) -> RecordResult:
+        """Record an accepted webhook delivery and enqueue work for its incident, durably, in one transaction.
+
+        - ``delivery_id`` already recorded → nothing changes; ``RecordResult(new=False, job_id=<first's>)``.
+        - ``incident_key`` None → the delivery is only logged; ``job_id`` None.
+        - otherwise, coalesced by incident key (``received_at`` serves as "now"):
+          no active job → a new pending job ready at ``received_at`` with ``deliveries=1``;
+          pending → ``deliveries += 1`` (``not_before`` is kept: a retry back-off is not cut short, the
+          retry reads the latest state anyway);
+          running → ``deliveries += 1`` and ``dirty`` set (I4);
+          dead → revived: pending, ready at ``received_at``, ``attempts = 0``, ``deliveries += 1``.
+
+        Returns only after the write is durable (I2): the receiver answers 2xx after this call.
+        """
+
+    @abc.abstractmethod
+    def enqueue(self, incident_key: str, now: datetime, reason: str, *, revive_dead: bool = True) -> int:
+        """Queue work not caused by a delivery (periodic sweep, ``refresh`` command); returns the job id.
+
+        Same coalescing as :meth:`record_delivery` except that ``deliveries`` is not incremented. With
+        ``revive_dead=False`` a dead job is left dead (a sweep may prefer to leave dead letters to a human)
+        and its id returned.
+        """
+
+    # -- worker side ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def claim(self, worker_id: str, now: datetime, lease: timedelta) -> Job | None:
+        """Atomically take the job that has been ready the longest, or return None.
+
+        Ready means pending with ``not_before <= now``, or running with ``lease_until <= now`` (its worker
+        died or hung). Readiness time is ``not_before`` or ``lease_until`` respectively; ties go to the lower
+        id. The job becomes running with ``worker_id``, ``lease_until = now + lease``, ``attempts += 1``
+        and ``dirty`` cleared (this claim reads the incident afresh).
+
+        A running job whose lease expired after ``max_attempts`` claims is treated as a failure instead
+        (it probably kills its worker): it goes dead with a "lease expired" error, or pending with the
+        back-off when it is dirty, as in :meth:`fail`. ``worker_id`` must be unique among concurrent
+        claimers (e.g. ``host:pid:thread``): it is what proves lease ownership.
+        """
+
+    @abc.abstractmethod
+    def complete(self, job_id: int, worker_id: str, *, now: datetime | None = None) -> JobState:
+        """Mark a job the caller holds as finished; returns the new state.
+
+        Not dirty → ``done``. Dirty → ``pending`` with ``attempts = 0``, ready since the first change that
+        arrived during the run (so it is next in line, I4). Raises :class:`LeaseLost` if ``worker_id`` does
+        not hold the job (I5). A lease that expired but was not yet re-claimed still counts as held: the
+        work was done and nobody else started it. ``now`` only stamps ``updated_at``; without it the last
+        stamp is kept.
+        """
+
+    @abc.abstractmethod
+    def fail(
+        self,
+        job_id: int,
+        worker_id: str,
+        error: str,
+        now: datetime,
+        *,
+        retry_in: timedelta | None = None,
+    ) -> JobState:
+        """Record a failed attempt of a job the caller holds; returns the new state.
+
+        ``attempts < max_attempts`` → pending with ``not_before = now + (retry_in or backoff_delay(attempts))``
+        and ``last_error = error``. Otherwise → dead with ``last_error``, never dropped (I6) — unless the job is
+        dirty: a change arrived during the last attempt, and as a new delivery revives a dead job it revives
+        this one, so it goes pending with ``attempts = 0`` and the same back-off. Raises :class:`LeaseLost`
+        if the caller does not hold it.
+        """
+
+    @abc.abstractmethod
+    def release(self, job_id: int, worker_id: str, *, now: datetime | None = None) -> None:
+        """Give a held job back without counting the attempt (graceful shutdown): pending, ready at once
+        (its old ``not_before``, so it is first in line), ``attempts -= 1``. Raises :class:`LeaseLost` if the
+        caller does not hold it."""
+
+    @abc.abstractmethod
+    def extend_lease(self, job_id: int, worker_id: str, now: datetime, lease: timedelta) -> Job:
+        """Set ``lease_until = now + lease`` on a held job (long reconciles heartbeat with this). Raises
+        :class:`LeaseLost` if the caller does not hold it — then it must stop working on the job."""
+
+    # -- dead letters ---------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def dead_jobs(self) -> list[Job]:
+        """All dead jobs, oldest death first."""
+
+    @abc.abstractmethod
+    def retry_dead(self, job_id: int | None = None, *, now: datetime | None = None) -> int:
+        """Revive one dead job (or all when ``job_id`` is None): pending, ``attempts = 0``, ready at ``now``
+        (or at once when ``now`` is None). Returns how many were revived (0 if ``job_id`` is not dead)."""
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_job(self, job_id: int) -> Job | None:
+        """The job with this id, or None (never existed, or pruned)."""
+
+    @abc.abstractmethod
+    def active_job(self, incident_key: str) -> Job | None:
+        """The incident's pending, running or dead job, if any (I3: there is at most one)."""
+
+    @abc.abstractmethod
+    def jobs(self, state: JobState | None = None) -> list[Job]:
+        """Jobs, optionally of one state, in id order. For operators and tests; not for hot paths."""
+
+    @abc.abstractmethod
+    def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """The recorded delivery, or None (never recorded, or pruned)."""
+
+    # -- maintenance and introspection ----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def prune(self, older_than: datetime) -> PruneResult:
+        """Delete deliveries received before ``older_than`` whose job is done (or that had none), and done
+        jobs last updated before it that no delivery refers to any more. Unfinished work and dead letters
+        are kept with their payloads. The dedup window is the retention: a delivery re-sent after its record
+        was pruned counts as new, which is harmless as reconciling is idempotent. Keep at least GitLab's
+        2-day "Recent events" window, from which a delivery can be re-sent by hand."""
+
+    @abc.abstractmethod
+    def depth(self) -> dict[str, int]:
+        """``{"pending": n, "running": n, "dead": n}`` — all three keys, always."""
+
+    @abc.abstractmethod
+    def stats(self) -> StoreStats:
+        """Counts for metrics, read from one consistent snapshot."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise :class:`StoreError` unless the database answers a query (for /readyz)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connections; the store must not be used afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,636 @@
+"""SQLite backend of the delivery store: one file, WAL mode, shared by the threads and processes of one host.
+
+Concurrency model
+-----------------
+- **One connection per thread** (``threading.local``). A ``sqlite3.Connection`` keeps per-connection
+  transaction state: two threads sharing one would interleave each other's ``BEGIN``/``COMMIT`` and one
+  thread's rollback would undo the other's writes. ``check_same_thread=False`` only silences the guard, it
+  does not make that sharing correct. Connections inherited across ``fork()`` are never used in the child
+  (SQLite forbids it); the child opens its own.
+- **Every write is ``BEGIN IMMEDIATE``.** It takes the single write lock up front, so "select the oldest ready
+  job, then mark it running" cannot interleave with another claimer in any thread or process (a deferred
+  transaction would read first and then fail with ``SQLITE_BUSY`` on upgrading, without waiting).
+  Waiting for the lock is bounded by ``busy_timeout``.
+- **WAL** lets readers (``/readyz``, metrics) run while a writer commits.
+
+Durability (``durability=``)
+----------------------------
+In WAL mode a commit appends the transaction to the ``-wal`` file with ``write()`` before ``COMMIT``
+returns; ``synchronous`` only decides whether it is also ``fsync``-ed then.
+
+- ``"full"`` (default): fsync on every commit. A returned ``record_delivery`` survives a crash of the
+  process *and* of the machine (power loss, kernel panic). Costs about a third of the write rate (see
+  ``bench/bench_store.py``), which is still far above what GitLab can send or the HTTP front end can take.
+- ``"normal"``: the WAL is synced only at checkpoints. Once written, the data sits in the OS page cache,
+  which outlives the process: a returned write survives kill -9, OOM kills and crashes of the bot (tested).
+  It can be lost if the *machine* goes down before the next checkpoint; the database itself stays consistent
+  (SQLite: "WAL mode is safe from corruption with synchronous=NORMAL"). Acceptable when the host is
+  reliable, because the periodic sweep re-reads every open incident and repairs what a lost delivery missed.
+
+The database file is created ``0600``: payloads hold confidential issue text. SQLite gives the ``-wal`` and
+``-shm`` files the same permissions as the database.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.store.base import (
+    DEFAULT_MAX_ATTEMPTS,
+    Delivery,
+    DeliveryStore,
+    Durability,
+    Job,
+    JobState,
+    LeaseLost,
+    PruneResult,
+    RecordResult,
+    SchemaVersionError,
+    StoreError,
+    StoreStats,
+    backoff_delay,
+    require_aware,
+)
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: deliveries log and job queue.
+    (
+        """
+        CREATE TABLE deliveries (
+            seq          INTEGER PRIMARY KEY,
+            delivery_id  TEXT    NOT NULL UNIQUE,
+            incident_key TEXT,
+            event        TEXT    NOT NULL,
+            received_at  INTEGER NOT NULL,
+            payload      BLOB    NOT NULL,
+            job_id       INTEGER
+        )
+        """,
+        "CREATE INDEX deliveries_received_at ON deliveries (received_at)",
+        "CREATE INDEX deliveries_job_id ON deliveries (job_id)",
+        # AUTOINCREMENT: ids are never reused after pruning, so a stale worker's job id can never name a
+        # newer job.
+        """
+        CREATE TABLE jobs (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            incident_key TEXT    NOT NULL,
+            state        TEXT    NOT NULL CHECK (state IN ('pending', 'running', 'done', 'dead')),
+            attempts     INTEGER NOT NULL CHECK (attempts >= 0),
+            deliveries   INTEGER NOT NULL CHECK (deliveries >= 0),
+            not_before   INTEGER NOT NULL,
+            lease_until  INTEGER,
+            worker_id    TEXT,
+            last_error   TEXT,
+            dirty_at     INTEGER,
+            reason       TEXT    NOT NULL,
+            created_at   INTEGER NOT NULL,
+            updated_at   INTEGER NOT NULL,
+            CHECK ((state = 'running') = (lease_until IS NOT NULL)),
+            CHECK (state <> 'running' OR worker_id IS NOT NULL),
+            CHECK (dirty_at IS NULL OR state = 'running')
+        )
+        """,
+        # Invariant I3, enforced by the database itself.
+        "CREATE UNIQUE INDEX jobs_one_active_per_incident ON jobs (incident_key) WHERE state <> 'done'",
+        # Partial indexes keep claim O(log n) however many jobs wait, and skip the done history. A plain
+        # index on state would tempt the planner into scanning and sorting every pending row.
+        "CREATE INDEX jobs_pending_ready ON jobs (not_before, id) WHERE state = 'pending'",
+        "CREATE INDEX jobs_running_lease ON jobs (lease_until, id) WHERE state = 'running'",
+        "CREATE INDEX jobs_dead ON jobs (updated_at, id) WHERE state = 'dead'",
+    ),
+)
+"""Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
+edit a released entry, since databases in the field have already run it."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_PRUNE_BATCH = 500
+
+_JOB_COLUMNS = (
+    "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
+    "dirty_at, created_at, updated_at, reason"
+)
+
+
+def _us(value: datetime, name: str = "datetime") -> int:
+    """Timestamps are stored as integer microseconds since the epoch (UTC): exact, and ordered by value."""
+    return (require_aware(value, name) - _EPOCH) // _MICRO
+
+
+def _dt(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _dt_or_none(value: int | None) -> datetime | None:
+    return None if value is None else _dt(value)
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return Job(
+        id=row[0],
+        incident_key=row[1],
+        state=JobState(row[2]),
+        attempts=row[3],
+        deliveries=row[4],
+        not_before=_dt(row[5]),
+        lease_until=_dt_or_none(row[6]),
+        worker_id=row[7],
+        last_error=row[8],
+        dirty=row[9] is not None,
+        created_at=_dt(row[10]),
+        updated_at=_dt(row[11]),
+        reason=row[12],
+    )
+
+
+def _positive(lease: timedelta, name: str) -> int:
+    if lease <= timedelta(0):
+        raise ValueError(f"{name} must be positive, got {lease}")
+    return lease // _MICRO
+
+
+class _ThreadConn(threading.local):
+    conn: sqlite3.Connection | None = None
+    pid: int = 0
+
+
+class SQLiteStore(DeliveryStore):
+    """The delivery store in one SQLite file (see the module docstring for concurrency and durability).
+
+    ``busy_timeout`` (seconds) bounds how long a write waits for another writer; it is well under GitLab's
+    10 s webhook timeout, so a stuck lock turns into a 5xx rather than a hung request.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability = "full",
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        busy_timeout: float = 5.0,
+    ) -> None:
+        if durability not in ("normal", "full"):
+            raise ValueError(f"durability must be 'normal' or 'full', got {durability!r}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.path = Path(path)
+        if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+            raise ValueError(f"SQLite store needs a file path (each thread opens its own connection), got {path!r}")
+        self.durability: Durability = durability
+        self.max_attempts = max_attempts
+        self.busy_timeout = busy_timeout
+        self._local = _ThreadConn()
+        self._inherited: list[sqlite3.Connection] = []
+        self._closed = False
+        self._create_file()
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- connections ----------------------------------------------------------------------------------
+
+    def _create_file(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot create SQLite store {self.path}: {exc}") from exc
+        os.close(fd)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            conn.execute(f"PRAGMA synchronous = {'FULL' if self.durability == 'full' else 'NORMAL'}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+        if str(mode).lower() != "wal":
+            conn.close()
+            raise StoreError(f"SQLite store {self.path}: cannot switch to WAL mode (journal_mode is {mode})")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        pid = os.getpid()
+        if self._closed:
+            if local.conn is not None and local.pid == pid:
+                local.conn.close()
+                local.conn = None
+            raise StoreError(f"SQLite store {self.path} is closed")
+        if local.conn is not None and local.pid != pid:
+            # Inherited through fork(): using or even closing it could disturb the parent's locks.
+            self._inherited.append(local.conn)
+            local.conn = None
+        if local.conn is None:
+            local.conn = self._connect()
+            local.pid = pid
+        return local.conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction; driver errors become :class:`StoreError`."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: cannot start a write: {exc}") from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+            raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A deferred transaction: several SELECTs see one snapshot."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            if current > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"SQLite store {self.path} has schema version {current}, newer than the {SCHEMA_VERSION} "
+                    "this incident-bot knows; upgrade incident-bot or use another database"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%SZ'))",
+                    (version,),
+                )
+
+    def close(self) -> None:
+        """Close this thread's connection and refuse further use. Other threads' connections close when
+        those threads end (closing them from here would race with their in-flight statements)."""
+        self._closed = True
+        local = self._local
+        if local.conn is not None and local.pid == os.getpid():
+            local.conn.close()
+        local.conn = None
+
+    # -- intake ---------------------------------------------------------------------------------------
+
+    def _upsert_job(
+        self,
+        conn: sqlite3.Connection,
+        incident_key: str,
+        now: int,
+        reason: str,
+        delivery: bool,
+        revive_dead: bool,
+    ) -> int:
+        """Coalesce new work for ``incident_key`` into its active job, creating one if there is none."""
+        counted = 1 if delivery else 0
+        row = conn.execute(
+            "SELECT id, state FROM jobs WHERE incident_key = ? AND state <> 'done'", (incident_key,)
+        ).fetchone()
+        if row is None:
+            cur = conn.execute(
+                "INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, reason, created_at,"
+                " updated_at) VALUES (?, 'pending', 0, ?, ?, ?, ?, ?)",
+                (incident_key, counted, now, reason, now, now),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+        job_id, state = row
+        if state == JobState.PENDING:
+            conn.execute(
+                "UPDATE jobs SET deliveries = deliveries + ?, reason = ?, updated_at = max(updated_at, ?) WHERE id = ?",
+                (counted, reason, now, job_id),
+            )
+        elif state == JobState.RUNNING:
+            conn.execute(
+                "UPDATE jobs SET deliveries = deliveries + ?, reason = ?, dirty_at = coalesce(dirty_at, ?),"
+                " updated_at = max(updated_at, ?) WHERE id = ?",
+                (counted, reason, now, now, job_id),
+            )
+        elif revive_dead:
+            conn.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, deliveries = deliveries + ?, not_before = ?,"
+                " reason = ?, updated_at = max(updated_at, ?) WHERE id = ?",
+                (counted, now, reason, now, job_id),
+            )
+        return int(job_id)
+
+    def record_delivery(
+        self,
+        delivery_id: str,
+        incident_key: str | None,
+        event: str,
+        received_at: datetime,
+        payload: bytes,
+    ) -> RecordResult:
+        if not delivery_id:
+            raise ValueError("delivery_id must not be empty")
+        now = _us(received_at, "received_at")
+        with self._write() as conn:
+            seen = conn.execute("SELECT job_id FROM deliveries WHERE delivery_id = ?", (delivery_id,)).fetchone()
+            if seen is not None:
+                return RecordResult(new=False, job_id=seen[0])
+            job_id = None
+            if incident_key is not None:
+                job_id = self._upsert_job(conn, incident_key, now, event, delivery=True, revive_dead=True)
+            conn.execute(
+                "INSERT INTO deliveries (delivery_id, incident_key, event, received_at, payload, job_id)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (delivery_id, incident_key, event, now, bytes(payload), job_id),
+            )
+        return RecordResult(new=True, job_id=job_id)
+
+    def enqueue(self, incident_key: str, now: datetime, reason: str, *, revive_dead: bool = True) -> int:
+        at = _us(now, "now")
+        with self._write() as conn:
+            return self._upsert_job(conn, incident_key, at, reason, delivery=False, revive_dead=revive_dead)
+
+    # -- worker side ----------------------------------------------------------------------------------
+
+    def _fetch(self, conn: sqlite3.Connection, job_id: int) -> Job | None:
+        row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _job(row)
+
+    def _held(self, conn: sqlite3.Connection, job_id: int, worker_id: str) -> Job:
+        job = self._fetch(conn, job_id)
+        if job is None:
+            raise LeaseLost(f"job {job_id}: no such job (worker {worker_id!r})")
+        if job.state != JobState.RUNNING or job.worker_id != worker_id:
+            raise LeaseLost(
+                f"job {job_id}: worker {worker_id!r} does not hold its lease"
+                f" (job is {job.state}, last held by {job.worker_id!r})"
+            )
+        return job
+
+    def _after_failure(
+        self,
+        conn: sqlite3.Connection,
+        job: Job,
+        error: str,
+        now: int,
+        retry_in: timedelta | None,
+    ) -> JobState:
+        delay = backoff_delay(job.attempts) if retry_in is None else retry_in
+        retry_at = now + delay // _MICRO
+        if job.attempts < self.max_attempts or job.dirty:
+            # Retry; or, when a change arrived during the last allowed attempt, revive the job (attempts reset)
+            # as that delivery would have revived the dead letter, so the change is not buried in it.
+            attempts = "attempts" if job.attempts < self.max_attempts else "0"
+            conn.execute(
+                f"UPDATE jobs SET state = 'pending', attempts = {attempts}, not_before = ?, lease_until = NULL,"
+                " dirty_at = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+                (retry_at, error, now, job.id),
+            )
+            return JobState.PENDING
+        conn.execute(
+            "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+            (error, now, job.id),
+        )
+        return JobState.DEAD
+
+    def claim(self, worker_id: str, now: datetime, lease: timedelta) -> Job | None:
+        if not worker_id:
+            raise ValueError("worker_id must not be empty")
+        at = _us(now, "now")
+        lease_us = _positive(lease, "lease")
+        with self._write() as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT id, ready FROM ("
+                    "  SELECT id, not_before AS ready FROM jobs"
+                    "  WHERE state = 'pending' AND not_before <= :now ORDER BY not_before, id LIMIT 1)"
+                    " UNION ALL SELECT id, ready FROM ("
+                    "  SELECT id, lease_until AS ready FROM jobs"
+                    "  WHERE state = 'running' AND lease_until <= :now ORDER BY lease_until, id LIMIT 1)"
+                    " ORDER BY ready, id LIMIT 1",
+                    {"now": at},
+                ).fetchone()
+                if row is None:
+                    return None
+                job = self._fetch(conn, row[0])
+                assert job is not None
+                if job.state == JobState.RUNNING and job.attempts >= self.max_attempts:
+                    error = f"lease expired on attempt {job.attempts} (worker {job.worker_id!r} died or hung)"
+                    if job.last_error:
+                        error += f"; error before that: {job.last_error}"
+                    self._after_failure(conn, job, error, at, None)
+                    continue
+                conn.execute(
+                    "UPDATE jobs SET state = 'running', worker_id = ?, lease_until = ?, attempts = attempts + 1,"
+                    " dirty_at = NULL, updated_at = ? WHERE id = ?",
+                    (worker_id, at + lease_us, at, job.id),
+                )
+                claimed = self._fetch(conn, job.id)
+                assert claimed is not None
+                return claimed
+
+    def complete(self, job_id: int, worker_id: str, *, now: datetime | None = None) -> JobState:
+        at = None if now is None else _us(now, "now")
+        with self._write() as conn:
+            job = self._held(conn, job_id, worker_id)
+            if job.dirty:
+                conn.execute(
+                    "UPDATE jobs SET state = 'pending', attempts = 0, not_before = dirty_at, lease_until = NULL,"
+                    " dirty_at = NULL, updated_at = coalesce(?, updated_at) WHERE id = ?",
+                    (at, job_id),
+                )
+                return JobState.PENDING
+            conn.execute(
+                "UPDATE jobs SET state = 'done', lease_until = NULL, updated_at = coalesce(?, updated_at) WHERE id = ?",
+                (at, job_id),
+            )
+            return JobState.DONE
+
+    def fail(
+        self,
+        job_id: int,
+        worker_id: str,
+        error: str,
+        now: datetime,
+        *,
+        retry_in: timedelta | None = None,
+    ) -> JobState:
+        at = _us(now, "now")
+        if retry_in is not None and retry_in < timedelta(0):
+            raise ValueError(f"retry_in must not be negative, got {retry_in}")
+        with self._write() as conn:
+            job = self._held(conn, job_id, worker_id)
+            return self._after_failure(conn, job, error, at, retry_in)
+
+    def release(self, job_id: int, worker_id: str, *, now: datetime | None = None) -> None:
+        at = None if now is None else _us(now, "now")
+        with self._write() as conn:
+            self._held(conn, job_id, worker_id)
+            conn.execute(
+                "UPDATE jobs SET state = 'pending', attempts = max(attempts - 1, 0), lease_until = NULL,"
+                " dirty_at = NULL, updated_at = coalesce(?, updated_at) WHERE id = ?",
+                (at, job_id),
+            )
+
+    def extend_lease(self, job_id: int, worker_id: str, now: datetime, lease: timedelta) -> Job:
+        at = _us(now, "now")
+        lease_us = _positive(lease, "lease")
+        with self._write() as conn:
+            self._held(conn, job_id, worker_id)
+            conn.execute("UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ?", (at + lease_us, at, job_id))
+            job = self._fetch(conn, job_id)
+            assert job is not None
+            return job
+
+    # -- dead letters ---------------------------------------------------------------------------------
+
+    def dead_jobs(self) -> list[Job]:
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'dead' ORDER BY updated_at, id"
+            ).fetchall()
+        return [_job(r) for r in rows]
+
+    def retry_dead(self, job_id: int | None = None, *, now: datetime | None = None) -> int:
+        at = None if now is None else _us(now, "now")
+        where = "state = 'dead'" + ("" if job_id is None else " AND id = :id")
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE jobs SET state = 'pending', attempts = 0, not_before = coalesce(:at, not_before),"
+                f" updated_at = coalesce(:at, updated_at) WHERE {where}",
+                {"at": at, "id": job_id},
+            )
+            return cur.rowcount
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    def get_job(self, job_id: int) -> Job | None:
+        with self._read() as conn:
+            return self._fetch(conn, job_id)
+
+    def active_job(self, incident_key: str) -> Job | None:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE incident_key = ? AND state <> 'done'", (incident_key,)
+            ).fetchone()
+        return None if row is None else _job(row)
+
+    def jobs(self, state: JobState | None = None) -> list[Job]:
+        with self._read() as conn:
+            if state is None:
+                rows = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id").fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ? ORDER BY id", (JobState(state).value,)
+                ).fetchall()
+        return [_job(r) for r in rows]
+
+    def get_delivery(self, delivery_id: str) -> Delivery | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT delivery_id, incident_key, event, received_at, payload, job_id FROM deliveries"
+                " WHERE delivery_id = ?",
+                (delivery_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Delivery(
+            delivery_id=row[0],
+            incident_key=row[1],
+            event=row[2],
+            received_at=_dt(row[3]),
+            payload=bytes(row[4]),
+            job_id=row[5],
+        )
+
+    # -- maintenance and introspection ----------------------------------------------------------------
+
+    def prune(self, older_than: datetime) -> PruneResult:
+        """See :meth:`DeliveryStore.prune`. Deletes in batches of a few hundred rows, each its own
+        transaction, so a large prune never holds the write lock long enough to delay intake."""
+        cutoff = _us(older_than, "older_than")
+        batches = (
+            (
+                "DELETE FROM deliveries WHERE seq IN (SELECT d.seq FROM deliveries d WHERE d.received_at < :cut"
+                " AND (d.job_id IS NULL OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = d.job_id"
+                " AND j.state <> 'done')) LIMIT :n)"
+            ),
+            (
+                "DELETE FROM jobs WHERE id IN (SELECT j.id FROM jobs j WHERE j.state = 'done'"
+                " AND j.updated_at < :cut AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.job_id = j.id)"
+                " LIMIT :n)"
+            ),
+        )
+        counts = [0, 0]
+        for i, statement in enumerate(batches):
+            while True:
+                with self._write() as conn:
+                    deleted = conn.execute(statement, {"cut": cutoff, "n": _PRUNE_BATCH}).rowcount
+                counts[i] += deleted
+                if deleted < _PRUNE_BATCH:
+                    break
+        return PruneResult(deliveries=counts[0], jobs=counts[1])
+
+    def depth(self) -> dict[str, int]:
+        with self._read() as conn:
+            return self._depth(conn)
+
+    @staticmethod
+    def _depth(conn: sqlite3.Connection) -> dict[str, int]:
+        pending, running, dead = conn.execute(
+            "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending'),"
+            " (SELECT count(*) FROM jobs WHERE state = 'running'),"
+            " (SELECT count(*) FROM jobs WHERE state = 'dead')"
+        ).fetchone()
+        return {"pending": pending, "running": running, "dead": dead}
+
+    def stats(self) -> StoreStats:
+        with self._read() as conn:
+            depth = self._depth(conn)
+            total = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+            deliveries = conn.execute("SELECT count(*) FROM deliveries").fetchone()[0]
+            oldest = conn.execute("SELECT min(not_before) FROM jobs WHERE state = 'pending'").fetchone()[0]
+            version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        return StoreStats(
+            pending=depth["pending"],
+            running=depth["running"],
+            dead=depth["dead"],
+            done=total - sum(depth.values()),
+            deliveries=deliveries,
+            oldest_pending=_dt_or_none(oldest),
+            schema_version=version,
+        )
+
+    def ping(self) -> None:
+        """Reads the schema table, so the database file itself is touched, not just the connection."""
+        with self._read() as conn:
+            conn.execute("SELECT max(version) FROM schema_version").fetchone()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r}, durability={self.durability!r}, max_attempts={self.max_attempts})"

@@ -1,0 +1,390 @@
+"""Render the operator's Markdown templates with GitLab values, escaped by default.
+
+Trust model: template *text* is the operator's (trusted-ish: it may use Markdown,
+links, markers); every *value* in the context may come from GitLab and is untrusted.
+Values are never compiled as templates, only printed.
+
+Escape by default: every ``{{ ... }}`` result passes through ``finalize``, which runs
+``escape_inline`` on it unless it is a ``Safe`` string. Only the filters below return
+``Safe``, so a forgotten filter can make output ugly but never unsafe:
+
+===============  ==================================================================
+``block``        multi-line text as an indented code block (``code_block``)
+``mention``      ``Handle`` -> ``@name`` (a real mention); anything else -> inert text
+``ref``          positive int -> ``#12``
+``code``         inline code span (``code_span``)
+``marker``       ``"kind"|marker(k=v)`` -> hidden bot marker (``bot.markers.marker``)
+``checkbox``     bool -> ``[x]`` / ``[ ]``
+``dt``           datetime -> ``2026-11-28 14:00 UTC`` (naive means UTC)
+``duration``     timedelta -> ``1h``, ``30m``, ``2h 30m``, ``1d 2h``
+``join``         like Jinja's, but escapes each non-``Safe`` item and the separator
+===============  ==================================================================
+
+After rendering, ``find_hazards`` runs on the whole output. Allowed are the mentions
+the render produced on purpose: those of the ``mention`` filter, and those inside
+``Safe`` values that code built with ``markdown.mention`` and passed in the context
+(valid, non-special handles only: ``Safe("@all")`` is still refused). Any other hazard
+(a mention typed into the template text, a column-0 ``/`` line, ``{{`` from a ``raw``
+block, a stray HTML comment) raises ``UnsafeOutput``: the bot never writes a quick
+action. ``Safe`` is a trust assertion made by code; text from GitLab never gets one.
+
+Resource limits: Jinja's sandbox has no CPU or memory guard. ``*`` (repetition) and
+``**`` are checked before they run, output is streamed and refused past
+``max_chars``, but a template can still burn CPU (e.g. nested loops, ``format``
+widths); that is why templates must come from the operator, not from GitLab.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, Template
+from jinja2.exceptions import (
+    SecurityError,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+)
+from jinja2.filters import make_attrgetter
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from bot import markdown, markers
+from bot.markdown import Handle, UnsafeOutput, UnsafeValue
+
+__all__ = [
+    "CompiledTemplate",
+    "Handle",
+    "Safe",
+    "TemplateRenderError",
+    "TemplateRenderer",
+    "UnsafeOutput",
+]
+
+STRING_TEMPLATE_NAME = "<string>"
+
+
+class Safe(str):
+    """Markdown produced by one of the renderer's filters; printed unchanged.
+
+    Never wrap text from GitLab in ``Safe``: that switches its escaping off.
+    """
+
+    __slots__ = ()
+
+
+class TemplateRenderError(Exception):
+    """A template could not be rendered. The message is one line naming template and line."""
+
+    def __init__(self, message: str, template: str | None = None, lineno: int | None = None) -> None:
+        super().__init__(" ".join(message.split()))
+        self.template = template
+        self.lineno = lineno
+
+
+_mentions: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "incident_bot_template_mentions", default=None
+)
+
+
+# --------------------------------------------------------------------------------------
+# Filters
+# --------------------------------------------------------------------------------------
+
+
+def _f_block(value: object, max_lines: int = 200, max_chars: int = 20_000) -> Safe:
+    return Safe(markdown.code_block(value, max_lines=max_lines, max_chars=max_chars))
+
+
+def _f_mention(value: object) -> Safe:
+    """Mention a ``Handle``; print anything else as ``@text`` that notifies nobody."""
+    if isinstance(value, Handle):
+        rendered = markdown.mention(value, allow_group=value.group)
+        collected = _mentions.get()
+        if collected is not None:
+            collected.add(rendered[1:].lower())
+        return Safe(rendered)
+    text = str(value)
+    return Safe(markdown.escape_inline("@" + (text[1:] if text.startswith("@") else text)))
+
+
+def _f_ref(value: object) -> Safe:
+    return Safe(markdown.issue_ref(value))  # type: ignore[arg-type]
+
+
+def _f_code(value: object) -> Safe:
+    return Safe(markdown.code_span(value))
+
+
+def _f_marker(kind: str, **fields: Any) -> Safe:
+    return Safe(markers.marker(kind, **fields))
+
+
+def _f_checkbox(value: object) -> Safe:
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"checkbox needs a bool, got {type(value).__name__}")
+    return Safe("[x]" if value else "[ ]")
+
+
+def _f_dt(value: object) -> Safe:
+    if not isinstance(value, datetime):
+        raise TypeError(f"dt needs a datetime, got {type(value).__name__}")
+    when = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return Safe(when.strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _f_duration(value: object) -> Safe:
+    if not isinstance(value, timedelta):
+        raise TypeError(f"duration needs a timedelta, got {type(value).__name__}")
+    seconds = int(value.total_seconds())
+    if seconds < 0:
+        raise ValueError(f"duration must not be negative, got {value}")
+    if seconds < 60:
+        return Safe(f"{seconds}s")
+    days, rest = divmod(seconds // 60, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
+    return Safe(" ".join(parts))
+
+
+def _escape_item(item: object) -> str:
+    return item if isinstance(item, Safe) else markdown.escape_inline(item)
+
+
+# --------------------------------------------------------------------------------------
+# Environment
+# --------------------------------------------------------------------------------------
+
+_MAX_EXPONENT = 1024
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus size checks on ``*`` and ``**`` before they run."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self, max_chars: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.max_chars = max_chars
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if (
+                    isinstance(seq, str | bytes | list | tuple)
+                    and isinstance(times, int)
+                    and len(seq) * times > self.max_chars
+                ):
+                    raise SecurityError(f"repetition would exceed {self.max_chars} items")
+        if (
+            operator == "**"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and abs(left) > 1
+            and right > _MAX_EXPONENT
+        ):
+            raise SecurityError(f"exponent {right} is larger than {_MAX_EXPONENT}")
+        return super().call_binop(context, operator, left, right)
+
+
+def _finalize(value: object) -> object:
+    if isinstance(value, Safe):
+        collected = _mentions.get()
+        if collected is not None and "@" in value:
+            collected.update(markdown.valid_mentions_in(value))
+        return value
+    return markdown.escape_inline(value)
+
+
+def _template_lineno(exc: BaseException, filename: str) -> int | None:
+    """The innermost line of ``filename`` in the (Jinja-rewritten) traceback."""
+    lineno = None
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    return lineno
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, UndefinedError):
+        return f"undefined: {exc.message}"
+    if isinstance(exc, SecurityError):
+        return f"security error: {exc}"
+    if isinstance(exc, TemplateError):
+        return f"{type(exc).__name__}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _where(name: str, lineno: int | None) -> str:
+    return f"template {name!r}" + (f" line {lineno}" if lineno else "")
+
+
+_QUICK_ACTION_SOURCE_RE = re.compile(r"^/\S", re.M)
+
+
+class CompiledTemplate:
+    """One loaded template bound to its renderer's limits and checks."""
+
+    def __init__(self, renderer: TemplateRenderer, name: str, template: Template) -> None:
+        self._renderer = renderer
+        self.name = name
+        self._template = template
+
+    def render(self, /, **context: Any) -> str:
+        """Render, then refuse oversize output or hazards the template did not ask for.
+
+        Raises ``TemplateRenderError`` (undefined names, security errors, bad filter
+        input, output over ``max_chars``) or ``UnsafeOutput``.
+        """
+        max_chars = self._renderer.max_chars
+        collected: set[str] = set()
+        token = _mentions.set(collected)
+        try:
+            chunks: list[str] = []
+            size = 0
+            for chunk in self._template.generate(**context):
+                size += len(chunk)
+                if size > max_chars:
+                    raise TemplateRenderError(
+                        f"{_where(self.name, None)}: output exceeds {max_chars} characters",
+                        self.name,
+                    )
+                chunks.append(chunk)
+        except TemplateRenderError:
+            raise
+        except (
+            TemplateError,
+            UnsafeValue,
+            markers.MarkerError,
+            TypeError,
+            ValueError,
+            ArithmeticError,
+            RecursionError,
+        ) as exc:
+            filename = self._template.filename or "<template>"
+            lineno = _template_lineno(exc, filename)
+            raise TemplateRenderError(f"{_where(self.name, lineno)}: {_describe(exc)}", self.name, lineno) from exc
+        finally:
+            _mentions.reset(token)
+        output = "".join(chunks)
+        markdown.assert_safe(output, collected, what=_where(self.name, None))
+        return output
+
+
+class TemplateRenderer:
+    """Loads templates from ``template_dirs`` (first match wins) and renders them safely."""
+
+    def __init__(self, template_dirs: Sequence[Path], max_chars: int = 100_000) -> None:
+        if max_chars < 1:
+            raise ValueError("max_chars must be at least 1")
+        self.template_dirs = [Path(d) for d in template_dirs]
+        self.max_chars = max_chars
+        self.environment = _Environment(
+            max_chars,
+            loader=FileSystemLoader([str(d) for d in self.template_dirs]),
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            finalize=_finalize,
+        )
+        self.environment.filters.update(
+            {
+                "block": _f_block,
+                "mention": _f_mention,
+                "ref": _f_ref,
+                "code": _f_code,
+                "marker": _f_marker,
+                "checkbox": _f_checkbox,
+                "dt": _f_dt,
+                "duration": _f_duration,
+                "join": self._f_join,
+            }
+        )
+
+    def _f_join(self, value: Iterable[Any], d: object = "", attribute: str | int | None = None) -> Safe:
+        items: Iterable[Any] = value
+        if attribute is not None:
+            items = map(make_attrgetter(self.environment, attribute), value)
+        separator = d if isinstance(d, Safe) else markdown.escape_fragment(d)
+        return Safe(separator.join(_escape_item(item) for item in items))
+
+    def get(self, name: str) -> CompiledTemplate:
+        """Load template ``name``; raises ``TemplateRenderError`` if missing or unparsable."""
+        try:
+            template = self.environment.get_template(name)
+        except TemplateNotFound as exc:
+            dirs = ", ".join(str(d) for d in self.template_dirs) or "(no template dirs)"
+            raise TemplateRenderError(f"template {name!r}: not found in {dirs}", name) from exc
+        except TemplateSyntaxError as exc:
+            raise TemplateRenderError(
+                f"{_where(name, exc.lineno)}: syntax error: {exc.message}", name, exc.lineno
+            ) from exc
+        return CompiledTemplate(self, name, template)
+
+    def render(self, name: str, /, **context: Any) -> str:
+        """Render template ``name`` with ``context``; see ``CompiledTemplate.render``."""
+        return self.get(name).render(**context)
+
+    def from_string(self, source: str, name: str = STRING_TEMPLATE_NAME) -> CompiledTemplate:
+        """Compile template text held in memory (tests, built-in defaults)."""
+        try:
+            template = self.environment.from_string(source)
+        except TemplateSyntaxError as exc:
+            raise TemplateRenderError(
+                f"{_where(name, exc.lineno)}: syntax error: {exc.message}", name, exc.lineno
+            ) from exc
+        return CompiledTemplate(self, name, template)
+
+    def check(self, names: Iterable[str]) -> list[str]:
+        """Problems with the named templates, one line each; empty when all is well.
+
+        Reports missing and unparsable templates, and hazards in the template *text*
+        itself: a column-0 ``/`` line, a literal ``@mention``, a stray HTML comment,
+        template syntax left by a ``raw`` block.
+        """
+        problems: list[str] = []
+        for name in names:
+            try:
+                self.get(name)
+                source = self.environment.loader.get_source(self.environment, name)[0]  # type: ignore[union-attr]
+            except TemplateRenderError as exc:
+                problems.append(str(exc))
+                continue
+            problems.extend(self._source_problems(name, source))
+        return problems
+
+    def _source_problems(self, name: str, source: str) -> Iterator[str]:
+        for match in _QUICK_ACTION_SOURCE_RE.finditer(source):
+            lineno = source.count("\n", 0, match.start()) + 1
+            yield f"{_where(name, lineno)}: line starts with '/', a quick action; the bot never writes one"
+        for hazard in markdown.find_hazards(_literal_text(self.environment, source)):
+            if hazard.kind == "quick_action":
+                continue
+            yield f"{_where(name, hazard.line)}: {hazard.kind} in template text: {hazard.excerpt!r}"
+
+
+def _literal_text(environment: ImmutableSandboxedEnvironment, source: str) -> str:
+    """The template's literal text with each ``{{ }}`` as ``x`` and tags removed.
+
+    Line breaks inside tags are kept, so line numbers still match the source.
+    """
+    out: list[str] = []
+    for _, token_type, value in environment.lex(source):
+        if token_type == "data":
+            out.append(value)
+        elif token_type == "variable_begin":
+            out.append("x")
+        else:
+            out.append("\n" * str(value).count("\n"))
+    return "".join(out)
