@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot import __version__
 from bot.config import Config, ConfigError, load_config
+from bot.gitlab.errors import GitLabConfigError
 from bot.templates import TemplateRenderer
 
 
@@ -50,9 +51,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.payload:
         report = planview.plan_from_payload(Path(args.payload), cfg, renderer_for(cfg), now, event=args.event)
     elif args.incident:
-        from bot.gitlab.live import plan_live
-
-        report = plan_live(args.incident, cfg, renderer_for(cfg), now)
+        report = planview.plan_live(args.incident, cfg, renderer_for(cfg), now)
     else:
         raise UserError("plan needs --payload FILE or GROUP/PROJECT#IID")
     if args.json:
@@ -60,6 +59,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         print(report.as_text(verbose=args.verbose))
     return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from bot.core.model import IncidentRef
+    from bot.gitlab.errors import GitLabCallError
+    from bot.reconciler import Reconciler, client_from_env
+
+    cfg = _load(args)
+    try:
+        ref = IncidentRef.parse(args.incident)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    reconciler = Reconciler(cfg, renderer_for(cfg), client_from_env(cfg))
+    try:
+        report = reconciler.reconcile(ref)
+    except GitLabCallError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        reconciler.close()
+    if not report.actions:
+        print(f"{ref}: already converged, nothing to do ({report.seconds:.2f}s)")
+    for action in report.actions:
+        print(f"{ref}: {action.describe()}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(_load(args), verbose=args.verbose)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--verbose", "-v", action="store_true", help="print the full text of every body")
 
+    p = add("reconcile", cmd_reconcile, "converge one incident in GitLab now")
+    p.add_argument("incident", help="GROUP/PROJECT#IID")
+
+    p = add("demo", cmd_demo, "the lifecycle of an example incident against a built-in simulated GitLab")
+    p.add_argument("--verbose", "-v", action="store_true", help="also print every API call")
+
     from bot.service_cli import register_service_commands
 
     register_service_commands(sub, add)
@@ -100,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p in exc.problems:
             print(p, file=sys.stderr)
         return 2
-    except UserError as exc:
+    except (UserError, GitLabConfigError) as exc:
         print(f"incident-bot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -251,6 +251,7 @@ class Templates(_Model):
     closed_open_children: str = "closed-open-children.md.j2"
     out_of_scope: str = "out-of-scope.md.j2"
     log: str = "log.md.j2"
+    reply: str = "reply.md.j2"
 
 
 class Config(_Model):

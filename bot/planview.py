@@ -163,3 +163,21 @@ def plan_from_payload(
     observed = Observed(incident=incident, orphans_searched=True)
     desired, actions = dry_run(incident, observed, BotState(), cfg, r, now)
     return PlanReport(target, desired=desired, incident=incident, actions=actions)
+
+
+def plan_live(text: str, cfg: Config, r: bodies.Renderer, now: datetime) -> PlanReport:
+    """The dry run against a live GitLab (GITLAB_URL, GITLAB_TOKEN): reads only."""
+    from bot.cli import UserError
+    from bot.core.model import IncidentRef
+    from bot.reconciler import Reconciler, client_from_env
+
+    try:
+        ref = IncidentRef.parse(text)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    reconciler = Reconciler(cfg, r, client_from_env(cfg), clock=lambda: now)
+    try:
+        report = reconciler.dry_run(ref)
+    finally:
+        reconciler.close()
+    return PlanReport(str(ref), desired=report.desired, incident=report.observed.incident, actions=report.actions)

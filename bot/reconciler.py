@@ -19,7 +19,7 @@ from bot.core import bodies
 from bot.core.actions import Action
 from bot.core.converge import DryRun, converge
 from bot.core.model import Desired, IncidentRef, Observed
-from bot.core.policy import plan
+from bot.core.policy import plan_observed
 from bot.gitlab.apply import GitLabApplier
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.client import GitLabClient, UserCache
@@ -68,7 +68,7 @@ class Reconciler:
 
     def _observe(self, client: GitLabClient, ref: IncidentRef) -> tuple[Desired, Observed]:
         observed = observe(client, ref, self.cfg, self.bot, self.pool)
-        desired = plan(observed.incident, observed.state, self.cfg, self.clock())
+        desired = plan_observed(observed, self.cfg, self.clock())
         return desired, find_orphans(client, observed, desired, self.cfg, self.bot)
 
     def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None) -> ReconcileReport:

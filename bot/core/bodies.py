@@ -12,9 +12,10 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.config import Config
+from bot.core import cadence
 from bot.core.model import Child, Desired, LogEntry, Observed, Person
-from bot.markdown import UnsafeValue, escape_inline, issue_ref, mention
-from bot.markers import marker, parse_markers
+from bot.markdown import UnsafeValue, escape_inline, is_valid_username, issue_ref, mention
+from bot.markers import marker, parse_markers, strip_markers
 from bot.templates import Safe
 
 CHECKLIST = "checklist"
@@ -119,16 +120,37 @@ class ChannelRow:
     selected: bool
 
 
+def _state_marker(desired: Desired) -> Safe:
+    holders = {rid: p.handle for rid, p in desired.roles.items() if p.handle}
+    snoozed = desired.state.snoozed_until
+    fields: dict[str, Any] = {"roles": holders}
+    if snoozed is not None:
+        fields["snoozed_until"] = snoozed.isoformat()
+    return Safe(marker(CHECKLIST, **fields))
+
+
+def _status(desired: Desired) -> dict[str, Any] | None:
+    if not desired.dues and desired.last_update is None:
+        return None
+    last = desired.last_update
+    return {
+        "last": last.created_at if last else None,
+        "last_by": Safe(mention(last.author)) if last and is_valid_username(last.author) else None,
+        "next_due": cadence.next_due(desired.dues),
+        "paused": desired.reminders_paused,
+    }
+
+
 def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
     ticks = observed.checklist_ticks
-    holders = {rid: p.handle for rid, p in desired.roles.items() if p.handle}
     plans = {c.channel: c for c in desired.children}
     channels = []
     for label, child in sorted(observed.children.items(), key=lambda kv: kv[1].iid):
         plan = plans.get(label)
         ch_cfg = cfg.channel(label)
         title = plan.title if plan else (ch_cfg.title if ch_cfg else label)
-        dri = who(plan.assignee) if plan else Safe(", ".join(mention(a) for a in child.issue.assignees) or "unassigned")
+        people = [mention(a) for a in child.issue.assignees if is_valid_username(a)]
+        dri = Safe(", ".join(people)) if people else (who(plan.assignee) if plan else Safe("unassigned"))
         channels.append(
             {
                 "ref": Safe(issue_ref(child.iid)),
@@ -143,10 +165,10 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         )
     return r.render(
         cfg.templates.checklist,
-        marker=Safe(marker(CHECKLIST, roles=holders)),
+        marker=_state_marker(desired),
         incident=_incident_context(observed),
         severity=desired.severity.label,
-        scope_reason=desired.scope_reason,
+        severity_source=desired.severity_source,
         phase=desired.phase,
         phase_name=desired.phase_name,
         flags=list(desired.flags),
@@ -168,7 +190,7 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
             for e in desired.engagements
         ],
         channels=channels,
-        status=None,
+        status=_status(desired),
         bot=cfg.bot.username,
     )
 
@@ -190,6 +212,17 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
             )
         )
     entries.extend(observed.pending_log)
+    for v in desired.verdicts:
+        if v.handoff:
+            role, user = v.handoff
+            when = v.command.note.created_at
+            entries.append(
+                LogEntry(
+                    f"handoff:{v.command.note.id}",
+                    f"{role.upper()} handed over to {mention(user)} by {escape_inline(v.command.note.author)}"
+                    + (f" at {when:%Y-%m-%d %H:%M} UTC" if when else ""),
+                )
+            )
     for e in desired.engagements:
         entries.append(
             LogEntry(
@@ -252,3 +285,104 @@ def logged_keys(body: str) -> frozenset[str]:
         if m.kind == LOG and isinstance(m.fields.get("keys"), list):
             keys.update(k for k in m.fields["keys"] if isinstance(k, str))
     return frozenset(keys)
+
+
+def _child_rows(children: list[Child], desired: Desired, cfg: Config) -> list[dict[str, Any]]:
+    plans = {c.channel: c for c in desired.children}
+    rows = []
+    for child in sorted(children, key=lambda c: c.iid):
+        plan = plans.get(child.channel)
+        ch_cfg = cfg.channel(child.channel)
+        title = plan.title if plan else (ch_cfg.title if ch_cfg else child.channel)
+        people = [mention(a) for a in child.issue.assignees if is_valid_username(a)]
+        dri = Safe(", ".join(people)) if people else (who(plan.assignee) if plan else Safe("unassigned"))
+        rows.append({"ref": Safe(issue_ref(child.iid)), "title": title, "dri": dri, "state": child.issue.state})
+    return rows
+
+
+def reminder_body(desired: Desired, due: list[cadence.Due], cfg: Config, r: Renderer) -> str:
+    last = desired.last_update
+    return r.render(
+        cfg.templates.reminder,
+        marker=Safe(marker(LOG, keys=[d.key for d in due])),
+        engagements=[
+            {
+                "name": d.engagement.name,
+                "dri": who(d.engagement.dri),
+                "cadence": every(d.engagement.cadence),
+                "channel": d.engagement.channel,
+                "due_at": d.due_at,
+            }
+            for d in due
+        ],
+        last_update=last.created_at if last else None,
+        bot=cfg.bot.username,
+    )
+
+
+def all_clear_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
+    still_open = [c for c in observed.children.values() if c.issue.is_open]
+    return r.render(
+        cfg.templates.all_clear,
+        marker=Safe(marker(LOG, keys=["all-clear"])),
+        children=_child_rows(still_open, desired, cfg),
+    )
+
+
+def closed_body(desired: Desired, observed: Observed, still_open: list[Child], cfg: Config, r: Renderer) -> str:
+    closed_at = observed.incident.closed_at
+    key = f"closed:{closed_at.isoformat() if closed_at else 'unknown'}"
+    return r.render(
+        cfg.templates.closed_open_children,
+        marker=Safe(marker(LOG, keys=[key])),
+        children=_child_rows(still_open, desired, cfg),
+    )
+
+
+def status_update_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
+    """The six points, with what the bot knows already filled in: timeline and the children's states."""
+    inc = observed.incident
+    events: list[tuple[Any, str]] = []
+    if inc.created_at:
+        events.append((inc.created_at, "incident declared"))
+    if observed.checklist and observed.checklist.created_at:
+        events.append((observed.checklist.created_at, "communications plan engaged"))
+    for child in observed.children.values():
+        if child.issue.created_at:
+            events.append((child.issue.created_at, f"#{child.iid} opened ({child.channel})"))
+        if child.issue.closed_at and not child.issue.is_open:
+            events.append((child.issue.closed_at, f"#{child.iid} closed ({child.channel})"))
+    for note in observed.updates:
+        if note.created_at:
+            events.append((note.created_at, f"status update by {note.author}"))
+    points = cfg.status_update_points
+    return r.render(
+        cfg.templates.status_update,
+        marker=Safe(marker(LOG, keys=[])),
+        incident=_incident_context(observed),
+        points=list(points),
+        timeline_point=points[2] if len(points) > 2 else "",
+        status_point=points[4] if len(points) > 4 else "",
+        timeline=[{"at": at, "text": text} for at, text in sorted(events, key=lambda e: e[0])],
+        severity=desired.severity.label,
+        phase_name=desired.phase_name,
+        channels=_child_rows(list(observed.children.values()), desired, cfg),
+    )
+
+
+def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
+    cmd = verdict.command
+    author = Safe(mention(cmd.note.author)) if is_valid_username(cmd.note.author) else escape_inline(cmd.note.author)
+    status = status_update_body(desired, observed, cfg, r) if verdict.ok and verdict.reply == "status" else ""
+    return r.render(
+        cfg.templates.reply,
+        marker=Safe(marker(LOG, keys=[cmd.key])),
+        author=author,
+        command=" ".join((cmd.name, *cmd.args)),
+        ok=verdict.ok,
+        kind=verdict.reply if verdict.reply in ("help", "status") else "text",
+        text=verdict.reply,
+        status=Safe(strip_markers(status)) if status else "",
+        bot=cfg.bot.username,
+        roles=list(cfg.roles),
+    )

@@ -14,6 +14,7 @@ from bot.config import Config
 from bot.core import bodies
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
 from bot.core.diff import diff
+from bot.core.events import parse_time
 from bot.core.model import BotState, Child, Desired, IncidentRef, Issue, LogEntry, Note, Observed
 from bot.markers import find_marker
 
@@ -71,10 +72,14 @@ def fold(observed: Observed, result: Result) -> Observed:
 
 def state_from_checklist(body: str) -> BotState:
     m = find_marker(body, bodies.CHECKLIST)
-    roles = m.fields.get("roles") if m else None
-    if not isinstance(roles, dict):
+    if m is None:
         return BotState()
-    return BotState({k: v for k, v in roles.items() if isinstance(k, str) and isinstance(v, str)})
+    roles = m.fields.get("roles")
+    roles = (
+        {k: v for k, v in roles.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(roles, dict) else {}
+    )
+    snoozed = parse_time(m.fields.get("snoozed_until"))
+    return BotState(roles, snoozed_until=snoozed)
 
 
 def converge(

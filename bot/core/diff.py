@@ -1,15 +1,21 @@
 """``diff(desired, observed) -> actions``: the smallest set of changes that closes the gap. Pure.
 
-Actions come in rounds whose members are independent of each other (so they can run concurrently):
-children and the incident's own update first, then links for children that are not linked, and only
-when every child exists and is linked, the checklist and the status log. The reconciler applies a
-round, folds the results into ``Observed`` and diffs again until nothing is left.
+Actions come in rounds whose members are independent of each other (so they run concurrently):
+
+1. children are created and the incident's own fields set; children not yet linked are linked;
+2. once every child exists and is linked, the checklist is written (its marker records the role
+   holders and the snooze);
+3. once the checklist is right, the comments: the status log, command replies, reminders, all clear.
+
+Comments come last on purpose: a reply says a hand-off is done only after the checklist holds it, so a
+crash between the two can never lose the hand-off. The reconciler applies a round, folds the results
+into ``Observed`` and diffs again until nothing is left.
 """
 
 from __future__ import annotations
 
 from bot.config import Config
-from bot.core import bodies
+from bot.core import bodies, cadence
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
 from bot.core.model import Desired, Observed
 from bot.core.routing import is_incident
@@ -17,13 +23,26 @@ from bot.core.routing import is_incident
 
 def diff(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
     incident = observed.incident
-    if not is_incident(incident, cfg) or not incident.is_open:
+    if not is_incident(incident, cfg):
         return []
+    if not incident.is_open:
+        return _closed(desired, observed, cfg, r)
     if not desired.in_scope:
-        if "out-of-scope" in observed.logged:
-            return []
-        return [PostNote("out-of-scope", bodies.out_of_scope_body(desired, observed, cfg, r), ("out-of-scope",))]
+        actions: list[Action] = []
+        if "out-of-scope" not in observed.logged:
+            actions.append(
+                PostNote("out-of-scope", bodies.out_of_scope_body(desired, observed, cfg, r), ("out-of-scope",))
+            )
+        return actions + _replies(desired, observed, cfg, r)
+    return (
+        _structure(desired, observed, cfg, r)
+        or _checklist(desired, observed, cfg, r)
+        or _comments(desired, observed, cfg, r)
+    )
 
+
+def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
+    incident = observed.incident
     actions: list[Action] = []
     for index, child in enumerate(desired.children):
         if child.channel not in observed.children:
@@ -36,21 +55,60 @@ def diff(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) 
                     assignee=child.assignee.assignee,
                 )
             )
-    assign = desired.assign_incident_to if not incident.assignees and not observed.assign_refused else None
+    current = {a.lower() for a in incident.assignees}
+    assign = None
+    if observed.assign_refused:
+        pass
+    elif desired.handoff_assign and desired.handoff_assign.lower() not in current:
+        assign = desired.handoff_assign
+    elif not incident.assignees:
+        assign = desired.assign_incident_to
     add_labels = tuple(label for label in desired.add_labels if label not in incident.labels)
     if assign or add_labels:
         actions.append(UpdateIncident(assign=assign, add_labels=add_labels))
     for child in observed.children.values():
         if not child.linked:
             actions.append(LinkChild(child.channel, child.issue.ref.project, child.iid))
-    if actions:
-        return actions
+    return actions
 
+
+def _checklist(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
     body = bodies.checklist_body(desired, observed, cfg, r)
-    if observed.checklist is None or observed.checklist.body.strip() != body.strip():
-        note_id = observed.checklist.id if observed.checklist else None
-        actions.append(UpsertChecklist(body=body, note_id=note_id))
+    if observed.checklist is not None and observed.checklist.body.strip() == body.strip():
+        return []
+    return [UpsertChecklist(body=body, note_id=observed.checklist.id if observed.checklist else None)]
+
+
+def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
+    actions: list[Action] = []
     entries = [e for e in bodies.log_entries(desired, observed) if e.key not in observed.logged]
     if entries:
         actions.append(PostNote("log", bodies.log_body(entries, cfg, r), tuple(e.key for e in entries)))
+    actions += _replies(desired, observed, cfg, r)
+    if not desired.reminders_paused:
+        due = [d for d in cadence.overdue(desired.dues) if d.key not in observed.logged]
+        if due:
+            actions.append(PostNote("reminder", bodies.reminder_body(desired, due, cfg, r), tuple(d.key for d in due)))
+    if desired.all_clear and "all-clear" not in observed.logged:
+        actions.append(PostNote("all-clear", bodies.all_clear_body(desired, observed, cfg, r), ("all-clear",)))
     return actions
+
+
+def _replies(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
+    return [
+        PostNote("reply", bodies.reply_body(v, desired, observed, cfg, r), (v.command.key,))
+        for v in desired.verdicts
+        if v.command.key not in observed.logged
+    ]
+
+
+def _closed(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
+    """A closed incident gets one comment listing the children still open, once per closing."""
+    if observed.checklist is None:
+        return []
+    still_open = [c for c in observed.children.values() if c.issue.is_open]
+    closed_at = observed.incident.closed_at
+    key = f"closed:{closed_at.isoformat() if closed_at else 'unknown'}"
+    if not still_open or key in observed.logged:
+        return []
+    return [PostNote("closed", bodies.closed_body(desired, observed, still_open, cfg, r), (key,))]

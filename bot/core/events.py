@@ -131,6 +131,7 @@ def issue_from_hook(attrs: dict[str, Any], payload: dict[str, Any], labels: Any 
         issue_type=kind.lower() or "issue",
         created_at=parse_time(attrs.get("created_at")),
         updated_at=parse_time(attrs.get("updated_at")),
+        closed_at=parse_time(attrs.get("closed_at")),
         web_url=_str(attrs.get("url")),
         project_id=pid,
         project_path=path,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.config import Severity
 
@@ -53,6 +54,7 @@ class Issue:
     issue_type: str = "issue"
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    closed_at: datetime | None = None
     web_url: str = ""
     project_id: int | None = None
     project_path: str = ""
@@ -69,6 +71,7 @@ class Note:
     author: str
     created_at: datetime | None = None
     system: bool = False
+    author_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class BotState:
     """What the bot recorded in its checklist's hidden marker: the people holding each role."""
 
     roles: Mapping[str, str] = field(default_factory=dict)
+    snoozed_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,11 @@ class Observed:
     pending_log: tuple[LogEntry, ...] = ()
     # Set when GitLab refused the SEOC as assignee in this run, so the run does not ask again.
     assign_refused: bool = False
+    # People's comments that matter: six-point status updates, and commands not answered yet.
+    updates: tuple[Note, ...] = ()
+    commands: tuple[Any, ...] = ()  # bot.core.commands.Command
+    # When each engagement began: the time of the log comment that first named it.
+    began: Mapping[str, datetime] = field(default_factory=dict)
 
 
 # ---- desired state -------------------------------------------------------------------------------
@@ -173,6 +182,7 @@ class Desired:
     in_scope: bool
     scope_reason: str
     severity: Severity
+    severity_source: str
     phase: str
     phase_name: str
     flags: tuple[str, ...]
@@ -183,3 +193,12 @@ class Desired:
     engagements: tuple[EngagementPlan, ...] = ()
     children: tuple[ChildPlan, ...] = ()
     closed: bool = False
+    # The incident over time.
+    now: datetime | None = None
+    state: BotState = field(default_factory=BotState)  # what the checklist's marker should record
+    verdicts: tuple[Any, ...] = ()  # bot.core.commands.Verdict, one per command to answer
+    handoff_assign: str | None = None  # the new SEOC, to become the incident's assignee
+    dues: tuple[Any, ...] = ()  # bot.core.cadence.Due, one per engagement with a cadence
+    last_update: Note | None = None
+    all_clear: bool = False
+    reminders_paused: str = ""  # why no reminder is posted now (snoozed, all clear), if so

@@ -8,10 +8,11 @@ recorded in the checklist (``BotState``): a role changes hands only by an explic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.config import Condition, Config, Severity
+from bot.core import cadence, commands
 from bot.core.model import (
     BotState,
     ChildPlan,
@@ -20,6 +21,7 @@ from bot.core.model import (
     EngagementPlan,
     FirstActionPlan,
     Issue,
+    Observed,
     Person,
 )
 from bot.core.rotation import on_call
@@ -112,6 +114,7 @@ def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desire
     base = {
         "ref": incident.ref,
         "severity": severity,
+        "severity_source": severity_source,
         "phase": phase,
         "phase_name": cfg.phases[phase_index].name,
         "flags": tuple(sorted(flags)),
@@ -171,4 +174,37 @@ def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desire
         engagements=engagements,
         children=children,
         **base,
+    )
+
+
+def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
+    """``plan`` plus everything that depends on the comments and the time: commands, cadence, all clear."""
+    verdicts = tuple(commands.judge(c, cfg) for c in observed.commands if c.key not in observed.logged)
+    state = commands.apply(observed.state, list(verdicts))
+    desired = plan(observed.incident, state, cfg, now)
+    if not desired.in_scope:
+        return replace(desired, verdicts=verdicts, now=now)
+    holders = {rid: p.handle for rid, p in desired.roles.items() if p.handle}
+    handoffs = [v.handoff[1] for v in verdicts if v.handoff and v.handoff[0] == "seoc"]
+    assignees = {a.lower() for a in observed.incident.assignees}
+    handoff_assign = handoffs[-1] if handoffs and handoffs[-1].lower() not in assignees else None
+    last = cadence.last_update(observed.updates, cfg.status_update_points, cfg.bot.username)
+    start = observed.checklist.created_at if observed.checklist and observed.checklist.created_at else now
+    dues = cadence.dues(desired.engagements, last.created_at if last else None, dict(observed.began), start, now)
+    all_clear = desired.phase == cfg.phases[-1].label
+    paused = ""
+    if all_clear:
+        paused = "all clear"
+    elif state.snoozed_until and now < state.snoozed_until:
+        paused = f"snoozed until {state.snoozed_until:%Y-%m-%d %H:%M} UTC"
+    return replace(
+        desired,
+        now=now,
+        state=BotState(holders, snoozed_until=state.snoozed_until),
+        verdicts=verdicts,
+        handoff_assign=handoff_assign,
+        dues=tuple(dues),
+        last_update=last,
+        all_clear=all_clear,
+        reminders_paused=paused,
     )

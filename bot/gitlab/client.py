@@ -45,6 +45,7 @@ def issue_from_api(data: dict[str, Any], project: str | None = None) -> Issue:
         issue_type=str(data.get("issue_type") or data.get("type") or "issue").lower(),
         created_at=parse_time(data.get("created_at")),
         updated_at=parse_time(data.get("updated_at")),
+        closed_at=parse_time(data.get("closed_at")),
         web_url=data.get("web_url") or "",
         project_id=pid if isinstance(pid, int) else None,
         project_path=((data.get("references") or {}).get("full") or "").rpartition("#")[0],
@@ -59,6 +60,7 @@ def note_from_api(data: dict[str, Any]) -> Note:
         author=author.get("username", "") if isinstance(author, dict) else "",
         created_at=parse_time(data.get("created_at")),
         system=bool(data.get("system")),
+        author_id=author.get("id") if isinstance(author, dict) and isinstance(author.get("id"), int) else None,
     )
 
 
@@ -179,6 +181,19 @@ class GitLabClient:
             query["created_after"] = created_after.isoformat()
         items = self._list("search for the bot's child issues", f"/projects/{quote(project, safe='')}/issues", query)
         return [issue_from_api(item, project) for item in items]
+
+    def access_level(self, project: str, user_id: int) -> int:
+        """The user's effective access level on the project (0 when not a member)."""
+        try:
+            member = self._call(
+                "check who may command the bot",
+                lambda: self._gl().http_request("get", f"/projects/{quote(project, safe='')}/members/all/{user_id}"),
+            )
+        except GitLabCallError as exc:
+            if exc.status == 404:
+                return 0
+            raise
+        return int(member.json().get("access_level") or 0)
 
     def user_id(self, username: str) -> int | None:
         known, uid = self.users.get(username)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.config import Config
-from bot.core import bodies
+from bot.core import bodies, commands
+from bot.core.cadence import is_status_update
 from bot.core.converge import state_from_checklist
 from bot.core.model import Child, Desired, IncidentRef, Issue, Note, Observed
 from bot.gitlab.client import GitLabClient
@@ -47,8 +48,15 @@ def observed_from(incident: Issue, links: list[Issue], notes: list[Note], cfg: C
     mine = [n for n in notes if n.author.lower() == bot.lower() and not n.system]
     checklist = next((n for n in sorted(mine, key=lambda n: n.id) if bodies.find_checklist_marker(n.body)), None)
     logged: set[str] = set()
-    for note in mine:
-        logged |= bodies.logged_keys(note.body)
+    began: dict[str, datetime] = {}
+    for note in sorted(mine, key=lambda n: n.id):
+        keys = bodies.logged_keys(note.body)
+        logged |= keys
+        for key in keys:
+            if key.startswith("engagement:") and note.created_at:
+                began.setdefault(key.partition(":")[2], note.created_at)
+    people = [n for n in notes if n.author.lower() != bot.lower() and not n.system]
+    pending = [c for n in people if (c := commands.parse(n, bot)) is not None and c.key not in logged]
     return Observed(
         incident=incident,
         children=children,
@@ -56,15 +64,36 @@ def observed_from(incident: Issue, links: list[Issue], notes: list[Note], cfg: C
         checklist_ticks=bodies.ticked_items(checklist.body) if checklist else frozenset(),
         state=state_from_checklist(checklist.body) if checklist else state_from_checklist(""),
         logged=frozenset(logged),
+        updates=tuple(n for n in people if is_status_update(n.body, cfg.status_update_points)),
+        commands=tuple(pending),
+        began=began,
     )
 
 
 def observe(client: GitLabClient, ref: IncidentRef, cfg: Config, bot: str, pool: Executor) -> Observed:
-    """Three reads, run at once: the incident, its links, its comments."""
+    """Three reads, run at once: the incident, its links, its comments (plus, for unanswered commands,
+    who wrote them and whom they name)."""
     issue_f = pool.submit(client.get_issue, ref)
     links_f = pool.submit(client.links, ref)
     notes_f = pool.submit(client.notes, ref)
-    return observed_from(issue_f.result(), links_f.result(), notes_f.result(), cfg, bot)
+    observed = observed_from(issue_f.result(), links_f.result(), notes_f.result(), cfg, bot)
+    if not observed.commands:
+        return observed
+    checked = list(pool.map(lambda c: check_command(client, c, observed.incident, cfg), observed.commands))
+    return replace(observed, commands=tuple(checked))
+
+
+def check_command(client: GitLabClient, cmd: commands.Command, incident: Issue, cfg: Config) -> commands.Command:
+    """May the author command the bot (Developer or above, or the allow-list)? Does the named user exist?"""
+    author = cmd.note.author.lower()
+    allowed = author in {u.lower() for u in cfg.bot.allow_commands_from}
+    if not allowed and cmd.note.author_id is not None:
+        project = str(incident.project_id) if incident.project_id else incident.ref.project
+        allowed = client.access_level(project, cmd.note.author_id) >= cfg.bot.min_command_access_level
+    target = None
+    if allowed and cmd.name == "handoff" and len(cmd.args) == 2 and cmd.args[1].startswith("@"):
+        target = client.user_id(cmd.args[1][1:]) is not None
+    return replace(cmd, allowed=allowed, target_exists=target)
 
 
 def find_orphans(client: GitLabClient, observed: Observed, desired: Desired, cfg: Config, bot: str) -> Observed:

@@ -1,0 +1,116 @@
+"""Commands in comments (``@incident-bot handoff simoc @dana``), parsed and judged without I/O.
+
+A command is handled once: its reply carries the log key ``cmd:<note id>``, so a note event that
+arrives twice, a retry or a second replica never answers it again. Effects on the bot's state
+(role holders, snooze) are folded into ``BotState`` in note order and written to the checklist's
+marker before the reply is posted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from bot.config import ROLE_IDS, Config, parse_duration
+from bot.core.model import BotState, Note
+from bot.markdown import is_valid_username
+
+COMMANDS = ("help", "status", "handoff", "snooze", "refresh")
+MAX_SNOOZE = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A comment addressed to the bot that it has not answered yet."""
+
+    note: Note
+    name: str
+    args: tuple[str, ...]
+    # Filled by the GitLab adapter: may the author command the bot? does the named user exist?
+    allowed: bool = False
+    target_exists: bool | None = None
+
+    @property
+    def key(self) -> str:
+        return f"cmd:{self.note.id}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a command does: a reply (always), and perhaps a hand-off or a snooze."""
+
+    command: Command
+    ok: bool
+    reply: str
+    handoff: tuple[str, str] | None = None  # (role id, username)
+    snooze_until: datetime | None = None
+
+
+def parse(note: Note, bot: str) -> Command | None:
+    """The command in a note's first non-empty line, if that line addresses the bot."""
+    for line in note.body.splitlines():
+        if not line.strip():
+            continue
+        m = re.match(rf"^\s*@{re.escape(bot)}(?![\w.-])\s*(.*)$", line, re.IGNORECASE)
+        if not m:
+            return None
+        words = m.group(1).split()
+        name = words[0].lower() if words else "help"
+        return Command(note=note, name=name, args=tuple(words[1:]))
+    return None
+
+
+def judge(cmd: Command, cfg: Config) -> Verdict:
+    """Decide a command's effect and reply text (plain text; the renderer escapes it)."""
+    if not cmd.allowed:
+        return Verdict(
+            cmd,
+            False,
+            "refused: only project members with at least the Developer role, or people on the bot's "
+            "allow-list, may command it",
+        )
+    name, args = cmd.name, cmd.args
+    if name not in COMMANDS:
+        return Verdict(cmd, False, f"unknown command {name!r}; the commands are: {', '.join(COMMANDS)}")
+    if name == "help":
+        return Verdict(cmd, True, "help")
+    if name == "status":
+        return Verdict(cmd, True, "status")
+    if name == "refresh":
+        return Verdict(cmd, True, "looked at the incident again; the checklist and the child issues are up to date")
+    if name == "snooze":
+        if len(args) != 1:
+            return Verdict(cmd, False, "usage: snooze <duration>, e.g. snooze 2h")
+        try:
+            length = parse_duration(args[0])
+        except ValueError as exc:
+            return Verdict(cmd, False, str(exc))
+        if length > MAX_SNOOZE:
+            return Verdict(cmd, False, f"snooze at most {MAX_SNOOZE.days} days")
+        since = cmd.note.created_at
+        if since is None:
+            return Verdict(cmd, False, "cannot tell when the command was written")
+        until = since + length
+        return Verdict(cmd, True, f"reminders paused until {until:%Y-%m-%d %H:%M} UTC", snooze_until=until)
+    # handoff
+    if len(args) != 2 or args[0].lower() not in ROLE_IDS or not args[1].startswith("@"):
+        return Verdict(cmd, False, f"usage: handoff {'|'.join(ROLE_IDS)} @user")
+    role, user = args[0].lower(), args[1][1:]
+    if not is_valid_username(user):
+        return Verdict(cmd, False, f"{args[1]!r} is not a GitLab username")
+    if cmd.target_exists is False:
+        return Verdict(cmd, False, f"there is no GitLab user {user!r}")
+    return Verdict(cmd, True, f"{role.upper()} handed over to {user} by {cmd.note.author}", handoff=(role, user))
+
+
+def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
+    """The bot's state after the accepted commands, in the order they were written."""
+    roles = dict(state.roles)
+    snoozed = state.snoozed_until
+    for v in sorted(verdicts, key=lambda v: v.command.note.id):
+        if v.handoff:
+            roles[v.handoff[0]] = v.handoff[1]
+        if v.snooze_until:
+            snoozed = v.snooze_until
+    return replace(state, roles=roles, snoozed_until=snoozed)

@@ -1,0 +1,228 @@
+"""``incident-bot demo``: an example incident's lifecycle against the built-in simulated GitLab.
+
+People act on the incident (through the simulator's seeding API, as they would in GitLab's UI); after
+each step the bot looks at the incident again, exactly as it does on a webhook, and the transcript
+shows what appeared in GitLab.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.config import Config
+from bot.core.model import IncidentRef
+from bot.markers import strip_markers
+from bot.sandbox import World, world
+from bot.simgitlab import ManualClock, SimulatedGitLab
+
+START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+STATUS_UPDATE = """**Status update**
+
+**1. Current risk**
+High: customer export data of 40 projects was readable by other tenants.
+
+**2. Users impacted (some, many, all?)**
+Some: 40 projects on the hosted service.
+
+**3. Timeline of events**
+- 08:40 report received
+- 09:05 export endpoint disabled
+
+**4. Mitigation steps taken**
+Endpoint disabled; access logs preserved.
+
+**5. Current status of the incident**
+Contained; investigating which exports were read.
+
+**6. Next steps**
+Notify impacted customers; publish the blog post.
+"""
+
+
+def readable(body: str) -> str:
+    """A comment as a person reads it in GitLab: no hidden markers, no escaping backslashes."""
+    return _ESCAPE.sub(r"\1", strip_markers(body)).strip()
+
+
+@dataclass
+class Snapshot:
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
+    links: set[tuple[int, int]] = field(default_factory=set)
+    notes: dict[int, tuple[int, str, str]] = field(default_factory=dict)
+
+
+def take(w: World) -> Snapshot:
+    snap = Snapshot()
+    for issue in w.sim.state.issues(w.project):
+        iid = issue["iid"]
+        snap.issues[iid] = issue
+        for link in w.sim.state.links(w.project, iid):
+            snap.links.add(tuple(sorted((iid, link["iid"]))))  # type: ignore[arg-type]
+        for note in w.sim.state.notes(w.project, iid, include_system=False):
+            snap.notes[note["id"]] = (iid, note["author"]["username"], note["body"])
+    return snap
+
+
+def changes(before: Snapshot, after: Snapshot, bot: str) -> list[str]:
+    out = []
+    for iid, issue in after.issues.items():
+        old = before.issues.get(iid)
+        who = ", ".join("@" + a["username"] for a in issue["assignees"]) or "nobody"
+        if old is None:
+            flag = "confidential" if issue["confidential"] else "PUBLIC"
+            out.append(
+                f"+ issue #{iid} {issue['title']!r} ({flag}, assigned to {who}, labels: {', '.join(issue['labels'])})"
+            )
+            continue
+        if old["assignees"] != issue["assignees"]:
+            out.append(f"~ issue #{iid} assigned to {who}")
+        added = sorted(set(issue["labels"]) - set(old["labels"]))
+        removed = sorted(set(old["labels"]) - set(issue["labels"]))
+        if added or removed:
+            out.append(f"~ issue #{iid} labels " + " ".join([*("+" + a for a in added), *("-" + r for r in removed)]))
+        if old["state"] != issue["state"]:
+            out.append(f"~ issue #{iid} {issue['state']}")
+    for a, b in sorted(after.links - before.links):
+        out.append(f"+ link #{a} <-> #{b} (relates to)")
+    for note_id, (iid, author, body) in after.notes.items():
+        old_note = before.notes.get(note_id)
+        if author != bot or (old_note and old_note[2] == body):
+            continue
+        if old_note is None:
+            out.append(f"+ comment by @{author} on #{iid}:")
+            out.extend("    | " + line for line in readable(body).splitlines())
+            continue
+        out.append(f"~ edited comment by @{author} on #{iid} (changed lines):")
+        old_lines, new_lines = readable(old_note[2]).splitlines(), readable(body).splitlines()
+        for line in difflib.unified_diff(old_lines, new_lines, lineterm="", n=0):
+            if line[:1] in "+-" and not line.startswith(("+++", "---")):
+                out.append(f"    {line[0]} {line[1:]}")
+    return out
+
+
+@dataclass
+class Demo:
+    w: World
+    clock: ManualClock
+    incident: int = 0
+    log: Callable[[str], None] = print
+
+    def step(self, at: str, who: str, what: str, act: Callable[[], Any]) -> None:
+        hours, minutes = (int(x) for x in at.split(":"))
+        self.clock.set(START.replace(hour=hours, minute=minutes))
+        self.log(f"\n=== {at}  {who}: {what}")
+        act()
+        before = take(self.w)
+        self.w.sim.reset_log()
+        reconciler = self.w.reconciler(clock=self.clock)
+        try:
+            report = reconciler.reconcile(IncidentRef(self.w.project, self.incident))
+        finally:
+            reconciler.close()
+        after = take(self.w)
+        calls = len(self.w.sim.requests)
+        writes = len(self.w.sim.writes())
+        self.log(f"    incident-bot looks again: {len(report.actions)} change(s), {calls} API calls ({writes} writes)")
+        lines = changes(before, after, self.w.cfg.bot.username)
+        for line in lines or ["(nothing to change)"]:
+            self.log("  " + line)
+
+    def labels(self, *add: str, remove: tuple[str, ...] = ()) -> Callable[[], Any]:
+        def act() -> None:
+            current = self.w.sim.state.get_issue(self.w.project, self.incident)["labels"]
+            wanted = [label for label in current if label not in remove] + [a for a in add if a not in current]
+            self.w.sim.state.set_labels(self.w.project, self.incident, wanted, actor="sec-oncall")
+
+        return act
+
+
+def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] = print) -> int:
+    clock = ManualClock(START)
+    with SimulatedGitLab(now=clock) as sim:
+        w = world(sim, cfg)
+        demo = Demo(w, clock, log=log)
+        log("incident-bot demo: a simulated GitLab on 127.0.0.1, project " + w.project)
+        log(f"people: {', '.join(sorted(u for u in (sim.state.user(n)['username'] for n in _people(cfg))))}")
+
+        def declare() -> None:
+            demo.incident = w.incident(
+                "severity::1",
+                "data-breach",
+                title="Customer data exposed through export API",
+                description="Export endpoint returned other tenants' data.\n/close\n@all please look",
+            )
+
+        demo.step("09:00", "@sam-reporter", "declares incident #1 (severity::1, data-breach)", declare)
+        demo.step(
+            "09:20",
+            "@sec-oncall",
+            "scope and impact known: comms::scoped, publicly-reported; channels email, FAQ, blog",
+            demo.labels(
+                "comms::scoped",
+                "publicly-reported",
+                "comms-email",
+                "comms-faq",
+                "comms-blog",
+                remove=("comms::investigating",),
+            ),
+        )
+        demo.step("10:01", "the periodic sweep", "an hour has passed without a status update", lambda: None)
+        demo.step(
+            "10:05",
+            "@sec-incident-manager",
+            "posts a six-point status update",
+            lambda: sim.state.add_note(w.project, demo.incident, STATUS_UPDATE, author="sec-incident-manager"),
+        )
+        demo.step(
+            "10:40",
+            "@sec-oncall",
+            "hands the SEOC role over at the end of the shift",
+            lambda: sim.state.add_note(
+                w.project, demo.incident, "@incident-bot handoff seoc @secops-oncall", author="sec-oncall"
+            ),
+        )
+        email = next(c["iid"] for c in w.children() if "comms-email" in c["labels"])
+        demo.step(
+            "11:30",
+            "@mpm-oncall",
+            f"sends the customer email and closes #{email}",
+            lambda: sim.state.close_issue(w.project, email, actor="mpm-oncall"),
+        )
+        demo.step(
+            "12:00",
+            "@sec-oncall",
+            "all clear: comms::all-clear",
+            demo.labels("comms::all-clear", remove=("comms::scoped",)),
+        )
+        demo.step("13:30", "the periodic sweep", "no reminders after the all clear", lambda: None)
+        demo.step(
+            "14:00",
+            "@secops-oncall",
+            "closes the incident while two communication issues are still open",
+            lambda: sim.state.close_issue(w.project, demo.incident, actor="secops-oncall"),
+        )
+        demo.step("14:01", "GitLab", "delivers the same webhook again", lambda: None)
+        hazards = sim.hazards_except(allowed_mentions=_people(cfg))
+        log("\nSafety: " + ("no quick action or unexpected mention reached GitLab" if not hazards else f"{hazards}"))
+        log(f"Children: {len(w.children())}, all confidential: {all(c['confidential'] for c in w.children())}")
+        if verbose:
+            for req in sim.requests:
+                log(f"  {req.method} {req.path} -> {req.status}")
+    return 0 if not hazards else 1
+
+
+def _people(cfg: Config) -> set[str]:
+    from bot.sandbox import configured_users
+
+    return configured_users(cfg)
+
+
+def at(hours: int, minutes: int = 0) -> datetime:
+    return START + timedelta(hours=hours, minutes=minutes)

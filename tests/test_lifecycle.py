@@ -1,0 +1,320 @@
+"""The incident over time, against the simulated GitLab with the clock moved forward (never slept)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.core.cadence import dues, is_status_update
+from bot.core.model import EngagementPlan, IncidentRef, Person
+from bot.demo import STATUS_UPDATE
+from bot.markers import strip_markers
+from bot.sandbox import World, world
+from bot.simgitlab import ManualClock, SimulatedGitLab
+
+T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def sim(clock) -> Iterator[SimulatedGitLab]:
+    with SimulatedGitLab(now=clock) as server:
+        yield server
+        assert server.api.errors == []
+
+
+@pytest.fixture
+def w(sim, default_config) -> World:
+    w = world(sim, default_config)
+    w.sim.state.add_user("guest-gus")
+    w.sim.state.add_member(w.project, "guest-gus", 10)
+    return w
+
+
+def at(clock: ManualClock, hhmm: str) -> None:
+    h, m = (int(x) for x in hhmm.split(":"))
+    clock.set(T0.replace(hour=h, minute=m))
+
+
+def look(w: World, clock: ManualClock, iid: int):
+    r = w.reconciler(clock=clock)
+    try:
+        return r.reconcile(IncidentRef(w.project, iid))
+    finally:
+        r.close()
+
+
+def comments(w: World, iid: int, kind: str) -> list[str]:
+    needle = {
+        "reminder": "Status update due",
+        "reply": "incident-bot:log",
+        "all-clear": "All clear: final communications",
+        "closed": "was closed while",
+    }[kind]
+    bodies = [n["body"] for n in w.bot_notes(iid) if needle in n["body"]]
+    if kind == "reply":
+        return [b for b in bodies if "cmd" in b]
+    return bodies
+
+
+def say(w: World, iid: int, who: str, text: str) -> None:
+    w.sim.state.add_note(w.project, iid, text, author=who)
+
+
+# ---- cadence: a simulated day -------------------------------------------------------------------
+
+
+def test_hourly_reminders_through_a_day(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)  # 09:00 engaged: nothing due yet
+    assert comments(w, iid, "reminder") == []
+    for hhmm, expected in [("09:59", 0), ("10:00", 1), ("10:30", 1), ("10:59", 1), ("11:00", 2), ("11:01", 2)]:
+        at(clock, hhmm)
+        look(w, clock, iid)
+        assert len(comments(w, iid, "reminder")) == expected, hhmm
+    reminder = comments(w, iid, "reminder")[0]
+    assert "@sec-incident-manager" in reminder and "@sec-director" in reminder  # each DRI is named
+
+
+def test_a_sweep_two_hours_late_posts_one_reminder_not_zero_not_two(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    at(clock, "12:10")  # windows 10:00 and 11:00 were missed while the bot was down
+    look(w, clock, iid)
+    look(w, clock, iid)
+    assert len(comments(w, iid, "reminder")) == 1
+    at(clock, "13:00")
+    look(w, clock, iid)
+    assert len(comments(w, iid, "reminder")) == 2
+
+
+def test_no_reminder_right_after_a_status_update(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    at(clock, "09:50")
+    say(w, iid, "sec-incident-manager", STATUS_UPDATE)
+    for hhmm in ("10:00", "10:30", "10:49"):
+        at(clock, hhmm)
+        look(w, clock, iid)
+    assert comments(w, iid, "reminder") == []
+    at(clock, "10:50")
+    look(w, clock, iid)
+    assert len(comments(w, iid, "reminder")) == 1
+    checklist = next(n["body"] for n in w.bot_notes(iid) if "incident-bot:checklist" in n["body"])
+    assert "Last update: 2026-11-30 09:50 UTC by @sec-incident-manager" in checklist
+    assert "Next due: 2026-11-30 10:50 UTC" in checklist
+
+
+def test_no_reminder_while_snoozed(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    at(clock, "09:30")
+    say(w, iid, "sec-incident-manager", "@incident-bot snooze 3h")
+    look(w, clock, iid)
+    for hhmm in ("10:00", "11:00", "12:29"):
+        at(clock, hhmm)
+        look(w, clock, iid)
+    assert comments(w, iid, "reminder") == []
+    at(clock, "12:30")
+    look(w, clock, iid)
+    assert len(comments(w, iid, "reminder")) == 1
+
+
+def test_all_clear_stops_reminders_and_lists_open_children_once(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    faq = next(c["iid"] for c in w.children() if "comms-faq" in c["labels"])
+    w.sim.state.close_issue(w.project, faq)
+    at(clock, "09:40")
+    labels = w.sim.state.get_issue(w.project, iid)["labels"]
+    w.sim.state.set_labels(w.project, iid, [*labels, "comms::all-clear"])
+    look(w, clock, iid)
+    for hhmm in ("10:00", "12:00", "18:00"):
+        at(clock, hhmm)
+        look(w, clock, iid)
+    assert comments(w, iid, "reminder") == []
+    [final] = comments(w, iid, "all-clear")
+    assert "Incident response customer email" in final and "Customer FAQ" not in final
+    assert "@mpm-oncall" in final
+
+
+def test_closing_with_open_children_says_so_once_and_reopening_resumes(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    at(clock, "09:30")
+    w.sim.state.close_issue(w.project, iid)
+    look(w, clock, iid)
+    look(w, clock, iid)
+    assert len(comments(w, iid, "closed")) == 1
+    at(clock, "11:00")
+    look(w, clock, iid)
+    assert comments(w, iid, "reminder") == [], "a closed incident gets no reminders"
+    w.sim.state.reopen_issue(w.project, iid)
+    look(w, clock, iid)
+    assert len(comments(w, iid, "reminder")) == 1, "reopening resumes"
+    at(clock, "11:30")
+    w.sim.state.close_issue(w.project, iid)
+    look(w, clock, iid)
+    assert len(comments(w, iid, "closed")) == 2, "each closing with open children is reported"
+
+
+def test_two_reconciles_of_the_same_state_post_each_reminder_once(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    at(clock, "10:05")
+    look(w, clock, iid)
+    look(w, clock, iid)  # a retry, a duplicate webhook, a second replica after the first finished
+    assert len(comments(w, iid, "reminder")) == 1
+
+
+# ---- commands ---------------------------------------------------------------------------------------
+
+
+def last_reply(w: World, iid: int) -> str:
+    return strip_markers(comments(w, iid, "reply")[-1]).replace("\\", "").strip()
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("@incident-bot help", "handoff seoc|simoc|cmoc @user"),
+        ("@incident-bot", "snooze 2h"),  # a bare mention is a request for help
+        ("@incident-bot status", "Current risk"),
+        ("@incident-bot refresh", "up to date"),
+        ("@incident-bot snooze 2h", "reminders paused until 2026-11-30 11:00 UTC"),
+        ("@incident-bot snooze soon", "cannot parse duration"),
+        ("@incident-bot snooze 30d", "snooze at most 7 days"),
+        ("@incident-bot dance", "unknown command 'dance'"),
+        ("@incident-bot handoff ciso @dana", "usage: handoff seoc|simoc|cmoc @user"),
+        ("@incident-bot handoff simoc @nobody-here", "there is no GitLab user 'nobody-here'"),
+    ],
+)
+def test_every_command_gets_a_reply(w, clock, command, expected):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    say(w, iid, "sec-oncall", command)
+    look(w, clock, iid)
+    assert expected in last_reply(w, iid)
+    assert last_reply(w, iid).startswith("@sec-oncall")
+
+
+def test_status_reply_is_prefilled_from_what_the_bot_knows(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    faq = next(c["iid"] for c in w.children() if "comms-faq" in c["labels"])
+    at(clock, "09:45")
+    w.sim.state.close_issue(w.project, faq)
+    say(w, iid, "sec-incident-manager", "@incident-bot status")
+    look(w, clock, iid)
+    reply = last_reply(w, iid)
+    assert "incident declared" in reply and f"#{faq} closed (comms-faq)" in reply
+    assert "Customer FAQ: closed" in reply
+    at(clock, "10:30")
+    look(w, clock, iid)
+    assert len(comments(w, iid, "reminder")) == 1, "the bot's own template is not a status update"
+
+
+def test_handoff_changes_holder_checklist_assignee_and_logs_who_and_when(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    at(clock, "10:40")
+    say(w, iid, "sec-oncall", "@incident-bot handoff seoc @secops-oncall")
+    look(w, clock, iid)
+    issue = w.sim.state.get_issue(w.project, iid)
+    assert [a["username"] for a in issue["assignees"]] == ["secops-oncall"]
+    checklist = next(n["body"] for n in w.bot_notes(iid) if "incident-bot:checklist" in n["body"])
+    assert "Security Engineer On Call \\(SEOC\\):** @secops-oncall" in checklist
+    log = "\n".join(n["body"] for n in w.bot_notes(iid)).replace("\\", "")
+    assert "SEOC handed over to @secops-oncall by sec-oncall at 2026-11-30 10:40 UTC" in log
+
+
+def test_handoff_of_simoc_leaves_the_incident_assignee(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    say(w, iid, "sec-oncall", "@incident-bot handoff simoc @secops-oncall")
+    look(w, clock, iid)
+    assert [a["username"] for a in w.sim.state.get_issue(w.project, iid)["assignees"]] == ["sec-oncall"]
+    at(clock, "10:00")
+    look(w, clock, iid)
+    assert "@secops-oncall" in comments(w, iid, "reminder")[0], "the new SIMOC is reminded"
+
+
+def test_commands_from_guests_are_refused_with_a_reason(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    say(w, iid, "guest-gus", "@incident-bot handoff seoc @guest-gus")
+    look(w, clock, iid)
+    assert "refused" in last_reply(w, iid) and "Developer" in last_reply(w, iid)
+    assert [a["username"] for a in w.sim.state.get_issue(w.project, iid)["assignees"]] == ["sec-oncall"]
+
+
+def test_the_allow_list_lets_a_guest_command(w, clock, default_config):
+    cfg = default_config.model_copy(
+        update={"bot": default_config.bot.model_copy(update={"allow_commands_from": ["guest-gus"]})}
+    )
+    w.cfg = cfg
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    say(w, iid, "guest-gus", "@incident-bot refresh")
+    look(w, clock, iid)
+    assert "up to date" in last_reply(w, iid)
+
+
+def test_a_command_is_answered_once_however_often_its_event_arrives(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    say(w, iid, "sec-oncall", "@incident-bot help")
+    for _ in range(3):
+        look(w, clock, iid)
+    assert len(comments(w, iid, "reply")) == 1
+
+
+def test_commands_in_the_bots_own_comments_are_never_obeyed(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    say(w, iid, "incident-bot", "@incident-bot handoff seoc @mpm-oncall")
+    look(w, clock, iid)
+    assert comments(w, iid, "reply") == []
+    assert [a["username"] for a in w.sim.state.get_issue(w.project, iid)["assignees"]] == ["sec-oncall"]
+
+
+# ---- the cadence arithmetic itself -----------------------------------------------------------------
+
+
+def eng(cadence_h: float) -> EngagementPlan:
+    return EngagementPlan("x", "X", Person("role:simoc", "SIMOC", "s"), timedelta(hours=cadence_h), "dm", "r")
+
+
+@pytest.mark.parametrize(
+    ("minutes_after", "window"),
+    [(0, 0), (59, 0), (60, 1), (119, 1), (120, 2), (60 * 5 + 1, 5)],
+)
+def test_overdue_windows(minutes_after, window):
+    [d] = dues([eng(1)], None, {}, T0, T0 + timedelta(minutes=minutes_after))
+    assert d.window == window
+    assert d.key == f"reminder:x:{T0.isoformat()}:{window}"
+
+
+def test_an_update_moves_the_anchor():
+    update = T0 + timedelta(minutes=90)
+    [d] = dues([eng(1)], update, {}, T0, T0 + timedelta(minutes=140))
+    assert d.anchor == update and d.window == 0
+
+
+def test_status_update_recognition(default_config):
+    points = default_config.status_update_points
+    assert is_status_update(STATUS_UPDATE, points)
+    assert is_status_update(
+        "## Current risk\nlow\n## Users impacted\nsome\n## Timeline of events\n"
+        "## Mitigation steps taken\n## Current status of the incident\n",
+        points,
+    )
+    assert not is_status_update("Current risk is low, users impacted: some.", points)
+    assert not is_status_update("LGTM", points)
