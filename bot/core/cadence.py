@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.core.model import EngagementPlan, Note
 
@@ -76,3 +77,16 @@ def next_due(items: Sequence[Due]) -> datetime | None:
 
 def overdue(items: Sequence[Due]) -> list[Due]:
     return [d for d in items if d.window >= 1]
+
+
+def next_attention(desired: Any) -> datetime | None:
+    """When the incident next needs a look without any webhook: the end of the current overdue
+    window of an engagement with a cadence, or the end of a snooze. None when nothing is timed."""
+    if not desired.in_scope or desired.closed or desired.all_clear:
+        return None
+    times = [d.anchor + d.engagement.cadence * (d.window + 1) for d in desired.dues]
+    if not times:
+        return None
+    soonest = min(times)
+    snoozed = desired.state.snoozed_until
+    return max(soonest, snoozed) if snoozed else soonest

@@ -136,6 +136,9 @@ class GitLabClient:
             raise gitlab.GitlabParsingError(error_message=f"expected a list from {path}")
         return items, response.headers.get("X-Next-Page", "")
 
+    def list_all(self, step: str, path: str, query: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self._list(step, path, query)
+
     def _list(self, step: str, path: str, query: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Every page of a list, as plain dicts, each page under the call policy on its own.
 

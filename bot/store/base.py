@@ -175,6 +175,16 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentMark:
+    """What the sweep remembers of one incident: when the bot last converged it and when it next
+    needs attention (a reminder window, the end of a snooze). A cache of GitLab's state: safe to lose."""
+
+    incident_key: str
+    seen_at: datetime
+    next_due: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class PruneResult:
     deliveries: int
     jobs: int
@@ -348,6 +358,14 @@ class DeliveryStore(abc.ABC):
         are kept with their payloads. The dedup window is the retention: a delivery re-sent after its record
         was pruned counts as new, which is harmless as reconciling is idempotent. Keep at least GitLab's
         2-day "Recent events" window, from which a delivery can be re-sent by hand."""
+
+    @abc.abstractmethod
+    def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:
+        """Remember that ``incident_key`` was converged at ``seen_at`` and next needs a look at ``next_due``."""
+
+    @abc.abstractmethod
+    def incident_marks(self) -> dict[str, IncidentMark]:
+        """Every remembered incident, by key."""
 
     @abc.abstractmethod
     def depth(self) -> dict[str, int]:

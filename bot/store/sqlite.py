@@ -47,6 +47,7 @@ from bot.store.base import (
     Delivery,
     DeliveryStore,
     Durability,
+    IncidentMark,
     Job,
     JobState,
     LeaseLost,
@@ -106,6 +107,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_pending_ready ON jobs (not_before, id) WHERE state = 'pending'",
         "CREATE INDEX jobs_running_lease ON jobs (lease_until, id) WHERE state = 'running'",
         "CREATE INDEX jobs_dead ON jobs (updated_at, id) WHERE state = 'dead'",
+    ),
+    # 2: what the sweep knows of each incident. A cache: losing it costs one reconcile per open incident.
+    (
+        """
+        CREATE TABLE incident_marks (
+            incident_key TEXT    PRIMARY KEY,
+            seen_at      INTEGER NOT NULL,
+            next_due     INTEGER
+        )
+        """,
     ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
@@ -596,6 +607,20 @@ class SQLiteStore(DeliveryStore):
                 if deleted < _PRUNE_BATCH:
                     break
         return PruneResult(deliveries=counts[0], jobs=counts[1])
+
+    def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:
+        due = None if next_due is None else _us(next_due, "next_due")
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO incident_marks (incident_key, seen_at, next_due) VALUES (?, ?, ?) "
+                "ON CONFLICT (incident_key) DO UPDATE SET seen_at = excluded.seen_at, next_due = excluded.next_due",
+                (incident_key, _us(seen_at, "seen_at"), due),
+            )
+
+    def incident_marks(self) -> dict[str, IncidentMark]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT incident_key, seen_at, next_due FROM incident_marks").fetchall()
+        return {key: IncidentMark(key, _dt(seen), _dt_or_none(due)) for key, seen, due in rows}
 
     def depth(self) -> dict[str, int]:
         with self._read() as conn:

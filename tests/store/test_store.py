@@ -785,3 +785,30 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+
+
+def test_upgrade_from_schema_1_keeps_queued_work_and_dead_letters(tmp_path, monkeypatch):
+    """An upgrade of the bot never loses queued work: write with version-1 code, open with this code."""
+    import bot.store.sqlite as sqlite_store
+    from bot.store import open_store
+
+    path = str(tmp_path / "old.sqlite3")
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    with monkeypatch.context() as old_code:
+        old_code.setattr(sqlite_store, "SCHEMA_VERSION", 1)
+        with open_store(path, max_attempts=1) as old:
+            assert old.stats().schema_version == 1
+            old.record_delivery("d1", "42#1", "Issue Hook", now, b"{}")
+            job = old.claim("w", now, timedelta(minutes=1))
+            old.fail(job.id, "w", "boom", now)
+            old.record_delivery("d2", "42#2", "Issue Hook", now, b"{}")
+        with sqlite3.connect(path) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "incident_marks" not in tables
+    with open_store(path) as new:
+        assert new.stats().schema_version == len(sqlite_store.MIGRATIONS) == 2
+        assert [j.incident_key for j in new.dead_jobs()] == ["42#1"]
+        assert new.depth()["pending"] == 1
+        assert new.get_delivery("d2") is not None
+        new.mark_incident("42#2", now, None)
+        assert set(new.incident_marks()) == {"42#2"}

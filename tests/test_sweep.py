@@ -1,0 +1,127 @@
+"""The sweep: one listing of open incidents, and work only for those that need it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.core.model import IncidentRef
+from bot.sandbox import World, world
+from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.store import open_store
+from bot.sweep import needs_attention, remember, sweep
+
+T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def sim(clock) -> Iterator[SimulatedGitLab]:
+    with SimulatedGitLab(now=clock) as server:
+        yield server
+
+
+@pytest.fixture
+def w(sim, default_config) -> World:
+    return world(sim, default_config)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(tmp_path / "bot.sqlite3")
+    yield s
+    s.close()
+
+
+def drain(w: World, store, clock) -> list[str]:
+    """What a worker does: claim each queued incident, reconcile it, remember it, complete it."""
+    r = w.reconciler(clock=clock)
+    done = []
+    try:
+        while (job := store.claim("test-worker", clock(), timedelta(minutes=5))) is not None:
+            project, _, iid = job.incident_key.partition("#")
+            report = r.reconcile(IncidentRef(project, int(iid)))
+            remember(store, job.incident_key, report, clock())
+            store.complete(job.id, "test-worker", now=clock())
+            done.append(job.incident_key)
+    finally:
+        r.close()
+    return done
+
+
+def one_sweep(w: World, store, clock):
+    r = w.reconciler(clock=clock)
+    try:
+        w.sim.reset_log()
+        return sweep(r.client, store, w.cfg, clock())
+    finally:
+        r.close()
+
+
+def test_a_sweep_lists_once_and_queues_only_what_needs_it(w, store, clock):
+    due_soon = [w.incident("severity::1", "data-breach", title=f"s1 {n}") for n in range(3)]
+    w.incident("severity::3", title="out of scope")
+    first = one_sweep(w, store, clock)
+    assert first.listed == 4 and set(first.queued.values()) == {"never seen"}
+    assert len(drain(w, store, clock)) == 4
+
+    again = one_sweep(w, store, clock)
+    assert again.queued == {} and len(w.sim.requests) == 1, "one page of listing, nothing else"
+
+    clock.advance(minutes=61)  # the hourly engagements fall due; the out-of-scope one never does
+    due = one_sweep(w, store, clock)
+    assert set(due.queued) == {f"{w.project_id}#{iid}" for iid in due_soon}
+    assert set(due.queued.values()) == {"due"}
+    drain(w, store, clock)
+    reminders = [n for iid in due_soon for n in w.bot_notes(iid) if "Status update due" in n["body"]]
+    assert len(reminders) == 3
+    assert one_sweep(w, store, clock).queued == {}
+
+
+def test_changes_missed_while_down_are_caught(w, store, clock):
+    iid = w.incident("severity::1")
+    one_sweep(w, store, clock)
+    drain(w, store, clock)
+    clock.advance(minutes=5)
+    labels = w.sim.state.get_issue(w.project, iid)["labels"]
+    w.sim.state.set_labels(w.project, iid, [*labels, "comms-faq"])  # the webhook for this was lost
+    assert one_sweep(w, store, clock).queued == {f"{w.project_id}#{iid}": "updated since last seen"}
+    drain(w, store, clock)
+    assert len(w.children()) == 1
+
+
+def test_sweep_follows_pagination(w, store, clock):
+    for n in range(130):
+        w.incident("severity::3", title=f"incident {n}")
+    report = one_sweep(w, store, clock)
+    assert report.listed == 130 and len(w.sim.requests) == 2
+
+
+def test_closed_incidents_are_not_listed(w, store, clock):
+    iid = w.incident("severity::1")
+    w.sim.state.close_issue(w.project, iid)
+    assert one_sweep(w, store, clock).listed == 0
+
+
+@pytest.mark.parametrize(
+    ("updated", "seen", "next_due", "now", "why"),
+    [
+        (T0, None, None, T0, "never seen"),
+        (T0 + timedelta(minutes=1), T0, None, T0 + timedelta(minutes=2), "updated since last seen"),
+        (T0, T0, T0 + timedelta(hours=1), T0 + timedelta(hours=1), "due"),
+        (T0, T0, T0 + timedelta(hours=1), T0 + timedelta(minutes=59), None),
+        (T0, T0, None, T0 + timedelta(days=9), None),
+    ],
+)
+def test_needs_attention(updated, seen, next_due, now, why):
+    from bot.core.model import Issue
+    from bot.store import IncidentMark
+
+    mark = IncidentMark("k", seen, next_due) if seen else None
+    assert needs_attention(Issue(IncidentRef("1", 1), updated_at=updated), mark, now) == why
