@@ -69,7 +69,15 @@ class Reconciler:
     def _observe(self, client: GitLabClient, ref: IncidentRef) -> tuple[Desired, Observed]:
         observed = observe(client, ref, self.cfg, self.bot, self.pool)
         desired = plan_observed(observed, self.cfg, self.clock())
-        return desired, find_orphans(client, observed, desired, self.cfg, self.bot)
+        # Users that new children or the incident will be assigned to, looked up alongside the orphan
+        # search rather than one by one in front of each write.
+        missing = [c.assignee.assignee for c in desired.children if c.channel not in observed.children]
+        names = {n for n in [*missing, desired.assign_incident_to, desired.handoff_assign] if n}
+        lookups = [self.pool.submit(client.user_id, name) for name in sorted(names)] if missing or names else []
+        observed = find_orphans(client, observed, desired, self.cfg, self.bot)
+        for lookup in lookups:
+            lookup.result()
+        return desired, observed
 
     def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None) -> ReconcileReport:
         start = time.perf_counter()

@@ -12,11 +12,16 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Config, load_config
+from bot.reconciler import utcnow
+from bot.sweep import sweep
+
+if TYPE_CHECKING:
+    from bot.store import DeliveryStore
 
 log = logging.getLogger("bot.service")
 
@@ -35,15 +40,36 @@ def db_location() -> str:
     return os.environ.get("INCIDENT_BOT_DB") or DEFAULT_DB
 
 
-def open_service_store() -> Any:
-    """The delivery store named by ``INCIDENT_BOT_DB``, or one clear line saying why not."""
-    from bot.store import StoreError, open_store
+def open_service_store() -> DeliveryStore:
+    """The delivery store named by ``INCIDENT_BOT_DB``, or one clear line saying why not.
+
+    ``INCIDENT_BOT_DB_DURABILITY``: ``full`` (default) fsyncs every accepted delivery, so it survives
+    power loss; ``normal`` survives a crash or kill of the bot but not of the machine, and takes more
+    deliveries per second, the more so the slower the disk's fsync (``bench/bench_intake.py`` measures both).
+    """
+    from bot.store import Durability, StoreError, open_store
 
     location = db_location()
+    text = os.environ.get("INCIDENT_BOT_DB_DURABILITY", "full").strip().lower()
+    if text not in ("full", "normal"):
+        raise _user_error(f"INCIDENT_BOT_DB_DURABILITY must be full or normal, got {text!r}")
+    durability: Durability = "normal" if text == "normal" else "full"
     try:
-        return open_store(location)
+        return open_store(location, durability=durability)
     except (StoreError, ValueError, NotImplementedError) as exc:
         raise _user_error(f"cannot open the delivery store INCIDENT_BOT_DB={location}: {exc}") from None
+
+
+def lease_from_env() -> timedelta:
+    """``INCIDENT_BOT_LEASE_SECONDS``: how long a job a dead worker held waits before another takes it."""
+    from bot.worker import DEFAULT_LEASE
+
+    text = os.environ.get("INCIDENT_BOT_LEASE_SECONDS", "").strip()
+    if not text:
+        return DEFAULT_LEASE
+    if not text.isdigit() or int(text) < 3:
+        raise _user_error(f"INCIDENT_BOT_LEASE_SECONDS must be a whole number of seconds, at least 3; got {text!r}")
+    return timedelta(seconds=int(text))
 
 
 def setup_logging(level: str) -> None:
@@ -120,7 +146,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         WebSettings.from_env()
     except ValueError as exc:
         raise _user_error(str(exc)) from None
-    cfg = as_bot(load_config(args.config), check_gitlab())
+    lease_from_env()
+    cfg = load_config(args.config)
+    cfg = as_bot(cfg, check_gitlab())
     open_service_store().close()  # create and migrate once, before any process forks
 
     from bot.web.server import GunicornApp
@@ -174,9 +202,51 @@ def _watch_parent(parent: int, stop: threading.Event) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def sweep_interval_from_env() -> timedelta | None:
+    """How often the worker sweeps (default 5 min); ``off`` for never (webhooks only)."""
+    raw = os.environ.get("INCIDENT_BOT_SWEEP_SECONDS", "300")
+    if raw.strip().lower() == "off":
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise _user_error(f"INCIDENT_BOT_SWEEP_SECONDS={raw!r} is not a number of seconds") from None
+    if seconds < 10:
+        raise _user_error(f"INCIDENT_BOT_SWEEP_SECONDS={raw!r} is too short (at least 10)")
+    return timedelta(seconds=seconds)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """One sweep now: queue the incidents that need a look, then (unless --queue-only) process the queue."""
+    from bot.cli import renderer_for
+    from bot.reconciler import Reconciler, client_from_env
+    from bot.worker import Worker
+
+    setup_logging(args.log_level)
+    cfg = load_config(args.config)
+    username = check_gitlab()
+    cfg = as_bot(cfg, username)
+    store = open_service_store()
+    client = client_from_env(cfg)
+    report = sweep(client, store, cfg, utcnow())
+    print(report.summary())
+    if args.queue_only:
+        return 0
+    reconciler = Reconciler(cfg, renderer_for(cfg), client, bot_username=username)
+    worker = Worker(store, reconciler, settle=timedelta(0))
+    try:
+        done = 0
+        while (result := worker.run_once()) is not None:
+            done += 1
+            print(f"{result.incident_key}: {result.outcome}" + (f" ({result.error})" if result.error else ""))
+    finally:
+        reconciler.close()
+    print(f"processed {done} job(s)")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from bot.cli import renderer_for
-    from bot.gitlab.callpolicy import CallPolicy
     from bot.metrics import Metrics, multiprocess_dir
     from bot.reconciler import Reconciler, client_from_env
     from bot.worker import WorkerPool
@@ -186,8 +256,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _stop_on_signals(stop)
     if args.exit_with_parent:
         _watch_parent(args.exit_with_parent, stop)
+    lease = lease_from_env()
+    cfg = load_config(args.config)
     username = check_gitlab()
-    cfg = as_bot(load_config(args.config), username)
+    cfg = as_bot(cfg, username)
     store = open_service_store()
     metrics = Metrics()
     metrics.watch_store(store)
@@ -195,9 +267,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, registry=metrics.registry)
-    client = client_from_env(CallPolicy(on_call=metrics.on_api_call))
+    client = client_from_env(cfg, cfg.api.policy(on_call=metrics.on_api_call))
     reconciler = Reconciler(cfg, renderer_for(cfg), client, bot_username=username)
-    pool = WorkerPool(store, reconciler, threads=args.threads, metrics=metrics)
+    sweep_every = sweep_interval_from_env()
+    pool = WorkerPool(
+        store,
+        reconciler,
+        threads=args.threads,
+        metrics=metrics,
+        lease=lease,
+        sweeper=(lambda: sweep(client, store, cfg, utcnow())) if sweep_every else None,
+        sweep_every=sweep_every or timedelta(minutes=5),
+    )
     log.info("worker: %d thread(s) on %s as @%s", args.threads, db_location(), username)
     if pool.run(stop, grace=WORKER_GRACE):
         reconciler.close()
@@ -265,6 +346,10 @@ def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
     p.add_argument("--metrics-port", type=int, default=0, help="serve /metrics on this port (default: off)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     p.add_argument("--exit-with-parent", type=int, default=0, help=argparse.SUPPRESS)
+
+    p = add("sweep", cmd_sweep, "reconcile every open incident that needs it now (reminders due, missed events)")
+    p.add_argument("--queue-only", action="store_true", help="only queue them for the running workers")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="warning")
 
     p = add("dead-letters", cmd_dead_letters, "jobs that failed too often: list them, or queue them again")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")

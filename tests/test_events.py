@@ -125,7 +125,8 @@ def test_example_incident_routes(default_config):
         (None, "x", "JSON str"),
         (None, {}, "no object_kind"),
         (None, {"object_kind": "issue"}, "without object_attributes"),
-        (None, {"object_kind": "issue", "object_attributes": {"iid": "x"}}, "no iid"),
+        (None, {"object_kind": "issue", "object_attributes": {"iid": "x"}}, "no valid iid"),
+        (None, {"object_kind": "issue", "object_attributes": {"iid": -1, "project_id": 4}}, "no valid iid"),
         (None, {"object_kind": "issue", "object_attributes": {"iid": 3}}, "no project"),
         (None, {"object_kind": "note", "object_attributes": {"noteable_type": "Issue"}}, "without the issue block"),
     ],
@@ -168,3 +169,15 @@ def test_parse_event_never_raises_on_any_json(kind, attrs, rest):
 )
 def test_parse_time_understands_gitlabs_formats(text):
     assert parse_time(text) is not None and parse_time(text).tzinfo is not None
+
+
+def test_a_huge_comment_of_blank_lines_routes_in_linear_time(default_config):
+    import time
+
+    note = json.loads((OWN / "note_command.json").read_text())
+    note["issue"]["labels"] = []
+    note["object_attributes"]["note"] = "\n" * 1_000_000 + "x"
+    start = time.perf_counter()
+    decision = route(parse_event("Note Hook", note), default_config)
+    assert isinstance(decision, Ignored)
+    assert time.perf_counter() - start < 10.0, "quadratic scanning of blank lines (minutes, not milliseconds)"

@@ -126,6 +126,8 @@ def _state_marker(desired: Desired) -> Safe:
     fields: dict[str, Any] = {"roles": holders}
     if snoozed is not None:
         fields["snoozed_until"] = snoozed.isoformat()
+    if desired.state.began:
+        fields["began"] = {k: v.isoformat() for k, v in sorted(desired.state.began.items())}
     return Safe(marker(CHECKLIST, **fields))
 
 

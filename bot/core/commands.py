@@ -52,7 +52,7 @@ def parse(note: Note, bot: str) -> Command | None:
     for line in note.body.splitlines():
         if not line.strip():
             continue
-        m = re.match(rf"^\s*@{re.escape(bot)}(?![\w.-])\s*(.*)$", line, re.IGNORECASE)
+        m = re.match(rf"^[ \t]*@{re.escape(bot)}(?![\w.-])[ \t]*(.*)$", line, re.IGNORECASE)
         if not m:
             return None
         words = m.group(1).split()

@@ -79,7 +79,11 @@ def state_from_checklist(body: str) -> BotState:
         {k: v for k, v in roles.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(roles, dict) else {}
     )
     snoozed = parse_time(m.fields.get("snoozed_until"))
-    return BotState(roles, snoozed_until=snoozed)
+    raw = m.fields.get("began")
+    began = (
+        {k: t for k, v in raw.items() if isinstance(k, str) and (t := parse_time(v))} if isinstance(raw, dict) else {}
+    )
+    return BotState(roles, snoozed_until=snoozed, began=began)
 
 
 def converge(

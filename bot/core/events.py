@@ -110,8 +110,8 @@ def issue_from_hook(attrs: dict[str, Any], payload: dict[str, Any], labels: Any 
     Returns a reason string when a field the bot needs is missing.
     """
     iid = _int(attrs.get("iid"))
-    if iid is None:
-        return "no iid in the issue attributes"
+    if iid is None or iid < 1:
+        return "no valid iid in the issue attributes"
     pid, path = _project(payload, attrs)
     if pid is None and not path:
         return "no project id or path"

@@ -93,6 +93,9 @@ class BotState:
 
     roles: Mapping[str, str] = field(default_factory=dict)
     snoozed_until: datetime | None = None
+    # When each engagement with a cadence began: the anchor of its first reminder window. Recorded
+    # once, so every later run (and every replica) computes the same windows.
+    began: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,8 +125,6 @@ class Observed:
     # People's comments that matter: six-point status updates, and commands not answered yet.
     updates: tuple[Note, ...] = ()
     commands: tuple[Any, ...] = ()  # bot.core.commands.Command
-    # When each engagement began: the time of the log comment that first named it.
-    began: Mapping[str, datetime] = field(default_factory=dict)
 
 
 # ---- desired state -------------------------------------------------------------------------------

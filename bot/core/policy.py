@@ -189,8 +189,8 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
     assignees = {a.lower() for a in observed.incident.assignees}
     handoff_assign = handoffs[-1] if handoffs and handoffs[-1].lower() not in assignees else None
     last = cadence.last_update(observed.updates, cfg.status_update_points, cfg.bot.username)
-    start = observed.checklist.created_at if observed.checklist and observed.checklist.created_at else now
-    dues = cadence.dues(desired.engagements, last.created_at if last else None, dict(observed.began), start, now)
+    began = {e.id: state.began.get(e.id, now) for e in desired.engagements if e.cadence is not None}
+    dues = cadence.dues(desired.engagements, last.created_at if last else None, began, now, now)
     all_clear = desired.phase == cfg.phases[-1].label
     paused = ""
     if all_clear:
@@ -200,7 +200,7 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
     return replace(
         desired,
         now=now,
-        state=BotState(holders, snoozed_until=state.snoozed_until),
+        state=BotState(holders, snoozed_until=state.snoozed_until, began=began),
         verdicts=verdicts,
         handoff_assign=handoff_assign,
         dues=tuple(dues),

@@ -15,7 +15,9 @@ def is_incident(issue: Issue, cfg: Config) -> bool:
 
 def addresses_bot(body: str, cfg: Config) -> bool:
     """True when a line of the note starts by addressing the bot (``@incident-bot ...``)."""
-    pattern = re.compile(rf"^\s*@{re.escape(cfg.bot.username)}(?![\w.-])", re.MULTILINE | re.IGNORECASE)
+    # [ \t]* rather than \s*: with MULTILINE, \s* would rescan runs of blank lines from every line start,
+    # which is quadratic in a comment of many newlines (and this runs on the request path).
+    pattern = re.compile(rf"^[ \t]*@{re.escape(cfg.bot.username)}(?![\w.-])", re.MULTILINE | re.IGNORECASE)
     return bool(pattern.search(body))
 
 

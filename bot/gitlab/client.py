@@ -71,11 +71,15 @@ def _refuse_quick_actions(body: str) -> None:
 
 
 class UserCache:
-    """username -> user id, shared by every client of a process (GitLab limits user look-ups)."""
+    """username -> user id, shared by every client of a process (GitLab limits user look-ups).
+
+    Concurrent misses for one name wait for the first look-up instead of sending their own.
+    """
 
     def __init__(self) -> None:
         self._ids: dict[str, int | None] = {}
         self._lock = threading.Lock()
+        self._inflight: dict[str, threading.Lock] = {}
 
     def get(self, username: str) -> tuple[bool, int | None]:
         with self._lock:
@@ -85,6 +89,20 @@ class UserCache:
     def put(self, username: str, user_id: int | None) -> None:
         with self._lock:
             self._ids[username.lower()] = user_id
+
+    def get_or_fetch(self, username: str, fetch: Callable[[], int | None]) -> int | None:
+        key = username.lower()
+        with self._lock:
+            if key in self._ids:
+                return self._ids[key]
+            gate = self._inflight.setdefault(key, threading.Lock())
+        with gate:
+            known, uid = self.get(key)
+            if known:
+                return uid
+            uid = fetch()
+            self.put(key, uid)
+            return uid
 
 
 class GitLabClient:
@@ -199,13 +217,13 @@ class GitLabClient:
         return int(member.json().get("access_level") or 0)
 
     def user_id(self, username: str) -> int | None:
-        known, uid = self.users.get(username)
-        if known:
-            return uid
-        found = self._call(f"look up user @{username}", lambda: self._gl().users.list(username=username, get_all=False))
-        uid = found[0].id if found else None
-        self.users.put(username, uid)
-        return uid
+        def fetch() -> int | None:
+            found = self._call(
+                f"look up user @{username}", lambda: self._gl().users.list(username=username, get_all=False)
+            )
+            return found[0].id if found else None
+
+        return self.users.get_or_fetch(username, fetch)
 
     # ---- writes ---------------------------------------------------------------------------------
     def create_issue(
@@ -242,7 +260,9 @@ class GitLabClient:
                 write="idempotent",
             )
         except GitLabCallError as exc:
-            if exc.status != 409:  # 409: already linked, which is what we wanted
+            # A permanent 409 means "already linked", which is what we wanted; a 409 "Resource lock"
+            # is transient (the policy retried it) and means the link was not made.
+            if exc.status != 409 or exc.transient:
                 raise
 
     def update_issue(

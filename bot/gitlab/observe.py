@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from bot.config import Config
 from bot.core import bodies, commands
@@ -48,13 +48,8 @@ def observed_from(incident: Issue, links: list[Issue], notes: list[Note], cfg: C
     mine = [n for n in notes if n.author.lower() == bot.lower() and not n.system]
     checklist = next((n for n in sorted(mine, key=lambda n: n.id) if bodies.find_checklist_marker(n.body)), None)
     logged: set[str] = set()
-    began: dict[str, datetime] = {}
-    for note in sorted(mine, key=lambda n: n.id):
-        keys = bodies.logged_keys(note.body)
-        logged |= keys
-        for key in keys:
-            if key.startswith("engagement:") and note.created_at:
-                began.setdefault(key.partition(":")[2], note.created_at)
+    for note in mine:
+        logged |= bodies.logged_keys(note.body)
     people = [n for n in notes if n.author.lower() != bot.lower() and not n.system]
     pending = [c for n in people if (c := commands.parse(n, bot)) is not None and c.key not in logged]
     return Observed(
@@ -66,7 +61,6 @@ def observed_from(incident: Issue, links: list[Issue], notes: list[Note], cfg: C
         logged=frozenset(logged),
         updates=tuple(n for n in people if is_status_update(n.body, cfg.status_update_points)),
         commands=tuple(pending),
-        began=began,
     )
 
 

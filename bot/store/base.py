@@ -149,6 +149,9 @@ class Job:
     updated_at: datetime
     reason: str
     """Why the job was last (re)queued: the webhook event name, or ``enqueue``'s reason."""
+    event_uuid: str | None = None
+    """``X-Gitlab-Event-UUID`` of the latest delivery that had one; forwarded on the reconcile's API
+    calls so that GitLab's recursion guard does not fire the same hook back at the bot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +241,12 @@ class DeliveryStore(abc.ABC):
         event: str,
         received_at: datetime,
         payload: bytes,
+        event_uuid: str | None = None,
     ) -> RecordResult:
         """Record an accepted webhook delivery and enqueue work for its incident, durably, in one transaction.
+
+        ``event_uuid`` (the delivery's ``X-Gitlab-Event-UUID``) becomes the job's, replacing an older one;
+        work queued without one keeps what the job has.
 
         - ``delivery_id`` already recorded → nothing changes; ``RecordResult(new=False, job_id=<first's>)``.
         - ``incident_key`` None → the delivery is only logged; ``job_id`` None.

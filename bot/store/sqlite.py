@@ -108,7 +108,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_running_lease ON jobs (lease_until, id) WHERE state = 'running'",
         "CREATE INDEX jobs_dead ON jobs (updated_at, id) WHERE state = 'dead'",
     ),
-    # 2: what the sweep knows of each incident. A cache: losing it costs one reconcile per open incident.
+    # 2: what the sweep knows of each incident (a cache: losing it costs one reconcile per open incident),
+    # and the X-Gitlab-Event-UUID of deliveries, which the worker forwards on its API calls.
     (
         """
         CREATE TABLE incident_marks (
@@ -117,6 +118,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             next_due     INTEGER
         )
         """,
+        "ALTER TABLE deliveries ADD COLUMN event_uuid TEXT",
+        "ALTER TABLE jobs ADD COLUMN event_uuid TEXT",
     ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
@@ -130,7 +133,7 @@ _PRUNE_BATCH = 500
 
 _JOB_COLUMNS = (
     "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
-    "dirty_at, created_at, updated_at, reason"
+    "dirty_at, created_at, updated_at, reason, event_uuid"
 )
 
 
@@ -162,6 +165,7 @@ def _job(row: Sequence[Any]) -> Job:
         created_at=_dt(row[10]),
         updated_at=_dt(row[11]),
         reason=row[12],
+        event_uuid=row[13],
     )
 
 
@@ -323,8 +327,12 @@ class SQLiteStore(DeliveryStore):
         reason: str,
         delivery: bool,
         revive_dead: bool,
+        event_uuid: str | None = None,
     ) -> int:
-        """Coalesce new work for ``incident_key`` into its active job, creating one if there is none."""
+        """Coalesce new work for ``incident_key`` into its active job, creating one if there is none.
+
+        The job keeps the event UUID of the latest delivery that had one; work without one (a sweep)
+        leaves it as it is."""
         counted = 1 if delivery else 0
         row = conn.execute(
             "SELECT id, state FROM jobs WHERE incident_key = ? AND state <> 'done'", (incident_key,)
@@ -332,28 +340,29 @@ class SQLiteStore(DeliveryStore):
         if row is None:
             cur = conn.execute(
                 "INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, reason, created_at,"
-                " updated_at) VALUES (?, 'pending', 0, ?, ?, ?, ?, ?)",
-                (incident_key, counted, now, reason, now, now),
+                " updated_at, event_uuid) VALUES (?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
+                (incident_key, counted, now, reason, now, now, event_uuid),
             )
             assert cur.lastrowid is not None
             return cur.lastrowid
         job_id, state = row
         if state == JobState.PENDING:
             conn.execute(
-                "UPDATE jobs SET deliveries = deliveries + ?, reason = ?, updated_at = max(updated_at, ?) WHERE id = ?",
-                (counted, reason, now, job_id),
+                "UPDATE jobs SET deliveries = deliveries + ?, reason = ?, updated_at = max(updated_at, ?),"
+                " event_uuid = coalesce(?, event_uuid) WHERE id = ?",
+                (counted, reason, now, event_uuid, job_id),
             )
         elif state == JobState.RUNNING:
             conn.execute(
                 "UPDATE jobs SET deliveries = deliveries + ?, reason = ?, dirty_at = coalesce(dirty_at, ?),"
-                " updated_at = max(updated_at, ?) WHERE id = ?",
-                (counted, reason, now, now, job_id),
+                " updated_at = max(updated_at, ?), event_uuid = coalesce(?, event_uuid) WHERE id = ?",
+                (counted, reason, now, now, event_uuid, job_id),
             )
         elif revive_dead:
             conn.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, deliveries = deliveries + ?, not_before = ?,"
-                " reason = ?, updated_at = max(updated_at, ?) WHERE id = ?",
-                (counted, now, reason, now, job_id),
+                " reason = ?, updated_at = max(updated_at, ?), event_uuid = coalesce(?, event_uuid) WHERE id = ?",
+                (counted, now, reason, now, event_uuid, job_id),
             )
         return int(job_id)
 
@@ -364,6 +373,7 @@ class SQLiteStore(DeliveryStore):
         event: str,
         received_at: datetime,
         payload: bytes,
+        event_uuid: str | None = None,
     ) -> RecordResult:
         if not delivery_id:
             raise ValueError("delivery_id must not be empty")
@@ -374,11 +384,13 @@ class SQLiteStore(DeliveryStore):
                 return RecordResult(new=False, job_id=seen[0])
             job_id = None
             if incident_key is not None:
-                job_id = self._upsert_job(conn, incident_key, now, event, delivery=True, revive_dead=True)
+                job_id = self._upsert_job(
+                    conn, incident_key, now, event, delivery=True, revive_dead=True, event_uuid=event_uuid
+                )
             conn.execute(
-                "INSERT INTO deliveries (delivery_id, incident_key, event, received_at, payload, job_id)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (delivery_id, incident_key, event, now, bytes(payload), job_id),
+                "INSERT INTO deliveries (delivery_id, incident_key, event, received_at, payload, job_id, event_uuid)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (delivery_id, incident_key, event, now, bytes(payload), job_id, event_uuid),
             )
         return RecordResult(new=True, job_id=job_id)
 

@@ -787,28 +787,47 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
     )
 
 
-def test_upgrade_from_schema_1_keeps_queued_work_and_dead_letters(tmp_path, monkeypatch):
-    """An upgrade of the bot never loses queued work: write with version-1 code, open with this code."""
+def test_upgrade_from_schema_1_keeps_queued_work_and_dead_letters(tmp_path):
+    """An upgrade of the bot never loses queued work: a version-1 database opened by this code."""
     import bot.store.sqlite as sqlite_store
     from bot.store import open_store
 
     path = str(tmp_path / "old.sqlite3")
-    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-    with monkeypatch.context() as old_code:
-        old_code.setattr(sqlite_store, "SCHEMA_VERSION", 1)
-        with open_store(path, max_attempts=1) as old:
-            assert old.stats().schema_version == 1
-            old.record_delivery("d1", "42#1", "Issue Hook", now, b"{}")
-            job = old.claim("w", now, timedelta(minutes=1))
-            old.fail(job.id, "w", "boom", now)
-            old.record_delivery("d2", "42#2", "Issue Hook", now, b"{}")
-        with sqlite3.connect(path) as conn:
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert "incident_marks" not in tables
+    us = 1_764_493_200_000_000  # 2025-11-30 09:00 UTC in the store's microseconds
+    with sqlite3.connect(path) as conn:  # what version 1 of the store wrote
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for statement in sqlite_store.MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1, 'then')")
+        conn.execute(
+            "INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, last_error, reason,"
+            " created_at, updated_at) VALUES ('42#1', 'dead', 8, 1, ?, 'boom', 'Issue Hook', ?, ?),"
+            " ('42#2', 'pending', 0, 1, ?, NULL, 'Issue Hook', ?, ?)",
+            (us, us, us, us, us, us),
+        )
+        conn.execute(
+            "INSERT INTO deliveries (delivery_id, incident_key, event, received_at, payload, job_id)"
+            " VALUES ('d2', '42#2', 'Issue Hook', ?, x'7b7d', 2)",
+            (us,),
+        )
     with open_store(path) as new:
         assert new.stats().schema_version == len(sqlite_store.MIGRATIONS) == 2
-        assert [j.incident_key for j in new.dead_jobs()] == ["42#1"]
+        assert [(j.incident_key, j.last_error) for j in new.dead_jobs()] == [("42#1", "boom")]
         assert new.depth()["pending"] == 1
-        assert new.get_delivery("d2") is not None
+        assert new.get_delivery("d2").payload == b"{}"
+        now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+        job = new.claim("w", now, timedelta(minutes=1))
+        assert job.incident_key == "42#2" and job.event_uuid is None
         new.mark_incident("42#2", now, None)
         assert set(new.incident_marks()) == {"42#2"}
+
+
+def test_a_job_keeps_the_event_uuid_of_its_latest_delivery(store):
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    store.record_delivery("d1", "42#1", "Issue Hook", now, b"{}", event_uuid="u-1")
+    store.enqueue("42#1", now, "sweep: due")  # work without a delivery keeps the UUID
+    assert store.active_job("42#1").event_uuid == "u-1"
+    store.record_delivery("d2", "42#1", "Note Hook", now, b"{}", event_uuid="u-2")
+    assert store.active_job("42#1").event_uuid == "u-2"
+    store.record_delivery("d3", "42#1", "Note Hook", now, b"{}")
+    assert store.active_job("42#1").event_uuid == "u-2"

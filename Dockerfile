@@ -1,0 +1,39 @@
+# incident-bot: webhook receiver (gunicorn) and reconcile worker in one container.
+#
+#   docker build -t incident-bot .
+#   docker run -d --name incident-bot -p 8080:8080 -v incident-bot-data:/data --stop-timeout 30 \
+#     -e GITLAB_URL=https://gitlab.example.com -e GITLAB_TOKEN=... -e GITLAB_WEBHOOK_SECRET=... incident-bot
+#
+# Put a TLS-terminating proxy or ingress in front of it (see docs/webhook-setup.md).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Only what the wheel is built from; the bundled policy and templates go into the package.
+COPY pyproject.toml README.md /src/
+COPY bot /src/bot
+COPY config /src/config
+COPY issue_templates /src/issue_templates
+RUN pip install /src \
+    && rm -rf /src \
+    && useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin incident-bot \
+    && mkdir -p /data \
+    && chown incident-bot:incident-bot /data
+
+USER incident-bot
+WORKDIR /data
+
+# The SQLite delivery store: accepted deliveries and queued work survive restarts and upgrades.
+ENV INCIDENT_BOT_DB=/data/incident-bot.sqlite3
+VOLUME ["/data"]
+
+EXPOSE 8080
+# serve drains on SIGTERM: receivers finish their requests, the worker its current reconcile (up to 20 s).
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=3s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+
+CMD ["incident-bot", "serve", "--host", "0.0.0.0"]

@@ -1,0 +1,216 @@
+"""The webhook receiver: authenticate, bound, parse, record durably, answer. Nothing else.
+
+GitLab waits 10 s for an answer, never re-sends a failed delivery by itself and disables a hook after
+four failures in a row. So the request path makes no GitLab API call: it checks the token before
+touching the body, reads a body of known, bounded length, records the delivery (and the work it
+implies) in the store, and answers 202 only once that write is durable. The worker does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Flask, Request, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from bot.config import Config
+from bot.core.events import Ignored, parse_event
+from bot.core.routing import route
+from bot.metrics import Metrics
+from bot.store import DeliveryStore
+from bot.web.auth import DEFAULT_TOLERANCE, parse_signing_token, token_matches, verify_signature
+from bot.web.intake import clean_event_uuid, delivery_id, event_label, event_name
+
+log = logging.getLogger(__name__)
+
+GITLAB_MAX_BODY = 25 * 1024 * 1024
+"""GitLab never sends a webhook body larger than 25 MB (``REQUEST_BODY_SIZE_LIMIT``)."""
+
+EXTENSION = "incident_bot"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """What the receiver needs to know besides the store and the policy."""
+
+    secret: str
+    signing_token: str | None = None
+    max_body_bytes: int = GITLAB_MAX_BODY
+    signature_tolerance: timedelta = DEFAULT_TOLERANCE
+    signing_key: bytes | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        if not self.secret:
+            raise ValueError("GITLAB_WEBHOOK_SECRET is not set: the receiver refuses unauthenticated webhooks")
+        if self.max_body_bytes < 1:
+            raise ValueError(f"the body limit must be positive, got {self.max_body_bytes}")
+        key = parse_signing_token(self.signing_token) if self.signing_token else None
+        object.__setattr__(self, "signing_key", key)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> WebSettings:
+        """``GITLAB_WEBHOOK_SECRET`` (required), ``GITLAB_WEBHOOK_SIGNING_TOKEN`` and
+        ``INCIDENT_BOT_MAX_BODY_BYTES`` (default 25 MB). Raises ``ValueError`` with one line."""
+        limit = environ.get("INCIDENT_BOT_MAX_BODY_BYTES", "").strip()
+        if limit and not limit.isdigit():
+            raise ValueError(f"INCIDENT_BOT_MAX_BODY_BYTES must be a number of bytes, got {limit!r}")
+        return cls(
+            secret=environ.get("GITLAB_WEBHOOK_SECRET", ""),
+            signing_token=environ.get("GITLAB_WEBHOOK_SIGNING_TOKEN") or None,
+            max_body_bytes=int(limit) if limit else GITLAB_MAX_BODY,
+        )
+
+    def __repr__(self) -> str:  # never print secrets
+        signed = "set" if self.signing_key else "unset"
+        return f"WebSettings(secret=***, signing_token={signed}, max_body_bytes={self.max_body_bytes})"
+
+
+@dataclass
+class Receiver:
+    """The webhook handler and its collaborators; one per app."""
+
+    settings: WebSettings
+    store: DeliveryStore
+    config: Config
+    metrics: Metrics
+    clock: Callable[[], datetime]
+
+    def __post_init__(self) -> None:
+        self.secret = self.settings.secret.encode("utf-8")
+
+    def _answer(self, event: str, outcome: str, status: int, **body: Any) -> Response:
+        self.metrics.delivery(event, outcome)
+        response = jsonify(status=outcome, **body)
+        response.status_code = status
+        return response
+
+    def handle(self, req: Request) -> Response:
+        header = req.headers.get("X-Gitlab-Event")
+        event = event_label(header)
+        # The secret is checked before the body is read, so an unauthenticated sender costs nothing.
+        if not token_matches(req.headers.get("X-Gitlab-Token"), self.secret):
+            log.warning("webhook from %s refused: missing or wrong X-Gitlab-Token", req.remote_addr)
+            return self._answer(event, "unauthorized", 401, reason="missing or wrong X-Gitlab-Token")
+        # A chunked body has no length; Werkzeug and gunicorn would silently truncate it at the limit
+        # instead of refusing it, so only bodies with a declared length are taken.
+        length = req.content_length
+        if length is None or "Transfer-Encoding" in req.headers:
+            return self._answer(event, "rejected", 411, reason="Content-Length required; chunked bodies are refused")
+        if length > self.settings.max_body_bytes:
+            log.warning("webhook refused: body of %d bytes exceeds %d", length, self.settings.max_body_bytes)
+            return self._answer(event, "rejected", 413, reason=f"body over {self.settings.max_body_bytes} bytes")
+        try:
+            body = req.get_data(cache=False)
+        except HTTPException as exc:  # the client sent less than it announced, then went away
+            return self._answer(event, "rejected", exc.code or 400, reason="incomplete body")
+        if self.settings.signing_key is not None:
+            check = verify_signature(
+                self.settings.signing_key,
+                msg_id=req.headers.get("webhook-id"),
+                timestamp=req.headers.get("webhook-timestamp"),
+                signature=req.headers.get("webhook-signature"),
+                body=body,
+                now=self.clock(),
+                tolerance=self.settings.signature_tolerance,
+            )
+            if not check.ok:
+                log.warning("webhook from %s refused: signature: %s", req.remote_addr, check.reason)
+                return self._answer(event, "unauthorized", 401, reason="invalid webhook-signature")
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            # Answered 2xx on purpose. The sender holds the secret, so this is GitLab (or a proxy that
+            # mangled its body), not an attacker; GitLab cannot fix the body by re-sending it, and a 400
+            # would count toward auto-disabling the hook, which would then also drop the valid
+            # deliveries that follow. Nothing is recorded: there is nothing to act on. The warning and
+            # the ``rejected`` counter are how an operator notices.
+            log.warning("webhook with a valid token but a body that is not JSON (%d bytes); ignored", len(body))
+            return self._answer(event, "rejected", 200, reason="body is not valid JSON; ignored")
+        return self._record(req, header, event, payload, body)
+
+    def _record(self, req: Request, header: str | None, event: str, payload: Any, body: bytes) -> Response:
+        routed = route(parse_event(header, payload), self.config)
+        incident_key = None if isinstance(routed, Ignored) else routed.key
+        did = delivery_id(req.headers, payload, body)
+        reason = event_name(header)
+        event_uuid = clean_event_uuid(req.headers.get("X-Gitlab-Event-UUID"))
+        try:
+            result = self.store.record_delivery(did, incident_key, reason, self.clock(), body, event_uuid=event_uuid)
+        except Exception as exc:
+            # The only 5xx: the delivery is not safe, so GitLab must see a failure (it shows in the
+            # hook's Recent events, from where it can be re-sent).
+            log.error("webhook delivery %s NOT recorded, answering 503: store failed: %s", did, exc)
+            return self._answer(event, "unavailable", 503, reason="delivery store unavailable")
+        if not result.new:
+            log.debug("delivery %s: duplicate", did)
+            return self._answer(event, "duplicate", 200, delivery=did)
+        if isinstance(routed, Ignored):
+            log.debug("delivery %s (%s): ignored: %s", did, event, routed.reason)
+            return self._answer(event, "ignored", 202, delivery=did, reason=routed.reason)
+        log.info("delivery %s (%s): queued job %s for %s", did, event, result.job_id, incident_key)
+        return self._answer(event, "accepted", 202, delivery=did, incident=incident_key)
+
+
+bp = Blueprint("incident_bot", __name__)
+
+
+def _receiver() -> Receiver:
+    receiver: Receiver = current_app.extensions[EXTENSION]
+    return receiver
+
+
+@bp.post("/webhook")
+def webhook() -> Response:
+    return _receiver().handle(request)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Alive: the process answers. Deliberately touches nothing else (a restart would not fix it)."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    try:
+        _receiver().store.ping()
+    except Exception as exc:
+        log.warning("not ready: delivery store: %s", exc)
+        return jsonify(status="unavailable", reason=f"delivery store: {exc}"), 503
+    return jsonify(status="ready"), 200
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    body, content_type = _receiver().metrics.render()
+    return Response(body, 200, content_type=content_type)
+
+
+def create_app(
+    settings: WebSettings,
+    *,
+    store: DeliveryStore,
+    config: Config,
+    metrics: Metrics | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Flask:
+    """The receiver as a WSGI app. ``clock`` stamps deliveries and checks signature timestamps."""
+    app = Flask(__name__)
+    # A second line of defence: Werkzeug refuses to read more than this whatever the handler does.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    if metrics is None:
+        metrics = Metrics()
+    metrics.watch_store(store, clock)
+    app.extensions[EXTENSION] = Receiver(settings, store, config, metrics, clock)
+    app.register_blueprint(bp)
+    return app

@@ -1,0 +1,324 @@
+"""The worker: takes jobs from the delivery store and converges their incidents.
+
+Each job names an incident; the worker claims it with a lease, runs ``Reconciler.reconcile`` (which
+reads the incident afresh from GitLab, so a job stands for any number of coalesced deliveries),
+renews the lease while it runs, and reports the outcome to the store: ``complete``, or ``fail`` with a
+retry delay (the store dead-letters a job after its maximum attempts, keeping the last error).
+
+A job is claimed only once it has been ready for ``settle`` (default 0.5 s): a burst of deliveries for
+one incident (GitLab fires several hooks per user action, and people make several edits in a row)
+then costs one reconcile instead of one per delivery. The store keeps deliveries that arrive while a
+job runs as a "dirty" mark, and the job comes round again, so nothing is missed.
+
+Nothing that happens inside a reconcile can stop the loop. On shutdown the worker stops claiming,
+finishes the reconcile it is in, and releases a job it claimed but had not started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bot.core.model import IncidentRef
+from bot.gitlab.errors import GitLabCallError
+from bot.metrics import Metrics
+from bot.reconciler import ReconcileReport
+from bot.store import DeliveryStore, Job, LeaseLost, StoreError
+from bot.sweep import remember
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+DEFAULT_LEASE = timedelta(seconds=60)
+"""Renewed every third of itself while a reconcile runs; also how long the job of a worker that died
+waits before another worker takes it over."""
+DEFAULT_SETTLE = timedelta(milliseconds=500)
+MIN_RETRY = timedelta(seconds=1)
+"""A server's ``Retry-After: 0`` still waits this long, so a job never spins."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reconciles(Protocol):
+    """What the worker needs from :class:`bot.reconciler.Reconciler`."""
+
+    def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None) -> Any: ...
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    TRANSIENT = "transient"  # GitLab unavailable, throttled, outcome unknown: retried after a delay
+    PERMANENT = "permanent"  # GitLab refused (403, 404, 422, bad token): retried, then dead-lettered
+    CRASH = "crash"  # a bug in the bot: same handling as permanent, logged with its traceback
+    RELEASED = "released"  # shutdown began between claim and reconcile: handed back unstarted
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job_id: int
+    incident_key: str
+    outcome: Outcome
+    error: str | None = None
+    state: str | None = None  # the job's state afterwards, None if the lease was lost
+
+
+def default_worker_id(index: int = 0) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{index}"
+
+
+class _Heartbeat:
+    """Renews a job's lease from a side thread while the reconcile runs in the worker's thread."""
+
+    def __init__(self, worker: Worker, job: Job) -> None:
+        self.worker = worker
+        self.job = job
+        self.lost = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job.id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        w = self.worker
+        while not self._done.wait(w.heartbeat.total_seconds()):
+            try:
+                w.store.extend_lease(self.job.id, w.worker_id, w.clock(), w.lease)
+            except LeaseLost as exc:
+                self.lost = True
+                log.error("job %d (%s): lease lost while reconciling: %s", self.job.id, self.job.incident_key, exc)
+                return
+            except Exception as exc:  # the lease may still be renewed on the next beat
+                log.warning("job %d: cannot renew the lease: %s", self.job.id, exc)
+
+
+class Worker:
+    """One claim-reconcile-report loop. Several may share a store and a reconciler (one per thread)."""
+
+    def __init__(
+        self,
+        store: DeliveryStore,
+        reconciler: Reconciles,
+        *,
+        worker_id: str | None = None,
+        clock: Clock = utcnow,
+        lease: timedelta = DEFAULT_LEASE,
+        settle: timedelta = DEFAULT_SETTLE,
+        heartbeat: timedelta | None = None,
+        poll_interval: float = 0.2,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if lease <= timedelta(0) or settle < timedelta(0):
+            raise ValueError("lease must be positive and settle not negative")
+        self.store = store
+        self.reconciler = reconciler
+        self.worker_id = worker_id or default_worker_id()
+        self.clock = clock
+        self.lease = lease
+        self.settle = settle
+        self.heartbeat = heartbeat or lease / 3
+        self.poll_interval = poll_interval
+        self.metrics = metrics
+
+    def claim(self) -> Job | None:
+        """The job that has been ready longest, once it has been ready for ``settle``.
+
+        Asking the store "as of ``now - settle``" selects exactly those jobs; the lease is lengthened
+        by the same amount, so it still ends ``lease`` after the real now.
+        """
+        return self.store.claim(self.worker_id, self.clock() - self.settle, self.lease + self.settle)
+
+    def run_once(self, stop: threading.Event | None = None) -> JobResult | None:
+        """Claim and process one job; None when no job is ready. Raises only ``StoreError`` from the claim."""
+        job = self.claim()
+        if job is None:
+            return None
+        if stop is not None and stop.is_set():
+            return self._release(job)
+        try:
+            ref = IncidentRef.parse(job.incident_key)
+        except ValueError as exc:
+            return self._report(job, Outcome.PERMANENT, f"bad incident key: {exc}", None, 0.0)
+        event_uuid = job.event_uuid
+        start = time.perf_counter()
+        retry_in: timedelta | None = None
+        try:
+            with _Heartbeat(self, job):
+                report = self.reconciler.reconcile(ref, event_uuid=event_uuid)
+            self._remember(job, report)
+        except GitLabCallError as exc:
+            outcome = Outcome.TRANSIENT if exc.transient else Outcome.PERMANENT
+            if exc.transient and exc.retry_after is not None:
+                retry_in = max(timedelta(seconds=exc.retry_after), MIN_RETRY)
+            return self._report(job, outcome, str(exc), retry_in, time.perf_counter() - start)
+        except Exception as exc:
+            log.exception("job %d (%s): reconcile crashed", job.id, job.incident_key)
+            error = f"crash: {type(exc).__name__}: {exc}"
+            return self._report(job, Outcome.CRASH, error, None, time.perf_counter() - start)
+        except BaseException:  # KeyboardInterrupt, SystemExit: hand the job back, then go
+            self._release(job)
+            raise
+        return self._report(job, Outcome.OK, None, None, time.perf_counter() - start)
+
+    def _remember(self, job: Job, report: Any) -> None:
+        """Tell the sweep when this incident next needs a look (a cache: failing here is harmless)."""
+        if not isinstance(report, ReconcileReport):
+            return
+        try:
+            remember(self.store, job.incident_key, report, self.clock())
+        except StoreError as exc:
+            log.warning("job %d (%s): cannot remember it for the sweep: %s", job.id, job.incident_key, exc)
+
+    def _release(self, job: Job) -> JobResult:
+        try:
+            self.store.release(job.id, self.worker_id, now=self.clock())
+        except StoreError as exc:  # its lease will expire and another worker will take it
+            log.warning("job %d: cannot release it: %s", job.id, exc)
+        log.info("job %d (%s): released unstarted for shutdown", job.id, job.incident_key)
+        return JobResult(job.id, job.incident_key, Outcome.RELEASED)
+
+    def _report(
+        self, job: Job, outcome: Outcome, error: str | None, retry_in: timedelta | None, seconds: float
+    ) -> JobResult:
+        if self.metrics is not None:
+            self.metrics.reconciled(outcome.value, seconds)
+        try:
+            if outcome is Outcome.OK:
+                state = self.store.complete(job.id, self.worker_id, now=self.clock())
+            else:
+                assert error is not None
+                state = self.store.fail(job.id, self.worker_id, error, self.clock(), retry_in=retry_in)
+        except LeaseLost as exc:
+            # Another worker took the job over after our lease ran out; it reads GitLab afresh.
+            log.warning("job %d (%s): %s; its result is dropped", job.id, job.incident_key, exc)
+            return JobResult(job.id, job.incident_key, outcome, error, None)
+        except StoreError as exc:
+            log.error(
+                "job %d (%s): cannot record its outcome (%s); the lease will expire", job.id, job.incident_key, exc
+            )
+            return JobResult(job.id, job.incident_key, outcome, error, None)
+        if outcome is Outcome.OK:
+            log.info("job %d (%s): reconciled in %.2f s -> %s", job.id, job.incident_key, seconds, state)
+        else:
+            log.warning("job %d (%s): %s failure -> %s: %s", job.id, job.incident_key, outcome, state, error)
+        return JobResult(job.id, job.incident_key, outcome, error, str(state))
+
+    def run(self, stop: threading.Event) -> None:
+        """Process jobs until ``stop`` is set; then finish the current reconcile and return."""
+        log.info("worker %s started", self.worker_id)
+        while not stop.is_set():
+            try:
+                result = self.run_once(stop)
+            except Exception as exc:  # the store is locked or gone: wait and try again
+                log.error("worker %s: cannot claim a job: %s", self.worker_id, exc)
+                result = None
+            if result is None:
+                stop.wait(self.poll_interval)
+        log.info("worker %s stopped", self.worker_id)
+
+
+@dataclass
+class WorkerPool:
+    """Several :class:`Worker` threads in one process, plus the store's periodic pruning."""
+
+    store: DeliveryStore
+    reconciler: Reconciles
+    threads: int = 2
+    clock: Clock = utcnow
+    metrics: Metrics | None = None
+    lease: timedelta = DEFAULT_LEASE
+    settle: timedelta = DEFAULT_SETTLE
+    retention: timedelta = timedelta(days=3)
+    """Deliveries are kept (for de-duplication and debugging) at least GitLab's 2-day resend window."""
+    prune_every: timedelta = timedelta(hours=1)
+    id_prefix: str = ""
+    sweeper: Callable[[], Any] | None = None
+    """Finds incidents that need a look without a webhook (reminders due, missed deliveries) and queues them."""
+    sweep_every: timedelta = timedelta(minutes=5)
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+        prefix = self.id_prefix or f"{socket.gethostname()}:{os.getpid()}"
+        self.workers = [
+            Worker(
+                self.store,
+                self.reconciler,
+                worker_id=f"{prefix}:{i}",
+                clock=self.clock,
+                lease=self.lease,
+                settle=self.settle,
+                metrics=self.metrics,
+            )
+            for i in range(self.threads)
+        ]
+        self._threads: list[threading.Thread] = []
+
+    def start(self, stop: threading.Event) -> None:
+        for w in self.workers:
+            t = threading.Thread(target=w.run, args=(stop,), name=f"worker-{w.worker_id}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def prune(self) -> None:
+        try:
+            result = self.store.prune(self.clock() - self.retention)
+        except Exception as exc:
+            log.warning("pruning the delivery store failed: %s", exc)
+            return
+        if result.deliveries or result.jobs:
+            log.info("pruned %d deliveries and %d finished jobs", result.deliveries, result.jobs)
+
+    def run(self, stop: threading.Event, *, grace: float = 25.0, tick: float = 1.0) -> bool:
+        """Run the workers until ``stop`` is set, then give them ``grace`` seconds to finish.
+
+        Returns False if a reconcile was still running at the end of the grace period; its job's lease
+        then runs out and another worker takes it (the job is not released while it may still write).
+        """
+        self.start(stop)
+        next_prune = next_sweep = time.monotonic()  # sweep once at start: catch what came in while down
+        while True:
+            now = time.monotonic()
+            if now >= next_sweep and self.sweeper is not None:
+                self.sweep()
+                next_sweep = time.monotonic() + self.sweep_every.total_seconds()
+            if now >= next_prune:
+                self.prune()
+                next_prune = time.monotonic() + self.prune_every.total_seconds()
+            if stop.wait(tick):
+                break
+        return self.join(grace)
+
+    def sweep(self) -> None:
+        assert self.sweeper is not None
+        try:
+            report = self.sweeper()
+        except Exception as exc:  # GitLab or the store unreachable: the next sweep tries again
+            log.warning("sweep failed: %s", exc)
+            return
+        log.info("sweep: %s", report.summary() if hasattr(report, "summary") else report)
+
+    def join(self, grace: float) -> bool:
+        deadline = time.monotonic() + grace
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        busy = [t.name for t in self._threads if t.is_alive()]
+        if busy:
+            log.warning("still reconciling after %.0f s of grace: %s", grace, ", ".join(busy))
+        return not busy
