@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from bot.config import Config, Problem
+from bot.core import bodies, commands
 from bot.core.converge import DryRun, converge
-from bot.core.model import BotState, IncidentRef, Issue, Observed
-from bot.core.policy import plan
+from bot.core.model import BotState, IncidentRef, Issue, Note, Observed
+from bot.core.policy import plan, plan_observed
 from bot.templates import TemplateRenderer
 
 SAMPLE_TIME = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -29,9 +31,31 @@ def check_templates(cfg: Config, renderer: TemplateRenderer) -> list[str]:
     incident = sample_incident(cfg)
     try:
         desired = plan(incident, BotState(), cfg, SAMPLE_TIME)
-        converge(desired, Observed(incident=incident, orphans_searched=True), cfg, renderer, DryRun())
+        final, _ = converge(desired, Observed(incident=incident, orphans_searched=True), cfg, renderer, DryRun())
         quiet = Issue(IncidentRef("sample/project", 2), id=2, title="Low", labels=frozenset({cfg.labels.trigger}))
         converge(plan(quiet, BotState(), cfg, SAMPLE_TIME), Observed(incident=quiet), cfg, renderer, DryRun())
+        render_over_time(final, cfg, renderer)
     except Exception as exc:  # any template failure must become one line, not a traceback
         problems.append(str(Problem(cfg.source, "templates", f"rendering a sample incident failed: {exc}")))
     return problems
+
+
+def render_over_time(observed: Observed, cfg: Config, renderer: TemplateRenderer) -> None:
+    """Render the templates of an incident's later life: replies to every command, a reminder, the
+    status update, the all clear and the closing note."""
+    later = SAMPLE_TIME + timedelta(hours=3)
+    said = ["help", "status", "refresh", "snooze 1h", "handoff simoc @sample-user", "nonsense"]
+    notes = [
+        Note(n, f"@{cfg.bot.username} {text}", "sample-user", SAMPLE_TIME, author_id=1) for n, text in enumerate(said)
+    ]
+    pending = tuple(
+        replace(c, allowed=True, target_exists=True) for note in notes if (c := commands.parse(note, cfg.bot.username))
+    )
+    observed = replace(observed, commands=pending)
+    desired = plan_observed(observed, cfg, later)
+    for verdict in desired.verdicts:
+        bodies.reply_body(verdict, desired, observed, cfg, renderer)
+    if desired.dues:
+        bodies.reminder_body(desired, list(desired.dues), cfg, renderer)
+    bodies.all_clear_body(desired, observed, cfg, renderer)
+    bodies.closed_body(desired, observed, list(observed.children.values()), cfg, renderer)

@@ -143,3 +143,17 @@ def test_config_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("INCIDENT_BOT_CONFIG", str(ROOT / "config" / "bot.yaml"))
     monkeypatch.chdir(tmp_path)
     assert load_config().bot.username == "incident-bot"
+
+
+@pytest.mark.parametrize("template", ["reminder.md.j2", "reply.md.j2", "all-clear.md.j2", "status-update.md.j2"])
+def test_check_config_renders_the_templates_of_an_incidents_later_life(tmp_path, capsys, template):
+    import shutil
+
+    shutil.copytree(ROOT / "issue_templates", tmp_path / "issue_templates")
+    (tmp_path / "config").mkdir()
+    shutil.copy(ROOT / "config" / "bot.yaml", tmp_path / "config" / "bot.yaml")
+    broken = tmp_path / "issue_templates" / template
+    broken.write_text(broken.read_text() + "\n{{ no_such_variable }}\n")
+    assert main(["check-config", "--config", str(tmp_path / "config" / "bot.yaml")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and template in err and "no_such_variable" in err

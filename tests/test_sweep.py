@@ -125,3 +125,40 @@ def test_needs_attention(updated, seen, next_due, now, why):
 
     mark = IncidentMark("k", seen, next_due) if seen else None
     assert needs_attention(Issue(IncidentRef("1", 1), updated_at=updated), mark, now) == why
+
+
+def test_two_workers_sweeping_at_once_post_each_reminder_once(w, store, clock):
+    """Two replicas sweep the same store at the same moment and drain it concurrently."""
+    import threading
+
+    from bot.worker import Worker
+
+    iids = [w.incident("severity::1", "data-breach", title=f"s1 {n}") for n in range(6)]
+    one_sweep(w, store, clock)
+    drain(w, store, clock)
+    clock.advance(minutes=61)
+    reconcilers = [w.reconciler(clock=clock) for _ in range(2)]
+    workers = [
+        Worker(store, r, worker_id=f"replica-{n}", clock=clock, settle=timedelta(0)) for n, r in enumerate(reconcilers)
+    ]
+    start = threading.Barrier(2)
+
+    def replica(worker: Worker) -> None:
+        start.wait()
+        sweep(worker.reconciler.client, store, w.cfg, clock())
+        while worker.run_once() is not None:
+            pass
+
+    threads = [threading.Thread(target=replica, args=(wk,)) for wk in workers]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        for r in reconcilers:
+            r.close()
+    for iid in iids:
+        reminders = [n for n in w.bot_notes(iid) if "Status update due" in n["body"]]
+        assert len(reminders) == 1, f"#{iid}"
+    assert store.depth() == {"pending": 0, "running": 0, "dead": 0}
