@@ -414,18 +414,20 @@ def semantic_problems(cfg: Config) -> list[Problem]:
             out.append(Problem(src, f"roles.{role_id}.rotation", "a rotation needs a non-empty roster"))
     for i, fa in enumerate(cfg.first_actions):
         check_party(f"first_actions[{i}].dri", fa.dri)
-    seen_ids: set[str] = set()
+
+    def check_unique(section: str, key: str, values: list[str], what: str) -> None:
+        seen: set[str] = set()
+        for i, value in enumerate(values):
+            if value in seen:
+                out.append(Problem(src, f"{section}[{i}].{key}", f"duplicate {what} {value!r}"))
+            seen.add(value)
+
+    check_unique("engagements", "id", [e.id for e in cfg.engagements], "engagement id")
+    check_unique("channels", "label", [c.label for c in cfg.channels], "channel label")
     for i, eng in enumerate(cfg.engagements):
-        if eng.id in seen_ids:
-            out.append(Problem(src, f"engagements[{i}].id", f"duplicate engagement id {eng.id!r}"))
-        seen_ids.add(eng.id)
         check_party(f"engagements[{i}].dri", eng.dri)
         check_condition(f"engagements[{i}].when", eng.when)
-    seen_labels: set[str] = set()
     for i, ch in enumerate(cfg.channels):
-        if ch.label in seen_labels:
-            out.append(Problem(src, f"channels[{i}].label", f"duplicate channel label {ch.label!r}"))
-        seen_labels.add(ch.label)
         check_party(f"channels[{i}].assignee", ch.assignee)
         for j, eng in enumerate(ch.engaged):
             check_party(f"channels[{i}].engaged[{j}].party", eng.party)

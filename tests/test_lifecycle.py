@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -11,28 +10,15 @@ from bot.core.cadence import dues, is_status_update
 from bot.core.model import EngagementPlan, IncidentRef, Person
 from bot.demo import STATUS_UPDATE
 from bot.markers import strip_markers
-from bot.sandbox import World, world
-from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.sandbox import World
+from bot.simgitlab import ManualClock
+from tests.conftest import T0
 
-T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def sim(clock) -> Iterator[SimulatedGitLab]:
-    with SimulatedGitLab(now=clock) as server:
-        yield server
-        assert server.api.errors == []
-
-
-@pytest.fixture
-def w(sim, default_config) -> World:
-    w = world(sim, default_config)
+def w(w: World) -> World:
     w.sim.state.add_user("guest-gus")
     w.sim.state.add_member(w.project, "guest-gus", 10)
     return w

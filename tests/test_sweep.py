@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from bot.core.model import IncidentRef
-from bot.sandbox import World, world
-from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.sandbox import World
 from bot.store import open_store
 from bot.sweep import needs_attention, remember, sweep
-
-T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def sim(clock) -> Iterator[SimulatedGitLab]:
-    with SimulatedGitLab(now=clock) as server:
-        yield server
-
-
-@pytest.fixture
-def w(sim, default_config) -> World:
-    return world(sim, default_config)
+from tests.conftest import T0
 
 
 @pytest.fixture
