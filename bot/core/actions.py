@@ -85,7 +85,7 @@ class PostNote:
         return f"note:{self.kind}:{','.join(self.log_keys)}"
 
     def describe(self) -> str:
-        return f"post a {self.kind} comment"
+        return f"post a comment: {self.kind.replace('-', ' ')}"
 
 
 Action = CreateChild | LinkChild | UpdateIncident | UpsertChecklist | PostNote
