@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,8 +10,8 @@ from bot.core.cadence import dues, is_status_update
 from bot.core.model import EngagementPlan, IncidentRef, Person
 from bot.demo import STATUS_UPDATE
 from bot.markers import strip_markers
-from bot.sandbox import World
-from bot.simgitlab import ManualClock
+from bot.sandbox import World, world
+from bot.simgitlab import ManualClock, SimulatedGitLab
 from tests.conftest import T0
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
@@ -304,3 +304,29 @@ def test_status_update_recognition(default_config):
     )
     assert not is_status_update("Current risk is low, users impacted: some.", points)
     assert not is_status_update("LGTM", points)
+
+
+def test_rotation_fills_roles_at_declaration_and_never_changes_them_mid_incident(default_config, clock):
+    """Weekly hand-over on Monday 09:00 Amsterdam: an incident declared before it keeps its SEOC after it."""
+    from bot.config import Role
+
+    rotation = {"timezone": "Europe/Amsterdam", "weekday": "monday", "at": "09:00", "start": "2026-11-23"}
+    roles = dict(default_config.roles)
+    roles["seoc"] = Role(name="SEOC", roster=["sec-oncall", "secops-oncall"], rotation=rotation)
+    cfg = default_config.model_copy(update={"roles": roles})
+    with SimulatedGitLab(now=clock) as sim:
+        w = world(sim, cfg)
+        clock.set(datetime(2026, 11, 30, 7, 30, tzinfo=UTC))  # Monday 08:30 in Amsterdam: week 1 still
+        first = w.incident("severity::1")
+        look(w, clock, first)
+        clock.set(datetime(2026, 11, 30, 8, 30, tzinfo=UTC))  # 09:30 in Amsterdam: the rotation has moved on
+        second = w.incident("severity::1")
+        look(w, clock, second)
+        look(w, clock, first)
+
+        def seoc(iid: int) -> list[str]:
+            return [a["username"] for a in sim.state.get_issue(w.project, iid)["assignees"]]
+
+        assert seoc(first) == ["sec-oncall"] and seoc(second) == ["secops-oncall"]
+        checklist = next(n["body"] for n in w.bot_notes(first) if "incident-bot:checklist" in n["body"])
+        assert "**SEOC:** @sec-oncall" in checklist
