@@ -1,0 +1,133 @@
+"""A receiver's local, durable spool for deliveries the shared store cannot take right now.
+
+GitLab resends nothing by itself and disables a webhook after four failed deliveries in a row, so a
+receiver whose database is away (PostgreSQL restarting, a network partition) must not answer 5xx.
+Instead it records the delivery here, in a small SQLite file of its own, answers 2xx, and a drainer
+moves spooled deliveries into the shared store once it answers again. Moving is idempotent: the shared
+store de-duplicates by delivery id, and a delivery leaves the spool only after the store has it. What
+a receiver that dies with its spool had taken is caught by the sweep (GitLab holds the truth).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from bot.store.base import DeliveryStore, RecordResult, StoreError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spool (
+    delivery_id  TEXT PRIMARY KEY,
+    incident_key TEXT,
+    event        TEXT NOT NULL,
+    received_at  TEXT NOT NULL,
+    payload      BLOB NOT NULL,
+    event_uuid   TEXT
+)
+"""
+
+
+@dataclass(frozen=True)
+class Spooled:
+    delivery_id: str
+    incident_key: str | None
+    event: str
+    received_at: datetime
+    payload: bytes
+    event_uuid: str | None
+
+
+class Spool:
+    """Deliveries waiting for the shared store. Safe to share between threads and processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._tx() as conn:
+            conn.execute(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # the 2xx promises it survives
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def put(self, d: Spooled) -> bool:
+        """Keep a delivery; False if it was already spooled (a resend while the store is away)."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO spool VALUES (?, ?, ?, ?, ?, ?)",
+                (d.delivery_id, d.incident_key, d.event, d.received_at.isoformat(), d.payload, d.event_uuid),
+            )
+            return cur.rowcount == 1
+
+    def pending(self, limit: int = 500) -> list[Spooled]:
+        rows = self._conn().execute("SELECT * FROM spool ORDER BY received_at LIMIT ?", (limit,)).fetchall()
+        return [Spooled(r[0], r[1], r[2], datetime.fromisoformat(r[3]), bytes(r[4]), r[5]) for r in rows]
+
+    def remove(self, delivery_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM spool WHERE delivery_id = ?", (delivery_id,))
+
+    def __len__(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM spool").fetchone()[0])
+
+
+def record_or_spool(
+    store: DeliveryStore,
+    spool: Spool | None,
+    delivery_id: str,
+    incident_key: str | None,
+    event: str,
+    received_at: datetime,
+    payload: bytes,
+    event_uuid: str | None = None,
+) -> tuple[RecordResult, bool]:
+    """Record in the shared store, or, when it fails, in the spool. Returns (result, spooled).
+
+    Raises only when both fail: then the delivery is not safe and the receiver must say so (5xx).
+    """
+    try:
+        return store.record_delivery(
+            delivery_id, incident_key, event, received_at, payload, event_uuid=event_uuid
+        ), False
+    except StoreError:
+        if spool is None:
+            raise
+    new = spool.put(Spooled(delivery_id, incident_key, event, received_at, payload, event_uuid))
+    return RecordResult(new=new, job_id=None), True
+
+
+def drain(spool: Spool, store: DeliveryStore, *, limit: int = 500) -> int:
+    """Move spooled deliveries into the shared store, oldest first; stop at the first failure."""
+    moved = 0
+    for d in spool.pending(limit):
+        try:
+            store.record_delivery(
+                d.delivery_id, d.incident_key, d.event, d.received_at, d.payload, event_uuid=d.event_uuid
+            )
+        except StoreError:
+            break
+        spool.remove(d.delivery_id)
+        moved += 1
+    return moved
