@@ -11,12 +11,9 @@ from pathlib import Path
 
 from bot import __version__
 from bot.config import Config, ConfigError, load_config
+from bot.errors import UserError
 from bot.gitlab.errors import GitLabConfigError
 from bot.templates import TemplateRenderer
-
-
-class UserError(Exception):
-    """An error the user can fix; printed as one line, no traceback."""
 
 
 def renderer_for(cfg: Config) -> TemplateRenderer:

@@ -17,6 +17,7 @@ from bot.core.events import Ignored, IssueEvent, NoteEvent, parse_event
 from bot.core.model import BotState, Desired, Issue, Observed
 from bot.core.policy import plan
 from bot.core.routing import route
+from bot.errors import UserError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x1b]")
 
@@ -142,8 +143,6 @@ def dry_run(incident: Issue, observed: Observed, state: BotState, cfg: Config, r
 def plan_from_payload(
     path: Path, cfg: Config, r: bodies.Renderer, now: datetime, event: str | None = None
 ) -> PlanReport:
-    from bot.cli import UserError
-
     try:
         payload = json.loads(path.read_bytes())
     except FileNotFoundError:
@@ -167,7 +166,6 @@ def plan_from_payload(
 
 def plan_live(text: str, cfg: Config, r: bodies.Renderer, now: datetime) -> PlanReport:
     """The dry run against a live GitLab (GITLAB_URL, GITLAB_TOKEN): reads only."""
-    from bot.cli import UserError
     from bot.core.model import IncidentRef
     from bot.reconciler import Reconciler, client_from_env
 

@@ -20,6 +20,7 @@ from bot.core.actions import Action
 from bot.core.converge import DryRun, converge
 from bot.core.model import Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
+from bot.errors import UserError
 from bot.gitlab.apply import GitLabApplier
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.client import GitLabClient, UserCache
@@ -101,12 +102,16 @@ def client_from(url: str, token: str, policy: CallPolicy | None = None, *, timeo
     return GitLabClient(lambda: make_gitlab(url, token, timeout=timeout), policy or CallPolicy(), users=UserCache())
 
 
-def client_from_env(cfg: Config, policy: CallPolicy | None = None) -> GitLabClient:
-    from bot.cli import UserError
-
+def gitlab_credentials() -> tuple[str, str]:
+    """``GITLAB_URL`` and ``GITLAB_TOKEN``, or a one-line error naming the one that is missing."""
     url, token = os.environ.get("GITLAB_URL", ""), os.environ.get("GITLAB_TOKEN", "")
     if not url:
         raise UserError("GITLAB_URL is not set (e.g. https://gitlab.com)")
     if not token:
         raise UserError("GITLAB_TOKEN is not set (the bot user's personal or project access token, api scope)")
+    return url, token
+
+
+def client_from_env(cfg: Config, policy: CallPolicy | None = None) -> GitLabClient:
+    url, token = gitlab_credentials()
     return client_from(url, token, policy or cfg.api.policy(), timeout=cfg.api.timeout_s)

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Config, load_config
-from bot.reconciler import utcnow
+from bot.errors import UserError
+from bot.reconciler import gitlab_credentials, utcnow
 from bot.sweep import sweep
 
 if TYPE_CHECKING:
@@ -28,12 +29,6 @@ log = logging.getLogger("bot.service")
 DEFAULT_DB = "var/incident-bot.sqlite3"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 WORKER_GRACE = 20.0
-
-
-def _user_error(message: str) -> Exception:
-    from bot.cli import UserError
-
-    return UserError(message)
 
 
 def db_location() -> str:
@@ -52,12 +47,12 @@ def open_service_store() -> DeliveryStore:
     location = db_location()
     text = os.environ.get("INCIDENT_BOT_DB_DURABILITY", "full").strip().lower()
     if text not in ("full", "normal"):
-        raise _user_error(f"INCIDENT_BOT_DB_DURABILITY must be full or normal, got {text!r}")
+        raise UserError(f"INCIDENT_BOT_DB_DURABILITY must be full or normal, got {text!r}")
     durability: Durability = "normal" if text == "normal" else "full"
     try:
         return open_store(location, durability=durability)
     except (StoreError, ValueError, NotImplementedError) as exc:
-        raise _user_error(f"cannot open the delivery store INCIDENT_BOT_DB={location}: {exc}") from None
+        raise UserError(f"cannot open the delivery store INCIDENT_BOT_DB={location}: {exc}") from None
 
 
 def lease_from_env() -> timedelta:
@@ -68,7 +63,7 @@ def lease_from_env() -> timedelta:
     if not text:
         return DEFAULT_LEASE
     if not text.isdigit() or int(text) < 3:
-        raise _user_error(f"INCIDENT_BOT_LEASE_SECONDS must be a whole number of seconds, at least 3; got {text!r}")
+        raise UserError(f"INCIDENT_BOT_LEASE_SECONDS must be a whole number of seconds, at least 3; got {text!r}")
     return timedelta(seconds=int(text))
 
 
@@ -85,15 +80,11 @@ def check_gitlab() -> str:
     from bot.gitlab.connect import check_token, make_gitlab
     from bot.gitlab.errors import GitLabConfigError
 
-    url, token = os.environ.get("GITLAB_URL", ""), os.environ.get("GITLAB_TOKEN", "")
-    if not url:
-        raise _user_error("GITLAB_URL is not set (e.g. https://gitlab.com)")
-    if not token:
-        raise _user_error("GITLAB_TOKEN is not set (the bot user's personal or project access token, api scope)")
+    url, token = gitlab_credentials()
     try:
         return check_token(make_gitlab(url, token, timeout=10.0))
     except (GitLabConfigError, ValueError) as exc:
-        raise _user_error(str(exc)) from None
+        raise UserError(str(exc)) from None
 
 
 def as_bot(cfg: Config, username: str) -> Config:
@@ -145,7 +136,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         WebSettings.from_env()
     except ValueError as exc:
-        raise _user_error(str(exc)) from None
+        raise UserError(str(exc)) from None
     lease_from_env()
     cfg = load_config(args.config)
     cfg = as_bot(cfg, check_gitlab())
@@ -210,9 +201,9 @@ def sweep_interval_from_env() -> timedelta | None:
     try:
         seconds = float(raw)
     except ValueError:
-        raise _user_error(f"INCIDENT_BOT_SWEEP_SECONDS={raw!r} is not a number of seconds") from None
+        raise UserError(f"INCIDENT_BOT_SWEEP_SECONDS={raw!r} is not a number of seconds") from None
     if seconds < 10:
-        raise _user_error(f"INCIDENT_BOT_SWEEP_SECONDS={raw!r} is too short (at least 10)")
+        raise UserError(f"INCIDENT_BOT_SWEEP_SECONDS={raw!r} is too short (at least 10)")
     return timedelta(seconds=seconds)
 
 
@@ -309,7 +300,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
             return 0
         revived = store.retry_dead(args.job_id, now=datetime.now(UTC))
         if args.job_id is not None and not revived:
-            raise _user_error(f"job {args.job_id} is not a dead letter (see `incident-bot dead-letters list`)")
+            raise UserError(f"job {args.job_id} is not a dead letter (see `incident-bot dead-letters list`)")
         print(f"revived {revived} job{'s' if revived != 1 else ''}; the worker will pick them up")
         return 0
     finally:
