@@ -193,6 +193,20 @@ def _watch_parent(parent: int, stop: threading.Event) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def retry_base_from_env() -> timedelta | None:
+    """``INCIDENT_BOT_RETRY_SECONDS``: the first retry of a failed job (doubling after); unset: 10 s."""
+    raw = os.environ.get("INCIDENT_BOT_RETRY_SECONDS")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise UserError(f"INCIDENT_BOT_RETRY_SECONDS={raw!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise UserError(f"INCIDENT_BOT_RETRY_SECONDS={raw!r} must be more than 0")
+    return timedelta(seconds=seconds)
+
+
 def sweep_interval_from_env() -> timedelta | None:
     """How often the worker sweeps (default 5 min); ``off`` for never (webhooks only)."""
     raw = os.environ.get("INCIDENT_BOT_SWEEP_SECONDS", "300")
@@ -267,6 +281,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         threads=args.threads,
         metrics=metrics,
         lease=lease,
+        retry_base=retry_base_from_env(),
         sweeper=(lambda: sweep(client, store, cfg, utcnow())) if sweep_every else None,
         sweep_every=sweep_every or timedelta(minutes=5),
     )

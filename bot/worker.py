@@ -123,6 +123,7 @@ class Worker:
         heartbeat: timedelta | None = None,
         poll_interval: float = 0.2,
         metrics: Metrics | None = None,
+        retry_base: timedelta | None = None,
     ) -> None:
         if lease <= timedelta(0) or settle < timedelta(0):
             raise ValueError("lease must be positive and settle not negative")
@@ -135,6 +136,8 @@ class Worker:
         self.heartbeat = heartbeat or lease / 3
         self.poll_interval = poll_interval
         self.metrics = metrics
+        # The first retry of a failed job waits retry_base, doubling after that (None: the store's back-off).
+        self.retry_base = retry_base
 
     def claim(self) -> Job | None:
         """The job that has been ready longest, once it has been ready for ``settle``.
@@ -166,6 +169,8 @@ class Worker:
             outcome = Outcome.TRANSIENT if exc.transient else Outcome.PERMANENT
             if exc.transient and exc.retry_after is not None:
                 retry_in = max(timedelta(seconds=exc.retry_after), MIN_RETRY)
+            elif self.retry_base is not None:
+                retry_in = self.retry_base * 2 ** min(max(job.attempts - 1, 0), 10)
             return self._report(job, outcome, str(exc), retry_in, time.perf_counter() - start)
         except Exception as exc:
             log.exception("job %d (%s): reconcile crashed", job.id, job.incident_key)
@@ -248,6 +253,7 @@ class WorkerPool:
     """Deliveries are kept (for de-duplication and debugging) at least GitLab's 2-day resend window."""
     prune_every: timedelta = timedelta(hours=1)
     id_prefix: str = ""
+    retry_base: timedelta | None = None
     sweeper: Callable[[], Any] | None = None
     """Finds incidents that need a look without a webhook (reminders due, missed deliveries) and queues them."""
     sweep_every: timedelta = timedelta(minutes=5)
@@ -265,6 +271,7 @@ class WorkerPool:
                 lease=self.lease,
                 settle=self.settle,
                 metrics=self.metrics,
+                retry_base=self.retry_base,
             )
             for i in range(self.threads)
         ]
