@@ -51,7 +51,7 @@ def open_service_store() -> DeliveryStore:
     durability: Durability = "normal" if text == "normal" else "full"
     try:
         return open_store(location, durability=durability)
-    except (StoreError, ValueError, NotImplementedError) as exc:
+    except (StoreError, ValueError) as exc:
         raise UserError(f"cannot open the delivery store INCIDENT_BOT_DB={location}: {exc}") from None
 
 
@@ -250,6 +250,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    """``db upgrade``: create or migrate the store's schema now, before new replicas roll out."""
+    from bot.store import StoreError, upgrade
+
+    location = db_location()
+    try:
+        before, after = upgrade(location)
+    except (StoreError, ValueError) as exc:
+        raise UserError(f"cannot upgrade INCIDENT_BOT_DB={location}: {exc}") from None
+    if before == after:
+        print(f"{location}: schema version {after}, up to date")
+    else:
+        print(f"{location}: schema version {before} -> {after}")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from bot.cli import renderer_for
     from bot.metrics import Metrics, multiprocess_dir
@@ -356,6 +372,9 @@ def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
     p = add("sweep", cmd_sweep, "reconcile every open incident that needs it now (reminders due, missed events)")
     p.add_argument("--queue-only", action="store_true", help="only queue them for the running workers")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="warning")
+
+    p = add("db", cmd_db, "the delivery store's schema: `db upgrade` creates or migrates it")
+    p.add_argument("action", choices=("upgrade",))
 
     p = add("dead-letters", cmd_dead_letters, "jobs that failed too often: list them, or queue them again")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")

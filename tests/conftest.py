@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,6 +12,14 @@ import pytest
 from bot.config import Config, load_config
 from bot.sandbox import World, world
 from bot.simgitlab import ManualClock, SimulatedGitLab
+from tests.pg import (
+    INSTALL_HINT,
+    PSYCOPG_HINT,
+    PostgresNotInstalled,
+    PostgresServer,
+    PostgresTestDatabase,
+    postgres_unavailable,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_PAYLOADS = ROOT.parent / "shared" / "gitlab-payloads"
@@ -40,3 +51,50 @@ def sim(clock: ManualClock) -> Iterator[SimulatedGitLab]:
 def w(sim: SimulatedGitLab, default_config: Config) -> World:
     """The simulator seeded with every person the bundled config names, in one project."""
     return world(sim, default_config)
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------------------
+# PostgreSQL for the store and replica tests: one server per test session, one fresh schema per database.
+#
+# Where the server comes from, in order:
+#
+# 1. ``INCIDENT_BOT_TEST_PG_URL=postgresql://user@host/db`` — an existing database (the role needs CREATE on
+#    it; PostgreSQL 14 or newer). Each test gets its own schema in it, dropped at the end of the session.
+# 2. Otherwise a throw-away server (``tests/pg.py``): ``initdb`` into a temp dir, started on 127.0.0.1 at the
+#    first PostgreSQL test, stopped and deleted at the end of the session.
+#
+# Without PostgreSQL (no server binaries, or no psycopg) the PostgreSQL variants are skipped with a message
+# saying what to install — unless ``CI`` is set: CI never skips, so there they fail.
+#
+# A "fresh database" is a new schema put first on the connection's ``search_path`` through the URL: creating
+# one costs a millisecond where ``CREATE DATABASE`` costs a tenth of a second, which matters for the property
+# test that opens a store per example.
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[PostgresTestDatabase]:
+    if importlib.util.find_spec("psycopg") is None:
+        postgres_unavailable(PSYCOPG_HINT)
+    import psycopg
+
+    external = os.environ.get("INCIDENT_BOT_TEST_PG_URL")
+    server: PostgresServer | None = None
+    if external:
+        base_url = external
+    else:
+        with contextlib.suppress(PostgresNotInstalled):  # reported below, outside the handler: one clean line
+            server = PostgresServer.start()
+        if server is None:
+            postgres_unavailable(INSTALL_HINT)
+        assert server is not None
+        base_url = server.create_database("incident_bot_test")
+    try:
+        with psycopg.connect(base_url, autocommit=True) as admin:
+            database = PostgresTestDatabase(base_url=base_url, admin=admin)
+            yield database
+            if server is None:
+                for schema in database.created:
+                    admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        if server is not None:
+            server.stop()

@@ -39,6 +39,14 @@ def sim() -> Iterator[SimulatedGitLab]:
         yield server
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store the replicas share: a SQLite file (one host) or PostgreSQL (several hosts)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shared.sqlite3")
+    return request.getfixturevalue("postgres_database").new_url()
+
+
 @pytest.fixture
 def fast_config(tmp_path: Path) -> Path:
     """The bundled policy with an API budget for a simulator, not for GitLab.com."""
@@ -80,9 +88,9 @@ def deliveries(w: World, iids: list[int]) -> list[tuple[str, dict]]:
 
 
 def test_three_workers_two_receivers_faults_and_a_kill_converge_exactly_once(
-    sim, default_config, fast_config, tmp_path
+    sim, default_config, fast_config, shared_db, tmp_path
 ):
-    db = str(tmp_path / "shared.sqlite3")
+    db = shared_db
     w = world(sim, default_config)
     iids = [w.incident(*CHANNELS, title=f"incident {n}") for n in range(200)]
     store = open_store(db)

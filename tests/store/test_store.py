@@ -1,8 +1,10 @@
 """Contract tests for the durable delivery store and work queue (bot.store).
 
-Every test but the one on `open_store` locations runs against each backend in BACKENDS through the
-`store` / `url` fixtures and the public interface only; backend-specific knowledge lives in the Backend
-adapters at the top, so a new backend (PostgreSQL) joins by adding one adapter.
+The contract tests run against each backend in BACKENDS through the `store` / `url` fixtures and the public
+interface only; backend-specific knowledge lives in the Backend adapters at the top. A few tests are about
+one backend and say so in their names (a version-1 database of each, PostgreSQL's row locks and
+connections). PostgreSQL runs on a throw-away server (see conftest.py): without PostgreSQL installed its
+variants are skipped with a message, except under CI, where they fail.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -39,7 +41,12 @@ from bot.store import (
     StoreError,
     open_store,
     sqlite_path,
+    upgrade,
 )
+from tests.pg import INSTALL_HINT
+
+if TYPE_CHECKING:
+    from tests.pg import PostgresTestDatabase
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -53,6 +60,10 @@ def at(seconds: float) -> datetime:
 # -- backends ---------------------------------------------------------------------------------------------
 
 
+def _nothing_to_settle(url: str) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Backend:
     name: str
@@ -60,6 +71,9 @@ class Backend:
     """A location for a fresh, empty database, given an empty scratch directory."""
     set_schema_version: Callable[[str, int], None]
     """Mark an existing database as written by schema version N (to test refusal of newer ones)."""
+    settle: Callable[[str], object] = _nothing_to_settle
+    """Wait until the database is done with the sessions of client processes that were killed, so that what
+    a test reads afterwards cannot change under it (a server may still commit what a dead client sent)."""
 
 
 def _sqlite_set_schema_version(url: str, version: int) -> None:
@@ -70,18 +84,36 @@ def _sqlite_set_schema_version(url: str, version: int) -> None:
     conn.close()
 
 
-BACKENDS = [
-    Backend(
-        name="sqlite",
-        new_url=lambda directory: f"sqlite:///{directory / 'bot.sqlite3'}",
-        set_schema_version=_sqlite_set_schema_version,
-    ),
-]
+SQLITE = Backend(
+    name="sqlite",
+    new_url=lambda directory: f"sqlite:///{directory / 'bot.sqlite3'}",
+    set_schema_version=_sqlite_set_schema_version,
+)
 
 
-@pytest.fixture(params=BACKENDS, ids=lambda b: b.name)
+def _postgres_backend(database: PostgresTestDatabase) -> Backend:
+    import psycopg
+
+    def set_schema_version(url: str, version: int) -> None:
+        with psycopg.connect(url) as conn:
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+
+    return Backend(
+        name="postgresql",
+        new_url=lambda _directory: database.new_url(),
+        set_schema_version=set_schema_version,
+        settle=database.end_sessions,
+    )
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Backend:
-    return request.param
+    if request.param == "sqlite":
+        return SQLITE
+    return _postgres_backend(request.getfixturevalue("postgres_database"))
 
 
 @pytest.fixture
@@ -439,7 +471,9 @@ for i in range(100_000):
 
 @pytest.mark.parametrize("durability", ["normal", "full"])
 @pytest.mark.parametrize("mode", ["kill", "exit"])
-def test_every_acknowledged_delivery_survives_a_crashed_writer(url: str, durability: str, mode: str) -> None:
+def test_every_acknowledged_delivery_survives_a_crashed_writer(
+    backend: Backend, url: str, durability: str, mode: str
+) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo_root(), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, url, durability, mode], stdout=subprocess.PIPE, text=True, env=env
@@ -456,6 +490,8 @@ def test_every_acknowledged_delivery_survives_a_crashed_writer(url: str, durabil
     finally:
         proc.kill()
         proc.wait(timeout=10)
+        proc.stdout.close()
+    backend.settle(url)
     assert len(acknowledged) >= 300
     with open_store(url) as store:
         missing = [i for i in acknowledged if store.get_delivery(f"d{i}") is None]
@@ -582,8 +618,12 @@ def test_concurrent_intake_and_workers_never_run_an_incident_twice(store: Delive
 
 
 def test_open_store_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(NotImplementedError, match="PostgreSQL"):
-        open_store("postgresql://bot@db/incident_bot")
+    for unreachable in ("postgresql://bot:s3cret@127.0.0.1:1/incident_bot", "postgres://bot:s3cret@127.0.0.1:1/x"):
+        with pytest.raises(StoreError) as refused:
+            open_store(unreachable)
+        message = str(refused.value)
+        assert "\n" not in message and "s3cret" not in message, "one line, and never the password"
+        assert "127.0.0.1" in message or "pip install" in message, "where it failed, or what to install"
     for bad in ("mysql://db/x", "sqlite://", "sqlite:///:memory:"):
         with pytest.raises(ValueError):
             open_store(bad)
@@ -831,3 +871,148 @@ def test_a_job_keeps_the_event_uuid_of_its_latest_delivery(store):
     assert store.active_job("42#1").event_uuid == "u-2"
     store.record_delivery("d3", "42#1", "Note Hook", now, b"{}")
     assert store.active_job("42#1").event_uuid == "u-2"
+
+
+# -- schema upgrades and PostgreSQL specifics -------------------------------------------------------------
+
+
+def test_upgrade_creates_then_reports_an_up_to_date_schema_and_refuses_a_newer_one(backend: Backend, url: str) -> None:
+    before, after = upgrade(url)
+    assert before == 0 and after >= 2
+    assert upgrade(url) == (after, after)
+    with open_store(url) as store:
+        assert store.stats().schema_version == after
+    backend.set_schema_version(url, after + 1)
+    with pytest.raises(SchemaVersionError, match="newer"):
+        upgrade(url)
+
+
+def test_replicas_starting_together_migrate_once(url: str) -> None:
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            with open_store(url) as store:
+                store.ping()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == [], "a migration applied twice fails on tables that already exist"
+    before, after = upgrade(url)
+    assert before == after >= 2
+
+
+def test_postgres_upgrade_from_schema_1_keeps_queued_work_and_dead_letters(
+    postgres_database: PostgresTestDatabase,
+) -> None:
+    """An upgrade of the bot never loses queued work: a version-1 PostgreSQL database opened by this code."""
+    import psycopg
+
+    import bot.store.postgres as pg_store
+
+    url = postgres_database.new_url()
+    then = datetime(2025, 11, 30, 9, 0, tzinfo=UTC)
+    with psycopg.connect(url) as conn:  # what version 1 of the store wrote
+        conn.execute(pg_store.SCHEMA_VERSION_TABLE)
+        for statement in pg_store.MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute(
+            "INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, last_error, reason,"
+            " created_at, updated_at) VALUES ('42#1', 'dead', 8, 1, %(t)s, 'boom', 'Issue Hook', %(t)s, %(t)s),"
+            " ('42#2', 'pending', 0, 1, %(t)s, NULL, 'Issue Hook', %(t)s, %(t)s)",
+            {"t": then},
+        )
+        conn.execute(
+            "INSERT INTO deliveries (delivery_id, incident_key, event, received_at, payload, job_id)"
+            " SELECT 'd2', '42#2', 'Issue Hook', %s, '\\x7b7d'::bytea, id FROM jobs WHERE incident_key = '42#2'",
+            (then,),
+        )
+    assert upgrade(url) == (1, len(pg_store.MIGRATIONS)) == (1, 2)
+    with open_store(url) as new:
+        assert new.stats().schema_version == 2
+        assert [(j.incident_key, j.last_error) for j in new.dead_jobs()] == [("42#1", "boom")]
+        assert new.depth()["pending"] == 1
+        delivery = new.get_delivery("d2")
+        assert delivery is not None and delivery.payload == b"{}" and delivery.received_at == then
+        now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+        job = new.claim("w", now, timedelta(minutes=1))
+        assert job is not None and job.incident_key == "42#2" and job.event_uuid is None
+        assert new.retry_dead(now=now) == 1 and new.claim("w2", now, LEASE) is not None, "dead letter still works"
+        new.mark_incident("42#2", now, None)
+        assert set(new.incident_marks()) == {"42#2"}
+
+
+def test_postgres_claim_skips_a_job_locked_by_another_transaction(postgres_database: PostgresTestDatabase) -> None:
+    """FOR UPDATE SKIP LOCKED: a claimer never waits behind another's row lock, it takes the next job."""
+    import psycopg
+
+    url = postgres_database.new_url()
+    with open_store(url) as store, psycopg.connect(url) as other:
+        first = store.enqueue(A, at(0), "sweep")
+        second = store.enqueue(B, at(1), "sweep")
+        other.execute("SELECT id FROM jobs WHERE id = %s FOR UPDATE", (first,))  # transaction left open
+        job = claim(store, "w1", t=2)
+        assert job.id == second
+        other.rollback()
+        assert claim(store, "w2", t=2).id == first
+
+
+def test_missing_postgres_skips_outside_ci_and_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.pg import postgres_unavailable
+
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="PostgreSQL not installed: apt-get install postgresql"):
+        postgres_unavailable(INSTALL_HINT)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI never skips"):
+        postgres_unavailable("PostgreSQL not installed")
+
+
+def test_postgres_store_replaces_connections_the_server_ended(postgres_database: PostgresTestDatabase) -> None:
+    """A database restart or fail-over ends every session; the next calls reconnect instead of failing."""
+    url = postgres_database.new_url()
+    with open_store(url) as store:
+        record(store, "d1")
+        started = threading.Barrier(3)
+
+        def busy() -> None:  # leaves several idle connections behind
+            started.wait()
+            store.get_delivery("d1")
+
+        threads = [threading.Thread(target=busy) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert postgres_database.end_sessions(url) >= 1
+        assert record(store, "d2", t=1).new
+        assert store.get_delivery("d1") is not None and store.depth()["pending"] == 1
+
+
+def test_postgres_store_fails_fast_while_the_database_is_away(postgres_database: PostgresTestDatabase) -> None:
+    """A receiver spools deliveries while PostgreSQL is down, so each call must fail at once, not hang."""
+    from tests.pg import PostgresNotInstalled, PostgresServer
+
+    try:
+        server = PostgresServer.start()
+    except PostgresNotInstalled:
+        pytest.skip("needs local PostgreSQL binaries to start and stop a server of its own")
+    try:
+        store = open_store(server.create_database("away"))
+        record(store, "d1")
+    finally:
+        server.stop()
+    with pytest.raises(StoreError) as refused:
+        record(store, "d2")
+    assert "\n" not in str(refused.value) and "connect" in str(refused.value)
+    with pytest.raises(StoreError, match="unreachable"):
+        store.claim("w1", at(0), LEASE)  # within a second of a failed connect: not even tried
+    store.close()
