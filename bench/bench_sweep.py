@@ -97,6 +97,21 @@ def main() -> None:
             for route, n in sorted(routes.items()):
                 print(f"    {n:5d}  {route}")
 
+            # Two replicas sweeping at the same moment, with the same 10 due again an hour later.
+            clock.set(T0 + timedelta(minutes=125))
+            sim.reset_log()
+            with ThreadPoolExecutor(2) as pool:
+                reports = list(pool.map(lambda _: sweep(client, store, cfg, clock()), range(2)))
+            list_calls, _ = counted(sim)
+            jobs = store.depth()["pending"]
+            drained = drain(reconciler, store, clock)
+            total, _ = counted(sim)
+            print(
+                f"\ntwo replicas sweeping at once: {list_calls} listing calls; each queued {len(reports[0].queued)} "
+                f"and {len(reports[1].queued)}; jobs in the queue {jobs} (coalesced); reconciles {drained}; "
+                f"API calls in all {total}"
+            )
+
             sim.reset_log()
             quiet = sweep(client, store, cfg, clock())
             drained = drain(reconciler, store, clock)
