@@ -1,15 +1,39 @@
 """Webhook intake throughput: the real ``/webhook`` next to a bare Flask endpoint, same gunicorn settings.
 
-    .venv/bin/python bench/bench_intake.py [--duration 5] [--connections 8] [--workers 2] [--client auto]
+    .venv/bin/python bench/bench_intake.py [--duration 5] [--rounds 1] [--connections 8]
+        [--workers 2] [--worker-class sync|gthread] [--threads 4] [--modes bare,parse,nostore,normal,full]
 
-Both servers are gunicorn (embedded exactly as ``incident-bot serve`` embeds it) on 127.0.0.1 with the
-same worker class and count, and get the same payload (the example incident, about 4 KB) with a unique
-``Idempotency-Key`` per request. The real endpoint checks the token, parses, routes, and records the
-delivery durably (SQLite, fsync on every commit, coalesced into one job) before answering 202; the bare
-one answers 200 without reading the body. The load generator is ``wrk`` when installed (Debian:
-``apt-get install wrk``), otherwise a threaded Python keep-alive client, which needs more of the
-shared CPU and so reports lower figures for both. Afterwards every delivery the real endpoint
-acknowledged is looked up in the store.
+Every server is gunicorn (embedded exactly as ``incident-bot serve`` embeds it) on 127.0.0.1 and gets
+the same payload (the example incident, about 9 KB) with a unique ``Idempotency-Key`` per request.
+
+Modes (``--modes``, comma-separated; ``MODE:k=gthread+t=8+w=1`` overrides worker class, threads and
+workers for that mode):
+
+- ``bare``: Flask answers 200 without reading the body. The reference the goal is measured against.
+- ``parse``: Flask checks the token and the length, reads and ``json.loads`` the body, answers 202.
+  The least any receiver that tells valid deliveries from garbage must do (diagnostic).
+- ``nostore``: the real ``/webhook`` with a store that keeps nothing (diagnostic).
+- ``normal`` / ``full``: the real ``/webhook`` on SQLite with that durability (``full``: fsync on
+  every commit, the default; ``normal``: survives kill -9 of the bot, not power loss).
+- ``normal-group`` / ``full-group``: the same through the group-commit prototype
+  (``bench/intake_prototypes.py``); requests served by the threads of one process share a
+  transaction, so it needs ``gthread``.
+- ``normal-flock`` / ``full-flock``: the same, with writers queued on a host-wide ``flock`` instead
+  of SQLite's sleep-and-retry busy handler (prototype in ``bench/intake_prototypes.py``).
+- ``normal-ckpt`` / ``full-ckpt``: the same, with the intake connections checkpointing the WAL every
+  4000 pages (16 MB) instead of SQLite's 1000 (prototype in ``bench/intake_prototypes.py``).
+
+The load generator is ``wrk`` (``apt-get install wrk``) on the same machine, so every figure is a
+lower bound and the ratio between modes is what matters; without wrk a threaded Python keep-alive
+client is used, which needs more of the shared CPU. Each mode also reports the CPU its server
+processes used per request (``srv us/req``: it depends little on how the cores were shared), how idle
+the machine was, and the share of CPU that went to processes other than the server and the client
+(``other``). A mode measured while something else loaded the machine (``--max-other``) is measured
+again, at most ``--retries`` times. ``--rounds N`` runs all modes N times, interleaved, and reports
+medians. Afterwards every delivery a durable mode acknowledged with 202 (in every attempt) is looked
+up in its store; the exit status is 1 if one is missing.
+
+The server logs at ``--log-level`` (default ``info``, as ``incident-bot serve``) into a file.
 """
 
 from __future__ import annotations
@@ -19,6 +43,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -36,13 +61,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = ROOT / "examples" / "payloads" / "s1-incident.json"
 SECRET = "bench-secret"
-MODES = ("bare", "nostore", "normal", "full")
 LABELS = {
     "bare": "bare Flask (200, body unread)",
-    "nostore": "/webhook, no-op store (diagnostic)",
-    "normal": "/webhook, SQLite durability=normal",
-    "full": "/webhook, SQLite durability=full",
+    "parse": "bare Flask + token, read, json.loads",
+    "nostore": "/webhook, no-op store",
+    "normal": "/webhook, SQLite normal",
+    "full": "/webhook, SQLite full",
+    "normal-group": "/webhook, normal, group commit",
+    "full-group": "/webhook, full, group commit",
+    "normal-flock": "/webhook, normal, host write lock",
+    "full-flock": "/webhook, full, host write lock",
+    "normal-ckpt": "/webhook, normal, checkpoint 16 MB",
+    "full-ckpt": "/webhook, full, checkpoint 16 MB",
 }
+DURABLE = tuple(mode for mode in LABELS if mode.startswith(("normal", "full")))
+DEFAULT_MODES = "bare,parse,nostore,normal,full"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 WRK_SCRIPT = r"""
 local counter, thread_id, n = 0, 0, 0
@@ -86,10 +120,39 @@ def bare_app() -> Any:
     return app
 
 
+def parse_app() -> Any:
+    """Section 3 of the engineering notes: token, length, body, JSON; nothing recorded."""
+    import hmac
+
+    from flask import Flask, abort, jsonify, request
+
+    app = Flask("parse")
+    app.config["MAX_CONTENT_LENGTH"] = 25 * 1024 * 1024
+    secret = SECRET.encode()
+
+    @app.post("/webhook")
+    def webhook() -> Any:
+        if not hmac.compare_digest(request.headers.get("X-Gitlab-Token", "").encode("latin-1"), secret):
+            abort(401)
+        if request.content_length is None:
+            abort(411)
+        try:
+            json.loads(request.get_data(cache=False))
+        except ValueError:
+            abort(400)
+        return jsonify(status="accepted", delivery=request.headers.get("Idempotency-Key")), 202
+
+    @app.get("/healthz")
+    def healthz() -> str:
+        return "ok"
+
+    return app
+
+
 class NoopStore:
     """Answers like a store and keeps nothing: shows what the intake costs without the durable write."""
 
-    def record_delivery(self, delivery_id: str, incident_key: str | None, *args: Any) -> Any:
+    def record_delivery(self, delivery_id: str, incident_key: str | None, *args: Any, **kwargs: Any) -> Any:
         from bot.store import RecordResult
 
         return RecordResult(new=True, job_id=1 if incident_key else None)
@@ -104,29 +167,53 @@ class NoopStore:
 def real_app(db: str, mode: str) -> Any:
     from bot.config import load_config
     from bot.metrics import Metrics
-    from bot.store import open_store
+    from bot.store import SQLiteStore
     from bot.web.app import WebSettings, create_app
 
-    store = NoopStore() if mode == "nostore" else open_store(db, durability="normal" if mode == "normal" else "full")
+    store: Any
+    if mode == "nostore":
+        store = NoopStore()
+    else:
+        store = SQLiteStore(db, durability="full" if mode.startswith("full") else "normal")
+        if "-" in mode:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from intake_prototypes import CheckpointStore, GroupCommitStore, HostLockStore
+
+            if mode.endswith("-group"):
+                store = GroupCommitStore(store)
+            elif mode.endswith("-flock"):
+                store = HostLockStore(store)
+            else:
+                store = CheckpointStore(store, pages=4000)
     return create_app(WebSettings(secret=SECRET), store=store, config=load_config(), metrics=Metrics())
 
 
-def serve(mode: str, port: int, workers: int, worker_class: str, db: str) -> None:
-    """The server side (a child process of the benchmark): the same gunicorn setup for every mode."""
+def serve(mode: str, port: int, workers: int, worker_class: str, threads: int, db: str, loglevel: str) -> None:
+    """The server side (a child process of the benchmark): the gunicorn setup of ``incident-bot serve``."""
     import logging
 
     from bot.metrics import enable_multiprocess
+    from bot.service_cli import setup_logging
     from bot.web.server import GunicornApp
 
-    logging.basicConfig(level=logging.WARNING)
-    if mode != "bare":
-        from bot.store import open_store
+    setup_logging(loglevel)
+    logging.getLogger("gunicorn.error").propagate = False
+    if mode not in ("bare", "parse"):
+        if mode != "nostore":
+            from bot.store import SQLiteStore
 
-        open_store(db).close()
-        enable_multiprocess(tempfile.mkdtemp(prefix="bench-metrics-"))
-    factory = bare_app if mode == "bare" else lambda: real_app(db, mode)
+            SQLiteStore(db).close()  # create and migrate once, before the fork, as serve does
+        enable_multiprocess(tempfile.mkdtemp(prefix="metrics-", dir=Path(db).parent))
+    factories = {"bare": bare_app, "parse": parse_app}
+    factory = factories.get(mode) or (lambda: real_app(db, mode))
     GunicornApp(
-        factory, host="127.0.0.1", port=port, workers=workers, worker_class=worker_class, loglevel="warning"
+        factory,
+        host="127.0.0.1",
+        port=port,
+        workers=workers,
+        worker_class=worker_class,
+        threads=threads,
+        loglevel=loglevel,
     ).run()
 
 
@@ -141,11 +228,18 @@ class Result:
     errors: int = 0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    server_cpu: float = 0.0
+    idle: float = 0.0
+    other: float = 0.0
     accepted: set[str] = field(default_factory=set)
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        return self.server_cpu / self.requests * 1e6 if self.requests else 0.0
 
 
 def _ms(text: str) -> float:
@@ -193,6 +287,7 @@ def run_wrk(port: int, duration: float, connections: int, workdir: Path) -> Resu
     result.p99_ms = _ms(re.search(r"^\s*99%\s+(\S+)\s*$", out, re.M).group(1))  # type: ignore[union-attr]
     for part in workdir.glob(ids.name + ".*"):
         result.accepted |= set(part.read_text().split())
+        part.unlink()
     return result
 
 
@@ -231,7 +326,9 @@ def run_python(port: int, duration: float, connections: int) -> Result:
                 continue
             mine.append(time.perf_counter() - start)
             if response.status == 202:
-                accepted.add(json.loads(data)["delivery"])
+                delivery = json.loads(data).get("delivery")
+                if delivery:
+                    accepted.add(delivery)
             elif not 200 <= response.status < 300:
                 non_2xx += 1
             if response.will_close:
@@ -255,7 +352,70 @@ def run_python(port: int, duration: float, connections: int) -> Result:
     return result
 
 
+# ---------------------------------------------------------------------------------------- CPU accounting
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every live process in a process group (the gunicorn master and workers)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields[0] is the state; pgrp is the 5th field of the whole line
+            total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
+def client_cpu_seconds() -> float:
+    """CPU used so far by this process and its finished children (wrk, or the Python client's threads)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def machine_idle() -> tuple[float, float, float]:
+    """(idle, interrupts, total) jiffies of the whole machine, from /proc/stat. Interrupt time (mostly
+    loopback TCP in softirq) belongs to no process, so it is kept out of "other"."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return float(values[3] + values[4]), float(values[5] + values[6]), float(sum(values[:8]))
+
+
 # ---------------------------------------------------------------------------------------- driver
+
+
+@dataclass(frozen=True)
+class Setup:
+    mode: str
+    workers: int
+    worker_class: str
+    threads: int
+
+    def describe(self) -> str:
+        threads = f"x{self.threads}" if self.worker_class == "gthread" else ""
+        return f"-w{self.workers} {self.worker_class}{threads}"
+
+
+def parse_modes(text: str, args: argparse.Namespace) -> list[Setup]:
+    setups = []
+    for spec in filter(None, (part.strip() for part in text.split(","))):
+        mode, _, options = spec.partition(":")
+        if mode not in LABELS:
+            raise SystemExit(f"unknown mode {mode!r}; choose from {', '.join(LABELS)}")
+        values = {"w": args.workers, "k": args.worker_class, "t": args.threads}
+        for option in filter(None, options.split("+")):
+            key, _, value = option.partition("=")
+            if key not in values or not value:
+                raise SystemExit(f"bad option {option!r} in {spec!r}: use w=N, k=sync|gthread, t=N joined by +")
+            values[key] = value if key == "k" else int(value)
+        if values["k"] not in ("sync", "gthread"):
+            raise SystemExit(f"worker class must be sync or gthread, got {values['k']!r}")
+        setups.append(Setup(mode, int(values["w"]), str(values["k"]), int(values["t"])))
+    return setups
 
 
 def free_port() -> int:
@@ -279,30 +439,31 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) 
     raise SystemExit("server did not become ready")
 
 
-def measure(mode: str, args: argparse.Namespace, workdir: Path, db: Path) -> Result:
+def measure(setup: Setup, args: argparse.Namespace, workdir: Path, db: Path) -> Result:
     port = free_port()
-    cmd = [
-        sys.executable,
-        __file__,
-        "--serve",
-        mode,
-        "--port",
-        str(port),
-        "--workers",
-        str(args.workers),
-        "--worker-class",
-        args.worker_class,
-        "--db",
-        str(db),
-    ]
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    cmd = [sys.executable, __file__, "--serve", setup.mode, "--port", str(port), "--db", str(db)]
+    cmd += ["--workers", str(setup.workers), "--worker-class", setup.worker_class, "--threads", str(setup.threads)]
+    cmd += ["--log-level", args.log_level]
+    with open(workdir / "server.log", "ab") as log:
+        proc = subprocess.Popen(cmd, start_new_session=True, stdout=log, stderr=log)
     try:
         wait_ready(port, proc)
         if args.client == "wrk":
             run_wrk(port, 1, args.connections, workdir)  # warm-up
-            return run_wrk(port, args.duration, args.connections, workdir)
-        run_python(port, 0.5, args.connections)
-        return run_python(port, args.duration, args.connections)
+        else:
+            run_python(port, 0.5, args.connections)
+        cpu0, (idle0, irq0, total0), client0 = group_cpu_seconds(proc.pid), machine_idle(), client_cpu_seconds()
+        if args.client == "wrk":
+            result = run_wrk(port, args.duration, args.connections, workdir)
+        else:
+            result = run_python(port, args.duration, args.connections)
+        (idle1, irq1, total1), client = machine_idle(), client_cpu_seconds() - client0
+        result.server_cpu = group_cpu_seconds(proc.pid) - cpu0
+        elapsed = max(1.0, total1 - total0)
+        result.idle = (idle1 - idle0) / elapsed
+        busy = (elapsed - (idle1 - idle0) - (irq1 - irq0)) / CLK_TCK
+        result.other = max(0.0, busy - result.server_cpu - client) / (elapsed / CLK_TCK)
+        return result
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -314,52 +475,114 @@ def measure(mode: str, args: argparse.Namespace, workdir: Path, db: Path) -> Res
 
 def check_store(db: Path, accepted: set[str]) -> tuple[int, int]:
     """(accepted deliveries found in the store, missing ones)."""
-    from bot.store import open_store
+    from bot.store import SQLiteStore
 
-    with open_store(db) as store:
+    store = SQLiteStore(db)
+    try:
         missing = sum(1 for delivery_id in accepted if store.get_delivery(delivery_id) is None)
+    finally:
+        store.close()
     return len(accepted) - missing, missing
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per endpoint (default 5)")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per mode and round (default 5)")
+    parser.add_argument("--rounds", type=int, default=1, help="run every mode this many times, interleaved")
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--worker-class", choices=("sync", "gthread"), default="sync")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker (default 4)")
+    parser.add_argument("--modes", default=DEFAULT_MODES, help=f"comma-separated (default {DEFAULT_MODES})")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
-    parser.add_argument("--serve", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--max-other",
+        type=float,
+        default=0.05,
+        help="measure a mode again when other processes took more than this share of the CPU (default 0.05)",
+    )
+    parser.add_argument("--retries", type=int, default=2, help="at most this many extra attempts per mode (default 2)")
+    parser.add_argument("--serve", choices=tuple(LABELS), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.port, args.workers, args.worker_class, args.db)
+        serve(args.serve, args.port, args.workers, args.worker_class, args.threads, args.db, args.log_level)
         return 0
+    if not 1 <= args.rounds <= 20 or not 1 <= args.duration <= 120 or not 0 <= args.retries <= 5:
+        raise SystemExit("--rounds must be 1..20, --duration 1..120 s and --retries 0..5")
+    setups = parse_modes(args.modes, args)
+    if not setups:
+        raise SystemExit("no modes to run")
     if args.client == "auto":
         args.client = "wrk" if shutil.which("wrk") else "python"
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    runs: dict[Setup, list[Result]] = {s: [] for s in setups}
+    checks: dict[Setup, list[tuple[int, int]]] = {s: [] for s in setups}
+    acknowledged: dict[Setup, int] = dict.fromkeys(setups, 0)
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
         workdir = Path(tmp)
-        results = {mode: measure(mode, args, workdir, workdir / f"{mode}.sqlite3") for mode in MODES}
-        checks = {mode: check_store(workdir / f"{mode}.sqlite3", results[mode].accepted) for mode in ("normal", "full")}
+        for _ in range(args.rounds):
+            for setup in setups:
+                best: Result | None = None
+                for attempt in range(1 + args.retries):
+                    db = workdir / "intake.sqlite3"
+                    result = measure(setup, args, workdir, db)
+                    if best is None or result.other < best.other:
+                        best = result
+                    if setup.mode in DURABLE:  # every attempt's acknowledged deliveries are checked
+                        checks[setup].append(check_store(db, result.accepted))
+                        acknowledged[setup] += len(result.accepted)
+                    for leftover in workdir.glob("intake.sqlite3*"):
+                        leftover.unlink()
+                    if result.other <= args.max_other or attempt == args.retries:
+                        break
+                    print(
+                        f"  {setup.mode} ({setup.describe()}): {result.other:.0%} of the CPU went to other processes; "
+                        "measuring again",
+                        file=sys.stderr,
+                    )
+                assert best is not None
+                runs[setup].append(best)  # the attempt least disturbed by other processes
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values) if values else 0.0
+
     print(
-        f"intake benchmark: gunicorn -w {args.workers} -k {args.worker_class}, {args.connections} connections, "
-        f"{args.duration:g} s each, client {args.client}, payload {PAYLOAD.stat().st_size} bytes, "
-        f"{os.cpu_count()} CPUs"
+        f"intake benchmark: {args.connections} connections, {args.duration:g} s x {args.rounds} round(s) per mode "
+        f"(medians), client {args.client}, payload {PAYLOAD.stat().st_size} bytes, server log level "
+        f"{args.log_level}, {os.cpu_count()} CPUs"
     )
-    print(f"{'endpoint':<36} {'req/s':>8} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'errors':>7}")
-    bare = results["bare"].rps or 1.0
-    for mode, r in results.items():
+    header = f"{'endpoint':<38} {'gunicorn':<13} {'req/s':>7} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7}"
+    print(header + f" {'srv us/req':>10} {'idle':>5} {'other':>5} {'non-2xx':>7} {'errors':>6}")
+    bare = next((s for s in setups if s.mode == "bare"), None)
+    bare_rps = median([r.rps for r in runs[bare]]) if bare else 0.0
+    for setup, results in runs.items():
+        rps = median([r.rps for r in results])
+        ratio = f"{rps / bare_rps:5.2f}x" if bare_rps else "    - "
         print(
-            f"{LABELS[mode]:<36} {r.rps:>8.0f} {r.rps / bare:>5.2f}x {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-            f"{r.non_2xx:>8} {r.errors:>7}"
+            f"{LABELS[setup.mode]:<38} {setup.describe():<13} {rps:>7.0f} {ratio:>6} "
+            f"{median([r.p50_ms for r in results]):>7.2f} {median([r.p99_ms for r in results]):>7.2f} "
+            f"{median([r.cpu_us for r in results]):>10.0f} {median([r.idle for r in results]):>5.0%} "
+            f"{median([r.other for r in results]):>5.0%} "
+            f"{sum(r.non_2xx for r in results):>7} {sum(r.errors for r in results):>6}"
         )
-    print("goal: /webhook >= 0.80x of the bare endpoint")
+    print("goal: /webhook >= 0.80x of the bare endpoint (ratio column: against the bare row)")
     missing = 0
-    for mode, (found, lost) in checks.items():
+    for setup, found_lost in checks.items():
+        if not found_lost:
+            continue
+        acked = acknowledged[setup]
+        found, lost = sum(f for f, _ in found_lost), sum(m for _, m in found_lost)
         missing += lost
-        acked = len(results[mode].accepted)
-        print(f"store check ({mode}): {acked} acknowledged with 202, {found} in the store, {lost} missing")
+        if not acked and any(r.requests > r.non_2xx for r in runs[setup]):
+            print(f"store check ({setup.mode}): no delivery id found in the 2xx answers; cannot verify")
+            missing += 1
+        print(
+            f"store check ({setup.mode}, {setup.describe()}): {acked} acknowledged with 202, {found} in the store, "
+            f"{lost} missing"
+        )
     return 1 if missing else 0
 
 

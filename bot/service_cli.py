@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bot.config import Config, load_config
 from bot.errors import UserError
 from bot.reconciler import gitlab_credentials, utcnow
+from bot.store.spool import Spool, SpoolingStore, drain
 from bot.sweep import sweep
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.service")
 
 DEFAULT_DB = "var/incident-bot.sqlite3"
+DEFAULT_SPOOL = "var/incident-bot-spool.sqlite3"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 WORKER_GRACE = 20.0
 
@@ -53,6 +55,22 @@ def open_service_store() -> DeliveryStore:
         return open_store(location, durability=durability)
     except (StoreError, ValueError) as exc:
         raise UserError(f"cannot open the delivery store INCIDENT_BOT_DB={location}: {exc}") from None
+
+
+def spool_from_env() -> Spool | None:
+    """The receivers' local spool (``INCIDENT_BOT_SPOOL``), when the shared store is PostgreSQL: a
+    delivery that arrives while the database is away is kept on the replica's own disk, not refused."""
+    from bot.store import is_postgres_url
+
+    if not is_postgres_url(db_location()):
+        return None  # a SQLite store is already on the receiver's own disk
+    return Spool(os.environ.get("INCIDENT_BOT_SPOOL") or DEFAULT_SPOOL)
+
+
+def open_receiver_store() -> DeliveryStore:
+    store = open_service_store()
+    spool = spool_from_env()
+    return SpoolingStore(store, spool) if spool is not None else store
 
 
 def lease_from_env() -> timedelta:
@@ -113,7 +131,7 @@ class _ReceiverFactory:
         from bot.metrics import Metrics
         from bot.web.app import WebSettings, create_app
 
-        return create_app(WebSettings.from_env(), store=open_service_store(), config=self.cfg, metrics=Metrics())
+        return create_app(WebSettings.from_env(), store=open_receiver_store(), config=self.cfg, metrics=Metrics())
 
 
 def _metrics_dir() -> tuple[str, bool]:
@@ -298,6 +316,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         metrics=metrics,
         lease=lease,
         retry_base=retry_base_from_env(),
+        drainer=(lambda: drain(spool, store)) if (spool := spool_from_env()) is not None else None,
         sweeper=(lambda: sweep(client, store, cfg, utcnow())) if sweep_every else None,
         sweep_every=sweep_every or timedelta(minutes=5),
     )

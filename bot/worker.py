@@ -254,6 +254,8 @@ class WorkerPool:
     prune_every: timedelta = timedelta(hours=1)
     id_prefix: str = ""
     retry_base: timedelta | None = None
+    drainer: Callable[[], int] | None = None
+    """Moves deliveries a receiver spooled while the shared store was away into it (``bot.store.spool``)."""
     sweeper: Callable[[], Any] | None = None
     """Finds incidents that need a look without a webhook (reminders due, missed deliveries) and queues them."""
     sweep_every: timedelta = timedelta(minutes=5)
@@ -308,9 +310,21 @@ class WorkerPool:
             if now >= next_prune:
                 self.prune()
                 next_prune = time.monotonic() + self.prune_every.total_seconds()
+            if self.drainer is not None:
+                self.drain()
             if stop.wait(tick):
                 break
         return self.join(grace)
+
+    def drain(self) -> None:
+        assert self.drainer is not None
+        try:
+            moved = self.drainer()
+        except Exception as exc:  # the spool file is unreadable: say so, keep working
+            log.error("draining the delivery spool failed: %s", exc)
+            return
+        if moved:
+            log.info("moved %d spooled deliveries into the store", moved)
 
     def sweep(self) -> None:
         assert self.sweeper is not None

@@ -208,6 +208,13 @@ class PostgresServer:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
 
+    def pause(self) -> None:
+        """Stop the server but keep its data, as in an outage; :meth:`resume` brings it back on the same port."""
+        self._run("pg_ctl", "stop", "--pgdata", str(self.data_dir), "--mode", "fast", "--wait")
+
+    def resume(self) -> None:
+        self._pg_ctl_start()
+
     def stop(self) -> None:
         """Stop at once (``immediate``: nothing in it is worth a clean shutdown) and delete the data."""
         if self.data_dir.exists():

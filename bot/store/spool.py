@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from bot.store.base import DeliveryStore, RecordResult, StoreError
 
@@ -131,3 +132,99 @@ def drain(spool: Spool, store: DeliveryStore, *, limit: int = 500) -> int:
         spool.remove(d.delivery_id)
         moved += 1
     return moved
+
+
+class SpoolingStore(DeliveryStore):
+    """A receiver's view of the shared store: deliveries it cannot take go to the local spool instead.
+
+    Only intake changes (``record_delivery``, ``ping``); everything else is the shared store's. ``ping``
+    succeeds while the spool can take deliveries, and ``degraded`` says why the receiver is spooling.
+    """
+
+    def __init__(self, shared: DeliveryStore, spool: Spool) -> None:
+        self.shared = shared
+        self.spool = spool
+        self.degraded: str | None = None
+
+    def record_delivery(
+        self,
+        delivery_id: str,
+        incident_key: str | None,
+        event: str,
+        received_at: datetime,
+        payload: bytes,
+        event_uuid: str | None = None,
+    ) -> RecordResult:
+        try:
+            result = self.shared.record_delivery(
+                delivery_id, incident_key, event, received_at, payload, event_uuid=event_uuid
+            )
+        except StoreError as exc:
+            self.degraded = f"the shared store is unreachable ({exc}); deliveries are spooled in {self.spool.path}"
+            new = self.spool.put(Spooled(delivery_id, incident_key, event, received_at, payload, event_uuid))
+            return RecordResult(new=new, job_id=None)
+        self.degraded = None
+        return result
+
+    def ping(self) -> None:
+        try:
+            self.shared.ping()
+            self.degraded = None
+        except StoreError as exc:
+            self.degraded = f"the shared store is unreachable ({exc}); deliveries are spooled in {self.spool.path}"
+            len(self.spool)  # raises if the spool cannot take deliveries either: then not ready
+
+    # Everything else is the shared store's.
+    def enqueue(self, *args: Any, **kwargs: Any) -> int:
+        return self.shared.enqueue(*args, **kwargs)
+
+    def claim(self, *args: Any, **kwargs: Any) -> Any:
+        return self.shared.claim(*args, **kwargs)
+
+    def complete(self, *args: Any, **kwargs: Any) -> Any:
+        return self.shared.complete(*args, **kwargs)
+
+    def fail(self, *args: Any, **kwargs: Any) -> Any:
+        return self.shared.fail(*args, **kwargs)
+
+    def release(self, *args: Any, **kwargs: Any) -> None:
+        self.shared.release(*args, **kwargs)
+
+    def extend_lease(self, *args: Any, **kwargs: Any) -> Any:
+        return self.shared.extend_lease(*args, **kwargs)
+
+    def dead_jobs(self) -> Any:
+        return self.shared.dead_jobs()
+
+    def retry_dead(self, *args: Any, **kwargs: Any) -> int:
+        return self.shared.retry_dead(*args, **kwargs)
+
+    def get_job(self, job_id: int) -> Any:
+        return self.shared.get_job(job_id)
+
+    def active_job(self, incident_key: str) -> Any:
+        return self.shared.active_job(incident_key)
+
+    def jobs(self, *args: Any, **kwargs: Any) -> Any:
+        return self.shared.jobs(*args, **kwargs)
+
+    def get_delivery(self, delivery_id: str) -> Any:
+        return self.shared.get_delivery(delivery_id)
+
+    def prune(self, older_than: datetime) -> Any:
+        return self.shared.prune(older_than)
+
+    def mark_incident(self, *args: Any, **kwargs: Any) -> None:
+        self.shared.mark_incident(*args, **kwargs)
+
+    def incident_marks(self) -> Any:
+        return self.shared.incident_marks()
+
+    def depth(self) -> dict[str, int]:
+        return self.shared.depth()
+
+    def stats(self) -> Any:
+        return self.shared.stats()
+
+    def close(self) -> None:
+        self.shared.close()

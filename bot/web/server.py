@@ -1,14 +1,16 @@
 """gunicorn, embedded: the production WSGI server for the receiver, supervising the worker process too.
 
 Worker class: ``sync`` by default. Each request is a token check, a parse and one local SQLite insert
-(about a millisecond, no network I/O), which is the work sync workers are made for. On a 2-core machine
-(``bench/bench_intake.py``) two sync workers took as many durable deliveries per second as two
-``gthread`` workers with four threads each, at a tenth of the p99 latency: threads of one process
-queue on SQLite's write lock. gunicorn's design notes put sync workers behind a buffering proxy; the bot
-speaks plain HTTP, so it sits behind the TLS-terminating proxy or ingress that GitLab.com needs to
-reach it anyway. A slow client cannot hold a worker for long either: an unauthenticated request is
-refused before its body is read. For direct exposure, ``--worker-class gthread`` (keep-alive, one slow
-connection per thread) is one option away.
+(well under a millisecond of CPU, no network I/O), which is the work sync workers are made for. On a
+2-core machine (``bench/bench_intake.py``, SQLite ``durability=normal``) two sync workers took about
+3,400 deliveries/s at a p99 of 6 ms, two ``gthread`` workers with four threads each about 2,400 at a
+p99 of 250 ms: the handler is CPU-bound Python, so the threads of one process queue on the GIL and
+on SQLite's write lock, and committing their deliveries together (a group-commit prototype in
+``bench/intake_prototypes.py``) did not make up for it. gunicorn's design notes put sync workers
+behind a buffering proxy; the bot speaks plain HTTP, so it sits behind the TLS-terminating proxy or
+ingress that GitLab.com needs to reach it anyway. A slow client cannot hold a worker for long
+either: an unauthenticated request is refused before its body is read. For direct exposure,
+``--worker-class gthread`` (keep-alive, one slow connection per thread) is one option away.
 
 The reconcile worker is a separate process (``incident-bot worker``), started and watched by the
 gunicorn master: a crash or a long reconcile there never touches intake, intake restarts never cut a
