@@ -393,3 +393,54 @@ def test_serve_sweeps_at_start_and_catches_incidents_no_webhook_announced(
     server = serve_factory().start()  # the fixture cleans it up
     wait_for(lambda: converged(sim, iid, 1), 30, f"#{iid} to converge by the start-up sweep ({server.tail()})")
     assert_no_duplicates(sim, iid, 1)
+
+
+def test_a_postgresql_outage_loses_nothing_and_answers_only_2xx(
+    sim: SimulatedGitLab, serve_factory: Callable[..., Serve], tmp_path: Path
+) -> None:
+    """PostgreSQL stops while deliveries arrive: the receivers spool them, say so on /readyz, and once the
+    database is back every incident converges, exactly once. The outage lasts
+    ``INCIDENT_BOT_TEST_OUTAGE_SECONDS`` (default 8; 60 for the full drill)."""
+    from tests.pg import INSTALL_HINT, PostgresNotInstalled, PostgresServer, postgres_unavailable
+
+    try:
+        pg = PostgresServer.start(durable=True)
+    except PostgresNotInstalled:
+        postgres_unavailable(INSTALL_HINT)
+    outage = float(os.environ.get("INCIDENT_BOT_TEST_OUTAGE_SECONDS", "8"))
+    try:
+        url = pg.create_database("outage")
+        server = serve_factory(
+            INCIDENT_BOT_DB=url,
+            INCIDENT_BOT_SPOOL=str(tmp_path / "spool.sqlite3"),
+            INCIDENT_BOT_SWEEP_SECONDS="off",  # only the deliveries themselves may cause work here
+            INCIDENT_BOT_RETRY_SECONDS="0.5",
+        ).start()
+        incidents = [open_incident(sim, f"Incident {n}", ["comms-email"]) for n in range(12)]
+        answers: list[int] = []
+        for iid in incidents[:4]:
+            answers.append(deliver(server.url, issue_hook(sim.state, PROJECT, iid, "open"), key=f"open-{iid}"))
+        pg.pause()
+        try:
+            for iid in incidents[4:]:
+                answers.append(deliver(server.url, issue_hook(sim.state, PROJECT, iid, "open"), key=f"open-{iid}"))
+            ready = requests.get(server.url + "/readyz", timeout=5)
+            assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.text
+            assert "spooled" in ready.json()["reason"]
+            deadline = time.monotonic() + outage
+            while time.monotonic() < deadline:  # keep delivering while the database is away
+                again = incidents[len(answers) % len(incidents)]
+                answers.append(deliver(server.url, issue_hook(sim.state, PROJECT, again, "open"), key=f"open-{again}"))
+                time.sleep(0.25)
+        finally:
+            pg.resume()
+        assert set(answers) <= {200, 202}, f"non-2xx answers: {answers}"
+        for iid in incidents:
+            wait_for(
+                lambda iid=iid: converged(sim, iid, 1), 60, f"#{iid} to converge after the outage ({server.tail()})"
+            )
+        wait_for(lambda: requests.get(server.url + "/readyz", timeout=5).json()["status"] == "ready", 20, "ready")
+        for iid in incidents:
+            assert_no_duplicates(sim, iid, 1)
+    finally:
+        pg.stop()
