@@ -60,17 +60,45 @@ def open_service_store() -> DeliveryStore:
 def spool_from_env() -> Spool | None:
     """The receivers' local spool (``INCIDENT_BOT_SPOOL``), when the shared store is PostgreSQL: a
     delivery that arrives while the database is away is kept on the replica's own disk, not refused."""
-    from bot.store import is_postgres_url
-
-    if not is_postgres_url(db_location()):
+    if not is_postgres_url_env():
         return None  # a SQLite store is already on the receiver's own disk
     return Spool(os.environ.get("INCIDENT_BOT_SPOOL") or DEFAULT_SPOOL)
 
 
 def open_receiver_store() -> DeliveryStore:
-    store = open_service_store()
     spool = spool_from_env()
-    return SpoolingStore(store, spool) if spool is not None else store
+    if spool is None:
+        return open_service_store()
+    return SpoolingStore(_open_shared_store, spool)
+
+
+def _open_shared_store() -> DeliveryStore:
+    from bot.store import StoreError
+
+    try:
+        return open_service_store()
+    except UserError as exc:  # the spool takes deliveries meanwhile; the next one tries again
+        raise StoreError(str(exc)) from None
+
+
+def wait_for_store(stop: threading.Event, retry: float = 2.0) -> DeliveryStore | None:
+    """The worker's store; while it cannot be opened (PostgreSQL away at start), say so and keep trying."""
+    while True:
+        try:
+            return open_service_store()
+        except UserError as exc:
+            if is_postgres_url_env():
+                log.warning("%s; trying again in %.0f s", exc, retry)
+                if stop.wait(retry):
+                    return None
+                continue
+            raise
+
+
+def is_postgres_url_env() -> bool:
+    from bot.store import is_postgres_url
+
+    return is_postgres_url(db_location())
 
 
 def lease_from_env() -> timedelta:
@@ -299,7 +327,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     username = check_gitlab()
     cfg = as_bot(cfg, username)
-    store = open_service_store()
+    store = wait_for_store(stop)
+    if store is None:  # stopped while waiting for the database
+        return 0
     metrics = Metrics()
     metrics.watch_store(store)
     if args.metrics_port and not multiprocess_dir():

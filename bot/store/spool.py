@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -141,10 +141,23 @@ class SpoolingStore(DeliveryStore):
     succeeds while the spool can take deliveries, and ``degraded`` says why the receiver is spooling.
     """
 
-    def __init__(self, shared: DeliveryStore, spool: Spool) -> None:
-        self.shared = shared
+    def __init__(self, shared: DeliveryStore | Callable[[], DeliveryStore], spool: Spool) -> None:
+        # A factory lets a receiver start while the database is away (a restart during an outage): the
+        # shared store is opened on first use, and again after each failure until it answers.
+        self._shared = shared if isinstance(shared, DeliveryStore) else None
+        self._open = shared if not isinstance(shared, DeliveryStore) else None
+        self._lock = threading.Lock()
         self.spool = spool
         self.degraded: str | None = None
+
+    @property
+    def shared(self) -> DeliveryStore:
+        if self._shared is None:
+            assert self._open is not None
+            with self._lock:
+                if self._shared is None:
+                    self._shared = self._open()
+        return self._shared
 
     def record_delivery(
         self,
@@ -159,7 +172,7 @@ class SpoolingStore(DeliveryStore):
             result = self.shared.record_delivery(
                 delivery_id, incident_key, event, received_at, payload, event_uuid=event_uuid
             )
-        except StoreError as exc:
+        except (StoreError, OSError) as exc:
             self.degraded = f"the shared store is unreachable ({exc}); deliveries are spooled in {self.spool.path}"
             new = self.spool.put(Spooled(delivery_id, incident_key, event, received_at, payload, event_uuid))
             return RecordResult(new=new, job_id=None)
@@ -170,7 +183,7 @@ class SpoolingStore(DeliveryStore):
         try:
             self.shared.ping()
             self.degraded = None
-        except StoreError as exc:
+        except (StoreError, OSError) as exc:
             self.degraded = f"the shared store is unreachable ({exc}); deliveries are spooled in {self.spool.path}"
             len(self.spool)  # raises if the spool cannot take deliveries either: then not ready
 
@@ -227,4 +240,5 @@ class SpoolingStore(DeliveryStore):
         return self.shared.stats()
 
     def close(self) -> None:
-        self.shared.close()
+        if self._shared is not None:
+            self._shared.close()

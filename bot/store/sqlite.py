@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -231,13 +232,26 @@ class SQLiteStore(DeliveryStore):
         try:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             conn.execute(f"PRAGMA synchronous = {'FULL' if self.durability == 'full' else 'NORMAL'}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._wal(conn)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
         if str(mode).lower() != "wal":
             conn.close()
             raise StoreError(f"SQLite store {self.path}: cannot switch to WAL mode (journal_mode is {mode})")
         return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> str:
+        """Switch to WAL. On a new file that takes an exclusive lock, and SQLite may answer "locked" to a
+        second process doing the same at once without waiting in its busy handler: retry, within the same
+        busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     def _conn(self) -> sqlite3.Connection:
         local = self._local

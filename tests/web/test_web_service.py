@@ -418,19 +418,25 @@ def test_a_postgresql_outage_loses_nothing_and_answers_only_2xx(
         ).start()
         incidents = [open_incident(sim, f"Incident {n}", ["comms-email"]) for n in range(12)]
         answers: list[int] = []
+
+        def send(iid: int) -> None:
+            try:
+                answers.append(deliver(server.url, issue_hook(sim.state, PROJECT, iid, "open"), key=f"open-{iid}"))
+            except requests.RequestException as exc:
+                raise AssertionError(f"delivery for #{iid} got no answer: {exc}\n{server.tail(60)}") from None
+
         for iid in incidents[:4]:
-            answers.append(deliver(server.url, issue_hook(sim.state, PROJECT, iid, "open"), key=f"open-{iid}"))
+            send(iid)
         pg.pause()
         try:
             for iid in incidents[4:]:
-                answers.append(deliver(server.url, issue_hook(sim.state, PROJECT, iid, "open"), key=f"open-{iid}"))
+                send(iid)
             ready = requests.get(server.url + "/readyz", timeout=5)
             assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.text
             assert "spooled" in ready.json()["reason"]
             deadline = time.monotonic() + outage
             while time.monotonic() < deadline:  # keep delivering while the database is away
-                again = incidents[len(answers) % len(incidents)]
-                answers.append(deliver(server.url, issue_hook(sim.state, PROJECT, again, "open"), key=f"open-{again}"))
+                send(incidents[len(answers) % len(incidents)])
                 time.sleep(0.25)
         finally:
             pg.resume()
