@@ -119,9 +119,7 @@ def open_store(
     location it does not recognise."""
     text = os.fspath(url_or_path)
     if is_postgres_url(text):
-        store: DeliveryStore = _postgres_module().PostgresStore(
-            text, durability=durability, max_attempts=max_attempts
-        )
+        store: DeliveryStore = _postgres_module().PostgresStore(text, durability=durability, max_attempts=max_attempts)
         return store
     path = sqlite_path(text)
     if path is None:

@@ -60,10 +60,11 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 __all__ = [
     "BACKOFF_BASE",
@@ -205,6 +206,27 @@ class StoreStats:
     oldest_pending: datetime | None
     """``not_before`` of the oldest pending job: the metrics layer turns it into queue latency."""
     schema_version: int
+
+
+def job_from_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> Job:
+    """A ``Job`` from a row of the jobs columns in their canonical order (both backends select them so);
+    ``when`` turns the backend's stored time into an aware UTC datetime."""
+    return Job(
+        id=row[0],
+        incident_key=row[1],
+        state=JobState(row[2]),
+        attempts=row[3],
+        deliveries=row[4],
+        not_before=when(row[5]),
+        lease_until=None if row[6] is None else when(row[6]),
+        worker_id=row[7],
+        last_error=row[8],
+        dirty=row[9] is not None,
+        created_at=when(row[10]),
+        updated_at=when(row[11]),
+        reason=row[12],
+        event_uuid=row[13],
+    )
 
 
 def require_aware(value: datetime, name: str = "datetime") -> datetime:

@@ -58,6 +58,7 @@ from bot.store.base import (
     StoreError,
     StoreStats,
     backoff_delay,
+    job_from_row,
     require_aware,
 )
 
@@ -152,22 +153,7 @@ def _dt_or_none(value: int | None) -> datetime | None:
 
 
 def _job(row: Sequence[Any]) -> Job:
-    return Job(
-        id=row[0],
-        incident_key=row[1],
-        state=JobState(row[2]),
-        attempts=row[3],
-        deliveries=row[4],
-        not_before=_dt(row[5]),
-        lease_until=_dt_or_none(row[6]),
-        worker_id=row[7],
-        last_error=row[8],
-        dirty=row[9] is not None,
-        created_at=_dt(row[10]),
-        updated_at=_dt(row[11]),
-        reason=row[12],
-        event_uuid=row[13],
-    )
+    return job_from_row(row, _dt)
 
 
 def _positive(lease: timedelta, name: str) -> int:
