@@ -10,7 +10,6 @@ _CANDIDATES = (
     _PACKAGE.parent / "config" / "bot.yaml",  # a source checkout or an editable install
     _PACKAGE / "_defaults" / "config" / "bot.yaml",  # a wheel (see pyproject's force-include)
 )
-EXAMPLES = _PACKAGE.parent / "examples"
 
 
 def default_config_path() -> Path:

@@ -42,10 +42,6 @@ class ReconcileReport:
     actions: list[Action] = field(default_factory=list)
     seconds: float = 0.0
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.actions)
-
 
 class Reconciler:
     """Shared by all jobs of a process: one thread pool, one user cache, one call policy."""
@@ -74,7 +70,7 @@ class Reconciler:
         # search rather than one by one in front of each write.
         missing = [c.assignee.assignee for c in desired.children if c.channel not in observed.children]
         names = {n for n in [*missing, desired.assign_incident_to, desired.handoff_assign] if n}
-        lookups = [self.pool.submit(client.user_id, name) for name in sorted(names)] if missing or names else []
+        lookups = [self.pool.submit(client.user_id, name) for name in sorted(names)]
         observed = find_orphans(client, observed, desired, self.cfg, self.bot)
         for lookup in lookups:
             lookup.result()

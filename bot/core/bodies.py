@@ -7,7 +7,6 @@ lines, who-is-responsible) use the same markdown primitives, so nothing reaches 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -110,14 +109,6 @@ def ticked_items(body: str) -> frozenset[str]:
                 if m.kind == ITEM and isinstance(m.fields.get("id"), str):
                     keys.add(m.fields["id"])
     return frozenset(keys)
-
-
-@dataclass(frozen=True)
-class ChannelRow:
-    child: Child
-    title: str
-    dri: Safe
-    selected: bool
 
 
 def _state_marker(desired: Desired) -> Safe:

@@ -176,11 +176,6 @@ class GitLabClient:
         return f"/projects/{quote(ref.project, safe='')}/issues/{ref.iid}"
 
     # ---- reads ----------------------------------------------------------------------------------
-    def whoami(self) -> str:
-        gl = self._gl()
-        self._call("read the bot user", gl.auth)
-        return gl.user.username  # type: ignore[union-attr]
-
     def get_issue(self, ref: IncidentRef) -> Issue:
         obj = self._call("read the incident", lambda: self._project(ref.project).issues.get(ref.iid))
         return issue_from_api(obj.attributes, ref.project)

@@ -94,31 +94,6 @@ class Spool:
         return int(self._conn().execute("SELECT count(*) FROM spool").fetchone()[0])
 
 
-def record_or_spool(
-    store: DeliveryStore,
-    spool: Spool | None,
-    delivery_id: str,
-    incident_key: str | None,
-    event: str,
-    received_at: datetime,
-    payload: bytes,
-    event_uuid: str | None = None,
-) -> tuple[RecordResult, bool]:
-    """Record in the shared store, or, when it fails, in the spool. Returns (result, spooled).
-
-    Raises only when both fail: then the delivery is not safe and the receiver must say so (5xx).
-    """
-    try:
-        return store.record_delivery(
-            delivery_id, incident_key, event, received_at, payload, event_uuid=event_uuid
-        ), False
-    except StoreError:
-        if spool is None:
-            raise
-    new = spool.put(Spooled(delivery_id, incident_key, event, received_at, payload, event_uuid))
-    return RecordResult(new=new, job_id=None), True
-
-
 def drain(spool: Spool, store: DeliveryStore, *, limit: int = 500) -> int:
     """Move spooled deliveries into the shared store, oldest first; stop at the first failure."""
     moved = 0
@@ -141,11 +116,11 @@ class SpoolingStore(DeliveryStore):
     succeeds while the spool can take deliveries, and ``degraded`` says why the receiver is spooling.
     """
 
-    def __init__(self, shared: DeliveryStore | Callable[[], DeliveryStore], spool: Spool) -> None:
-        # A factory lets a receiver start while the database is away (a restart during an outage): the
-        # shared store is opened on first use, and again after each failure until it answers.
-        self._shared = shared if isinstance(shared, DeliveryStore) else None
-        self._open = shared if not isinstance(shared, DeliveryStore) else None
+    def __init__(self, open_shared: Callable[[], DeliveryStore], spool: Spool) -> None:
+        # Opened on first use, and again after each failure until it answers: a receiver may start while
+        # the database is away (a restart during an outage).
+        self._open = open_shared
+        self._shared: DeliveryStore | None = None
         self._lock = threading.Lock()
         self.spool = spool
         self.degraded: str | None = None
@@ -153,7 +128,6 @@ class SpoolingStore(DeliveryStore):
     @property
     def shared(self) -> DeliveryStore:
         if self._shared is None:
-            assert self._open is not None
             with self._lock:
                 if self._shared is None:
                     self._shared = self._open()

@@ -255,13 +255,6 @@ def test_created_after_is_percent_encoded_in_the_query(rsps: responses.RequestsM
     assert "created_after=2026-11-28T10%3A00%3A00%2B00%3A00" in sent(rsps).path_url  # '+' must not become a space
 
 
-def test_whoami_reads_current_user(rsps: responses.RequestsMock, incident_client: GitLabClient) -> None:
-    rsps.get(f"{API}/user", json={"id": 2, "username": BOT}, match=[matchers.query_param_matcher({}), AUTH])
-    assert incident_client.whoami() == BOT
-    assert len(rsps.calls) == 1
-    assert_no_uuid_header(rsps)
-
-
 # --------------------------------------------------------------------------- pagination
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from bot.store import open_store
 from bot.store.base import StoreError
-from bot.store.spool import Spool, drain, record_or_spool
+from bot.store.spool import Spool, SpoolingStore, drain
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -25,6 +25,10 @@ class Outage:
             raise StoreError("connection refused")
         return self.inner.record_delivery(*args, **kwargs)
 
+    def ping(self):
+        if self.down:
+            raise StoreError("connection refused")
+
 
 @pytest.fixture
 def shared(tmp_path):
@@ -33,42 +37,59 @@ def shared(tmp_path):
     store.close()
 
 
+def receiver(shared, tmp_path) -> SpoolingStore:
+    return SpoolingStore(lambda: shared, Spool(tmp_path / "spool.sqlite3"))
+
+
 def test_deliveries_during_an_outage_are_spooled_and_moved_over_once(tmp_path, shared):
-    spool = Spool(tmp_path / "spool.sqlite3")
-    record_or_spool(shared, spool, "d0", "42#1", "Issue Hook", NOW, b"{}")
+    intake = receiver(shared, tmp_path)
+    assert intake.record_delivery("d0", "42#1", "Issue Hook", NOW, b"{}").job_id is not None
     shared.down = True
     for n in range(1, 6):
-        result, spooled = record_or_spool(shared, spool, f"d{n}", f"42#{n}", "Issue Hook", NOW, b"{}", "u")
-        assert spooled and result.new
-    assert record_or_spool(shared, spool, "d3", "42#3", "Issue Hook", NOW, b"{}")[0].new is False  # a resend
-    assert len(spool) == 5
-    assert drain(spool, shared) == 0 and len(spool) == 5, "nothing leaves the spool while the store is away"
+        result = intake.record_delivery(f"d{n}", f"42#{n}", "Issue Hook", NOW, b"{}", event_uuid="u")
+        assert result.new and result.job_id is None  # spooled: no job yet
+    assert intake.record_delivery("d3", "42#3", "Issue Hook", NOW, b"{}").new is False  # a resend
+    assert "spooled" in (intake.degraded or "")
+    intake.ping()  # ready, though degraded: the spool takes deliveries
+    assert len(intake.spool) == 5
+    assert drain(intake.spool, shared) == 0 and len(intake.spool) == 5, "nothing leaves while the store is away"
     shared.down = False
-    assert drain(spool, shared) == 5 and len(spool) == 0
+    assert drain(intake.spool, shared) == 5 and len(intake.spool) == 0
     assert shared.inner.depth()["pending"] == 5  # d0 and d1 coalesced into one job for 42#1
     assert shared.inner.active_job("42#3").event_uuid == "u"
-    assert drain(spool, shared) == 0
+    assert drain(intake.spool, shared) == 0
+    intake.ping()
+    assert intake.degraded is None
 
 
 def test_a_spool_survives_the_process(tmp_path, shared):
     shared.down = True
-    record_or_spool(shared, Spool(tmp_path / "spool.sqlite3"), "d1", "42#1", "Issue Hook", NOW, b"{}")
-    reopened = Spool(tmp_path / "spool.sqlite3")
+    receiver(shared, tmp_path).record_delivery("d1", "42#1", "Issue Hook", NOW, b"{}")
     shared.down = False
-    assert drain(reopened, shared) == 1
+    assert drain(Spool(tmp_path / "spool.sqlite3"), shared) == 1
 
 
 def test_a_delivery_already_in_the_store_is_not_duplicated_by_the_drain(tmp_path, shared):
-    spool = Spool(tmp_path / "spool.sqlite3")
-    record_or_spool(shared, spool, "d1", "42#1", "Issue Hook", NOW, b"{}")
+    intake = receiver(shared, tmp_path)
+    intake.record_delivery("d1", "42#1", "Issue Hook", NOW, b"{}")
     shared.down = True
-    record_or_spool(shared, spool, "d1", "42#1", "Issue Hook", NOW, b"{}")  # GitLab resent it
+    intake.record_delivery("d1", "42#1", "Issue Hook", NOW, b"{}")  # GitLab resent it
     shared.down = False
-    drain(spool, shared)
+    drain(intake.spool, shared)
     assert shared.inner.active_job("42#1").deliveries == 1
 
 
-def test_without_a_spool_an_outage_is_an_error(shared):
-    shared.down = True
-    with pytest.raises(StoreError):
-        record_or_spool(shared, None, "d1", "42#1", "Issue Hook", NOW, b"{}")
+def test_a_receiver_starts_while_the_database_is_away(tmp_path, shared):
+    """The shared store is opened on first use, and again after each failure."""
+    attempts = []
+
+    def open_shared():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise StoreError("connection refused")
+        return shared
+
+    intake = SpoolingStore(open_shared, Spool(tmp_path / "spool.sqlite3"))
+    assert intake.record_delivery("d1", "42#1", "Issue Hook", NOW, b"{}").job_id is None  # spooled
+    assert intake.record_delivery("d2", "42#2", "Issue Hook", NOW, b"{}").job_id is not None  # then reached
+    assert len(attempts) == 2
