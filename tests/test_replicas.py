@@ -98,12 +98,17 @@ def test_three_workers_two_receivers_faults_and_a_kill_converge_exactly_once(
         create_app(WebSettings(secret=SECRET), store=open_store(db), config=default_config).test_client()
         for _ in range(2)
     ]
-    sim.random_faults(rate=0.2, kinds=["429", "500", "502", "timeout", "reset"], seed=9)
-    sim.timeout_hold = 0.3
-    sim.retry_after = 0
     log = tmp_path / "workers.log"
     workers = [start_worker(sim, db, fast_config, log) for _ in range(3)]
     try:
+        # Faults start once every worker has checked its token: the test is about faults while reconciling.
+        deadline = time.monotonic() + 30
+        while sim.count("GET", r"/user$") < len(workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(p.poll() is None for p in workers), log.read_text()[-2000:]
+        sim.random_faults(rate=0.2, kinds=["429", "500", "502", "timeout", "reset"], seed=9)
+        sim.timeout_hold = 0.3
+        sim.retry_after = 0
         todo = deliveries(w, iids) * 2  # every delivery twice, through either receiver, in any order
         random.Random(4).shuffle(todo)
         for n, (key, payload) in enumerate(todo):
