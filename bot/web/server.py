@@ -1,22 +1,22 @@
 """gunicorn, embedded: the production WSGI server for the receiver, supervising the worker process too.
 
-Worker class: ``sync`` by default. Each request is a token check, a parse and one local SQLite insert
-(well under a millisecond of CPU, no network I/O), which is the work sync workers are made for. On a
-2-core machine (``bench/bench_intake.py``, SQLite ``durability=normal``) two sync workers took about
-3,400 deliveries/s at a p99 of 6 ms, two ``gthread`` workers with four threads each about 2,400 at a
-p99 of 250 ms: the handler is CPU-bound Python, so the threads of one process queue on the GIL and
-on SQLite's write lock, and committing their deliveries together (a group-commit prototype in
-``bench/intake_prototypes.py``) did not make up for it. gunicorn's design notes put sync workers
-behind a buffering proxy; the bot speaks plain HTTP, so it sits behind the TLS-terminating proxy or
-ingress that GitLab.com needs to reach it anyway. A slow client cannot hold a worker for long
-either: an unauthenticated request is refused before its body is read. For direct exposure,
-``--worker-class gthread`` (keep-alive, one slow connection per thread) is one option away.
+Worker class: ``gevent`` by default (:mod:`bot.web.evworker`). A webhook receiver may face the internet
+directly, where a client can open connections and send half a request header, or a body a byte at a
+time. Under ``sync`` workers each such connection holds a whole worker (two of them stopped all intake;
+under ``gthread``, one per thread). GitLab waits 10 s for an answer and disables a hook after four
+failures in a row, so stalled intake loses deliveries. The gevent worker serves each connection in a
+greenlet: idle and slow clients cost memory, not workers, and ``read_timeout`` bounds them: the request
+header must arrive whole within it, and each read of the body and write of the answer must progress
+within it. The handler stays a token check, a parse and one local insert; measured on a 2-core machine
+(``bench/bench_slowclients.py``), gevent workers keep their intake rate with 200 idle half-open
+connections held open, where sync workers stop answering. ``sync`` and ``gthread`` remain available for
+deployments behind a buffering proxy.
 
 The reconcile worker is a separate process (``incident-bot worker``), started and watched by the
 gunicorn master: a crash or a long reconcile there never touches intake, intake restarts never cut a
 reconcile short, and the worker is the same program as in a split deployment. The master restarts it
 if it dies, stops it with SIGTERM when the master stops, and the worker stops on its own if the master
-is killed outright.
+is killed outright. The master and the reconcile worker never import gevent; only the receivers do.
 """
 
 from __future__ import annotations
@@ -29,10 +29,23 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from gunicorn.glogging import Logger
 
 from bot.metrics import mark_process_dead
+from bot.redact import install as install_redaction
 
-WORKER_CLASSES = ("sync", "gthread")
+WORKER_CLASSES = ("gevent", "sync", "gthread")
+GUNICORN_CLASSES = {"gevent": "bot.web.evworker.IntakeWorker", "sync": "sync", "gthread": "gthread"}
+DEFAULT_READ_TIMEOUT = 5
+"""Seconds a client has to send its whole request header, and each part of its body."""
+
+
+class RedactingLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, with the redacting filter on its handlers (they do not pass through the root's)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        install_redaction(self.error_log.handlers + self.access_log.handlers)
 
 
 class ChildProcess:
@@ -139,8 +152,10 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
         host: str = "127.0.0.1",
         port: int = 8080,
         workers: int = 2,
-        worker_class: str = "sync",
+        worker_class: str = "gevent",
         threads: int = 4,
+        read_timeout: int = DEFAULT_READ_TIMEOUT,
+        worker_connections: int = 1000,
         child_argv: Sequence[str] | None = None,
         child_grace: float = 20.0,
         graceful_timeout: int = 25,
@@ -149,18 +164,23 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
     ) -> None:
         if worker_class not in WORKER_CLASSES:
             raise ValueError(f"worker class must be one of {', '.join(WORKER_CLASSES)}")
+        if read_timeout < 1:
+            raise ValueError(f"the read timeout must be at least 1 s, got {read_timeout}")
         self.factory = factory
         self.child_argv = list(child_argv or [])
         self.child_grace = child_grace
         self.options: dict[str, Any] = {
             "bind": bind_address(host, port),
             "workers": workers,
-            "worker_class": worker_class,
+            "worker_class": GUNICORN_CLASSES[worker_class],
             "threads": threads if worker_class == "gthread" else 1,
+            "worker_connections": worker_connections,
             # Intake takes milliseconds; a request still running after 30 s is a stuck worker.
             "timeout": 30,
             "graceful_timeout": graceful_timeout,
-            "keepalive": 5,
+            # The gevent worker's header and read timeout (and, for all classes, the keep-alive idle time).
+            "keepalive": read_timeout,
+            "logger_class": RedactingLogger,
             "loglevel": loglevel,
             "accesslog": accesslog,
             "errorlog": "-",
