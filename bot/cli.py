@@ -13,6 +13,7 @@ from bot import __version__
 from bot.config import Config, ConfigError, load_config
 from bot.errors import UserError
 from bot.gitlab.errors import GitLabConfigError
+from bot.redact import redact, secrets_from_env
 from bot.templates import TemplateRenderer
 
 
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    secrets_from_env()
     try:
         return int(args.func(args))
     except ConfigError as exc:
@@ -133,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(p, file=sys.stderr)
         return 2
     except (UserError, GitLabConfigError) as exc:
-        print(f"incident-bot: {exc}", file=sys.stderr)
+        print(f"incident-bot: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

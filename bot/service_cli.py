@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 from bot.config import Config, load_config
 from bot.errors import UserError
 from bot.reconciler import gitlab_credentials, utcnow
+from bot.redact import redact
 from bot.store.spool import Spool, SpoolingStore, drain
 from bot.sweep import sweep
 
 if TYPE_CHECKING:
-    from bot.store import DeliveryStore
+    from bot.store import DeliveryStore, Durability
 
 log = logging.getLogger("bot.service")
 
@@ -37,6 +38,11 @@ def db_location() -> str:
     return os.environ.get("INCIDENT_BOT_DB") or DEFAULT_DB
 
 
+def db_shown() -> str:
+    """``INCIDENT_BOT_DB`` as messages show it: without the password."""
+    return redact(db_location())
+
+
 def open_service_store() -> DeliveryStore:
     """The delivery store named by ``INCIDENT_BOT_DB``, or one clear line saying why not.
 
@@ -44,17 +50,39 @@ def open_service_store() -> DeliveryStore:
     power loss; ``normal`` survives a crash or kill of the bot but not of the machine, and takes more
     deliveries per second, the more so the slower the disk's fsync (``bench/bench_intake.py`` measures both).
     """
-    from bot.store import Durability, StoreError, open_store
+    from bot.store import StoreError, open_store
 
     location = db_location()
-    text = os.environ.get("INCIDENT_BOT_DB_DURABILITY", "full").strip().lower()
-    if text not in ("full", "normal"):
-        raise UserError(f"INCIDENT_BOT_DB_DURABILITY must be full or normal, got {text!r}")
-    durability: Durability = "normal" if text == "normal" else "full"
+    durability = durability_from_env()
     try:
         return open_store(location, durability=durability)
     except (StoreError, ValueError) as exc:
-        raise UserError(f"cannot open the delivery store INCIDENT_BOT_DB={location}: {exc}") from None
+        raise UserError(f"cannot open the delivery store INCIDENT_BOT_DB={redact(location)}: {exc}") from None
+
+
+def prepare_store() -> None:
+    """Create and migrate the store once, before any process forks. PostgreSQL may be away (a restart
+    during an outage): then start all the same; the receivers spool deliveries, the worker waits for the
+    database, and ``/readyz`` says degraded. A database too new for this code still stops the start."""
+    from bot.store import SchemaVersionError, StoreError, open_store
+
+    if not is_postgres_url_env():
+        open_service_store().close()
+        return
+    try:
+        open_store(db_location(), durability=durability_from_env()).close()
+    except SchemaVersionError as exc:
+        raise UserError(redact(str(exc))) from None
+    except StoreError as exc:
+        log.warning("starting without the delivery store %s: %s; deliveries are spooled until it answers",
+                    db_shown(), redact(str(exc)))
+
+
+def durability_from_env() -> Durability:
+    text = os.environ.get("INCIDENT_BOT_DB_DURABILITY", "full").strip().lower()
+    if text not in ("full", "normal"):
+        raise UserError(f"INCIDENT_BOT_DB_DURABILITY must be full or normal, got {text!r}")
+    return "normal" if text == "normal" else "full"
 
 
 def spool_from_env() -> Spool | None:
@@ -114,11 +142,22 @@ def lease_from_env() -> timedelta:
 
 
 def setup_logging(level: str) -> None:
+    """Log to stderr through the redacting filter, and keep every file the process creates private."""
+    from bot import redact as redaction
+
+    private_umask()
     logging.basicConfig(
         level=getattr(logging, level.upper()),
         format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redaction.secrets_from_env()
+    redaction.install()
+
+
+def private_umask() -> None:
+    """Files the bot writes (stores, spool, WAL files, metrics) hold payloads: 0600 in 0700 directories."""
+    os.umask(0o077)
 
 
 def check_gitlab() -> str:
@@ -186,7 +225,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     lease_from_env()
     cfg = load_config(args.config)
     cfg = as_bot(cfg, check_gitlab())
-    open_service_store().close()  # create and migrate once, before any process forks
+    prepare_store()
 
     from bot.web.server import GunicornApp
 
@@ -202,6 +241,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         worker_class=args.worker_class,
+        read_timeout=args.read_timeout,
         child_argv=child,
         child_grace=WORKER_GRACE,
         loglevel=args.log_level,
@@ -300,15 +340,16 @@ def cmd_db(args: argparse.Namespace) -> int:
     """``db upgrade``: create or migrate the store's schema now, before new replicas roll out."""
     from bot.store import StoreError, upgrade
 
-    location = db_location()
+    private_umask()
+    location, shown = db_location(), db_shown()
     try:
         before, after = upgrade(location)
     except (StoreError, ValueError) as exc:
-        raise UserError(f"cannot upgrade INCIDENT_BOT_DB={location}: {exc}") from None
+        raise UserError(f"cannot upgrade INCIDENT_BOT_DB={shown}: {redact(str(exc))}") from None
     if before == after:
-        print(f"{location}: schema version {after}, up to date")
+        print(f"{shown}: schema version {after}, up to date")
     else:
-        print(f"{location}: schema version {before} -> {after}")
+        print(f"{shown}: schema version {before} -> {after}")
     return 0
 
 
@@ -350,7 +391,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         sweeper=(lambda: sweep(client, store, cfg, utcnow())) if sweep_every else None,
         sweep_every=sweep_every or timedelta(minutes=5),
     )
-    log.info("worker: %d thread(s) on %s as @%s", args.threads, db_location(), username)
+    log.info("worker: %d thread(s) on %s as @%s", args.threads, db_shown(), username)
     if pool.run(stop, grace=WORKER_GRACE):
         reconciler.close()
         return 0
@@ -406,9 +447,16 @@ def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
     p.add_argument("--threads", type=_positive, default=2, help="reconcile worker threads (default 2)")
     p.add_argument(
         "--worker-class",
-        choices=("sync", "gthread"),
-        default="sync",
-        help="gunicorn worker class: sync behind a proxy (default), gthread when exposed directly",
+        choices=("gevent", "sync", "gthread"),
+        default="gevent",
+        help="gunicorn worker class: gevent (default; slow or idle clients cannot hold it), "
+        "sync or gthread only behind a proxy that buffers whole requests",
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=_positive,
+        default=5,
+        help="seconds a client has to send its request header, and each part of its body (default 5)",
     )
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
 

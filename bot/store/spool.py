@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.private import private_file
 from bot.store.base import DeliveryStore, RecordResult, StoreError
 
 _SCHEMA = """
@@ -48,7 +49,7 @@ class Spool:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)  # it holds payloads: 0600 in a 0700 directory, and so are its -wal and -shm
         self._local = threading.local()
         with self._tx() as conn:
             conn.execute(_SCHEMA)

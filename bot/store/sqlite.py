@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.private import private_file
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
     Delivery,
@@ -206,13 +207,9 @@ class SQLiteStore(DeliveryStore):
 
     def _create_file(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        except FileExistsError:
-            return
+            private_file(self.path)  # 0600 in a 0700 directory; SQLite gives -wal and -shm the same mode
         except OSError as exc:
             raise StoreError(f"cannot create SQLite store {self.path}: {exc}") from exc
-        os.close(fd)
 
     def _connect(self) -> sqlite3.Connection:
         try:

@@ -24,8 +24,15 @@ from bot.config import Config
 from bot.core.events import Ignored, parse_event
 from bot.core.routing import route
 from bot.metrics import Metrics
+from bot.redact import redact
 from bot.store import DeliveryStore
-from bot.web.auth import DEFAULT_TOLERANCE, parse_signing_token, token_matches, verify_signature
+from bot.web.auth import (
+    DEFAULT_TOLERANCE,
+    check_signature_headers,
+    parse_signing_token,
+    token_matches,
+    verify_signature,
+)
 from bot.web.intake import clean_event_uuid, delivery_id, event_label, event_name
 
 if TYPE_CHECKING:
@@ -49,14 +56,23 @@ class WebSettings:
     """What the receiver needs to know besides the store and the policy."""
 
     secret: str
+    """``X-Gitlab-Token``'s value; may be empty when a signing token is set (a signing-only hook)."""
     signing_token: str | None = None
     max_body_bytes: int = GITLAB_MAX_BODY
     signature_tolerance: timedelta = DEFAULT_TOLERANCE
     signing_key: bytes | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        if not self.secret:
-            raise ValueError("GITLAB_WEBHOOK_SECRET is not set: the receiver refuses unauthenticated webhooks")
+        # A secret read from a file or a Kubernetes secret often ends in a newline; GitLab strips line
+        # breaks from the token it sends, so a kept newline would refuse every delivery.
+        object.__setattr__(self, "secret", self.secret.strip("\r\n"))
+        if self.signing_token is not None:
+            object.__setattr__(self, "signing_token", self.signing_token.strip() or None)
+        if not self.secret and not self.signing_token:
+            raise ValueError(
+                "neither GITLAB_WEBHOOK_SECRET nor GITLAB_WEBHOOK_SIGNING_TOKEN is set: "
+                "the receiver refuses unauthenticated webhooks"
+            )
         if self.max_body_bytes < 1:
             raise ValueError(f"the body limit must be positive, got {self.max_body_bytes}")
         key = parse_signing_token(self.signing_token) if self.signing_token else None
@@ -65,7 +81,8 @@ class WebSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> WebSettings:
         """``GITLAB_WEBHOOK_SECRET`` (required), ``GITLAB_WEBHOOK_SIGNING_TOKEN`` and
-        ``INCIDENT_BOT_MAX_BODY_BYTES`` (default 25 MB). Raises ``ValueError`` with one line."""
+        ``INCIDENT_BOT_MAX_BODY_BYTES`` (default 25 MB). One of the first two must be set. Raises
+        ``ValueError`` with one line."""
         limit = environ.get("INCIDENT_BOT_MAX_BODY_BYTES", "").strip()
         if limit and not limit.isdigit():
             raise ValueError(f"INCIDENT_BOT_MAX_BODY_BYTES must be a number of bytes, got {limit!r}")
@@ -76,8 +93,9 @@ class WebSettings:
         )
 
     def __repr__(self) -> str:  # never print secrets
+        secret = "***" if self.secret else "unset"
         signed = "set" if self.signing_key else "unset"
-        return f"WebSettings(secret=***, signing_token={signed}, max_body_bytes={self.max_body_bytes})"
+        return f"WebSettings(secret={secret}, signing_token={signed}, max_body_bytes={self.max_body_bytes})"
 
 
 @dataclass
@@ -101,10 +119,23 @@ class Receiver:
     def handle(self, req: Request) -> Response:
         header = req.headers.get("X-Gitlab-Event")
         event = event_label(header)
-        # The secret is checked before the body is read, so an unauthenticated sender costs nothing.
-        if not token_matches(req.headers.get("X-Gitlab-Token"), self.secret):
+        # The secret is checked before the body is read, so an unauthenticated sender costs nothing. A
+        # signing-only hook (a signing token and no secret token) sends no X-Gitlab-Token: then the
+        # signature alone authenticates, and its headers and timestamp are checked before the body.
+        if self.secret and not token_matches(req.headers.get("X-Gitlab-Token"), self.secret):
             log.warning("webhook from %s refused: missing or wrong X-Gitlab-Token", req.remote_addr)
             return self._answer(event, "unauthorized", 401, reason="missing or wrong X-Gitlab-Token")
+        if self.settings.signing_key is not None:
+            early = check_signature_headers(
+                msg_id=req.headers.get("webhook-id"),
+                timestamp=req.headers.get("webhook-timestamp"),
+                signature=req.headers.get("webhook-signature"),
+                now=self.clock(),
+                tolerance=self.settings.signature_tolerance,
+            )
+            if not early.ok:
+                log.warning("webhook from %s refused: signature: %s", req.remote_addr, early.reason)
+                return self._answer(event, "unauthorized", 401, reason="invalid webhook-signature")
         # A chunked body has no length; Werkzeug and gunicorn would silently truncate it at the limit
         # instead of refusing it, so only bodies with a declared length are taken.
         length = req.content_length
@@ -117,6 +148,9 @@ class Receiver:
             body = req.get_data(cache=False)
         except HTTPException as exc:  # the client sent less than it announced, then went away
             return self._answer(event, "rejected", exc.code or 400, reason="incomplete body")
+        except OSError:  # the client stopped sending within the server's read timeout
+            log.warning("webhook from %s refused: body not received within the read timeout", req.remote_addr)
+            return self._answer(event, "rejected", 408, reason="body not received in time")
         if self.settings.signing_key is not None:
             check = verify_signature(
                 self.settings.signing_key,
@@ -140,12 +174,16 @@ class Receiver:
             # the ``rejected`` counter are how an operator notices.
             log.warning("webhook with a valid token but a body that is not JSON (%d bytes); ignored", len(body))
             return self._answer(event, "rejected", 200, reason="body is not valid JSON; ignored")
-        return self._record(req, header, event, payload, body)
+        # What was signed identifies the delivery: an unsigned Idempotency-Key could make a replay look new.
+        signed_id = req.headers.get("webhook-id") if self.settings.signing_key is not None else None
+        return self._record(req, header, event, payload, body, signed_id)
 
-    def _record(self, req: Request, header: str | None, event: str, payload: Any, body: bytes) -> Response:
+    def _record(
+        self, req: Request, header: str | None, event: str, payload: Any, body: bytes, signed_id: str | None
+    ) -> Response:
         routed = route(parse_event(header, payload), self.config)
         incident_key = None if isinstance(routed, Ignored) else routed.key
-        did = delivery_id(req.headers, payload, body)
+        did = delivery_id(req.headers, payload, body, signed_id=signed_id)
         reason = event_name(header)
         event_uuid = clean_event_uuid(req.headers.get("X-Gitlab-Event-UUID"))
         try:
@@ -153,7 +191,7 @@ class Receiver:
         except Exception as exc:
             # The only 5xx: the delivery is not safe, so GitLab must see a failure (it shows in the
             # hook's Recent events, from where it can be re-sent).
-            log.error("webhook delivery %s NOT recorded, answering 503: store failed: %s", did, exc)
+            log.error("webhook delivery %s NOT recorded, answering 503: store failed: %s", did, redact(str(exc)))
             return self._answer(event, "unavailable", 503, reason="delivery store unavailable")
         if not result.new:
             log.debug("delivery %s: duplicate", did)
@@ -209,18 +247,28 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    store = _receiver().store
+    """Ready, degraded or not. Anyone may ask, so the answer is the status alone; why goes to the log, and
+    to a caller that presents the webhook secret in ``X-Gitlab-Token``."""
+    receiver = _receiver()
+    insider = token_matches(request.headers.get("X-Gitlab-Token"), receiver.secret)
     try:
-        store.ping()
+        receiver.store.ping()
     except Exception as exc:
-        log.warning("not ready: delivery store: %s", exc)
-        return jsonify(status="unavailable", reason=f"delivery store: {exc}"), 503
+        reason = redact(f"delivery store: {exc}")
+        log.warning("not ready: %s", reason)
+        return _status("unavailable", reason if insider else None), 503
     # Ready but degraded: the shared store is away and deliveries go to this replica's spool. Still 200,
     # so that a load balancer keeps sending deliveries here rather than nowhere.
-    degraded = getattr(store, "degraded", None)
+    degraded = getattr(receiver.store, "degraded", None)
     if degraded:
-        return jsonify(status="degraded", reason=degraded), 200
-    return jsonify(status="ready"), 200
+        reason = redact(str(degraded))
+        log.warning("degraded: %s", reason)
+        return _status("degraded", reason if insider else None), 200
+    return _status("ready", None), 200
+
+
+def _status(status: str, reason: str | None) -> Response:
+    return jsonify(status=status, reason=reason) if reason else jsonify(status=status)
 
 
 @bp.get("/metrics")

@@ -70,6 +70,25 @@ class SignatureCheck:
     reason: str = ""
 
 
+def check_signature_headers(
+    *,
+    msg_id: str | None,
+    timestamp: str | None,
+    signature: str | None,
+    now: datetime,
+    tolerance: timedelta = DEFAULT_TOLERANCE,
+) -> SignatureCheck:
+    """What can be checked before the body is read: the headers are there and the timestamp is recent."""
+    if not msg_id or not timestamp or not signature:
+        return SignatureCheck(False, "missing webhook-id, webhook-timestamp or webhook-signature")
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        return SignatureCheck(False, "webhook-timestamp is not a Unix time in seconds")
+    skew = abs(now.timestamp() - int(timestamp))
+    if skew > tolerance.total_seconds():
+        return SignatureCheck(False, f"webhook-timestamp is {skew:.0f} s away from now")
+    return SignatureCheck(True)
+
+
 def verify_signature(
     key: bytes,
     *,
@@ -81,13 +100,11 @@ def verify_signature(
     tolerance: timedelta = DEFAULT_TOLERANCE,
 ) -> SignatureCheck:
     """Check a Standard Webhooks signature. Never raises; the reason is for the log, not the client."""
-    if not msg_id or not timestamp or not signature:
-        return SignatureCheck(False, "missing webhook-id, webhook-timestamp or webhook-signature")
-    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
-        return SignatureCheck(False, "webhook-timestamp is not a Unix time in seconds")
-    skew = abs(now.timestamp() - int(timestamp))
-    if skew > tolerance.total_seconds():
-        return SignatureCheck(False, f"webhook-timestamp is {skew:.0f} s away from now")
+    early = check_signature_headers(
+        msg_id=msg_id, timestamp=timestamp, signature=signature, now=now, tolerance=tolerance
+    )
+    if not early.ok or not msg_id or not timestamp or not signature:
+        return early
     expected = _digest(key, header_bytes(msg_id), timestamp.encode(), body)
     for entry in signature.split(" "):
         version, _, value = entry.partition(",")

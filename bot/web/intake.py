@@ -84,16 +84,20 @@ def _digest(*parts: bytes) -> str:
     return h.hexdigest()
 
 
-def delivery_id(headers: Mapping[str, str], payload: Any, body: bytes) -> str:
+def delivery_id(
+    headers: Mapping[str, str], payload: Any, body: bytes, *, signed_id: str | None = None
+) -> str:
     """The de-duplication key of a delivery.
 
-    ``Idempotency-Key`` (GitLab 17.4+, the same across retries and manual resends; ``webhook-id``
-    carries the same value on signed deliveries). On older GitLab: a hash of ``X-Gitlab-Event-UUID``,
-    the event, the object's id and ``updated_at`` (and the issue's id for a note), which is the same
-    for a resend of the same change and different for the next change. Without those fields, a hash
-    of the body.
+    ``signed_id``: the ``webhook-id`` of a delivery whose signature was verified. It is what was signed,
+    so it wins over the unsigned ``Idempotency-Key``, which anyone replaying a captured delivery could
+    change to make it look new. Otherwise ``Idempotency-Key`` (GitLab 17.4+, the same across retries and
+    manual resends; ``webhook-id`` carries the same value on signed deliveries). On older GitLab: a hash
+    of ``X-Gitlab-Event-UUID``, the event, the object's id and ``updated_at`` (and the issue's id for a
+    note), which is the same for a resend of the same change and different for the next change. Without
+    those fields, a hash of the body.
     """
-    key = headers.get("Idempotency-Key") or headers.get("webhook-id")
+    key = signed_id or headers.get("Idempotency-Key") or headers.get("webhook-id")
     if key and key.strip():
         key = key.strip()
         if len(key) <= _MAX_KEY and _PRINTABLE.fullmatch(key):

@@ -386,7 +386,7 @@ def test_health_and_readiness(make_app: Callable[..., Flask], store: DeliverySto
     assert ok.get("/readyz").status_code == 200
     broken = make_app(store_=FailingStore(store)).test_client()
     assert broken.get("/healthz").status_code == 200
-    response = broken.get("/readyz")
+    response = broken.get("/readyz", headers={"X-Gitlab-Token": SECRET})
     assert response.status_code == 503
     assert "disk I/O error" in response.get_json()["reason"]
 

@@ -431,7 +431,7 @@ def test_a_postgresql_outage_loses_nothing_and_answers_only_2xx(
         try:
             for iid in incidents[4:]:
                 send(iid)
-            ready = requests.get(server.url + "/readyz", timeout=5)
+            ready = requests.get(server.url + "/readyz", headers={"X-Gitlab-Token": SECRET}, timeout=5)
             assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.text
             assert "spooled" in ready.json()["reason"]
             deadline = time.monotonic() + outage
