@@ -31,6 +31,7 @@ from bot.core.model import IncidentRef
 from bot.gitlab.errors import GitLabCallError
 from bot.metrics import Metrics
 from bot.reconciler import ReconcileReport
+from bot.redact import redact
 from bot.store import DeliveryStore, Job, LeaseLost, StoreError
 from bot.sweep import remember
 
@@ -203,6 +204,8 @@ class Worker:
     ) -> JobResult:
         if self.metrics is not None:
             self.metrics.reconciled(outcome.value, seconds)
+        if error is not None:
+            error = redact(error)  # it is stored, listed by dead-letters and logged
         try:
             if outcome is Outcome.OK:
                 state = self.store.complete(job.id, self.worker_id, now=self.clock())
