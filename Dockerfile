@@ -4,7 +4,9 @@
 #   docker run -d --name incident-bot -p 8080:8080 -v incident-bot-data:/data --stop-timeout 30 \
 #     -e GITLAB_URL=https://gitlab.example.com -e GITLAB_TOKEN=... -e GITLAB_WEBHOOK_SECRET=... incident-bot
 #
-# Put a TLS-terminating proxy or ingress in front of it (see docs/webhook-setup.md).
+# Put a TLS-terminating proxy or ingress in front of it (see docs/webhook-setup.md). The receivers are
+# gevent workers with header and read timeouts, so slow or idle clients cannot stall intake even when the
+# port is reachable directly.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -20,8 +22,7 @@ COPY issue_templates /src/issue_templates
 RUN pip install /src \
     && rm -rf /src \
     && useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin incident-bot \
-    && mkdir -p /data \
-    && chown incident-bot:incident-bot /data
+    && install -d -m 0700 -o incident-bot -g incident-bot /data
 
 USER incident-bot
 WORKDIR /data
@@ -36,4 +37,4 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=3s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
 
-CMD ["incident-bot", "serve", "--host", "0.0.0.0"]
+CMD ["incident-bot", "serve", "--host", "0.0.0.0", "--worker-class", "gevent", "--read-timeout", "5"]
