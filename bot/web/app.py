@@ -110,6 +110,7 @@ class Receiver:
 
     def __post_init__(self) -> None:
         self.secret = self.settings.secret.encode("utf-8")
+        self.degraded_logged: str | None = None
 
     def _answer(self, event: str, outcome: str, status: int, **body: Any) -> Response:
         self.metrics.delivery(event, outcome)
@@ -262,8 +263,11 @@ def readyz() -> tuple[Response, int]:
     degraded = getattr(receiver.store, "degraded", None)
     if degraded:
         reason = redact(str(degraded))
-        log.warning("degraded: %s", reason)
+        if reason != receiver.degraded_logged:  # once per cause, not on every probe
+            log.warning("degraded: %s", reason)
+            receiver.degraded_logged = reason
         return _status("degraded", reason if insider else None), 200
+    receiver.degraded_logged = None
     return _status("ready", None), 200
 
 

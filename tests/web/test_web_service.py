@@ -339,7 +339,8 @@ def test_serve_refuses_to_start_without_the_webhook_secret(tmp_path: Path) -> No
     result = run_cli("serve", env={"GITLAB_URL": "http://127.0.0.1:9", "GITLAB_TOKEN": "x"}, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "incident-bot: GITLAB_WEBHOOK_SECRET is not set: the receiver refuses unauthenticated webhooks"
+        "incident-bot: neither GITLAB_WEBHOOK_SECRET nor GITLAB_WEBHOOK_SIGNING_TOKEN is set: "
+        "the receiver refuses unauthenticated webhooks"
     ]
 
 
