@@ -211,3 +211,29 @@ def test_an_incident_from_before_markers_were_signed_takes_the_seoc_from_the_ass
     assert "@sec-incident-manager" in role_line(body, "SIMOC")
     reports = tamper_reports(w, iid)
     assert len(reports) == 1 and "not signed" in reports[0]
+
+
+def test_removing_the_marker_keeps_one_checklist_and_the_handoff(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    w.sim.state.add_note(w.project, iid, "@incident-bot handoff simoc @secops-oncall", author="sec-oncall")
+    look(w, clock, iid)
+    note = checklist(w, iid)
+    start, end, _ = next((s, e, m) for s, e, m in marker_spans(note["body"]) if m.kind == "checklist")
+    edit_as(w, MAINTAINER, iid, note["id"], note["body"][:start] + note["body"][end:])
+    look(w, clock, iid)
+    assert len([n for n in w.bot_notes(iid) if "communications checklist" in n["body"]]) == 1
+    assert "@secops-oncall" in role_line(checklist(w, iid)["body"], "SIMOC")
+    assert len(tamper_reports(w, iid)) == 1
+
+
+def test_deleting_the_checklist_brings_it_back_with_the_handoff(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    w.sim.state.add_note(w.project, iid, "@incident-bot handoff simoc @secops-oncall", author="sec-oncall")
+    look(w, clock, iid)
+    issue = w.sim.client(MAINTAINER).projects.get(w.project, lazy=True).issues.get(iid, lazy=True)
+    issue.notes.delete(checklist(w, iid)["id"])
+    look(w, clock, iid)
+    assert w.snapshot(iid)["checklists"] == 1
+    assert "@secops-oncall" in role_line(checklist(w, iid)["body"], "SIMOC")
