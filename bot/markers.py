@@ -21,10 +21,19 @@ So the comment:
 - contains no backtick, so a code span opened before it cannot swallow half of it,
 - contains nothing GitLab reads as a mention, reference or template syntax even if
   a renderer ignored the comment.
+
+Signed markers: a marker the bot relies on for *state* (role holders, snooze, handled
+commands, a child's channel) also carries ``"mac"``, an HMAC-SHA256 over the marker's
+kind, the incident it belongs to (``scope``: project id and iid) and its other fields,
+keyed with a secret only the bot holds (``StateKey``). The MAC is lower-case hex, so
+the guarantees above still hold. ``verify`` tells a marker the bot wrote for this
+incident from one somebody typed, edited or copied from another incident.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Mapping
@@ -34,13 +43,18 @@ from typing import Any
 __all__ = [
     "KIND_RE",
     "MAX_MARKER_CHARS",
+    "PREVIEW_KEY",
     "Marker",
     "MarkerError",
+    "StateKey",
+    "Trust",
     "find_marker",
     "marker",
     "marker_spans",
     "parse_markers",
+    "signed_marker",
     "strip_markers",
+    "verify",
 ]
 
 PREFIX = "incident-bot:"
@@ -181,3 +195,83 @@ def strip_markers(body: str) -> str:
             pos = end
     out.append(body[pos:])
     return "".join(out)
+
+
+# ---- signed markers ---------------------------------------------------------------------------
+
+MAC_FIELD = "mac"
+_MAC_DOMAIN = b"incident-bot signed marker v1\n"
+
+
+def _mac_input(kind: str, scope: str, fields: Mapping[str, Any]) -> bytes:
+    body = {"fields": {k: v for k, v in fields.items() if k != MAC_FIELD}, "kind": kind, "scope": scope}
+    return _MAC_DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+@dataclass(frozen=True, repr=False)
+class StateKey:
+    """The bot's secret for signing markers: the current key, and earlier keys still believed.
+
+    A marker signed with an earlier key is believed and re-signed with the current key at the
+    next write, so a key can be rotated without losing any incident's state.
+    """
+
+    current: bytes
+    previous: tuple[bytes, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.current) < 16:
+            raise ValueError("a state key needs at least 16 bytes")
+
+    def __repr__(self) -> str:  # never show the key
+        return f"StateKey(<{len(self.current)} bytes>, previous={len(self.previous)})"
+
+    def sign(self, kind: str, scope: str, fields: Mapping[str, Any]) -> str:
+        return hmac.new(self.current, _mac_input(kind, scope, fields), hashlib.sha256).hexdigest()
+
+    def which(self, kind: str, scope: str, fields: Mapping[str, Any], mac: str) -> int | None:
+        """0 if ``mac`` was made with the current key, 1.. for an earlier key, None if with none."""
+        data = _mac_input(kind, scope, fields)
+        for n, key in enumerate((self.current, *self.previous)):
+            if hmac.compare_digest(hmac.new(key, data, hashlib.sha256).hexdigest(), mac):
+                return n
+        return None
+
+
+#: Signs what the offline ``plan`` and ``check-config`` render: never used to write to GitLab, and
+#: never believed by a bot that reads GitLab (that one always has its own key).
+PREVIEW_KEY = StateKey(b"incident-bot preview: not a secret, never used to write")
+
+
+def signed_marker(kind: str, key: StateKey, scope: str, /, **fields: Any) -> str:
+    """``marker(kind, **fields)`` plus a ``mac`` binding the fields to ``kind`` and ``scope``."""
+    if MAC_FIELD in fields:
+        raise MarkerError(f"marker {kind!r}: {MAC_FIELD!r} is reserved for the signature")
+    # Round-trip through JSON first, so the MAC is over exactly what a reader will decode.
+    try:
+        plain = json.loads(json.dumps(fields, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise MarkerError(f"marker {kind!r}: fields are not JSON-serialisable: {exc}") from exc
+    return marker(kind, **plain, **{MAC_FIELD: key.sign(kind, scope, plain)})
+
+
+class Trust:
+    """How far a parsed marker can be believed (see ``verify``)."""
+
+    SIGNED = "signed"  # made by this bot, for this incident, with the current key
+    SIGNED_EARLIER = "signed-earlier"  # the same, with an earlier key: believe it, re-sign it
+    UNSIGNED = "unsigned"  # no signature: written by an older version of the bot, or by hand
+    FORGED = "forged"  # a signature that does not match: edited, copied, or another key
+
+
+def verify(found: Marker, key: StateKey, scope: str) -> str:
+    """A ``Trust`` value for ``found`` as a marker of incident ``scope``."""
+    mac = found.fields.get(MAC_FIELD)
+    if mac is None:
+        return Trust.UNSIGNED
+    if not isinstance(mac, str):
+        return Trust.FORGED
+    n = key.which(found.kind, scope, found.fields, mac)
+    if n is None:
+        return Trust.FORGED
+    return Trust.SIGNED if n == 0 else Trust.SIGNED_EARLIER

@@ -26,6 +26,8 @@ from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.client import GitLabClient, UserCache
 from bot.gitlab.connect import make_gitlab
 from bot.gitlab.observe import find_orphans, observe
+from bot.markers import StateKey
+from bot.statekey import state_key_from_env
 
 Clock = Callable[[], datetime]
 
@@ -55,16 +57,18 @@ class Reconciler:
         bot_username: str | None = None,
         clock: Clock = utcnow,
         concurrency: int = 8,
+        key: StateKey | None = None,
     ) -> None:
         self.cfg = cfg
         self.renderer = renderer
         self.client = client
         self.bot = bot_username or cfg.bot.username
         self.clock = clock
+        self.key = key or state_key_from_env()
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gitlab")
 
     def _observe(self, client: GitLabClient, ref: IncidentRef) -> tuple[Desired, Observed]:
-        observed = observe(client, ref, self.cfg, self.bot, self.pool)
+        observed = observe(client, ref, self.cfg, self.bot, self.pool, key=self.key)
         desired = plan_observed(observed, self.cfg, self.clock())
         # Users that new children or the incident will be assigned to, looked up alongside the orphan
         # search rather than one by one in front of each write.

@@ -11,8 +11,10 @@ from bot.config import Config
 from bot.core import bodies
 from bot.gitlab.callpolicy import CallPolicy
 from bot.markdown import is_valid_username
+from bot.markers import StateKey
 from bot.reconciler import Reconciler, client_from
 from bot.simgitlab import SimulatedGitLab
+from bot.statekey import derived_key
 from bot.templates import TemplateRenderer
 
 PROJECT = "acme/security-incidents"
@@ -60,6 +62,8 @@ class World:
         """A reconciler on this world; the default policy has no rate limit worth the name (a simulator)."""
         policy = policy or CallPolicy(rate_per_minute=1_000_000, burst=1000)
         client = client_from(self.sim.url, self.sim.token, policy, timeout=kw.pop("timeout", 5.0))
+        # The key a worker with GITLAB_TOKEN and no INCIDENT_BOT_STATE_KEY uses, so both agree.
+        kw.setdefault("key", StateKey(derived_key(self.sim.token)))
         return Reconciler(self.cfg, TemplateRenderer([self.cfg.template_dir]), client, **kw)
 
     def bot_notes(self, iid: int) -> list[dict[str, Any]]:

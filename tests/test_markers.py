@@ -11,11 +11,15 @@ from bot.markers import (
     MAX_MARKER_CHARS,
     Marker,
     MarkerError,
+    StateKey,
+    Trust,
     find_marker,
     marker,
     marker_spans,
     parse_markers,
+    signed_marker,
     strip_markers,
+    verify,
 )
 
 # --------------------------------------------------------------------------------------
@@ -179,3 +183,70 @@ def test_broken_marker_cannot_swallow_the_next_one() -> None:
     good = marker("child", incident=5)
     for prefix in ["<!-- incident-bot:a {", "<!-- incident-bot:a {x", '<!-- incident-bot:child {"a":']:
         assert parse_markers(prefix + good) == [Marker("child", {"incident": 5})]
+
+
+# --------------------------------------------------------------------------------------
+# Signed markers: only what the bot signed, for this incident, is believed
+# --------------------------------------------------------------------------------------
+
+KEY = StateKey(b"k" * 32)
+OLD = StateKey(b"o" * 32)
+ROTATED = StateKey(b"k" * 32, previous=(b"o" * 32,))
+SCOPE = "11#3"
+FIELDS = {"roles": {"simoc": "sam"}, "rev": 2, "snoozed_until": "2026-11-30T12:00:00+00:00"}
+
+
+def _signed(key: StateKey = KEY, kind: str = "checklist", scope: str = SCOPE, **fields: object) -> Marker:
+    found = parse_markers(signed_marker(kind, key, scope, **(fields or FIELDS)))
+    assert len(found) == 1
+    return found[0]
+
+
+def _edited(m: Marker, **changes: object) -> Marker:
+    return Marker(m.kind, {**m.fields, **changes})
+
+
+@pytest.mark.parametrize(
+    ("case", "found", "key", "scope", "trust"),
+    [
+        ("as signed", _signed(), KEY, SCOPE, Trust.SIGNED),
+        ("a role holder changed", _edited(_signed(), roles={"simoc": "mallory"}), KEY, SCOPE, Trust.FORGED),
+        ("snooze moved", _edited(_signed(), snoozed_until="2099-01-01T00:00:00+00:00"), KEY, SCOPE, Trust.FORGED),
+        ("a field added", _edited(_signed(), handled=10**9), KEY, SCOPE, Trust.FORGED),
+        ("copied from another incident", _signed(scope="11#4"), KEY, SCOPE, Trust.FORGED),
+        ("copied from another project", _signed(scope="12#3"), KEY, SCOPE, Trust.FORGED),
+        ("another kind with the same fields", _signed(kind="state"), KEY, SCOPE, Trust.SIGNED),
+        ("mac removed", Marker("checklist", {k: v for k, v in FIELDS.items()}), KEY, SCOPE, Trust.UNSIGNED),
+        ("mac not a string", _edited(_signed(), mac=12), KEY, SCOPE, Trust.FORGED),
+        ("mac upper-cased", _edited(_signed(), mac=_signed().fields["mac"].upper()), KEY, SCOPE, Trust.FORGED),
+        ("signed with another key", _signed(OLD), KEY, SCOPE, Trust.FORGED),
+        ("signed with the previous key", _signed(OLD), ROTATED, SCOPE, Trust.SIGNED_EARLIER),
+        ("signed with the current key after rotation", _signed(KEY), ROTATED, SCOPE, Trust.SIGNED),
+    ],
+)
+def test_verify(case: str, found: Marker, key: StateKey, scope: str, trust: str) -> None:
+    assert verify(found, key, scope) == trust, case
+
+
+def test_a_signature_is_bound_to_the_marker_kind() -> None:
+    state = _signed(kind="state")
+    assert verify(Marker("checklist", state.fields), KEY, SCOPE) == Trust.FORGED
+
+
+def test_a_signed_marker_refuses_a_mac_field_and_never_shows_the_key() -> None:
+    with pytest.raises(MarkerError):
+        signed_marker("checklist", KEY, SCOPE, mac="x")
+    assert "kkkk" not in repr(KEY) and "32 bytes" in repr(KEY)
+    with pytest.raises(ValueError):
+        StateKey(b"short")
+
+
+@settings(max_examples=200)
+@given(fields=st.dictionaries(_field_names.filter(lambda n: n != "mac"), _json_values, max_size=5))
+def test_signed_markers_keep_the_marker_guarantees_and_verify(fields: dict[str, object]) -> None:
+    text = signed_marker("checklist", KEY, SCOPE, **fields)
+    inner = text[len("<!-- ") : -len(" -->")]
+    assert "\n" not in text and "--" not in inner and ">" not in inner and "`" not in text
+    (found,) = parse_markers(f"a\n{text}\nb")
+    assert verify(found, KEY, SCOPE) == Trust.SIGNED
+    assert {k: v for k, v in found.fields.items() if k != "mac"} == json.loads(json.dumps(fields))

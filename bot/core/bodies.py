@@ -7,17 +7,19 @@ lines, who-is-responsible) use the same markdown primitives, so nothing reaches 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.config import Config
 from bot.core import cadence
-from bot.core.model import Child, Desired, LogEntry, Observed, Person
+from bot.core import state as bot_state
+from bot.core.model import BotState, Child, Desired, Issue, LogEntry, Observed, Person
 from bot.markdown import UnsafeValue, escape_inline, is_valid_username, issue_ref, mention
-from bot.markers import marker, parse_markers, strip_markers
+from bot.markers import StateKey, Trust, marker, parse_markers, signed_marker, strip_markers, verify
 from bot.templates import Safe
 
-CHECKLIST = "checklist"
+CHECKLIST = bot_state.CHECKLIST
 CHILD = "child"
 LOG = "log"
 ITEM = "item"
@@ -45,17 +47,36 @@ def every(cadence: timedelta | None) -> str:
     return "every " + " ".join(p for p in (f"{hours}h" if hours else "", f"{mins}m" if mins else "") if p)
 
 
-def child_marker(incident_id: int | None, channel: str) -> Safe:
-    return Safe(marker(CHILD, incident=incident_id, channel=channel))
+def child_marker(observed: Observed, channel: str) -> Safe:
+    """A child's marker, signed for the incident: which incident and channel the child is for."""
+    inc = observed.incident
+    return Safe(signed_marker(CHILD, observed.key, bot_state.scope_of(inc), incident=inc.id, channel=channel))
 
 
-def child_identity(description: str) -> tuple[int | None, str] | None:
-    """(incident id, channel) from a child's hidden marker, or None."""
+def child_claim(description: str, key: StateKey, incident: Issue) -> tuple[int | None, str, bool] | None:
+    """What a child's marker says: (incident id, channel, whether the bot signed it for ``incident``).
+
+    An unsigned or forged claim is only a hint: Reporters can edit a child's description.
+    """
     for m in parse_markers(description):
         if m.kind == CHILD and isinstance(m.fields.get("channel"), str):
-            incident = m.fields.get("incident")
-            return (incident if isinstance(incident, int) else None), m.fields["channel"]
+            claimed = m.fields.get("incident")
+            claimed = claimed if isinstance(claimed, int) else None
+            trusted = verify(m, key, bot_state.scope_of(incident)) in (Trust.SIGNED, Trust.SIGNED_EARLIER)
+            return claimed, m.fields["channel"], trusted and claimed == incident.id
     return None
+
+
+def recorded_children(logged: frozenset[str]) -> dict[int, str]:
+    """iid -> channel of the children the bot's own status log says it opened (``child:LABEL:IID``)."""
+    out: dict[int, str] = {}
+    for key in logged:
+        for prefix in ("child:", "kept:"):
+            if key.startswith(prefix):
+                label, _, iid = key[len(prefix) :].rpartition(":")
+                if label and iid.isdigit():
+                    out.setdefault(int(iid), label)
+    return out
 
 
 def child_title(desired: Desired, title: str) -> str:
@@ -67,7 +88,7 @@ def child_description(desired: Desired, observed: Observed, index: int, r: Rende
     child = desired.children[index]
     return r.render(
         child.template,
-        marker=child_marker(observed.incident.id, child.channel),
+        marker=child_marker(observed, child.channel),
         incident=_incident_context(observed),
         child={
             "title": child.title,
@@ -111,15 +132,21 @@ def ticked_items(body: str) -> frozenset[str]:
     return frozenset(keys)
 
 
-def _state_marker(desired: Desired) -> Safe:
+def _recorded(desired: Desired) -> BotState:
+    """What the checklist records: ``desired.state`` with the role holders the plan resolved."""
     holders = {rid: p.handle for rid, p in desired.roles.items() if p.handle}
-    snoozed = desired.state.snoozed_until
-    fields: dict[str, Any] = {"roles": holders}
-    if snoozed is not None:
-        fields["snoozed_until"] = snoozed.isoformat()
-    if desired.state.began:
-        fields["began"] = {k: v.isoformat() for k, v in sorted(desired.state.began.items())}
-    return Safe(marker(CHECKLIST, **fields))
+    return replace(desired.state, roles=holders)
+
+
+def _state_marker(desired: Desired, observed: Observed) -> Safe:
+    return Safe(bot_state.checklist_marker(_recorded(desired), observed.key, observed.incident))
+
+
+def state_copy(desired: Desired, observed: Observed) -> str:
+    """The signed copy of the state that rides along in the bot's comments (none out of scope)."""
+    if not desired.in_scope:
+        return ""
+    return " " + bot_state.copy_marker(_recorded(desired), observed.key, observed.incident)
 
 
 def _status(desired: Desired) -> dict[str, Any] | None:
@@ -158,7 +185,7 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         )
     return r.render(
         cfg.templates.checklist,
-        marker=_state_marker(desired),
+        marker=_state_marker(desired, observed),
         incident=_incident_context(observed),
         severity=desired.severity.label,
         severity_source=desired.severity_source,
@@ -246,10 +273,10 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
     return entries
 
 
-def log_body(entries: list[LogEntry], cfg: Config, r: Renderer) -> str:
+def log_body(entries: list[LogEntry], cfg: Config, r: Renderer, copy: str = "") -> str:
     return r.render(
         cfg.templates.log,
-        marker=Safe(marker(LOG, keys=[e.key for e in entries])),
+        marker=Safe(marker(LOG, keys=[e.key for e in entries]) + copy),
         entries=[Safe(e.text) for e in entries],
     )
 
@@ -270,6 +297,11 @@ def out_of_scope_body(desired: Desired, observed: Observed, cfg: Config, r: Rend
 
 def find_checklist_marker(body: str) -> bool:
     return any(m.kind == CHECKLIST for m in parse_markers(body))
+
+
+def looks_like_checklist(body: str) -> bool:
+    """The checklist, even if its state marker was edited away: it is the bot's only comment with items."""
+    return any(m.kind in (CHECKLIST, ITEM) for m in parse_markers(body))
 
 
 def logged_keys(body: str) -> frozenset[str]:
@@ -369,7 +401,7 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
     status = status_update_body(desired, observed, cfg, r) if verdict.ok and verdict.reply == "status" else ""
     return r.render(
         cfg.templates.reply,
-        marker=Safe(marker(LOG, keys=[cmd.key])),
+        marker=Safe(marker(LOG, keys=[cmd.key]) + state_copy(desired, observed)),
         author=author,
         command=" ".join((cmd.name, *cmd.args)),
         ok=verdict.ok,

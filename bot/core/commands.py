@@ -1,9 +1,11 @@
 """Commands in comments (``@incident-bot handoff simoc @dana``), parsed and judged without I/O.
 
-A command is handled once: its reply carries the log key ``cmd:<note id>``, so a note event that
-arrives twice, a retry or a second replica never answers it again. Effects on the bot's state
-(role holders, snooze) are folded into ``BotState`` in note order and written to the checklist's
-marker before the reply is posted.
+A command is handled once, ever: the bot's signed state records the highest command note id it has
+handled (``BotState.handled``), and a command at or below it is never handled again, even if its reply
+was deleted. The reply also carries the log key ``cmd:<note id>``. Effects on the bot's state (role
+holders, snooze, the mark) are folded into ``BotState`` in note order and written to the checklist's
+marker before the reply is posted, so a crash in between leaves the command applied without a reply,
+never applied twice.
 """
 
 from __future__ import annotations
@@ -108,9 +110,10 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
     """The bot's state after the accepted commands, in the order they were written."""
     roles = dict(state.roles)
     snoozed = state.snoozed_until
+    handled = max([state.handled, *(v.command.note.id for v in verdicts)])
     for v in sorted(verdicts, key=lambda v: v.command.note.id):
         if v.handoff:
             roles[v.handoff[0]] = v.handoff[1]
         if v.snooze_until:
             snoozed = v.snooze_until
-    return replace(state, roles=roles, snoozed_until=snoozed)
+    return replace(state, roles=roles, snoozed_until=snoozed, handled=handled)

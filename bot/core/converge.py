@@ -12,9 +12,9 @@ from typing import Protocol
 
 from bot.config import Config
 from bot.core import bodies
+from bot.core import state as bot_state
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
 from bot.core.diff import diff
-from bot.core.events import parse_time
 from bot.core.model import BotState, Child, Desired, IncidentRef, Issue, LogEntry, Note, Observed
 from bot.markers import find_marker
 
@@ -71,19 +71,10 @@ def fold(observed: Observed, result: Result) -> Observed:
 
 
 def state_from_checklist(body: str) -> BotState:
+    """The state in a checklist body the bot has just written itself. Not verified: to believe a
+    checklist read from GitLab, use ``bot.core.state.read``."""
     m = find_marker(body, bodies.CHECKLIST)
-    if m is None:
-        return BotState()
-    roles = m.fields.get("roles")
-    roles = (
-        {k: v for k, v in roles.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(roles, dict) else {}
-    )
-    snoozed = parse_time(m.fields.get("snoozed_until"))
-    raw = m.fields.get("began")
-    began = (
-        {k: t for k, v in raw.items() if isinstance(k, str) and (t := parse_time(v))} if isinstance(raw, dict) else {}
-    )
-    return BotState(roles, snoozed_until=snoozed, began=began)
+    return BotState() if m is None else bot_state.decode(m.fields)
 
 
 def converge(

@@ -83,7 +83,8 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
     actions: list[Action] = []
     entries = [e for e in bodies.log_entries(desired, observed) if e.key not in observed.logged]
     if entries:
-        actions.append(PostNote("log", bodies.log_body(entries, cfg, r), tuple(e.key for e in entries)))
+        body = bodies.log_body(entries, cfg, r, bodies.state_copy(desired, observed))
+        actions.append(PostNote("log", body, tuple(e.key for e in entries)))
     actions += _replies(desired, observed, cfg, r)
     if not desired.reminders_paused:
         due = [d for d in cadence.overdue(desired.dues) if d.key not in observed.logged]

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.config import Severity
+from bot.markers import PREVIEW_KEY, StateKey
 
 
 @dataclass(frozen=True, order=True)
@@ -89,13 +90,18 @@ class Child:
 
 @dataclass(frozen=True)
 class BotState:
-    """What the bot recorded in its checklist's hidden marker: the people holding each role."""
+    """What the bot recorded in its checklist's signed marker (see ``bot.core.state``)."""
 
     roles: Mapping[str, str] = field(default_factory=dict)
     snoozed_until: datetime | None = None
     # When each engagement with a cadence began: the anchor of its first reminder window. Recorded
     # once, so every later run (and every replica) computes the same windows.
     began: Mapping[str, datetime] = field(default_factory=dict)
+    # The highest note id of a command the bot has handled: a command at or below it is never handled
+    # again, even if its reply was deleted.
+    handled: int = 0
+    # Counts the changes, so that the newest signed copy wins over an older one put back in its place.
+    rev: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,9 @@ class Observed:
     # People's comments that matter: six-point status updates, and commands not answered yet.
     updates: tuple[Note, ...] = ()
     commands: tuple[Any, ...] = ()  # bot.core.commands.Command
+    # Signs the state and the child markers the bot writes. Read from the environment by the GitLab
+    # adapter; the default only serves offline previews (``plan --payload``, ``check-config``, tests).
+    key: StateKey = PREVIEW_KEY
 
 
 # ---- desired state -------------------------------------------------------------------------------

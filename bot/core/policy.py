@@ -26,6 +26,7 @@ from bot.core.model import (
 )
 from bot.core.rotation import on_call
 from bot.core.routing import is_incident
+from bot.core.state import next_revision
 
 
 def severity_of(issue: Issue, cfg: Config) -> tuple[Severity, str]:
@@ -200,7 +201,9 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
     return replace(
         desired,
         now=now,
-        state=BotState(holders, snoozed_until=state.snoozed_until, began=began),
+        state=next_revision(
+            observed.state, BotState(holders, snoozed_until=state.snoozed_until, began=began, handled=state.handled)
+        ),
         verdicts=verdicts,
         handoff_assign=handoff_assign,
         dues=tuple(dues),

@@ -1,7 +1,9 @@
 """Read one incident's state from GitLab: the issue, its links and its comments, concurrently.
 
 Everything the bot made is recognised by author (the bot user) plus a hidden marker, so an empty
-database, a restart or a second replica finds the same children and comments again. A child created
+database, a restart or a second replica finds the same children and comments again. The state it
+relies on is believed only when the bot signed it (``bot.core.state``); children are recognised by
+link and authorship first, so an edited child marker never makes the bot open a duplicate. A child created
 but not yet linked (a crash in between) is found by ``find_orphans``, a label-filtered search that
 only runs when a child seems to be missing.
 """
@@ -14,24 +16,35 @@ from datetime import timedelta
 
 from bot.config import Config
 from bot.core import bodies, commands
+from bot.core import state as bot_state
 from bot.core.cadence import is_status_update
-from bot.core.converge import state_from_checklist
 from bot.core.model import Child, Desired, IncidentRef, Issue, Note, Observed
 from bot.gitlab.client import GitLabClient
+from bot.markers import StateKey
 
 # Clocks differ between GitLab's database and a webhook's timestamp; search a little wider.
 CLOCK_SLACK = timedelta(minutes=5)
 
 
-def _channel_of(child: Issue, incident: Issue, cfg: Config, bot: str) -> str | None:
-    """Which channel a linked issue is the bot's child for, or None if it is somebody else's issue."""
+def _channel_of(child: Issue, observed: Observed, cfg: Config, bot: str, recorded: dict[int, str]) -> str | None:
+    """Which channel a linked issue is the bot's child for, or None if it is somebody else's issue.
+
+    Authorship first (only the bot's own issues count), then the bot's own status log (which child it
+    opened for which channel: Reporters cannot edit the bot's comments), then the child's marker if the
+    bot signed it for this incident, then the labels the bot put on it. An edited or removed marker
+    (Reporters can edit a child's description) therefore never makes a child disappear.
+    """
     if child.author.lower() != bot.lower():
         return None
-    identity = bodies.child_identity(child.description)
-    if identity is not None:
-        incident_id, channel = identity
-        return channel if incident_id in (None, incident.id) else None
-    # The marker was edited away: fall back to the labels the bot put on it.
+    if child.project_id == observed.incident.project_id and child.ref.iid in recorded:
+        return recorded[child.ref.iid]
+    claim = bodies.child_claim(child.description, observed.key, observed.incident)
+    if claim is not None:
+        claimed_incident, channel, signed = claim
+        if signed:
+            return channel
+        if claimed_incident is not None and claimed_incident != observed.incident.id:
+            return None  # says it belongs to another incident, and nothing of ours says otherwise
     if cfg.labels.child in child.labels:
         channels = [c.label for c in cfg.channels if c.label in child.labels]
         if len(channels) == 1:
@@ -39,38 +52,51 @@ def _channel_of(child: Issue, incident: Issue, cfg: Config, bot: str) -> str | N
     return None
 
 
-def observed_from(incident: Issue, links: list[Issue], notes: list[Note], cfg: Config, bot: str) -> Observed:
-    children: dict[str, Child] = {}
-    for linked in sorted(links, key=lambda i: i.ref.iid):
-        channel = _channel_of(linked, incident, cfg, bot)
-        if channel and channel not in children:
-            children[channel] = Child(channel, linked, linked=True)
+def observed_from(
+    incident: Issue, links: list[Issue], notes: list[Note], cfg: Config, bot: str, *, key: StateKey
+) -> Observed:
     mine = [n for n in notes if n.author.lower() == bot.lower() and not n.system]
-    checklist = next((n for n in sorted(mine, key=lambda n: n.id) if bodies.find_checklist_marker(n.body)), None)
+    by_id = sorted(mine, key=lambda n: n.id)
+    checklist = next((n for n in by_id if bodies.find_checklist_marker(n.body)), None) or next(
+        (n for n in by_id if bodies.looks_like_checklist(n.body)), None
+    )
     logged: set[str] = set()
     for note in mine:
         logged |= bodies.logged_keys(note.body)
     people = [n for n in notes if n.author.lower() != bot.lower() and not n.system]
-    pending = [c for n in people if (c := commands.parse(n, bot)) is not None and c.key not in logged]
-    return Observed(
+    parsed = [c for n in people if (c := commands.parse(n, bot)) is not None]
+    answered = max((c.note.id for c in parsed if c.key in logged), default=0)
+    reading = bot_state.read(checklist, [n for n in mine if n is not checklist], key, incident, answered=answered)
+    pending = [c for c in parsed if c.key not in logged and c.note.id > reading.state.handled]
+    observed = Observed(
         incident=incident,
-        children=children,
         checklist=checklist,
         checklist_ticks=bodies.ticked_items(checklist.body) if checklist else frozenset(),
-        state=state_from_checklist(checklist.body) if checklist else state_from_checklist(""),
+        state=reading.state,
         logged=frozenset(logged),
+        pending_log=(reading.report,) if reading.report else (),
         updates=tuple(n for n in people if is_status_update(n.body, cfg.status_update_points)),
         commands=tuple(pending),
+        key=key,
     )
+    recorded = bodies.recorded_children(observed.logged)
+    children: dict[str, Child] = {}
+    for linked in sorted(links, key=lambda i: i.ref.iid):
+        channel = _channel_of(linked, observed, cfg, bot, recorded)
+        if channel and channel not in children:
+            children[channel] = Child(channel, linked, linked=True)
+    return replace(observed, children=children)
 
 
-def observe(client: GitLabClient, ref: IncidentRef, cfg: Config, bot: str, pool: Executor) -> Observed:
+def observe(
+    client: GitLabClient, ref: IncidentRef, cfg: Config, bot: str, pool: Executor, *, key: StateKey
+) -> Observed:
     """Three reads, run at once: the incident, its links, its comments (plus, for unanswered commands,
     who wrote them and whom they name)."""
     issue_f = pool.submit(client.get_issue, ref)
     links_f = pool.submit(client.links, ref)
     notes_f = pool.submit(client.notes, ref)
-    observed = observed_from(issue_f.result(), links_f.result(), notes_f.result(), cfg, bot)
+    observed = observed_from(issue_f.result(), links_f.result(), notes_f.result(), cfg, bot, key=key)
     if not observed.commands:
         return observed
     checked = list(pool.map(lambda c: check_command(client, c, observed.incident, cfg), observed.commands))
@@ -101,11 +127,16 @@ def find_orphans(client: GitLabClient, observed: Observed, desired: Desired, cfg
     labels = [cfg.labels.child, *missing] if len(missing) == 1 else [cfg.labels.child]
     found = client.find_issues(incident.ref.project, labels=labels, author=bot, created_after=since)
     children = dict(observed.children)
+    recorded = bodies.recorded_children(observed.logged)
     for issue in sorted(found, key=lambda i: i.ref.iid):
-        identity = bodies.child_identity(issue.description)
-        if identity is None or identity[0] != incident.id or issue.author.lower() != bot.lower():
+        if issue.author.lower() != bot.lower():
             continue
-        channel = identity[1]
+        # Only what the bot itself says counts here: its status log, or a marker it signed for this
+        # incident. An unsigned or edited marker never does (anyone with update rights can type one).
+        channel = recorded.get(issue.ref.iid)
+        if channel is None:
+            claim = bodies.child_claim(issue.description, observed.key, incident)
+            channel = claim[1] if claim is not None and claim[2] else None
         if channel in missing and channel not in children:
             children[channel] = Child(channel, issue, linked=False)
     return replace(observed, children=children, orphans_searched=True)

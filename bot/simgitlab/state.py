@@ -712,7 +712,9 @@ class GitLabState:
             note.body, note.updated_at = body, now
             item = self.issues_by_id[note.issue_id]
             item.updated_at = max(item.updated_at, now)
-            self._emit(Event("note", "update", note.project_id, note.issue_id, actor.id, note_id=note.id))
+            # GitLab names the note's *author* as the hook's user on an edit, whoever edited it
+            # (Notes::UpdateService#execute_note_webhook), so a hook never tells who changed a comment.
+            self._emit(Event("note", "update", note.project_id, note.issue_id, note.author_id, note_id=note.id))
             return True
 
     def delete_note(self, note: Note) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import gitlab
 import pytest
 from gitlab.v4.objects import Project
 
@@ -134,6 +135,22 @@ def test_api_changes_are_delivered(sim: SimulatedGitLab, receiver: Receiver) -> 
     assert [lab["title"] for lab in changes["current"]] == ["data-breach", "security-incident"]
     assert update["user"]["username"] == "alice"
     assert len({h["Idempotency-Key"] for h, _ in receiver.received}) == 4
+
+
+def test_who_may_edit_a_comment_and_whom_the_edit_hook_names(sim: SimulatedGitLab, receiver: Receiver) -> None:
+    """Author or Maintainer+ (``admin_note``); the edit's hook names the note's author, not the editor."""
+    issue = sim.state.create_issue(FREE, "Incident")
+    note = sim.client().projects.get(FREE, lazy=True).issues.get(issue["iid"], lazy=True).notes.create({"body": "x"})
+    sim.subscribe(receiver.url)
+    as_developer = sim.client("alice").projects.get(FREE, lazy=True).issues.get(issue["iid"], lazy=True)
+    with pytest.raises(gitlab.exceptions.GitlabUpdateError, match="403"):
+        as_developer.notes.update(note.id, {"body": "- [x] ticked by a Developer"})
+    sim.state.add_member(FREE, "bob", 40)
+    as_maintainer = sim.client("bob").projects.get(FREE, lazy=True).issues.get(issue["iid"], lazy=True)
+    as_maintainer.notes.update(note.id, {"body": "rewritten by a Maintainer"})
+    assert sim.wait_for_hooks(5)
+    (_, payload), = receiver.received
+    assert payload["object_attributes"]["action"] == "update" and payload["user"]["username"] == "incident-bot"
 
 
 def test_recursion_guard_blocks_the_bots_own_echo(sim: SimulatedGitLab, receiver: Receiver) -> None:

@@ -1,0 +1,179 @@
+"""The bot's own state in GitLab, signed so that only what the bot wrote is believed. Pure.
+
+Who can change what the bot wrote (gitlabhq, checked in its sources):
+
+- A comment's body can be edited and deleted by whoever has ``admin_note`` on it: its author, and,
+  because ``NotePolicy`` delegates to the project, every Maintainer and Owner (``ProjectPolicy`` enables
+  ``admin_note`` under ``maintainer_access``), and administrators. The REST edit (``PUT .../notes/:id``,
+  ``API::Helpers::NotesHelpers#update_note``) and the web UI (``NotesActions#update``, which is also how a
+  task-list box is ticked in a comment) both ``authorize! :admin_note``. So Developers and below can
+  neither edit nor tick the bot's checklist; Maintainers can rewrite all of it, hidden marker included.
+- An issue's description (a child's hidden marker) can be edited by anyone with ``update_issue``: Reporters
+  (Planners) and up, and the issue's author.
+- Who edited a comment is not in the REST answer (``API::Entities::Note`` has ``author``, ``created_at``,
+  ``updated_at``; no editor), and the note webhook of an edit names the *note's author* as ``user``
+  (``Notes::UpdateService#execute_note_webhook`` builds it with ``note.author``). So the bot cannot name
+  the editor of its own comment; it says "someone other than the bot" and that only Maintainers, Owners
+  and administrators can do it.
+
+What the bot keeps: the role holders, the snooze, when each engagement began, the high-water mark of the
+command notes it has handled, and a revision number (``BotState``). It is written, signed (``StateKey``,
+bound to the incident's project id and iid), in the checklist's marker, and a signed copy rides along in
+every status-log comment and command reply. A reader believes the signed copy with the highest revision,
+preferring the checklist's on a tie. A checklist whose marker is missing, unsigned, forged or older than a
+copy is reported once in the status log and rewritten from the state believed; ticked boxes stay ticked,
+because they are read from the body, not from the marker.
+
+If nothing signed is found (an incident from before markers were signed, or the key was replaced without
+keeping the old one as previous) nothing recorded is believed: the SEOC is the incident's assignee, the
+other roles come from their rosters, no snooze, reminder windows start now, and commands already answered
+count as handled. That is reported once too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bot.core.events import parse_time
+from bot.core.model import BotState, Issue, LogEntry, Note
+from bot.markdown import is_valid_username
+from bot.markers import Marker, StateKey, Trust, find_marker, marker_spans, signed_marker, verify
+
+#: The marker kind in the checklist comment, and of the copies in the bot's other comments.
+CHECKLIST = "checklist"
+COPY = "state"
+
+TRUSTED = (Trust.SIGNED, Trust.SIGNED_EARLIER)
+
+
+def scope_of(incident: Issue) -> str:
+    """What a signature binds the state to: the incident's project (by id when known) and iid."""
+    project = str(incident.project_id) if incident.project_id is not None else incident.ref.project
+    return f"{project}#{incident.ref.iid}"
+
+
+def encode(state: BotState) -> dict[str, Any]:
+    """``state`` as marker fields. A new kind of state is one more field here and in ``decode``."""
+    fields: dict[str, Any] = {"roles": dict(sorted(state.roles.items())), "rev": state.rev}
+    if state.snoozed_until is not None:
+        fields["snoozed_until"] = state.snoozed_until.isoformat()
+    if state.began:
+        fields["began"] = {k: v.isoformat() for k, v in sorted(state.began.items())}
+    if state.handled:
+        fields["handled"] = state.handled
+    return fields
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def decode(fields: Mapping[str, Any]) -> BotState:
+    roles = fields.get("roles")
+    if not isinstance(roles, dict):
+        roles = {}
+    roles = {k: v for k, v in roles.items() if isinstance(k, str) and isinstance(v, str)}
+    raw = fields.get("began")
+    began = (
+        {k: t for k, v in raw.items() if isinstance(k, str) and (t := parse_time(v))} if isinstance(raw, dict) else {}
+    )
+    return BotState(
+        roles,
+        snoozed_until=parse_time(fields.get("snoozed_until")),
+        began=began,
+        handled=_int(fields.get("handled")),
+        rev=_int(fields.get("rev")),
+    )
+
+
+def same_content(a: BotState, b: BotState) -> bool:
+    """Equal apart from the revision number."""
+    return replace(a, rev=0) == replace(b, rev=0)
+
+
+def next_revision(before: BotState, after: BotState) -> BotState:
+    """``after`` numbered one past ``before`` if it says anything new, else with ``before``'s number."""
+    return replace(after, rev=before.rev if same_content(before, after) else before.rev + 1)
+
+
+def checklist_marker(state: BotState, key: StateKey, incident: Issue) -> str:
+    return signed_marker(CHECKLIST, key, scope_of(incident), **encode(state))
+
+
+def copy_marker(state: BotState, key: StateKey, incident: Issue) -> str:
+    return signed_marker(COPY, key, scope_of(incident), **encode(state))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The state believed, and the one status-log line to write about it, if something was wrong."""
+
+    state: BotState
+    report: LogEntry | None = None
+
+
+def _fingerprint(found: Marker | None) -> str:
+    text = "none" if found is None else repr(sorted(found.fields.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def read(
+    checklist: Note | None,
+    others: Sequence[Note],
+    key: StateKey,
+    incident: Issue,
+    *,
+    answered: int = 0,
+) -> Reading:
+    """The state to believe, from the checklist and the signed copies in the bot's other comments.
+
+    ``others`` are the bot's own comments other than the checklist; ``answered`` is the highest note id
+    of a command the bot has replied to (used only when nothing signed is left).
+    """
+    scope = scope_of(incident)
+    candidates: list[tuple[int, int, BotState]] = []
+    found = find_marker(checklist.body, CHECKLIST) if checklist is not None else None
+    trust = verify(found, key, scope) if found is not None else None
+    if found is not None and trust in TRUSTED:
+        mine = decode(found.fields)
+        candidates.append((mine.rev, 1, mine))
+    for note in others:
+        for _, _, m in marker_spans(note.body):
+            if m.kind == COPY and verify(m, key, scope) in TRUSTED:
+                copy = decode(m.fields)
+                candidates.append((copy.rev, 0, copy))
+    best = max(candidates, key=lambda c: (c[0], c[1]))[2] if candidates else None
+    if checklist is None:
+        # A new incident, or the checklist comment was deleted: a new one is written from the copies.
+        return Reading(best or BotState(handled=answered))
+    if found is not None and trust in TRUSTED and best is not None and decode(found.fields).rev == best.rev:
+        return Reading(best)
+    what = {
+        None: "removed",
+        Trust.UNSIGNED: "replaced with an unsigned one",
+        Trust.FORGED: "changed",
+    }.get(trust, "replaced with an older one")
+    entry_key = f"state:{_fingerprint(found)}"
+    if best is not None:
+        text = (
+            f"the checklist's hidden state was {what} by someone other than the bot, so it was not believed; "
+            f"the checklist was restored to what the bot last wrote (revision {best.rev}). "
+            "GitLab does not tell the bot who edited a comment; only Maintainers, Owners and administrators can "
+            "edit the bot's comments"
+        )
+        return Reading(best, LogEntry(entry_key, text))
+    seoc = next((a for a in incident.assignees if is_valid_username(a)), None)
+    fallback = BotState({"seoc": seoc} if seoc else {}, handled=answered)
+    if trust == Trust.UNSIGNED:
+        cause = "is not signed (written by an earlier version of the bot, or by hand)"
+    else:
+        cause = f"was {what} by someone other than the bot (or the bot's state key was replaced)"
+    text = (
+        f"the checklist's hidden state {cause}, and no signed copy was found, so it is not believed: the SEOC is "
+        "the incident's assignee, the other roles come from their rosters, any snooze is cleared and reminder "
+        "windows start now. Hand a role off again with a command if that is wrong"
+    )
+    return Reading(fallback, LogEntry(entry_key, text))

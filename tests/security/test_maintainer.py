@@ -1,0 +1,239 @@
+"""A Maintainer edits what the bot wrote: the checklist's hidden state, and the bot's replies.
+
+In GitLab a comment's body can be edited or deleted by its author and by Maintainers, Owners and
+administrators (``admin_note``), so a Maintainer can rewrite the bot's checklist, hidden marker
+included, and delete its replies; a Developer cannot. Every edit here goes through the REST API as
+the Maintainer, so the simulator's permission checks apply. The bot must believe only state it
+signed itself: a forged marker is reverted and reported once; ticked boxes stay ticked; a command
+whose reply was deleted is never handled again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.core.bodies import logged_keys
+from bot.core.model import IncidentRef
+from bot.markers import find_marker, marker, marker_spans
+from bot.sandbox import World
+from bot.simgitlab import ManualClock
+from tests.conftest import T0
+
+S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
+MAINTAINER = "mallory-maint"
+
+
+@pytest.fixture
+def w(w: World) -> World:
+    w.sim.state.add_user(MAINTAINER)
+    w.sim.state.add_member(w.project, MAINTAINER, 40)
+    return w
+
+
+def at(clock: ManualClock, hhmm: str) -> None:
+    h, m = (int(x) for x in hhmm.split(":"))
+    clock.set(T0.replace(hour=h, minute=m))
+
+
+def look(w: World, clock: ManualClock, iid: int) -> None:
+    r = w.reconciler(clock=clock)
+    try:
+        r.reconcile(IncidentRef(w.project, iid))
+    finally:
+        r.close()
+
+
+def checklist(w: World, iid: int) -> dict[str, Any]:
+    return next(n for n in w.bot_notes(iid) if "incident-bot:checklist" in n["body"])
+
+
+def edit_as(w: World, user: str, iid: int, note_id: int, body: str) -> None:
+    issue = w.sim.client(user).projects.get(w.project, lazy=True).issues.get(iid, lazy=True)
+    issue.notes.update(note_id, {"body": body})
+
+
+def forge(w: World, iid: int, change) -> None:
+    """As the Maintainer, rewrite the checklist's hidden marker with ``change(fields)`` applied."""
+    note = checklist(w, iid)
+    body = note["body"]
+    start, end, found = next((s, e, m) for s, e, m in marker_spans(body) if m.kind == "checklist")
+    fields = {k: (dict(v) if isinstance(v, dict) else v) for k, v in found.fields.items()}
+    change(fields)
+    edit_as(w, MAINTAINER, iid, note["id"], body[:start] + marker("checklist", **fields) + body[end:])
+
+
+def tamper_reports(w: World, iid: int) -> list[str]:
+    return [n["body"] for n in w.bot_notes(iid) if "hidden state" in n["body"]]
+
+
+def role_line(body: str, role: str) -> str:
+    return next(line for line in body.replace("\\", "").splitlines() if f"({role})" in line)
+
+
+def test_a_forged_simoc_in_the_checklist_marker_is_reverted_and_reported_once(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    forge(w, iid, lambda f: f["roles"].update(simoc=MAINTAINER))
+    at(clock, "09:05")
+    look(w, clock, iid)
+    body = checklist(w, iid)["body"]
+    assert "@sec-incident-manager" in role_line(body, "SIMOC")
+    assert MAINTAINER not in body.replace("\\", "")
+    look(w, clock, iid)
+    look(w, clock, iid)
+    reports = tamper_reports(w, iid)
+    assert len(reports) == 1, reports
+    assert "someone other than the bot" in reports[0]
+
+
+def test_a_group_path_forged_as_seoc_is_not_mentioned_or_assigned(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    forge(w, iid, lambda f: f["roles"].update(seoc="acme/everyone"))
+    look(w, clock, iid)
+    body = checklist(w, iid)["body"]
+    assert "@sec-oncall" in role_line(body, "SEOC")
+    assert "everyone" not in "\n".join(n["body"] for n in w.bot_notes(iid))
+    assert [a["username"] for a in w.sim.state.get_issue(w.project, iid)["assignees"]] == ["sec-oncall"]
+    assert len(tamper_reports(w, iid)) == 1
+
+
+def test_a_snooze_forged_until_2099_does_not_silence_reminders(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)  # 09:00: engaged, the first update is due at 10:00
+    at(clock, "09:30")
+    forge(w, iid, lambda f: f.update(snoozed_until="2099-01-01T00:00:00+00:00"))
+    look(w, clock, iid)
+    assert "2099" not in checklist(w, iid)["body"]
+    at(clock, "10:05")
+    look(w, clock, iid)
+    reminders = [n for n in w.bot_notes(iid) if "Status update due" in n["body"]]
+    assert len(reminders) == 1
+    assert len(tamper_reports(w, iid)) == 1
+
+
+def test_a_marker_copied_from_another_incident_is_not_believed(w, clock):
+    first, second = w.incident(*S1, title="first"), w.incident(*S1, title="second")
+    look(w, clock, first)
+    look(w, clock, second)
+    # A legitimate hand-off on the second incident: its marker is genuine, for the second incident.
+    w.sim.state.add_note(w.project, second, "@incident-bot handoff simoc @secops-oncall", author="sec-oncall")
+    look(w, clock, second)
+    genuine = find_marker(checklist(w, second)["body"], "checklist")
+    assert genuine is not None and genuine.fields["roles"]["simoc"] == "secops-oncall"
+    forge(w, first, lambda f: (f.clear(), f.update(genuine.fields)))
+    look(w, clock, first)
+    assert "@sec-incident-manager" in role_line(checklist(w, first)["body"], "SIMOC")
+    assert len(tamper_reports(w, first)) == 1
+
+
+def test_putting_back_an_older_genuine_marker_does_not_undo_a_handoff(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    before = find_marker(checklist(w, iid)["body"], "checklist")
+    w.sim.state.add_note(w.project, iid, "@incident-bot handoff simoc @secops-oncall", author="sec-oncall")
+    look(w, clock, iid)
+    forge(w, iid, lambda f: (f.clear(), f.update(before.fields)))
+    look(w, clock, iid)
+    assert "@secops-oncall" in role_line(checklist(w, iid)["body"], "SIMOC")
+    assert len(tamper_reports(w, iid)) == 1
+
+
+def test_ticking_boxes_is_not_tampering_and_ticks_survive_a_revert(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    note = checklist(w, iid)
+    ticked = note["body"].replace("- [ ]", "- [x]", 1)
+    edit_as(w, MAINTAINER, iid, note["id"], ticked)
+    look(w, clock, iid)
+    assert tamper_reports(w, iid) == []
+    assert checklist(w, iid)["body"].count("- [x]") == 1
+    # Tick another box and forge the marker in the same edit: the marker is reverted, both ticks stay.
+    forge(w, iid, lambda f: f["roles"].update(cmoc=MAINTAINER))
+    note = checklist(w, iid)
+    edit_as(w, MAINTAINER, iid, note["id"], note["body"].replace("- [ ]", "- [x]", 1))
+    look(w, clock, iid)
+    body = checklist(w, iid)["body"]
+    assert body.count("- [x]") == 2
+    assert "@comms-oncall" in role_line(body, "CMOC")
+    assert len(tamper_reports(w, iid)) == 1
+
+
+def test_a_developer_cannot_edit_the_bots_checklist(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    note = checklist(w, iid)
+    with pytest.raises(Exception, match="403"):
+        edit_as(w, "sec-oncall", iid, note["id"], note["body"].replace("- [ ]", "- [x]", 1))
+
+
+def test_deleting_the_bots_reply_never_replays_an_old_handoff(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    at(clock, "09:10")
+    old = w.sim.state.add_note(w.project, iid, "@incident-bot handoff simoc @secops-oncall", author="sec-oncall")
+    look(w, clock, iid)
+    at(clock, "11:00")
+    w.sim.state.add_note(w.project, iid, "@incident-bot handoff simoc @sec-incident-manager", author="sec-oncall")
+    look(w, clock, iid)
+    reply = next(n for n in w.bot_notes(iid) if f"cmd:{old['id']}" in logged_keys(n["body"]))
+    issue = w.sim.client(MAINTAINER).projects.get(w.project, lazy=True).issues.get(iid, lazy=True)
+    issue.notes.delete(reply["id"])
+    at(clock, "11:30")
+    look(w, clock, iid)
+    look(w, clock, iid)
+    assert "@sec-incident-manager" in role_line(checklist(w, iid)["body"], "SIMOC")
+    again = [n for n in w.bot_notes(iid) if f"cmd:{old['id']}" in logged_keys(n["body"])]
+    assert again == [], "the old command was answered again"
+
+
+def test_an_incident_from_before_markers_were_signed_takes_the_seoc_from_the_assignee(w, clock):
+    """An earlier version wrote unsigned markers and no signed copies: nothing recorded is believed."""
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    for note in w.bot_notes(iid):  # what the earlier version had written
+        body = note["body"]
+        for start, end, found in reversed(marker_spans(body)):
+            if found.kind == "state":
+                body = body[:start].rstrip(" ") + body[end:]
+            elif found.kind == "checklist":
+                fields = {k: v for k, v in found.fields.items() if k not in ("mac", "rev")}
+                fields["roles"] = {**fields["roles"], "simoc": MAINTAINER}
+                body = body[:start] + marker("checklist", **fields) + body[end:]
+        w.sim.state.edit_note_body(w.project, iid, note["id"], body, actor=w.cfg.bot.username)
+    w.sim.state.update_issue(w.project, iid, assignees=["secops-oncall"])
+    look(w, clock, iid)
+    look(w, clock, iid)
+    body = checklist(w, iid)["body"]
+    assert "@secops-oncall" in role_line(body, "SEOC")
+    assert "@sec-incident-manager" in role_line(body, "SIMOC")
+    reports = tamper_reports(w, iid)
+    assert len(reports) == 1 and "not signed" in reports[0]
+
+
+def test_removing_the_marker_keeps_one_checklist_and_the_handoff(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    w.sim.state.add_note(w.project, iid, "@incident-bot handoff simoc @secops-oncall", author="sec-oncall")
+    look(w, clock, iid)
+    note = checklist(w, iid)
+    start, end, _ = next((s, e, m) for s, e, m in marker_spans(note["body"]) if m.kind == "checklist")
+    edit_as(w, MAINTAINER, iid, note["id"], note["body"][:start] + note["body"][end:])
+    look(w, clock, iid)
+    assert len([n for n in w.bot_notes(iid) if "communications checklist" in n["body"]]) == 1
+    assert "@secops-oncall" in role_line(checklist(w, iid)["body"], "SIMOC")
+    assert len(tamper_reports(w, iid)) == 1
+
+
+def test_deleting_the_checklist_brings_it_back_with_the_handoff(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    w.sim.state.add_note(w.project, iid, "@incident-bot handoff simoc @secops-oncall", author="sec-oncall")
+    look(w, clock, iid)
+    issue = w.sim.client(MAINTAINER).projects.get(w.project, lazy=True).issues.get(iid, lazy=True)
+    issue.notes.delete(checklist(w, iid)["id"])
+    look(w, clock, iid)
+    assert w.snapshot(iid)["checklists"] == 1
+    assert "@secops-oncall" in role_line(checklist(w, iid)["body"], "SIMOC")
