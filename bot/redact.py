@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 
 MASK = "***"
 
-SECRET_ENV = re.compile(r"(GITLAB|INCIDENT_BOT)_\w*(TOKEN|SECRET|KEY|PASSWORD)")
+SECRET_ENV = re.compile(r"(GITLAB|INCIDENT_BOT|SLACK)_\w*(TOKEN|SECRET|KEY|PASSWORD)(_PREVIOUS)?")
 """Environment variables whose whole value is a secret (``GITLAB_TOKEN``, ``GITLAB_WEBHOOK_SECRET``, ...)."""
 URL_ENV = ("INCIDENT_BOT_DB", "GITLAB_URL")
 """Environment variables holding a URL that may carry a password."""

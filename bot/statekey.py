@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bot.errors import UserError
 from bot.markers import StateKey
+from bot.redact import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def _read(environ: Mapping[str, str], name: str) -> str | None:
     value = value.strip()
     if not value:
         return None
+    register_secret(value)  # read from a file, it is not in the environment that redaction scans
     if len(value) < 16:
         raise UserError(f"{name} is too short: use at least 16 random characters (e.g. `openssl rand -hex 32`)")
     return value

@@ -33,6 +33,8 @@ SIGNING_TOKEN = "whsec_" + base64.b64encode(SIGNING_KEY).decode()
 DB_PASSWORD = "db-pass-Zk81x"
 WRONG_GITLAB_TOKEN = "glpat-known-wrong-Hh20"
 URL_PASSWORD = "url-pass-Lm55"
+STATE_KEY = "state-key-Pw7Tq2Rv9Xs4Yz"
+PREVIOUS_STATE_KEY = "old-state-key-Jd3Nc8Vb6Hg1"
 
 
 def leaks(text: str | bytes, secrets: list[str]) -> list[str]:
@@ -58,6 +60,8 @@ def run_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedP
 
 def test_no_secret_appears_on_any_error_path(gitlab: SimulatedGitLab, tmp_path: Path) -> None:
     secrets = [gitlab.token, WEBHOOK_SECRET, SIGNING_TOKEN, DB_PASSWORD, WRONG_GITLAB_TOKEN, URL_PASSWORD]
+    secrets += [STATE_KEY, PREVIOUS_STATE_KEY]
+    (tmp_path / "previous-key").write_text(PREVIOUS_STATE_KEY + "\n")
     seen: dict[str, str | bytes] = {}
     closed_port = free_port()
     db_url = f"postgresql://incident_bot:{DB_PASSWORD}@127.0.0.1:{closed_port}/bot"
@@ -69,6 +73,8 @@ def test_no_secret_appears_on_any_error_path(gitlab: SimulatedGitLab, tmp_path: 
         GITLAB_WEBHOOK_SIGNING_TOKEN=SIGNING_TOKEN,
         INCIDENT_BOT_DB=db_url,
         INCIDENT_BOT_SPOOL=str(tmp_path / "spool" / "spool.sqlite3"),
+        INCIDENT_BOT_STATE_KEY=STATE_KEY,
+        INCIDENT_BOT_STATE_KEY_PREVIOUS_FILE=str(tmp_path / "previous-key"),
     )
 
     # The database is unreachable: serve starts anyway, spools, and the worker keeps retrying.
