@@ -10,6 +10,7 @@ from typing import Any
 from bot.config import Config
 from bot.core import bodies
 from bot.gitlab.callpolicy import CallPolicy
+from bot.gitlab.remit import Remit
 from bot.markdown import is_valid_username
 from bot.reconciler import Reconciler, client_from
 from bot.simgitlab import SimulatedGitLab
@@ -43,6 +44,8 @@ class World:
     cfg: Config
     project: str
     project_id: int
+    remit: Remit | None = None
+    """Shared by the world's reconcilers, as by the jobs of one running process (its answers are cached)."""
 
     def incident(self, *labels: str, title: str = "Customer data exposed", description: str = "", **kw: Any) -> int:
         issue = self.sim.state.create_issue(
@@ -60,6 +63,7 @@ class World:
         """A reconciler on this world; the default policy has no rate limit worth the name (a simulator)."""
         policy = policy or CallPolicy(rate_per_minute=1_000_000, burst=1000)
         client = client_from(self.sim.url, self.sim.token, policy, timeout=kw.pop("timeout", 5.0))
+        kw.setdefault("remit", self.remit)
         return Reconciler(self.cfg, TemplateRenderer([self.cfg.template_dir]), client, **kw)
 
     def bot_notes(self, iid: int) -> list[dict[str, Any]]:
@@ -104,4 +108,4 @@ def world(sim: SimulatedGitLab, cfg: Config, *, project: str = PROJECT, tier: st
     members = {name: 30 for name in configured_users(cfg)}
     members[cfg.bot.username] = 40
     pid = int(sim.state.add_project(project, members=members, tier=tier)["id"])
-    return World(sim, cfg, project, pid)
+    return World(sim, cfg, project, pid, Remit(cfg.bot.username, cfg.scope))

@@ -53,7 +53,7 @@ def test_a_sweep_lists_once_and_queues_only_what_needs_it(w, store, clock):
     assert len(drain(w, store, clock)) == 4
 
     again = one_sweep(w, store, clock)
-    assert again.queued == {} and len(w.sim.requests) == 1, "one page of listing, nothing else"
+    assert again.queued == {} and len(w.sim.requests) == 2, "one page of projects, one of issues, nothing else"
 
     clock.advance(minutes=61)  # the hourly engagements fall due; the out-of-scope one never does
     due = one_sweep(w, store, clock)
@@ -81,7 +81,7 @@ def test_sweep_follows_pagination(w, store, clock):
     for n in range(130):
         w.incident("severity::3", title=f"incident {n}")
     report = one_sweep(w, store, clock)
-    assert report.listed == 130 and len(w.sim.requests) == 2
+    assert report.listed == 130 and len(w.sim.requests) == 3  # the bot's projects, then two pages of issues
 
 
 def test_closed_incidents_are_not_listed(w, store, clock):
