@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from typing import Protocol
 
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
 from bot.core.converge import Result
@@ -13,12 +14,39 @@ from bot.gitlab.errors import GitLabCallError
 from bot.markdown import escape_inline
 
 
+class WriteRefused(RuntimeError):
+    """A write the reconcile must not make; it stops the reconcile, and nothing more is written."""
+
+
+class LeaseGone(WriteRefused):
+    """The job's lease was lost: another worker may be converging the incident now."""
+
+
+class RepeatedCreate(WriteRefused):
+    """A child for this channel was created (or may have been) on an earlier attempt and cannot be
+    found again; creating another would open one more child on every retry."""
+
+
+class WriteGuard(Protocol):
+    """What the worker lets a reconcile write (``bot.worker``): checked before every write."""
+
+    def before_write(self) -> None:
+        """Raise :class:`LeaseGone` when the job's lease is lost (a cheap in-memory check)."""
+
+    def before_create(self, channel: str) -> None:
+        """Record, durably, that a child for ``channel`` is about to be created; raise
+        :class:`RepeatedCreate` if an earlier attempt already did so."""
+
+
 class GitLabApplier:
-    def __init__(self, client: GitLabClient, pool: Executor) -> None:
+    def __init__(self, client: GitLabClient, pool: Executor, guard: WriteGuard | None = None) -> None:
         self.client = client
         self.pool = pool
+        self.guard = guard
 
     def apply(self, actions: Sequence[Action], observed: Observed) -> list[Result]:
+        if self.guard is not None:
+            self.guard.before_write()
         futures = [self.pool.submit(self._one, action, observed) for action in actions]
         results, errors = [], []
         for future in futures:  # wait for every write of the round before reporting a failure
@@ -40,8 +68,12 @@ class GitLabApplier:
 
     def _one(self, action: Action, observed: Observed) -> Result:
         ref = observed.incident.ref
+        if self.guard is not None:
+            self.guard.before_write()
         if isinstance(action, CreateChild):
             ids, warnings = self._assignee_ids(action.assignee)
+            if self.guard is not None:
+                self.guard.before_create(action.channel)
             issue = self.client.create_issue(
                 ref.project,
                 title=action.title,
