@@ -134,6 +134,9 @@ class _JobGuard:
                 "(its link, labels or marker are missing, or the search cannot see it); not creating another"
             )
 
+    def create_failed(self, channel: str) -> None:
+        self.worker.store.forget_create(self.job.incident_key, channel)
+
 
 class Worker:
     """One claim-reconcile-report loop. Several may share a store and a reconciler (one per thread)."""

@@ -10,7 +10,7 @@ from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateInc
 from bot.core.converge import Result
 from bot.core.model import IncidentRef, Observed
 from bot.gitlab.client import GitLabClient
-from bot.gitlab.errors import GitLabCallError
+from bot.gitlab.errors import GitLabCallError, OutcomeUnknown
 from bot.markdown import escape_inline
 
 
@@ -36,6 +36,9 @@ class WriteGuard(Protocol):
     def before_create(self, channel: str) -> None:
         """Record, durably, that a child for ``channel`` is about to be created; raise
         :class:`RepeatedCreate` if an earlier attempt already did so."""
+
+    def create_failed(self, channel: str) -> None:
+        """GitLab answered that the create did not happen (not an unknown outcome): drop the record."""
 
 
 class GitLabApplier:
@@ -74,14 +77,19 @@ class GitLabApplier:
             ids, warnings = self._assignee_ids(action.assignee)
             if self.guard is not None:
                 self.guard.before_create(action.channel)
-            issue = self.client.create_issue(
-                ref.project,
-                title=action.title,
-                description=action.description,
-                labels=action.labels,
-                assignee_ids=ids,
-                confidential=True,
-            )
+            try:
+                issue = self.client.create_issue(
+                    ref.project,
+                    title=action.title,
+                    description=action.description,
+                    labels=action.labels,
+                    assignee_ids=ids,
+                    confidential=True,
+                )
+            except GitLabCallError as exc:
+                if self.guard is not None and not isinstance(exc, OutcomeUnknown):
+                    self.guard.create_failed(action.channel)
+                raise
             if ids and action.assignee and action.assignee.lower() not in {a.lower() for a in issue.assignees}:
                 warnings.append(
                     f"GitLab did not keep {escape_inline('@' + action.assignee)} as assignee of "

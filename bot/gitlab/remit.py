@@ -21,6 +21,7 @@ from bot.gitlab.errors import GitLabCallError
 
 DEFAULT_TTL_S = 60.0
 MIN_MEMBER_LEVEL = 10  # Guest; 5 ("minimal access") does not make a member
+MAX_CACHED = 10_000
 
 
 class OutsideRemit(Exception):
@@ -83,7 +84,12 @@ class Remit:
                 return cached[1]
             verdict = self._look_up(client, project)
             with self._lock:
-                self._cache[key] = (self.clock() + self.ttl_s, verdict)
+                now = self.clock()
+                if len(self._cache) >= MAX_CACHED:  # forget expired answers (many projects over time)
+                    for stale in [k for k, (until, _) in self._cache.items() if until <= now]:
+                        self._cache.pop(stale, None)
+                        self._gates.pop(stale, None)
+                self._cache[key] = (now + self.ttl_s, verdict)
             return verdict
 
     def _look_up(self, client: GitLabClient, project: str) -> Verdict:

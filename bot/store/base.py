@@ -447,6 +447,10 @@ class DeliveryStore(abc.ABC):
         not found again. Cleared by :meth:`complete` (the reconcile converged) and :meth:`retry_dead`."""
 
     @abc.abstractmethod
+    def forget_create(self, incident_key: str, channel: str) -> None:
+        """Drop the record of :meth:`note_create`: GitLab answered that the create did not happen."""
+
+    @abc.abstractmethod
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:
         """Remember that ``incident_key`` was converged at ``seen_at`` and next needs a look at ``next_due``."""
 

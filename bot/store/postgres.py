@@ -840,6 +840,9 @@ class PostgresStore(DeliveryStore):
             )
         )
 
+    def forget_create(self, incident_key: str, channel: str) -> None:
+        self._count("DELETE FROM create_attempts WHERE incident_key = %s AND channel = %s", (incident_key, channel))
+
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:
         self._execute(
             "INSERT INTO incident_marks (incident_key, seen_at, next_due) VALUES (%s, %s, %s) "

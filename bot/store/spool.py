@@ -208,6 +208,9 @@ class SpoolingStore(DeliveryStore):
     def note_create(self, *args: Any, **kwargs: Any) -> bool:
         return self.shared.note_create(*args, **kwargs)
 
+    def forget_create(self, *args: Any, **kwargs: Any) -> None:
+        self.shared.forget_create(*args, **kwargs)
+
     def mark_incident(self, *args: Any, **kwargs: Any) -> None:
         self.shared.mark_incident(*args, **kwargs)
 

@@ -683,6 +683,10 @@ class SQLiteStore(DeliveryStore):
             )
             return cur.rowcount == 1
 
+    def forget_create(self, incident_key: str, channel: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM create_attempts WHERE incident_key = ? AND channel = ?", (incident_key, channel))
+
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:
         due = None if next_due is None else _us(next_due, "next_due")
         with self._write() as conn:
