@@ -89,7 +89,7 @@ class Reconciler:
         client = self.client.for_incident(ref.key, event_uuid)
         self.remit.require(client, ref.project)
         desired, observed = self._observe(client, ref)
-        applier = GitLabApplier(client, self.pool, guard)
+        applier = GitLabApplier(client, self.pool, guard, self.bot)
         final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
         return ReconcileReport(ref, desired, final, actions, time.perf_counter() - start)
 

@@ -126,13 +126,13 @@ class _JobGuard:
         if self.heartbeat.lost:
             raise LeaseGone(f"job {self.job.id}: lease lost; stopping before the next write")
 
-    def before_create(self, channel: str) -> None:
+    def before_create(self, channel: str) -> tuple[datetime, int | None] | None:
         self.before_write()
-        if not self.worker.store.note_create(self.job.incident_key, channel, self.worker.clock()):
-            raise RepeatedCreate(
-                f"the {channel!r} child was created on an earlier attempt and cannot be found again "
-                "(its link, labels or marker are missing, or the search cannot see it); not creating another"
-            )
+        earlier = self.worker.store.note_create(self.job.incident_key, channel, self.worker.clock())
+        return None if earlier is None else (earlier.attempted_at, earlier.child_iid)
+
+    def created(self, channel: str, iid: int) -> None:
+        self.worker.store.created(self.job.incident_key, channel, iid)
 
     def create_failed(self, channel: str) -> None:
         self.worker.store.forget_create(self.job.incident_key, channel)

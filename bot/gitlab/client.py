@@ -203,7 +203,9 @@ class GitLabClient:
     def find_issues(
         self, project: str, *, labels: Iterable[str], author: str, created_after: datetime | None
     ) -> list[Issue]:
-        query: dict[str, Any] = {"labels": ",".join(labels), "state": "all", "author_username": author}
+        query: dict[str, Any] = {"state": "all", "author_username": author}
+        if labels := ",".join(labels):
+            query["labels"] = labels
         if created_after is not None:
             query["created_after"] = created_after.isoformat()
         items = self._list("search for the bot's child issues", f"/projects/{quote(project, safe='')}/issues", query)

@@ -71,6 +71,7 @@ __all__ = [
     "BACKOFF_CAP",
     "DEFAULT_MAX_ATTEMPTS",
     "AfterFailure",
+    "CreateRecord",
     "Delivery",
     "DeliveryStore",
     "Durability",
@@ -198,6 +199,14 @@ class IncidentMark:
     incident_key: str
     seen_at: datetime
     next_due: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRecord:
+    """A child creation an earlier attempt started: when, and the child's iid if GitLab answered."""
+
+    attempted_at: datetime
+    child_iid: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,10 +450,15 @@ class DeliveryStore(abc.ABC):
         create records, in small batches. The retention of dead letters is the operator's to choose."""
 
     @abc.abstractmethod
-    def note_create(self, incident_key: str, channel: str, now: datetime) -> bool:
-        """Durably record that a child for ``channel`` of the incident is about to be created. False when one
-        was already recorded and not cleared since: an earlier attempt created it (or may have), and it was
-        not found again. Cleared by :meth:`complete` (the reconcile converged) and :meth:`retry_dead`."""
+    def note_create(self, incident_key: str, channel: str, now: datetime) -> CreateRecord | None:
+        """Durably record that a child for ``channel`` of the incident is about to be created, and return None;
+        or, when an earlier attempt recorded one that was not cleared since, return that record and change
+        nothing: that attempt created the child (or may have), and it was not found again. Cleared by
+        :meth:`complete` (the reconcile converged) and :meth:`retry_dead`."""
+
+    @abc.abstractmethod
+    def created(self, incident_key: str, channel: str, child_iid: int) -> None:
+        """GitLab answered the create: the child is ``child_iid``."""
 
     @abc.abstractmethod
     def forget_create(self, incident_key: str, channel: str) -> None:

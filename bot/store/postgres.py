@@ -72,6 +72,7 @@ from psycopg.pq import TransactionStatus
 
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
+    CreateRecord,
     Delivery,
     DeliveryStore,
     Durability,
@@ -167,6 +168,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             incident_key text        NOT NULL,
             channel      text        NOT NULL,
             attempted_at timestamptz NOT NULL,
+            child_iid    bigint,
             PRIMARY KEY (incident_key, channel)
         )
         """,
@@ -831,13 +833,21 @@ class PostgresStore(DeliveryStore):
             if jobs < _PRUNE_BATCH:
                 return PruneResult(deliveries=counts[0], jobs=counts[1])
 
-    def note_create(self, incident_key: str, channel: str, now: datetime) -> bool:
-        return bool(
-            self._count(
-                "INSERT INTO create_attempts (incident_key, channel, attempted_at) VALUES (%s, %s, %s)"
-                " ON CONFLICT (incident_key, channel) DO NOTHING",
-                (incident_key, channel, require_aware(now, "now")),
-            )
+    def note_create(self, incident_key: str, channel: str, now: datetime) -> CreateRecord | None:
+        # Insert, or read the existing record; one statement, so concurrent callers agree on who inserted.
+        rows = self._execute(
+            "WITH ins AS (INSERT INTO create_attempts (incident_key, channel, attempted_at)"
+            " VALUES (%(k)s, %(c)s, %(t)s) ON CONFLICT (incident_key, channel) DO NOTHING RETURNING 1)"
+            " SELECT attempted_at, child_iid FROM create_attempts WHERE incident_key = %(k)s AND channel = %(c)s"
+            " AND NOT EXISTS (SELECT 1 FROM ins)",
+            {"k": incident_key, "c": channel, "t": require_aware(now, "now")},
+        )
+        return CreateRecord(_utc(rows[0][0]), rows[0][1]) if rows else None
+
+    def created(self, incident_key: str, channel: str, child_iid: int) -> None:
+        self._count(
+            "UPDATE create_attempts SET child_iid = %s WHERE incident_key = %s AND channel = %s",
+            (child_iid, incident_key, channel),
         )
 
     def forget_create(self, incident_key: str, channel: str) -> None:

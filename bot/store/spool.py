@@ -205,8 +205,11 @@ class SpoolingStore(DeliveryStore):
     def prune_dead(self, older_than: datetime) -> Any:
         return self.shared.prune_dead(older_than)
 
-    def note_create(self, *args: Any, **kwargs: Any) -> bool:
+    def note_create(self, *args: Any, **kwargs: Any) -> Any:
         return self.shared.note_create(*args, **kwargs)
+
+    def created(self, *args: Any, **kwargs: Any) -> None:
+        self.shared.created(*args, **kwargs)
 
     def forget_create(self, *args: Any, **kwargs: Any) -> None:
         self.shared.forget_create(*args, **kwargs)

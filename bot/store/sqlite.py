@@ -45,6 +45,7 @@ from typing import Any
 
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
+    CreateRecord,
     Delivery,
     DeliveryStore,
     Durability,
@@ -136,6 +137,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             incident_key TEXT    NOT NULL,
             channel      TEXT    NOT NULL,
             attempted_at INTEGER NOT NULL,
+            child_iid    INTEGER,
             PRIMARY KEY (incident_key, channel)
         )
         """,
@@ -674,14 +676,26 @@ class SQLiteStore(DeliveryStore):
             if len(ids) < _PRUNE_BATCH:
                 return PruneResult(deliveries=counts[0], jobs=counts[1])
 
-    def note_create(self, incident_key: str, channel: str, now: datetime) -> bool:
+    def note_create(self, incident_key: str, channel: str, now: datetime) -> CreateRecord | None:
         with self._write() as conn:
-            cur = conn.execute(
-                "INSERT INTO create_attempts (incident_key, channel, attempted_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (incident_key, channel) DO NOTHING",
+            row = conn.execute(
+                "SELECT attempted_at, child_iid FROM create_attempts WHERE incident_key = ? AND channel = ?",
+                (incident_key, channel),
+            ).fetchone()
+            if row is not None:
+                return CreateRecord(_dt(row[0]), row[1])
+            conn.execute(
+                "INSERT INTO create_attempts (incident_key, channel, attempted_at) VALUES (?, ?, ?)",
                 (incident_key, channel, _us(now, "now")),
             )
-            return cur.rowcount == 1
+            return None
+
+    def created(self, incident_key: str, channel: str, child_iid: int) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE create_attempts SET child_iid = ? WHERE incident_key = ? AND channel = ?",
+                (child_iid, incident_key, channel),
+            )
 
     def forget_create(self, incident_key: str, channel: str) -> None:
         with self._write() as conn:
