@@ -389,6 +389,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
             for job in jobs:
                 error = " ".join((job.last_error or "").split())
                 since = _when(job.updated_at)
+                if job.sticky:  # a redelivery does not revive it; an edit of the incident or a retry does
+                    since += " (waits for a change)"
                 print(f"{job.id}\t{job.incident_key}\t{job.attempts} attempts\tdead since {since}\t{error}")
             return 0
         revived = store.retry_dead(args.job_id, now=datetime.now(UTC))

@@ -94,7 +94,7 @@ class Remit:
 
     def _look_up(self, client: GitLabClient, project: str) -> Verdict:
         if self.scope:
-            path = project if not project.isdigit() else self._path_of(client, project)
+            path = self._path_of(client, project)  # GitLab's own path: a path given may be an old one (redirect)
             if path is None:
                 return Verdict("not_visible", f"the bot user cannot see project {project}")
             if not in_scope(path, self.scope):
