@@ -138,6 +138,39 @@ def test_reconcile_command_refuses_an_outsiders_incident(w, monkeypatch, capsys)
     assert w.sim.writes() == []
 
 
+def test_a_burst_for_an_outsiders_project_costs_one_membership_look_up(w, store, clock):
+    project, pid, first = outsider_incident(w)
+    iids = [first]
+    for n in range(4):
+        issue = w.sim.state.create_issue(project, f"x{n}", labels=(w.cfg.labels.trigger,), author=OUTSIDER)
+        iids.append(int(issue["iid"]))
+    keys = [f"{pid}#{iid}" for iid in iids]
+    for n, key in enumerate(keys):
+        store.record_delivery(f"d{n}", key, "Issue Hook", clock(), b"{}")
+    w.sim.reset_log()
+    worker = worker_for(w, store, clock)
+    outcomes = [worker.run_once().outcome for _ in keys]
+    assert outcomes == [Outcome.IGNORED] * 5 and w.sim.writes() == []
+    assert w.sim.count("GET", r"/members/all/") == 1 and len(w.sim.requests) == 2  # + the bot's user id, once
+
+
+def test_a_revoked_membership_is_noticed_once_the_cached_answer_expires(w, clock):
+    from bot.gitlab.remit import Remit
+
+    now = [0.0]
+    w.remit = Remit(w.cfg.bot.username, ttl_s=60, clock=lambda: now[0])
+    iid = w.incident(*S1)
+    r = w.reconciler(clock=clock)
+    try:
+        r.reconcile(IncidentRef(w.project, iid))
+        w.sim.state.remove_member(w.project, w.cfg.bot.username)
+        now[0] = 61.0
+        with pytest.raises(OutsideRemit, match="not a member"):
+            r.reconcile(IncidentRef(w.project, iid))
+    finally:
+        r.close()
+
+
 # ------------------------------------------------------------------ invited through a group; scope
 
 
