@@ -1,12 +1,14 @@
 """Sweep cost: API calls of one sweep over 1,000 open incidents of which 10 are due, and of one with none due.
 
-    .venv/bin/python bench/bench_sweep.py [--incidents 1000] [--due 10]
+    .venv/bin/python bench/bench_sweep.py [--incidents 1000] [--due 10] [--scope acme] [--outsider-issues 0]
 
 Against the simulated GitLab on loopback. Setup: N open S1 incidents; the N - due "busy" ones got a status
 update 30 minutes in, the due ones never did; every incident is converged once (warming the store's
 marks, as a running bot would have), then the clock moves to 65 minutes: exactly the due ones are in an
 overdue hourly window. The sweep then lists, queues, and a worker drains the queue; every API call is
-counted by route.
+counted by route. ``--scope`` sets the config's ``scope:`` (the sweep then lists per group or project);
+``--outsider-issues N`` adds a public project of somebody else's with N labelled open issues, which the bot
+can see but must not act on.
 """
 
 from __future__ import annotations
@@ -53,15 +55,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--incidents", type=int, default=1000)
     parser.add_argument("--due", type=int, default=10)
+    parser.add_argument("--scope", default="", help="comma-separated GitLab paths for the config's scope")
+    parser.add_argument("--outsider-issues", type=int, default=0)
     args = parser.parse_args()
     cfg = load_config()
+    if args.scope:
+        cfg = cfg.model_copy(update={"scope": args.scope.split(",")})
     clock = ManualClock(T0)
-    print(f"$ .venv/bin/python bench/bench_sweep.py --incidents {args.incidents} --due {args.due}")
+    extra = (f" --scope {args.scope}" if args.scope else "") + (
+        f" --outsider-issues {args.outsider_issues}" if args.outsider_issues else ""
+    )
+    print(f"$ .venv/bin/python bench/bench_sweep.py --incidents {args.incidents} --due {args.due}{extra}")
     started = time.perf_counter()
     with SimulatedGitLab(now=clock) as sim, tempfile.TemporaryDirectory() as tmp:
         w = world(sim, cfg)
         store = open_store(Path(tmp) / "bench.sqlite3")
         iids = [w.incident("severity::1", title=f"incident {n}") for n in range(args.incidents)]
+        if args.outsider_issues:
+            sim.state.add_user("outsider")
+            sim.state.add_project("outsider/bait", members={"outsider": 50}, visibility="public")
+            for n in range(args.outsider_issues):
+                sim.state.create_issue("outsider/bait", f"bait {n}", labels=(cfg.labels.trigger,), author="outsider")
         busy = iids[args.due :]
         reconciler = w.reconciler(clock=clock)
         client = reconciler.client

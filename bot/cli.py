@@ -62,6 +62,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from bot.core.model import IncidentRef
     from bot.gitlab.errors import GitLabCallError
+    from bot.gitlab.remit import OutsideRemit
     from bot.reconciler import Reconciler, client_from_env
 
     cfg = _load(args)
@@ -72,6 +73,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     reconciler = Reconciler(cfg, renderer_for(cfg), client_from_env(cfg))
     try:
         report = reconciler.reconcile(ref)
+    except OutsideRemit as exc:
+        print(f"{ref}: outside the bot's remit: {exc.reason}; nothing written")
+        return 0
     except GitLabCallError as exc:
         raise UserError(str(exc)) from None
     finally:

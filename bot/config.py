@@ -110,6 +110,22 @@ def _party(value: Any) -> str:
 
 Party = Annotated[str, BeforeValidator(_party)]
 
+# A GitLab group or project full path: segments of letters, digits, '_', '-', '.', not starting with '-'
+# or '.', joined by '/' (GitLab's path rules, without its reserved names).
+_GITLAB_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+
+
+def _gitlab_path(value: Any) -> str:
+    text = str(value).strip().strip("/") if isinstance(value, str) else ""
+    if not text or len(text) > 255 or not _GITLAB_PATH.match(text) or ".." in text:
+        raise ValueError(
+            f"invalid GitLab group or project path {value!r} (expected a full path such as 'acme/security')"
+        )
+    return text
+
+
+GitLabPath = Annotated[str, BeforeValidator(_gitlab_path)]
+
 
 class BotSettings(_Model):
     username: str = Field("incident-bot", description="The bot user's GitLab username.")
@@ -267,6 +283,11 @@ class Config(_Model):
     engagements: list[Engagement]
     channels: list[Channel]
     status_update_points: list[str]
+    scope: list[GitLabPath] = Field(
+        default_factory=list,
+        description="Groups or projects (full paths) the bot acts in, besides being a member; empty: wherever it "
+        "is a member.",
+    )
     templates_dir: str = "../issue_templates"
     templates: Templates = Field(default_factory=Templates)
 

@@ -129,6 +129,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.outside_remit_total = Counter(
+            "incident_bot_outside_remit",
+            "Reconciles refused because the incident's project is outside the bot's remit, by why "
+            "(not_a_member, not_in_scope, not_visible)",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def outside_remit(self, kind: str) -> None:
+        self.outside_remit_total.labels(kind=kind).inc()
+
     def delivery(self, event: str, outcome: str) -> None:
         self.deliveries.labels(event=event, outcome=outcome).inc()
 
@@ -139,7 +150,7 @@ class Metrics:
 
     def reconciled(self, outcome: str, seconds: float) -> None:
         self.reconcile_seconds.labels(outcome=outcome).observe(seconds)
-        if outcome != "ok":
+        if outcome not in ("ok", "ignored"):
             self.reconcile_errors.labels(kind=outcome).inc()
 
     def watch_store(self, store: DeliveryStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:

@@ -167,6 +167,7 @@ def plan_from_payload(
 def plan_live(text: str, cfg: Config, r: bodies.Renderer, now: datetime) -> PlanReport:
     """The dry run against a live GitLab (GITLAB_URL, GITLAB_TOKEN): reads only."""
     from bot.core.model import IncidentRef
+    from bot.gitlab.remit import OutsideRemit
     from bot.reconciler import Reconciler, client_from_env
 
     try:
@@ -176,6 +177,8 @@ def plan_live(text: str, cfg: Config, r: bodies.Renderer, now: datetime) -> Plan
     reconciler = Reconciler(cfg, r, client_from_env(cfg), clock=lambda: now)
     try:
         report = reconciler.dry_run(ref)
+    except OutsideRemit as exc:
+        return PlanReport(str(ref), ignored=f"outside the bot's remit: {exc.reason}")
     finally:
         reconciler.close()
     return PlanReport(str(ref), desired=report.desired, incident=report.observed.incident, actions=report.actions)

@@ -21,11 +21,12 @@ from bot.core.converge import DryRun, converge
 from bot.core.model import Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
 from bot.errors import UserError
-from bot.gitlab.apply import GitLabApplier
+from bot.gitlab.apply import GitLabApplier, WriteGuard
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.client import GitLabClient, UserCache
 from bot.gitlab.connect import make_gitlab
 from bot.gitlab.observe import find_orphans, observe
+from bot.gitlab.remit import Remit
 from bot.markers import StateKey
 from bot.statekey import state_key_from_env
 
@@ -58,6 +59,7 @@ class Reconciler:
         clock: Clock = utcnow,
         concurrency: int = 8,
         key: StateKey | None = None,
+        remit: Remit | None = None,
     ) -> None:
         self.cfg = cfg
         self.renderer = renderer
@@ -65,6 +67,7 @@ class Reconciler:
         self.bot = bot_username or cfg.bot.username
         self.clock = clock
         self.key = key or state_key_from_env()
+        self.remit = remit or Remit(self.bot, cfg.scope)
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gitlab")
 
     def _observe(self, client: GitLabClient, ref: IncidentRef) -> tuple[Desired, Observed]:
@@ -80,17 +83,26 @@ class Reconciler:
             lookup.result()
         return desired, observed
 
-    def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None) -> ReconcileReport:
+    def reconcile(
+        self, ref: IncidentRef, *, event_uuid: str | None = None, guard: WriteGuard | None = None
+    ) -> ReconcileReport:
+        """Converge the incident. Raises ``OutsideRemit`` (before reading or writing anything of the
+        incident) when its project is outside the bot's remit, and ``WriteRefused`` when ``guard``
+        stops a write."""
         start = time.perf_counter()
         client = self.client.for_incident(ref.key, event_uuid)
+        self.remit.require(client, ref.project)
         desired, observed = self._observe(client, ref)
-        final, actions = converge(desired, observed, self.cfg, self.renderer, GitLabApplier(client, self.pool))
+        applier = GitLabApplier(client, self.pool, guard, self.bot)
+        final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
         return ReconcileReport(ref, desired, final, actions, time.perf_counter() - start)
 
     def dry_run(self, ref: IncidentRef) -> ReconcileReport:
-        """What ``reconcile`` would do now; reads GitLab, writes nothing."""
+        """What ``reconcile`` would do now; reads GitLab, writes nothing. Raises ``OutsideRemit`` too."""
         start = time.perf_counter()
-        desired, observed = self._observe(self.client.for_incident(ref.key), ref)
+        client = self.client.for_incident(ref.key)
+        self.remit.require(client, ref.project)
+        desired, observed = self._observe(client, ref)
         _, actions = converge(desired, observed, self.cfg, self.renderer, DryRun(first_iid=10_000))
         return ReconcileReport(ref, desired, observed, actions, time.perf_counter() - start)
 

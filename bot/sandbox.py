@@ -10,6 +10,7 @@ from typing import Any
 from bot.config import Config
 from bot.core import bodies
 from bot.gitlab.callpolicy import CallPolicy
+from bot.gitlab.remit import Remit
 from bot.markdown import is_valid_username
 from bot.markers import StateKey
 from bot.reconciler import Reconciler, client_from
@@ -45,6 +46,8 @@ class World:
     cfg: Config
     project: str
     project_id: int
+    remit: Remit | None = None
+    """Shared by the world's reconcilers, as by the jobs of one running process (its answers are cached)."""
 
     def incident(self, *labels: str, title: str = "Customer data exposed", description: str = "", **kw: Any) -> int:
         issue = self.sim.state.create_issue(
@@ -64,6 +67,7 @@ class World:
         client = client_from(self.sim.url, self.sim.token, policy, timeout=kw.pop("timeout", 5.0))
         # The key a worker with GITLAB_TOKEN and no INCIDENT_BOT_STATE_KEY uses, so both agree.
         kw.setdefault("key", StateKey(derived_key(self.sim.token)))
+        kw.setdefault("remit", self.remit)
         return Reconciler(self.cfg, TemplateRenderer([self.cfg.template_dir]), client, **kw)
 
     def bot_notes(self, iid: int) -> list[dict[str, Any]]:
@@ -108,4 +112,4 @@ def world(sim: SimulatedGitLab, cfg: Config, *, project: str = PROJECT, tier: st
     members = {name: 30 for name in configured_users(cfg)}
     members[cfg.bot.username] = 40
     pid = int(sim.state.add_project(project, members=members, tier=tier)["id"])
-    return World(sim, cfg, project, pid)
+    return World(sim, cfg, project, pid, Remit(cfg.bot.username, cfg.scope))

@@ -293,6 +293,18 @@ def retry_base_from_env() -> timedelta | None:
     return timedelta(seconds=seconds)
 
 
+def dead_letter_retention_from_env() -> timedelta:
+    """``INCIDENT_BOT_DEAD_LETTER_DAYS``: how long dead letters and their payloads are kept (default 14)."""
+    raw = os.environ.get("INCIDENT_BOT_DEAD_LETTER_DAYS", "14")
+    try:
+        days = float(raw)
+    except ValueError:
+        raise UserError(f"INCIDENT_BOT_DEAD_LETTER_DAYS={raw!r} is not a number of days") from None
+    if not 1 <= days <= 3650:
+        raise UserError(f"INCIDENT_BOT_DEAD_LETTER_DAYS={raw!r} must be between 1 and 3650")
+    return timedelta(days=days)
+
+
 def sweep_interval_from_env() -> timedelta | None:
     """How often the worker sweeps (default 5 min); ``off`` for never (webhooks only)."""
     raw = os.environ.get("INCIDENT_BOT_SWEEP_SECONDS", "300")
@@ -387,6 +399,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         metrics=metrics,
         lease=lease,
         retry_base=retry_base_from_env(),
+        dead_letter_retention=dead_letter_retention_from_env(),
         drainer=(lambda: drain(spool, store)) if (spool := spool_from_env()) is not None else None,
         sweeper=(lambda: sweep(client, store, cfg, utcnow())) if sweep_every else None,
         sweep_every=sweep_every or timedelta(minutes=5),
@@ -417,6 +430,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
             for job in jobs:
                 error = " ".join((job.last_error or "").split())
                 since = _when(job.updated_at)
+                if job.sticky:  # a redelivery does not revive it; an edit of the incident or a retry does
+                    since += " (waits for a change)"
                 print(f"{job.id}\t{job.incident_key}\t{job.attempts} attempts\tdead since {since}\t{error}")
             return 0
         revived = store.retry_dead(args.job_id, now=datetime.now(UTC))

@@ -1,24 +1,34 @@
 """The sweep: find open incidents that need a look although no webhook said so, and queue them.
 
 Webhooks get lost while the bot is down, and time passes without any (a status update falls due). One
-sweep lists every open incident the bot user can see, across projects, with one label-filtered,
-paginated listing; it compares each with what the bot remembers (``IncidentMark``: when it last
-converged the incident and when it next needs attention) and queues only those updated since, never
-seen, or due. The queue's one-job-per-incident lease keeps a sweep and the workers (and several
-replicas) from ever working on one incident at once.
+sweep lists the open incidents inside the bot's remit (``bot.gitlab.remit``): the projects its user is a
+member of, one paginated listing, narrowed to the configured ``scope:``; then the labelled open issues,
+per scope entry, or without a scope per group holding member projects (``/groups/:path/issues``,
+``/projects/:id/issues``), keeping only the member projects' issues. It compares each
+with what the bot remembers (``IncidentMark``: when it last converged the incident and when it next
+needs attention) and queues only those updated since, never seen, or due. The queue's
+one-job-per-incident lease keeps a sweep and the workers (and several replicas) from ever working on
+one incident at once.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+from urllib.parse import quote, unquote
 
 from bot.config import Config
 from bot.core import cadence
 from bot.core.model import IncidentRef, Issue
 from bot.gitlab.client import GitLabClient, issue_from_api
+from bot.gitlab.errors import GitLabCallError
+from bot.gitlab.remit import MIN_MEMBER_LEVEL, in_scope
 from bot.reconciler import ReconcileReport
 from bot.store import DeliveryStore, IncidentMark
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,11 +44,74 @@ class SweepReport:
         return f"{self.listed} open incidents listed; {len(self.queued)} queued ({detail})"
 
 
+@dataclass(frozen=True)
+class RemitProject:
+    id: int
+    path: str
+    group: str | None  # the project's namespace when it is a group (None: a user's namespace)
+
+
+def remit_projects(client: GitLabClient, cfg: Config) -> dict[int, RemitProject]:
+    """Every project the bot user is a member of (directly or through a group), inside the configured scope
+    if there is one: one paginated listing."""
+    query = {"membership": "true", "min_access_level": MIN_MEMBER_LEVEL, "simple": "true", "archived": "false"}
+    projects: dict[int, RemitProject] = {}
+    for item in client.list_all("list the bot's projects", "/projects", query):
+        pid, path, ns = item.get("id"), str(item.get("path_with_namespace") or ""), item.get("namespace") or {}
+        if not isinstance(pid, int) or (cfg.scope and not in_scope(path, cfg.scope)):
+            continue
+        group = ns.get("full_path") if isinstance(ns, dict) and ns.get("kind") == "group" else None
+        projects[pid] = RemitProject(pid, path, group if isinstance(group, str) and group else None)
+    return projects
+
+
+def listings(projects: dict[int, RemitProject], scope: list[str]) -> list[str]:
+    """The fewest issue listings that cover the remit: each scope entry (a group or a project), or without
+    a scope each group that holds member projects, and member projects in users' namespaces one by one.
+    Never ``/issues?scope=all``: that lists every public issue on the instance with the label."""
+    paths = {p.path.lower() for p in projects.values()}
+    out: list[str] = []
+    if scope:
+        for entry in dict.fromkeys(e.lower() for e in scope):
+            if entry in paths:
+                out.append(f"/projects/{quote(entry, safe='')}/issues")
+            elif any(path.startswith(entry + "/") for path in paths):
+                out.append(f"/groups/{quote(entry, safe='')}/issues")
+        return out
+    groups = sorted({p.group.lower() for p in projects.values() if p.group})
+    # A group's listing includes its subgroups: skip groups inside another listed one.
+    roots = [g for g in groups if not any(g.startswith(other + "/") for other in groups)]
+    out += [f"/groups/{quote(g, safe='')}/issues" for g in roots]
+    out += [f"/projects/{p.id}/issues" for p in sorted(projects.values(), key=lambda p: p.id) if not p.group]
+    return out
+
+
 def open_incidents(client: GitLabClient, cfg: Config) -> list[Issue]:
-    """Every open issue carrying the trigger label that the bot user can see, in every project."""
-    query = {"scope": "all", "state": "opened", "labels": cfg.labels.trigger, "order_by": "updated_at"}
-    items = client.list_all("list open incidents", "/issues", query)
-    return [issue_from_api(item) for item in items]
+    """Every open issue carrying the trigger label in a project inside the bot's remit."""
+    projects = remit_projects(client, cfg)
+    query: dict[str, Any] = {"state": "opened", "labels": cfg.labels.trigger, "order_by": "updated_at"}
+    items: list[dict[str, Any]] = []
+    todo = listings(projects, cfg.scope)
+    while todo:
+        path = todo.pop(0)
+        try:
+            items += client.list_all("list open incidents", path, query)
+        except GitLabCallError as exc:
+            if exc.status != 404:
+                raise
+            if path.startswith("/groups/"):  # a group the bot cannot see as such: its projects one by one
+                group = unquote(path.split("/")[2]).lower()
+                inside = [p for p in projects.values() if p.path.lower().startswith(group + "/")]
+                todo += [f"/projects/{p.id}/issues" for p in inside]
+            log.warning("sweep: %s is not visible to the bot user: %s", path, exc)
+    seen: set[int] = set()
+    out = []
+    for item in items:  # a group's listing includes projects the bot is not a member of: drop them
+        issue = issue_from_api(item)
+        if issue.project_id in projects and issue.id not in seen:
+            seen.add(issue.id or 0)
+            out.append(issue)
+    return out
 
 
 def needs_attention(issue: Issue, mark: IncidentMark | None, now: datetime) -> str | None:

@@ -28,11 +28,14 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.core.model import IncidentRef
+from bot.gitlab.apply import LeaseGone, RepeatedCreate
 from bot.gitlab.errors import GitLabCallError
+from bot.gitlab.remit import OutsideRemit
 from bot.metrics import Metrics
 from bot.reconciler import ReconcileReport
 from bot.redact import redact
 from bot.store import DeliveryStore, Job, LeaseLost, StoreError
+from bot.store.base import FailureKind
 from bot.sweep import remember
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,7 @@ def utcnow() -> datetime:
 class Reconciles(Protocol):
     """What the worker needs from :class:`bot.reconciler.Reconciler`."""
 
-    def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None) -> Any: ...
+    def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None, guard: Any = None) -> Any: ...
 
 
 class Outcome(StrEnum):
@@ -62,6 +65,8 @@ class Outcome(StrEnum):
     TRANSIENT = "transient"  # GitLab unavailable, throttled, outcome unknown: retried after a delay
     PERMANENT = "permanent"  # GitLab refused (403, 404, 422, bad token): retried, then dead-lettered
     CRASH = "crash"  # a bug in the bot: same handling as permanent, logged with its traceback
+    IGNORED = "ignored"  # the incident is outside the bot's remit: nothing written, the job is done
+    LEASE_LOST = "lease_lost"  # the lease went to another worker mid-reconcile: stopped before the next write
     RELEASED = "released"  # shutdown began between claim and reconcile: handed back unstarted
 
 
@@ -107,6 +112,31 @@ class _Heartbeat:
                 return
             except Exception as exc:  # the lease may still be renewed on the next beat
                 log.warning("job %d: cannot renew the lease: %s", self.job.id, exc)
+
+
+class _JobGuard:
+    """What a reconcile may write (``bot.gitlab.apply.WriteGuard``): nothing once the lease is lost, and
+    no child that an earlier attempt already created (or may have) and that cannot be found again."""
+
+    def __init__(self, worker: Worker, job: Job, heartbeat: _Heartbeat) -> None:
+        self.worker = worker
+        self.job = job
+        self.heartbeat = heartbeat
+
+    def before_write(self) -> None:
+        if self.heartbeat.lost:
+            raise LeaseGone(f"job {self.job.id}: lease lost; stopping before the next write")
+
+    def before_create(self, channel: str) -> tuple[datetime, int | None] | None:
+        self.before_write()
+        earlier = self.worker.store.note_create(self.job.incident_key, channel, self.worker.clock())
+        return None if earlier is None else (earlier.attempted_at, earlier.child_iid)
+
+    def created(self, channel: str, iid: int) -> None:
+        self.worker.store.created(self.job.incident_key, channel, iid)
+
+    def create_failed(self, channel: str) -> None:
+        self.worker.store.forget_create(self.job.incident_key, channel)
 
 
 class Worker:
@@ -163,16 +193,31 @@ class Worker:
         start = time.perf_counter()
         retry_in: timedelta | None = None
         try:
-            with _Heartbeat(self, job):
-                report = self.reconciler.reconcile(ref, event_uuid=event_uuid)
+            with _Heartbeat(self, job) as heartbeat:
+                report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=_JobGuard(self, job, heartbeat))
             self._remember(job, report)
+        except OutsideRemit as exc:
+            log.warning("job %d (%s): ignored, outside the bot's remit: %s", job.id, job.incident_key, exc.reason)
+            if self.metrics is not None:
+                self.metrics.outside_remit(exc.kind)
+            return self._report(job, Outcome.IGNORED, None, None, time.perf_counter() - start)
+        except LeaseGone as exc:
+            log.warning("job %d (%s): %s; left to the worker that holds it now", job.id, job.incident_key, exc)
+            if self.metrics is not None:
+                self.metrics.reconciled(Outcome.LEASE_LOST.value, time.perf_counter() - start)
+            return JobResult(job.id, job.incident_key, Outcome.LEASE_LOST, str(exc), None)
+        except RepeatedCreate as exc:
+            return self._report(job, Outcome.PERMANENT, str(exc), None, time.perf_counter() - start, kind="final")
         except GitLabCallError as exc:
             outcome = Outcome.TRANSIENT if exc.transient else Outcome.PERMANENT
             if exc.transient and exc.retry_after is not None:
                 retry_in = max(timedelta(seconds=exc.retry_after), MIN_RETRY)
             elif self.retry_base is not None:
                 retry_in = self.retry_base * 2 ** min(max(job.attempts - 1, 0), 10)
-            return self._report(job, outcome, str(exc), retry_in, time.perf_counter() - start)
+            # GitLab refused to show or change the incident: asking again gets the same answer, so once dead
+            # the job waits for a delivery that shows a change (or a retry by hand).
+            kind: FailureKind = "sticky" if exc.status in (403, 404) and not exc.transient else "retry"
+            return self._report(job, outcome, str(exc), retry_in, time.perf_counter() - start, kind=kind)
         except Exception as exc:
             log.exception("job %d (%s): reconcile crashed", job.id, job.incident_key)
             error = f"crash: {type(exc).__name__}: {exc}"
@@ -200,18 +245,24 @@ class Worker:
         return JobResult(job.id, job.incident_key, Outcome.RELEASED)
 
     def _report(
-        self, job: Job, outcome: Outcome, error: str | None, retry_in: timedelta | None, seconds: float
+        self,
+        job: Job,
+        outcome: Outcome,
+        error: str | None,
+        retry_in: timedelta | None,
+        seconds: float,
+        kind: FailureKind = "retry",
     ) -> JobResult:
         if self.metrics is not None:
             self.metrics.reconciled(outcome.value, seconds)
         if error is not None:
             error = redact(error)  # it is stored, listed by dead-letters and logged
         try:
-            if outcome is Outcome.OK:
+            if outcome in (Outcome.OK, Outcome.IGNORED):
                 state = self.store.complete(job.id, self.worker_id, now=self.clock())
             else:
                 assert error is not None
-                state = self.store.fail(job.id, self.worker_id, error, self.clock(), retry_in=retry_in)
+                state = self.store.fail(job.id, self.worker_id, error, self.clock(), retry_in=retry_in, kind=kind)
         except LeaseLost as exc:
             # Another worker took the job over after our lease ran out; it reads GitLab afresh.
             log.warning("job %d (%s): %s; its result is dropped", job.id, job.incident_key, exc)
@@ -221,7 +272,9 @@ class Worker:
                 "job %d (%s): cannot record its outcome (%s); the lease will expire", job.id, job.incident_key, exc
             )
             return JobResult(job.id, job.incident_key, outcome, error, None)
-        if outcome is Outcome.OK:
+        if outcome is Outcome.IGNORED:
+            pass
+        elif outcome is Outcome.OK:
             log.info("job %d (%s): reconciled in %.2f s -> %s", job.id, job.incident_key, seconds, state)
         else:
             log.warning("job %d (%s): %s failure -> %s: %s", job.id, job.incident_key, outcome, state, error)
@@ -254,6 +307,8 @@ class WorkerPool:
     settle: timedelta = DEFAULT_SETTLE
     retention: timedelta = timedelta(days=3)
     """Deliveries are kept (for de-duplication and debugging) at least GitLab's 2-day resend window."""
+    dead_letter_retention: timedelta = timedelta(days=14)
+    """Dead letters (and their payloads) older than this are deleted (``INCIDENT_BOT_DEAD_LETTER_DAYS``)."""
     prune_every: timedelta = timedelta(hours=1)
     id_prefix: str = ""
     retry_base: timedelta | None = None
@@ -296,6 +351,13 @@ class WorkerPool:
             return
         if result.deliveries or result.jobs:
             log.info("pruned %d deliveries and %d finished jobs", result.deliveries, result.jobs)
+        try:
+            dead = self.store.prune_dead(self.clock() - self.dead_letter_retention)
+        except Exception as exc:
+            log.warning("pruning dead letters failed: %s", exc)
+            return
+        if dead.jobs:
+            log.info("pruned %d dead letters (and %d of their deliveries)", dead.jobs, dead.deliveries)
 
     def run(self, stop: threading.Event, *, grace: float = 25.0, tick: float = 1.0) -> bool:
         """Run the workers until ``stop`` is set, then give them ``grace`` seconds to finish.

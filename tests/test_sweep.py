@@ -53,7 +53,7 @@ def test_a_sweep_lists_once_and_queues_only_what_needs_it(w, store, clock):
     assert len(drain(w, store, clock)) == 4
 
     again = one_sweep(w, store, clock)
-    assert again.queued == {} and len(w.sim.requests) == 1, "one page of listing, nothing else"
+    assert again.queued == {} and len(w.sim.requests) == 2, "one page of projects, one of issues, nothing else"
 
     clock.advance(minutes=61)  # the hourly engagements fall due; the out-of-scope one never does
     due = one_sweep(w, store, clock)
@@ -81,7 +81,7 @@ def test_sweep_follows_pagination(w, store, clock):
     for n in range(130):
         w.incident("severity::3", title=f"incident {n}")
     report = one_sweep(w, store, clock)
-    assert report.listed == 130 and len(w.sim.requests) == 2
+    assert report.listed == 130 and len(w.sim.requests) == 3  # the bot's projects, then two pages of issues
 
 
 def test_closed_incidents_are_not_listed(w, store, clock):
@@ -143,3 +143,23 @@ def test_two_workers_sweeping_at_once_post_each_reminder_once(w, store, clock):
         reminders = [n for n in w.bot_notes(iid) if "Status update due" in n["body"]]
         assert len(reminders) == 1, f"#{iid}"
     assert store.depth() == {"pending": 0, "running": 0, "dead": 0}
+
+
+def test_the_sweep_lists_each_group_of_the_remit_once_and_never_the_whole_instance():
+    from bot.sweep import RemitProject, listings
+
+    projects = {
+        1: RemitProject(1, "acme/sec/incidents", "acme/sec"),
+        2: RemitProject(2, "acme/sec/red/ops", "acme/sec/red"),
+        3: RemitProject(3, "acme-other/x", "acme-other"),
+        4: RemitProject(4, "sam/notes", None),  # a user's namespace
+    }
+    assert listings(projects, []) == [
+        "/groups/acme-other/issues",
+        "/groups/acme%2Fsec/issues",
+        "/projects/4/issues",
+    ]
+    assert listings(projects, ["acme/sec/red/ops", "acme", "nowhere"]) == [
+        "/projects/acme%2Fsec%2Fred%2Fops/issues",
+        "/groups/acme/issues",
+    ]

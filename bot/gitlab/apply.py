@@ -4,21 +4,63 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from datetime import datetime, timedelta
+from typing import Protocol
 
+from bot.core import bodies
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
 from bot.core.converge import Result
-from bot.core.model import IncidentRef, Observed
+from bot.core.model import IncidentRef, Issue, Observed
 from bot.gitlab.client import GitLabClient
-from bot.gitlab.errors import GitLabCallError
+from bot.gitlab.errors import GitLabCallError, OutcomeUnknown
 from bot.markdown import escape_inline
+
+SEARCH_SLACK = timedelta(minutes=5)  # clocks of the bot and GitLab differ
+
+
+class WriteRefused(RuntimeError):
+    """A write the reconcile must not make; it stops the reconcile, and nothing more is written."""
+
+
+class LeaseGone(WriteRefused):
+    """The job's lease was lost: another worker may be converging the incident now."""
+
+
+class RepeatedCreate(WriteRefused):
+    """A child for this channel was created (or may have been) on an earlier attempt and cannot be
+    found again; creating another would open one more child on every retry."""
+
+
+class WriteGuard(Protocol):
+    """What the worker lets a reconcile write (``bot.worker``): checked before every write; creates are
+    recorded durably (in the job store) so that they hold across retries and processes."""
+
+    def before_write(self) -> None:
+        """Raise :class:`LeaseGone` when the job's lease is lost (a cheap in-memory check)."""
+
+    def before_create(self, channel: str) -> tuple[datetime, int | None] | None:
+        """Record that a child for ``channel`` is about to be created and return None; or return what an
+        earlier attempt recorded: when it started, and the child's iid if GitLab answered."""
+
+    def created(self, channel: str, iid: int) -> None:
+        """GitLab answered the create with this child."""
+
+    def create_failed(self, channel: str) -> None:
+        """GitLab answered that the create did not happen (not an unknown outcome): drop the record."""
 
 
 class GitLabApplier:
-    def __init__(self, client: GitLabClient, pool: Executor) -> None:
+    def __init__(
+        self, client: GitLabClient, pool: Executor, guard: WriteGuard | None = None, bot: str = ""
+    ) -> None:
         self.client = client
         self.pool = pool
+        self.guard = guard
+        self.client_bot = bot
 
     def apply(self, actions: Sequence[Action], observed: Observed) -> list[Result]:
+        if self.guard is not None:
+            self.guard.before_write()
         futures = [self.pool.submit(self._one, action, observed) for action in actions]
         results, errors = [], []
         for future in futures:  # wait for every write of the round before reporting a failure
@@ -38,18 +80,62 @@ class GitLabApplier:
             return [], [f"could not assign {escape_inline('@' + username)}: no such GitLab user"]
         return [uid], []
 
+    def _earlier_create(self, action: CreateChild, observed: Observed) -> Issue | None:
+        """The child an earlier attempt created for this channel, when observe did not find it; None when
+        there is none and it may be created now.
+
+        GitLab answered that earlier create: the child exists but the bot cannot find it again (its link,
+        labels or marker were refused or removed): creating another would open one more on every retry,
+        so stop (:class:`RepeatedCreate`). The earlier create's outcome is unknown: look for it once more,
+        by author and marker only (labels may have been dropped); found, it is adopted (and linked next);
+        not there, the create did not happen and is made now."""
+        assert self.guard is not None
+        earlier = self.guard.before_create(action.channel)
+        if earlier is None:
+            return None
+        attempted_at, iid = earlier
+        if iid is not None:
+            raise RepeatedCreate(
+                f"the {action.channel!r} child (#{iid}) was created on an earlier attempt and cannot be found again"
+                " (its link, labels or marker are missing, or the bot cannot read it); not creating another"
+            )
+        incident = observed.incident
+        found = self.client.find_issues(
+            incident.ref.project, labels=(), author=self.client_bot, created_after=attempted_at - SEARCH_SLACK
+        )
+        for issue in sorted(found, key=lambda i: i.ref.iid):
+            mine = issue.author.lower() == self.client_bot.lower()
+            claim = bodies.child_claim(issue.description, observed.key, incident) if mine else None
+            if claim is not None and claim[1:] == (action.channel, True):
+                self.guard.created(action.channel, issue.ref.iid)
+                return issue
+        return None
+
     def _one(self, action: Action, observed: Observed) -> Result:
         ref = observed.incident.ref
+        if self.guard is not None:
+            self.guard.before_write()
         if isinstance(action, CreateChild):
             ids, warnings = self._assignee_ids(action.assignee)
-            issue = self.client.create_issue(
-                ref.project,
-                title=action.title,
-                description=action.description,
-                labels=action.labels,
-                assignee_ids=ids,
-                confidential=True,
-            )
+            if self.guard is not None:
+                earlier = self._earlier_create(action, observed)
+                if earlier is not None:
+                    return Result(action, issue=earlier)
+            try:
+                issue = self.client.create_issue(
+                    ref.project,
+                    title=action.title,
+                    description=action.description,
+                    labels=action.labels,
+                    assignee_ids=ids,
+                    confidential=True,
+                )
+            except GitLabCallError as exc:
+                if self.guard is not None and not isinstance(exc, OutcomeUnknown):
+                    self.guard.create_failed(action.channel)
+                raise
+            if self.guard is not None:
+                self.guard.created(action.channel, issue.ref.iid)
             if ids and action.assignee and action.assignee.lower() not in {a.lower() for a in issue.assignees}:
                 warnings.append(
                     f"GitLab did not keep {escape_inline('@' + action.assignee)} as assignee of "

@@ -176,6 +176,17 @@ class GitLabClient:
         return f"/projects/{quote(ref.project, safe='')}/issues/{ref.iid}"
 
     # ---- reads ----------------------------------------------------------------------------------
+    def get_json(self, step: str, path: str) -> dict[str, Any]:
+        """One GET of a single entity, as a plain dict."""
+
+        def get() -> dict[str, Any]:
+            data = self._gl().http_request("get", path).json()
+            if not isinstance(data, dict):
+                raise gitlab.GitlabParsingError(error_message=f"expected an object from {path}")
+            return data
+
+        return self._call(step, get)
+
     def get_issue(self, ref: IncidentRef) -> Issue:
         obj = self._call("read the incident", lambda: self._project(ref.project).issues.get(ref.iid))
         return issue_from_api(obj.attributes, ref.project)
@@ -192,7 +203,9 @@ class GitLabClient:
     def find_issues(
         self, project: str, *, labels: Iterable[str], author: str, created_after: datetime | None
     ) -> list[Issue]:
-        query: dict[str, Any] = {"labels": ",".join(labels), "state": "all", "author_username": author}
+        query: dict[str, Any] = {"state": "all", "author_username": author}
+        if labels := ",".join(labels):
+            query["labels"] = labels
         if created_after is not None:
             query["created_after"] = created_after.isoformat()
         items = self._list("search for the bot's child issues", f"/projects/{quote(project, safe='')}/issues", query)

@@ -108,18 +108,47 @@ def get_project(ctx: Ctx) -> ApiResponse:
     return ok(entities.project(ctx.state, _project(ctx), ctx.actor))
 
 
-def _members(ctx: Ctx) -> list[tuple[User, int]]:
+def _members(ctx: Ctx, inherited: bool = False) -> list[tuple[User, int]]:
     project = _project(ctx)
-    return sorted(
-        ((ctx.state.users_by_id[uid], level) for uid, level in project.members.items()),
-        key=lambda pair: pair[0].id,
-    )
+    members = ctx.state.members_of(project) if inherited else project.members
+    return sorted(((ctx.state.users_by_id[uid], level) for uid, level in members.items()), key=lambda pair: pair[0].id)
+
+
+@router.add("GET", "/projects")
+def list_projects(ctx: Ctx) -> ApiResponse:
+    """Projects the caller can see; ``membership=true``: only those it is a member of (groups included)."""
+    found = [p for p in ctx.state.projects_by_id.values() if ctx.state.can_read_project(ctx.actor, p)]
+    if ctx.flag("membership", False):
+        found = [p for p in found if ctx.state.access_level(p, ctx.actor) > 0]
+    minimum = ctx.integer("min_access_level", 0) or 0
+    if minimum:
+        found = [p for p in found if ctx.state.access_level(p, ctx.actor) >= minimum]
+    found.sort(key=lambda p: p.id)
+    return ctx.api.paginate(ctx, found, lambda p: entities.project(ctx.state, p, ctx.actor))
+
+
+@router.add("GET", "/groups/:id/issues")
+def list_group_issues(ctx: Ctx) -> ApiResponse:
+    """Issues of every project in the group and its subgroups that the caller can read."""
+    group = ctx.path_params["id"].strip("/").lower()
+    ids = [p.id for p in ctx.state.projects_by_id.values() if (p.namespace.lower() + "/").startswith(group + "/")]
+    if not ids:
+        raise ApiError.not_found("Group")
+    found = ctx.state.find_issues(ctx.actor, project_ids=ids, **_issue_filters(ctx))
+    return ctx.api.paginate(ctx, found, lambda i: entities.issue(ctx.state, i))
 
 
 @router.add("GET", "/projects/:id/members")
-@router.add("GET", "/projects/:id/members/all")
 def list_members(ctx: Ctx) -> ApiResponse:
-    members = _members(ctx)
+    return _list_members(ctx, _members(ctx))
+
+
+@router.add("GET", "/projects/:id/members/all")
+def list_all_members(ctx: Ctx) -> ApiResponse:
+    return _list_members(ctx, _members(ctx, inherited=True))
+
+
+def _list_members(ctx: Ctx, members: list[tuple[User, int]]) -> ApiResponse:
     query = (ctx.text("query") or "").lower()
     if query:
         members = [(u, lv) for u, lv in members if query in u.username.lower() or query in u.name.lower()]
@@ -127,9 +156,17 @@ def list_members(ctx: Ctx) -> ApiResponse:
 
 
 @router.add("GET", "/projects/:id/members/:user_id")
-@router.add("GET", "/projects/:id/members/all/:user_id")
 def get_member(ctx: Ctx) -> ApiResponse:
-    for user, level in _members(ctx):
+    return _get_member(ctx, _members(ctx))
+
+
+@router.add("GET", "/projects/:id/members/all/:user_id")
+def get_any_member(ctx: Ctx) -> ApiResponse:
+    return _get_member(ctx, _members(ctx, inherited=True))
+
+
+def _get_member(ctx: Ctx, members: list[tuple[User, int]]) -> ApiResponse:
+    for user, level in members:
         if str(user.id) == ctx.path_params["user_id"]:
             return ok(entities.member(ctx.state, user, level))
     raise ApiError.not_found()

@@ -60,6 +60,7 @@ def project(state: GitLabState, proj: Project, viewer: User | None = None) -> di
     web_url = state.project_web_url(proj)
     api = f"{state.base_url}/api/v4/projects/{proj.id}"
     access = proj.members.get(viewer.id) if viewer else None
+    group_level = state.group_members.get(proj.namespace.lower(), {}).get(viewer.id) if viewer else None
     return {
         "id": proj.id,
         "description": "",
@@ -90,7 +91,7 @@ def project(state: GitLabState, proj: Project, viewer: User | None = None) -> di
         },
         "permissions": {
             "project_access": {"access_level": access, "notification_level": 3} if access else None,
-            "group_access": None,
+            "group_access": {"access_level": group_level, "notification_level": 3} if group_level else None,
         },
     }
 

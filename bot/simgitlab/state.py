@@ -63,6 +63,9 @@ class GitLabState:
         self._users_by_token: dict[str, User] = {}
         self.projects_by_id: dict[int, Project] = {}
         self._projects_by_path: dict[str, Project] = {}
+        # Group full path (lower case) -> user id -> access level; inherited by every project and
+        # subgroup below the group, as on GitLab.
+        self.group_members: dict[str, dict[int, int]] = {}
         self.issues_by_id: dict[int, Issue] = {}
         self._issues_by_iid: dict[tuple[int, int], Issue] = {}
         self.notes_by_id: dict[int, Note] = {}
@@ -175,10 +178,25 @@ class GitLabState:
     def access_level(self, project: Project, user: User) -> int:
         if user.admin:
             return ADMIN_ACCESS
-        return project.members.get(user.id, 0)
+        return max(project.members.get(user.id, 0), self.inherited_access(project, user))
+
+    def inherited_access(self, project: Project, user: User) -> int:
+        """The highest access ``user`` has through a membership of the project's group or its ancestors."""
+        parts = project.namespace.lower().split("/") if project.namespace else []
+        groups = ("/".join(parts[:n]) for n in range(1, len(parts) + 1))
+        return max((self.group_members.get(g, {}).get(user.id, 0) for g in groups), default=0)
+
+    def members_of(self, project: Project) -> dict[int, int]:
+        """Direct and inherited members with their effective access level (``/members/all``)."""
+        out: dict[int, int] = {}
+        for uid in {*project.members, *(u for g in self.group_members.values() for u in g)}:
+            level = max(project.members.get(uid, 0), self.inherited_access(project, self.users_by_id[uid]))
+            if level:
+                out[uid] = level
+        return out
 
     def can_read_project(self, user: User, project: Project) -> bool:
-        return user.admin or user.id in project.members or project.visibility != "private"
+        return user.admin or self.access_level(project, user) > 0 or project.visibility != "private"
 
     def can_read_issue(self, user: User, issue: Issue) -> bool:
         project = self.projects_by_id[issue.project_id]
@@ -283,6 +301,13 @@ class GitLabState:
             raise ValueError(f"bad access level {access_level}")
         with self.lock:
             self.find_project(project).members[self.find_user(username).id] = access_level
+
+    def add_group_member(self, group: str, username: str, access_level: int) -> None:
+        """Make ``username`` a member of the group ``group`` (a full path), inherited by everything below it."""
+        if access_level not in ACCESS_LEVELS:
+            raise ValueError(f"bad access level {access_level}")
+        with self.lock:
+            self.group_members.setdefault(group.strip("/").lower(), {})[self.find_user(username).id] = access_level
 
     def remove_member(self, project: ProjectRef, username: str) -> None:
         with self.lock:

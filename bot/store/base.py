@@ -70,9 +70,12 @@ __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
     "DEFAULT_MAX_ATTEMPTS",
+    "AfterFailure",
+    "CreateRecord",
     "Delivery",
     "DeliveryStore",
     "Durability",
+    "FailureKind",
     "Job",
     "JobState",
     "LeaseLost",
@@ -81,8 +84,10 @@ __all__ = [
     "SchemaVersionError",
     "StoreError",
     "StoreStats",
+    "after_failure",
     "backoff_delay",
     "require_aware",
+    "revives",
 ]
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -92,6 +97,12 @@ shows up in the dead letters the same hour."""
 
 BACKOFF_BASE = timedelta(seconds=10)
 BACKOFF_CAP = timedelta(minutes=10)
+
+FailureKind = Literal["retry", "sticky", "final"]
+"""How :meth:`DeliveryStore.fail` treats a failure. ``retry``: retried with back-off, dead after
+``max_attempts``. ``sticky``: the same, but once dead it is not revived by deliveries that show no change
+(GitLab answered 403/404: repeating the same question gets the same answer). ``final``: dead at once, and
+sticky (retrying would do harm, e.g. create a child again)."""
 
 Durability = Literal["normal", "full"]
 """``"full"``: a returned write survives power loss and OS crashes (fsync on every commit).
@@ -153,6 +164,8 @@ class Job:
     event_uuid: str | None = None
     """``X-Gitlab-Event-UUID`` of the latest delivery that had one; forwarded on the reconcile's API
     calls so that GitLab's recursion guard does not fire the same hook back at the bot."""
+    sticky: bool = False
+    """Dead after a permanent failure: only a delivery showing a change (or ``retry_dead``) revives it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +199,14 @@ class IncidentMark:
     incident_key: str
     seen_at: datetime
     next_due: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRecord:
+    """A child creation an earlier attempt started: when, and the child's iid if GitLab answered."""
+
+    attempted_at: datetime
+    child_iid: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +247,37 @@ def job_from_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> Job:
         updated_at=when(row[11]),
         reason=row[12],
         event_uuid=row[13],
+        sticky=bool(row[14]),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AfterFailure:
+    state: JobState
+    reset_attempts: bool
+    sticky: bool
+
+
+def after_failure(attempts: int, max_attempts: int, dirty: bool, kind: FailureKind = "retry") -> AfterFailure:
+    """Where a job goes after a failed attempt (both backends decide with this function).
+
+    Attempts left → pending. Out of attempts → dead, unless a change arrived during the last attempt
+    (``dirty``) of a plain failure: that delivery would have revived the dead letter, so the job goes
+    pending with its attempts reset. ``final`` → dead at once. Sticky failures stay dead when dirty:
+    whether the change matters is decided when deliveries arrive (:func:`revives`)."""
+    if kind == "final":
+        return AfterFailure(JobState.DEAD, False, True)
+    if attempts < max_attempts:
+        return AfterFailure(JobState.PENDING, False, False)
+    if dirty and kind == "retry":
+        return AfterFailure(JobState.PENDING, True, False)
+    return AfterFailure(JobState.DEAD, False, kind == "sticky")
+
+
+def revives(sticky: bool, known_change: str | None, change: str | None) -> bool:
+    """Whether a delivery revives a dead job: always for a plain dead letter; for a sticky one only when
+    the delivery shows a change (its change key differs from the last one the job saw)."""
+    return not sticky or (change is not None and change != known_change)
 
 
 def require_aware(value: datetime, name: str = "datetime") -> datetime:
@@ -264,6 +315,7 @@ class DeliveryStore(abc.ABC):
         received_at: datetime,
         payload: bytes,
         event_uuid: str | None = None,
+        change: str | None = None,
     ) -> RecordResult:
         """Record an accepted webhook delivery and enqueue work for its incident, durably, in one transaction.
 
@@ -277,7 +329,9 @@ class DeliveryStore(abc.ABC):
           pending → ``deliveries += 1`` (``not_before`` is kept: a retry back-off is not cut short, the
           retry reads the latest state anyway);
           running → ``deliveries += 1`` and ``dirty`` set (I4);
-          dead → revived: pending, ready at ``received_at``, ``attempts = 0``, ``deliveries += 1``.
+          dead → revived: pending, ready at ``received_at``, ``attempts = 0``, ``deliveries += 1``; but a
+          sticky dead job only when ``change`` (what the delivery says about the incident's state, e.g. its
+          ``updated_at``) differs from the last one it saw (:func:`revives`); otherwise it stays dead.
 
         Returns only after the write is durable (I2): the receiver answers 2xx after this call.
         """
@@ -328,8 +382,10 @@ class DeliveryStore(abc.ABC):
         now: datetime,
         *,
         retry_in: timedelta | None = None,
+        kind: FailureKind = "retry",
     ) -> JobState:
-        """Record a failed attempt of a job the caller holds; returns the new state.
+        """Record a failed attempt of a job the caller holds; returns the new state (see :func:`after_failure`
+        for ``kind``).
 
         ``attempts < max_attempts`` → pending with ``not_before = now + (retry_in or backoff_delay(attempts))``
         and ``last_error = error``. Otherwise → dead with ``last_error``, never dropped (I6) — unless the job is
@@ -387,6 +443,26 @@ class DeliveryStore(abc.ABC):
         are kept with their payloads. The dedup window is the retention: a delivery re-sent after its record
         was pruned counts as new, which is harmless as reconciling is idempotent. Keep at least GitLab's
         2-day "Recent events" window, from which a delivery can be re-sent by hand."""
+
+    @abc.abstractmethod
+    def prune_dead(self, older_than: datetime) -> PruneResult:
+        """Delete dead letters last updated before ``older_than``, with their deliveries (payloads) and
+        create records, in small batches. The retention of dead letters is the operator's to choose."""
+
+    @abc.abstractmethod
+    def note_create(self, incident_key: str, channel: str, now: datetime) -> CreateRecord | None:
+        """Durably record that a child for ``channel`` of the incident is about to be created, and return None;
+        or, when an earlier attempt recorded one that was not cleared since, return that record and change
+        nothing: that attempt created the child (or may have), and it was not found again. Cleared by
+        :meth:`complete` (the reconcile converged) and :meth:`retry_dead`."""
+
+    @abc.abstractmethod
+    def created(self, incident_key: str, channel: str, child_iid: int) -> None:
+        """GitLab answered the create: the child is ``child_iid``."""
+
+    @abc.abstractmethod
+    def forget_create(self, incident_key: str, channel: str) -> None:
+        """Drop the record of :meth:`note_create`: GitLab answered that the create did not happen."""
 
     @abc.abstractmethod
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:

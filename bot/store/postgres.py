@@ -72,9 +72,11 @@ from psycopg.pq import TransactionStatus
 
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
+    CreateRecord,
     Delivery,
     DeliveryStore,
     Durability,
+    FailureKind,
     IncidentMark,
     Job,
     JobState,
@@ -84,6 +86,7 @@ from bot.store.base import (
     SchemaVersionError,
     StoreError,
     StoreStats,
+    after_failure,
     backoff_delay,
     job_from_row,
     require_aware,
@@ -155,6 +158,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE deliveries ADD COLUMN event_uuid text",
         "ALTER TABLE jobs ADD COLUMN event_uuid text",
     ),
+    # 3: sticky dead letters (not revived by deliveries that show no change), the change key of the latest
+    # delivery, and the children a reconcile is creating (never created twice by retries).
+    (
+        "ALTER TABLE jobs ADD COLUMN sticky boolean NOT NULL DEFAULT false",
+        "ALTER TABLE jobs ADD COLUMN change_key text",
+        """
+        CREATE TABLE create_attempts (
+            incident_key text        NOT NULL,
+            channel      text        NOT NULL,
+            attempted_at timestamptz NOT NULL,
+            child_iid    bigint,
+            PRIMARY KEY (incident_key, channel)
+        )
+        """,
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it. Keep the numbering in step with
@@ -181,7 +199,7 @@ _CONNECT_BACKOFF = 1.0
 
 _JOB_COLUMNS = (
     "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
-    "dirty_at, created_at, updated_at, reason, event_uuid"
+    "dirty_at, created_at, updated_at, reason, event_uuid, sticky"
 )
 
 # Coalesce new work into the incident's active job, or create one. The arbiter is the partial unique index
@@ -189,31 +207,43 @@ _JOB_COLUMNS = (
 # dead (``enqueue(revive_dead=False)``): then every column keeps its value.
 _UPSERT_JOB = """
     INSERT INTO jobs AS j (incident_key, state, attempts, deliveries, not_before, reason, created_at, updated_at,
-                           event_uuid)
-    SELECT %(key)s, 'pending', 0, %(counted)s, %(now)s, %(reason)s, %(now)s, %(now)s, %(uuid)s
+                           event_uuid, change_key)
+    SELECT %(key)s, 'pending', 0, %(counted)s, %(now)s, %(reason)s, %(now)s, %(now)s, %(uuid)s, %(change)s
     {guard}
     ON CONFLICT (incident_key) WHERE state <> 'done' DO UPDATE SET
-        state = CASE WHEN j.state = 'dead' AND %(revive)s THEN 'pending' ELSE j.state END,
-        attempts = CASE WHEN j.state = 'dead' AND %(revive)s THEN 0 ELSE j.attempts END,
-        not_before = CASE WHEN j.state = 'dead' AND %(revive)s THEN excluded.not_before ELSE j.not_before END,
-        deliveries = j.deliveries + CASE WHEN j.state <> 'dead' OR %(revive)s THEN excluded.deliveries ELSE 0 END,
+        state = CASE WHEN j.state = 'dead' AND {revive} THEN 'pending' ELSE j.state END,
+        attempts = CASE WHEN j.state = 'dead' AND {revive} THEN 0 ELSE j.attempts END,
+        sticky = CASE WHEN j.state = 'dead' AND {revive} THEN false ELSE j.sticky END,
+        not_before = CASE WHEN j.state = 'dead' AND {revive} THEN excluded.not_before ELSE j.not_before END,
+        deliveries = j.deliveries + CASE WHEN j.state <> 'dead' OR {revive} THEN excluded.deliveries ELSE 0 END,
         dirty_at = CASE WHEN j.state = 'running' THEN coalesce(j.dirty_at, excluded.not_before) ELSE j.dirty_at END,
-        reason = CASE WHEN j.state <> 'dead' OR %(revive)s THEN excluded.reason ELSE j.reason END,
-        updated_at = CASE WHEN j.state <> 'dead' OR %(revive)s THEN greatest(j.updated_at, excluded.updated_at)
+        reason = CASE WHEN j.state <> 'dead' OR {revive} THEN excluded.reason ELSE j.reason END,
+        updated_at = CASE WHEN j.state <> 'dead' OR {revive} THEN greatest(j.updated_at, excluded.updated_at)
                           ELSE j.updated_at END,
-        event_uuid = CASE WHEN j.state <> 'dead' OR %(revive)s THEN coalesce(excluded.event_uuid, j.event_uuid)
-                          ELSE j.event_uuid END
+        event_uuid = CASE WHEN j.state <> 'dead' OR {revive} THEN coalesce(excluded.event_uuid, j.event_uuid)
+                          ELSE j.event_uuid END,
+        change_key = CASE WHEN j.state <> 'dead' OR {revive} THEN coalesce(excluded.change_key, j.change_key)
+                          ELSE j.change_key END
     RETURNING id
 """
 
-_ENQUEUE = _UPSERT_JOB.format(guard="")
+# Whether a dead job is revived: ``bot.store.base.revives`` in SQL (a sticky one only by a delivery that shows a
+# change).
+_REVIVE = (
+    "(%(revive)s AND (NOT j.sticky OR (excluded.change_key IS NOT NULL"
+    " AND excluded.change_key IS DISTINCT FROM j.change_key)))"
+)
+
+_ENQUEUE = _UPSERT_JOB.format(guard="", revive=_REVIVE)
 
 # One statement records a delivery for an incident: the job upsert (skipped when the delivery id is already
 # committed, so a plain re-send touches no job row) feeds the delivery row. A conflict on delivery_id returns no
 # row and the caller rolls back, undoing the upsert done for a copy that was still in flight.
 _RECORD_WITH_JOB = (
     "WITH job AS ("
-    + _UPSERT_JOB.format(guard="WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = %(did)s)")
+    + _UPSERT_JOB.format(
+        guard="WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = %(did)s)", revive=_REVIVE
+    )
     + ") INSERT INTO deliveries (delivery_id, incident_key, event, received_at, payload, job_id, event_uuid)"
     " SELECT %(did)s, %(key)s, %(event)s, %(now)s, %(payload)s, (SELECT id FROM job), %(uuid)s"
     " ON CONFLICT (delivery_id) DO NOTHING RETURNING job_id"
@@ -524,6 +554,7 @@ class PostgresStore(DeliveryStore):
         received_at: datetime,
         payload: bytes,
         event_uuid: str | None = None,
+        change: str | None = None,
     ) -> RecordResult:
         if not delivery_id:
             raise ValueError("delivery_id must not be empty")
@@ -534,6 +565,7 @@ class PostgresStore(DeliveryStore):
             "now": require_aware(received_at, "received_at"),
             "payload": bytes(payload),
             "uuid": event_uuid,
+            "change": change,
             "counted": 1,
             "reason": event,
             "revive": True,
@@ -558,6 +590,7 @@ class PostgresStore(DeliveryStore):
             "now": require_aware(now, "now"),
             "reason": reason,
             "uuid": None,
+            "change": None,
             "counted": 0,
             "revive": revive_dead,
         }
@@ -595,13 +628,13 @@ class PostgresStore(DeliveryStore):
         error: str,
         now: datetime,
         retry_in: timedelta | None,
+        kind: FailureKind = "retry",
     ) -> JobState:
         retry_at = now + (backoff_delay(job.attempts) if retry_in is None else retry_in)
         error = error.replace("\x00", "\ufffd")  # text columns cannot hold NUL; error texts may quote any bytes
-        if job.attempts < self.max_attempts or job.dirty:
-            # Retry; or, when a change arrived during the last allowed attempt, revive the job (attempts reset)
-            # as that delivery would have revived the dead letter, so the change is not buried in it.
-            attempts = job.attempts if job.attempts < self.max_attempts else 0
+        decision = after_failure(job.attempts, self.max_attempts, job.dirty, kind)
+        if decision.state == JobState.PENDING:
+            attempts = 0 if decision.reset_attempts else job.attempts
             cur.execute(
                 "UPDATE jobs SET state = 'pending', attempts = %s, not_before = %s, lease_until = NULL,"
                 " dirty_at = NULL, last_error = %s, updated_at = %s WHERE id = %s",
@@ -609,8 +642,9 @@ class PostgresStore(DeliveryStore):
             )
             return JobState.PENDING
         cur.execute(
-            "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = %s, updated_at = %s WHERE id = %s",
-            (error, now, job.id),
+            "UPDATE jobs SET state = 'dead', lease_until = NULL, dirty_at = NULL, sticky = %s, last_error = %s,"
+            " updated_at = %s WHERE id = %s",
+            (decision.sticky, error, now, job.id),
         )
         return JobState.DEAD
 
@@ -640,12 +674,15 @@ class PostgresStore(DeliveryStore):
 
     def complete(self, job_id: int, worker_id: str, *, now: datetime | None = None) -> JobState:
         at = None if now is None else require_aware(now, "now")
+        # The reconcile converged: the children it was creating exist, so their create records are cleared.
         rows = self._execute(
-            "UPDATE jobs SET state = CASE WHEN dirty_at IS NULL THEN 'done' ELSE 'pending' END,"
+            "WITH finished AS (UPDATE jobs SET state = CASE WHEN dirty_at IS NULL THEN 'done' ELSE 'pending' END,"
             " attempts = CASE WHEN dirty_at IS NULL THEN attempts ELSE 0 END,"
             " not_before = coalesce(dirty_at, not_before), lease_until = NULL, dirty_at = NULL,"
             " updated_at = coalesce(%(at)s::timestamptz, updated_at)"
-            " WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker)s RETURNING state",
+            " WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker)s RETURNING state, incident_key),"
+            " cleared AS (DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM finished))"
+            " SELECT state FROM finished",
             {"at": at, "id": job_id, "worker": worker_id},
         )
         if not rows:
@@ -660,13 +697,14 @@ class PostgresStore(DeliveryStore):
         now: datetime,
         *,
         retry_in: timedelta | None = None,
+        kind: FailureKind = "retry",
     ) -> JobState:
         at = require_aware(now, "now")
         if retry_in is not None and retry_in < timedelta(0):
             raise ValueError(f"retry_in must not be negative, got {retry_in}")
 
         def body(cur: psycopg.Cursor[Any]) -> JobState:
-            return self._after_failure(cur, self._held(cur, job_id, worker_id), error, at, retry_in)
+            return self._after_failure(cur, self._held(cur, job_id, worker_id), error, at, retry_in, kind)
 
         return self._run(body)
 
@@ -701,11 +739,15 @@ class PostgresStore(DeliveryStore):
     def retry_dead(self, job_id: int | None = None, *, now: datetime | None = None) -> int:
         at = None if now is None else require_aware(now, "now")
         where = "state = 'dead'" + ("" if job_id is None else " AND id = %(id)s")
-        return self._count(
-            "UPDATE jobs SET state = 'pending', attempts = 0, not_before = coalesce(%(at)s::timestamptz, not_before),"
-            f" updated_at = coalesce(%(at)s::timestamptz, updated_at) WHERE {where}",
+        rows = self._execute(
+            "WITH revived AS (UPDATE jobs SET state = 'pending', attempts = 0, sticky = false,"
+            " not_before = coalesce(%(at)s::timestamptz, not_before),"
+            f" updated_at = coalesce(%(at)s::timestamptz, updated_at) WHERE {where} RETURNING incident_key),"
+            " cleared AS (DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM revived))"
+            " SELECT count(*) FROM revived",
             {"at": at, "id": job_id},
         )
+        return int(rows[0][0])
 
     # -- reading --------------------------------------------------------------------------------------
 
@@ -772,6 +814,44 @@ class PostgresStore(DeliveryStore):
                 if deleted < _PRUNE_BATCH:
                     break
         return PruneResult(deliveries=counts[0], jobs=counts[1])
+
+    def prune_dead(self, older_than: datetime) -> PruneResult:
+        """See :meth:`DeliveryStore.prune_dead`; batched like :meth:`prune`."""
+        params = {"cut": require_aware(older_than, "older_than"), "n": _PRUNE_BATCH}
+        statement = (
+            "WITH gone AS (DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 'dead'"
+            " AND updated_at < %(cut)s ORDER BY updated_at, id LIMIT %(n)s) RETURNING id, incident_key),"
+            " payloads AS (DELETE FROM deliveries WHERE job_id IN (SELECT id FROM gone) RETURNING 1),"
+            " creates AS (DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM gone))"
+            " SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM payloads)"
+        )
+        counts = [0, 0]
+        while True:
+            [(jobs, deliveries)] = self._execute(statement, params)
+            counts[0] += deliveries
+            counts[1] += jobs
+            if jobs < _PRUNE_BATCH:
+                return PruneResult(deliveries=counts[0], jobs=counts[1])
+
+    def note_create(self, incident_key: str, channel: str, now: datetime) -> CreateRecord | None:
+        # Insert, or read the existing record; one statement, so concurrent callers agree on who inserted.
+        rows = self._execute(
+            "WITH ins AS (INSERT INTO create_attempts (incident_key, channel, attempted_at)"
+            " VALUES (%(k)s, %(c)s, %(t)s) ON CONFLICT (incident_key, channel) DO NOTHING RETURNING 1)"
+            " SELECT attempted_at, child_iid FROM create_attempts WHERE incident_key = %(k)s AND channel = %(c)s"
+            " AND NOT EXISTS (SELECT 1 FROM ins)",
+            {"k": incident_key, "c": channel, "t": require_aware(now, "now")},
+        )
+        return CreateRecord(_utc(rows[0][0]), rows[0][1]) if rows else None
+
+    def created(self, incident_key: str, channel: str, child_iid: int) -> None:
+        self._count(
+            "UPDATE create_attempts SET child_iid = %s WHERE incident_key = %s AND channel = %s",
+            (child_iid, incident_key, channel),
+        )
+
+    def forget_create(self, incident_key: str, channel: str) -> None:
+        self._count("DELETE FROM create_attempts WHERE incident_key = %s AND channel = %s", (incident_key, channel))
 
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:
         self._execute(

@@ -142,10 +142,11 @@ class SpoolingStore(DeliveryStore):
         received_at: datetime,
         payload: bytes,
         event_uuid: str | None = None,
+        change: str | None = None,
     ) -> RecordResult:
         try:
             result = self.shared.record_delivery(
-                delivery_id, incident_key, event, received_at, payload, event_uuid=event_uuid
+                delivery_id, incident_key, event, received_at, payload, event_uuid=event_uuid, change=change
             )
         except (StoreError, OSError) as exc:
             self.degraded = f"the shared store is unreachable ({exc}); deliveries are spooled in {self.spool.path}"
@@ -201,6 +202,18 @@ class SpoolingStore(DeliveryStore):
 
     def prune(self, older_than: datetime) -> Any:
         return self.shared.prune(older_than)
+
+    def prune_dead(self, older_than: datetime) -> Any:
+        return self.shared.prune_dead(older_than)
+
+    def note_create(self, *args: Any, **kwargs: Any) -> Any:
+        return self.shared.note_create(*args, **kwargs)
+
+    def created(self, *args: Any, **kwargs: Any) -> None:
+        self.shared.created(*args, **kwargs)
+
+    def forget_create(self, *args: Any, **kwargs: Any) -> None:
+        self.shared.forget_create(*args, **kwargs)
 
     def mark_incident(self, *args: Any, **kwargs: Any) -> None:
         self.shared.mark_incident(*args, **kwargs)

@@ -46,9 +46,11 @@ from typing import Any
 from bot.private import private_file
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
+    CreateRecord,
     Delivery,
     DeliveryStore,
     Durability,
+    FailureKind,
     IncidentMark,
     Job,
     JobState,
@@ -58,9 +60,11 @@ from bot.store.base import (
     SchemaVersionError,
     StoreError,
     StoreStats,
+    after_failure,
     backoff_delay,
     job_from_row,
     require_aware,
+    revives,
 )
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SQLiteStore"]
@@ -124,6 +128,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE deliveries ADD COLUMN event_uuid TEXT",
         "ALTER TABLE jobs ADD COLUMN event_uuid TEXT",
     ),
+    # 3: sticky dead letters (not revived by deliveries that show no change), the change key of the latest
+    # delivery, and the children a reconcile is creating (never created twice by retries).
+    (
+        "ALTER TABLE jobs ADD COLUMN sticky INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN change_key TEXT",
+        """
+        CREATE TABLE create_attempts (
+            incident_key TEXT    NOT NULL,
+            channel      TEXT    NOT NULL,
+            attempted_at INTEGER NOT NULL,
+            child_iid    INTEGER,
+            PRIMARY KEY (incident_key, channel)
+        )
+        """,
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it."""
@@ -136,7 +155,7 @@ _PRUNE_BATCH = 500
 
 _JOB_COLUMNS = (
     "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
-    "dirty_at, created_at, updated_at, reason, event_uuid"
+    "dirty_at, created_at, updated_at, reason, event_uuid, sticky"
 )
 
 
@@ -325,6 +344,7 @@ class SQLiteStore(DeliveryStore):
         delivery: bool,
         revive_dead: bool,
         event_uuid: str | None = None,
+        change: str | None = None,
     ) -> int:
         """Coalesce new work for ``incident_key`` into its active job, creating one if there is none.
 
@@ -332,34 +352,37 @@ class SQLiteStore(DeliveryStore):
         leaves it as it is."""
         counted = 1 if delivery else 0
         row = conn.execute(
-            "SELECT id, state FROM jobs WHERE incident_key = ? AND state <> 'done'", (incident_key,)
+            "SELECT id, state, sticky, change_key FROM jobs WHERE incident_key = ? AND state <> 'done'",
+            (incident_key,),
         ).fetchone()
         if row is None:
             cur = conn.execute(
                 "INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, reason, created_at,"
-                " updated_at, event_uuid) VALUES (?, 'pending', 0, ?, ?, ?, ?, ?, ?)",
-                (incident_key, counted, now, reason, now, now, event_uuid),
+                " updated_at, event_uuid, change_key) VALUES (?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?)",
+                (incident_key, counted, now, reason, now, now, event_uuid, change),
             )
             assert cur.lastrowid is not None
             return cur.lastrowid
-        job_id, state = row
+        job_id, state, sticky, known_change = row
         if state == JobState.PENDING:
             conn.execute(
                 "UPDATE jobs SET deliveries = deliveries + ?, reason = ?, updated_at = max(updated_at, ?),"
-                " event_uuid = coalesce(?, event_uuid) WHERE id = ?",
-                (counted, reason, now, event_uuid, job_id),
+                " event_uuid = coalesce(?, event_uuid), change_key = coalesce(?, change_key) WHERE id = ?",
+                (counted, reason, now, event_uuid, change, job_id),
             )
         elif state == JobState.RUNNING:
             conn.execute(
                 "UPDATE jobs SET deliveries = deliveries + ?, reason = ?, dirty_at = coalesce(dirty_at, ?),"
-                " updated_at = max(updated_at, ?), event_uuid = coalesce(?, event_uuid) WHERE id = ?",
-                (counted, reason, now, now, event_uuid, job_id),
+                " updated_at = max(updated_at, ?), event_uuid = coalesce(?, event_uuid),"
+                " change_key = coalesce(?, change_key) WHERE id = ?",
+                (counted, reason, now, now, event_uuid, change, job_id),
             )
-        elif revive_dead:
+        elif revive_dead and revives(bool(sticky), known_change, change):
             conn.execute(
-                "UPDATE jobs SET state = 'pending', attempts = 0, deliveries = deliveries + ?, not_before = ?,"
-                " reason = ?, updated_at = max(updated_at, ?), event_uuid = coalesce(?, event_uuid) WHERE id = ?",
-                (counted, now, reason, now, event_uuid, job_id),
+                "UPDATE jobs SET state = 'pending', attempts = 0, sticky = 0, deliveries = deliveries + ?,"
+                " not_before = ?, reason = ?, updated_at = max(updated_at, ?), event_uuid = coalesce(?, event_uuid),"
+                " change_key = coalesce(?, change_key) WHERE id = ?",
+                (counted, now, reason, now, event_uuid, change, job_id),
             )
         return int(job_id)
 
@@ -371,6 +394,7 @@ class SQLiteStore(DeliveryStore):
         received_at: datetime,
         payload: bytes,
         event_uuid: str | None = None,
+        change: str | None = None,
     ) -> RecordResult:
         if not delivery_id:
             raise ValueError("delivery_id must not be empty")
@@ -382,7 +406,7 @@ class SQLiteStore(DeliveryStore):
             job_id = None
             if incident_key is not None:
                 job_id = self._upsert_job(
-                    conn, incident_key, now, event, delivery=True, revive_dead=True, event_uuid=event_uuid
+                    conn, incident_key, now, event, True, True, event_uuid=event_uuid, change=change
                 )
             conn.execute(
                 "INSERT INTO deliveries (delivery_id, incident_key, event, received_at, payload, job_id, event_uuid)"
@@ -420,13 +444,13 @@ class SQLiteStore(DeliveryStore):
         error: str,
         now: int,
         retry_in: timedelta | None,
+        kind: FailureKind = "retry",
     ) -> JobState:
         delay = backoff_delay(job.attempts) if retry_in is None else retry_in
         retry_at = now + delay // _MICRO
-        if job.attempts < self.max_attempts or job.dirty:
-            # Retry; or, when a change arrived during the last allowed attempt, revive the job (attempts reset)
-            # as that delivery would have revived the dead letter, so the change is not buried in it.
-            attempts = "attempts" if job.attempts < self.max_attempts else "0"
+        decision = after_failure(job.attempts, self.max_attempts, job.dirty, kind)
+        if decision.state == JobState.PENDING:
+            attempts = "0" if decision.reset_attempts else "attempts"
             conn.execute(
                 f"UPDATE jobs SET state = 'pending', attempts = {attempts}, not_before = ?, lease_until = NULL,"
                 " dirty_at = NULL, last_error = ?, updated_at = ? WHERE id = ?",
@@ -434,8 +458,9 @@ class SQLiteStore(DeliveryStore):
             )
             return JobState.PENDING
         conn.execute(
-            "UPDATE jobs SET state = 'dead', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?",
-            (error, now, job.id),
+            "UPDATE jobs SET state = 'dead', lease_until = NULL, dirty_at = NULL, sticky = ?, last_error = ?,"
+            " updated_at = ? WHERE id = ?",
+            (int(decision.sticky), error, now, job.id),
         )
         return JobState.DEAD
 
@@ -479,6 +504,7 @@ class SQLiteStore(DeliveryStore):
         at = None if now is None else _us(now, "now")
         with self._write() as conn:
             job = self._held(conn, job_id, worker_id)
+            conn.execute("DELETE FROM create_attempts WHERE incident_key = ?", (job.incident_key,))
             if job.dirty:
                 conn.execute(
                     "UPDATE jobs SET state = 'pending', attempts = 0, not_before = dirty_at, lease_until = NULL,"
@@ -500,13 +526,14 @@ class SQLiteStore(DeliveryStore):
         now: datetime,
         *,
         retry_in: timedelta | None = None,
+        kind: FailureKind = "retry",
     ) -> JobState:
         at = _us(now, "now")
         if retry_in is not None and retry_in < timedelta(0):
             raise ValueError(f"retry_in must not be negative, got {retry_in}")
         with self._write() as conn:
             job = self._held(conn, job_id, worker_id)
-            return self._after_failure(conn, job, error, at, retry_in)
+            return self._after_failure(conn, job, error, at, retry_in, kind)
 
     def release(self, job_id: int, worker_id: str, *, now: datetime | None = None) -> None:
         at = None if now is None else _us(now, "now")
@@ -541,8 +568,12 @@ class SQLiteStore(DeliveryStore):
         at = None if now is None else _us(now, "now")
         where = "state = 'dead'" + ("" if job_id is None else " AND id = :id")
         with self._write() as conn:
+            conn.execute(
+                f"DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM jobs WHERE {where})",
+                {"id": job_id},
+            )
             cur = conn.execute(
-                "UPDATE jobs SET state = 'pending', attempts = 0, not_before = coalesce(:at, not_before),"
+                "UPDATE jobs SET state = 'pending', attempts = 0, sticky = 0, not_before = coalesce(:at, not_before),"
                 f" updated_at = coalesce(:at, updated_at) WHERE {where}",
                 {"at": at, "id": job_id},
             )
@@ -616,6 +647,56 @@ class SQLiteStore(DeliveryStore):
                 if deleted < _PRUNE_BATCH:
                     break
         return PruneResult(deliveries=counts[0], jobs=counts[1])
+
+    def prune_dead(self, older_than: datetime) -> PruneResult:
+        """See :meth:`DeliveryStore.prune_dead`; batched like :meth:`prune`."""
+        cutoff = _us(older_than, "older_than")
+        counts = [0, 0]
+        while True:
+            with self._write() as conn:
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM jobs WHERE state = 'dead' AND updated_at < ? ORDER BY updated_at, id LIMIT ?",
+                        (cutoff, _PRUNE_BATCH),
+                    )
+                ]
+                marks = ",".join("?" * len(ids))
+                if ids:
+                    counts[0] += conn.execute(f"DELETE FROM deliveries WHERE job_id IN ({marks})", ids).rowcount
+                    conn.execute(
+                        f"DELETE FROM create_attempts WHERE incident_key IN"
+                        f" (SELECT incident_key FROM jobs WHERE id IN ({marks}))",
+                        ids,
+                    )
+                    counts[1] += conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids).rowcount
+            if len(ids) < _PRUNE_BATCH:
+                return PruneResult(deliveries=counts[0], jobs=counts[1])
+
+    def note_create(self, incident_key: str, channel: str, now: datetime) -> CreateRecord | None:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT attempted_at, child_iid FROM create_attempts WHERE incident_key = ? AND channel = ?",
+                (incident_key, channel),
+            ).fetchone()
+            if row is not None:
+                return CreateRecord(_dt(row[0]), row[1])
+            conn.execute(
+                "INSERT INTO create_attempts (incident_key, channel, attempted_at) VALUES (?, ?, ?)",
+                (incident_key, channel, _us(now, "now")),
+            )
+            return None
+
+    def created(self, incident_key: str, channel: str, child_iid: int) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE create_attempts SET child_iid = ? WHERE incident_key = ? AND channel = ?",
+                (child_iid, incident_key, channel),
+            )
+
+    def forget_create(self, incident_key: str, channel: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM create_attempts WHERE incident_key = ? AND channel = ?", (incident_key, channel))
 
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:
         due = None if next_due is None else _us(next_due, "next_due")

@@ -33,7 +33,7 @@ from bot.web.auth import (
     token_matches,
     verify_signature,
 )
-from bot.web.intake import clean_event_uuid, delivery_id, event_label, event_name
+from bot.web.intake import change_key, clean_event_uuid, delivery_id, event_label, event_name
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -188,7 +188,9 @@ class Receiver:
         reason = event_name(header)
         event_uuid = clean_event_uuid(req.headers.get("X-Gitlab-Event-UUID"))
         try:
-            result = self.store.record_delivery(did, incident_key, reason, self.clock(), body, event_uuid=event_uuid)
+            result = self.store.record_delivery(
+                did, incident_key, reason, self.clock(), body, event_uuid=event_uuid, change=change_key(reason, payload)
+            )
         except Exception as exc:
             # The only 5xx: the delivery is not safe, so GitLab must see a failure (it shows in the
             # hook's Recent events, from where it can be re-sent).

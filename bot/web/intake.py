@@ -113,3 +113,20 @@ def delivery_id(
             fields = [headers.get("X-Gitlab-Event-UUID") or "", event, object_id, updated, issue_id or ""]
             return "derived-sha256:" + _digest(json.dumps(fields).encode())
     return "body-sha256:" + _digest(header_bytes(event), body)
+
+
+def change_key(event: str, payload: Any) -> str | None:
+    """What a delivery says about the incident's state: the event, the object's id and ``updated_at``
+    (and the issue's for a note). The same for a resend of the same change, different for the next
+    change; a dead letter that failed permanently is revived only by a different one
+    (``bot.store.base.revives``). None when the payload does not say."""
+    attrs = payload.get("object_attributes") if isinstance(payload, dict) else None
+    if not isinstance(attrs, dict):
+        return None
+    object_id, updated = _scalar(attrs.get("id")), _scalar(attrs.get("updated_at"))
+    if object_id is None or updated is None:
+        return None
+    issue = payload.get("issue")
+    issue_updated = _scalar(issue.get("updated_at")) if isinstance(issue, dict) else None
+    fields = [event, object_id, updated, issue_updated or ""]
+    return "sha256:" + _digest(json.dumps(fields).encode())[:32]

@@ -43,7 +43,7 @@ class FakeReconciler:
     calls: list[tuple[IncidentRef, str | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None) -> None:
+    def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None, guard: Any = None) -> None:
         with self.lock:
             self.calls.append((ref, event_uuid))
         if self.effect is not None:

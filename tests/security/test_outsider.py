@@ -1,0 +1,352 @@
+"""The outsider: anyone with a GitLab account, who can create a public project and label an issue in it.
+
+The bot acts only where it was invited: in projects its user is a member of (directly or through a
+group) and, when ``scope:`` names groups or projects, only inside those. Everything else is read at most
+to find out, and never written to. Alongside: a reconcile that keeps failing never opens a child per
+attempt, dead letters do not pile up or come back on their own, and a worker that lost its lease stops.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.config import ConfigError, load_config
+from bot.core.model import IncidentRef
+from bot.gitlab.remit import OutsideRemit
+from bot.metrics import Metrics
+from bot.planview import plan_live
+from bot.sandbox import World
+from bot.store import JobState, LeaseLost, SQLiteStore
+from bot.sweep import sweep
+from bot.templates import TemplateRenderer
+from bot.web.app import WebSettings, create_app
+from bot.worker import Outcome, Worker, WorkerPool
+from tests.conftest import ROOT
+
+S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
+SECRET = "s3cret-token"
+OUTSIDER = "mallory"
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SQLiteStore(tmp_path / "bot.sqlite3", durability="normal", max_attempts=3)
+    yield s
+    s.close()
+
+
+def outsider_incident(w: World, visibility: str = "public") -> tuple[str, int, int]:
+    """An outsider's own project with a labelled S1 incident in it; the bot is no member there."""
+    w.sim.state.add_user(OUTSIDER)
+    project = f"{OUTSIDER}/bait-{visibility}"
+    pid = int(w.sim.state.add_project(project, members={OUTSIDER: 50}, visibility=visibility)["id"])
+    issue = w.sim.state.create_issue(
+        project,
+        "Please escalate",
+        labels=(w.cfg.labels.trigger, *S1),
+        description="@security-team look",
+        author=OUTSIDER,
+        issue_type="incident",
+    )
+    return project, pid, int(issue["iid"])
+
+
+def bot_writes(w: World, project_id: int) -> list:
+    return [r for r in w.sim.writes() if f"/projects/{project_id}/" in r.path or f"/projects/{project_id}" == r.path]
+
+
+def worker_for(w: World, store, clock, **kw) -> Worker:
+    return Worker(store, w.reconciler(clock=clock), worker_id="w:1", clock=clock, settle=timedelta(0), **kw)
+
+
+# ------------------------------------------------------------------ the outsider's public project
+
+
+def test_sweep_does_not_see_an_outsiders_public_incident(w, store, clock):
+    _, pid, iid = outsider_incident(w, "public")
+    _, internal_pid, internal_iid = outsider_incident_internal(w)
+    mine = w.incident(*S1)
+    r = w.reconciler(clock=clock)
+    try:
+        report = sweep(r.client, store, w.cfg, clock())
+    finally:
+        r.close()
+    assert set(report.queued) == {f"{w.project_id}#{mine}"}
+    assert f"{pid}#{iid}" not in report.queued and f"{internal_pid}#{internal_iid}" not in report.queued
+
+
+def outsider_incident_internal(w: World) -> tuple[str, int, int]:
+    project = f"{OUTSIDER}/bait-internal"
+    pid = int(w.sim.state.add_project(project, members={OUTSIDER: 50}, visibility="internal")["id"])
+    issue = w.sim.state.create_issue(project, "x", labels=(w.cfg.labels.trigger, *S1), author=OUTSIDER)
+    return project, pid, int(issue["iid"])
+
+
+def test_webhook_for_an_outsiders_incident_is_accepted_ignored_counted_and_nothing_is_written(
+    w, store, clock, default_config
+):
+    project, pid, iid = outsider_incident(w)
+    payload = json.loads((ROOT / "examples" / "payloads" / "s1-incident.json").read_text())
+    payload = copy.deepcopy(payload)
+    payload["project"].update(id=pid, path_with_namespace=project)
+    payload["object_attributes"].update(project_id=pid, iid=iid)
+    metrics = Metrics()
+    app = create_app(WebSettings(secret=SECRET), store=store, config=default_config, metrics=metrics, clock=clock)
+    headers = {"X-Gitlab-Event": "Issue Hook", "X-Gitlab-Token": SECRET, "Content-Type": "application/json"}
+    w.sim.reset_log()
+    answer = app.test_client().post("/webhook", data=json.dumps(payload), headers=headers)
+    assert 200 <= answer.status_code < 300
+    assert w.sim.requests == [], "the receiver makes no GitLab call on the request path"
+
+    result = worker_for(w, store, clock, metrics=metrics).run_once()
+    assert bot_writes(w, pid) == [] and w.sim.writes() == []
+    assert result is not None and result.outcome is Outcome.IGNORED
+    assert w.sim.state.issues(project) and len(w.sim.state.issues(project)) == 1, "no child opened there"
+    assert metrics.registry.get_sample_value("incident_bot_outside_remit_total", {"kind": "not_a_member"}) == 1
+    assert store.get_job(result.job_id).state is JobState.DONE
+
+
+def test_reconcile_and_plan_say_outside_the_remit(w, clock, monkeypatch):
+    project, _, iid = outsider_incident(w)
+    r = w.reconciler(clock=clock)
+    try:
+        with pytest.raises(OutsideRemit, match="not a member"):
+            r.reconcile(IncidentRef(project, iid))
+    finally:
+        r.close()
+    assert w.sim.writes() == []
+    monkeypatch.setenv("GITLAB_URL", w.sim.url)
+    monkeypatch.setenv("GITLAB_TOKEN", w.sim.token)
+    report = plan_live(f"{project}#{iid}", w.cfg, TemplateRenderer([w.cfg.template_dir]), clock())
+    assert "outside the bot's remit" in report.as_text() and report.actions == []
+
+
+def test_reconcile_command_refuses_an_outsiders_incident(w, monkeypatch, capsys):
+    from bot.cli import main
+
+    project, _, iid = outsider_incident(w)
+    monkeypatch.setenv("GITLAB_URL", w.sim.url)
+    monkeypatch.setenv("GITLAB_TOKEN", w.sim.token)
+    assert main(["reconcile", f"{project}#{iid}"]) == 0
+    assert "outside the bot's remit" in capsys.readouterr().out
+    assert w.sim.writes() == []
+
+
+def test_a_burst_for_an_outsiders_project_costs_one_membership_look_up(w, store, clock):
+    project, pid, first = outsider_incident(w)
+    iids = [first]
+    for n in range(4):
+        issue = w.sim.state.create_issue(project, f"x{n}", labels=(w.cfg.labels.trigger,), author=OUTSIDER)
+        iids.append(int(issue["iid"]))
+    keys = [f"{pid}#{iid}" for iid in iids]
+    for n, key in enumerate(keys):
+        store.record_delivery(f"d{n}", key, "Issue Hook", clock(), b"{}")
+    w.sim.reset_log()
+    worker = worker_for(w, store, clock)
+    outcomes = [worker.run_once().outcome for _ in keys]
+    assert outcomes == [Outcome.IGNORED] * 5 and w.sim.writes() == []
+    assert w.sim.count("GET", r"/members/all/") == 1 and len(w.sim.requests) == 2  # + the bot's user id, once
+
+
+def test_a_revoked_membership_is_noticed_once_the_cached_answer_expires(w, clock):
+    from bot.gitlab.remit import Remit
+
+    now = [0.0]
+    w.remit = Remit(w.cfg.bot.username, ttl_s=60, clock=lambda: now[0])
+    iid = w.incident(*S1)
+    r = w.reconciler(clock=clock)
+    try:
+        r.reconcile(IncidentRef(w.project, iid))
+        w.sim.state.remove_member(w.project, w.cfg.bot.username)
+        now[0] = 61.0
+        with pytest.raises(OutsideRemit, match="not a member"):
+            r.reconcile(IncidentRef(w.project, iid))
+    finally:
+        r.close()
+
+
+# ------------------------------------------------------------------ invited through a group; scope
+
+
+def test_a_project_where_the_bot_is_a_member_through_its_group_is_acted_on(w, store, clock):
+    w.sim.state.add_group_member("acme-sec", w.cfg.bot.username, 40)
+    for name in ("sec-oncall", "sec-incident-manager"):
+        w.sim.state.add_group_member("acme-sec", name, 30)
+    project = "acme-sec/team/incidents"
+    pid = int(w.sim.state.add_project(project, visibility="private")["id"])
+    labels = (w.cfg.labels.trigger, *S1)
+    iid = int(w.sim.state.create_issue(project, "Leak", labels=labels, author="sec-oncall")["iid"])
+    r = w.reconciler(clock=clock)
+    try:
+        report = sweep(r.client, store, w.cfg, clock())
+        assert f"{pid}#{iid}" in report.queued
+        result = r.reconcile(IncidentRef(project, iid))
+    finally:
+        r.close()
+    notes = w.sim.state.notes(project, iid, include_system=False)
+    assert result.actions and any(n["author"]["username"] == w.cfg.bot.username for n in notes)
+    children = [i for i in w.sim.state.issues(project) if w.cfg.labels.child in i["labels"]]
+    assert len(children) == 2 and all(c["confidential"] for c in children)
+    assert [a["username"] for a in w.sim.state.get_issue(project, iid)["assignees"]] == ["sec-oncall"]
+
+
+def test_scope_narrows_the_remit_to_the_named_groups_and_projects(w, store, clock, sim):
+    cfg = w.cfg.model_copy(update={"scope": ["acme"]})
+    scoped = World(sim, cfg, w.project, w.project_id)
+    from bot.gitlab.remit import Remit
+
+    scoped.remit = Remit(cfg.bot.username, cfg.scope)
+    other = "elsewhere/incidents"
+    w.sim.state.add_project(other, members={cfg.bot.username: 40, "sec-oncall": 30})
+    outside = int(w.sim.state.create_issue(other, "x", labels=(cfg.labels.trigger, *S1), author="sec-oncall")["iid"])
+    inside = scoped.incident(*S1)
+    r = scoped.reconciler(clock=clock)
+    try:
+        report = sweep(r.client, store, cfg, clock())
+        with pytest.raises(OutsideRemit, match="not in the configured scope"):
+            r.reconcile(IncidentRef(other, outside))
+        r.reconcile(IncidentRef(scoped.project, inside))
+    finally:
+        r.close()
+    assert set(report.queued) == {f"{w.project_id}#{inside}"}
+    assert [i for i in w.sim.state.issues(other) if i["iid"] != outside] == []
+
+
+@pytest.mark.parametrize("bad", ["acme//security", "-acme", "acme/../x", "https://gitlab.com/acme", ""])
+def test_a_malformed_scope_path_is_a_clear_config_error(tmp_path, bad):
+    text = (ROOT / "config" / "bot.yaml").read_text().replace("scope: []", f"scope: [{json.dumps(bad)}]")
+    path = tmp_path / "bot.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "scope" in str(err.value) and "GitLab group or project path" in str(err.value)
+
+
+# ------------------------------------------------------------------ no child per retry
+
+
+def test_a_reconcile_that_keeps_failing_never_opens_a_second_child(w, store, clock):
+    """As a Guest, the bot's children lose their labels and the link is refused (403): the orphan
+    search cannot find them. The retry dead-letters instead of opening more children."""
+    w.sim.state.add_member(w.project, w.cfg.bot.username, 10)
+    iid = w.incident(*S1)
+    store.record_delivery("d1", f"{w.project_id}#{iid}", "Issue Hook", clock(), b"{}")
+
+    def children() -> list:
+        return [i for i in w.sim.state.issues(w.project) if i["author"]["username"] == w.cfg.bot.username]
+
+    worker = worker_for(w, store, clock)
+    first = worker.run_once()
+    assert first is not None and first.outcome is Outcome.PERMANENT
+    opened = len(children())
+    assert opened >= 1
+    clock.advance(minutes=30)
+    second = worker.run_once()
+    assert len(children()) == opened
+    assert second is not None and "not creating another" in (second.error or "")
+    assert store.get_job(second.job_id).state is JobState.DEAD
+    clock.advance(hours=2)
+    store.record_delivery("d2", f"{w.project_id}#{iid}", "Issue Hook", clock(), b"{}")  # a replay, no change
+    assert worker.run_once() is None and len(children()) == opened
+
+
+@pytest.mark.parametrize("applied", [False, True])
+def test_a_create_with_an_unknown_outcome_is_found_again_or_made_once(w, store, clock, applied):
+    """GitLab's answer to a create is lost (502 after, or before, it was applied): the retry finds the
+    child, or makes it, and the incident converges with one child per channel."""
+    iid = w.incident(*S1)
+    store.record_delivery("d1", f"{w.project_id}#{iid}", "Issue Hook", clock(), b"{}")
+    w.sim.inject("502", times=1, method="POST", path_regex=r"/projects/\d+/issues$", applied=applied)
+    worker = worker_for(w, store, clock)
+    results = []
+    while (result := worker.run_once()) is not None:
+        results.append(result.outcome)
+        clock.advance(minutes=30)
+    assert results[0] is Outcome.TRANSIENT and results[-1] is Outcome.OK
+    assert sorted(len([c for c in w.children() if label in c["labels"]]) for label in S1[2:]) == [1, 1]
+
+
+# ------------------------------------------------------------------ dead letters
+
+
+def _dead(store, key: str, now: datetime, change: str | None, kind: str = "sticky") -> int:
+    store.record_delivery(f"d-{key}-{change}", key, "Issue Hook", now, b'{"secret": "payload"}', change=change)
+    for _ in range(store.max_attempts):
+        job = store.claim("w", now, timedelta(minutes=1))
+        if store.fail(job.id, "w", "403 Forbidden", now, retry_in=timedelta(0), kind=kind) is JobState.DEAD:
+            return job.id
+    raise AssertionError("never died")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request, tmp_path):
+    if request.param == "sqlite":
+        s = SQLiteStore(tmp_path / "bot.sqlite3", durability="normal", max_attempts=3)
+    else:
+        from bot.store import PostgresStore
+
+        s = PostgresStore(request.getfixturevalue("postgres_database").new_url(), max_attempts=3)
+    yield s
+    s.close()
+
+
+def test_a_permanently_failed_job_is_revived_only_by_a_delivery_that_shows_a_change(any_store):
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    job_id = _dead(any_store, "42#1", now, change="v1")
+    any_store.record_delivery("resend", "42#1", "Issue Hook", now + timedelta(minutes=1), b"{}", change="v1")
+    any_store.record_delivery("nochange", "42#1", "Issue Hook", now + timedelta(minutes=2), b"{}")
+    assert any_store.get_job(job_id).state is JobState.DEAD
+    any_store.record_delivery("edit", "42#1", "Issue Hook", now + timedelta(minutes=3), b"{}", change="v2")
+    assert any_store.get_job(job_id).state is JobState.PENDING
+    # A plain dead letter (a bug, say) is still revived by any delivery; a retry by hand revives a sticky one.
+    plain = _dead(any_store, "42#2", now, change="v1", kind="retry")
+    any_store.record_delivery("again", "42#2", "Issue Hook", now, b"{}", change="v1")
+    assert any_store.get_job(plain).state is JobState.PENDING
+    sticky = _dead(any_store, "42#3", now, change="v1")
+    assert any_store.retry_dead(sticky, now=now) == 1 and any_store.get_job(sticky).state is JobState.PENDING
+
+
+def test_dead_letters_and_their_payloads_are_pruned_after_the_retention(any_store):
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    old = _dead(any_store, "42#1", now - timedelta(days=15), change="v1")
+    recent = _dead(any_store, "42#2", now - timedelta(days=2), change="v1")
+    pool = WorkerPool(any_store, reconciler=None, threads=1, clock=lambda: now)  # type: ignore[arg-type]
+    pool.prune()
+    assert any_store.get_job(old) is None and any_store.get_delivery("d-42#1-v1") is None
+    assert any_store.get_job(recent).state is JobState.DEAD and any_store.get_delivery("d-42#2-v1") is not None
+
+
+# ------------------------------------------------------------------ lost lease
+
+
+def test_a_worker_that_lost_its_lease_writes_nothing_more(w, store, clock):
+    iid = w.incident(*S1)
+    key = f"{w.project_id}#{iid}"
+    store.record_delivery("d1", key, "Issue Hook", clock(), b"{}")
+    stolen = threading.Event()
+    seen: list[int] = []
+
+    def steal_on_first_write(event) -> None:
+        if stolen.is_set() or event.actor_id != w.sim.state.find_user(w.cfg.bot.username).id:
+            return
+        stolen.set()
+        seen.append(len(w.sim.requests))
+        with sqlite3.connect(store.path) as db:  # the store now says another worker holds the job
+            db.execute("UPDATE jobs SET worker_id = 'thief' WHERE incident_key = ?", (key,))
+        beat = next(t for t in threading.enumerate() if t.name.startswith("lease-"))
+        beat.join(timeout=10)  # the heartbeat notices and marks the lease lost, then ends
+
+    w.sim.state.listeners.append(steal_on_first_write)
+    worker = worker_for(w, store, clock, heartbeat=timedelta(milliseconds=5))
+    result = worker.run_once()
+    later = [r for r in w.sim.writes() if "/links" in r.path or "/notes" in r.path]
+    assert stolen.is_set() and later == [], "no link, checklist or comment after the lease was lost"
+    assert result is not None and result.outcome is Outcome.LEASE_LOST
+    with pytest.raises(LeaseLost):
+        store.complete(result.job_id, "w:1")
