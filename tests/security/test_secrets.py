@@ -142,7 +142,7 @@ class Leaky:
     def __init__(self, message: str) -> None:
         self.message = message
 
-    def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None) -> Any:
+    def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None, guard: Any = None) -> Any:
         raise RuntimeError(self.message)
 
 
