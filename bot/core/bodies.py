@@ -12,11 +12,13 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.config import Config
-from bot.core import cadence
+from bot.core import cadence, commands
 from bot.core.model import Child, Desired, LogEntry, Observed, Person
 from bot.markdown import (
     UnsafeOutput,
     UnsafeValue,
+    code_span,
+    escape_fragment,
     escape_inline,
     is_valid_username,
     issue_ref,
@@ -439,6 +441,9 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
     cmd = verdict.command
     author = at(cmd.note.author) if is_valid_username(cmd.note.author) else escape_inline(cmd.note.author)
     status = status_update_body(desired, observed, cfg, r) if verdict.ok and verdict.reply == "status" else ""
+    text = verdict.reply
+    if isinstance(text, commands.Reply):
+        text = Safe("".join(escape_fragment(p) if isinstance(p, str) else code_span(p.text) for p in text.parts))
     return _render(
         r,
         cfg.templates.reply,
@@ -448,8 +453,9 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         command=" ".join((cmd.name, *cmd.args)),
         ok=verdict.ok,
         kind=verdict.reply if verdict.reply in ("help", "status") else "text",
-        text=verdict.reply,
+        text=text,
         status=Safe(strip_markers(status)) if status else "",
         bot=cfg.bot.username,
         roles=list(cfg.roles),
+        role_choices="|".join(cfg.roles),
     )

@@ -72,6 +72,8 @@ class Note:
     created_at: datetime | None = None
     system: bool = False
     author_id: int | None = None
+    internal: bool = False  # an internal (confidential) note: only project members see it
+    author_state: str = "active"  # the author's account state: "blocked" and "banned" may do nothing
 
 
 @dataclass(frozen=True)
