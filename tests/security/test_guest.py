@@ -20,8 +20,10 @@ from bot.core import bodies, commands, policy
 from bot.core.events import Ignored, parse_event
 from bot.core.model import IncidentRef, Issue, Note, Observed
 from bot.demo import STATUS_UPDATE
-from bot.markdown import SPECIAL_HANDLES, assert_safe, is_valid_username, mention
+from bot.gitlab.callpolicy import CallPolicy
+from bot.markdown import SPECIAL_HANDLES, UnsafeOutput, assert_safe, is_valid_username, mention
 from bot.markers import strip_markers
+from bot.reconciler import Reconciler, client_from
 from bot.sandbox import World
 from bot.simgitlab import ManualClock
 from bot.templates import TemplateRenderer
@@ -129,6 +131,41 @@ def test_one_unsafe_value_becomes_inert_text_and_the_rest_carries_on(w, clock, c
     assert any("everyone" in r.getMessage() and "not a mention" in r.getMessage() for r in caplog.records)
     at(clock, "10:00")
     look(w, clock, iid)
+    assert len(reminders(w, iid)) == 1
+
+
+REPLY_TEMPLATE = "reply.md.j2"
+
+
+class _RefusesReplies(TemplateRenderer):
+    """The bundled templates, except that every reply fails its last safety check."""
+
+    def render(self, name: str, /, **context: object) -> str:
+        if name == REPLY_TEMPLATE:
+            raise UnsafeOutput("reply.md.j2: unsafe output: mention at line 2: '@someone'")
+        return super().render(name, **context)
+
+
+
+
+def test_a_body_that_fails_its_safety_check_becomes_an_inert_notice_and_the_rest_carries_on(w, clock, caplog):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    person(w, "guest-gus", GUEST)
+    say(w, iid, "guest-gus", "@incident-bot help")
+    client = client_from(w.sim.url, w.sim.token, CallPolicy(rate_per_minute=1_000_000, burst=1000))
+    r = Reconciler(w.cfg, _RefusesReplies([w.cfg.template_dir]), client, clock=clock)
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.core.bodies"):
+            r.reconcile(IncidentRef(w.project, iid))
+        at(clock, "10:00")
+        r.reconcile(IncidentRef(w.project, iid))
+        r.reconcile(IncidentRef(w.project, iid))
+    finally:
+        r.close()
+    [reply] = replies(w, iid)  # answered once, with the notice: not retried on every look
+    assert bodies.INERT_NOTICE in reply["body"]
+    assert any("reply to comment" in rec.getMessage() and "inert notice" in rec.getMessage() for rec in caplog.records)
     assert len(reminders(w, iid)) == 1
 
 
