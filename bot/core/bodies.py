@@ -6,8 +6,11 @@ lines, who-is-responsible) use the same markdown primitives, so nothing reaches 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -64,11 +67,31 @@ def at(username: str) -> Safe:
         return Safe(escape_inline(username))
 
 
+_strict: contextvars.ContextVar[bool] = contextvars.ContextVar("incident_bot_strict_render", default=False)
+
+
+@contextlib.contextmanager
+def strict() -> Iterator[None]:
+    """Within this block an unsafe body raises instead of becoming a notice (``check-config`` wants to know)."""
+    token = _strict.set(True)
+    try:
+        yield
+    finally:
+        _strict.reset(token)
+
+
 def _render(r: Renderer, name: str, what: str, fallback_extra: str = "", /, **context: Any) -> str:
-    """``r.render(name, **context)``, or the context's marker and ``INERT_NOTICE`` when it fails."""
+    """``r.render(name, **context)``, or the context's marker and ``INERT_NOTICE`` when a value made it unsafe.
+
+    A template that is broken whatever the values (undefined name, syntax) still raises: that is the
+    operator's to fix, and ``check-config`` reports it.
+    """
     try:
         return r.render(name, **context)
     except RENDER_FAILURES as exc:
+        broken_template = isinstance(exc, TemplateRenderError) and not isinstance(exc.__cause__, UnsafeValue)
+        if broken_template or _strict.get():
+            raise
         log.warning("%s: %s; wrote an inert notice instead", what, _one_line(exc))
         return f"{context.get('marker', '')}\n{INERT_NOTICE}\n{fallback_extra}"
 
@@ -304,6 +327,8 @@ def _checked_entry(entry: LogEntry) -> Safe:
     hazards = unexpected_hazards(entry.text, valid_mentions_in(entry.text))
     if not hazards:
         return Safe(entry.text)
+    if _strict.get():
+        raise UnsafeOutput(f"status log entry {entry.key}: unsafe output: {hazards[0]}", hazards)
     log.warning("status log entry %s: %s; wrote an inert notice instead", entry.key, hazards[0])
     return Safe(INERT_NOTICE)
 
