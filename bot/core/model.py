@@ -124,7 +124,8 @@ class Observed:
     pending_log: tuple[LogEntry, ...] = ()
     # Set when GitLab refused the SEOC as assignee in this run, so the run does not ask again.
     assign_refused: bool = False
-    # People's comments that matter: six-point status updates, and commands not answered yet.
+    # People's comments that matter: status updates that count (content judged by ``cadence``, the author by
+    # the GitLab adapter: a Reporter or above, or a role holder), and commands not answered yet.
     updates: tuple[Note, ...] = ()
     commands: tuple[Any, ...] = ()  # bot.core.commands.Command
 

@@ -108,7 +108,8 @@ def test_every_valid_gitlab_username_is_exactly_one_mention_of_itself(default_co
     if username.lower() in SPECIAL_HANDLES:
         return
     renderer = TemplateRenderer([default_config.template_dir])
-    reply = _reply_for(default_config, renderer, username)  # never raises UnsafeOutput
+    reply = _reply_for(default_config, renderer, username)
+    assert bodies.INERT_NOTICE not in reply, "the reply passed its safety check as it is"
     assert gitlab_render.mentions(reply) == [username]
     # Wherever it is put, even inside emphasis that a bare '_' in the name would open or close.
     at = mention(username)
