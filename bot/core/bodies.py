@@ -101,8 +101,9 @@ def who(person: Person) -> Safe:
     if person.handle:
         try:
             return Safe(mention(person.handle, allow_group=True))
-        except UnsafeValue:
-            pass
+        except UnsafeValue as exc:
+            log.warning("%s: %s; named without a mention", person.party, _one_line(exc))
+            return Safe(f"{escape_inline(person.name)} ({escape_inline(person.handle)})")
     return Safe(f"{escape_inline(person.name)} (nobody configured)")
 
 
