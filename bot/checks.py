@@ -30,11 +30,12 @@ def check_templates(cfg: Config, renderer: TemplateRenderer) -> list[str]:
         return problems
     incident = sample_incident(cfg)
     try:
-        desired = plan(incident, BotState(), cfg, SAMPLE_TIME)
-        final, _ = converge(desired, Observed(incident=incident, orphans_searched=True), cfg, renderer, DryRun())
-        quiet = Issue(IncidentRef("sample/project", 2), id=2, title="Low", labels=frozenset({cfg.labels.trigger}))
-        converge(plan(quiet, BotState(), cfg, SAMPLE_TIME), Observed(incident=quiet), cfg, renderer, DryRun())
-        render_over_time(final, cfg, renderer)
+        with bodies.strict():  # an unsafe body is a problem to report here, not a notice to post
+            desired = plan(incident, BotState(), cfg, SAMPLE_TIME)
+            final, _ = converge(desired, Observed(incident=incident, orphans_searched=True), cfg, renderer, DryRun())
+            quiet = Issue(IncidentRef("sample/project", 2), id=2, title="Low", labels=frozenset({cfg.labels.trigger}))
+            converge(plan(quiet, BotState(), cfg, SAMPLE_TIME), Observed(incident=quiet), cfg, renderer, DryRun())
+            render_over_time(final, cfg, renderer)
     except Exception as exc:  # any template failure must become one line, not a traceback
         problems.append(str(Problem(cfg.source, "templates", f"rendering a sample incident failed: {exc}")))
     return problems

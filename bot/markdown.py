@@ -81,6 +81,7 @@ __all__ = [
     "is_valid_username",
     "issue_ref",
     "mention",
+    "mention_name",
     "unexpected_hazards",
     "valid_mentions_in",
 ]
@@ -305,7 +306,19 @@ def mention(handle: str, allow_group: bool = False) -> str:
     the handle is not a valid username (or, with ``allow_group``, a group path), or is
     a special handle such as ``all``. Never pass text read from an issue here: use
     ``escape_inline`` for that.
+
+    Every ``_`` is written ``\\_``: GitLab usernames may start or end with ``_``
+    (``_sam``, ``sam_``), and a bare one could open or close emphasis with a ``_``
+    elsewhere on the line (``_hi @sam_`` renders as ``<em>hi @sam</em>``, a mention
+    of somebody else). An escaped ``_`` cannot, and GitLab merges it back into the
+    text before references are matched (``EscapedCharFilter``), so the result is
+    exactly one mention of ``handle``, wherever it is put.
     """
+    return "@" + mention_name(handle, allow_group).replace("_", "\\_")
+
+
+def mention_name(handle: str, allow_group: bool = False) -> str:
+    """The validated handle ``mention`` would write, without ``@`` and unescaped."""
     if not isinstance(handle, str):
         raise UnsafeValue(f"mention needs a str handle, got {type(handle).__name__}")
     name = handle[1:] if handle.startswith("@") else handle
@@ -319,7 +332,7 @@ def mention(handle: str, allow_group: bool = False) -> str:
         raise UnsafeValue(f"not a valid GitLab handle: {name!r}")
     if name.split("/")[0].lower() in SPECIAL_HANDLES:
         raise UnsafeValue(f"refusing to mention special handle @{name}")
-    return "@" + name
+    return name
 
 
 class Handle(str):
@@ -333,7 +346,7 @@ class Handle(str):
     group: bool
 
     def __new__(cls, value: str, *, group: bool = False) -> Handle:
-        obj = super().__new__(cls, mention(value, allow_group=group)[1:])
+        obj = super().__new__(cls, mention_name(value, allow_group=group))
         obj.group = group
         return obj
 
@@ -796,7 +809,7 @@ def find_hazards(body: str) -> list[Hazard]:
     return hazards + inline
 
 
-_ANY_MENTION_RE = re.compile(r"(?<![A-Za-z0-9_\\])@(" + _HANDLE_RE.pattern + ")")
+_ANY_MENTION_RE = re.compile(r"(?<![A-Za-z0-9_\\])@((?:[A-Za-z0-9_./\-]|\\_)+)")
 
 
 def valid_mentions_in(text: str) -> set[str]:
@@ -807,9 +820,9 @@ def valid_mentions_in(text: str) -> set[str]:
     """
     found: set[str] = set()
     for match in _ANY_MENTION_RE.finditer(text):
-        name = match.group(1).rstrip("./")
+        name = match.group(1).replace("\\_", "_").rstrip("./")
         try:
-            mention(name, allow_group=True)
+            mention_name(name, allow_group=True)
         except UnsafeValue:
             continue
         found.add(name.lower())

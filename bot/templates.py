@@ -109,7 +109,7 @@ def _f_mention(value: object) -> Safe:
         rendered = markdown.mention(value, allow_group=value.group)
         collected = _mentions.get()
         if collected is not None:
-            collected.add(rendered[1:].lower())
+            collected.add(str(value).lower())
         return Safe(rendered)
     text = str(value)
     return Safe(markdown.escape_inline("@" + (text[1:] if text.startswith("@") else text)))

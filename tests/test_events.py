@@ -164,6 +164,38 @@ def test_parse_event_never_raises_on_any_json(kind, attrs, rest):
     assert isinstance(event, IssueEvent | NoteEvent | Ignored)
 
 
+# Digits of every script (Unicode Nd), superscripts, fractions and other numerals (No, Nl), and numbers far
+# beyond any id: ``str.isdigit`` accepts some that ``int()`` refuses, ``int()`` refuses over 4,300 digits.
+numeric_strings = (
+    st.text(st.characters(categories=["Nd", "No", "Nl"]), min_size=1, max_size=30)
+    | st.integers(min_value=1, max_value=6000).map(lambda n: "7" * n)
+    | st.integers(min_value=2**63 - 2).map(str)
+)
+huge_or_odd_ids = numeric_strings | st.integers(min_value=2**63 - 2) | st.integers(max_value=0) | st.floats()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    header=st.sampled_from(["Issue Hook", "Note Hook"]),
+    field=st.sampled_from(["iid", "id", "project_id"]),
+    where=st.sampled_from(["object_attributes", "issue", "project"]),
+    value=huge_or_odd_ids,
+)
+def test_parse_event_never_raises_on_odd_numbers(header, field, where, value):
+    payload = {
+        "object_kind": "note" if header == "Note Hook" else "issue",
+        "project": {"id": 1, "path_with_namespace": "g/p"},
+        "object_attributes": {"iid": 3, "id": 4, "noteable_type": "Issue", "note": "x"},
+        "issue": {"iid": 3, "id": 5},
+    }
+    payload[where][field] = value
+    event = parse_event(header, payload)
+    assert isinstance(event, IssueEvent | NoteEvent | Ignored)
+    if isinstance(event, IssueEvent | NoteEvent):
+        ref = event.issue.ref if isinstance(event, IssueEvent) else event.ref
+        assert 0 < ref.iid < 2**63
+
+
 @pytest.mark.parametrize(
     "text", ["2026-05-28T05:04:31.155Z", "2015-05-17 17:06:40 UTC", "2013-12-03T17:15:43Z", "2017-09-15 16:50:55 UTC"]
 )

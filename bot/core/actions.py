@@ -79,6 +79,7 @@ class PostNote:
     kind: str
     body: str
     log_keys: tuple[str, ...] = field(default=())
+    internal: bool = False  # a reply to an internal note is internal too
 
     @property
     def key(self) -> str:

@@ -6,18 +6,35 @@ lines, who-is-responsible) use the same markdown primitives, so nothing reaches 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.config import Config
-from bot.core import cadence
+from bot.core import cadence, commands
 from bot.core import state as bot_state
 from bot.core.model import BotState, Child, Desired, Issue, LogEntry, Observed, Person
-from bot.markdown import UnsafeValue, escape_inline, is_valid_username, issue_ref, mention
+from bot.markdown import (
+    UnsafeOutput,
+    UnsafeValue,
+    code_span,
+    escape_fragment,
+    escape_inline,
+    is_valid_username,
+    issue_ref,
+    mention,
+    unexpected_hazards,
+    valid_mentions_in,
+)
 from bot.markers import StateKey, Trust, marker, parse_markers, signed_marker, strip_markers, verify
-from bot.templates import Safe
+from bot.templates import Safe, TemplateRenderError
+
+log = logging.getLogger(__name__)
 
 CHECKLIST = bot_state.CHECKLIST
 CHILD = "child"
@@ -29,13 +46,66 @@ class Renderer(Protocol):
     def render(self, name: str, /, **context: Any) -> str: ...
 
 
+# One unsafe value must not stop the rest of the incident: a value that cannot be written as asked is
+# written as inert text, a body that still fails its last check is replaced by an inert notice that keeps
+# its marker (so what it was for is recorded and not retried forever), and the reason goes to the log.
+RENDER_FAILURES = (UnsafeOutput, UnsafeValue, TemplateRenderError)
+INERT_NOTICE = (
+    "This comment could not be written safely: a value in it would have notified people or run a "
+    "command. The bot's log says which; everything else on the incident carries on."
+)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def at(username: str) -> Safe:
+    """``@username`` for a user GitLab resolved; inert text (and a log line) if it cannot be a mention."""
+    try:
+        return Safe(mention(username))
+    except UnsafeValue as exc:
+        log.warning("wrote %r as text, not a mention: %s", username[:100], _one_line(exc))
+        return Safe(escape_inline(username))
+
+
+_strict: contextvars.ContextVar[bool] = contextvars.ContextVar("incident_bot_strict_render", default=False)
+
+
+@contextlib.contextmanager
+def strict() -> Iterator[None]:
+    """Within this block an unsafe body raises instead of becoming a notice (``check-config`` wants to know)."""
+    token = _strict.set(True)
+    try:
+        yield
+    finally:
+        _strict.reset(token)
+
+
+def _render(r: Renderer, name: str, what: str, fallback_extra: str = "", /, **context: Any) -> str:
+    """``r.render(name, **context)``, or the context's marker and ``INERT_NOTICE`` when a value made it unsafe.
+
+    A template that is broken whatever the values (undefined name, syntax) still raises: that is the
+    operator's to fix, and ``check-config`` reports it.
+    """
+    try:
+        return r.render(name, **context)
+    except RENDER_FAILURES as exc:
+        broken_template = isinstance(exc, TemplateRenderError) and not isinstance(exc.__cause__, UnsafeValue)
+        if broken_template or _strict.get():
+            raise
+        log.warning("%s: %s; wrote an inert notice instead", what, _one_line(exc))
+        return f"{context.get('marker', '')}\n{INERT_NOTICE}\n{fallback_extra}"
+
+
 def who(person: Person) -> Safe:
     """``@handle`` for a configured or GitLab-resolved handle, else the escaped name."""
     if person.handle:
         try:
             return Safe(mention(person.handle, allow_group=True))
-        except UnsafeValue:
-            pass
+        except UnsafeValue as exc:
+            log.warning("%s: %s; named without a mention", person.party, _one_line(exc))
+            return Safe(f"{escape_inline(person.name)} ({escape_inline(person.handle)})")
     return Safe(f"{escape_inline(person.name)} (nobody configured)")
 
 
@@ -86,8 +156,10 @@ def child_title(desired: Desired, title: str) -> str:
 
 def child_description(desired: Desired, observed: Observed, index: int, r: Renderer) -> str:
     child = desired.children[index]
-    return r.render(
+    return _render(
+        r,
         child.template,
+        f"child issue {child.channel} of {desired.ref}",
         marker=child_marker(observed, child.channel),
         incident=_incident_context(observed),
         child={
@@ -155,7 +227,7 @@ def _status(desired: Desired) -> dict[str, Any] | None:
     last = desired.last_update
     return {
         "last": last.created_at if last else None,
-        "last_by": Safe(mention(last.author)) if last and is_valid_username(last.author) else None,
+        "last_by": at(last.author) if last and is_valid_username(last.author) else None,
         "next_due": cadence.next_due(desired.dues),
         "paused": desired.reminders_paused,
     }
@@ -169,7 +241,7 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         plan = plans.get(label)
         ch_cfg = cfg.channel(label)
         title = plan.title if plan else (ch_cfg.title if ch_cfg else label)
-        people = [mention(a) for a in child.issue.assignees if is_valid_username(a)]
+        people = [at(a) for a in child.issue.assignees if is_valid_username(a)]
         dri = Safe(", ".join(people)) if people else (who(plan.assignee) if plan else Safe("unassigned"))
         channels.append(
             {
@@ -183,8 +255,13 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
                 "item": _item(f"channel:{label}"),
             }
         )
-    return r.render(
+    # Should the checklist itself fail, ticked boxes are kept in the notice so no tick is lost.
+    kept = "".join(f"- [x] {_item(key)}\n" for key in sorted(ticks))
+    return _render(
+        r,
         cfg.templates.checklist,
+        f"checklist of {desired.ref}",
+        kept,
         marker=_state_marker(desired, observed),
         incident=_incident_context(observed),
         severity=desired.severity.label,
@@ -239,7 +316,7 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
             entries.append(
                 LogEntry(
                     f"handoff:{v.command.note.id}",
-                    f"{role.upper()} handed over to {mention(user)} by {escape_inline(v.command.note.author)}"
+                    f"{role.upper()} handed over to {at(user)} by {escape_inline(v.command.note.author)}"
                     + (f" at {when:%Y-%m-%d %H:%M} UTC" if when else ""),
                 )
             )
@@ -273,17 +350,32 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
     return entries
 
 
+def _checked_entry(entry: LogEntry) -> Safe:
+    """An entry's text, or ``INERT_NOTICE`` if it holds a hazard it did not build on purpose."""
+    hazards = unexpected_hazards(entry.text, valid_mentions_in(entry.text))
+    if not hazards:
+        return Safe(entry.text)
+    if _strict.get():
+        raise UnsafeOutput(f"status log entry {entry.key}: unsafe output: {hazards[0]}", hazards)
+    log.warning("status log entry %s: %s; wrote an inert notice instead", entry.key, hazards[0])
+    return Safe(INERT_NOTICE)
+
+
 def log_body(entries: list[LogEntry], cfg: Config, r: Renderer, copy: str = "") -> str:
-    return r.render(
+    return _render(
+        r,
         cfg.templates.log,
+        "status log comment",
         marker=Safe(marker(LOG, keys=[e.key for e in entries]) + copy),
-        entries=[Safe(e.text) for e in entries],
+        entries=[_checked_entry(e) for e in entries],
     )
 
 
 def out_of_scope_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
-    return r.render(
+    return _render(
+        r,
         cfg.templates.out_of_scope,
+        "out-of-scope comment",
         marker=Safe(marker(LOG, keys=["out-of-scope"])),
         incident=_incident_context(observed),
         reason=desired.scope_reason,
@@ -319,7 +411,7 @@ def _child_rows(children: list[Child], desired: Desired, cfg: Config) -> list[di
         plan = plans.get(child.channel)
         ch_cfg = cfg.channel(child.channel)
         title = plan.title if plan else (ch_cfg.title if ch_cfg else child.channel)
-        people = [mention(a) for a in child.issue.assignees if is_valid_username(a)]
+        people = [at(a) for a in child.issue.assignees if is_valid_username(a)]
         dri = Safe(", ".join(people)) if people else (who(plan.assignee) if plan else Safe("unassigned"))
         rows.append({"ref": Safe(issue_ref(child.iid)), "title": title, "dri": dri, "state": child.issue.state})
     return rows
@@ -327,8 +419,10 @@ def _child_rows(children: list[Child], desired: Desired, cfg: Config) -> list[di
 
 def reminder_body(desired: Desired, due: list[cadence.Due], cfg: Config, r: Renderer) -> str:
     last = desired.last_update
-    return r.render(
+    return _render(
+        r,
         cfg.templates.reminder,
+        f"reminder on {desired.ref}",
         marker=Safe(marker(LOG, keys=[d.key for d in due])),
         engagements=[
             {
@@ -347,8 +441,10 @@ def reminder_body(desired: Desired, due: list[cadence.Due], cfg: Config, r: Rend
 
 def all_clear_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
     still_open = [c for c in observed.children.values() if c.issue.is_open]
-    return r.render(
+    return _render(
+        r,
         cfg.templates.all_clear,
+        "all-clear comment",
         marker=Safe(marker(LOG, keys=["all-clear"])),
         children=_child_rows(still_open, desired, cfg),
     )
@@ -357,8 +453,10 @@ def all_clear_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
 def closed_body(desired: Desired, observed: Observed, still_open: list[Child], cfg: Config, r: Renderer) -> str:
     closed_at = observed.incident.closed_at
     key = f"closed:{closed_at.isoformat() if closed_at else 'unknown'}"
-    return r.render(
+    return _render(
+        r,
         cfg.templates.closed_open_children,
+        "closed-incident comment",
         marker=Safe(marker(LOG, keys=[key])),
         children=_child_rows(still_open, desired, cfg),
     )
@@ -381,8 +479,10 @@ def status_update_body(desired: Desired, observed: Observed, cfg: Config, r: Ren
         if note.created_at:
             events.append((note.created_at, f"status update by {note.author}"))
     points = cfg.status_update_points
-    return r.render(
+    return _render(
+        r,
         cfg.templates.status_update,
+        "status update template",
         marker=Safe(marker(LOG, keys=[])),
         incident=_incident_context(observed),
         points=list(points),
@@ -397,17 +497,23 @@ def status_update_body(desired: Desired, observed: Observed, cfg: Config, r: Ren
 
 def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
     cmd = verdict.command
-    author = Safe(mention(cmd.note.author)) if is_valid_username(cmd.note.author) else escape_inline(cmd.note.author)
+    author = at(cmd.note.author) if is_valid_username(cmd.note.author) else escape_inline(cmd.note.author)
     status = status_update_body(desired, observed, cfg, r) if verdict.ok and verdict.reply == "status" else ""
-    return r.render(
+    text = verdict.reply
+    if isinstance(text, commands.Reply):
+        text = Safe("".join(escape_fragment(p) if isinstance(p, str) else code_span(p.text) for p in text.parts))
+    return _render(
+        r,
         cfg.templates.reply,
+        f"reply to comment {cmd.note.id} on {desired.ref}",
         marker=Safe(marker(LOG, keys=[cmd.key]) + state_copy(desired, observed)),
         author=author,
         command=" ".join((cmd.name, *cmd.args)),
         ok=verdict.ok,
         kind=verdict.reply if verdict.reply in ("help", "status") else "text",
-        text=verdict.reply,
+        text=text,
         status=Safe(strip_markers(status)) if status else "",
         bot=cfg.bot.username,
         roles=list(cfg.roles),
+        role_choices="|".join(cfg.roles),
     )

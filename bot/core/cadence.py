@@ -17,19 +17,89 @@ from typing import Any
 
 from bot.core.model import EngagementPlan, Note
 
-_HEADING_NOISE = re.compile(r"[#*_`>\-\s\d.)(:]+")
 _ASIDE = re.compile(r"\(.*?\)")
+_WORD = re.compile(r"[^\W_]+")
+# Markup and numbering in front of a point: headings, quotes, bullets, emphasis, "1." / "(1)".
+_LEAD = re.compile(r"[\s>#*_~`+\-()\[\].:\d]*")
+_LIST_MARK = re.compile(r"\s*(?:[-*+]|\d{1,9}[.)])(?:\s+\[[ xX]\])?\s")
+# Words that end the short name of a point: "Timeline of events" is written "Timeline:".
+_STOP_WORDS = frozenset({"of", "the", "taken", "so", "far"})
 
 
-def _normalise(text: str) -> str:
-    return _HEADING_NOISE.sub(" ", _ASIDE.sub(" ", text.replace("\\", ""))).strip().lower()
+def _point_names(point: str) -> tuple[list[str], list[str]]:
+    """A point's words and its short name (the words before any of ``_STOP_WORDS``), asides removed."""
+    words = _WORD.findall(_ASIDE.sub(" ", point).lower())
+    short: list[str] = []
+    for word in words:
+        if word in _STOP_WORDS:
+            break
+        short.append(word)
+    return words, short or words
+
+
+def _match_point(line: str, names: Sequence[tuple[list[str], list[str]]]) -> tuple[int, bool] | None:
+    """(index of the point ``line`` introduces, whether the line itself has content after it), or None.
+
+    The point's name, full or short, must be the first words of the line once heading, list, quote and
+    emphasis markup is skipped: ``### Next steps``, ``**Current risk**``, ``3. Timeline:``, ``Users impacted:``.
+    """
+    text = line.replace("\\", "")
+    start = _LEAD.match(text).end()  # type: ignore[union-attr]
+    words = list(_WORD.finditer(text, start))
+    if not words or words[0].start() != start:
+        return None
+    lowered = [w.group().lower() for w in words]
+    best: tuple[int, int] | None = None  # (words matched, point index)
+    for index, (full, short) in enumerate(names):
+        for key in (full, short):
+            if key and lowered[: len(key)] == key and (best is None or len(key) > best[0]):
+                best = (len(key), index)
+                break
+    if best is None:
+        return None
+    rest = _ASIDE.sub(" ", text[words[best[0] - 1].end() :])
+    return best[1], _WORD.search(rest) is not None
+
+
+def _names(points: Sequence[str]) -> list[tuple[list[str], list[str]]]:
+    """Each point's full and short name; a distinctive first word (``Mitigation:``) is short enough."""
+    names = [_point_names(p) for p in points]
+    firsts = [full[0] for full, _ in names if full]
+    return [
+        (full, [full[0]] if len(full[0]) >= 5 and firsts.count(full[0]) == 1 else short) if full else (full, short)
+        for full, short in names
+    ]
+
+
+def status_points(body: str, points: Sequence[str]) -> dict[int, bool]:
+    """The points ``body`` writes, by index, each with whether it has content (on its line or below it)."""
+    names = _names(points)
+    found: dict[int, bool] = {}
+    current: int | None = None
+    for line in body.splitlines():
+        if not line.strip():
+            continue
+        match = _match_point(line, names)
+        if match is not None and match[0] not in found:
+            current, has_content = match
+            found[current] = has_content
+            continue
+        if current is not None and not found[current]:
+            rest = line[m.end() :] if (m := _LIST_MARK.match(line)) else line
+            found[current] = _WORD.search(rest.replace("\\", "")) is not None
+    return found
 
 
 def is_status_update(body: str, points: Sequence[str]) -> bool:
-    """A comment that follows the six-point format: it has (nearly) every point as a line of its own."""
-    lines = {_normalise(line) for line in body.splitlines() if line.strip()}
-    found = sum(1 for p in points if any(line.startswith(_normalise(p)) for line in lines))
-    return found >= max(1, len(points) - 1)
+    """A comment in the six-point format: (nearly) every point written, and most of them with content.
+
+    Points are recognised as people write them (``Timeline:``, ``**Current risk**``, ``### Next steps``);
+    content is text after the point on its line or on the lines below it, so six empty headings are not
+    an update. Who wrote it is checked by the GitLab adapter (``bot.gitlab.observe``).
+    """
+    found = status_points(body, points)
+    written = len(found) >= max(1, len(points) - 1)
+    return written and sum(found.values()) * 2 > len(points)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,25 @@ class Command:
 
 
 @dataclass(frozen=True)
+class Echo:
+    """Text somebody wrote, repeated in a reply. Rendered as a code span: it can form no link, mention or
+    GitLab reference (``#12``, ``[vulnerability:7]``, an issue URL), so it posts no "mentioned in" note."""
+
+    text: str
+
+
+class Reply(str):
+    """A reply's text made of the bot's own words and ``Echo`` parts; as a ``str``, echoes are quoted."""
+
+    parts: tuple[str | Echo, ...]
+
+    def __new__(cls, *parts: str | Echo) -> Reply:
+        obj = super().__new__(cls, "".join(p if isinstance(p, str) else repr(p.text) for p in parts))
+        obj.parts = parts
+        return obj
+
+
+@dataclass(frozen=True)
 class Verdict:
     """What a command does: a reply (always), and perhaps a hand-off or a snooze."""
 
@@ -49,13 +68,43 @@ class Verdict:
     snooze_until: datetime | None = None
 
 
+# Markdown's line endings (not every Unicode break ``str.splitlines`` knows) and its blank lines.
+_MD_LINES = re.compile(r"\r\n|\r|\n")
+_SETEXT_UNDERLINE = re.compile(r" {0,3}(?:=+|-+)[ \t]*$")
+
+
+def _indent(line: str) -> int:
+    """Columns of leading spaces and tabs (tab stops of 4), as CommonMark counts them."""
+    cols = 0
+    for ch in line:
+        if ch == " ":
+            cols += 1
+        elif ch == "\t":
+            cols += 4 - cols % 4
+        else:
+            break
+    return cols
+
+
 def parse(note: Note, bot: str) -> Command | None:
-    """The command in a note's first non-empty line, if that line addresses the bot."""
-    for line in note.body.splitlines():
-        if not line.strip():
+    """The command in a note's first non-blank line, if that line starts a plain paragraph addressing the bot.
+
+    Like GitLab's own quick actions (``QuickActionPipeline`` reads only top-level paragraphs), a command
+    that is shown as code or quoted is not a command: an indented line (4 columns or a tab) is a code
+    block, a fence, ``>`` or ``>>>`` quote, list item or HTML line does not start with the handle, and a
+    line underlined with ``===``/``---`` is a heading.
+    """
+    lines = _MD_LINES.split(note.body)
+    for index, line in enumerate(lines):
+        if not line.strip(" \t"):
             continue
-        m = re.match(rf"^[ \t]*@{re.escape(bot)}(?![\w.-])[ \t]*(.*)$", line, re.IGNORECASE)
+        if _indent(line) >= 4:
+            return None
+        m = re.match(rf"@{re.escape(bot)}(?![\w.-])[ \t]*(.*)$", line.lstrip(" \t"), re.IGNORECASE)
         if not m:
+            return None
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if _SETEXT_UNDERLINE.match(following):
             return None
         words = m.group(1).split()
         name = words[0].lower() if words else "help"
@@ -74,7 +123,7 @@ def judge(cmd: Command, cfg: Config) -> Verdict:
         )
     name, args = cmd.name, cmd.args
     if name not in COMMANDS:
-        return Verdict(cmd, False, f"unknown command {name!r}; the commands are: {', '.join(COMMANDS)}")
+        return Verdict(cmd, False, Reply("unknown command ", Echo(name), f"; the commands are: {', '.join(COMMANDS)}"))
     if name == "help":
         return Verdict(cmd, True, "help")
     if name == "status":
@@ -86,8 +135,10 @@ def judge(cmd: Command, cfg: Config) -> Verdict:
             return Verdict(cmd, False, "usage: snooze <duration>, e.g. snooze 2h")
         try:
             length = parse_duration(args[0])
-        except ValueError as exc:
-            return Verdict(cmd, False, str(exc))
+        except (ValueError, OverflowError):
+            return Verdict(
+                cmd, False, Reply("cannot parse duration ", Echo(args[0]), " (expected e.g. 30m, 1h, 1h30m, 2d)")
+            )
         if length > MAX_SNOOZE:
             return Verdict(cmd, False, f"snooze at most {MAX_SNOOZE.days} days")
         since = cmd.note.created_at
@@ -100,10 +151,11 @@ def judge(cmd: Command, cfg: Config) -> Verdict:
         return Verdict(cmd, False, f"usage: handoff {'|'.join(ROLE_IDS)} @user")
     role, user = args[0].lower(), args[1][1:]
     if not is_valid_username(user):
-        return Verdict(cmd, False, f"{args[1]!r} is not a GitLab username")
+        return Verdict(cmd, False, Reply(Echo(args[1]), " is not a GitLab username"))
     if cmd.target_exists is False:
-        return Verdict(cmd, False, f"there is no GitLab user {user!r}")
-    return Verdict(cmd, True, f"{role.upper()} handed over to {user} by {cmd.note.author}", handoff=(role, user))
+        return Verdict(cmd, False, Reply("there is no GitLab user ", Echo(user)))
+    reply = Reply(f"{role.upper()} handed over to ", Echo(user), " by ", Echo(cmd.note.author))
+    return Verdict(cmd, True, reply, handoff=(role, user))
 
 
 def apply(state: BotState, verdicts: list[Verdict]) -> BotState:

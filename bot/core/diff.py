@@ -97,7 +97,9 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
 
 def _replies(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
     return [
-        PostNote("reply", bodies.reply_body(v, desired, observed, cfg, r), (v.command.key,))
+        PostNote(
+            "reply", bodies.reply_body(v, desired, observed, cfg, r), (v.command.key,), internal=v.command.note.internal
+        )
         for v in desired.verdicts
         if v.command.key not in observed.logged
     ]

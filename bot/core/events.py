@@ -54,13 +54,24 @@ def _str(value: Any, default: str = "") -> str:
     return value if isinstance(value, str) else default
 
 
+# GitLab's ids and iids are PostgreSQL bigints at most; anything larger is not one of them.
+_MAX_ID = 2**63 - 1
+_ASCII_DIGITS = frozenset("0123456789")
+
+
 def _int(value: Any) -> int | None:
+    """An id from JSON: an int, or a string of ASCII digits, within a bigint; else None. Never raises.
+
+    ``str.isdigit`` is true for ``"²"`` and other scripts' digits that ``int()`` refuses or reads as
+    something else, and ``int()`` refuses strings over 4,300 digits: neither is a GitLab id.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+        return value if -_MAX_ID <= value <= _MAX_ID else None
+    if isinstance(value, str) and 0 < len(value) <= 19 and set(value) <= _ASCII_DIGITS:
+        number = int(value)
+        return number if number <= _MAX_ID else None
     return None
 
 

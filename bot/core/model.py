@@ -73,6 +73,8 @@ class Note:
     created_at: datetime | None = None
     system: bool = False
     author_id: int | None = None
+    internal: bool = False  # an internal (confidential) note: only project members see it
+    author_state: str = "active"  # the author's account state: "blocked" and "banned" may do nothing
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ class Observed:
     pending_log: tuple[LogEntry, ...] = ()
     # Set when GitLab refused the SEOC as assignee in this run, so the run does not ask again.
     assign_refused: bool = False
-    # People's comments that matter: six-point status updates, and commands not answered yet.
+    # People's comments that matter: status updates that count (content judged by ``cadence``, the author by
+    # the GitLab adapter: a Reporter or above, or a role holder), and commands not answered yet.
     updates: tuple[Note, ...] = ()
     commands: tuple[Any, ...] = ()  # bot.core.commands.Command
     # Signs the state and the child markers the bot writes. Read from the environment by the GitLab

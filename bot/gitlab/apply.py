@@ -165,5 +165,7 @@ class GitLabApplier:
                         raise
             return Result(action, note=self.client.create_note(ref, action.body))
         if isinstance(action, PostNote):
+            if action.internal:
+                return Result(action, note=self.client.create_note(ref, action.body, internal=True))
             return Result(action, note=self.client.create_note(ref, action.body))
         raise TypeError(f"unknown action {action!r}")

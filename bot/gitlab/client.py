@@ -61,7 +61,13 @@ def note_from_api(data: dict[str, Any]) -> Note:
         created_at=parse_time(data.get("created_at")),
         system=bool(data.get("system")),
         author_id=author.get("id") if isinstance(author, dict) and isinstance(author.get("id"), int) else None,
+        internal=data.get("internal") is True or data.get("confidential") is True,
+        author_state=str(author.get("state") or "active") if isinstance(author, dict) else "active",
     )
+
+
+#: Account states that may not steer the bot, whatever their membership says.
+INACTIVE_STATES = frozenset({"blocked", "banned", "blocked_pending_approval", "ldap_blocked", "deactivated"})
 
 
 def _refuse_quick_actions(body: str) -> None:
@@ -105,6 +111,30 @@ class UserCache:
             return uid
 
 
+class UpdateVerdicts:
+    """(project, note id) -> did that status update count, judged once per process.
+
+    A note's author and time never change, so whether it came from a Reporter (or above) when the bot
+    first saw it is settled: later looks at an incident with no new comment cost no access check.
+    Bounded: the oldest verdicts are forgotten first (and judged again if ever needed).
+    """
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._verdicts: dict[tuple[str, int], bool] = {}
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def get(self, project: str, note_id: int) -> bool | None:
+        with self._lock:
+            return self._verdicts.get((project, note_id))
+
+    def put(self, project: str, note_id: int, counted: bool) -> None:
+        with self._lock:
+            if len(self._verdicts) >= self._limit:
+                self._verdicts.pop(next(iter(self._verdicts)))
+            self._verdicts[(project, note_id)] = counted
+
+
 class GitLabClient:
     def __init__(
         self,
@@ -114,17 +144,21 @@ class GitLabClient:
         users: UserCache | None = None,
         event_uuid: str | None = None,
         incident: str = "",
+        updates: UpdateVerdicts | None = None,
     ) -> None:
         self._factory = factory
         self._local = threading.local()
         self.policy = policy
         self.users = users or UserCache()
+        self.updates = updates or UpdateVerdicts()
         self.incident = incident
         # Forwarded on writes so GitLab's recursion guard does not fire the same hook back at us.
         self._headers = {"X-Gitlab-Event-UUID": event_uuid} if event_uuid else {}
 
     def for_incident(self, incident: str, event_uuid: str | None = None) -> GitLabClient:
-        clone = GitLabClient(self._factory, self.policy, users=self.users, event_uuid=event_uuid, incident=incident)
+        clone = GitLabClient(
+            self._factory, self.policy, users=self.users, event_uuid=event_uuid, incident=incident, updates=self.updates
+        )
         clone._local = self._local
         return clone
 
@@ -222,7 +256,17 @@ class GitLabClient:
             if exc.status == 404:
                 return 0
             raise
-        return int(member.json().get("access_level") or 0)
+        data = member.json()
+        if str(data.get("state") or "active") in INACTIVE_STATES:
+            return 0
+        return int(data.get("access_level") or 0)
+
+    def judged_update(self, project: str, note_id: int) -> bool | None:
+        """Whether status update ``note_id`` counted, if this process judged it before."""
+        return self.updates.get(project, note_id)
+
+    def judge_update(self, project: str, note_id: int, counted: bool) -> None:
+        self.updates.put(project, note_id, counted)
 
     def user_id(self, username: str) -> int | None:
         def fetch() -> int | None:
@@ -289,11 +333,12 @@ class GitLabClient:
         )
         return issue_from_api(result, ref.project)
 
-    def create_note(self, ref: IncidentRef, body: str) -> Note:
+    def create_note(self, ref: IncidentRef, body: str, *, internal: bool = False) -> Note:
         _refuse_quick_actions(body)
+        data: dict[str, Any] = {"body": body, "internal": True} if internal else {"body": body}
         obj = self._call(
             "post a comment",
-            lambda: self._issue(ref).notes.create({"body": body}, extra_headers=self._headers),
+            lambda: self._issue(ref).notes.create(data, extra_headers=self._headers),
             write="create",
         )
         if "id" not in obj.attributes:  # 202: GitLab ran it as commands and saved nothing

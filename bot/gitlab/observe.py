@@ -19,7 +19,7 @@ from bot.core import bodies, commands
 from bot.core import state as bot_state
 from bot.core.cadence import is_status_update
 from bot.core.model import Child, Desired, IncidentRef, Issue, Note, Observed
-from bot.gitlab.client import GitLabClient
+from bot.gitlab.client import INACTIVE_STATES, GitLabClient
 from bot.markers import StateKey
 
 # Clocks differ between GitLab's database and a webhook's timestamp; search a little wider.
@@ -91,25 +91,78 @@ def observed_from(
 def observe(
     client: GitLabClient, ref: IncidentRef, cfg: Config, bot: str, pool: Executor, *, key: StateKey
 ) -> Observed:
-    """Three reads, run at once: the incident, its links, its comments (plus, for unanswered commands,
-    who wrote them and whom they name)."""
+    """Three reads, run at once: the incident, its links, its comments (plus, for unanswered commands and
+    for status updates not judged before, the authors' access levels, and whom a hand-off names)."""
     issue_f = pool.submit(client.get_issue, ref)
     links_f = pool.submit(client.links, ref)
     notes_f = pool.submit(client.notes, ref)
     observed = observed_from(issue_f.result(), links_f.result(), notes_f.result(), cfg, bot, key=key)
-    if not observed.commands:
+    if not observed.commands and not observed.updates:
         return observed
-    checked = list(pool.map(lambda c: check_command(client, c, observed.incident, cfg), observed.commands))
-    return replace(observed, commands=tuple(checked))
+    project = _project_of(observed.incident)
+    wanted = {c.note.author_id for c in observed.commands if _needs_level(c.note, cfg)}
+    wanted |= {n.author_id for n in observed.updates if _update_needs_level(client, project, n, observed)}
+    ids = sorted(uid for uid in wanted if uid is not None)
+    levels = dict(zip(ids, pool.map(lambda uid: client.access_level(project, uid), ids), strict=True))
+    updates = tuple(n for n in observed.updates if _counts(client, project, n, observed, levels))
+    checked = pool.map(lambda c: check_command(client, c, observed.incident, cfg, levels), observed.commands)
+    return replace(observed, commands=tuple(checked), updates=updates)
 
 
-def check_command(client: GitLabClient, cmd: commands.Command, incident: Issue, cfg: Config) -> commands.Command:
-    """May the author command the bot (Developer or above, or the allow-list)? Does the named user exist?"""
+# A status update counts from a project member with at least this access level, or a current role holder.
+REPORTER = 20
+
+
+def _project_of(incident: Issue) -> str:
+    return str(incident.project_id) if incident.project_id else incident.ref.project
+
+
+def _needs_level(note: Note, cfg: Config) -> bool:
+    allow_listed = note.author.lower() in {u.lower() for u in cfg.bot.allow_commands_from}
+    return note.author_id is not None and not allow_listed and note.author_state not in INACTIVE_STATES
+
+
+def _update_needs_level(client: GitLabClient, project: str, note: Note, observed: Observed) -> bool:
+    """Only an update from someone who holds no role, not judged before in this process, costs a call."""
+    holders = {h.lower() for h in observed.state.roles.values()}
+    return (
+        note.author_id is not None
+        and note.author_state not in INACTIVE_STATES
+        and note.author.lower() not in holders
+        and client.judged_update(project, note.id) is None
+    )
+
+
+def _counts(client: GitLabClient, project: str, note: Note, observed: Observed, levels: dict[int, int]) -> bool:
+    """Does this status update count: a role holder's, or a Reporter's (or above), and not a blocked user's?"""
+    if note.author_state in INACTIVE_STATES:
+        return False
+    if note.author.lower() in {h.lower() for h in observed.state.roles.values()}:
+        return True
+    judged = client.judged_update(project, note.id)
+    if judged is None:
+        judged = note.author_id is not None and levels.get(note.author_id, 0) >= REPORTER
+        client.judge_update(project, note.id, judged)
+    return judged
+
+
+def check_command(
+    client: GitLabClient,
+    cmd: commands.Command,
+    incident: Issue,
+    cfg: Config,
+    levels: dict[int, int] | None = None,
+) -> commands.Command:
+    """May the author command the bot (Developer or above, or the allow-list; never a blocked or banned
+    account)? Does the named user exist? ``levels`` holds access levels already read in this run."""
     author = cmd.note.author.lower()
-    allowed = author in {u.lower() for u in cfg.bot.allow_commands_from}
-    if not allowed and cmd.note.author_id is not None:
-        project = str(incident.project_id) if incident.project_id else incident.ref.project
-        allowed = client.access_level(project, cmd.note.author_id) >= cfg.bot.min_command_access_level
+    blocked = cmd.note.author_state in INACTIVE_STATES
+    allowed = not blocked and author in {u.lower() for u in cfg.bot.allow_commands_from}
+    if not allowed and not blocked and cmd.note.author_id is not None:
+        level = (levels or {}).get(cmd.note.author_id)
+        if level is None:
+            level = client.access_level(_project_of(incident), cmd.note.author_id)
+        allowed = level >= cfg.bot.min_command_access_level
     target = None
     if allowed and cmd.name == "handoff" and len(cmd.args) == 2 and cmd.args[1].startswith("@"):
         target = client.user_id(cmd.args[1][1:]) is not None

@@ -188,7 +188,11 @@ class Finding:
 
 
 _SLASH_LINE = re.compile(r"^/([A-Za-z_][A-Za-z0-9_]*)(.*)$", re.M)
-_HANDLE = r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*"
+# GitLab merges backslash-escaped ``_ . -`` back into the text before it matches references, so
+# ``@sam\_`` (how the bot writes a username ending in ``_``) mentions ``sam_``.
+_HANDLE_CHAR = r"(?:[A-Za-z0-9_.\-]|\\[_.\-])"
+_HANDLE = rf"(?:[A-Za-z0-9_.]|\\[_.]){_HANDLE_CHAR}*(?:/{_HANDLE_CHAR}+)*"
+_ESCAPED = re.compile(r"\\([_.\-])")
 _MENTION = re.compile(rf"(?:@|&#0*64;|&#[xX]0*40;|&commat;)(?P<handle>{_HANDLE})")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _LIST_ITEM = re.compile(r"^( {0,3})([-*+]|\d{1,9}[.)])( +|$)")
@@ -298,7 +302,7 @@ def _mentions_in_line(line: str) -> list[str]:
         backslashes = len(line[:start]) - len(line[:start].rstrip("\\"))
         if backslashes % 2:
             continue
-        handle = match.group("handle").rstrip(".-")
+        handle = _ESCAPED.sub(r"\1", match.group("handle")).rstrip(".-")
         if handle:
             handles.append(handle)
     return handles
