@@ -15,11 +15,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Only what the wheel is built from; the bundled policy and templates go into the package.
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md constraints.txt /src/
 COPY bot /src/bot
 COPY config /src/config
 COPY issue_templates /src/issue_templates
-RUN pip install /src \
+# constraints.txt pins every dependency to the versions the test suite ran with.
+RUN pip install --constraint /src/constraints.txt /src \
     && rm -rf /src \
     && useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin incident-bot \
     && install -d -m 0700 -o incident-bot -g incident-bot /data

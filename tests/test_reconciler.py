@@ -11,6 +11,7 @@ import pytest
 from bot.core.model import IncidentRef
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.errors import GitLabCallError
+from bot.markers import strip_markers
 from bot.sandbox import World, configured_users, world
 from bot.simgitlab import SimulatedGitLab
 
@@ -95,7 +96,9 @@ def test_nothing_is_written_that_gitlab_would_run_or_that_mentions_strangers(w, 
     reconcile(w, iid)
     assert sim.hazards_except(allowed_mentions=configured_users(default_config)) == []
     for note in w.bot_notes(iid):
-        assert "49" not in note["body"]
+        # Template code in the title is never evaluated: 7*7 does not become 49 in what people read (the
+        # hidden markers' hex signatures are left out, they may hold any two digits).
+        assert "49" not in strip_markers(note["body"])
 
 
 def test_children_are_confidential_even_on_a_public_incident(w, sim):
