@@ -100,16 +100,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     project = args.project.strip().strip("/")
-    if "/" not in project:
+    if "/" not in project and not project.isdigit():
         raise UserError(f"init needs GROUP/PROJECT (the project's full path), got {args.project!r}")
     url, _ = gitlab_credentials()
-    client = client_from_env(cfg)
-    run_init(ProjectSetup(client), cfg, project, apply=args.apply, gitlab_url=url)
+    gl = ProjectSetup(client_from_env(cfg))
+    run_init(gl, cfg, project, apply=args.apply, gitlab_url=url)
     for line in webhook_lines(args.url, secret_is_set=secret_is_set()):
         print(line)
-    stats = client.policy.stats.snapshot()
-    writes = sum(n for step, n in stats.attempts_by_step.items() if step.startswith("create the label"))
-    print(f"{stats.attempts} API calls ({writes} writes)")
+    calls, writes = gl.calls()
+    print(f"{calls} API calls ({writes} writes)")
     return 0
 
 

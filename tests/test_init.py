@@ -198,3 +198,28 @@ def test_a_policy_with_its_own_templates_dir_resolves_it_next_to_the_file(capsys
     (tmp_path / "my-templates" / "reminder.md.j2").unlink()
     code, _, err = run(capsys, "check-config", "--config", str(tmp_path / "bot.yaml"))
     assert code == 1 and "reminder.md.j2" in err
+
+
+@responses.activate
+def test_a_label_create_refused_with_403_is_one_line_naming_the_role_needed(default_config):
+    base = "https://gitlab.example.com/api/v4/projects/acme%2Fsec"
+    responses.get(base, json={"id": 7, "permissions": {"project_access": {"access_level": 30}, "group_access": None}})
+    responses.get(f"{base}/labels", json=[])
+    responses.post(f"{base}/labels", json={"message": "403 Forbidden"}, status=403)
+    client = client_from("https://gitlab.example.com", "tok", CallPolicy(rate_per_minute=1e6, burst=100))
+    with pytest.raises(UserError) as caught:
+        run_init(ProjectSetup(client), default_config, "acme/sec", apply=True,
+                 gitlab_url="https://gitlab.example.com", out=lambda _line: None)  # fmt: skip
+    message = str(caught.value)
+    assert "\n" not in message and "(403)" in message and "Developer role" in message
+    assert len(responses.calls) == 3  # stopped at the first refusal
+
+
+def test_the_simulator_refuses_a_label_colour_gitlab_would_refuse(sim, w):
+    import gitlab
+
+    project = sim.client().projects.get(w.project)
+    with pytest.raises(gitlab.GitlabCreateError) as caught:
+        project.labels.create({"name": "x", "color": "#12345"})
+    assert caught.value.response_code == 400
+    project.labels.create({"name": "y", "color": "#123abc"})

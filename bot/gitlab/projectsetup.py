@@ -14,6 +14,7 @@ from bot.gitlab.errors import GitLabCallError
 from bot.initproject import LabelSpec
 
 ADMIN = 60
+CREATE_STEP = "create the label"
 
 
 def _level(permission: Any) -> int:
@@ -29,6 +30,12 @@ class ProjectSetup:
 
     def __init__(self, client: GitLabClient) -> None:
         self.client = client
+
+    def calls(self) -> tuple[int, int]:
+        """API requests sent so far through this client's policy, and how many of them were writes."""
+        stats = self.client.policy.stats.snapshot()
+        writes = sum(n for step, n in stats.attempts_by_step.items() if step.startswith(CREATE_STEP))
+        return stats.attempts, writes
 
     def access_level(self, project: str) -> tuple[str | None, int]:
         """The token user's effective access level on ``project``; 404 if the project does not exist.
@@ -64,7 +71,7 @@ class ProjectSetup:
         data = {"name": spec.name, "color": spec.color, "description": spec.description}
         try:
             self.client._call(
-                f"create the label {spec.name}",
+                f"{CREATE_STEP} {spec.name}",
                 lambda: self.client._project(project).labels.create(data),
                 write="idempotent",
             )
