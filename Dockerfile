@@ -4,7 +4,14 @@
 #   docker run -d --name incident-bot -p 8080:8080 -v incident-bot-data:/data --stop-timeout 30 \
 #     -e GITLAB_URL=https://gitlab.example.com -e GITLAB_TOKEN=... -e GITLAB_WEBHOOK_SECRET=... incident-bot
 #
-# Put a TLS-terminating proxy or ingress in front of it (see docs/webhook-setup.md). The receivers are
+# Your own policy: mount a directory holding it and point INCIDENT_BOT_CONFIG at the file. Templates are the
+# bundled ones unless the policy sets `templates_dir` (relative to the policy file, e.g. `templates_dir:
+# templates` for my-policy/templates/*.md.j2). Check it first, then run with the same two options:
+#
+#   docker run --rm -v "$PWD/my-policy:/policy:ro" -e INCIDENT_BOT_CONFIG=/policy/bot.yaml incident-bot \
+#     incident-bot check-config
+#
+# Put a TLS-terminating proxy or ingress in front of it (see docs/webhook-setup.md, deploy/nginx-tls.conf). The receivers are
 # gevent workers with header and read timeouts, so slow or idle clients cannot stall intake even when the
 # port is reachable directly.
 FROM python:3.11-slim

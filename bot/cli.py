@@ -93,6 +93,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_load(args), verbose=args.verbose)
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from bot.gitlab.projectsetup import ProjectSetup
+    from bot.initproject import run_init, secret_is_set, webhook_lines
+    from bot.reconciler import client_from_env, gitlab_credentials
+
+    cfg = _load(args)
+    project = args.project.strip().strip("/")
+    if "/" not in project and not project.isdigit():
+        raise UserError(f"init needs GROUP/PROJECT (the project's full path), got {args.project!r}")
+    url, _ = gitlab_credentials()
+    gl = ProjectSetup(client_from_env(cfg))
+    run_init(gl, cfg, project, apply=args.apply, gitlab_url=url)
+    for line in webhook_lines(args.url, secret_is_set=secret_is_set()):
+        print(line)
+    calls, writes = gl.calls()
+    print(f"{calls} API calls ({writes} writes)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="incident-bot",
@@ -118,6 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("reconcile", cmd_reconcile, "converge one incident in GitLab now")
     p.add_argument("incident", help="GROUP/PROJECT#IID")
+
+    p = add(
+        "init",
+        cmd_init,
+        "set up a project: create the labels the policy uses, check the bot's access, print the webhook settings",
+    )
+    p.add_argument("project", help="GROUP/PROJECT that will hold the incidents")
+    p.add_argument("--apply", action="store_true", help="create the missing labels (default: a dry run)")
+    p.add_argument("--dry-run", dest="apply", action="store_false", help="only show what --apply would do")
+    p.add_argument("--url", help="the bot's public webhook URL, to print in the settings (e.g. https://bot.example.com)")
+    p.epilog = "environment: GITLAB_URL, GITLAB_TOKEN (required); GITLAB_WEBHOOK_SECRET (only whether it is set)"
 
     p = add("demo", cmd_demo, "the lifecycle of an example incident against a built-in simulated GitLab")
     p.add_argument("--verbose", "-v", action="store_true", help="also print every API call")

@@ -288,7 +288,9 @@ class Config(_Model):
         description="Groups or projects (full paths) the bot acts in, besides being a member; empty: wherever it "
         "is a member.",
     )
-    templates_dir: str = "../issue_templates"
+    # None: the bundled templates, so a policy file copied anywhere works. A path: the policy's own
+    # templates, relative to the policy file; it must then hold every template the policy names.
+    templates_dir: str | None = None
     templates: Templates = Field(default_factory=Templates)
 
     # Filled by load_config: where the file and its templates are.
@@ -297,6 +299,8 @@ class Config(_Model):
 
     @property
     def template_dir(self) -> Path:
+        if self.templates_dir is None:
+            return paths.bundled_templates_dir().resolve()
         return (Path(self.base_dir) / self.templates_dir).resolve()
 
     def phase_index(self, label: str) -> int:

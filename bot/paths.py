@@ -10,6 +10,18 @@ _CANDIDATES = (
     _PACKAGE.parent / "config" / "bot.yaml",  # a source checkout or an editable install
     _PACKAGE / "_defaults" / "config" / "bot.yaml",  # a wheel (see pyproject's force-include)
 )
+_TEMPLATE_CANDIDATES = (
+    _PACKAGE.parent / "issue_templates",
+    _PACKAGE / "_defaults" / "issue_templates",
+)
+
+
+def bundled_templates_dir() -> Path:
+    """The templates shipped with the bot, used unless a policy names its own ``templates_dir``."""
+    for candidate in _TEMPLATE_CANDIDATES:
+        if candidate.is_dir():
+            return candidate
+    return _TEMPLATE_CANDIDATES[0]
 
 
 def default_config_path() -> Path:

@@ -151,7 +151,8 @@ def test_check_config_renders_the_templates_of_an_incidents_later_life(tmp_path,
 
     shutil.copytree(ROOT / "issue_templates", tmp_path / "issue_templates")
     (tmp_path / "config").mkdir()
-    shutil.copy(ROOT / "config" / "bot.yaml", tmp_path / "config" / "bot.yaml")
+    policy = (ROOT / "config" / "bot.yaml").read_text(encoding="utf-8") + "\ntemplates_dir: ../issue_templates\n"
+    (tmp_path / "config" / "bot.yaml").write_text(policy, encoding="utf-8")
     broken = tmp_path / "issue_templates" / template
     broken.write_text(broken.read_text() + "\n{{ no_such_variable }}\n")
     assert main(["check-config", "--config", str(tmp_path / "config" / "bot.yaml")]) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from . import entities
@@ -181,6 +182,9 @@ def list_labels(ctx: Ctx) -> ApiResponse:
     return ctx.api.paginate(ctx, labels, lambda lab: entities.label(project, lab, counts))
 
 
+_LABEL_COLOR = re.compile(r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|[a-zA-Z]+)$")  # hex or a CSS colour name
+
+
 @router.add("POST", "/projects/:id/labels")
 def create_label(ctx: Ctx) -> ApiResponse:
     project = _project(ctx)
@@ -190,6 +194,8 @@ def create_label(ctx: Ctx) -> ApiResponse:
         raise ApiError.forbidden()
     if name in project.labels:
         raise ApiError(409, {"message": "Label already exists"})
+    if not _LABEL_COLOR.match(color):
+        raise ApiError(400, {"message": {"color": ["must be a valid color code"]}})
     created = ctx.state.add_label(project, name, color, ctx.text("description"))
     return ok(created, 201)
 
