@@ -660,6 +660,7 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
             self.holder: dict[int, str] = {}
             self.lease_until: dict[int, datetime] = {}
             self.belief: dict[str, tuple[int, str, int]] = {}
+            self.requeued: dict[str, tuple[datetime, int]] = {}  # key -> requeue time, step of the requeue
 
         def tick_step(self) -> int:
             self.step += 1
@@ -701,8 +702,12 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
                     del self.holder[job_id]
             if job is None:
                 return
-            assert job.state == JobState.RUNNING and not job.dirty
+            assert job.state == JobState.RUNNING and not job.dirty and not job.delayed
             assert 1 <= job.attempts <= self.store.max_attempts
+            if job.incident_key in self.requeued:
+                at, requeued = self.requeued.pop(job.incident_key)
+                if self.changed[job.incident_key] < requeued:
+                    assert self.now >= at, "a delayed job was claimed before its time with no change since"
             self.holder[job.id] = worker
             self.lease_until[job.id] = self.now + LEASE
             self.belief[worker] = (job.id, job.incident_key, self.tick_step())
@@ -730,6 +735,25 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
                 self.covered[key] = claimed
             elif state == JobState.PENDING:
                 assert self.changed[key] > claimed
+
+        @precondition(lambda self: self.belief)
+        @rule(data=st.data(), later=st.sampled_from((1, 31, 700)))
+        def complete_with_requeue(self, data: st.DataObject, later: int) -> None:
+            worker = data.draw(st.sampled_from(sorted(self.belief)))
+            _job_id, key, claimed = self.belief[worker]
+            at = self.now + timedelta(seconds=later)
+            state = self.act(worker, lambda j: self.store.complete(j, worker, now=self.now, requeue_at=at))
+            if state is None:
+                return
+            assert state == JobState.PENDING
+            active = self.store.active_job(key)
+            assert active is not None
+            if self.changed[key] < claimed:  # converged: wait for the requeue time
+                assert active.delayed and active.not_before == at
+                self.covered[key] = claimed
+                self.requeued[key] = (at, self.tick_step())
+            else:  # a change arrived during the run: due now, whatever the requeue time
+                assert not active.delayed and active.not_before <= self.now
 
         @precondition(lambda self: self.belief)
         @rule(data=st.data(), retry_now=st.booleans())
