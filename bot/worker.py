@@ -302,7 +302,8 @@ class Worker:
         if outcome is Outcome.IGNORED:
             pass
         elif outcome is Outcome.OK:
-            log.info("job %d (%s): reconciled in %.2f s -> %s", job.id, job.incident_key, seconds, state)
+            later = f", next at {requeue_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z" if requeue_at is not None else ""
+            log.info("job %d (%s): reconciled in %.2f s -> %s%s", job.id, job.incident_key, seconds, state, later)
         else:
             log.warning("job %d (%s): %s failure -> %s: %s", job.id, job.incident_key, outcome, state, error)
         return JobResult(job.id, job.incident_key, outcome, error, str(state))
