@@ -78,7 +78,7 @@ class QueueCollector(Collector):
         up.add_metric([], 1)
         yield up
         jobs = GaugeMetricFamily("incident_bot_queue_jobs", "Jobs in the work queue by state", labels=["state"])
-        for state in ("pending", "running", "dead"):
+        for state in ("pending", "running", "dead", "delayed"):  # delayed: waiting for a requeue time
             jobs.add_metric([state], getattr(stats, state))
         yield jobs
         age = 0.0

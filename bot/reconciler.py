@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.config import Config
-from bot.core import bodies
+from bot.core import bodies, cadence
 from bot.core.actions import Action
 from bot.core.converge import DryRun, converge
 from bot.core.model import Desired, IncidentRef, Observed
@@ -37,13 +37,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReconcileReport:
+    """What one reconcile did, and when the incident next needs one without any webhook (``requeue_at``:
+    a reminder window ends, a snooze runs out; None when nothing is timed). The worker keeps the incident's
+    job in the queue until then."""
+
     ref: IncidentRef
     desired: Desired
     observed: Observed
     actions: list[Action] = field(default_factory=list)
     seconds: float = 0.0
+    requeue_at: datetime | None = None
 
 
 class Reconciler:
@@ -95,7 +100,8 @@ class Reconciler:
         desired, observed = self._observe(client, ref)
         applier = GitLabApplier(client, self.pool, guard, self.bot)
         final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
-        return ReconcileReport(ref, desired, final, actions, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        return ReconcileReport(ref, desired, final, actions, seconds, cadence.next_attention(desired))
 
     def dry_run(self, ref: IncidentRef) -> ReconcileReport:
         """What ``reconcile`` would do now; reads GitLab, writes nothing. Raises ``OutsideRemit`` too."""
@@ -104,7 +110,8 @@ class Reconciler:
         self.remit.require(client, ref.project)
         desired, observed = self._observe(client, ref)
         _, actions = converge(desired, observed, self.cfg, self.renderer, DryRun(first_iid=10_000))
-        return ReconcileReport(ref, desired, observed, actions, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        return ReconcileReport(ref, desired, observed, actions, seconds, cadence.next_attention(desired))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

@@ -1,12 +1,14 @@
 """The sweep: find open incidents that need a look although no webhook said so, and queue them.
 
-Webhooks get lost while the bot is down, and time passes without any (a status update falls due). One
+Webhooks get lost while the bot is down, or GitLab gives up on them. (Time needs no sweep: a reconcile
+returns when it next needs to run, and the worker keeps the incident's job delayed until then.) One
 sweep lists the open incidents inside the bot's remit (``bot.gitlab.remit``): the projects its user is a
 member of, one paginated listing, narrowed to the configured ``scope:``; then the labelled open issues,
 per scope entry, or without a scope per group holding member projects (``/groups/:path/issues``,
 ``/projects/:id/issues``), keeping only the member projects' issues. It compares each
 with what the bot remembers (``IncidentMark``: when it last converged the incident and when it next
-needs attention) and queues only those updated since, never seen, or due. The queue's
+needs attention) and queues only those updated since, never seen, or due (a due one already has its
+delayed job; this only hurries one whose job went dead). The queue's
 one-job-per-incident lease keeps a sweep and the workers (and several replicas) from ever working on
 one incident at once.
 """
@@ -20,7 +22,6 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from bot.config import Config
-from bot.core import cadence
 from bot.core.model import IncidentRef, Issue
 from bot.gitlab.client import GitLabClient, issue_from_api
 from bot.gitlab.errors import GitLabCallError
@@ -140,4 +141,4 @@ def sweep(client: GitLabClient, store: DeliveryStore, cfg: Config, now: datetime
 
 def remember(store: DeliveryStore, key: str, report: ReconcileReport, now: datetime) -> None:
     """After a successful reconcile: the incident is converged as of ``now``."""
-    store.mark_incident(key, now, cadence.next_attention(report.desired))
+    store.mark_incident(key, now, report.requeue_at)

@@ -10,6 +10,11 @@ one incident (GitLab fires several hooks per user action, and people make severa
 then costs one reconcile instead of one per delivery. The store keeps deliveries that arrive while a
 job runs as a "dirty" mark, and the job comes round again, so nothing is missed.
 
+Time is what a reconcile returns: its report says when the incident next needs a look without any
+webhook (``requeue_at``: a reminder falls due, a snooze ends), and completing the job leaves it in the
+queue, delayed until then. So reminders are posted on time, across restarts and replicas, without the
+sweep; a delivery in between makes the job due at once.
+
 Nothing that happens inside a reconcile can stop the loop. On shutdown the worker stops claiming,
 finishes the reconcile it is in, and releases a job it claimed but had not started.
 """
@@ -25,10 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.core.model import IncidentRef
-from bot.gitlab.apply import LeaseGone, RepeatedCreate
+from bot.gitlab.apply import LeaseGone, RepeatedCreate, WriteGuard
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.remit import OutsideRemit
 from bot.metrics import Metrics
@@ -36,11 +41,17 @@ from bot.reconciler import ReconcileReport
 from bot.redact import redact
 from bot.store import DeliveryStore, Job, LeaseLost, StoreError
 from bot.store.base import FailureKind
-from bot.sweep import remember
+from bot.sweep import SweepReport, remember
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Wait = Callable[[threading.Event, float], bool]
+"""Waits up to the given seconds or until the event is set; returns whether it is set (``Event.wait``)."""
+
+
+def wait_on(stop: threading.Event, seconds: float) -> bool:
+    return stop.wait(seconds)
 
 DEFAULT_LEASE = timedelta(seconds=60)
 """Renewed every third of itself while a reconcile runs; also how long the job of a worker that died
@@ -48,6 +59,11 @@ waits before another worker takes it over."""
 DEFAULT_SETTLE = timedelta(milliseconds=500)
 MIN_RETRY = timedelta(seconds=1)
 """A server's ``Retry-After: 0`` still waits this long, so a job never spins."""
+MIN_REQUEUE = timedelta(seconds=1)
+"""A reconcile that asks to run again at once (or in the past) still waits this long, so a job never spins."""
+MAX_POLL = 5.0
+"""The longest an idle worker sleeps before it looks for due jobs again: bounds how late a delayed job
+(a reminder) is claimed when nothing else wakes the worker."""
 
 
 def utcnow() -> datetime:
@@ -57,7 +73,9 @@ def utcnow() -> datetime:
 class Reconciles(Protocol):
     """What the worker needs from :class:`bot.reconciler.Reconciler`."""
 
-    def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None, guard: Any = None) -> Any: ...
+    def reconcile(
+        self, ref: IncidentRef, *, event_uuid: str | None = None, guard: WriteGuard | None = None
+    ) -> ReconcileReport: ...
 
 
 class Outcome(StrEnum):
@@ -155,9 +173,12 @@ class Worker:
         poll_interval: float = 0.2,
         metrics: Metrics | None = None,
         retry_base: timedelta | None = None,
+        wait: Wait = wait_on,
     ) -> None:
         if lease <= timedelta(0) or settle < timedelta(0):
             raise ValueError("lease must be positive and settle not negative")
+        if not 0 < poll_interval <= MAX_POLL:
+            raise ValueError(f"poll_interval must be above 0 and at most {MAX_POLL} s, got {poll_interval}")
         self.store = store
         self.reconciler = reconciler
         self.worker_id = worker_id or default_worker_id()
@@ -166,6 +187,7 @@ class Worker:
         self.settle = settle
         self.heartbeat = heartbeat or lease / 3
         self.poll_interval = poll_interval
+        self.wait = wait  # tests pass one that moves their clock instead of sleeping
         self.metrics = metrics
         # The first retry of a failed job waits retry_base, doubling after that (None: the store's back-off).
         self.retry_base = retry_base
@@ -196,6 +218,7 @@ class Worker:
             with _Heartbeat(self, job) as heartbeat:
                 report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=_JobGuard(self, job, heartbeat))
             self._remember(job, report)
+            requeue_at = self._requeue_at(report)
         except OutsideRemit as exc:
             log.warning("job %d (%s): ignored, outside the bot's remit: %s", job.id, job.incident_key, exc.reason)
             if self.metrics is not None:
@@ -225,12 +248,15 @@ class Worker:
         except BaseException:  # KeyboardInterrupt, SystemExit: hand the job back, then go
             self._release(job)
             raise
-        return self._report(job, Outcome.OK, None, None, time.perf_counter() - start)
+        return self._report(job, Outcome.OK, None, None, time.perf_counter() - start, requeue_at=requeue_at)
 
-    def _remember(self, job: Job, report: Any) -> None:
-        """Tell the sweep when this incident next needs a look (a cache: failing here is harmless)."""
-        if not isinstance(report, ReconcileReport):
-            return
+    def _requeue_at(self, report: ReconcileReport) -> datetime | None:
+        if report.requeue_at is None:
+            return None
+        return max(report.requeue_at, self.clock() + MIN_REQUEUE)
+
+    def _remember(self, job: Job, report: ReconcileReport) -> None:
+        """Tell the sweep when this incident was converged (a cache: failing here is harmless)."""
         try:
             remember(self.store, job.incident_key, report, self.clock())
         except StoreError as exc:
@@ -252,6 +278,7 @@ class Worker:
         retry_in: timedelta | None,
         seconds: float,
         kind: FailureKind = "retry",
+        requeue_at: datetime | None = None,
     ) -> JobResult:
         if self.metrics is not None:
             self.metrics.reconciled(outcome.value, seconds)
@@ -259,7 +286,7 @@ class Worker:
             error = redact(error)  # it is stored, listed by dead-letters and logged
         try:
             if outcome in (Outcome.OK, Outcome.IGNORED):
-                state = self.store.complete(job.id, self.worker_id, now=self.clock())
+                state = self.store.complete(job.id, self.worker_id, now=self.clock(), requeue_at=requeue_at)
             else:
                 assert error is not None
                 state = self.store.fail(job.id, self.worker_id, error, self.clock(), retry_in=retry_in, kind=kind)
@@ -275,7 +302,8 @@ class Worker:
         if outcome is Outcome.IGNORED:
             pass
         elif outcome is Outcome.OK:
-            log.info("job %d (%s): reconciled in %.2f s -> %s", job.id, job.incident_key, seconds, state)
+            later = f", next at {requeue_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z" if requeue_at is not None else ""
+            log.info("job %d (%s): reconciled in %.2f s -> %s%s", job.id, job.incident_key, seconds, state, later)
         else:
             log.warning("job %d (%s): %s failure -> %s: %s", job.id, job.incident_key, outcome, state, error)
         return JobResult(job.id, job.incident_key, outcome, error, str(state))
@@ -289,8 +317,8 @@ class Worker:
             except Exception as exc:  # the store is locked or gone: wait and try again
                 log.error("worker %s: cannot claim a job: %s", self.worker_id, exc)
                 result = None
-            if result is None:
-                stop.wait(self.poll_interval)
+            if result is None:  # idle: look again soon, a delayed job may fall due any moment
+                self.wait(stop, self.poll_interval)
         log.info("worker %s stopped", self.worker_id)
 
 
@@ -314,8 +342,8 @@ class WorkerPool:
     retry_base: timedelta | None = None
     drainer: Callable[[], int] | None = None
     """Moves deliveries a receiver spooled while the shared store was away into it (``bot.store.spool``)."""
-    sweeper: Callable[[], Any] | None = None
-    """Finds incidents that need a look without a webhook (reminders due, missed deliveries) and queues them."""
+    sweeper: Callable[[], SweepReport] | None = None
+    """Finds incidents whose webhooks were missed (the bot was down, GitLab gave up) and queues them."""
     sweep_every: timedelta = timedelta(minutes=5)
 
     def __post_init__(self) -> None:
@@ -398,7 +426,7 @@ class WorkerPool:
         except Exception as exc:  # GitLab or the store unreachable: the next sweep tries again
             log.warning("sweep failed: %s", exc)
             return
-        log.info("sweep: %s", report.summary() if hasattr(report, "summary") else report)
+        log.info("sweep: %s", report.summary())
 
     def join(self, grace: float) -> bool:
         deadline = time.monotonic() + grace

@@ -20,6 +20,7 @@ into one job. A job row moves through these states::
            ▲  ▲                     │ │ │
            │  └── fail (attempts<max)┘ │ └─ complete while dirty ──► pending (ready at once, attempts reset)
            │  └── release (attempt not counted)
+           │  └── complete with requeue_at (not dirty): delayed, ready at requeue_at; new work makes it due now
            │                           │
            │        fail (attempts ≥ max), or lease expired ≥ max times
            │                           ▼
@@ -166,6 +167,9 @@ class Job:
     calls so that GitLab's recursion guard does not fire the same hook back at the bot."""
     sticky: bool = False
     """Dead after a permanent failure: only a delivery showing a change (or ``retry_dead``) revives it."""
+    delayed: bool = False
+    """Pending until ``not_before`` because the last reconcile asked to run again then (a reminder falls
+    due, a snooze ends), not because of a back-off: new work for the incident makes it due at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +231,9 @@ class StoreStats:
     oldest_pending: datetime | None
     """``not_before`` of the oldest pending job: the metrics layer turns it into queue latency."""
     schema_version: int
+    delayed: int = 0
+    """Delayed jobs (:attr:`Job.delayed`): incidents waiting for a time, not work waiting for a worker. They
+    are not counted in ``pending`` nor in ``oldest_pending``."""
 
 
 def job_from_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> Job:
@@ -248,6 +255,7 @@ def job_from_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> Job:
         reason=row[12],
         event_uuid=row[13],
         sticky=bool(row[14]),
+        delayed=bool(row[15]),
     )
 
 
@@ -327,7 +335,8 @@ class DeliveryStore(abc.ABC):
         - otherwise, coalesced by incident key (``received_at`` serves as "now"):
           no active job → a new pending job ready at ``received_at`` with ``deliveries=1``;
           pending → ``deliveries += 1`` (``not_before`` is kept: a retry back-off is not cut short, the
-          retry reads the latest state anyway);
+          retry reads the latest state anyway), but a delayed job (:attr:`Job.delayed`) becomes due at
+          ``received_at`` if that is earlier;
           running → ``deliveries += 1`` and ``dirty`` set (I4);
           dead → revived: pending, ready at ``received_at``, ``attempts = 0``, ``deliveries += 1``; but a
           sticky dead job only when ``change`` (what the delivery says about the incident's state, e.g. its
@@ -363,11 +372,15 @@ class DeliveryStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def complete(self, job_id: int, worker_id: str, *, now: datetime | None = None) -> JobState:
+    def complete(
+        self, job_id: int, worker_id: str, *, now: datetime | None = None, requeue_at: datetime | None = None
+    ) -> JobState:
         """Mark a job the caller holds as finished; returns the new state.
 
-        Not dirty → ``done``. Dirty → ``pending`` with ``attempts = 0``, ready since the first change that
-        arrived during the run (so it is next in line, I4). Raises :class:`LeaseLost` if ``worker_id`` does
+        Not dirty → ``done``, or with ``requeue_at`` (the reconcile asked to run again then) ``pending`` and
+        delayed, ready at ``requeue_at``, ``attempts = 0``. Dirty → ``pending`` with ``attempts = 0``, ready
+        since the first change that arrived during the run (so it is next in line, I4), or at ``requeue_at``
+        if that is earlier: a requeue never postpones work that is due. Raises :class:`LeaseLost` if ``worker_id`` does
         not hold the job (I5). A lease that expired but was not yet re-claimed still counts as held: the
         work was done and nobody else started it. ``now`` only stamps ``updated_at``; without it the last
         stamp is kept.
@@ -474,7 +487,8 @@ class DeliveryStore(abc.ABC):
 
     @abc.abstractmethod
     def depth(self) -> dict[str, int]:
-        """``{"pending": n, "running": n, "dead": n}`` — all three keys, always."""
+        """``{"pending": n, "running": n, "dead": n}`` — all three keys, always. Delayed jobs are not pending
+        work: they are not counted."""
 
     @abc.abstractmethod
     def stats(self) -> StoreStats:

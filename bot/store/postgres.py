@@ -173,6 +173,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 4: delayed jobs: a reconcile's requeue time waits in the queue (``not_before``), marked as such so that
+    # new work makes it due at once. Incidents the sweep knew to be due later get their delayed job now.
+    (
+        "ALTER TABLE jobs ADD COLUMN delayed boolean NOT NULL DEFAULT false",
+        """
+        INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, reason, created_at, updated_at,
+                          delayed)
+        SELECT m.incident_key, 'pending', 0, 0, m.next_due, 'requeue', m.seen_at, m.seen_at, true
+        FROM incident_marks m
+        WHERE m.next_due IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.incident_key = m.incident_key AND j.state <> 'done')
+        """,
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it. Keep the numbering in step with
@@ -199,7 +212,7 @@ _CONNECT_BACKOFF = 1.0
 
 _JOB_COLUMNS = (
     "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
-    "dirty_at, created_at, updated_at, reason, event_uuid, sticky"
+    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed"
 )
 
 # Coalesce new work into the incident's active job, or create one. The arbiter is the partial unique index
@@ -214,7 +227,10 @@ _UPSERT_JOB = """
         state = CASE WHEN j.state = 'dead' AND {revive} THEN 'pending' ELSE j.state END,
         attempts = CASE WHEN j.state = 'dead' AND {revive} THEN 0 ELSE j.attempts END,
         sticky = CASE WHEN j.state = 'dead' AND {revive} THEN false ELSE j.sticky END,
-        not_before = CASE WHEN j.state = 'dead' AND {revive} THEN excluded.not_before ELSE j.not_before END,
+        not_before = CASE WHEN j.state = 'dead' AND {revive} THEN excluded.not_before
+                          WHEN j.state = 'pending' AND j.delayed THEN least(j.not_before, excluded.not_before)
+                          ELSE j.not_before END,
+        delayed = CASE WHEN j.state = 'pending' THEN false ELSE j.delayed END,
         deliveries = j.deliveries + CASE WHEN j.state <> 'dead' OR {revive} THEN excluded.deliveries ELSE 0 END,
         dirty_at = CASE WHEN j.state = 'running' THEN coalesce(j.dirty_at, excluded.not_before) ELSE j.dirty_at END,
         reason = CASE WHEN j.state <> 'dead' OR {revive} THEN excluded.reason ELSE j.reason END,
@@ -264,7 +280,7 @@ _CLAIM = f"""
         FOR UPDATE SKIP LOCKED
     ), claimed AS (
         UPDATE jobs SET state = 'running', worker_id = %(worker)s, lease_until = %(until)s,
-                        attempts = jobs.attempts + 1, dirty_at = NULL, updated_at = %(now)s
+                        attempts = jobs.attempts + 1, dirty_at = NULL, delayed = false, updated_at = %(now)s
         FROM c WHERE jobs.id = c.id AND NOT (c.state = 'running' AND c.attempts >= %(max)s)
         RETURNING {", ".join(f"jobs.{column}" for column in _JOB_COLUMNS.split(", "))}
     )
@@ -637,7 +653,7 @@ class PostgresStore(DeliveryStore):
             attempts = 0 if decision.reset_attempts else job.attempts
             cur.execute(
                 "UPDATE jobs SET state = 'pending', attempts = %s, not_before = %s, lease_until = NULL,"
-                " dirty_at = NULL, last_error = %s, updated_at = %s WHERE id = %s",
+                " dirty_at = NULL, delayed = false, last_error = %s, updated_at = %s WHERE id = %s",
                 (attempts, retry_at, error, now, job.id),
             )
             return JobState.PENDING
@@ -672,18 +688,27 @@ class PostgresStore(DeliveryStore):
 
         return self._run(body)
 
-    def complete(self, job_id: int, worker_id: str, *, now: datetime | None = None) -> JobState:
+    def complete(
+        self, job_id: int, worker_id: str, *, now: datetime | None = None, requeue_at: datetime | None = None
+    ) -> JobState:
         at = None if now is None else require_aware(now, "now")
+        again = None if requeue_at is None else require_aware(requeue_at, "requeue_at")
         # The reconcile converged: the children it was creating exist, so their create records are cleared.
+        # Dirty: pending since the first change (or the requeue time if earlier). Else done, or delayed until
+        # the requeue time.
         rows = self._execute(
-            "WITH finished AS (UPDATE jobs SET state = CASE WHEN dirty_at IS NULL THEN 'done' ELSE 'pending' END,"
-            " attempts = CASE WHEN dirty_at IS NULL THEN attempts ELSE 0 END,"
-            " not_before = coalesce(dirty_at, not_before), lease_until = NULL, dirty_at = NULL,"
-            " updated_at = coalesce(%(at)s::timestamptz, updated_at)"
+            "WITH finished AS (UPDATE jobs SET"
+            " state = CASE WHEN dirty_at IS NULL AND %(again)s::timestamptz IS NULL THEN 'done' ELSE 'pending' END,"
+            " attempts = CASE WHEN dirty_at IS NULL AND %(again)s::timestamptz IS NULL THEN attempts ELSE 0 END,"
+            " not_before = coalesce(least(dirty_at, %(again)s::timestamptz), not_before),"
+            " delayed = dirty_at IS NULL AND %(again)s::timestamptz IS NOT NULL,"
+            " reason = CASE WHEN dirty_at IS NULL AND %(again)s::timestamptz IS NOT NULL THEN 'requeue'"
+            " ELSE reason END,"
+            " lease_until = NULL, dirty_at = NULL, updated_at = coalesce(%(at)s::timestamptz, updated_at)"
             " WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker)s RETURNING state, incident_key),"
             " cleared AS (DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM finished))"
             " SELECT state FROM finished",
-            {"at": at, "id": job_id, "worker": worker_id},
+            {"at": at, "again": again, "id": job_id, "worker": worker_id},
         )
         if not rows:
             raise self._lease_lost(job_id, worker_id, self.get_job(job_id))
@@ -870,7 +895,7 @@ class PostgresStore(DeliveryStore):
 
     def depth(self) -> dict[str, int]:
         [(pending, running, dead)] = self._execute(
-            "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending'),"
+            "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending' AND NOT delayed),"
             " (SELECT count(*) FROM jobs WHERE state = 'running'),"
             " (SELECT count(*) FROM jobs WHERE state = 'dead')"
         )
@@ -879,15 +904,16 @@ class PostgresStore(DeliveryStore):
     def stats(self) -> StoreStats:
         """One statement, so every figure comes from the same snapshot."""
         [row] = self._execute(
-            "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending'),"
+            "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending' AND NOT delayed),"
             " (SELECT count(*) FROM jobs WHERE state = 'running'),"
             " (SELECT count(*) FROM jobs WHERE state = 'dead'),"
             " (SELECT count(*) FROM jobs WHERE state = 'done'),"
             " (SELECT count(*) FROM deliveries),"
-            " (SELECT min(not_before) FROM jobs WHERE state = 'pending'),"
-            " (SELECT max(version) FROM schema_version)"
+            " (SELECT min(not_before) FROM jobs WHERE state = 'pending' AND NOT delayed),"
+            " (SELECT max(version) FROM schema_version),"
+            " (SELECT count(*) FROM jobs WHERE state = 'pending' AND delayed)"
         )
-        pending, running, dead, done, deliveries, oldest, version = row
+        pending, running, dead, done, deliveries, oldest, version, delayed = row
         return StoreStats(
             pending=pending,
             running=running,
@@ -896,6 +922,7 @@ class PostgresStore(DeliveryStore):
             deliveries=deliveries,
             oldest_pending=_utc_or_none(oldest),
             schema_version=version,
+            delayed=delayed,
         )
 
     def ping(self) -> None:

@@ -143,6 +143,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 4: delayed jobs: a reconcile's requeue time waits in the queue (``not_before``), marked as such so that
+    # new work makes it due at once. Incidents the sweep knew to be due later get their delayed job now.
+    (
+        "ALTER TABLE jobs ADD COLUMN delayed INTEGER NOT NULL DEFAULT 0",
+        """
+        INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, reason, created_at, updated_at,
+                          delayed)
+        SELECT m.incident_key, 'pending', 0, 0, m.next_due, 'requeue', m.seen_at, m.seen_at, 1
+        FROM incident_marks m
+        WHERE m.next_due IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.incident_key = m.incident_key AND j.state <> 'done')
+        """,
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it."""
@@ -155,7 +168,7 @@ _PRUNE_BATCH = 500
 
 _JOB_COLUMNS = (
     "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
-    "dirty_at, created_at, updated_at, reason, event_uuid, sticky"
+    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed"
 )
 
 
@@ -365,10 +378,12 @@ class SQLiteStore(DeliveryStore):
             return cur.lastrowid
         job_id, state, sticky, known_change = row
         if state == JobState.PENDING:
+            # A back-off is kept; a delayed job (waiting for a requeue time) becomes due now.
             conn.execute(
                 "UPDATE jobs SET deliveries = deliveries + ?, reason = ?, updated_at = max(updated_at, ?),"
+                " not_before = CASE WHEN delayed THEN min(not_before, ?) ELSE not_before END, delayed = 0,"
                 " event_uuid = coalesce(?, event_uuid), change_key = coalesce(?, change_key) WHERE id = ?",
-                (counted, reason, now, event_uuid, change, job_id),
+                (counted, reason, now, now, event_uuid, change, job_id),
             )
         elif state == JobState.RUNNING:
             conn.execute(
@@ -453,7 +468,7 @@ class SQLiteStore(DeliveryStore):
             attempts = "0" if decision.reset_attempts else "attempts"
             conn.execute(
                 f"UPDATE jobs SET state = 'pending', attempts = {attempts}, not_before = ?, lease_until = NULL,"
-                " dirty_at = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+                " dirty_at = NULL, delayed = 0, last_error = ?, updated_at = ? WHERE id = ?",
                 (retry_at, error, now, job.id),
             )
             return JobState.PENDING
@@ -493,23 +508,34 @@ class SQLiteStore(DeliveryStore):
                     continue
                 conn.execute(
                     "UPDATE jobs SET state = 'running', worker_id = ?, lease_until = ?, attempts = attempts + 1,"
-                    " dirty_at = NULL, updated_at = ? WHERE id = ?",
+                    " dirty_at = NULL, delayed = 0, updated_at = ? WHERE id = ?",
                     (worker_id, at + lease_us, at, job.id),
                 )
                 claimed = self._fetch(conn, job.id)
                 assert claimed is not None
                 return claimed
 
-    def complete(self, job_id: int, worker_id: str, *, now: datetime | None = None) -> JobState:
+    def complete(
+        self, job_id: int, worker_id: str, *, now: datetime | None = None, requeue_at: datetime | None = None
+    ) -> JobState:
         at = None if now is None else _us(now, "now")
+        again = None if requeue_at is None else _us(requeue_at, "requeue_at")
         with self._write() as conn:
             job = self._held(conn, job_id, worker_id)
             conn.execute("DELETE FROM create_attempts WHERE incident_key = ?", (job.incident_key,))
             if job.dirty:
                 conn.execute(
-                    "UPDATE jobs SET state = 'pending', attempts = 0, not_before = dirty_at, lease_until = NULL,"
-                    " dirty_at = NULL, updated_at = coalesce(?, updated_at) WHERE id = ?",
-                    (at, job_id),
+                    "UPDATE jobs SET state = 'pending', attempts = 0, lease_until = NULL, dirty_at = NULL,"
+                    " not_before = min(dirty_at, coalesce(?, dirty_at)), updated_at = coalesce(?, updated_at)"
+                    " WHERE id = ?",
+                    (again, at, job_id),
+                )
+                return JobState.PENDING
+            if again is not None:
+                conn.execute(
+                    "UPDATE jobs SET state = 'pending', attempts = 0, not_before = ?, delayed = 1, reason = 'requeue',"
+                    " lease_until = NULL, updated_at = coalesce(?, updated_at) WHERE id = ?",
+                    (again, at, job_id),
                 )
                 return JobState.PENDING
             conn.execute(
@@ -719,7 +745,7 @@ class SQLiteStore(DeliveryStore):
     @staticmethod
     def _depth(conn: sqlite3.Connection) -> dict[str, int]:
         pending, running, dead = conn.execute(
-            "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending'),"
+            "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending' AND NOT delayed),"
             " (SELECT count(*) FROM jobs WHERE state = 'running'),"
             " (SELECT count(*) FROM jobs WHERE state = 'dead')"
         ).fetchone()
@@ -729,17 +755,21 @@ class SQLiteStore(DeliveryStore):
         with self._read() as conn:
             depth = self._depth(conn)
             total = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+            delayed = conn.execute("SELECT count(*) FROM jobs WHERE state = 'pending' AND delayed").fetchone()[0]
             deliveries = conn.execute("SELECT count(*) FROM deliveries").fetchone()[0]
-            oldest = conn.execute("SELECT min(not_before) FROM jobs WHERE state = 'pending'").fetchone()[0]
+            oldest = conn.execute(
+                "SELECT min(not_before) FROM jobs WHERE state = 'pending' AND NOT delayed"
+            ).fetchone()[0]
             version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
         return StoreStats(
             pending=depth["pending"],
             running=depth["running"],
             dead=depth["dead"],
-            done=total - sum(depth.values()),
+            done=total - sum(depth.values()) - delayed,
             deliveries=deliveries,
             oldest_pending=_dt_or_none(oldest),
             schema_version=version,
+            delayed=delayed,
         )
 
     def ping(self) -> None:

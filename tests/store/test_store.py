@@ -660,6 +660,7 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
             self.holder: dict[int, str] = {}
             self.lease_until: dict[int, datetime] = {}
             self.belief: dict[str, tuple[int, str, int]] = {}
+            self.requeued: dict[str, tuple[datetime, int]] = {}  # key -> requeue time, step of the requeue
 
         def tick_step(self) -> int:
             self.step += 1
@@ -701,8 +702,12 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
                     del self.holder[job_id]
             if job is None:
                 return
-            assert job.state == JobState.RUNNING and not job.dirty
+            assert job.state == JobState.RUNNING and not job.dirty and not job.delayed
             assert 1 <= job.attempts <= self.store.max_attempts
+            if job.incident_key in self.requeued:
+                at, requeued = self.requeued.pop(job.incident_key)
+                if self.changed[job.incident_key] < requeued:
+                    assert self.now >= at, "a delayed job was claimed before its time with no change since"
             self.holder[job.id] = worker
             self.lease_until[job.id] = self.now + LEASE
             self.belief[worker] = (job.id, job.incident_key, self.tick_step())
@@ -730,6 +735,25 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
                 self.covered[key] = claimed
             elif state == JobState.PENDING:
                 assert self.changed[key] > claimed
+
+        @precondition(lambda self: self.belief)
+        @rule(data=st.data(), later=st.sampled_from((1, 31, 700)))
+        def complete_with_requeue(self, data: st.DataObject, later: int) -> None:
+            worker = data.draw(st.sampled_from(sorted(self.belief)))
+            _job_id, key, claimed = self.belief[worker]
+            at = self.now + timedelta(seconds=later)
+            state = self.act(worker, lambda j: self.store.complete(j, worker, now=self.now, requeue_at=at))
+            if state is None:
+                return
+            assert state == JobState.PENDING
+            active = self.store.active_job(key)
+            assert active is not None
+            if self.changed[key] < claimed:  # converged: wait for the requeue time
+                assert active.delayed and active.not_before == at
+                self.covered[key] = claimed
+                self.requeued[key] = (at, self.tick_step())
+            else:  # a change arrived during the run: due now, whatever the requeue time
+                assert not active.delayed and active.not_before <= self.now
 
         @precondition(lambda self: self.belief)
         @rule(data=st.data(), retry_now=st.booleans())
@@ -851,7 +875,7 @@ def test_upgrade_from_schema_1_keeps_queued_work_and_dead_letters(tmp_path):
             (us,),
         )
     with open_store(path) as new:
-        assert new.stats().schema_version == len(sqlite_store.MIGRATIONS) == 3
+        assert new.stats().schema_version == len(sqlite_store.MIGRATIONS) == 4
         assert [(j.incident_key, j.last_error) for j in new.dead_jobs()] == [("42#1", "boom")]
         assert new.depth()["pending"] == 1
         assert new.get_delivery("d2").payload == b"{}"
@@ -871,6 +895,94 @@ def test_a_job_keeps_the_event_uuid_of_its_latest_delivery(store):
     assert store.active_job("42#1").event_uuid == "u-2"
     store.record_delivery("d3", "42#1", "Note Hook", now, b"{}")
     assert store.active_job("42#1").event_uuid == "u-2"
+
+
+# -- delayed jobs: a reconcile's requeue time ------------------------------------------------------------
+
+
+def test_completing_with_a_requeue_time_keeps_the_job_until_then_across_a_restart(url: str) -> None:
+    with open_store(url) as store:
+        record(store, "d1")
+        job = claim(store)
+        assert store.complete(job.id, "w1", now=at(1), requeue_at=at(300)) == JobState.PENDING
+        assert store.claim("w1", at(299), LEASE) is None, "a delayed job is not claimed before its time"
+        assert store.depth() == {"pending": 0, "running": 0, "dead": 0}, "waiting for a time is not a backlog"
+        stats = store.stats()
+        assert (stats.delayed, stats.oldest_pending) == (1, None)
+    with open_store(url) as reopened:  # a restart (or another replica) finds the due time in the store
+        again = claim(reopened, "w2", t=300)
+        assert again.id == job.id and again.attempts == 1 and not again.delayed
+        assert reopened.complete(again.id, "w2") == JobState.DONE
+
+
+def test_a_delivery_makes_a_delayed_job_due_at_once(store: DeliveryStore) -> None:
+    record(store, "d1")
+    job = claim(store)
+    store.complete(job.id, "w1", now=at(1), requeue_at=at(300))
+    assert record(store, "d2", t=10).job_id == job.id, "still one job per incident"
+    woken = claim(store, "w2", t=10)
+    assert woken.id == job.id and woken.deliveries == 2
+    store.complete(woken.id, "w2", now=at(11), requeue_at=at(300))
+    store.enqueue(A, at(20), "sweep: updated since last seen")
+    assert claim(store, "w3", t=20).id == job.id, "work without a delivery wakes it too"
+
+
+def test_a_delivery_never_postpones_a_delayed_job_that_is_already_due(store: DeliveryStore) -> None:
+    record(store, "d1")
+    store.complete(claim(store).id, "w1", now=at(1), requeue_at=at(5))
+    record(store, "d2", t=60)
+    assert claim(store, t=5).not_before == at(5)
+
+
+def test_a_requeue_never_postpones_work_that_arrived_during_the_run(store: DeliveryStore) -> None:
+    record(store, "d1")
+    job = claim(store)
+    record(store, "d2", t=2)
+    assert store.complete(job.id, "w1", now=at(3), requeue_at=at(300)) == JobState.PENDING
+    assert claim(store, "w2", t=3).not_before == at(2), "the change is due at once, not at the requeue time"
+    record(store, "d3", t=50)
+    store.complete(job.id, "w2", now=at(60), requeue_at=at(40))
+    assert store.get_job(job.id).not_before == at(40), "the earlier of the two"
+
+
+def test_a_failed_run_of_a_delayed_job_backs_off_and_a_delivery_does_not_cut_that_short(store: DeliveryStore) -> None:
+    record(store, "d1")
+    store.complete(claim(store).id, "w1", now=at(1), requeue_at=at(100))
+    job = claim(store, t=100)
+    assert store.fail(job.id, "w1", "GitLab 503", at(101), retry_in=timedelta(seconds=60)) == JobState.PENDING
+    record(store, "d2", t=102)
+    assert store.claim("w1", at(150), LEASE) is None and store.depth()["pending"] == 1
+    assert claim(store, t=161).id == job.id
+
+
+def test_upgrade_to_schema_4_gives_incidents_the_sweep_knew_to_be_due_a_delayed_job(tmp_path: Path) -> None:
+    """Reminders do not wait for the sweep after an upgrade: the due times the sweep remembered are queued."""
+    import bot.store.sqlite as sqlite_store
+
+    path = str(tmp_path / "v3.sqlite3")
+    us = 1_764_493_200_000_000  # 2025-11-30 09:00 UTC in the store's microseconds
+    due = datetime(2025, 11, 30, 10, 0, tzinfo=UTC)
+    with sqlite3.connect(path) as conn:  # what version 3 of the store wrote
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for version in range(3):
+            for statement in sqlite_store.MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, 'then')", (version + 1,))
+        conn.execute(
+            "INSERT INTO incident_marks VALUES ('42#1', ?, ?), ('42#2', ?, NULL), ('42#3', ?, ?)",
+            (us, us + 3_600_000_000, us, us, us + 3_600_000_000),
+        )
+        conn.execute(
+            "INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, reason, created_at,"
+            " updated_at) VALUES ('42#3', 'pending', 0, 1, ?, 'Issue Hook', ?, ?)",
+            (us, us, us),
+        )
+    with open_store(path) as new:
+        assert new.stats().delayed == 1
+        assert new.claim("w", due - timedelta(seconds=1), LEASE).incident_key == "42#3"
+        job = new.claim("w", due, LEASE)
+        assert job is not None and job.incident_key == "42#1"
+        assert sorted(j.incident_key for j in new.jobs()) == ["42#1", "42#3"], "42#2 had nothing timed"
 
 
 # -- schema upgrades and PostgreSQL specifics -------------------------------------------------------------
@@ -935,9 +1047,9 @@ def test_postgres_upgrade_from_schema_1_keeps_queued_work_and_dead_letters(
             " SELECT 'd2', '42#2', 'Issue Hook', %s, '\\x7b7d'::bytea, id FROM jobs WHERE incident_key = '42#2'",
             (then,),
         )
-    assert upgrade(url) == (1, len(pg_store.MIGRATIONS)) == (1, 3)
+    assert upgrade(url) == (1, len(pg_store.MIGRATIONS)) == (1, 4)
     with open_store(url) as new:
-        assert new.stats().schema_version == 3
+        assert new.stats().schema_version == 4
         assert [(j.incident_key, j.last_error) for j in new.dead_jobs()] == [("42#1", "boom")]
         assert new.depth()["pending"] == 1
         delivery = new.get_delivery("d2")

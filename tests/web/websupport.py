@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.core.model import IncidentRef
+from bot.config import Severity
+from bot.core.model import Desired, IncidentRef, Issue, Observed
 from bot.metrics import Metrics
+from bot.reconciler import ReconcileReport
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_PAYLOADS = ROOT.parent / "shared" / "gitlab-payloads"
@@ -35,19 +37,26 @@ class FakeClock:
             self._now += timedelta(seconds=seconds)
 
 
+def empty_report(ref: IncidentRef, requeue_at: datetime | None = None) -> ReconcileReport:
+    """The report of a reconcile that found nothing to do (out of scope), asking to run again at ``requeue_at``."""
+    desired = Desired(ref, False, "test", Severity.UNKNOWN, "test", "", "", ())
+    return ReconcileReport(ref, desired, Observed(Issue(ref)), requeue_at=requeue_at)
+
+
 @dataclass
 class FakeReconciler:
-    """Counts reconciles per incident; ``effect`` decides what each call does (default: nothing)."""
+    """Counts reconciles per incident; ``effect`` decides what each call does (default: nothing) and may
+    return when the incident next needs a reconcile."""
 
     effect: Callable[[IncidentRef], Any] | None = None
     calls: list[tuple[IncidentRef, str | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None, guard: Any = None) -> None:
+    def reconcile(self, ref: IncidentRef, *, event_uuid: str | None = None, guard: Any = None) -> ReconcileReport:
         with self.lock:
             self.calls.append((ref, event_uuid))
-        if self.effect is not None:
-            self.effect(ref)
+        requeue_at = self.effect(ref) if self.effect is not None else None
+        return empty_report(ref, requeue_at if isinstance(requeue_at, datetime) else None)
 
     def count(self, key: str) -> int:
         with self.lock:
