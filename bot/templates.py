@@ -58,6 +58,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bot import markdown, markers
 from bot.markdown import Handle, UnsafeOutput, UnsafeValue
+from bot.safe import Safe, TemplateRenderError
 
 __all__ = [
     "CompiledTemplate",
@@ -69,24 +70,6 @@ __all__ = [
 ]
 
 STRING_TEMPLATE_NAME = "<string>"
-
-
-class Safe(str):
-    """Markdown produced by one of the renderer's filters; printed unchanged.
-
-    Never wrap text from GitLab in ``Safe``: that switches its escaping off.
-    """
-
-    __slots__ = ()
-
-
-class TemplateRenderError(Exception):
-    """A template could not be rendered. The message is one line naming template and line."""
-
-    def __init__(self, message: str, template: str | None = None, lineno: int | None = None) -> None:
-        super().__init__(" ".join(message.split()))
-        self.template = template
-        self.lineno = lineno
 
 
 _mentions: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
