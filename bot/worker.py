@@ -23,10 +23,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.clock import utcnow
 from bot.core.model import IncidentRef
 from bot.gitlab.apply import LeaseGone, RepeatedCreate
 from bot.gitlab.errors import GitLabCallError
@@ -48,10 +49,6 @@ waits before another worker takes it over."""
 DEFAULT_SETTLE = timedelta(milliseconds=500)
 MIN_RETRY = timedelta(seconds=1)
 """A server's ``Retry-After: 0`` still waits this long, so a job never spins."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Reconciles(Protocol):
