@@ -147,8 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"incident-bot: {redact(p)}", file=sys.stderr)
         return 2
     except ConfigError as exc:
-        for p in exc.problems:
-            print(p, file=sys.stderr)
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
         return 2
     except (UserError, GitLabConfigError) as exc:
         print(f"incident-bot: {redact(str(exc))}", file=sys.stderr)

@@ -438,8 +438,8 @@ def semantic_problems(cfg: Config) -> list[Problem]:
         check_condition(f"engagements[{i}].when", eng.when)
     for i, ch in enumerate(cfg.channels):
         check_party(f"channels[{i}].assignee", ch.assignee)
-        for j, eng in enumerate(ch.engaged):
-            check_party(f"channels[{i}].engaged[{j}].party", eng.party)
+        for j, engaged in enumerate(ch.engaged):
+            check_party(f"channels[{i}].engaged[{j}].party", engaged.party)
     if not cfg.phases:
         out.append(Problem(src, "phases", "at least one phase is needed"))
 

@@ -27,7 +27,8 @@ GITLAB_MAX_BODY = 25 * 1024 * 1024
 MIN_STATE_KEY = 16
 
 Durability = Literal["full", "normal"]
-Need = Literal["gitlab", "webhook"]
+Need = str
+"""What a command needs: ``gitlab`` (URL and token), ``webhook`` (a secret or signing token)."""
 
 
 class SettingsError(UserError, ValueError):

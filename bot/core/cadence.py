@@ -153,7 +153,7 @@ def next_attention(desired: Desired) -> datetime | None:
     window of an engagement with a cadence, or the end of a snooze. None when nothing is timed."""
     if not desired.in_scope or desired.closed or desired.all_clear:
         return None
-    times = [d.anchor + d.engagement.cadence * (d.window + 1) for d in desired.dues]
+    times = [d.anchor + cadence * (d.window + 1) for d in desired.dues if (cadence := d.engagement.cadence)]
     if not times:
         return None
     soonest = min(times)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import cast
 
-from bot.config import Condition, Config, Severity
+from bot.config import Condition, Config, RoleId, Severity
 from bot.core import cadence, commands
 from bot.core.model import (
     BotState,
@@ -94,7 +95,7 @@ def resolve_party(party: str, roles: dict[str, str | None], cfg: Config) -> Pers
     kind, _, name = party.partition(":")
     if kind == "role":
         holder = roles.get(name)
-        return Person(party, cfg.roles[name].name, holder, holder)
+        return Person(party, cfg.roles[cast(RoleId, name)].name, holder, holder)
     team = cfg.teams[name]
     return Person(party, team.name, team.handle, team.assignee or team.handle)
 
@@ -140,7 +141,7 @@ def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desire
         return out_of_scope(reason)
 
     holders = role_holders(state, cfg, now)
-    roles = {rid: resolve_party(f"role:{rid}", holders, cfg) for rid in cfg.roles}
+    roles: dict[str, Person] = {rid: resolve_party(f"role:{rid}", holders, cfg) for rid in cfg.roles}
     engagements = tuple(
         EngagementPlan(
             id=e.id,
