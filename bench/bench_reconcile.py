@@ -49,6 +49,7 @@ from bot.reconciler import Reconciler
 from bot.sandbox import World, configured_users, world
 from bot.simgitlab import SimulatedGitLab
 from bot.simgitlab.server import RATE_LIMIT, RecordedRequest
+from bot.wiring import call_policy
 
 PREFERRED_CHANNELS = ("comms-email", "comms-faq", "comms-blog", "comms-social", "comms-press")
 SEVERITY = "severity::1"
@@ -220,7 +221,7 @@ def measure_time(
 
 def shared_policy(cfg: Config) -> Callable[[], CallPolicy]:
     """The bundled config's policy, one instance for all runs (its limiter is process-wide)."""
-    policy = cfg.api.policy()
+    policy = call_policy(cfg.api)
     return lambda: policy
 
 

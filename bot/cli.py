@@ -8,21 +8,24 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.config import Config, ConfigError, load_config
 from bot.errors import UserError
 from bot.gitlab.errors import GitLabConfigError
-from bot.redact import redact, secrets_from_env
-from bot.templates import TemplateRenderer
+from bot.redact import redact
+from bot.settings import Settings, SettingsError, register_secrets
+from bot.wiring import renderer_for
 
+if TYPE_CHECKING:
+    from bot.reconciler import Reconciler
 
-def renderer_for(cfg: Config) -> TemplateRenderer:
-    return TemplateRenderer([cfg.template_dir])
+__all__ = ["build_parser", "main", "renderer_for"]
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(args.config)
+    return load_config(args.config or Settings.from_env().config)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -49,7 +52,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.payload:
         report = planview.plan_from_payload(Path(args.payload), cfg, renderer_for(cfg), now, event=args.event)
     elif args.incident:
-        report = planview.plan_live(args.incident, cfg, renderer_for(cfg), now)
+        from bot import wiring
+
+        def make() -> Reconciler:
+            return wiring.reconciler(Settings.from_env(need=("gitlab",)), cfg, clock=lambda: now)
+
+        report = planview.plan_live(args.incident, make)
     else:
         raise UserError("plan needs --payload FILE or GROUP/PROJECT#IID")
     if args.json:
@@ -60,17 +68,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
+    from bot import wiring
     from bot.core.model import IncidentRef
     from bot.gitlab.errors import GitLabCallError
     from bot.gitlab.remit import OutsideRemit
-    from bot.reconciler import Reconciler, client_from_env
 
     cfg = _load(args)
     try:
         ref = IncidentRef.parse(args.incident)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    reconciler = Reconciler(cfg, renderer_for(cfg), client_from_env(cfg))
+    reconciler = wiring.reconciler(Settings.from_env(need=("gitlab",)), cfg)
     try:
         report = reconciler.reconcile(ref)
     except OutsideRemit as exc:
@@ -94,18 +102,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from bot import wiring
     from bot.gitlab.projectsetup import ProjectSetup
-    from bot.initproject import run_init, secret_is_set, webhook_lines
-    from bot.reconciler import client_from_env, gitlab_credentials
+    from bot.initproject import run_init, webhook_lines
 
     cfg = _load(args)
     project = args.project.strip().strip("/")
     if "/" not in project and not project.isdigit():
         raise UserError(f"init needs GROUP/PROJECT (the project's full path), got {args.project!r}")
-    url, _ = gitlab_credentials()
-    gl = ProjectSetup(client_from_env(cfg))
-    run_init(gl, cfg, project, apply=args.apply, gitlab_url=url)
-    for line in webhook_lines(args.url, secret_is_set=secret_is_set()):
+    settings = Settings.from_env(need=("gitlab",))
+    gl = ProjectSetup(wiring.client(settings, cfg))
+    run_init(gl, cfg, project, apply=args.apply, gitlab_url=settings.gitlab_url or "")
+    for line in webhook_lines(args.url, secret_is_set=bool(settings.webhook_secret)):
         print(line)
     calls, writes = gl.calls()
     print(f"{calls} API calls ({writes} writes)")
@@ -161,12 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    secrets_from_env()
+    register_secrets()
     try:
         return int(args.func(args))
-    except ConfigError as exc:
+    except SettingsError as exc:
         for p in exc.problems:
-            print(p, file=sys.stderr)
+            print(f"incident-bot: {redact(p)}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
         return 2
     except (UserError, GitLabConfigError) as exc:
         print(f"incident-bot: {redact(str(exc))}", file=sys.stderr)

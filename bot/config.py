@@ -144,18 +144,6 @@ class ApiSettings(_Model):
     max_attempts: int = Field(4, ge=1)
     call_budget_s: float = Field(30, gt=0, description="The longest one call may take, retries included.")
 
-    def policy(self, **overrides: Any) -> Any:
-        from bot.gitlab.callpolicy import CallPolicy
-
-        settings = {
-            "rate_per_minute": self.rate_per_minute,
-            "burst": self.burst,
-            "max_attempts": self.max_attempts,
-            "call_budget_s": self.call_budget_s,
-            **overrides,
-        }
-        return CallPolicy(**settings)
-
 
 class LabelSettings(_Model):
     trigger: Label = "security-incident"
@@ -454,8 +442,8 @@ def semantic_problems(cfg: Config) -> list[Problem]:
         check_condition(f"engagements[{i}].when", eng.when)
     for i, ch in enumerate(cfg.channels):
         check_party(f"channels[{i}].assignee", ch.assignee)
-        for j, eng in enumerate(ch.engaged):
-            check_party(f"channels[{i}].engaged[{j}].party", eng.party)
+        for j, engaged in enumerate(ch.engaged):
+            check_party(f"channels[{i}].engaged[{j}].party", engaged.party)
     if not cfg.phases:
         out.append(Problem(src, "phases", "at least one phase is needed"))
 
@@ -504,7 +492,7 @@ def parse_config(data: Any, *, source: str = "<memory>", base_dir: str | Path = 
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Load and validate a YAML config file (default: ``INCIDENT_BOT_CONFIG`` or the bundled policy)."""
+    """Load and validate a YAML config file (default: ``config/bot.yaml`` or the bundled policy)."""
     file = Path(path) if path else paths.default_config_path()
     source = str(path) if path else str(file)
     try:

@@ -7,7 +7,6 @@ are missing, what the webhook must look like) is separate from the GitLab calls,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -260,9 +259,4 @@ def run_init(
     else:
         out(f"Dry run: nothing was changed. Run again with --apply to create the {len(plan.missing)} missing labels.")
     return report
-
-
-def secret_is_set(env: Mapping[str, str] | None = None) -> bool:
-    env = os.environ if env is None else env
-    return bool(env.get("GITLAB_WEBHOOK_SECRET", "").strip())
 

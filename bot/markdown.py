@@ -1,57 +1,7 @@
-"""Escaping primitives for the Markdown the bot writes into GitLab.
+"""Escaping primitives for the Markdown the bot writes into GitLab: ``escape_inline`` for one-line values,
+``code_block`` for multi-line text, ``find_hazards`` as an independent check of the final body.
 
-Everything the bot reads from GitLab (titles, descriptions, usernames, label names) is
-attacker-controlled. Before it goes back into a description or a note it must not be
-able to:
-
-- run a quick action (``/close``, ``/label``, ... at column 0 of a line),
-- notify anyone (``@all``, ``@group``, ``@user``),
-- create references (``#1 !2 ~bug %m $s &1 ^x``), links, images or raw HTML,
-- forge a bot marker (``<!-- incident-bot:... -->``, see ``bot.markers``),
-- smuggle template syntax that some later stage could evaluate.
-
-``escape_inline`` is for one-line values, ``code_block`` for multi-line text, and
-``find_hazards`` is an independent checker run on the final body.
-
-Backslash escapes only work where Markdown is parsed. Inside an HTML block (a line
-starting with ``<``, e.g. ``<details>``, up to the next blank line) a backslash is
-literal, so ``\\@all`` there still notifies everyone and ``\\#12`` still links:
-never put values inside raw HTML. ``find_hazards`` reports it (``raw_html``).
-
-What was checked in GitLab's sources (gitlabhq/gitlabhq mirror), and where it differs
-from the summary in engineering.md section 4:
-
-- ``lib/gitlab/quick_actions/extractor.rb``: every version deletes ``\\r`` first
-  (``content.delete!("\\r")``), so a lone CR is *not* a line break for the extractor
-  ("a\\r/close" becomes "a/close"); the command regex is case-insensitive and anchored
-  with Ruby's ``^`` (after ``\\n`` only). The summary quotes the older, regex-only
-  extractor (fence / inline-code / HTML / ``>>>`` exclusions). Current versions first
-  run ``Banzai::Pipeline::QuickActionPipeline``
-  (``lib/banzai/pipeline/quick_action_pipeline.rb``, ``lib/banzai/filter/quick_action_filter.rb``)
-  and only search top-level Markdown *paragraphs* whose text has a line starting with
-  ``/``; the exclusion regex is reduced to inline code spans and HTML blocks. Indented
-  code blocks are safe under both versions (never a paragraph, never column 0), so the
-  approach holds, but ``find_hazards`` flags every column-0 ``/`` whatever the version.
-- ``lib/banzai/filter/markdown_engines/glfm_markdown.rb``: newer versions set
-  ``only_escape_chars: %w[$ % # & @ ! ~ ^ :]`` with ``escaped_char_spans: true``, so only
-  those escapes become ``<span data-escaped-char>`` and break references.
-  ``lib/banzai/filter/escaped_char_filter.rb`` keeps spans only for ``$ % # & @ ! ~ ^``
-  (no ``:``) and merges the rest back into the text. Escaping the other punctuation
-  still matters for Markdown syntax (links, HTML, emphasis, lists, headings).
-- ``lib/banzai/filter/autolink_filter.rb`` links ``scheme://...`` in *text nodes* after
-  that merge, so a bare URL in a value is still turned into a link whose text is the
-  URL itself. Escaping cannot stop this; it cannot disguise the target either.
-  ``[text](url)``, ``<url>``, ``![img](url)`` and raw HTML are prevented.
-- ``app/models/user.rb`` (``User.reference_pattern``): a mention is
-  ``(?<!\\w)@(?<user>FULL_NAMESPACE_FORMAT_REGEX)``, Ruby's ``\\w`` being ASCII.
-  ``lib/gitlab/path_regex.rb``: a path segment is
-  ``[a-zA-Z0-9_.][a-zA-Z0-9_.-]*[a-zA-Z0-9_-]|[a-zA-Z0-9_]`` and must not end in
-  ``.git`` or ``.atom``; so a username may start with ``.`` or ``_`` but not ``-``,
-  and may not end with ``.``. Group paths join segments with ``/``.
-- ``lib/banzai/filter/references/user_reference_filter.rb``: ``@all`` links to all
-  project members (unless the ``disable_all_mention`` flag is on); any other handle
-  is looked up as a user *or group* namespace, so a one-segment handle may still be a
-  top-level group. Provenance, not syntax, decides whether a handle may be mentioned.
+What a value from GitLab must not be able to do, and what was checked in GitLab's sources: docs/architecture.md.
 """
 
 from __future__ import annotations

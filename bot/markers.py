@@ -1,33 +1,5 @@
-"""Hidden markers that let the bot find its own comments and child issues again.
-
-A marker is one HTML comment on one line::
-
-    <!-- incident-bot:checklist {"incident":12,"v":1} -->
-
-GitLab does not render HTML comments, so the marker stays invisible in the UI but
-survives in the Markdown source that the API returns.
-
-Trust: anyone who can write a note or a description can type a marker. A marker is
-evidence of *what* a body is only when the note or description was written by the
-bot's own user. Callers must check the author (or the description's last editor)
-before acting on a marker; ``parse_markers`` never does, because it only sees text.
-
-Encoding: the payload is compact JSON with sorted keys, ``ensure_ascii`` on, and every
-character inside JSON strings that is not ``[A-Za-z0-9 ._]`` written as ``\\uXXXX``.
-So the comment:
-
-- is always one line (no raw line breaks or Unicode line separators),
-- never contains ``--`` or ``>`` and therefore cannot be closed early,
-- contains no backtick, so a code span opened before it cannot swallow half of it,
-- contains nothing GitLab reads as a mention, reference or template syntax even if
-  a renderer ignored the comment.
-
-Signed markers: a marker the bot relies on for *state* (role holders, snooze, handled
-commands, a child's channel) also carries ``"mac"``, an HMAC-SHA256 over the marker's
-kind, the incident it belongs to (``scope``: project id and iid) and its other fields,
-keyed with a secret only the bot holds (``StateKey``). The MAC is lower-case hex, so
-the guarantees above still hold. ``verify`` tells a marker the bot wrote for this
-incident from one somebody typed, edited or copied from another incident.
+"""Hidden markers (one-line HTML comments) that let the bot find its own comments and child issues again,
+signed where the bot relies on them for state. Encoding and trust: docs/architecture.md.
 """
 
 from __future__ import annotations

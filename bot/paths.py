@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -25,10 +24,8 @@ def bundled_templates_dir() -> Path:
 
 
 def default_config_path() -> Path:
-    """``INCIDENT_BOT_CONFIG``, else ``config/bot.yaml`` in the working directory, else the bundled one."""
-    env = os.environ.get("INCIDENT_BOT_CONFIG")
-    if env:
-        return Path(env)
+    """``config/bot.yaml`` in the working directory, else the bundled one (``INCIDENT_BOT_CONFIG`` is
+    applied by the command line, from :class:`bot.settings.Settings`)."""
     local = Path("config/bot.yaml")
     if local.is_file():
         return local

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Config
 from bot.core import bodies
@@ -18,6 +18,11 @@ from bot.core.model import BotState, Desired, Issue, Observed
 from bot.core.policy import plan
 from bot.core.routing import route
 from bot.errors import UserError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bot.reconciler import Reconciler
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x1b]")
 
@@ -164,17 +169,16 @@ def plan_from_payload(
     return PlanReport(target, desired=desired, incident=incident, actions=actions)
 
 
-def plan_live(text: str, cfg: Config, r: bodies.Renderer, now: datetime) -> PlanReport:
+def plan_live(text: str, make_reconciler: Callable[[], Reconciler]) -> PlanReport:
     """The dry run against a live GitLab (GITLAB_URL, GITLAB_TOKEN): reads only."""
     from bot.core.model import IncidentRef
     from bot.gitlab.remit import OutsideRemit
-    from bot.reconciler import Reconciler, client_from_env
 
     try:
         ref = IncidentRef.parse(text)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    reconciler = Reconciler(cfg, r, client_from_env(cfg), clock=lambda: now)
+    reconciler = make_reconciler()
     try:
         report = reconciler.dry_run(ref)
     except OutsideRemit as exc:

@@ -7,34 +7,23 @@ crash at any point is repaired by the next run.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from bot.clock import Clock, utcnow
 from bot.config import Config
 from bot.core import bodies, cadence
 from bot.core.actions import Action
 from bot.core.converge import DryRun, converge
 from bot.core.model import Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
-from bot.errors import UserError
 from bot.gitlab.apply import GitLabApplier, WriteGuard
-from bot.gitlab.callpolicy import CallPolicy
-from bot.gitlab.client import GitLabClient, UserCache
-from bot.gitlab.connect import make_gitlab
+from bot.gitlab.client import GitLabClient
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.remit import Remit
 from bot.markers import StateKey
-from bot.statekey import state_key_from_env
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -63,7 +52,7 @@ class Reconciler:
         bot_username: str | None = None,
         clock: Clock = utcnow,
         concurrency: int = 8,
-        key: StateKey | None = None,
+        key: StateKey,
         remit: Remit | None = None,
     ) -> None:
         self.cfg = cfg
@@ -71,7 +60,7 @@ class Reconciler:
         self.client = client
         self.bot = bot_username or cfg.bot.username
         self.clock = clock
-        self.key = key or state_key_from_env()
+        self.key = key
         self.remit = remit or Remit(self.bot, cfg.scope)
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gitlab")
 
@@ -115,22 +104,3 @@ class Reconciler:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
-
-
-def client_from(url: str, token: str, policy: CallPolicy | None = None, *, timeout: float = 10.0) -> GitLabClient:
-    return GitLabClient(lambda: make_gitlab(url, token, timeout=timeout), policy or CallPolicy(), users=UserCache())
-
-
-def gitlab_credentials() -> tuple[str, str]:
-    """``GITLAB_URL`` and ``GITLAB_TOKEN``, or a one-line error naming the one that is missing."""
-    url, token = os.environ.get("GITLAB_URL", ""), os.environ.get("GITLAB_TOKEN", "")
-    if not url:
-        raise UserError("GITLAB_URL is not set (e.g. https://gitlab.com)")
-    if not token:
-        raise UserError("GITLAB_TOKEN is not set (the bot user's personal or project access token, api scope)")
-    return url, token
-
-
-def client_from_env(cfg: Config, policy: CallPolicy | None = None) -> GitLabClient:
-    url, token = gitlab_credentials()
-    return client_from(url, token, policy or cfg.api.policy(), timeout=cfg.api.timeout_s)

@@ -10,7 +10,6 @@ third-party library) cannot leak what the code around it did not think of.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -48,8 +47,9 @@ def url_password(url: str) -> str | None:
     return match.group("pw").strip("'") if match else None
 
 
-def secrets_from_env(environ: Mapping[str, str] = os.environ) -> None:
-    """Register the secrets the bot is configured with: tokens, and the database URL's password."""
+def secrets_from_env(environ: Mapping[str, str]) -> None:
+    """Register the secrets in ``environ`` (see :func:`bot.settings.register_secrets`): tokens, and the
+    database URL's password."""
     for name, value in environ.items():
         if SECRET_ENV.fullmatch(name):
             register_secret(value)

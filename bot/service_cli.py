@@ -14,131 +14,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot import wiring
+from bot.clock import utcnow
 from bot.config import Config, load_config
 from bot.errors import UserError
-from bot.reconciler import gitlab_credentials, utcnow
 from bot.redact import redact
-from bot.store.spool import Spool, SpoolingStore, drain
+from bot.settings import Need, Settings, register_secrets
+from bot.store.spool import drain
 from bot.sweep import sweep
-
-if TYPE_CHECKING:
-    from bot.store import DeliveryStore, Durability
 
 log = logging.getLogger("bot.service")
 
-DEFAULT_DB = "var/incident-bot.sqlite3"
-DEFAULT_SPOOL = "var/incident-bot-spool.sqlite3"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 WORKER_GRACE = 20.0
 
 
-def db_location() -> str:
-    return os.environ.get("INCIDENT_BOT_DB") or DEFAULT_DB
-
-
-def db_shown() -> str:
-    """``INCIDENT_BOT_DB`` as messages show it: without the password."""
-    return redact(db_location())
-
-
-def open_service_store() -> DeliveryStore:
-    """The delivery store named by ``INCIDENT_BOT_DB``, or one clear line saying why not.
-
-    ``INCIDENT_BOT_DB_DURABILITY``: ``full`` (default) fsyncs every accepted delivery, so it survives
-    power loss; ``normal`` survives a crash or kill of the bot but not of the machine, and takes more
-    deliveries per second, the more so the slower the disk's fsync (``bench/bench_intake.py`` measures both).
-    """
-    from bot.store import StoreError, open_store
-
-    location = db_location()
-    durability = durability_from_env()
-    try:
-        return open_store(location, durability=durability)
-    except (StoreError, ValueError) as exc:
-        raise UserError(f"cannot open the delivery store INCIDENT_BOT_DB={redact(location)}: {exc}") from None
-
-
-def prepare_store() -> None:
-    """Create and migrate the store once, before any process forks. PostgreSQL may be away (a restart
-    during an outage): then start all the same; the receivers spool deliveries, the worker waits for the
-    database, and ``/readyz`` says degraded. A database too new for this code still stops the start."""
-    from bot.store import SchemaVersionError, StoreError, open_store
-
-    if not is_postgres_url_env():
-        open_service_store().close()
-        return
-    try:
-        open_store(db_location(), durability=durability_from_env()).close()
-    except SchemaVersionError as exc:
-        raise UserError(redact(str(exc))) from None
-    except StoreError as exc:
-        log.warning("starting without the delivery store %s: %s; deliveries are spooled until it answers",
-                    db_shown(), redact(str(exc)))
-
-
-def durability_from_env() -> Durability:
-    text = os.environ.get("INCIDENT_BOT_DB_DURABILITY", "full").strip().lower()
-    if text not in ("full", "normal"):
-        raise UserError(f"INCIDENT_BOT_DB_DURABILITY must be full or normal, got {text!r}")
-    return "normal" if text == "normal" else "full"
-
-
-def spool_from_env() -> Spool | None:
-    """The receivers' local spool (``INCIDENT_BOT_SPOOL``), when the shared store is PostgreSQL: a
-    delivery that arrives while the database is away is kept on the replica's own disk, not refused."""
-    if not is_postgres_url_env():
-        return None  # a SQLite store is already on the receiver's own disk
-    return Spool(os.environ.get("INCIDENT_BOT_SPOOL") or DEFAULT_SPOOL)
-
-
-def open_receiver_store() -> DeliveryStore:
-    spool = spool_from_env()
-    if spool is None:
-        return open_service_store()
-    return SpoolingStore(_open_shared_store, spool)
-
-
-def _open_shared_store() -> DeliveryStore:
-    from bot.store import StoreError
-
-    try:
-        return open_service_store()
-    except UserError as exc:  # the spool takes deliveries meanwhile; the next one tries again
-        raise StoreError(str(exc)) from None
-
-
-def wait_for_store(stop: threading.Event, retry: float = 2.0) -> DeliveryStore | None:
-    """The worker's store; while it cannot be opened (PostgreSQL away at start), say so and keep trying."""
-    while True:
-        try:
-            return open_service_store()
-        except UserError as exc:
-            if is_postgres_url_env():
-                log.warning("%s; trying again in %.0f s", exc, retry)
-                if stop.wait(retry):
-                    return None
-                continue
-            raise
-
-
-def is_postgres_url_env() -> bool:
-    from bot.store import is_postgres_url
-
-    return is_postgres_url(db_location())
-
-
-def lease_from_env() -> timedelta:
-    """``INCIDENT_BOT_LEASE_SECONDS``: how long a job a dead worker held waits before another takes it."""
-    from bot.worker import DEFAULT_LEASE
-
-    text = os.environ.get("INCIDENT_BOT_LEASE_SECONDS", "").strip()
-    if not text:
-        return DEFAULT_LEASE
-    if not text.isdigit() or int(text) < 3:
-        raise UserError(f"INCIDENT_BOT_LEASE_SECONDS must be a whole number of seconds, at least 3; got {text!r}")
-    return timedelta(seconds=int(text))
+def settings(*need: Need) -> Settings:
+    """The environment's settings; every problem at once, one line each."""
+    return Settings.from_env(need=need)
 
 
 def setup_logging(level: str) -> None:
@@ -151,25 +46,13 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    redaction.secrets_from_env()
+    register_secrets()
     redaction.install()
 
 
 def private_umask() -> None:
     """Files the bot writes (stores, spool, WAL files, metrics) hold payloads: 0600 in 0700 directories."""
     os.umask(0o077)
-
-
-def check_gitlab() -> str:
-    """Authenticate with ``GITLAB_URL``/``GITLAB_TOKEN`` once; return the bot's username or one line."""
-    from bot.gitlab.connect import check_token, make_gitlab
-    from bot.gitlab.errors import GitLabConfigError
-
-    url, token = gitlab_credentials()
-    try:
-        return check_token(make_gitlab(url, token, timeout=10.0))
-    except (GitLabConfigError, ValueError) as exc:
-        raise UserError(str(exc)) from None
 
 
 def as_bot(cfg: Config, username: str) -> Config:
@@ -193,19 +76,21 @@ class _ReceiverFactory:
     """Builds the Flask app inside each gunicorn worker process (after the fork)."""
 
     cfg: Config
+    settings: Settings
 
     def __call__(self) -> Any:
         from bot.metrics import Metrics
-        from bot.web.app import WebSettings, create_app
+        from bot.web.app import create_app
 
-        return create_app(WebSettings.from_env(), store=open_receiver_store(), config=self.cfg, metrics=Metrics())
+        web = wiring.web_settings(self.settings)
+        return create_app(web, store=wiring.open_receiver_store(self.settings), config=self.cfg, metrics=Metrics())
 
 
 def _metrics_dir() -> tuple[str, bool]:
     """A fresh prometheus multiprocess directory: the operator's (emptied) or a temporary one."""
-    from bot.metrics import MULTIPROC_ENV
+    from bot.metrics import multiprocess_dir
 
-    given = os.environ.get(MULTIPROC_ENV)
+    given = multiprocess_dir()
     if given:
         for stale in Path(given).glob("*.db"):
             stale.unlink()
@@ -215,17 +100,13 @@ def _metrics_dir() -> tuple[str, bool]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.metrics import enable_multiprocess
-    from bot.web.app import WebSettings
 
     setup_logging(args.log_level)
-    try:
-        WebSettings.from_env()
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    lease_from_env()
-    cfg = load_config(args.config)
-    cfg = as_bot(cfg, check_gitlab())
-    prepare_store()
+    env = settings("gitlab", "webhook")
+    wiring.web_settings(env)
+    cfg = load_config(args.config or env.config)
+    cfg = as_bot(cfg, wiring.check_gitlab(env))
+    wiring.prepare_store(env)
 
     from bot.web.server import GunicornApp
 
@@ -236,7 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.config:
         child += ["--config", args.config]
     server = GunicornApp(
-        _ReceiverFactory(cfg),
+        _ReceiverFactory(cfg, env),
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -279,63 +160,22 @@ def _watch_parent(parent: int, stop: threading.Event) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def retry_base_from_env() -> timedelta | None:
-    """``INCIDENT_BOT_RETRY_SECONDS``: the first retry of a failed job (doubling after); unset: 10 s."""
-    raw = os.environ.get("INCIDENT_BOT_RETRY_SECONDS")
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise UserError(f"INCIDENT_BOT_RETRY_SECONDS={raw!r} is not a number of seconds") from None
-    if seconds <= 0:
-        raise UserError(f"INCIDENT_BOT_RETRY_SECONDS={raw!r} must be more than 0")
-    return timedelta(seconds=seconds)
-
-
-def dead_letter_retention_from_env() -> timedelta:
-    """``INCIDENT_BOT_DEAD_LETTER_DAYS``: how long dead letters and their payloads are kept (default 14)."""
-    raw = os.environ.get("INCIDENT_BOT_DEAD_LETTER_DAYS", "14")
-    try:
-        days = float(raw)
-    except ValueError:
-        raise UserError(f"INCIDENT_BOT_DEAD_LETTER_DAYS={raw!r} is not a number of days") from None
-    if not 1 <= days <= 3650:
-        raise UserError(f"INCIDENT_BOT_DEAD_LETTER_DAYS={raw!r} must be between 1 and 3650")
-    return timedelta(days=days)
-
-
-def sweep_interval_from_env() -> timedelta | None:
-    """How often the worker sweeps (default 5 min); ``off`` for never (webhooks only)."""
-    raw = os.environ.get("INCIDENT_BOT_SWEEP_SECONDS", "300")
-    if raw.strip().lower() == "off":
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise UserError(f"INCIDENT_BOT_SWEEP_SECONDS={raw!r} is not a number of seconds") from None
-    if seconds < 10:
-        raise UserError(f"INCIDENT_BOT_SWEEP_SECONDS={raw!r} is too short (at least 10)")
-    return timedelta(seconds=seconds)
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     """One sweep now: queue the incidents that need a look, then (unless --queue-only) process the queue."""
-    from bot.cli import renderer_for
-    from bot.reconciler import Reconciler, client_from_env
     from bot.worker import Worker
 
     setup_logging(args.log_level)
-    cfg = load_config(args.config)
-    username = check_gitlab()
+    env = settings("gitlab")
+    cfg = load_config(args.config or env.config)
+    username = wiring.check_gitlab(env)
     cfg = as_bot(cfg, username)
-    store = open_service_store()
-    client = client_from_env(cfg)
+    store = wiring.open_service_store(env)
+    client = wiring.client(env, cfg)
     report = sweep(client, store, cfg, utcnow())
     print(report.summary())
     if args.queue_only:
         return 0
-    reconciler = Reconciler(cfg, renderer_for(cfg), client, bot_username=username)
+    reconciler = wiring.reconciler(env, cfg, client, bot_username=username)
     worker = Worker(store, reconciler, settle=timedelta(0))
     try:
         done = 0
@@ -353,7 +193,8 @@ def cmd_db(args: argparse.Namespace) -> int:
     from bot.store import StoreError, upgrade
 
     private_umask()
-    location, shown = db_location(), db_shown()
+    env = settings()
+    location, shown = env.db, wiring.db_shown(env)
     try:
         before, after = upgrade(location)
     except (StoreError, ValueError) as exc:
@@ -366,9 +207,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from bot.cli import renderer_for
     from bot.metrics import Metrics, multiprocess_dir
-    from bot.reconciler import Reconciler, client_from_env
     from bot.worker import WorkerPool
 
     setup_logging(args.log_level)
@@ -376,11 +215,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _stop_on_signals(stop)
     if args.exit_with_parent:
         _watch_parent(args.exit_with_parent, stop)
-    lease = lease_from_env()
-    cfg = load_config(args.config)
-    username = check_gitlab()
+    env = settings("gitlab")
+    cfg = load_config(args.config or env.config)
+    username = wiring.check_gitlab(env)
     cfg = as_bot(cfg, username)
-    store = wait_for_store(stop)
+    store = wiring.wait_for_store(env, stop)
     if store is None:  # stopped while waiting for the database
         return 0
     metrics = Metrics()
@@ -389,22 +228,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, registry=metrics.registry)
-    client = client_from_env(cfg, cfg.api.policy(on_call=metrics.on_api_call))
-    reconciler = Reconciler(cfg, renderer_for(cfg), client, bot_username=username)
-    sweep_every = sweep_interval_from_env()
+    client = wiring.client(env, cfg, wiring.call_policy(cfg.api, on_call=metrics.on_api_call))
+    reconciler = wiring.reconciler(env, cfg, client, bot_username=username)
+    sweep_every = env.sweep_every
     pool = WorkerPool(
         store,
         reconciler,
         threads=args.threads,
         metrics=metrics,
-        lease=lease,
-        retry_base=retry_base_from_env(),
-        dead_letter_retention=dead_letter_retention_from_env(),
-        drainer=(lambda: drain(spool, store)) if (spool := spool_from_env()) is not None else None,
+        lease=env.lease,
+        retry_base=env.retry_base,
+        dead_letter_retention=env.dead_letter_retention,
+        drainer=(lambda: drain(spool, store)) if (spool := wiring.spool(env)) is not None else None,
         sweeper=(lambda: sweep(client, store, cfg, utcnow())) if sweep_every else None,
         sweep_every=sweep_every or timedelta(minutes=5),
     )
-    log.info("worker: %d thread(s) on %s as @%s", args.threads, db_shown(), username)
+    log.info("worker: %d thread(s) on %s as @%s", args.threads, wiring.db_shown(env), username)
     if pool.run(stop, grace=WORKER_GRACE):
         reconciler.close()
         return 0
@@ -421,7 +260,7 @@ def _when(value: datetime) -> str:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    store = open_service_store()
+    store = wiring.open_service_store(settings())
     try:
         if args.action == "list":
             jobs = store.dead_jobs()

@@ -1,4 +1,4 @@
-"""The key that signs the bot's state in GitLab (``bot.core.state``), from the environment.
+"""The key that signs the bot's state in GitLab (``bot.core.state``), from the settings.
 
 ``INCIDENT_BOT_STATE_KEY`` (or ``INCIDENT_BOT_STATE_KEY_FILE``): a secret of at least 16 characters,
 the same for every replica and worker. ``INCIDENT_BOT_STATE_KEY_PREVIOUS`` (or ``..._PREVIOUS_FILE``):
@@ -17,13 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from bot.errors import UserError
 from bot.markers import StateKey
-from bot.redact import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -37,30 +34,9 @@ def derived_key(secret: str) -> bytes:
     return hmac.new(secret.encode(), _LABEL, hashlib.sha256).digest()
 
 
-def _read(environ: Mapping[str, str], name: str) -> str | None:
-    """``NAME`` or the contents of the file ``NAME_FILE`` (surrounding whitespace stripped), or None."""
-    value = environ.get(name, "")
-    path = environ.get(f"{name}_FILE", "")
-    if value and path:
-        raise UserError(f"set {name} or {name}_FILE, not both")
-    if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"{name}_FILE={path}: cannot read it ({exc.__class__.__name__})") from None
-    value = value.strip()
-    if not value:
-        return None
-    register_secret(value)  # read from a file, it is not in the environment that redaction scans
-    if len(value) < 16:
-        raise UserError(f"{name} is too short: use at least 16 random characters (e.g. `openssl rand -hex 32`)")
-    return value
-
-
-def state_key_from_env(environ: Mapping[str, str] | None = None) -> StateKey:
-    env = os.environ if environ is None else environ
-    current, previous = _read(env, ENV), _read(env, ENV_PREVIOUS)
-    token = env.get("GITLAB_TOKEN", "").strip()
+def build_state_key(current: str | None, previous: str | None, token: str | None) -> StateKey:
+    """The key from ``INCIDENT_BOT_STATE_KEY`` (and ``..._PREVIOUS``), else derived from ``GITLAB_TOKEN``."""
+    token = (token or "").strip()
     olds = [k for k in (previous.encode() if previous else None, derived_key(token) if token else None) if k]
     if current:
         return StateKey(current.encode(), tuple(olds))
@@ -72,3 +48,11 @@ def state_key_from_env(environ: Mapping[str, str] | None = None) -> StateKey:
         ENV,
     )
     return StateKey(derived_key(token), tuple(k for k in olds if k != derived_key(token)))
+
+
+def state_key_from_env(environ: Mapping[str, str] | None = None) -> StateKey:
+    """The state key the settings in ``environ`` (default: the process's environment) name."""
+    from bot.settings import Settings
+
+    settings = Settings.from_env(environ)
+    return build_state_key(settings.state_key, settings.state_key_previous, settings.gitlab_token)

@@ -1,37 +1,7 @@
 """Render the operator's Markdown templates with GitLab values, escaped by default.
 
-Trust model: template *text* is the operator's (trusted-ish: it may use Markdown,
-links, markers); every *value* in the context may come from GitLab and is untrusted.
-Values are never compiled as templates, only printed.
-
-Escape by default: every ``{{ ... }}`` result passes through ``finalize``, which runs
-``escape_inline`` on it unless it is a ``Safe`` string. Only the filters below return
-``Safe``, so a forgotten filter can make output ugly but never unsafe:
-
-===============  ==================================================================
-``block``        multi-line text as an indented code block (``code_block``)
-``mention``      ``Handle`` -> ``@name`` (a real mention); anything else -> inert text
-``ref``          positive int -> ``#12``
-``code``         inline code span (``code_span``)
-``marker``       ``"kind"|marker(k=v)`` -> hidden bot marker (``bot.markers.marker``)
-``checkbox``     bool -> ``[x]`` / ``[ ]``
-``dt``           datetime -> ``2026-11-28 14:00 UTC`` (naive means UTC)
-``duration``     timedelta -> ``1h``, ``30m``, ``2h 30m``, ``1d 2h``
-``join``         like Jinja's, but escapes each non-``Safe`` item and the separator
-===============  ==================================================================
-
-After rendering, ``find_hazards`` runs on the whole output. Allowed are the mentions
-the render produced on purpose: those of the ``mention`` filter, and those inside
-``Safe`` values that code built with ``markdown.mention`` and passed in the context
-(valid, non-special handles only: ``Safe("@all")`` is still refused). Any other hazard
-(a mention typed into the template text, a column-0 ``/`` line, ``{{`` from a ``raw``
-block, a stray HTML comment) raises ``UnsafeOutput``: the bot never writes a quick
-action. ``Safe`` is a trust assertion made by code; text from GitLab never gets one.
-
-Resource limits: Jinja's sandbox has no CPU or memory guard. ``*`` (repetition) and
-``**`` are checked before they run, output is streamed and refused past
-``max_chars``, but a template can still burn CPU (e.g. nested loops, ``format``
-widths); that is why templates must come from the operator, not from GitLab.
+Every ``{{ ... }}`` result is escaped unless it is ``Safe``; only the filters here return ``Safe``; the
+whole output is checked with ``find_hazards``. Trust model, filters and limits: docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -58,6 +28,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bot import markdown, markers
 from bot.markdown import Handle, UnsafeOutput, UnsafeValue
+from bot.safe import Safe, TemplateRenderError
 
 __all__ = [
     "CompiledTemplate",
@@ -69,24 +40,6 @@ __all__ = [
 ]
 
 STRING_TEMPLATE_NAME = "<string>"
-
-
-class Safe(str):
-    """Markdown produced by one of the renderer's filters; printed unchanged.
-
-    Never wrap text from GitLab in ``Safe``: that switches its escaping off.
-    """
-
-    __slots__ = ()
-
-
-class TemplateRenderError(Exception):
-    """A template could not be rendered. The message is one line naming template and line."""
-
-    def __init__(self, message: str, template: str | None = None, lineno: int | None = None) -> None:
-        super().__init__(" ".join(message.split()))
-        self.template = template
-        self.lineno = lineno
 
 
 _mentions: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from bot.clock import utcnow
 from bot.core.model import IncidentRef
 from bot.gitlab.apply import LeaseGone, RepeatedCreate, WriteGuard
 from bot.gitlab.errors import GitLabCallError
@@ -64,10 +65,6 @@ MIN_REQUEUE = timedelta(seconds=1)
 MAX_POLL = 5.0
 """The longest an idle worker sleeps before it looks for due jobs again: bounds how late a delayed job
 (a reminder) is claimed when nothing else wakes the worker."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Reconciles(Protocol):

@@ -142,7 +142,9 @@ def test_roster_without_rotation_is_its_first_member():
 def test_config_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("INCIDENT_BOT_CONFIG", str(ROOT / "config" / "bot.yaml"))
     monkeypatch.chdir(tmp_path)
-    assert load_config().bot.username == "incident-bot"
+    from bot.settings import Settings
+
+    assert load_config(Settings.from_env().config).bot.username == "incident-bot"
 
 
 @pytest.mark.parametrize("template", ["reminder.md.j2", "reply.md.j2", "all-clear.md.j2", "status-update.md.j2"])

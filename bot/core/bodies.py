@@ -32,7 +32,7 @@ from bot.markdown import (
     valid_mentions_in,
 )
 from bot.markers import StateKey, Trust, marker, parse_markers, signed_marker, strip_markers, verify
-from bot.templates import Safe, TemplateRenderError
+from bot.safe import Safe, TemplateRenderError
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from bot.core.model import EngagementPlan, Note
+from bot.core.model import Desired, EngagementPlan, Note
 
 _ASIDE = re.compile(r"\(.*?\)")
 _WORD = re.compile(r"[^\W_]+")
@@ -149,12 +148,12 @@ def overdue(items: Sequence[Due]) -> list[Due]:
     return [d for d in items if d.window >= 1]
 
 
-def next_attention(desired: Any) -> datetime | None:
+def next_attention(desired: Desired) -> datetime | None:
     """When the incident next needs a look without any webhook: the end of the current overdue
     window of an engagement with a cadence, or the end of a snooze. None when nothing is timed."""
     if not desired.in_scope or desired.closed or desired.all_clear:
         return None
-    times = [d.anchor + d.engagement.cadence * (d.window + 1) for d in desired.dues]
+    times = [d.anchor + cadence * (d.window + 1) for d in desired.dues if (cadence := d.engagement.cadence)]
     if not times:
         return None
     soonest = min(times)

@@ -66,9 +66,9 @@ def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rend
     add_labels = tuple(label for label in desired.add_labels if label not in incident.labels)
     if assign or add_labels:
         actions.append(UpdateIncident(assign=assign, add_labels=add_labels))
-    for child in observed.children.values():
-        if not child.linked:
-            actions.append(LinkChild(child.channel, child.issue.ref.project, child.iid))
+    for found in observed.children.values():
+        if not found.linked:
+            actions.append(LinkChild(found.channel, found.issue.ref.project, found.iid))
     return actions
 
 

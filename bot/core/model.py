@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.config import Severity
 from bot.markers import PREVIEW_KEY, StateKey
+
+if TYPE_CHECKING:  # they build on the types here
+    from bot.core.cadence import Due
+    from bot.core.commands import Command, Verdict
 
 
 @dataclass(frozen=True, order=True)
@@ -133,7 +137,7 @@ class Observed:
     # People's comments that matter: status updates that count (content judged by ``cadence``, the author by
     # the GitLab adapter: a Reporter or above, or a role holder), and commands not answered yet.
     updates: tuple[Note, ...] = ()
-    commands: tuple[Any, ...] = ()  # bot.core.commands.Command
+    commands: tuple[Command, ...] = ()
     # Signs the state and the child markers the bot writes. Read from the environment by the GitLab
     # adapter; the default only serves offline previews (``plan --payload``, ``check-config``, tests).
     key: StateKey = PREVIEW_KEY
@@ -209,9 +213,9 @@ class Desired:
     # The incident over time.
     now: datetime | None = None
     state: BotState = field(default_factory=BotState)  # what the checklist's marker should record
-    verdicts: tuple[Any, ...] = ()  # bot.core.commands.Verdict, one per command to answer
+    verdicts: tuple[Verdict, ...] = ()  # one per command to answer
     handoff_assign: str | None = None  # the new SEOC, to become the incident's assignee
-    dues: tuple[Any, ...] = ()  # bot.core.cadence.Due, one per engagement with a cadence
+    dues: tuple[Due, ...] = ()  # one per engagement with a cadence
     last_update: Note | None = None
     all_clear: bool = False
     reminders_paused: str = ""  # why no reminder is posted now (snoozed, all clear), if so

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import cast
 
-from bot.config import Condition, Config, Severity
+from bot.config import Condition, Config, RoleId, Severity
 from bot.core import cadence, commands
 from bot.core.model import (
     BotState,
@@ -94,7 +95,7 @@ def resolve_party(party: str, roles: dict[str, str | None], cfg: Config) -> Pers
     kind, _, name = party.partition(":")
     if kind == "role":
         holder = roles.get(name)
-        return Person(party, cfg.roles[name].name, holder, holder)
+        return Person(party, cfg.roles[cast(RoleId, name)].name, holder, holder)
     team = cfg.teams[name]
     return Person(party, team.name, team.handle, team.assignee or team.handle)
 
@@ -112,17 +113,23 @@ def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desire
     flags = frozenset(f for f in cfg.impact_flags if f in incident.labels)
     facts = Facts(flags, severity, phase, phase_index)
     threshold = cfg.severity.in_scope_at_least
-    base = {
-        "ref": incident.ref,
-        "severity": severity,
-        "severity_source": severity_source,
-        "phase": phase,
-        "phase_name": cfg.phases[phase_index].name,
-        "flags": tuple(sorted(flags)),
-        "closed": not incident.is_open,
-    }
+    phase_name = cfg.phases[phase_index].name
+
+    def out_of_scope(reason: str) -> Desired:
+        return Desired(
+            ref=incident.ref,
+            in_scope=False,
+            scope_reason=reason,
+            severity=severity,
+            severity_source=severity_source,
+            phase=phase,
+            phase_name=phase_name,
+            flags=tuple(sorted(flags)),
+            closed=not incident.is_open,
+        )
+
     if not is_incident(incident, cfg):
-        return Desired(in_scope=False, scope_reason=f"the issue has no {cfg.labels.trigger} label", **base)
+        return out_of_scope(f"the issue has no {cfg.labels.trigger} label")
     # Once engaged, an incident stays engaged: lowering the severity never tears anything down.
     engaged = bool(state.roles)
     if severity < threshold and not engaged:
@@ -131,10 +138,10 @@ def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desire
             if severity > Severity.UNKNOWN
             else "no severity is set yet"
         )
-        return Desired(in_scope=False, scope_reason=reason, **base)
+        return out_of_scope(reason)
 
     holders = role_holders(state, cfg, now)
-    roles = {rid: resolve_party(f"role:{rid}", holders, cfg) for rid in cfg.roles}
+    roles: dict[str, Person] = {rid: resolve_party(f"role:{rid}", holders, cfg) for rid in cfg.roles}
     engagements = tuple(
         EngagementPlan(
             id=e.id,
@@ -166,15 +173,21 @@ def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desire
     )
     has_phase = any(p.label in incident.labels for p in cfg.phases)
     return Desired(
+        ref=incident.ref,
         in_scope=True,
         scope_reason=f"severity is {severity.label} ({severity_source})",
+        severity=severity,
+        severity_source=severity_source,
+        phase=phase,
+        phase_name=phase_name,
+        flags=tuple(sorted(flags)),
+        closed=not incident.is_open,
         roles=roles,
         assign_incident_to=holders.get("seoc") if not incident.assignees else None,
         add_labels=() if has_phase else (cfg.phases[0].label,),
         first_actions=first_actions,
         engagements=engagements,
         children=children,
-        **base,
     )
 
 

@@ -1,33 +1,5 @@
-"""The bot's own state in GitLab, signed so that only what the bot wrote is believed. Pure.
-
-Who can change what the bot wrote (gitlabhq, checked in its sources):
-
-- A comment's body can be edited and deleted by whoever has ``admin_note`` on it: its author, and,
-  because ``NotePolicy`` delegates to the project, every Maintainer and Owner (``ProjectPolicy`` enables
-  ``admin_note`` under ``maintainer_access``), and administrators. The REST edit (``PUT .../notes/:id``,
-  ``API::Helpers::NotesHelpers#update_note``) and the web UI (``NotesActions#update``, which is also how a
-  task-list box is ticked in a comment) both ``authorize! :admin_note``. So Developers and below can
-  neither edit nor tick the bot's checklist; Maintainers can rewrite all of it, hidden marker included.
-- An issue's description (a child's hidden marker) can be edited by anyone with ``update_issue``: Reporters
-  (Planners) and up, and the issue's author.
-- Who edited a comment is not in the REST answer (``API::Entities::Note`` has ``author``, ``created_at``,
-  ``updated_at``; no editor), and the note webhook of an edit names the *note's author* as ``user``
-  (``Notes::UpdateService#execute_note_webhook`` builds it with ``note.author``). So the bot cannot name
-  the editor of its own comment; it says "someone other than the bot" and that only Maintainers, Owners
-  and administrators can do it.
-
-What the bot keeps: the role holders, the snooze, when each engagement began, the high-water mark of the
-command notes it has handled, and a revision number (``BotState``). It is written, signed (``StateKey``,
-bound to the incident's project id and iid), in the checklist's marker, and a signed copy rides along in
-every status-log comment and command reply. A reader believes the signed copy with the highest revision,
-preferring the checklist's on a tie. A checklist whose marker is missing, unsigned, forged or older than a
-copy is reported once in the status log and rewritten from the state believed; ticked boxes stay ticked,
-because they are read from the body, not from the marker.
-
-If nothing signed is found (an incident from before markers were signed, or the key was replaced without
-keeping the old one as previous) nothing recorded is believed: the SEOC is the incident's assignee, the
-other roles come from their rosters, no snooze, reminder windows start now, and commands already answered
-count as handled. That is reported once too.
+"""The bot's own state in GitLab (role holders, snooze, engagement starts, handled commands), signed so that
+only what the bot wrote is believed. Pure. Who can change what, and what happens then: docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -39,9 +39,9 @@ from bot.gitlab.errors import (
 )
 
 __all__ = [
+    "CallOutcome",
     "CallPolicy",
     "CallStats",
-    "Outcome",
     "StatsSnapshot",
     "TokenBucket",
     "WriteKind",
@@ -121,7 +121,7 @@ def server_wait(headers: Mapping[str, str] | None, status: int | None, *, now_wa
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CallOutcome:
     """How one failed attempt is judged.
 
     ``transient``: trying again later can help. ``retry``: this policy may repeat it now (false for
@@ -208,7 +208,7 @@ def _http_message(exc: gitlab.exceptions.GitlabError, status: int | None) -> str
     return message or "(no message)"
 
 
-def classify(exc: BaseException, write: WriteKind = "read") -> Outcome:
+def classify(exc: BaseException, write: WriteKind = "read") -> CallOutcome:
     """Judge one failed attempt of a ``read``, ``idempotent`` or ``create`` request.
 
     Transient: 429, 500/502/503/504/520-530, 409 "Resource lock", connection errors and timeouts, and
@@ -217,11 +217,11 @@ def classify(exc: BaseException, write: WriteKind = "read") -> Outcome:
     """
     create = write == "create"
     if isinstance(exc, gitlab.exceptions.GitlabAuthenticationError):
-        return Outcome(401, "401", TOKEN_REJECTED, transient=False, retry=False, auth=True)
+        return CallOutcome(401, "401", TOKEN_REJECTED, transient=False, retry=False, auth=True)
     if isinstance(exc, gitlab.exceptions.GitlabParsingError):
         # A 2xx with an unreadable body: on a create the object exists, on a read it is a bad proxy.
         message = f"unreadable GitLab response ({compact_message(exc.error_message)})"
-        return Outcome(None, "unparseable", message, transient=create, retry=False, unknown=create)
+        return CallOutcome(None, "unparseable", message, transient=create, retry=False, unknown=create)
     if isinstance(exc, gitlab.exceptions.GitlabError) and exc.response_code is not None:
         status = exc.response_code
         headers = _headers_of(exc)
@@ -229,14 +229,14 @@ def classify(exc: BaseException, write: WriteKind = "read") -> Outcome:
         lock = status == 409 and "resource lock" in f"{_reason_of(exc)} {message}".lower()
         if status in TRANSIENT_STATUSES or lock:
             if create and status != 429:
-                return Outcome(status, str(status), message, True, retry=False, unknown=True, headers=headers)
-            return Outcome(status, str(status), message, True, retry=True, headers=headers)
-        return Outcome(status, str(status), message, False, retry=False, headers=headers)
+                return CallOutcome(status, str(status), message, True, retry=False, unknown=True, headers=headers)
+            return CallOutcome(status, str(status), message, True, retry=True, headers=headers)
+        return CallOutcome(status, str(status), message, False, retry=False, headers=headers)
     if isinstance(exc, gitlab.exceptions.GitlabError):
         label = type(exc).__name__
-        return Outcome(None, label, compact_message(exc.error_message) or label, False, retry=False)
+        return CallOutcome(None, label, compact_message(exc.error_message) or label, False, retry=False)
     if isinstance(exc, requests.exceptions.SSLError) and "certificate verify failed" in str(exc).lower():
-        return Outcome(None, "SSLError", f"TLS certificate rejected: {connection_reason(exc)}", False, False)
+        return CallOutcome(None, "SSLError", f"TLS certificate rejected: {connection_reason(exc)}", False, False)
     if isinstance(
         exc,
         requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError,
@@ -244,16 +244,16 @@ def classify(exc: BaseException, write: WriteKind = "read") -> Outcome:
         label = type(exc).__name__
         message = f"{label}: {connection_reason(exc)}"
         if create and not _sent_nothing(exc):
-            return Outcome(None, label, message, True, retry=False, unknown=True)
-        return Outcome(None, label, message, True, retry=True)
+            return CallOutcome(None, label, message, True, retry=False, unknown=True)
+        return CallOutcome(None, label, message, True, retry=True)
     crashed_on = _retry_after_crash_status(exc) if isinstance(exc, ValueError) else None
     if crashed_on is not None:
         message = f"malformed Retry-After ({compact_message(str(exc))})"
         if create and crashed_on != 429:
-            return Outcome(crashed_on, str(crashed_on), message, True, retry=False, unknown=True)
-        return Outcome(crashed_on, str(crashed_on), message, True, retry=True)
+            return CallOutcome(crashed_on, str(crashed_on), message, True, retry=False, unknown=True)
+        return CallOutcome(crashed_on, str(crashed_on), message, True, retry=True)
     label = type(exc).__name__
-    return Outcome(None, label, f"{label}: {compact_message(str(exc))}", False, retry=False)
+    return CallOutcome(None, label, f"{label}: {compact_message(str(exc))}", False, retry=False)
 
 
 # --------------------------------------------------------------------------- rate limiting
@@ -527,7 +527,7 @@ class CallPolicy:
         if waited:
             self.stats.record_throttle(waited)
 
-    def _next_wait(self, outcome: Outcome, attempt: int, start: float) -> float | None:
+    def _next_wait(self, outcome: CallOutcome, attempt: int, start: float) -> float | None:
         """The sleep before the next attempt, or None to give up now (checked before sleeping)."""
         if not outcome.retry or attempt >= self.max_attempts:
             return None
@@ -542,7 +542,7 @@ class CallPolicy:
             return None
         return wait
 
-    def _error(self, step: str, incident: str, outcome: Outcome, attempts: int) -> GitLabCallError:
+    def _error(self, step: str, incident: str, outcome: CallOutcome, attempts: int) -> GitLabCallError:
         self.stats.record_failure()
         retry_after = server_wait(outcome.headers, outcome.status, now_wall=self._wallclock())
         message = outcome.message

@@ -541,7 +541,7 @@ class GitLabState:
             self.issues_by_id[item.id] = item
             self._issues_by_iid[(project.id, item.iid)] = item
             self._notes_by_issue[item.id] = []
-            changes = {
+            changes: dict[str, dict[str, Any]] = {
                 key: {"previous": None, "current": value}
                 for key, value in (
                     ("author_id", author.id),

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
+from bot.clock import utcnow
 from bot.config import Config
 from bot.core.events import Ignored, parse_event
 from bot.core.routing import route
 from bot.metrics import Metrics
 from bot.redact import redact
+from bot.settings import GITLAB_MAX_BODY
 from bot.store import DeliveryStore
 from bot.web.auth import (
     DEFAULT_TOLERANCE,
@@ -40,15 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GITLAB_MAX_BODY = 25 * 1024 * 1024
-"""GitLab never sends a webhook body larger than 25 MB (``REQUEST_BODY_SIZE_LIMIT``)."""
 
 EXTENSION = "incident_bot"
 WEBHOOK_PATH = "/webhook"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -79,18 +74,13 @@ class WebSettings:
         object.__setattr__(self, "signing_key", key)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> WebSettings:
-        """``GITLAB_WEBHOOK_SECRET`` (required), ``GITLAB_WEBHOOK_SIGNING_TOKEN`` and
-        ``INCIDENT_BOT_MAX_BODY_BYTES`` (default 25 MB). One of the first two must be set. Raises
-        ``ValueError`` with one line."""
-        limit = environ.get("INCIDENT_BOT_MAX_BODY_BYTES", "").strip()
-        if limit and not limit.isdigit():
-            raise ValueError(f"INCIDENT_BOT_MAX_BODY_BYTES must be a number of bytes, got {limit!r}")
-        return cls(
-            secret=environ.get("GITLAB_WEBHOOK_SECRET", ""),
-            signing_token=environ.get("GITLAB_WEBHOOK_SIGNING_TOKEN") or None,
-            max_body_bytes=int(limit) if limit else GITLAB_MAX_BODY,
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WebSettings:
+        """The receiver's part of :class:`bot.settings.Settings` (``GITLAB_WEBHOOK_SECRET``,
+        ``GITLAB_WEBHOOK_SIGNING_TOKEN``, ``INCIDENT_BOT_MAX_BODY_BYTES``). Raises ``ValueError``."""
+        from bot.settings import Settings
+
+        settings = Settings.from_env(environ, need=("webhook",))
+        return cls(settings.webhook_secret, settings.webhook_signing_token, settings.max_body_bytes)
 
     def __repr__(self) -> str:  # never print secrets
         secret = "***" if self.secret else "unset"

@@ -9,9 +9,12 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.web.auth import header_bytes
+
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
 
 KNOWN_EVENTS = frozenset(
     {
@@ -85,7 +88,7 @@ def _digest(*parts: bytes) -> str:
 
 
 def delivery_id(
-    headers: Mapping[str, str], payload: Any, body: bytes, *, signed_id: str | None = None
+    headers: Mapping[str, str] | Headers, payload: Any, body: bytes, *, signed_id: str | None = None
 ) -> str:
     """The de-duplication key of a delivery.
 

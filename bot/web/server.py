@@ -1,22 +1,6 @@
-"""gunicorn, embedded: the production WSGI server for the receiver, supervising the worker process too.
+"""gunicorn, embedded: the production WSGI server for the receiver, supervising the reconcile worker process.
 
-Worker class: ``gevent`` by default (:mod:`bot.web.evworker`). A webhook receiver may face the internet
-directly, where a client can open connections and send half a request header, or a body a byte at a
-time. Under ``sync`` workers each such connection holds a whole worker (two of them stopped all intake;
-under ``gthread``, one per thread). GitLab waits 10 s for an answer and disables a hook after four
-failures in a row, so stalled intake loses deliveries. The gevent worker serves each connection in a
-greenlet: idle and slow clients cost memory, not workers, and ``read_timeout`` bounds them: the request
-header must arrive whole within it, and each read of the body and write of the answer must progress
-within it. The handler stays a token check, a parse and one local insert; measured on a 2-core machine
-(``bench/bench_slowclients.py``), gevent workers keep their intake rate with 200 idle half-open
-connections held open, where sync workers stop answering. ``sync`` and ``gthread`` remain available for
-deployments behind a buffering proxy.
-
-The reconcile worker is a separate process (``incident-bot worker``), started and watched by the
-gunicorn master: a crash or a long reconcile there never touches intake, intake restarts never cut a
-reconcile short, and the worker is the same program as in a split deployment. The master restarts it
-if it dies, stops it with SIGTERM when the master stops, and the worker stops on its own if the master
-is killed outright. The master and the reconcile worker never import gevent; only the receivers do.
+Why gevent workers by default, and how the worker process is supervised: docs/architecture.md.
 """
 
 from __future__ import annotations

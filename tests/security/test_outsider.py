@@ -16,15 +16,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot import wiring
 from bot.config import ConfigError, load_config
 from bot.core.model import IncidentRef
 from bot.gitlab.remit import OutsideRemit
 from bot.metrics import Metrics
 from bot.planview import plan_live
 from bot.sandbox import World
+from bot.settings import Settings
 from bot.store import JobState, LeaseLost, SQLiteStore
 from bot.sweep import sweep
-from bot.templates import TemplateRenderer
 from bot.web.app import WebSettings, create_app
 from bot.worker import Outcome, Worker, WorkerPool
 from tests.conftest import ROOT
@@ -123,7 +124,8 @@ def test_reconcile_and_plan_say_outside_the_remit(w, clock, monkeypatch):
     assert w.sim.writes() == []
     monkeypatch.setenv("GITLAB_URL", w.sim.url)
     monkeypatch.setenv("GITLAB_TOKEN", w.sim.token)
-    report = plan_live(f"{project}#{iid}", w.cfg, TemplateRenderer([w.cfg.template_dir]), clock())
+    now = clock()
+    report = plan_live(f"{project}#{iid}", lambda: wiring.reconciler(Settings.from_env(), w.cfg, clock=lambda: now))
     assert "outside the bot's remit" in report.as_text() and report.actions == []
 
 

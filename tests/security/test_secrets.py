@@ -154,7 +154,7 @@ def test_dead_letters_store_and_list_no_secret(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("GITLAB_TOKEN", token)
     monkeypatch.setenv("INCIDENT_BOT_DB", db_url)
     monkeypatch.setenv("GITLAB_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    redact.secrets_from_env()
+    redact.secrets_from_env(os.environ)
     records: list[str] = []
 
     class Capture(logging.Handler):

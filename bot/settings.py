@@ -1,0 +1,306 @@
+"""Every ``GITLAB_*`` and ``INCIDENT_BOT_*`` environment variable, read in one place into one frozen object.
+
+:func:`Settings.from_env` checks every variable at once and raises :class:`SettingsError` with one line per
+problem. Secrets may come as files (``NAME_FILE``); every secret read is registered for redaction. The
+README's table of variables is generated from :data:`VARIABLES` (:func:`markdown_table`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from bot.config import parse_duration
+from bot.errors import UserError
+from bot.redact import SECRET_ENV, URL_ENV, redact, register_secret, url_password
+
+DEFAULT_DB = "var/incident-bot.sqlite3"
+DEFAULT_SPOOL = "var/incident-bot-spool.sqlite3"
+DEFAULT_LEASE = timedelta(seconds=60)
+GITLAB_MAX_BODY = 25 * 1024 * 1024
+"""GitLab never sends a webhook body larger than 25 MB (``REQUEST_BODY_SIZE_LIMIT``)."""
+MIN_STATE_KEY = 16
+
+Durability = Literal["full", "normal"]
+Need = str
+"""What a command needs: ``gitlab`` (URL and token), ``webhook`` (a secret or signing token)."""
+
+
+class SettingsError(UserError, ValueError):
+    """One or more settings are wrong or missing: one line per problem in ``problems``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its name, its default as the docs show it, what it means, how it is read."""
+
+    name: str
+    default: str
+    meaning: str
+    parse: Callable[[str], Any]
+    secret: bool = False
+    """May come as a file (``NAME_FILE``); its value is registered for redaction."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The process's settings. ``None`` means unset (and, for durations, ``off``)."""
+
+    gitlab_url: str | None = None
+    gitlab_token: str | None = field(default=None, repr=False)
+    webhook_secret: str = field(default="", repr=False)
+    webhook_signing_token: str | None = field(default=None, repr=False)
+    config: Path | None = None
+    db: str = DEFAULT_DB
+    db_durability: Durability = "full"
+    spool: str = DEFAULT_SPOOL
+    sweep_every: timedelta | None = timedelta(seconds=300)
+    lease: timedelta = DEFAULT_LEASE
+    retry_base: timedelta | None = None
+    dead_letter_retention: timedelta = timedelta(days=14)
+    max_body_bytes: int = GITLAB_MAX_BODY
+    state_key: str | None = field(default=None, repr=False)
+    state_key_previous: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, need: Collection[Need] = ()) -> Settings:
+        """Read and check every variable; ``need`` names what the command cannot do without (``gitlab``:
+        URL and token, ``webhook``: a secret or signing token). Raises ``SettingsError`` listing every problem."""
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        for attr, var in FIELDS.items():
+            try:
+                text = _raw(env, var)
+                if text is not None:
+                    values[attr] = var.parse(text)
+            except ValueError as exc:
+                problems.append(str(exc))
+        settings = cls(**values)
+        problems += settings.missing(need)
+        if problems:
+            raise SettingsError(problems)
+        return settings
+
+    def missing(self, need: Collection[Need]) -> list[str]:
+        problems = []
+        if "gitlab" in need and not self.gitlab_url:
+            problems.append("GITLAB_URL is not set (e.g. https://gitlab.com)")
+        if "gitlab" in need and not self.gitlab_token:
+            problems.append("GITLAB_TOKEN is not set (the bot user's personal or project access token, api scope)")
+        if "webhook" in need and not self.webhook_secret and not self.webhook_signing_token:
+            problems.append(
+                "neither GITLAB_WEBHOOK_SECRET nor GITLAB_WEBHOOK_SIGNING_TOKEN is set: "
+                "the receiver refuses unauthenticated webhooks"
+            )
+        return problems
+
+    def gitlab(self) -> tuple[str, str]:
+        """``GITLAB_URL`` and ``GITLAB_TOKEN``, or ``SettingsError`` naming what is missing."""
+        problems = self.missing(("gitlab",))
+        if problems or not self.gitlab_url or not self.gitlab_token:
+            raise SettingsError(problems)
+        return self.gitlab_url, self.gitlab_token
+
+    def is_postgres(self) -> bool:
+        from bot.store import is_postgres_url
+
+        return is_postgres_url(self.db)
+
+
+# ------------------------------------------------------------------------------------ parsing
+
+
+def _raw(env: Mapping[str, str], var: Variable) -> str | None:
+    """The variable's text, or its file's contents (one trailing line break dropped); None when unset."""
+    value = env.get(var.name, "")
+    path = env.get(f"{var.name}_FILE", "") if var.secret else ""
+    if value and path:
+        raise ValueError(f"set {var.name} or {var.name}_FILE, not both")
+    if path:
+        try:
+            value = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{var.name}_FILE={path}: cannot read it ({exc.__class__.__name__})") from None
+        value = value.removesuffix("\n").removesuffix("\r")
+    if var.secret:
+        register_secret(value)  # read from a file, it is not in the environment that redaction scans
+    return value if value.strip() else None
+
+
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s?\s*$")
+
+
+def duration(name: str, *, unit: timedelta = timedelta(seconds=1), off: bool = False,
+             least: timedelta = timedelta(0), most: timedelta | None = None) -> Callable[[str], timedelta | None]:
+    """A duration: a plain number (of ``unit``), ``300s``, or the config's form (``5m``, ``1h``, ``2d``)."""
+    plain = "days" if unit == timedelta(days=1) else "seconds"
+    expected = f"a duration such as 300s, 5m or 1h (a plain number is {plain}){' or off' if off else ''}"
+
+    def parse(text: str) -> timedelta | None:
+        if off and text.strip().lower() == "off":
+            return None
+        number = _SECONDS.match(text)
+        try:
+            if number and text.strip()[-1:] == "s":
+                value = timedelta(seconds=float(number.group(1)))
+            elif number:
+                value = unit * float(number.group(1))
+            else:
+                value = parse_duration(text)
+        except (ValueError, OverflowError):
+            raise ValueError(f"{name}={text!r} is not {expected}") from None
+        if value <= least:
+            raise ValueError(f"{name}={text!r} must be more than {_show(least)}")
+        if most is not None and value > most:
+            raise ValueError(f"{name}={text!r} must be at most {_show(most)}")
+        return value
+
+    return parse
+
+
+def _show(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds:g} s"
+
+
+def _at_least(name: str, least: timedelta, parse: Callable[[str], timedelta | None]) -> Callable[[str], Any]:
+    def check(text: str) -> timedelta | None:
+        value = parse(text)
+        if value is not None and value < least:
+            raise ValueError(f"{name}={text!r} is too short (at least {_show(least)})")
+        return value
+
+    return check
+
+
+def _choice(name: str, *choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"{name} must be {' or '.join(choices)}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _bytes(name: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = text.strip()
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{name} must be a number of bytes, got {text!r}")
+        return int(value)
+
+    return parse
+
+
+def _gitlab_url(text: str) -> str:
+    """The instance's base URL; ``…/api/v4`` (as often copied from the API docs) is accepted and dropped."""
+    url = text.strip().rstrip("/")
+    url = url.removesuffix("/api/v4").rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError(f"GITLAB_URL must be an http(s) URL such as https://gitlab.com, got {redact(text)!r}")
+    register_secret(url_password(url))
+    return url
+
+
+def _db(text: str) -> str:
+    register_secret(url_password(text))
+    return text.strip()
+
+
+def _state_key(name: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip()
+        register_secret(value)
+        if len(value) < MIN_STATE_KEY:
+            raise ValueError(
+                f"{name} is too short: use at least {MIN_STATE_KEY} random characters (e.g. `openssl rand -hex 32`)"
+            )
+        return value
+
+    return parse
+
+
+def _strip(text: str) -> str:
+    return text.strip()
+
+
+def _keep(text: str) -> str:
+    return text
+
+
+FIELDS: dict[str, Variable] = {
+    "gitlab_url": Variable("GITLAB_URL", "", "the GitLab instance, e.g. `https://gitlab.com` (`…/api/v4` is accepted)",
+                           _gitlab_url),
+    "gitlab_token": Variable("GITLAB_TOKEN", "", "the bot user's access token (`api` scope)", _strip, secret=True),
+    "webhook_secret": Variable(
+        "GITLAB_WEBHOOK_SECRET", "", "the webhook's secret token (this or the signing token is required)", _keep,
+        secret=True),
+    "webhook_signing_token": Variable(
+        "GITLAB_WEBHOOK_SIGNING_TOKEN", "", "the webhook's signing token (`whsec_…`); verifies `webhook-signature`",
+        _strip, secret=True),
+    "config": Variable("INCIDENT_BOT_CONFIG", "`config/bot.yaml`", "the policy file", lambda t: Path(t.strip())),
+    "db": Variable("INCIDENT_BOT_DB", f"`{DEFAULT_DB}`", "the store: a SQLite file or a `postgresql://` URL", _db),
+    "db_durability": Variable(
+        "INCIDENT_BOT_DB_DURABILITY", "`full`",
+        "`full`: every acknowledged delivery is flushed to disk; `normal`: survives a crash of the bot, "
+        "not of the machine or database server", _choice("INCIDENT_BOT_DB_DURABILITY", "full", "normal")),
+    "spool": Variable("INCIDENT_BOT_SPOOL", f"`{DEFAULT_SPOOL}`",
+                      "with PostgreSQL: the replica's local spool file", _strip),
+    "sweep_every": Variable(
+        "INCIDENT_BOT_SWEEP_SECONDS", "`300s`", "how often each worker lists open incidents to catch missed webhooks "
+        "(`off`: webhooks only; at least 10 s); reminders do not depend on it",
+        _at_least("INCIDENT_BOT_SWEEP_SECONDS", timedelta(seconds=10),
+                  duration("INCIDENT_BOT_SWEEP_SECONDS", off=True))),
+    "lease": Variable(
+        "INCIDENT_BOT_LEASE_SECONDS", "`60s`", "how long a job a dead worker held waits before another takes it "
+        "(at least 3 s)", _at_least("INCIDENT_BOT_LEASE_SECONDS", timedelta(seconds=3),
+                                    duration("INCIDENT_BOT_LEASE_SECONDS"))),
+    "retry_base": Variable("INCIDENT_BOT_RETRY_SECONDS", "`10s`",
+                           "the first retry of a failed job, doubling after", duration("INCIDENT_BOT_RETRY_SECONDS")),
+    "dead_letter_retention": Variable(
+        "INCIDENT_BOT_DEAD_LETTER_DAYS", "`14` (days)", "how long dead letters and their payloads are kept "
+        "(1 to 3650 days)", _at_least("INCIDENT_BOT_DEAD_LETTER_DAYS", timedelta(days=1), duration(
+            "INCIDENT_BOT_DEAD_LETTER_DAYS", unit=timedelta(days=1), most=timedelta(days=3650)))),
+    "max_body_bytes": Variable("INCIDENT_BOT_MAX_BODY_BYTES", f"`{GITLAB_MAX_BODY}`",
+                               "the largest webhook body accepted (GitLab's own limit is 25 MB)",
+                               _bytes("INCIDENT_BOT_MAX_BODY_BYTES")),
+    "state_key": Variable(
+        "INCIDENT_BOT_STATE_KEY", "derived from `GITLAB_TOKEN`",
+        "signs the bot's state in GitLab: at least 16 characters, the same for every replica",
+        _state_key("INCIDENT_BOT_STATE_KEY"), secret=True),
+    "state_key_previous": Variable(
+        "INCIDENT_BOT_STATE_KEY_PREVIOUS", "", "the state key before a rotation; what it signed is still believed",
+        _state_key("INCIDENT_BOT_STATE_KEY_PREVIOUS"), secret=True),
+}
+VARIABLES = tuple(FIELDS.values())
+
+
+def register_secrets(environ: Mapping[str, str] | None = None) -> None:
+    """Register every secret-looking variable (``*_TOKEN``, ``*_SECRET``, ``*_KEY``, ``*_PASSWORD`` of
+    ``GITLAB``/``INCIDENT_BOT``/``SLACK``) and the URL passwords for redaction, before anything is parsed."""
+    env = os.environ if environ is None else environ
+    for name, value in env.items():
+        if SECRET_ENV.fullmatch(name):
+            register_secret(value)
+    for name in URL_ENV:
+        register_secret(url_password(env.get(name, "")))
+
+
+def markdown_table() -> str:
+    """The README's table of environment variables."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for var in VARIABLES:
+        name = f"`{var.name}`" + (f" (or `{var.name}_FILE`)" if var.secret else "")
+        rows.append(f"| {name} | {var.default or '—'} | {var.meaning} |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,191 @@
+"""Builds the running parts from settings and config: renderer, call policy, GitLab client, state key,
+store, reconciler and the receiver's settings. Command-line modules ask here; nothing here parses."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.config import ApiSettings, Config
+from bot.errors import UserError
+from bot.redact import redact
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.gitlab.callpolicy import CallPolicy
+    from bot.gitlab.client import GitLabClient
+    from bot.markers import StateKey
+    from bot.reconciler import Reconciler
+    from bot.store import DeliveryStore
+    from bot.store.spool import Spool
+    from bot.templates import TemplateRenderer
+    from bot.web.app import WebSettings
+
+log = logging.getLogger("bot.service")
+
+
+def renderer_for(cfg: Config) -> TemplateRenderer:
+    from bot.templates import TemplateRenderer
+
+    return TemplateRenderer([cfg.template_dir])
+
+
+def call_policy(api: ApiSettings, **overrides: Any) -> CallPolicy:
+    """The config's API budget as the client's call policy (``overrides``: e.g. ``on_call`` for metrics)."""
+    from bot.gitlab.callpolicy import CallPolicy
+
+    settings: dict[str, Any] = {
+        "rate_per_minute": api.rate_per_minute,
+        "burst": api.burst,
+        "max_attempts": api.max_attempts,
+        "call_budget_s": api.call_budget_s,
+        **overrides,
+    }
+    return CallPolicy(**settings)
+
+
+def client_from(url: str, token: str, policy: CallPolicy | None = None, *, timeout: float = 10.0) -> GitLabClient:
+    from bot.gitlab.callpolicy import CallPolicy
+    from bot.gitlab.client import GitLabClient, UserCache
+    from bot.gitlab.connect import make_gitlab
+
+    return GitLabClient(lambda: make_gitlab(url, token, timeout=timeout), policy or CallPolicy(), users=UserCache())
+
+
+def client(settings: Settings, cfg: Config, policy: CallPolicy | None = None) -> GitLabClient:
+    """The GitLab client for ``GITLAB_URL``/``GITLAB_TOKEN`` under the config's call policy."""
+    url, token = settings.gitlab()
+    return client_from(url, token, policy or call_policy(cfg.api), timeout=cfg.api.timeout_s)
+
+
+def state_key(settings: Settings) -> StateKey:
+    from bot.statekey import build_state_key
+
+    return build_state_key(settings.state_key, settings.state_key_previous, settings.gitlab_token)
+
+
+def reconciler(
+    settings: Settings,
+    cfg: Config,
+    gitlab: GitLabClient | None = None,
+    *,
+    bot_username: str | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Reconciler:
+    from bot.reconciler import Reconciler
+
+    extra: dict[str, Any] = {"clock": clock} if clock else {}
+    return Reconciler(
+        cfg,
+        renderer_for(cfg),
+        gitlab or client(settings, cfg),
+        bot_username=bot_username,
+        key=state_key(settings),
+        **extra,
+    )
+
+
+def web_settings(settings: Settings) -> WebSettings:
+    from bot.web.app import WebSettings
+
+    try:
+        return WebSettings(
+            secret=settings.webhook_secret,
+            signing_token=settings.webhook_signing_token,
+            max_body_bytes=settings.max_body_bytes,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def check_gitlab(settings: Settings) -> str:
+    """Authenticate with ``GITLAB_URL``/``GITLAB_TOKEN`` once; return the bot's username or one line."""
+    from bot.gitlab.connect import check_token, make_gitlab
+    from bot.gitlab.errors import GitLabConfigError
+
+    url, token = settings.gitlab()
+    try:
+        return check_token(make_gitlab(url, token, timeout=10.0))
+    except (GitLabConfigError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------- store
+
+
+def db_shown(settings: Settings) -> str:
+    """``INCIDENT_BOT_DB`` as messages show it: without the password."""
+    return redact(settings.db)
+
+
+def open_service_store(settings: Settings) -> DeliveryStore:
+    """The delivery store named by ``INCIDENT_BOT_DB``, or one clear line saying why not."""
+    from bot.store import StoreError, open_store
+
+    try:
+        return open_store(settings.db, durability=settings.db_durability)
+    except (StoreError, ValueError) as exc:
+        raise UserError(f"cannot open the delivery store INCIDENT_BOT_DB={db_shown(settings)}: {exc}") from None
+
+
+def prepare_store(settings: Settings) -> None:
+    """Create and migrate the store once, before any process forks. PostgreSQL may be away (a restart
+    during an outage): then start all the same; the receivers spool deliveries, the worker waits for the
+    database, and ``/readyz`` says degraded. A database too new for this code still stops the start."""
+    from bot.store import SchemaVersionError, StoreError, open_store
+
+    if not settings.is_postgres():
+        open_service_store(settings).close()
+        return
+    try:
+        open_store(settings.db, durability=settings.db_durability).close()
+    except SchemaVersionError as exc:
+        raise UserError(redact(str(exc))) from None
+    except StoreError as exc:
+        log.warning("starting without the delivery store %s: %s; deliveries are spooled until it answers",
+                    db_shown(settings), redact(str(exc)))
+
+
+def spool(settings: Settings) -> Spool | None:
+    """The receivers' local spool (``INCIDENT_BOT_SPOOL``), when the shared store is PostgreSQL: a
+    delivery that arrives while the database is away is kept on the replica's own disk, not refused."""
+    from bot.store.spool import Spool
+
+    if not settings.is_postgres():
+        return None  # a SQLite store is already on the receiver's own disk
+    return Spool(settings.spool)
+
+
+def open_receiver_store(settings: Settings) -> DeliveryStore:
+    from bot.store.spool import SpoolingStore
+
+    local = spool(settings)
+    if local is None:
+        return open_service_store(settings)
+    return SpoolingStore(lambda: _open_shared_store(settings), local)
+
+
+def _open_shared_store(settings: Settings) -> DeliveryStore:
+    from bot.store import StoreError
+
+    try:
+        return open_service_store(settings)
+    except UserError as exc:  # the spool takes deliveries meanwhile; the next one tries again
+        raise StoreError(str(exc)) from None
+
+
+def wait_for_store(settings: Settings, stop: threading.Event, retry: float = 2.0) -> DeliveryStore | None:
+    """The worker's store; while it cannot be opened (PostgreSQL away at start), say so and keep trying."""
+    while True:
+        try:
+            return open_service_store(settings)
+        except UserError as exc:
+            if settings.is_postgres():
+                log.warning("%s; trying again in %.0f s", exc, retry)
+                if stop.wait(retry):
+                    return None
+                continue
+            raise

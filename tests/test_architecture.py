@@ -1,0 +1,157 @@
+"""The shape of the code base: no import cycles between ``bot`` modules, and a pure core."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+BOT = Path(__file__).resolve().parent.parent / "bot"
+IMPURE = ("jinja2", "flask", "werkzeug", "gitlab", "requests", "psycopg", "sqlite3", "gunicorn", "gevent", "socket",
+          "prometheus_client", "urllib3", "http", "subprocess", "threading", "concurrent")
+"""Libraries that render, serve, talk to the network or a database, or run threads: not for the core."""
+IMPURE_BOT = ("bot.gitlab", "bot.web", "bot.store", "bot.templates", "bot.settings", "bot.wiring", "bot.reconciler",
+              "bot.worker", "bot.simgitlab")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(BOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(BOT.rglob("*.py"))}
+
+
+def imports(path: Path, *, type_checking: bool = False) -> set[str]:
+    """Modules ``path`` imports at run time (``if TYPE_CHECKING:`` blocks excluded unless asked)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and not type_checking and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def graph(*, top_level_only: bool) -> dict[str, set[str]]:
+    """Edges between ``bot`` modules; ``top_level_only`` ignores imports inside functions (deferred)."""
+    known = modules()
+    edges: dict[str, set[str]] = {}
+    for name, path in known.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if top_level_only:
+            body = [n for n in tree.body if not (isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))]
+            tree = ast.Module(body=[n for n in body if isinstance(n, ast.Import | ast.ImportFrom)], type_ignores=[])
+            path_imports = set()
+            for node in tree.body:
+                if isinstance(node, ast.Import):
+                    path_imports.update(a.name for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    path_imports.add(node.module)
+                    path_imports.update(f"{node.module}.{a.name}" for a in node.names)
+        else:
+            path_imports = imports(path)
+        edges[name] = {m for m in path_imports if m in known and m != name and m != "bot"}
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def strongconnect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                strongconnect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            strongconnect(v)
+    return found
+
+
+def test_no_import_cycles_between_bot_modules_even_through_deferred_imports() -> None:
+    assert cycles(graph(top_level_only=False)) == []
+
+
+def reads_environment(path: Path) -> bool:
+    """``os.environ`` or ``os.getenv`` anywhere in the module's code (docstrings do not count)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv"):
+            return True
+        imported = {a.name for a in node.names} if isinstance(node, ast.ImportFrom) and node.module == "os" else set()
+        if imported & {"environ", "getenv"}:
+            return True
+    return False
+
+
+def closure(start: str) -> set[str]:
+    """Every module ``start`` imports at run time, directly or through other ``bot`` modules."""
+    known = modules()
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in known:
+            todo.extend(imports(known[name]))
+    return seen
+
+
+def test_core_imports_nothing_impure_even_indirectly() -> None:
+    offenders = {}
+    for name in modules():
+        if name.startswith("bot.core"):
+            bad = sorted(m for m in closure(name) if m.split(".")[0] in IMPURE or m.startswith(IMPURE_BOT))
+            if bad:
+                offenders[name] = bad
+    assert offenders == {}
+
+
+def test_core_reads_no_environment() -> None:
+    assert [name for name, path in modules().items() if name.startswith("bot.core") and reads_environment(path)] == []
+
+
+def test_only_settings_reads_the_environment() -> None:
+    # simgitlab is the test double of GitLab, not the bot; metrics sets PROMETHEUS_MULTIPROC_DIR for its children.
+    readers = sorted(
+        name
+        for name, path in modules().items()
+        if not name.startswith(("bot.simgitlab", "bot.settings", "bot.metrics")) and reads_environment(path)
+    )
+    assert readers == []
