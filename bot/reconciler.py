@@ -26,6 +26,7 @@ from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.client import GitLabClient, UserCache
 from bot.gitlab.connect import make_gitlab
 from bot.gitlab.observe import find_orphans, observe
+from bot.gitlab.ports import GitLab, IncidentGitLab
 from bot.gitlab.remit import Remit
 from bot.markers import StateKey
 from bot.statekey import state_key_from_env
@@ -53,7 +54,7 @@ class Reconciler:
         self,
         cfg: Config,
         renderer: bodies.Renderer,
-        client: GitLabClient,
+        client: GitLab,
         *,
         bot_username: str | None = None,
         clock: Clock = utcnow,
@@ -70,7 +71,7 @@ class Reconciler:
         self.remit = remit or Remit(self.bot, cfg.scope)
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gitlab")
 
-    def _observe(self, client: GitLabClient, ref: IncidentRef) -> tuple[Desired, Observed]:
+    def _observe(self, client: IncidentGitLab, ref: IncidentRef) -> tuple[Desired, Observed]:
         observed = observe(client, ref, self.cfg, self.bot, self.pool, key=self.key)
         desired = plan_observed(observed, self.cfg, self.clock())
         # Users that new children or the incident will be assigned to, looked up alongside the orphan
