@@ -6,6 +6,7 @@ python-gitlab sessions are not documented as thread-safe, so each thread gets it
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -156,7 +157,7 @@ class GitLabClient:
         page = "1"
         while page:
             params = {**(query or {}), "page": page, "per_page": PER_PAGE}
-            got, page = self._call(step, lambda params=params: self._page(path, params))
+            got, page = self._call(step, functools.partial(self._page, path, params))
             items.extend(got)
         return items
 
