@@ -13,11 +13,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.model import IncidentRef, Issue, Note
 from bot.gitlab.errors import GitLabCallError
-from bot.gitlab.ports import IssueListing, RemitProject
+from bot.gitlab.ports import GitLab, IncidentGitLab, IssueListing, RemitProject, SweepLists
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -266,3 +266,9 @@ class FakeGitLab:
                 notes[i] = replace(note, body=body)
                 return notes[i]
         raise GitLabCallError("update the checklist comment", ref.key, 404, "404 Note Not Found", False)
+
+
+if TYPE_CHECKING:  # the fake implements every protocol the adapter does
+    _incident: IncidentGitLab = FakeGitLab()
+    _process: GitLab = FakeGitLab()
+    _sweep: SweepLists = FakeGitLab()

@@ -10,19 +10,13 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 from dataclasses import replace
-from typing import Protocol
 
 from bot.config import Config
 from bot.core import commands
 from bot.core import observed as pure
 from bot.core.model import Desired, IncidentRef, Issue, Note, Observed
-from bot.gitlab.ports import AccessLevels, ObserveReads, UserLookup
+from bot.gitlab.ports import CommandChecks, ObserveReads
 from bot.markers import StateKey
-
-# Kept importable from here.
-CLOCK_SLACK = pure.CLOCK_SLACK
-REPORTER = pure.REPORTER
-observed_from = pure.observed_from
 
 
 def observe(
@@ -61,10 +55,6 @@ def _counts(client: ObserveReads, project: str, note: Note, observed: Observed, 
         judged = pure.update_counts_at(note, levels)
         client.judge_update(project, note.id, judged)
     return judged
-
-
-class CommandChecks(AccessLevels, UserLookup, Protocol):
-    """What checking a command reads: its author's access level, and whether a named user exists."""
 
 
 def check_command(

@@ -53,7 +53,11 @@ class ChildSearch(Protocol):
         ...
 
 
-class ObserveReads(UserLookup, AccessLevels, ChildSearch, Protocol):
+class CommandChecks(UserLookup, AccessLevels, Protocol):
+    """What checking a command reads: its author's access level, and whether a user a hand-off names exists."""
+
+
+class ObserveReads(CommandChecks, ChildSearch, Protocol):
     """What ``bot.gitlab.observe`` reads: the incident, its links and comments; who wrote them; the orphan
     search. Also the process's memory of status updates already judged (no request)."""
 
