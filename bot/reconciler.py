@@ -22,6 +22,7 @@ from bot.core.policy import plan_observed
 from bot.gitlab.apply import GitLabApplier, WriteGuard
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.observe import find_orphans, observe
+from bot.gitlab.ports import GitLab, IncidentGitLab
 from bot.gitlab.remit import Remit
 from bot.markers import StateKey
 
@@ -47,7 +48,7 @@ class Reconciler:
         self,
         cfg: Config,
         renderer: bodies.Renderer,
-        client: GitLabClient,
+        client: GitLab,
         *,
         bot_username: str | None = None,
         clock: Clock = utcnow,
@@ -64,7 +65,7 @@ class Reconciler:
         self.remit = remit or Remit(self.bot, cfg.scope)
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gitlab")
 
-    def _observe(self, client: GitLabClient, ref: IncidentRef) -> tuple[Desired, Observed]:
+    def _observe(self, client: IncidentGitLab, ref: IncidentRef) -> tuple[Desired, Observed]:
         observed = observe(client, ref, self.cfg, self.bot, self.pool, key=self.key)
         desired = plan_observed(observed, self.cfg, self.clock())
         # Users that new children or the incident will be assigned to, looked up alongside the orphan

@@ -18,13 +18,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-from urllib.parse import quote, unquote
 
 from bot.config import Config
 from bot.core.model import IncidentRef, Issue
-from bot.gitlab.client import GitLabClient, issue_from_api
 from bot.gitlab.errors import GitLabCallError
+from bot.gitlab.ports import IssueListing, RemitProject, SweepLists
 from bot.gitlab.remit import MIN_MEMBER_LEVEL, in_scope
 from bot.reconciler import ReconcileReport
 from bot.store import DeliveryStore, IncidentMark
@@ -45,70 +43,55 @@ class SweepReport:
         return f"{self.listed} open incidents listed; {len(self.queued)} queued ({detail})"
 
 
-@dataclass(frozen=True)
-class RemitProject:
-    id: int
-    path: str
-    group: str | None  # the project's namespace when it is a group (None: a user's namespace)
-
-
-def remit_projects(client: GitLabClient, cfg: Config) -> dict[int, RemitProject]:
+def remit_projects(client: SweepLists, cfg: Config) -> dict[int, RemitProject]:
     """Every project the bot user is a member of (directly or through a group), inside the configured scope
     if there is one: one paginated listing."""
-    query = {"membership": "true", "min_access_level": MIN_MEMBER_LEVEL, "simple": "true", "archived": "false"}
-    projects: dict[int, RemitProject] = {}
-    for item in client.list_all("list the bot's projects", "/projects", query):
-        pid, path, ns = item.get("id"), str(item.get("path_with_namespace") or ""), item.get("namespace") or {}
-        if not isinstance(pid, int) or (cfg.scope and not in_scope(path, cfg.scope)):
-            continue
-        group = ns.get("full_path") if isinstance(ns, dict) and ns.get("kind") == "group" else None
-        projects[pid] = RemitProject(pid, path, group if isinstance(group, str) and group else None)
-    return projects
+    return {
+        p.id: p for p in client.member_projects(MIN_MEMBER_LEVEL) if not cfg.scope or in_scope(p.path, cfg.scope)
+    }
 
 
-def listings(projects: dict[int, RemitProject], scope: list[str]) -> list[str]:
+def listings(projects: dict[int, RemitProject], scope: list[str]) -> list[IssueListing]:
     """The fewest issue listings that cover the remit: each scope entry (a group or a project), or without
     a scope each group that holds member projects, and member projects in users' namespaces one by one.
     Never ``/issues?scope=all``: that lists every public issue on the instance with the label."""
     paths = {p.path.lower() for p in projects.values()}
-    out: list[str] = []
+    out: list[IssueListing] = []
     if scope:
         for entry in dict.fromkeys(e.lower() for e in scope):
             if entry in paths:
-                out.append(f"/projects/{quote(entry, safe='')}/issues")
+                out.append(IssueListing("project", entry))
             elif any(path.startswith(entry + "/") for path in paths):
-                out.append(f"/groups/{quote(entry, safe='')}/issues")
+                out.append(IssueListing("group", entry))
         return out
     groups = sorted({p.group.lower() for p in projects.values() if p.group})
     # A group's listing includes its subgroups: skip groups inside another listed one.
     roots = [g for g in groups if not any(g.startswith(other + "/") for other in groups)]
-    out += [f"/groups/{quote(g, safe='')}/issues" for g in roots]
-    out += [f"/projects/{p.id}/issues" for p in sorted(projects.values(), key=lambda p: p.id) if not p.group]
+    out += [IssueListing("group", g) for g in roots]
+    out += [IssueListing("project", str(p.id)) for p in sorted(projects.values(), key=lambda p: p.id) if not p.group]
     return out
 
 
-def open_incidents(client: GitLabClient, cfg: Config) -> list[Issue]:
+def open_incidents(client: SweepLists, cfg: Config) -> list[Issue]:
     """Every open issue carrying the trigger label in a project inside the bot's remit."""
     projects = remit_projects(client, cfg)
-    query: dict[str, Any] = {"state": "opened", "labels": cfg.labels.trigger, "order_by": "updated_at"}
-    items: list[dict[str, Any]] = []
+    found: list[Issue] = []
     todo = listings(projects, cfg.scope)
     while todo:
-        path = todo.pop(0)
+        where = todo.pop(0)
         try:
-            items += client.list_all("list open incidents", path, query)
+            found += client.open_issues(where, cfg.labels.trigger)
         except GitLabCallError as exc:
             if exc.status != 404:
                 raise
-            if path.startswith("/groups/"):  # a group the bot cannot see as such: its projects one by one
-                group = unquote(path.split("/")[2]).lower()
+            if where.kind == "group":  # a group the bot cannot see as such: its projects one by one
+                group = where.path.lower()
                 inside = [p for p in projects.values() if p.path.lower().startswith(group + "/")]
-                todo += [f"/projects/{p.id}/issues" for p in inside]
-            log.warning("sweep: %s is not visible to the bot user: %s", path, exc)
+                todo += [IssueListing("project", str(p.id)) for p in inside]
+            log.warning("sweep: %s %s is not visible to the bot user: %s", where.kind, where.path, exc)
     seen: set[int] = set()
     out = []
-    for item in items:  # a group's listing includes projects the bot is not a member of: drop them
-        issue = issue_from_api(item)
+    for issue in found:  # a group's listing includes projects the bot is not a member of: drop them
         if issue.project_id in projects and issue.id not in seen:
             seen.add(issue.id or 0)
             out.append(issue)
@@ -126,7 +109,7 @@ def needs_attention(issue: Issue, mark: IncidentMark | None, now: datetime) -> s
     return None
 
 
-def sweep(client: GitLabClient, store: DeliveryStore, cfg: Config, now: datetime) -> SweepReport:
+def sweep(client: SweepLists, store: DeliveryStore, cfg: Config, now: datetime) -> SweepReport:
     marks = store.incident_marks()
     report = SweepReport()
     for issue in open_incidents(client, cfg):

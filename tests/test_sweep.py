@@ -146,6 +146,7 @@ def test_two_workers_sweeping_at_once_post_each_reminder_once(w, store, clock):
 
 
 def test_the_sweep_lists_each_group_of_the_remit_once_and_never_the_whole_instance():
+    from bot.gitlab.ports import IssueListing as Listing
     from bot.sweep import RemitProject, listings
 
     projects = {
@@ -155,11 +156,11 @@ def test_the_sweep_lists_each_group_of_the_remit_once_and_never_the_whole_instan
         4: RemitProject(4, "sam/notes", None),  # a user's namespace
     }
     assert listings(projects, []) == [
-        "/groups/acme-other/issues",
-        "/groups/acme%2Fsec/issues",
-        "/projects/4/issues",
+        Listing("group", "acme-other"),
+        Listing("group", "acme/sec"),
+        Listing("project", "4"),
     ]
     assert listings(projects, ["acme/sec/red/ops", "acme", "nowhere"]) == [
-        "/projects/acme%2Fsec%2Fred%2Fops/issues",
-        "/groups/acme/issues",
+        Listing("project", "acme/sec/red/ops"),
+        Listing("group", "acme"),
     ]

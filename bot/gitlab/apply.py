@@ -7,12 +7,12 @@ from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.core import bodies
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
 from bot.core.converge import Result
 from bot.core.model import IncidentRef, Issue, Observed
-from bot.gitlab.client import GitLabClient
+from bot.core.observed import assignee_kept, earlier_child
 from bot.gitlab.errors import GitLabCallError, OutcomeUnknown
+from bot.gitlab.ports import ApplyWrites
 from bot.markdown import escape_inline
 
 SEARCH_SLACK = timedelta(minutes=5)  # clocks of the bot and GitLab differ
@@ -51,7 +51,7 @@ class WriteGuard(Protocol):
 
 class GitLabApplier:
     def __init__(
-        self, client: GitLabClient, pool: Executor, guard: WriteGuard | None = None, bot: str = ""
+        self, client: ApplyWrites, pool: Executor, guard: WriteGuard | None = None, bot: str = ""
     ) -> None:
         self.client = client
         self.pool = pool
@@ -103,13 +103,10 @@ class GitLabApplier:
         found = self.client.find_issues(
             incident.ref.project, labels=(), author=self.client_bot, created_after=attempted_at - SEARCH_SLACK
         )
-        for issue in sorted(found, key=lambda i: i.ref.iid):
-            mine = issue.author.lower() == self.client_bot.lower()
-            claim = bodies.child_claim(issue.description, observed.key, incident) if mine else None
-            if claim is not None and claim[1:] == (action.channel, True):
-                self.guard.created(action.channel, issue.ref.iid)
-                return issue
-        return None
+        issue = earlier_child(found, action.channel, observed, self.client_bot)
+        if issue is not None:
+            self.guard.created(action.channel, issue.ref.iid)
+        return issue
 
     def _one(self, action: Action, observed: Observed) -> Result:
         ref = observed.incident.ref
@@ -136,7 +133,7 @@ class GitLabApplier:
                 raise
             if self.guard is not None:
                 self.guard.created(action.channel, issue.ref.iid)
-            if ids and action.assignee and action.assignee.lower() not in {a.lower() for a in issue.assignees}:
+            if ids and action.assignee and not assignee_kept(action.assignee, issue):
                 warnings.append(
                     f"GitLab did not keep {escape_inline('@' + action.assignee)} as assignee of "
                     f"#{issue.ref.iid} (not a project member, or the tier allows one assignee)"
@@ -150,7 +147,7 @@ class GitLabApplier:
             if not ids and not action.add_labels:
                 return Result(action, warnings=tuple(warnings))
             issue = self.client.update_issue(ref, assignee_ids=ids or None, add_labels=action.add_labels)
-            if ids and action.assign and action.assign.lower() not in {a.lower() for a in issue.assignees}:
+            if ids and action.assign and not assignee_kept(action.assign, issue):
                 warnings.append(
                     f"GitLab did not keep {escape_inline('@' + action.assign)} as the incident's assignee "
                     "(not a project member?)"

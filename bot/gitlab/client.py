@@ -1,4 +1,4 @@
-"""The narrow GitLab client the reconciler needs, over python-gitlab, every call under ``CallPolicy``.
+"""The GitLab adapter: the protocols of ``bot.gitlab.ports`` over python-gitlab, every call under ``CallPolicy``.
 
 Each method is one HTTP request (``get_all`` lists are one policy call that may read several pages).
 python-gitlab sessions are not documented as thread-safe, so each thread gets its own ``Gitlab``.
@@ -15,10 +15,11 @@ from urllib.parse import quote
 
 import gitlab
 
-from bot.core.events import parse_time
 from bot.core.model import IncidentRef, Issue, Note
+from bot.core.observed import INACTIVE_STATES, issue_from_api, note_from_api
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.errors import GitLabCallError
+from bot.gitlab.ports import IssueListing, RemitProject
 from bot.markdown import find_hazards
 
 PER_PAGE = 100
@@ -26,49 +27,6 @@ PER_PAGE = 100
 
 class UnsafeBody(RuntimeError):
     """A body that GitLab would run as a quick action: refused before it leaves the process."""
-
-
-def issue_from_api(data: dict[str, Any], project: str | None = None) -> Issue:
-    """An ``Issue`` from the REST API's issue entity (also used for linked issues)."""
-    author = data.get("author") or {}
-    pid = data.get("project_id")
-    return Issue(
-        ref=IncidentRef(project or str(pid), int(data["iid"])),
-        id=data.get("id"),
-        title=data.get("title") or "",
-        description=data.get("description") or "",
-        labels=frozenset(lb if isinstance(lb, str) else lb.get("name", "") for lb in data.get("labels") or []),
-        state=data.get("state") or "opened",
-        confidential=bool(data.get("confidential")),
-        assignees=tuple(a["username"] for a in data.get("assignees") or [] if isinstance(a, dict)),
-        author=author.get("username", "") if isinstance(author, dict) else "",
-        severity_field=str(data.get("severity") or "unknown").lower(),
-        issue_type=str(data.get("issue_type") or data.get("type") or "issue").lower(),
-        created_at=parse_time(data.get("created_at")),
-        updated_at=parse_time(data.get("updated_at")),
-        closed_at=parse_time(data.get("closed_at")),
-        web_url=data.get("web_url") or "",
-        project_id=pid if isinstance(pid, int) else None,
-        project_path=((data.get("references") or {}).get("full") or "").rpartition("#")[0],
-    )
-
-
-def note_from_api(data: dict[str, Any]) -> Note:
-    author = data.get("author") or {}
-    return Note(
-        id=int(data["id"]),
-        body=data.get("body") or "",
-        author=author.get("username", "") if isinstance(author, dict) else "",
-        created_at=parse_time(data.get("created_at")),
-        system=bool(data.get("system")),
-        author_id=author.get("id") if isinstance(author, dict) and isinstance(author.get("id"), int) else None,
-        internal=data.get("internal") is True or data.get("confidential") is True,
-        author_state=str(author.get("state") or "active") if isinstance(author, dict) else "active",
-    )
-
-
-#: Account states that may not steer the bot, whatever their membership says.
-INACTIVE_STATES = frozenset({"blocked", "banned", "blocked_pending_approval", "ldap_blocked", "deactivated"})
 
 
 def _refuse_quick_actions(body: str) -> None:
@@ -189,9 +147,6 @@ class GitLabClient:
             raise gitlab.GitlabParsingError(error_message=f"expected a list from {path}")
         return items, response.headers.get("X-Next-Page", "")
 
-    def list_all(self, step: str, path: str, query: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        return self._list(step, path, query)
-
     def _list(self, step: str, path: str, query: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Every page of a list, as plain dicts, each page under the call policy on its own.
 
@@ -211,7 +166,7 @@ class GitLabClient:
         return f"/projects/{quote(ref.project, safe='')}/issues/{ref.iid}"
 
     # ---- reads ----------------------------------------------------------------------------------
-    def get_json(self, step: str, path: str) -> dict[str, Any]:
+    def _get_json(self, step: str, path: str) -> dict[str, Any]:
         """One GET of a single entity, as a plain dict."""
 
         def get() -> dict[str, Any]:
@@ -220,7 +175,38 @@ class GitLabClient:
                 raise gitlab.GitlabParsingError(error_message=f"expected an object from {path}")
             return data
 
-        return self._call(step, get)
+        result: dict[str, Any] = self._call(step, get)
+        return result
+
+    def project_path(self, project: str) -> str | None:
+        """The project's full path as GitLab names it now (a path given may be an old one, redirected), or
+        None when the bot user cannot see the project."""
+        try:
+            data = self._get_json("read the incident's project", f"/projects/{quote(project, safe='')}")
+        except GitLabCallError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        path = data.get("path_with_namespace")
+        return path if isinstance(path, str) else None
+
+    def member_projects(self, min_access_level: int) -> list[RemitProject]:
+        """Every unarchived project the bot user is a member of (directly or through a group)."""
+        query = {"membership": "true", "min_access_level": min_access_level, "simple": "true", "archived": "false"}
+        projects: list[RemitProject] = []
+        for item in self._list("list the bot's projects", "/projects", query):
+            pid, path, ns = item.get("id"), str(item.get("path_with_namespace") or ""), item.get("namespace") or {}
+            if not isinstance(pid, int):
+                continue
+            group = ns.get("full_path") if isinstance(ns, dict) and ns.get("kind") == "group" else None
+            projects.append(RemitProject(pid, path, group if isinstance(group, str) and group else None))
+        return projects
+
+    def open_issues(self, where: IssueListing, label: str) -> list[Issue]:
+        """Open issues carrying ``label`` in a group (and its subgroups) or a project, last updated first."""
+        path = f"/{where.kind}s/{quote(where.path, safe='')}/issues"
+        query: dict[str, Any] = {"state": "opened", "labels": label, "order_by": "updated_at"}
+        return [issue_from_api(item) for item in self._list("list open incidents", path, query)]
 
     def get_issue(self, ref: IncidentRef) -> Issue:
         obj = self._call("read the incident", lambda: self._project(ref.project).issues.get(ref.iid))

@@ -14,10 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote
 
-from bot.gitlab.client import GitLabClient
-from bot.gitlab.errors import GitLabCallError
+from bot.gitlab.ports import RemitReads
 
 DEFAULT_TTL_S = 60.0
 MIN_MEMBER_LEVEL = 10  # Guest; 5 ("minimal access") does not make a member
@@ -67,13 +65,13 @@ class Remit:
         self._gates: dict[str, threading.Lock] = {}
         self._bot_id: int | None = None
 
-    def require(self, client: GitLabClient, project: str) -> None:
+    def require(self, client: RemitReads, project: str) -> None:
         """Return if the bot may act in ``project`` (an id or full path); else raise :class:`OutsideRemit`."""
         verdict = self.verdict(client, project)
         if verdict.kind is not None:
             raise OutsideRemit(project, verdict.kind, verdict.reason)
 
-    def verdict(self, client: GitLabClient, project: str) -> Verdict:
+    def verdict(self, client: RemitReads, project: str) -> Verdict:
         key = project.lower()
         with self._lock:
             gate = self._gates.setdefault(key, threading.Lock())
@@ -92,9 +90,9 @@ class Remit:
                 self._cache[key] = (now + self.ttl_s, verdict)
             return verdict
 
-    def _look_up(self, client: GitLabClient, project: str) -> Verdict:
+    def _look_up(self, client: RemitReads, project: str) -> Verdict:
         if self.scope:
-            path = self._path_of(client, project)  # GitLab's own path: a path given may be an old one (redirect)
+            path = client.project_path(project)  # GitLab's own path: a path given may be an old one (redirect)
             if path is None:
                 return Verdict("not_visible", f"the bot user cannot see project {project}")
             if not in_scope(path, self.scope):
@@ -106,14 +104,3 @@ class Remit:
         if client.access_level(project, bot_id) < MIN_MEMBER_LEVEL:
             return Verdict("not_a_member", f"the bot user @{self.bot} is not a member of project {project}")
         return Verdict(None)
-
-    @staticmethod
-    def _path_of(client: GitLabClient, project: str) -> str | None:
-        try:
-            data = client.get_json("read the incident's project", f"/projects/{quote(project, safe='')}")
-        except GitLabCallError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        path = data.get("path_with_namespace")
-        return path if isinstance(path, str) else None

@@ -26,6 +26,7 @@ from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.client import GitLabClient, UnsafeBody, UserCache
 from bot.gitlab.connect import make_gitlab
 from bot.gitlab.errors import GitLabCallError, OutcomeUnknown
+from bot.gitlab.ports import IssueListing, RemitProject
 
 URL = "https://gitlab.test"
 API = f"{URL}/api/v4"
@@ -177,6 +178,14 @@ def _check_notes(result: Any) -> None:
     assert all(isinstance(n, Note) for n in result)
 
 
+def _equal(result: Any, expected: Any) -> None:
+    assert result == expected
+
+
+def _check_listed(result: Any) -> None:
+    assert [(i.ref.project, i.ref.iid) for i in result] == [("42", 11)]  # named by its own project id
+
+
 def _check_found(result: Any) -> None:
     assert [i.ref.iid for i in result] == [11]
 
@@ -228,6 +237,44 @@ READS = [
         [issue_json(11)],
         _check_found,
     ),
+    ReadCase(
+        "project_path",
+        lambda c, p: c.project_path(p),
+        "/projects/{p}",
+        {},
+        {"id": 42, "path_with_namespace": "group/project"},
+        lambda result: _equal(result, "group/project"),
+    ),
+    ReadCase(
+        "open_issues of a project",
+        lambda c, p: c.open_issues(IssueListing("project", p), "security-incident"),
+        "/projects/{p}/issues",
+        {"state": "opened", "labels": "security-incident", "order_by": "updated_at", **PAGE_1},
+        [issue_json(11)],
+        _check_listed,
+    ),
+    ReadCase(
+        "open_issues of a group",
+        lambda c, p: c.open_issues(IssueListing("group", p), "security-incident"),
+        "/groups/{p}/issues",
+        {"state": "opened", "labels": "security-incident", "order_by": "updated_at", **PAGE_1},
+        [issue_json(11)],
+        _check_listed,
+    ),
+    ReadCase(
+        "member_projects",
+        lambda c, p: c.member_projects(10),
+        "/projects",
+        {"membership": "true", "min_access_level": "10", "simple": "true", "archived": "false", **PAGE_1},
+        [
+            {"id": 42, "path_with_namespace": "group/project", "namespace": {"kind": "group", "full_path": "group"}},
+            {"id": 43, "path_with_namespace": "sam/notes", "namespace": {"kind": "user", "full_path": "sam"}},
+            {"path_with_namespace": "no/id"},
+        ],
+        lambda result: _equal(
+            result, [RemitProject(42, "group/project", "group"), RemitProject(43, "sam/notes", None)]
+        ),
+    ),
 ]
 
 
@@ -247,6 +294,11 @@ def test_read_request_shape(
     assert request.path_url.split("?")[0] == f"/api/v4{case.path.format(p=encoded)}"  # %2F kept, not decoded
     assert request.body is None
     assert_no_uuid_header(rsps)
+
+
+def test_an_invisible_project_has_no_path(rsps: responses.RequestsMock, client: GitLabClient) -> None:
+    rsps.get(f"{API}/projects/group%2Fgone", status=404, json={"message": "404 Project Not Found"}, match=[AUTH])
+    assert client.project_path("group/gone") is None
 
 
 def test_created_after_is_percent_encoded_in_the_query(rsps: responses.RequestsMock, client: GitLabClient) -> None:

@@ -1,0 +1,127 @@
+"""What each part of the bot asks of GitLab: one narrow protocol per consumer.
+
+``bot.gitlab.client.GitLabClient`` (python-gitlab, every call under the call policy) implements them all;
+tests use an in-process fake (``tests/fakegitlab.py``) for table-driven tests of observe and apply, and the
+simulated GitLab (``bot.simgitlab``) over real HTTP for end-to-end, fault and replica tests. Each method is
+one request, or one paginated listing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from bot.core.model import IncidentRef, Issue, Note
+
+
+@dataclass(frozen=True)
+class RemitProject:
+    """A project the bot user is a member of."""
+
+    id: int
+    path: str
+    group: str | None  # the project's namespace when it is a group (None: a user's namespace)
+
+
+@dataclass(frozen=True)
+class IssueListing:
+    """Where the sweep lists issues: a group (with its subgroups) or one project, by id or full path."""
+
+    kind: Literal["group", "project"]
+    path: str
+
+
+class UserLookup(Protocol):
+    def user_id(self, username: str) -> int | None:
+        """The user's id, or None when no such user exists (cached per process)."""
+        ...
+
+
+class AccessLevels(Protocol):
+    def access_level(self, project: str, user_id: int) -> int:
+        """The user's effective access level on the project (0 when not a member, or blocked)."""
+        ...
+
+
+class ChildSearch(Protocol):
+    def find_issues(
+        self, project: str, *, labels: Iterable[str], author: str, created_after: datetime | None
+    ) -> list[Issue]:
+        """Issues of ``project`` in any state by ``author``, carrying every one of ``labels``."""
+        ...
+
+
+class CommandChecks(UserLookup, AccessLevels, Protocol):
+    """What checking a command reads: its author's access level, and whether a user a hand-off names exists."""
+
+
+class ObserveReads(CommandChecks, ChildSearch, Protocol):
+    """What ``bot.gitlab.observe`` reads: the incident, its links and comments; who wrote them; the orphan
+    search. Also the process's memory of status updates already judged (no request)."""
+
+    def get_issue(self, ref: IncidentRef) -> Issue: ...
+
+    def links(self, ref: IncidentRef) -> list[Issue]: ...
+
+    def notes(self, ref: IncidentRef) -> list[Note]: ...
+
+    def judged_update(self, project: str, note_id: int) -> bool | None: ...
+
+    def judge_update(self, project: str, note_id: int, counted: bool) -> None: ...
+
+
+class ApplyWrites(UserLookup, ChildSearch, Protocol):
+    """What ``bot.gitlab.apply`` writes (and the look-ups a write needs)."""
+
+    def create_issue(
+        self,
+        project: str,
+        *,
+        title: str,
+        description: str,
+        labels: Iterable[str],
+        assignee_ids: list[int],
+        confidential: bool = True,
+    ) -> Issue: ...
+
+    def link(self, ref: IncidentRef, target: IncidentRef) -> None: ...
+
+    def update_issue(
+        self, ref: IncidentRef, *, assignee_ids: list[int] | None = None, add_labels: Iterable[str] = ()
+    ) -> Issue: ...
+
+    def create_note(self, ref: IncidentRef, body: str, *, internal: bool = False) -> Note: ...
+
+    def update_note(self, ref: IncidentRef, note_id: int, body: str) -> Note: ...
+
+
+class RemitReads(UserLookup, AccessLevels, Protocol):
+    """What ``bot.gitlab.remit`` reads to decide whether the bot may act in a project."""
+
+    def project_path(self, project: str) -> str | None:
+        """The project's full path as GitLab names it now, or None when the bot user cannot see it."""
+        ...
+
+
+class SweepLists(Protocol):
+    """What ``bot.sweep`` lists."""
+
+    def member_projects(self, min_access_level: int) -> list[RemitProject]:
+        """Every unarchived project the bot user is a member of with at least this level."""
+        ...
+
+    def open_issues(self, where: IssueListing, label: str) -> list[Issue]:
+        """Open issues carrying ``label``, most recently updated first (a group's include its subgroups')."""
+        ...
+
+
+class IncidentGitLab(ObserveReads, ApplyWrites, RemitReads, Protocol):
+    """Everything one reconcile of one incident reads and writes."""
+
+
+class GitLab(Protocol):
+    """What the reconciler holds for a process: a client per incident (forwarding the event's UUID)."""
+
+    def for_incident(self, incident: str, event_uuid: str | None = None) -> IncidentGitLab: ...
