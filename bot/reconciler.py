@@ -20,7 +20,6 @@ from bot.core.converge import DryRun, converge
 from bot.core.model import Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
 from bot.gitlab.apply import GitLabApplier, WriteGuard
-from bot.gitlab.client import GitLabClient
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.ports import GitLab, IncidentGitLab
 from bot.gitlab.remit import Remit

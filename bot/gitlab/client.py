@@ -208,6 +208,12 @@ class GitLabClient:
         query: dict[str, Any] = {"state": "opened", "labels": label, "order_by": "updated_at"}
         return [issue_from_api(item) for item in self._list("list open incidents", path, query)]
 
+    def project_labels(self, project: str) -> dict[str, str]:
+        """Label name -> colour of a project and its ancestor groups (GitLab lists both), every page."""
+        path = f"/projects/{quote(project, safe='')}/labels"
+        items = self._list("list the project's labels", path, {"include_ancestor_groups": "true"})
+        return {str(item["name"]): str(item.get("color") or "") for item in items if item.get("name")}
+
     def get_issue(self, ref: IncidentRef) -> Issue:
         obj = self._call("read the incident", lambda: self._project(ref.project).issues.get(ref.iid))
         return issue_from_api(obj.attributes, ref.project)

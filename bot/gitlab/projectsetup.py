@@ -7,7 +7,6 @@ and errors behave as in the reconciler.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabCallError
@@ -56,12 +55,7 @@ class ProjectSetup:
 
     def labels(self, project: str) -> dict[str, str]:
         """Label name -> colour, the project's and its groups' (GitLab lists both), every page."""
-        items = self.client.list_all(
-            "list the project's labels",
-            f"/projects/{quote(project, safe='')}/labels",
-            {"include_ancestor_groups": "true"},
-        )
-        return {str(item["name"]): str(item.get("color") or "") for item in items if item.get("name")}
+        return self.client.project_labels(project)
 
     def create_label(self, project: str, spec: LabelSpec) -> bool:
         """Create one label; ``False`` when it exists already (made meanwhile, or by a retried attempt).
