@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -12,7 +13,8 @@ from pathlib import Path
 from bot import __version__
 from bot.config import Config, ConfigError, load_config
 from bot.errors import UserError
-from bot.gitlab.errors import GitLabConfigError
+from bot.gitlab.errors import GitLabAuthError, GitLabCallError, GitLabConfigError
+from bot.gitlab.remit import OutsideRemit
 from bot.redact import redact, secrets_from_env
 from bot.templates import TemplateRenderer
 
@@ -22,7 +24,36 @@ def renderer_for(cfg: Config) -> TemplateRenderer:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(args.config)
+    return load_config(getattr(args, "config", None))
+
+
+def remit_hint(exc: OutsideRemit) -> str:
+    """What to do when the bot may not act in a project the user named."""
+    if exc.kind == "not_in_scope":
+        return "check the path, or add the project or its group to the config's scope"
+    return "check the project path, and that the bot user is a member of the project (Reporter or higher)"
+
+
+def gitlab_error_line(exc: GitLabCallError) -> str:
+    """One line for a failed GitLab call: what failed, and what the user can do about it."""
+    what = f"{exc.incident}: {exc.step} failed" if exc.incident else f"{exc.step} failed"
+    if isinstance(exc, GitLabAuthError) or exc.status == 401:
+        return f"{what}: GitLab rejected the token (401); check GITLAB_TOKEN (a token of the bot user, api scope)"
+    if exc.status is None:
+        return (
+            f"{what}: cannot reach GitLab ({exc.message}); check GITLAB_URL "
+            f"({os.environ.get('GITLAB_URL', 'not set')}) and that GitLab is up"
+        )
+    if exc.status == 404:
+        return (
+            f"{what}: 404 not found; check the project path and issue number, "
+            "and that the bot user is a member of the project"
+        )
+    if exc.status == 403:
+        return f"{what}: 403 forbidden; give the bot user Reporter access (Developer to create labels) to the project"
+    if exc.transient:
+        return f"{what}: {exc.status} {exc.message}; GitLab is failing for now, try again later"
+    return f"{what}: {exc.status} {exc.message}"
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -49,7 +80,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.payload:
         report = planview.plan_from_payload(Path(args.payload), cfg, renderer_for(cfg), now, event=args.event)
     elif args.incident:
-        report = planview.plan_live(args.incident, cfg, renderer_for(cfg), now)
+        try:
+            report = planview.plan_live(args.incident, cfg, renderer_for(cfg), now, outside_is_error=True)
+        except OutsideRemit as exc:
+            raise UserError(f"{args.incident}: outside the bot's remit: {exc.reason}; {remit_hint(exc)}") from None
     else:
         raise UserError("plan needs --payload FILE or GROUP/PROJECT#IID")
     if args.json:
@@ -61,8 +95,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from bot.core.model import IncidentRef
-    from bot.gitlab.errors import GitLabCallError
-    from bot.gitlab.remit import OutsideRemit
     from bot.reconciler import Reconciler, client_from_env
 
     cfg = _load(args)
@@ -74,10 +106,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     try:
         report = reconciler.reconcile(ref)
     except OutsideRemit as exc:
-        print(f"{ref}: outside the bot's remit: {exc.reason}; nothing written")
-        return 0
-    except GitLabCallError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(f"{ref}: outside the bot's remit: {exc.reason}; nothing written; {remit_hint(exc)}") from None
     finally:
         reconciler.close()
     if not report.actions:
@@ -118,11 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Makes GitLab follow the security incident communications plan.",
     )
     parser.add_argument("--version", action="version", version=f"incident-bot {__version__}")
+    config_help = "policy file (default: INCIDENT_BOT_CONFIG, else config/bot.yaml)"
+    parser.add_argument("--config", help=config_help)
+    # The same option after the subcommand: SUPPRESS keeps an absent one from resetting the value given before.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--config", help="policy file (default: INCIDENT_BOT_CONFIG, else config/bot.yaml)")
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         p.set_defaults(func=func)
         return p
 
@@ -171,5 +204,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, GitLabConfigError) as exc:
         print(f"incident-bot: {redact(str(exc))}", file=sys.stderr)
         return 2
+    except GitLabCallError as exc:
+        print(f"incident-bot: {redact(gitlab_error_line(exc))}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return _stdout_closed()
     except KeyboardInterrupt:
         return 130
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (``incident-bot demo | head``): stop quietly, like other tools do.
+
+    Later writes, and the interpreter's flush at exit, go to /dev/null instead of raising again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+    return 141  # 128 + SIGPIPE, as a shell reports a writer stopped by a closed pipe

@@ -164,8 +164,13 @@ def plan_from_payload(
     return PlanReport(target, desired=desired, incident=incident, actions=actions)
 
 
-def plan_live(text: str, cfg: Config, r: bodies.Renderer, now: datetime) -> PlanReport:
-    """The dry run against a live GitLab (GITLAB_URL, GITLAB_TOKEN): reads only."""
+def plan_live(
+    text: str, cfg: Config, r: bodies.Renderer, now: datetime, *, outside_is_error: bool = False
+) -> PlanReport:
+    """The dry run against a live GitLab (GITLAB_URL, GITLAB_TOKEN): reads only.
+
+    An incident outside the bot's remit is a report saying so, or with ``outside_is_error`` the
+    :class:`OutsideRemit` itself (the command line: the user named a project the bot cannot act in)."""
     from bot.core.model import IncidentRef
     from bot.gitlab.remit import OutsideRemit
     from bot.reconciler import Reconciler, client_from_env
@@ -178,6 +183,8 @@ def plan_live(text: str, cfg: Config, r: bodies.Renderer, now: datetime) -> Plan
     try:
         report = reconciler.dry_run(ref)
     except OutsideRemit as exc:
+        if outside_is_error:
+            raise
         return PlanReport(str(ref), ignored=f"outside the bot's remit: {exc.reason}")
     finally:
         reconciler.close()

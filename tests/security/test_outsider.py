@@ -133,8 +133,8 @@ def test_reconcile_command_refuses_an_outsiders_incident(w, monkeypatch, capsys)
     project, _, iid = outsider_incident(w)
     monkeypatch.setenv("GITLAB_URL", w.sim.url)
     monkeypatch.setenv("GITLAB_TOKEN", w.sim.token)
-    assert main(["reconcile", f"{project}#{iid}"]) == 0
-    assert "outside the bot's remit" in capsys.readouterr().out
+    assert main(["reconcile", f"{project}#{iid}"]) == 2
+    assert "outside the bot's remit" in capsys.readouterr().err
     assert w.sim.writes() == []
 
 
