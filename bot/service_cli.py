@@ -421,6 +421,8 @@ def _when(value: datetime) -> str:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from bot.worker import incident_path_of
+
     store = open_service_store()
     try:
         if args.action == "list":
@@ -432,7 +434,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
                 since = _when(job.updated_at)
                 if job.sticky:  # a redelivery does not revive it; an edit of the incident or a retry does
                     since += " (waits for a change)"
-                print(f"{job.id}\t{job.incident_key}\t{job.attempts} attempts\tdead since {since}\t{error}")
+                name = incident_path_of(store, job) or job.incident_key
+                print(f"{job.id}\t{name}\t{job.attempts} attempts\tdead since {since}\t{error}")
             return 0
         revived = store.retry_dead(args.job_id, now=datetime.now(UTC))
         if args.job_id is not None and not revived:
