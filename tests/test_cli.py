@@ -61,8 +61,6 @@ def test_plan_verbose_prints_full_bodies_without_the_payloads_hostile_text(capsy
 
 def test_plan_on_a_payload_the_bot_ignores_says_why(capsys):
     path = SHARED_PAYLOADS / "note_on_commit.json"
-    if not path.exists():
-        pytest.skip(f"{SHARED_PAYLOADS} is absent in this clone")
     code, out, _ = run(capsys, "plan", "--payload", str(path))
     assert code == 0 and "Nothing to do: note on a Commit, not on an issue." in out
 
