@@ -113,4 +113,4 @@ def test_the_demo_runs_the_whole_lifecycle_safely(capsys):
     ):
         assert step in out
     assert "Safety: no quick action or unexpected mention reached GitLab" in out
-    assert "all confidential: True" in out
+    assert "3 child issues, all confidential" in out
