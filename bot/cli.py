@@ -89,7 +89,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_json(), indent=2, default=str))
     else:
-        print(report.as_text(verbose=args.verbose))
+        print(report.as_text(verbose=args.verbose, raw=args.raw))
     return 0
 
 
@@ -166,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--payload", help="a webhook payload (JSON file) to plan offline, without GitLab")
     p.add_argument("--event", help="the X-Gitlab-Event header of the payload (default: from its shape)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--verbose", "-v", action="store_true", help="print the full text of every body")
+    p.add_argument("--verbose", "-v", action="store_true", help="print every body as a person reads it in GitLab")
+    p.add_argument("--raw", action="store_true", help="print every body as the exact Markdown the bot writes")
 
     p = add("reconcile", cmd_reconcile, "converge one incident in GitLab now")
     p.add_argument("incident", help="GROUP/PROJECT#IID")

@@ -55,7 +55,7 @@ def test_plan_on_the_s3_example_is_only_the_out_of_scope_note(capsys):
 
 def test_plan_verbose_prints_full_bodies_without_the_payloads_hostile_text(capsys):
     _, out, _ = run(capsys, "plan", "--payload", str(EXAMPLES / "s1-incident.json"), "-v")
-    assert "### Checklist (from the communications plan)" in out
+    assert "| Checklist (from the communications plan)" in out
     assert "       | /close" not in out and "@all" not in out
 
 
