@@ -141,16 +141,17 @@ def lease_from_env() -> timedelta:
     return timedelta(seconds=int(text))
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr through the redacting filter, and keep every file the process creates private."""
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """Log to stderr through the redacting filter, and keep every file the process creates private.
+
+    ``log_format``: ``text`` (gunicorn's lines look the same) or ``json`` (one object per line)."""
+    from bot import logformat
     from bot import redact as redaction
 
     private_umask()
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logformat.choose(log_format)
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr)
+    logformat.apply([h for h in logging.getLogger().handlers if getattr(h, "stream", None) is sys.stderr])
     redaction.secrets_from_env()
     redaction.install()
 
@@ -217,7 +218,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.metrics import enable_multiprocess
     from bot.web.app import WebSettings
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     try:
         WebSettings.from_env()
     except ValueError as exc:
@@ -232,6 +233,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     metrics_dir, temporary = _metrics_dir()
     enable_multiprocess(metrics_dir)
     child = [sys.executable, "-m", "bot", "worker", "--threads", str(args.threads), "--log-level", args.log_level]
+    child += ["--log-format", args.log_format]
     child += ["--exit-with-parent", str(os.getpid())]
     if args.config:
         child += ["--config", args.config]
@@ -325,7 +327,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from bot.reconciler import Reconciler, client_from_env
     from bot.worker import Worker
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     cfg = load_config(args.config)
     username = check_gitlab()
     cfg = as_bot(cfg, username)
@@ -371,7 +373,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from bot.reconciler import Reconciler, client_from_env
     from bot.worker import WorkerPool
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     stop = threading.Event()
     _stop_on_signals(stop)
     if args.exit_with_parent:
@@ -456,6 +458,15 @@ def _positive(text: str) -> int:
     return value
 
 
+def _log_format_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default) or json: one object per line with time, level, logger, message, incident, job",
+    )
+
+
 def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
     """Add the service's subcommands to the ``incident-bot`` parser (``add(name, func, help)``)."""
     p = add("serve", cmd_serve, "webhook receiver (gunicorn) and worker; stops cleanly on SIGTERM")
@@ -477,16 +488,19 @@ def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
         help="seconds a client has to send its request header, and each part of its body (default 5)",
     )
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    _log_format_option(p)
 
     p = add("worker", cmd_worker, "the reconcile worker alone (scale receivers and workers apart)")
     p.add_argument("--threads", type=_positive, default=2, help="reconcile worker threads (default 2)")
     p.add_argument("--metrics-port", type=int, default=0, help="serve /metrics on this port (default: off)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    _log_format_option(p)
     p.add_argument("--exit-with-parent", type=int, default=0, help=argparse.SUPPRESS)
 
     p = add("sweep", cmd_sweep, "reconcile every open incident that needs it now (reminders due, missed events)")
     p.add_argument("--queue-only", action="store_true", help="only queue them for the running workers")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="warning")
+    _log_format_option(p)
 
     p = add("db", cmd_db, "the delivery store's schema: `db upgrade` creates or migrates it")
     p.add_argument("action", choices=("upgrade",))

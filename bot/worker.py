@@ -231,7 +231,7 @@ class Worker:
 
     def _extra(self, job: Job) -> dict[str, Any]:
         """Fields of the job's log records, for ``--log-format json``."""
-        return {"incident": self.name(job), "job": job.id}
+        return {"incident": self.name(job), "job": job.id, "event": job.reason}
 
     def claim(self) -> Job | None:
         """The job that has been ready longest, once it has been ready for ``settle``.
