@@ -328,6 +328,9 @@ class Worker:
         if self.metrics is not None:
             self.metrics.reconciled(outcome.value, seconds)
         if error is not None:
+            key, name = job.incident_key, self.name(job)
+            if name != key and error.startswith(key + ": "):  # GitLab errors begin with the incident
+                error = name + error[len(key) :]
             error = redact(error)  # it is stored, listed by dead-letters and logged
         try:
             if outcome in (Outcome.OK, Outcome.IGNORED):

@@ -35,8 +35,9 @@ def test_a_missing_incident_is_dead_at_once_with_the_reason_and_named_by_path(w,
     assert result is not None and result.outcome is Outcome.PERMANENT
     job = store.get_job(result.job_id)
     assert job.state is JobState.DEAD and job.attempts == 1 and job.incident_key == key
-    assert "404" in (job.last_error or "") and "dead at once" in (job.last_error or "")
-    assert f"({w.project}#999)" in caplog.text and f"({key})" not in caplog.text
+    assert (job.last_error or "").startswith(f"{w.project}#999: read the incident failed: 404")
+    assert "dead at once" in (job.last_error or "")
+    assert f"({w.project}#999)" in caplog.text and key not in caplog.text
     clock.advance(hours=1)
     assert worker.run_once() is None, "not retried"
 
