@@ -45,10 +45,8 @@ def gitlab_error_line(exc: GitLabCallError) -> str:
             f"({os.environ.get('GITLAB_URL', 'not set')}) and that GitLab is up"
         )
     if exc.status == 404:
-        return (
-            f"{what}: 404 not found; check the project path and issue number, "
-            "and that the bot user is a member of the project"
-        )
+        path = "the project path and issue number" if "#" in exc.incident else "the project path"
+        return f"{what}: 404 not found; check {path}, and that the bot user is a member of the project"
     if exc.status == 403:
         return f"{what}: 403 forbidden; give the bot user Reporter access (Developer to create labels) to the project"
     if exc.transient:
