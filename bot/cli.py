@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING
 from bot import __version__
 from bot.config import Config, ConfigError, load_config
 from bot.errors import UserError
-from bot.gitlab.errors import GitLabConfigError
+from bot.gitlab.errors import GitLabAuthError, GitLabCallError, GitLabConfigError
+from bot.gitlab.remit import OutsideRemit
 from bot.redact import redact
 from bot.settings import Settings, SettingsError, register_secrets
 from bot.wiring import renderer_for
@@ -25,7 +27,41 @@ __all__ = ["build_parser", "main", "renderer_for"]
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(args.config or Settings.from_env().config)
+    return load_config(getattr(args, "config", None) or Settings.from_env().config)
+
+
+def remit_hint(exc: OutsideRemit) -> str:
+    """What to do when the bot may not act in a project the user named."""
+    if exc.kind == "not_in_scope":
+        return "check the path, or add the project or its group to the config's scope"
+    return "check the project path, and that the bot user is a member of the project (Reporter or higher)"
+
+
+def _gitlab_url() -> str:
+    try:
+        return redact(Settings.from_env().gitlab_url or "not set")
+    except SettingsError:
+        return "not set"
+
+
+def gitlab_error_line(exc: GitLabCallError) -> str:
+    """One line for a failed GitLab call: what failed, and what the user can do about it."""
+    what = f"{exc.incident}: {exc.step} failed" if exc.incident else f"{exc.step} failed"
+    if isinstance(exc, GitLabAuthError) or exc.status == 401:
+        return f"{what}: GitLab rejected the token (401); check GITLAB_TOKEN (a token of the bot user, api scope)"
+    if exc.status is None:
+        return (
+            f"{what}: cannot reach GitLab ({exc.message}); check GITLAB_URL "
+            f"({_gitlab_url()}) and that GitLab is up"
+        )
+    if exc.status == 404:
+        path = "the project path and issue number" if "#" in exc.incident else "the project path"
+        return f"{what}: 404 not found; check {path}, and that the bot user is a member of the project"
+    if exc.status == 403:
+        return f"{what}: 403 forbidden; give the bot user Reporter access (Developer to create labels) to the project"
+    if exc.transient:
+        return f"{what}: {exc.status} {exc.message}; GitLab is failing for now, try again later"
+    return f"{what}: {exc.status} {exc.message}"
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -57,21 +93,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
         def make() -> Reconciler:
             return wiring.reconciler(Settings.from_env(need=("gitlab",)), cfg, clock=lambda: now)
 
-        report = planview.plan_live(args.incident, make)
+        try:
+            report = planview.plan_live(args.incident, make, outside_is_error=True)
+        except OutsideRemit as exc:
+            raise UserError(f"{args.incident}: outside the bot's remit: {exc.reason}; {remit_hint(exc)}") from None
     else:
         raise UserError("plan needs --payload FILE or GROUP/PROJECT#IID")
     if args.json:
         print(json.dumps(report.as_json(), indent=2, default=str))
     else:
-        print(report.as_text(verbose=args.verbose))
+        print(report.as_text(verbose=args.verbose, raw=args.raw))
     return 0
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from bot import wiring
     from bot.core.model import IncidentRef
-    from bot.gitlab.errors import GitLabCallError
-    from bot.gitlab.remit import OutsideRemit
 
     cfg = _load(args)
     try:
@@ -82,10 +119,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     try:
         report = reconciler.reconcile(ref)
     except OutsideRemit as exc:
-        print(f"{ref}: outside the bot's remit: {exc.reason}; nothing written")
-        return 0
-    except GitLabCallError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(f"{ref}: outside the bot's remit: {exc.reason}; nothing written; {remit_hint(exc)}") from None
     finally:
         reconciler.close()
     if not report.actions:
@@ -126,11 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Makes GitLab follow the security incident communications plan.",
     )
     parser.add_argument("--version", action="version", version=f"incident-bot {__version__}")
+    config_help = "policy file (default: INCIDENT_BOT_CONFIG, else config/bot.yaml)"
+    parser.add_argument("--config", help=config_help)
+    # The same option after the subcommand: SUPPRESS keeps an absent one from resetting the value given before.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--config", help="policy file (default: INCIDENT_BOT_CONFIG, else config/bot.yaml)")
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         p.set_defaults(func=func)
         return p
 
@@ -141,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--payload", help="a webhook payload (JSON file) to plan offline, without GitLab")
     p.add_argument("--event", help="the X-Gitlab-Event header of the payload (default: from its shape)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--verbose", "-v", action="store_true", help="print the full text of every body")
+    p.add_argument("--verbose", "-v", action="store_true", help="print every body as a person reads it in GitLab")
+    p.add_argument("--raw", action="store_true", help="print every body as the exact Markdown the bot writes")
 
     p = add("reconcile", cmd_reconcile, "converge one incident in GitLab now")
     p.add_argument("incident", help="GROUP/PROJECT#IID")
@@ -183,5 +222,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, GitLabConfigError) as exc:
         print(f"incident-bot: {redact(str(exc))}", file=sys.stderr)
         return 2
+    except GitLabCallError as exc:
+        print(f"incident-bot: {redact(gitlab_error_line(exc))}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return _stdout_closed()
     except KeyboardInterrupt:
         return 130
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (``incident-bot demo | head``): stop quietly, like other tools do.
+
+    Later writes, and the interpreter's flush at exit, go to /dev/null instead of raising again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+    return 141  # 128 + SIGPIPE, as a shell reports a writer stopped by a closed pipe

@@ -322,16 +322,38 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-def _loc(loc: Iterable[Any]) -> str:
+# The key that names an entry of each top-level list: problems say ``engagements[e-group].dri``, which a
+# person finds in the file, rather than ``engagements[3].dri``.
+_ENTRY_KEYS = {"engagements": "id", "first_actions": "id", "channels": "label", "phases": "label"}
+
+
+def _entry(section: str, index: int, data: Any) -> str:
+    """``section[name]`` when the entry at ``index`` has a usable name, else ``section[index]``."""
+    key = _ENTRY_KEYS.get(section)
+    items = data.get(section) if isinstance(data, dict) else None
+    if key and isinstance(items, list) and 0 <= index < len(items) and isinstance(items[index], dict):
+        name = items[index].get(key)
+        same = [i for i in items if isinstance(i, dict) and i.get(key) == name]
+        if isinstance(name, str) and name and len(same) == 1 and not any(c in name for c in "[]"):
+            return f"{section}[{name}]"
+    return f"{section}[{index}]"
+
+
+def _loc(loc: Iterable[Any], data: Any = None) -> str:
     out = ""
-    for part in loc:
+    for n, part in enumerate(loc):
         if isinstance(part, int):
-            out += f"[{part}]"
+            out = _entry(out, part, data) if n == 1 else out + f"[{part}]"
         elif part in ("function-before[_label(), str]",):
             continue
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def _known_keys() -> list[str]:
@@ -355,11 +377,11 @@ def _known_keys() -> list[str]:
     return sorted({(f.alias or name) for m in models for name, f in m.model_fields.items()})
 
 
-def _pydantic_problems(source: str, err: ValidationError) -> list[Problem]:
+def _pydantic_problems(source: str, err: ValidationError, data: Any = None) -> list[Problem]:
     problems = []
     for e in err.errors():
         loc = [p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
-        path = _loc(loc)
+        path = _loc(loc, data)
         kind = e["type"]
         if kind == "extra_forbidden":
             parent, _, key = path.rpartition(".")
@@ -373,7 +395,7 @@ def _pydantic_problems(source: str, err: ValidationError) -> list[Problem]:
         elif kind == "literal_error":
             msg = f"unknown key (expected one of: {e.get('ctx', {}).get('expected', '')})"
             parent, _, key = path.rpartition(".")
-            msg = f"unknown role {key!r} (expected one of: {', '.join(ROLE_IDS)})"
+            msg = f"unknown role {key!r} ({_did_you_mean(key, ROLE_IDS)}expected one of: {', '.join(ROLE_IDS)})"
             path = parent
         else:
             msg = f"{e['msg'].lower()} (got {e.get('input')!r})"
@@ -397,23 +419,35 @@ def semantic_problems(cfg: Config) -> list[Problem]:
     def check_party(path: str, party: str) -> None:
         kind, _, name = party.partition(":")
         if kind == "role" and name not in ROLE_IDS:
-            out.append(Problem(src, path, f"unknown role {name!r} (expected one of: {', '.join(ROLE_IDS)})"))
+            hint = _did_you_mean(name, ROLE_IDS)
+            out.append(Problem(src, path, f"unknown role {name!r} ({hint}expected one of: {', '.join(ROLE_IDS)})"))
         if kind == "team" and name not in teams:
-            out.append(Problem(src, path, f"unknown team {name!r} (expected one of: {', '.join(sorted(teams))})"))
+            hint = _did_you_mean(name, teams)
+            out.append(
+                Problem(src, path, f"unknown team {name!r} ({hint}expected one of: {', '.join(sorted(teams))})")
+            )
 
     def check_condition(path: str, cond: Condition) -> None:
         for key in ("any_flags", "all_flags"):
             for i, flag in enumerate(getattr(cond, key) or []):
                 if flag not in flags:
+                    hint = _did_you_mean(flag, flags)
                     out.append(
-                        Problem(src, f"{path}.{key}[{i}]", f"unknown impact flag {flag!r} (declare it in impact_flags)")
+                        Problem(
+                            src,
+                            f"{path}.{key}[{i}]",
+                            f"unknown impact flag {flag!r} ({hint}or declare it in impact_flags)"
+                            if hint
+                            else f"unknown impact flag {flag!r} (declare it in impact_flags)",
+                        )
                     )
         if cond.phase_at_least is not None and cond.phase_at_least not in phase_labels:
+            hint = _did_you_mean(cond.phase_at_least, phase_labels)
             out.append(
                 Problem(
                     src,
                     f"{path}.phase_at_least",
-                    f"unknown phase {cond.phase_at_least!r} (expected one of: {', '.join(phase_labels)})",
+                    f"unknown phase {cond.phase_at_least!r} ({hint}expected one of: {', '.join(phase_labels)})",
                 )
             )
         for i, sub in enumerate(cond.any or []):
@@ -425,8 +459,17 @@ def semantic_problems(cfg: Config) -> list[Problem]:
     for role_id, role in cfg.roles.items():
         if role.rotation and not role.roster:
             out.append(Problem(src, f"roles.{role_id}.rotation", "a rotation needs a non-empty roster"))
+    raw = {
+        "first_actions": [a.model_dump() for a in cfg.first_actions],
+        "engagements": [e.model_dump() for e in cfg.engagements],
+        "channels": [c.model_dump() for c in cfg.channels],
+    }
+
+    def entry(section: str, i: int) -> str:
+        return _entry(section, i, raw)
+
     for i, fa in enumerate(cfg.first_actions):
-        check_party(f"first_actions[{i}].dri", fa.dri)
+        check_party(f"{entry('first_actions', i)}.dri", fa.dri)
 
     def check_unique(section: str, key: str, values: list[str], what: str) -> None:
         seen: set[str] = set()
@@ -438,12 +481,12 @@ def semantic_problems(cfg: Config) -> list[Problem]:
     check_unique("engagements", "id", [e.id for e in cfg.engagements], "engagement id")
     check_unique("channels", "label", [c.label for c in cfg.channels], "channel label")
     for i, eng in enumerate(cfg.engagements):
-        check_party(f"engagements[{i}].dri", eng.dri)
-        check_condition(f"engagements[{i}].when", eng.when)
+        check_party(f"{entry('engagements', i)}.dri", eng.dri)
+        check_condition(f"{entry('engagements', i)}.when", eng.when)
     for i, ch in enumerate(cfg.channels):
-        check_party(f"channels[{i}].assignee", ch.assignee)
+        check_party(f"{entry('channels', i)}.assignee", ch.assignee)
         for j, engaged in enumerate(ch.engaged):
-            check_party(f"channels[{i}].engaged[{j}].party", engaged.party)
+            check_party(f"{entry('channels', i)}.engaged[{j}].party", engaged.party)
     if not cfg.phases:
         out.append(Problem(src, "phases", "at least one phase is needed"))
 
@@ -451,7 +494,7 @@ def semantic_problems(cfg: Config) -> list[Problem]:
     # one label per scope, so adding the second silently removes the first.
     coexist = [("labels.trigger", cfg.labels.trigger), ("labels.child", cfg.labels.child)]
     coexist += [(f"impact_flags.{f}", f) for f in cfg.impact_flags]
-    coexist += [(f"channels[{i}].label", c.label) for i, c in enumerate(cfg.channels)]
+    coexist += [(f"{entry('channels', i)}.label", c.label) for i, c in enumerate(cfg.channels)]
     exclusive = {
         _scope_key(label): kind
         for kind, labels in (("the severity labels", list(cfg.severity.labels)), ("the phase labels", phase_labels))
@@ -484,7 +527,7 @@ def parse_config(data: Any, *, source: str = "<memory>", base_dir: str | Path = 
     try:
         cfg = Config.model_validate({**data, "source": source, "base_dir": str(base_dir)})
     except ValidationError as err:
-        raise ConfigError(_pydantic_problems(source, err)) from None
+        raise ConfigError(_pydantic_problems(source, err, data)) from None
     problems = semantic_problems(cfg)
     if problems:
         raise ConfigError(problems)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,12 +108,31 @@ def changes(before: Snapshot, after: Snapshot, bot: str) -> list[str]:
     return out
 
 
+class InlineExecutor(Executor):
+    """Runs each task at once in the caller's thread: the demo's GitLab calls happen in one fixed order,
+    so its transcript (issue numbers, texts, ``-v``'s list of calls) is the same on every run."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+def count(n: int, noun: str) -> str:
+    """``1 change``, ``4 API calls``: plain English for the transcript."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 @dataclass
 class Demo:
     w: World
     clock: ManualClock
     incident: int = 0
     log: Callable[[str], None] = print
+    verbose: bool = False
 
     def step(self, at: str, who: str, what: str, act: Callable[[], Any]) -> None:
         hours, minutes = (int(x) for x in at.split(":"))
@@ -121,7 +141,9 @@ class Demo:
         act()
         before = take(self.w)
         self.w.sim.reset_log()
-        reconciler = self.w.reconciler(clock=self.clock)
+        reconciler = self.w.reconciler(clock=self.clock, concurrency=1)
+        reconciler.pool.shutdown()
+        reconciler.pool = InlineExecutor()  # one GitLab call at a time, in a fixed order
         try:
             report = reconciler.reconcile(IncidentRef(self.w.project, self.incident))
         finally:
@@ -129,7 +151,13 @@ class Demo:
         after = take(self.w)
         calls = len(self.w.sim.requests)
         writes = len(self.w.sim.writes())
-        self.log(f"    incident-bot looks again: {len(report.actions)} change(s), {calls} API calls ({writes} writes)")
+        self.log(
+            f"    incident-bot looks again: {count(len(report.actions), 'change')}, "
+            f"{count(calls, 'API call')} ({count(writes, 'write')})"
+        )
+        if self.verbose:
+            for req in self.w.sim.requests:
+                self.log(f"      {req.method} {req.path} -> {req.status}")
         lines = changes(before, after, self.w.cfg.bot.username)
         for line in lines or ["(nothing to change)"]:
             self.log("  " + line)
@@ -147,7 +175,7 @@ def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] =
     clock = ManualClock(START)
     with SimulatedGitLab(now=clock) as sim:
         w = world(sim, cfg)
-        demo = Demo(w, clock, log=log)
+        demo = Demo(w, clock, log=log, verbose=verbose)
         log("incident-bot demo: a simulated GitLab on 127.0.0.1, project " + w.project)
         log(f"people: {', '.join(sorted(u for u in (sim.state.user(n)['username'] for n in _people(cfg))))}")
 
@@ -211,10 +239,13 @@ def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] =
         demo.step("14:01", "GitLab", "delivers the same webhook again", lambda: None)
         hazards = sim.hazards_except(allowed_mentions=_people(cfg))
         log("\nSafety: " + ("no quick action or unexpected mention reached GitLab" if not hazards else f"{hazards}"))
-        log(f"Children: {len(w.children())}, all confidential: {all(c['confidential'] for c in w.children())}")
-        if verbose:
-            for req in sim.requests:
-                log(f"  {req.method} {req.path} -> {req.status}")
+        children = w.children()
+        public = [c for c in children if not c["confidential"]]
+        log(
+            f"{count(len(children), 'child issue')}, "
+            + ("all confidential" if not public else f"{len(public)} of them PUBLIC: " + ", ".join(
+                f"#{c['iid']}" for c in public))
+        )
     return 0 if not hazards else 1
 
 

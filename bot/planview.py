@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Config
-from bot.core import bodies
+from bot.core import bodies, commands
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
 from bot.core.converge import DryRun, converge
-from bot.core.events import Ignored, IssueEvent, NoteEvent, parse_event
-from bot.core.model import BotState, Desired, Issue, Observed
-from bot.core.policy import plan
+from bot.core.events import Ignored, IssueEvent, NoteEvent, parse_event, parse_time
+from bot.core.model import Desired, Issue, Note, Observed
+from bot.core.policy import plan_observed
 from bot.core.routing import route
 from bot.errors import UserError
+from bot.plaintext import as_read
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,6 +41,8 @@ class PlanReport:
     incident: Issue | None = None
     actions: list[Action] = field(default_factory=list)
     placeholders: bool = True
+    notes: list[str] = field(default_factory=list)
+    """What the dry run assumed or could not know (e.g. offline: who may command the bot)."""
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"target": self.target, "ignored": self.ignored}
@@ -70,9 +73,16 @@ class PlanReport:
                 ],
             )
         out["actions"] = [_action_json(a) for a in self.actions]
+        out["notes"] = list(self.notes)
+        if d is not None:
+            out["commands"] = [
+                {"command": v.command.name, "author": v.command.note.author, "ok": v.ok, "reply": str(v.reply)}
+                for v in d.verdicts
+            ]
         return out
 
-    def as_text(self, verbose: bool = False) -> str:
+    def as_text(self, verbose: bool = False, raw: bool = False) -> str:
+        """``verbose``: every body as a person reads it in GitLab; with ``raw`` the exact Markdown."""
         lines = [f"incident-bot plan for {self.target} (dry run: nothing is written)"]
         if self.ignored:
             lines.append(f"Nothing to do: {self.ignored}.")
@@ -100,13 +110,21 @@ class PlanReport:
             for c in d.children:
                 who = f"@{c.assignee.assignee}" if c.assignee.assignee else "unassigned"
                 lines.append(f"  - {c.channel}: {c.title!r} assigned to {who} ({c.assignee.name})")
+        if d.verdicts:
+            lines.append(f"Commands ({len(d.verdicts)}):")
+            for v in d.verdicts:
+                effect = "accepted" if v.ok else "refused"
+                who, name = _clean(v.command.note.author), _clean(v.command.name)
+                lines.append(f"  - @{who}: {name} -> {effect}: {_clean(str(v.reply))}")
         lines.append(f"Actions ({len(self.actions)}):")
         for n, a in enumerate(self.actions, 1):
             lines.append(f"  {n}. {_clean(a.describe())}")
-            if verbose:
+            if verbose or raw:
                 body = _body(a)
                 if body:
-                    lines.extend("       | " + _clean(line) for line in body.splitlines())
+                    shown = body if raw else as_read(body)
+                    lines.extend("       | " + _clean(line) for line in shown.splitlines())
+        lines.extend(f"Note: {_clean(note)}" for note in self.notes)
         if self.placeholders and any(isinstance(a, CreateChild) for a in self.actions):
             lines.append("(issue numbers of new children are placeholders)")
         return "\n".join(lines)
@@ -139,10 +157,26 @@ def _action_json(action: Action) -> dict[str, Any]:
     return out
 
 
-def dry_run(incident: Issue, observed: Observed, state: BotState, cfg: Config, r: bodies.Renderer, now: datetime):
-    desired = plan(incident, state, cfg, now)
-    _, actions = converge(desired, observed, cfg, r, DryRun(first_iid=max(1000, incident.ref.iid)))
+def dry_run(observed: Observed, cfg: Config, r: bodies.Renderer, now: datetime):
+    desired = plan_observed(observed, cfg, now)
+    _, actions = converge(desired, observed, cfg, r, DryRun(first_iid=max(1000, observed.incident.ref.iid)))
     return desired, actions
+
+
+def _command_in(event: NoteEvent, payload: dict[str, Any], cfg: Config) -> commands.Command | None:
+    """The command a note payload carries, as the bot would read it. Offline nobody can be asked whether
+    the author may command the bot or whether a named user exists: the preview assumes both."""
+    attrs = payload.get("object_attributes")
+    attrs = attrs if isinstance(attrs, dict) else {}
+    note = Note(
+        id=event.note_id,
+        body=event.body,
+        author=event.author,
+        created_at=parse_time(attrs.get("created_at")),
+        internal=attrs.get("internal") is True or attrs.get("confidential") is True,
+    )
+    cmd = commands.parse(note, cfg.bot.username)
+    return None if cmd is None else replace(cmd, allowed=True)
 
 
 def plan_from_payload(
@@ -164,13 +198,23 @@ def plan_from_payload(
     if incident is None:
         return PlanReport(target, ignored="the note's payload does not describe its issue")
     target = f"{incident.project_path or incident.ref.project}#{incident.ref.iid} (from {path})"
-    observed = Observed(incident=incident, orphans_searched=True)
-    desired, actions = dry_run(incident, observed, BotState(), cfg, r, now)
-    return PlanReport(target, desired=desired, incident=incident, actions=actions)
+    cmd = _command_in(parsed, payload, cfg) if isinstance(parsed, NoteEvent) else None
+    observed = Observed(incident=incident, orphans_searched=True, commands=(cmd,) if cmd else ())
+    desired, actions = dry_run(observed, cfg, r, now)
+    notes = []
+    if cmd is not None:
+        notes.append(
+            f"offline, @{cmd.note.author} is assumed allowed to command the bot (Developer or above, or on its "
+            "allow-list) and any user a command names is assumed to exist; `plan GROUP/PROJECT#IID` checks both"
+        )
+    return PlanReport(target, desired=desired, incident=incident, actions=actions, notes=notes)
 
 
-def plan_live(text: str, make_reconciler: Callable[[], Reconciler]) -> PlanReport:
-    """The dry run against a live GitLab (GITLAB_URL, GITLAB_TOKEN): reads only."""
+def plan_live(text: str, make_reconciler: Callable[[], Reconciler], *, outside_is_error: bool = False) -> PlanReport:
+    """The dry run against a live GitLab (GITLAB_URL, GITLAB_TOKEN): reads only.
+
+    An incident outside the bot's remit is a report saying so, or with ``outside_is_error`` the
+    :class:`OutsideRemit` itself (the command line: the user named a project the bot cannot act in)."""
     from bot.core.model import IncidentRef
     from bot.gitlab.remit import OutsideRemit
 
@@ -182,6 +226,8 @@ def plan_live(text: str, make_reconciler: Callable[[], Reconciler]) -> PlanRepor
     try:
         report = reconciler.dry_run(ref)
     except OutsideRemit as exc:
+        if outside_is_error:
+            raise
         return PlanReport(str(ref), ignored=f"outside the bot's remit: {exc.reason}")
     finally:
         reconciler.close()

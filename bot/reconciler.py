@@ -8,7 +8,7 @@ crash at any point is repaired by the next run.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -62,7 +62,7 @@ class Reconciler:
         self.clock = clock
         self.key = key
         self.remit = remit or Remit(self.bot, cfg.scope)
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gitlab")
+        self.pool: Executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gitlab")
 
     def _observe(self, client: IncidentGitLab, ref: IncidentRef) -> tuple[Desired, Observed]:
         observed = observe(client, ref, self.cfg, self.bot, self.pool, key=self.key)

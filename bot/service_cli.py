@@ -36,16 +36,17 @@ def settings(*need: Need) -> Settings:
     return Settings.from_env(need=need)
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr through the redacting filter, and keep every file the process creates private."""
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """Log to stderr through the redacting filter, and keep every file the process creates private.
+
+    ``log_format``: ``text`` (gunicorn's lines look the same) or ``json`` (one object per line)."""
+    from bot import logformat
     from bot import redact as redaction
 
     private_umask()
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logformat.choose(log_format)
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr)
+    logformat.apply([h for h in logging.getLogger().handlers if getattr(h, "stream", None) is sys.stderr])
     register_secrets()
     redaction.install()
 
@@ -101,7 +102,7 @@ def _metrics_dir() -> tuple[str, bool]:
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.metrics import enable_multiprocess
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     env = settings("gitlab", "webhook")
     wiring.web_settings(env)
     cfg = load_config(args.config or env.config)
@@ -113,6 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     metrics_dir, temporary = _metrics_dir()
     enable_multiprocess(metrics_dir)
     child = [sys.executable, "-m", "bot", "worker", "--threads", str(args.threads), "--log-level", args.log_level]
+    child += ["--log-format", args.log_format]
     child += ["--exit-with-parent", str(os.getpid())]
     if args.config:
         child += ["--config", args.config]
@@ -164,7 +166,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """One sweep now: queue the incidents that need a look, then (unless --queue-only) process the queue."""
     from bot.worker import Worker
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     env = settings("gitlab")
     cfg = load_config(args.config or env.config)
     username = wiring.check_gitlab(env)
@@ -210,7 +212,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from bot.metrics import Metrics, multiprocess_dir
     from bot.worker import WorkerPool
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     stop = threading.Event()
     _stop_on_signals(stop)
     if args.exit_with_parent:
@@ -260,6 +262,8 @@ def _when(value: datetime) -> str:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from bot.worker import incident_path_of
+
     store = wiring.open_service_store(settings())
     try:
         if args.action == "list":
@@ -271,7 +275,8 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
                 since = _when(job.updated_at)
                 if job.sticky:  # a redelivery does not revive it; an edit of the incident or a retry does
                     since += " (waits for a change)"
-                print(f"{job.id}\t{job.incident_key}\t{job.attempts} attempts\tdead since {since}\t{error}")
+                name = incident_path_of(store, job) or job.incident_key
+                print(f"{job.id}\t{name}\t{job.attempts} attempts\tdead since {since}\t{error}")
             return 0
         revived = store.retry_dead(args.job_id, now=datetime.now(UTC))
         if args.job_id is not None and not revived:
@@ -290,6 +295,15 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _log_format_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default) or json: one object per line with time, level, logger, message, incident, job",
+    )
 
 
 def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
@@ -313,16 +327,19 @@ def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
         help="seconds a client has to send its request header, and each part of its body (default 5)",
     )
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    _log_format_option(p)
 
     p = add("worker", cmd_worker, "the reconcile worker alone (scale receivers and workers apart)")
     p.add_argument("--threads", type=_positive, default=2, help="reconcile worker threads (default 2)")
     p.add_argument("--metrics-port", type=int, default=0, help="serve /metrics on this port (default: off)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    _log_format_option(p)
     p.add_argument("--exit-with-parent", type=int, default=0, help=argparse.SUPPRESS)
 
     p = add("sweep", cmd_sweep, "reconcile every open incident that needs it now (reminders due, missed events)")
     p.add_argument("--queue-only", action="store_true", help="only queue them for the running workers")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="warning")
+    _log_format_option(p)
 
     p = add("db", cmd_db, "the delivery store's schema: `db upgrade` creates or migrates it")
     p.add_argument("action", choices=("upgrade",))

@@ -21,8 +21,10 @@ finishes the reconcile it is in, and releases a job it claimed but had not start
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -30,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.clock import utcnow
 from bot.core.model import IncidentRef
@@ -67,6 +69,25 @@ MAX_POLL = 5.0
 (a reminder) is claimed when nothing else wakes the worker."""
 
 
+_INCIDENT_STEPS = ("read the incident", "read the incident's project")
+_DEAD_AT_ONCE = (
+    "; dead at once: GitLab gives the same answer until someone changes the incident or the bot's access "
+    "(an edit of the incident, or `incident-bot dead-letters retry`, tries again)"
+)
+
+
+def failure_kind(exc: GitLabCallError) -> FailureKind:
+    """How the store treats a failed reconcile. GitLab refused (403), or the incident or its project is
+    not there (404 on reading it): asking again in a minute gets the same answer, so the job is dead at
+    once and waits for a delivery that shows a change, or a retry by hand. A 404 on a part of the incident
+    (a note or child deleted meanwhile) may pass with the next read: retried, then dead and waiting."""
+    if exc.transient:
+        return "retry"
+    if exc.status == 403 or (exc.status == 404 and exc.step in _INCIDENT_STEPS):
+        return "final"
+    return "sticky" if exc.status == 404 else "retry"
+
+
 class Reconciles(Protocol):
     """What the worker needs from :class:`bot.reconciler.Reconciler`."""
 
@@ -78,7 +99,7 @@ class Reconciles(Protocol):
 class Outcome(StrEnum):
     OK = "ok"
     TRANSIENT = "transient"  # GitLab unavailable, throttled, outcome unknown: retried after a delay
-    PERMANENT = "permanent"  # GitLab refused (403, 404, 422, bad token): retried, then dead-lettered
+    PERMANENT = "permanent"  # GitLab refused: 403 or a missing incident dead at once; 422, bad token retried
     CRASH = "crash"  # a bug in the bot: same handling as permanent, logged with its traceback
     IGNORED = "ignored"  # the incident is outside the bot's remit: nothing written, the job is done
     LEASE_LOST = "lease_lost"  # the lease went to another worker mid-reconcile: stopped before the next write
@@ -92,6 +113,27 @@ class JobResult:
     outcome: Outcome
     error: str | None = None
     state: str | None = None  # the job's state afterwards, None if the lease was lost
+
+
+_PROJECT_PATH = re.compile(r"[\w.-]+(?:/[\w.-]+)+")
+_MAX_PATHS = 10_000
+
+
+def incident_path_of(store: DeliveryStore, job: Job) -> str | None:
+    """``group/project#iid`` from the newest delivery that fed the job, for logs and the dead letters.
+
+    The job key keeps the numeric project id (stable across renames and transfers, and what coalesces
+    deliveries); people know incidents by path, which every webhook payload carries."""
+    try:
+        delivery = store.latest_delivery(job.id)
+        payload = json.loads(delivery.payload) if delivery is not None else None
+    except (StoreError, ValueError, UnicodeDecodeError):
+        return None
+    project = payload.get("project") if isinstance(payload, dict) else None
+    path = project.get("path_with_namespace") if isinstance(project, dict) else None
+    if not isinstance(path, str) or len(path) > 255 or not _PROJECT_PATH.fullmatch(path):
+        return None
+    return f"{path}#{job.incident_key.rpartition('#')[2]}"
 
 
 def default_worker_id(index: int = 0) -> str:
@@ -123,7 +165,7 @@ class _Heartbeat:
                 w.store.extend_lease(self.job.id, w.worker_id, w.clock(), w.lease)
             except LeaseLost as exc:
                 self.lost = True
-                log.error("job %d (%s): lease lost while reconciling: %s", self.job.id, self.job.incident_key, exc)
+                log.error("job %d (%s): lease lost while reconciling: %s", self.job.id, w.name(self.job), exc)
                 return
             except Exception as exc:  # the lease may still be renewed on the next beat
                 log.warning("job %d: cannot renew the lease: %s", self.job.id, exc)
@@ -188,6 +230,27 @@ class Worker:
         self.metrics = metrics
         # The first retry of a failed job waits retry_base, doubling after that (None: the store's back-off).
         self.retry_base = retry_base
+        self._paths: dict[str, str] = {}  # numeric project id -> path, for log lines
+
+    def name(self, job: Job) -> str:
+        """The job's incident as people know it (``acme/security-incidents#12``), else its key."""
+        project, _, iid = job.incident_key.rpartition("#")
+        path = self._paths.get(project)
+        if path is None and project.isdigit():
+            found = incident_path_of(self.store, job)
+            if found is not None:
+                path = found.rpartition("#")[0]
+                self._learn(project, path)
+        return f"{path}#{iid}" if path else job.incident_key
+
+    def _learn(self, project: str, path: str) -> None:
+        if len(self._paths) >= _MAX_PATHS:
+            self._paths.clear()
+        self._paths[project] = path
+
+    def _extra(self, job: Job) -> dict[str, Any]:
+        """Fields of the job's log records, for ``--log-format json``."""
+        return {"incident": self.name(job), "job": job.id, "event": job.reason}
 
     def claim(self) -> Job | None:
         """The job that has been ready longest, once it has been ready for ``settle``.
@@ -217,12 +280,18 @@ class Worker:
             self._remember(job, report)
             requeue_at = self._requeue_at(report)
         except OutsideRemit as exc:
-            log.warning("job %d (%s): ignored, outside the bot's remit: %s", job.id, job.incident_key, exc.reason)
+            log.warning(
+                "job %d (%s): ignored, outside the bot's remit: %s",
+                job.id,
+                self.name(job),
+                exc.reason,
+                extra=self._extra(job),
+            )
             if self.metrics is not None:
                 self.metrics.outside_remit(exc.kind)
             return self._report(job, Outcome.IGNORED, None, None, time.perf_counter() - start)
         except LeaseGone as exc:
-            log.warning("job %d (%s): %s; left to the worker that holds it now", job.id, job.incident_key, exc)
+            log.warning("job %d (%s): %s; left to the worker that holds it now", job.id, self.name(job), exc)
             if self.metrics is not None:
                 self.metrics.reconciled(Outcome.LEASE_LOST.value, time.perf_counter() - start)
             return JobResult(job.id, job.incident_key, Outcome.LEASE_LOST, str(exc), None)
@@ -234,12 +303,11 @@ class Worker:
                 retry_in = max(timedelta(seconds=exc.retry_after), MIN_RETRY)
             elif self.retry_base is not None:
                 retry_in = self.retry_base * 2 ** min(max(job.attempts - 1, 0), 10)
-            # GitLab refused to show or change the incident: asking again gets the same answer, so once dead
-            # the job waits for a delivery that shows a change (or a retry by hand).
-            kind: FailureKind = "sticky" if exc.status in (403, 404) and not exc.transient else "retry"
-            return self._report(job, outcome, str(exc), retry_in, time.perf_counter() - start, kind=kind)
+            kind = failure_kind(exc)
+            error = str(exc) + (_DEAD_AT_ONCE if kind == "final" else "")
+            return self._report(job, outcome, error, retry_in, time.perf_counter() - start, kind=kind)
         except Exception as exc:
-            log.exception("job %d (%s): reconcile crashed", job.id, job.incident_key)
+            log.exception("job %d (%s): reconcile crashed", job.id, self.name(job), extra=self._extra(job))
             error = f"crash: {type(exc).__name__}: {exc}"
             return self._report(job, Outcome.CRASH, error, None, time.perf_counter() - start)
         except BaseException:  # KeyboardInterrupt, SystemExit: hand the job back, then go
@@ -253,18 +321,23 @@ class Worker:
         return max(report.requeue_at, self.clock() + MIN_REQUEUE)
 
     def _remember(self, job: Job, report: ReconcileReport) -> None:
-        """Tell the sweep when this incident was converged (a cache: failing here is harmless)."""
+        """Learn the incident's project path for log lines, and tell the sweep when this incident was
+        converged (a cache: failing here is harmless)."""
+        incident = report.observed.incident
+        project = job.incident_key.rpartition("#")[0]
+        if incident is not None and incident.project_path and _PROJECT_PATH.fullmatch(incident.project_path):
+            self._learn(project, incident.project_path)
         try:
             remember(self.store, job.incident_key, report, self.clock())
         except StoreError as exc:
-            log.warning("job %d (%s): cannot remember it for the sweep: %s", job.id, job.incident_key, exc)
+            log.warning("job %d (%s): cannot remember it for the sweep: %s", job.id, self.name(job), exc)
 
     def _release(self, job: Job) -> JobResult:
         try:
             self.store.release(job.id, self.worker_id, now=self.clock())
         except StoreError as exc:  # its lease will expire and another worker will take it
             log.warning("job %d: cannot release it: %s", job.id, exc)
-        log.info("job %d (%s): released unstarted for shutdown", job.id, job.incident_key)
+        log.info("job %d (%s): released unstarted for shutdown", job.id, self.name(job))
         return JobResult(job.id, job.incident_key, Outcome.RELEASED)
 
     def _report(
@@ -280,6 +353,9 @@ class Worker:
         if self.metrics is not None:
             self.metrics.reconciled(outcome.value, seconds)
         if error is not None:
+            key, name = job.incident_key, self.name(job)
+            if name != key and error.startswith(key + ": "):  # GitLab errors begin with the incident
+                error = name + error[len(key) :]
             error = redact(error)  # it is stored, listed by dead-letters and logged
         try:
             if outcome in (Outcome.OK, Outcome.IGNORED):
@@ -289,20 +365,31 @@ class Worker:
                 state = self.store.fail(job.id, self.worker_id, error, self.clock(), retry_in=retry_in, kind=kind)
         except LeaseLost as exc:
             # Another worker took the job over after our lease ran out; it reads GitLab afresh.
-            log.warning("job %d (%s): %s; its result is dropped", job.id, job.incident_key, exc)
+            log.warning("job %d (%s): %s; its result is dropped", job.id, self.name(job), exc)
             return JobResult(job.id, job.incident_key, outcome, error, None)
         except StoreError as exc:
             log.error(
-                "job %d (%s): cannot record its outcome (%s); the lease will expire", job.id, job.incident_key, exc
+                "job %d (%s): cannot record its outcome (%s); the lease will expire", job.id, self.name(job), exc
             )
             return JobResult(job.id, job.incident_key, outcome, error, None)
         if outcome is Outcome.IGNORED:
             pass
         elif outcome is Outcome.OK:
             later = f", next at {requeue_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z" if requeue_at is not None else ""
-            log.info("job %d (%s): reconciled in %.2f s -> %s%s", job.id, job.incident_key, seconds, state, later)
+            name = self.name(job)
+            log.info(
+                "job %d (%s): reconciled in %.2f s -> %s%s", job.id, name, seconds, state, later, extra=self._extra(job)
+            )
         else:
-            log.warning("job %d (%s): %s failure -> %s: %s", job.id, job.incident_key, outcome, state, error)
+            log.warning(
+                "job %d (%s): %s failure -> %s: %s",
+                job.id,
+                self.name(job),
+                outcome,
+                state,
+                error,
+                extra=self._extra(job),
+            )
         return JobResult(job.id, job.incident_key, outcome, error, str(state))
 
     def run(self, stop: threading.Event) -> None:

@@ -22,7 +22,7 @@ from tests.pg import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_PAYLOADS = ROOT.parent / "shared" / "gitlab-payloads"
+SHARED_PAYLOADS = ROOT / "tests" / "payloads" / "gitlab"  # real GitLab payloads, kept in the repository
 EXAMPLES = ROOT / "examples" / "payloads"
 
 

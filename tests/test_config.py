@@ -17,23 +17,25 @@ BROKEN = Path(__file__).parent / "configs" / "broken"
 # file -> the lines check-config must print (each a substring of one line), and nothing else
 EXPECTED = {
     "unknown_key.yaml": [
-        "channels[0]: unknown key 'asignee' (did you mean 'assignee'?)",
-        "channels[0].assignee: required key is missing",
+        "channels[comms-email]: unknown key 'asignee' (did you mean 'assignee'?)",
+        "channels[comms-email].assignee: required key is missing",
     ],
     "unknown_party.yaml": [
-        "engagements[0].dri: unknown role 'ciso' (expected one of: seoc, simoc, cmoc)",
-        "channels[1].assignee: unknown team 'markting_programs' (expected one of: ",
+        "engagements[sr-director-security].dri: unknown role 'ciso' (expected one of: seoc, simoc, cmoc)",
+        "channels[comms-blog].assignee: unknown team 'markting_programs' (did you mean 'marketing_programs'? expected ",
     ],
     "bad_cadence.yaml": [
-        "engagements[1].cadence: cannot parse cadence 'hourly' (expected a duration such as 1h or 30m, or 'continuous')"
+        "engagements[e-group].cadence: cannot parse cadence 'hourly' "
+        "(expected a duration such as 1h or 30m, or 'continuous')"
     ],
     "scoped_channels.yaml": [
-        "channels[0].label: scoped label 'comms::email' shares the scope 'comms::' with the phase labels",
-        "channels[1].label: scoped label 'comms::blog' shares the scope 'comms::' with 'comms::email'",
+        "channels[comms::email].label: scoped label 'comms::email' shares the scope 'comms::' with the phase labels",
+        "channels[comms::blog].label: scoped label 'comms::blog' shares the scope 'comms::' with 'comms::email'",
     ],
     "unknown_flag_and_phase.yaml": [
-        "engagements[2].when.any[0].phase_at_least: unknown phase 'comms::decided' (expected one of: ",
-        "engagements[3].when.any_flags[0]: unknown impact flag 'pii-leak' (declare it in impact_flags)",
+        "engagements[corporate-marketing-pr].when.any[0].phase_at_least: unknown phase 'comms::decided' "
+        "(expected one of: ",
+        "engagements[legal].when.any_flags[0]: unknown impact flag 'pii-leak' (declare it in impact_flags)",
     ],
     "missing_template.yaml": ["templates: ", "no-such-template.md.j2"],
     "bad_severity_missing_key.yaml": [
@@ -43,6 +45,12 @@ EXPECTED = {
     "bad_rotation.yaml": [
         "roles.seoc.rotation.timezone: unknown time zone 'Mars/Olympus'",
         "roles.seoc.rotation.weekday: unknown weekday 'moonday'",
+    ],
+    "typos.yaml": [
+        "engagements[sr-director-security].dri: unknown role 'simco' (did you mean 'simoc'? expected one of: ",
+        "engagements[e-group].dri: unknown team 'sr_director_securty' (did you mean 'sr_director_security'? ",
+        "engagements[e-group].when.any_flags[0]: unknown impact flag 'data-breech' (did you mean 'data-breach'? "
+        "or declare it in impact_flags)",
     ],
     "invalid_yaml.yaml": ["line 3, column 1: invalid YAML: expected ',' or '}'"],
 }

@@ -228,7 +228,8 @@ def _status(desired: Desired) -> dict[str, Any] | None:
     return {
         "last": last.created_at if last else None,
         "last_by": at(last.author) if last and is_valid_username(last.author) else None,
-        "next_due": cadence.next_due(desired.dues),
+        # After the all clear nothing is due any more: a past time shown as "next due" would mislead.
+        "next_due": None if desired.all_clear else cadence.next_due(desired.dues),
         "paused": desired.reminders_paused,
     }
 

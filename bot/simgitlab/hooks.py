@@ -1,6 +1,6 @@
 """Webhook payloads GitLab (17.x/18.x) sends for issue and note events.
 
-Field names follow the captures in ``/work/shared/gitlab-payloads`` and gitlabhq's
+Field names follow the captures in ``tests/payloads/gitlab`` and gitlabhq's
 ``Gitlab::HookData::IssueBuilder`` / ``Gitlab::DataBuilder::Note``.
 """
 

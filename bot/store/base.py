@@ -102,8 +102,9 @@ BACKOFF_CAP = timedelta(minutes=10)
 FailureKind = Literal["retry", "sticky", "final"]
 """How :meth:`DeliveryStore.fail` treats a failure. ``retry``: retried with back-off, dead after
 ``max_attempts``. ``sticky``: the same, but once dead it is not revived by deliveries that show no change
-(GitLab answered 403/404: repeating the same question gets the same answer). ``final``: dead at once, and
-sticky (retrying would do harm, e.g. create a child again)."""
+(GitLab answered 404 on a part of the incident: repeating the same question gets the same answer). ``final``:
+dead at once, and sticky (retrying cannot help, e.g. 403 or a missing incident, or would do harm, e.g. create
+a child again)."""
 
 Durability = Literal["normal", "full"]
 """``"full"``: a returned write survives power loss and OS crashes (fsync on every commit).
@@ -446,6 +447,12 @@ class DeliveryStore(abc.ABC):
     @abc.abstractmethod
     def get_delivery(self, delivery_id: str) -> Delivery | None:
         """The recorded delivery, or None (never recorded, or pruned)."""
+
+    def latest_delivery(self, job_id: int) -> Delivery | None:
+        """The newest recorded delivery that fed the job, or None (a sweep's job, or pruned). Read for
+        display only: its payload names the incident's project by path, which the job key (a stable
+        numeric id) does not."""
+        return None
 
     # -- maintenance and introspection ----------------------------------------------------------------
 

@@ -815,6 +815,17 @@ class PostgresStore(DeliveryStore):
 
     # -- maintenance and introspection ----------------------------------------------------------------
 
+
+    def latest_delivery(self, job_id: int) -> Delivery | None:
+        rows = self._execute(
+            "SELECT delivery_id, incident_key, event, received_at, payload, job_id FROM deliveries"
+            " WHERE job_id = %s ORDER BY seq DESC LIMIT 1",
+            (job_id,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return Delivery(row[0], row[1], row[2], _utc(row[3]), bytes(row[4]), row[5])
     def prune(self, older_than: datetime) -> PruneResult:
         """See :meth:`DeliveryStore.prune`. Deletes in batches of a few hundred rows, each its own
         transaction, so a large prune never holds many row locks or a long transaction."""

@@ -200,6 +200,9 @@ class SpoolingStore(DeliveryStore):
     def get_delivery(self, delivery_id: str) -> Any:
         return self.shared.get_delivery(delivery_id)
 
+    def latest_delivery(self, job_id: int) -> Any:
+        return self.shared.latest_delivery(job_id)
+
     def prune(self, older_than: datetime) -> Any:
         return self.shared.prune(older_than)
 

@@ -648,6 +648,17 @@ class SQLiteStore(DeliveryStore):
 
     # -- maintenance and introspection ----------------------------------------------------------------
 
+
+    def latest_delivery(self, job_id: int) -> Delivery | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT delivery_id, incident_key, event, received_at, payload, job_id FROM deliveries"
+                " WHERE job_id = ? ORDER BY seq DESC LIMIT 1",
+                (job_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Delivery(row[0], row[1], row[2], _dt(row[3]), bytes(row[4]), row[5])
     def prune(self, older_than: datetime) -> PruneResult:
         """See :meth:`DeliveryStore.prune`. Deletes in batches of a few hundred rows, each its own
         transaction, so a large prune never holds the write lock long enough to delay intake."""

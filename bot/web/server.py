@@ -15,6 +15,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 
+from bot import logformat
 from bot.metrics import mark_process_dead
 from bot.redact import install as install_redaction
 
@@ -25,11 +26,14 @@ DEFAULT_READ_TIMEOUT = 5
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
-    """gunicorn's logger, with the redacting filter on its handlers (they do not pass through the root's)."""
+    """gunicorn's logger, with the redacting filter on its handlers (they do not pass through the root's)
+    and the bot's log format (``bot.logformat``), so its lines and the bot's look the same."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        install_redaction(self.error_log.handlers + self.access_log.handlers)
+        handlers = self.error_log.handlers + self.access_log.handlers
+        logformat.apply(handlers)
+        install_redaction(handlers)
 
 
 class ChildProcess:

@@ -135,8 +135,8 @@ def test_reconcile_command_refuses_an_outsiders_incident(w, monkeypatch, capsys)
     project, _, iid = outsider_incident(w)
     monkeypatch.setenv("GITLAB_URL", w.sim.url)
     monkeypatch.setenv("GITLAB_TOKEN", w.sim.token)
-    assert main(["reconcile", f"{project}#{iid}"]) == 0
-    assert "outside the bot's remit" in capsys.readouterr().out
+    assert main(["reconcile", f"{project}#{iid}"]) == 2
+    assert "outside the bot's remit" in capsys.readouterr().err
     assert w.sim.writes() == []
 
 
@@ -248,7 +248,10 @@ def test_a_reconcile_that_keeps_failing_never_opens_a_second_child(w, store, clo
     assert first is not None and first.outcome is Outcome.PERMANENT
     opened = len(children())
     assert opened >= 1
+    assert store.get_job(first.job_id).state is JobState.DEAD, "a 403 is dead at once"
     clock.advance(minutes=30)
+    # Someone edits the incident: the delivery shows a change and revives the job.
+    store.record_delivery("d-edit", f"{w.project_id}#{iid}", "Issue Hook", clock(), b"{}", change="edited")
     second = worker.run_once()
     assert len(children()) == opened
     assert second is not None and "not creating another" in (second.error or "")

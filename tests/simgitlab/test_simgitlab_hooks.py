@@ -17,7 +17,7 @@ from bot.simgitlab import SimulatedGitLab, issue_hook, note_hook
 
 FREE = "sec/incidents"
 
-# object_attributes keys of a real GitLab.com incident capture (gitlab-payloads/incident_open.json).
+# object_attributes keys of a real GitLab.com incident capture (tests/payloads/gitlab/incident_open.json).
 REAL_ISSUE_ATTRIBUTES = {
     "author_id", "closed_at", "confidential", "created_at", "description", "discussion_locked", "due_date",
     "id", "iid", "last_edited_at", "last_edited_by_id", "milestone_id", "moved_to_id", "duplicated_to_id",

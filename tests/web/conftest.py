@@ -58,7 +58,5 @@ def incident_payload() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def shared_payloads() -> dict[str, bytes]:
-    """The real GitLab payloads; tests that need them skip when the folder is absent."""
-    if not SHARED_PAYLOADS.is_dir():
-        pytest.skip(f"{SHARED_PAYLOADS} is absent: no real GitLab payloads to replay")
+    """The real GitLab payloads kept in tests/payloads/gitlab."""
     return {p.name: p.read_bytes() for p in sorted(SHARED_PAYLOADS.glob("*.json"))}

@@ -84,7 +84,7 @@ def test_transient_error_without_a_hint_uses_the_stores_backoff(store: DeliveryS
 @pytest.mark.parametrize(
     "error",
     [
-        GitLabCallError("create a child issue", KEY, 403, "Forbidden", False),
+        GitLabCallError("create a child issue", KEY, 422, "Unprocessable", False),
         GitLabAuthError("read the incident", KEY, 401, "Unauthorized", False),
         RuntimeError("a bug in the bot"),
     ],
@@ -106,6 +106,25 @@ def test_failures_dead_letter_after_the_stores_max_attempts_with_the_last_error(
     (dead,) = store.dead_jobs()
     assert dead.incident_key == KEY and str(error) in (dead.last_error or "")
     assert worker.run_once() is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        GitLabCallError("create a child issue", KEY, 403, "Forbidden", False),
+        GitLabCallError("read the incident", KEY, 404, "Not found", False),
+    ],
+    ids=["403", "404-incident"],
+)
+def test_a_refusal_that_cannot_pass_with_time_is_dead_at_once_with_the_reason(
+    store: DeliveryStore, clock: FakeClock, error: Exception
+) -> None:
+    deliver(store, clock)
+    result = make_worker(store, FakeReconciler(effect=raising(error)), clock).run_once()
+    assert result is not None and result.state == "dead"
+    (dead,) = store.dead_jobs()
+    assert dead.attempts == 1 and dead.sticky and str(error) in (dead.last_error or "")
+    assert "dead at once" in (dead.last_error or "")
 
 
 def test_a_bad_incident_key_fails_without_calling_gitlab(store: DeliveryStore, clock: FakeClock) -> None:

@@ -15,7 +15,7 @@ from bot.metrics import Metrics
 from bot.reconciler import ReconcileReport
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED_PAYLOADS = ROOT.parent / "shared" / "gitlab-payloads"
+SHARED_PAYLOADS = ROOT / "tests" / "payloads" / "gitlab"
 INCIDENT_PAYLOAD = ROOT / "examples" / "payloads" / "s1-incident.json"
 SECRET = "s3cret-token"
 HOOK_HEADERS = {"X-Gitlab-Event": "Issue Hook", "X-Gitlab-Token": SECRET, "Content-Type": "application/json"}

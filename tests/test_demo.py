@@ -1,0 +1,51 @@
+"""The demo tells the truth: the same transcript on every run, every API call listed with -v, plain words."""
+
+from __future__ import annotations
+
+import re
+
+from bot.demo import run_demo
+
+
+def transcript(cfg, verbose: bool = False) -> list[str]:
+    lines: list[str] = []
+    assert run_demo(cfg, verbose=verbose, log=lines.append) == 0
+    return "\n".join(lines).splitlines()
+
+
+def test_the_demo_is_the_same_on_every_run(default_config):
+    first = transcript(default_config, verbose=True)
+    assert transcript(default_config, verbose=True) == first
+    assert transcript(default_config, verbose=True) == first
+
+
+def test_demo_verbose_lists_every_api_call_of_each_step_in_order(default_config):
+    lines = transcript(default_config, verbose=True)
+    call = re.compile(r"^      (GET|POST|PUT|DELETE) /api/v4/\S+ -> \d{3}$")
+    steps = [i for i, line in enumerate(lines) if "incident-bot looks again:" in line]
+    assert len(steps) == 10
+    for i in steps:
+        m = re.search(r"(\d+) API calls? \((\d+) writes?\)", lines[i])
+        assert m, lines[i]
+        listed = []
+        for line in lines[i + 1 :]:
+            if not call.match(line):
+                break
+            listed.append(line)
+        assert len(listed) == int(m.group(1))
+        assert sum(not line.lstrip().startswith("GET") for line in listed) == int(m.group(2))
+
+
+def test_demo_wording_is_plain(default_config):
+    text = "\n".join(transcript(default_config))
+    assert "1 change, 4 API calls (1 write)" in text
+    assert "(s)" not in text and "1 writes" not in text and "1 changes" not in text
+    assert "3 child issues, all confidential" in text and "True" not in text
+
+
+def test_after_the_all_clear_no_past_time_is_shown_as_next_due(default_config):
+    lines = transcript(default_config)
+    start = next(i for i, line in enumerate(lines) if "all clear: comms::all-clear" in line)
+    after = [line for line in lines[start:] if "Next due" in line]
+    shown = [line for line in after if line.lstrip()[0] in "+|"]  # what the checklist says from then on
+    assert shown and all("Next due: none (reminders off: all clear)" in line for line in shown)
