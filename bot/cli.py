@@ -17,7 +17,7 @@ from bot.errors import UserError
 from bot.gitlab.errors import GitLabAuthError, GitLabCallError, GitLabConfigError
 from bot.gitlab.remit import OutsideRemit
 from bot.redact import redact
-from bot.settings import Settings, SettingsError, register_secrets
+from bot.settings import Settings, SettingsError, help_epilog, register_secrets
 from bot.wiring import renderer_for
 
 if TYPE_CHECKING:
@@ -168,7 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            parents=[common],
+            epilog=help_epilog(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         p.set_defaults(func=func)
         return p
 
@@ -194,7 +201,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--apply", action="store_true", help="create the missing labels (default: a dry run)")
     p.add_argument("--dry-run", dest="apply", action="store_false", help="only show what --apply would do")
     p.add_argument("--url", help="the bot's public webhook URL, to print in the settings (e.g. https://bot.example.com)")
-    p.epilog = "environment: GITLAB_URL, GITLAB_TOKEN (required); GITLAB_WEBHOOK_SECRET (only whether it is set)"
 
     p = add("demo", cmd_demo, "the lifecycle of an example incident against a built-in simulated GitLab")
     p.add_argument("--verbose", "-v", action="store_true", help="also print every API call")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.config import Config
 from bot.core import bodies, commands
-from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
+from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
 from bot.core.converge import DryRun, converge
 from bot.core.events import Ignored, IssueEvent, NoteEvent, parse_event, parse_time
 from bot.core.model import Desired, Issue, Note, Observed
@@ -152,6 +152,8 @@ def _action_json(action: Action) -> dict[str, Any]:
         out.update(child_iid=action.child_iid, link_type="relates_to")
     elif isinstance(action, UpdateIncident):
         out.update(assign=action.assign, add_labels=list(action.add_labels))
+    elif isinstance(action, ReassignChild):
+        out.update(child_iid=action.child_iid, assign=action.assignee, previous=action.previous)
     elif isinstance(action, UpsertChecklist | PostNote):
         out.update(body=action.body)
     return out

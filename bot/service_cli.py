@@ -78,13 +78,15 @@ class _ReceiverFactory:
 
     cfg: Config
     settings: Settings
+    worker_heartbeat: Path | None = None
 
     def __call__(self) -> Any:
         from bot.metrics import Metrics
         from bot.web.app import create_app
 
         web = wiring.web_settings(self.settings)
-        return create_app(web, store=wiring.open_receiver_store(self.settings), config=self.cfg, metrics=Metrics())
+        store = wiring.open_receiver_store(self.settings)
+        return create_app(web, store=store, config=self.cfg, metrics=Metrics(), worker_heartbeat=self.worker_heartbeat)
 
 
 def _metrics_dir() -> tuple[str, bool]:
@@ -116,10 +118,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     child = [sys.executable, "-m", "bot", "worker", "--threads", str(args.threads), "--log-level", args.log_level]
     child += ["--log-format", args.log_format]
     child += ["--exit-with-parent", str(os.getpid())]
+    # The worker child writes its heartbeat here; the receivers' /readyz reads it.
+    heartbeat_dir = Path(tempfile.mkdtemp(prefix="incident-bot-worker-"))
+    worker_heartbeat = heartbeat_dir / "heartbeat"
+    child += ["--heartbeat-file", str(worker_heartbeat)]
     if args.config:
         child += ["--config", args.config]
     server = GunicornApp(
-        _ReceiverFactory(cfg, env),
+        _ReceiverFactory(cfg, env, worker_heartbeat),
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -132,6 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         server.run()
     finally:
+        shutil.rmtree(heartbeat_dir, ignore_errors=True)
         if temporary:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
@@ -244,6 +251,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         drainer=(lambda: drain(spool, store)) if (spool := wiring.spool(env)) is not None else None,
         sweeper=(lambda: sweep(client, store, cfg, utcnow())) if sweep_every else None,
         sweep_every=sweep_every or timedelta(minutes=5),
+        heartbeat=Path(args.heartbeat_file) if args.heartbeat_file else None,
     )
     log.info("worker: %d thread(s) on %s as @%s", args.threads, wiring.db_shown(env), username)
     if pool.run(stop, grace=WORKER_GRACE):
@@ -335,6 +343,7 @@ def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     _log_format_option(p)
     p.add_argument("--exit-with-parent", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--heartbeat-file", default="", help=argparse.SUPPRESS)
 
     p = add("sweep", cmd_sweep, "reconcile every open incident that needs it now (reminders due, missed events)")
     p.add_argument("--queue-only", action="store_true", help="only queue them for the running workers")

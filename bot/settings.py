@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -284,6 +285,38 @@ FIELDS: dict[str, Variable] = {
         _state_key("INCIDENT_BOT_STATE_KEY_PREVIOUS"), secret=True),
 }
 VARIABLES = tuple(FIELDS.values())
+
+_GITLAB = ("GITLAB_URL", "GITLAB_TOKEN", "INCIDENT_BOT_STATE_KEY", "INCIDENT_BOT_STATE_KEY_PREVIOUS")
+_STORE = ("INCIDENT_BOT_DB", "INCIDENT_BOT_DB_DURABILITY")
+_WORKER = (*_GITLAB, *_STORE, "INCIDENT_BOT_SPOOL", "INCIDENT_BOT_SWEEP_SECONDS", "INCIDENT_BOT_LEASE_SECONDS",
+           "INCIDENT_BOT_RETRY_SECONDS", "INCIDENT_BOT_DEAD_LETTER_DAYS")
+COMMAND_VARIABLES: dict[str, tuple[str, ...]] = {
+    "check-config": ("INCIDENT_BOT_CONFIG",),
+    "plan": ("INCIDENT_BOT_CONFIG", *_GITLAB),
+    "reconcile": ("INCIDENT_BOT_CONFIG", *_GITLAB),
+    "init": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN", "GITLAB_WEBHOOK_SECRET"),
+    "demo": ("INCIDENT_BOT_CONFIG",),
+    "serve": ("INCIDENT_BOT_CONFIG", *_WORKER, "GITLAB_WEBHOOK_SECRET", "GITLAB_WEBHOOK_SIGNING_TOKEN",
+              "INCIDENT_BOT_MAX_BODY_BYTES"),
+    "worker": ("INCIDENT_BOT_CONFIG", *_WORKER),
+    "sweep": ("INCIDENT_BOT_CONFIG", *_GITLAB, *_STORE),
+    "db": _STORE,
+    "dead-letters": _STORE,
+}
+"""The variables each command reads (its ``--help`` lists them); every one is in :data:`FIELDS`."""
+
+_BY_NAME = {var.name: var for var in VARIABLES}
+
+
+def help_epilog(command: str) -> str:
+    """``--help``'s list of the environment variables ``command`` reads, one per line, from :data:`FIELDS`."""
+    lines = ["environment variables (secrets may also be given as NAME_FILE; see the README's table):"]
+    for name in COMMAND_VARIABLES.get(command, ()):
+        var = _BY_NAME[name]
+        default = f" (default {var.default.replace('`', '')})" if var.default else ""
+        text = f"{name}{'[_FILE]' if var.secret else ''}: {var.meaning.replace('`', '')}{default}"
+        lines.append(textwrap.fill(text, 100, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False))
+    return "\n".join(lines)
 
 
 def register_secrets(environ: Mapping[str, str] | None = None) -> None:

@@ -32,8 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
+from bot import heartbeat
 from bot.clock import utcnow
 from bot.core.model import IncidentRef
 from bot.gitlab.apply import LeaseGone, RepeatedCreate, WriteGuard
@@ -226,6 +228,8 @@ class Worker:
         self.settle = settle
         self.heartbeat = heartbeat or lease / 3
         self.poll_interval = poll_interval
+        self.claiming = False
+        """The last look at the queue reached the store (``WorkerPool.beat``)."""
         self.wait = wait  # tests pass one that moves their clock instead of sleeping
         self.metrics = metrics
         # The first retry of a failed job waits retry_base, doubling after that (None: the store's back-off).
@@ -398,8 +402,10 @@ class Worker:
         while not stop.is_set():
             try:
                 result = self.run_once(stop)
+                self.claiming = True
             except Exception as exc:  # the store is locked or gone: wait and try again
                 log.error("worker %s: cannot claim a job: %s", self.worker_id, exc)
+                self.claiming = False
                 result = None
             if result is None:  # idle: look again soon, a delayed job may fall due any moment
                 self.wait(stop, self.poll_interval)
@@ -429,6 +435,8 @@ class WorkerPool:
     sweeper: Callable[[], SweepReport] | None = None
     """Finds incidents whose webhooks were missed (the bot was down, GitLab gave up) and queues them."""
     sweep_every: timedelta = timedelta(minutes=5)
+    heartbeat: Path | None = None
+    """Where to record each tick on which a worker is alive and claiming (``bot.heartbeat``, read by /readyz)."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -489,9 +497,22 @@ class WorkerPool:
                 next_prune = time.monotonic() + self.prune_every.total_seconds()
             if self.drainer is not None:
                 self.drain()
+            self.beat()
             if stop.wait(tick):
                 break
         return self.join(grace)
+
+    def alive_and_claiming(self) -> bool:
+        """A worker thread runs and its last look at the queue reached the store."""
+        return any(t.is_alive() and w.claiming for t, w in zip(self._threads, self.workers, strict=False))
+
+    def beat(self) -> None:
+        if self.heartbeat is None or not self.alive_and_claiming():
+            return
+        try:
+            heartbeat.beat(self.heartbeat, self.clock())
+        except OSError as exc:  # /readyz will say not ready; say why here
+            log.error("cannot write the worker heartbeat %s: %s", self.heartbeat, exc)
 
     def drain(self) -> None:
         assert self.drainer is not None

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.cli import renderer_for
-from bot.core.actions import CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
+from bot.core.actions import CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
 from bot.core.converge import DryRun, Result, converge, fold
 from bot.core.diff import diff
 from bot.core.model import BotState, Child, IncidentRef, Issue, Note, Observed
@@ -193,3 +193,51 @@ def test_hostile_title_never_reaches_a_body_unescaped(default_config, r):
         assert "@all" not in body.replace("\\@all", "")
         assert "49" not in strip_markers(body)  # a marker's MAC is hex and may hold "49"
         assert not [h for h in find_hazards(body) if h.kind == "quick_action"]
+
+
+# ---- after a hand-off, children follow the role's new holder -------------------------------------
+
+BEFORE = BotState(roles={"seoc": "sec-oncall", "simoc": "sec-incident-manager", "cmoc": "comms-oncall"})
+AFTER = BotState(roles={**BEFORE.roles, "cmoc": "secops-oncall"})
+
+
+def child_issue(label: str, iid: int, assignees: tuple[str, ...], state: str = "opened") -> Child:
+    issue = Issue(IncidentRef("42", iid), labels=frozenset({"incident-comms", label}), assignees=assignees, state=state)
+    return Child(label, issue, linked=True)
+
+
+@pytest.mark.parametrize(
+    ("faq_assignees", "faq_state", "recorded", "reassigned"),
+    [
+        (("comms-oncall",), "opened", BEFORE, "secops-oncall"),  # as the bot assigned it: follows
+        (("Comms-Oncall",), "opened", BEFORE, "secops-oncall"),  # usernames are case-insensitive
+        (("pr-manager",), "opened", BEFORE, None),  # a person reassigned it by hand: respected
+        ((), "opened", BEFORE, None),  # a person unassigned it: respected
+        (("comms-oncall", "pr-manager"), "opened", BEFORE, None),  # a person added someone: respected
+        (("comms-oncall",), "closed", BEFORE, None),  # a closed child is left alone
+        (("comms-oncall",), "opened", AFTER, None),  # no hand-off in this run (already recorded)
+    ],
+)
+def test_a_role_child_follows_a_handoff_only_as_the_bot_left_it(
+    default_config, r, faq_assignees, faq_state, recorded, reassigned
+):
+    children = {
+        "comms-faq": child_issue("comms-faq", 13, faq_assignees, faq_state),
+        "comms-email": child_issue("comms-email", 14, ("mpm-oncall",)),  # a team's child: never follows a role
+    }
+    inc = incident(*S1, assignees=("sec-oncall",))
+    observed = Observed(incident=inc, children=children, state=recorded, orphans_searched=True)
+    desired = plan(inc, AFTER, default_config, NOW)
+    moves = [a for a in diff(desired, observed, default_config, r) if isinstance(a, ReassignChild)]
+    if reassigned is None:
+        assert moves == []
+    else:
+        assert [(m.channel, m.child_iid, m.previous, m.assignee, m.role) for m in moves] == [
+            ("comms-faq", 13, "comms-oncall", reassigned, "cmoc")
+        ]
+        final = fold(observed, Result(moves[0]))
+        assert final.children["comms-faq"].issue.assignees == ("secops-oncall",)
+        line = strip_markers(final.pending_log[-1].text).replace("\\", "")
+        assert line == (
+            "#13 (comms-faq) follows the hand-off of the CMOC: reassigned from @comms-oncall to @secops-oncall"
+        )

@@ -232,6 +232,38 @@ def test_handoff_of_simoc_leaves_the_incident_assignee(w, clock):
     assert "@secops-oncall" in comments(w, iid, "reminder")[0], "the new SIMOC is reminded"
 
 
+def test_after_a_handoff_children_follow_the_new_holder_unless_reassigned_by_hand(w, clock):
+    iid = w.incident(*S1, "comms-security-alert")
+    look(w, clock, iid)
+
+    def child(label: str) -> dict:
+        return next(c for c in w.children() if label in c["labels"])
+
+    def assignees(label: str) -> list[str]:
+        return [a["username"] for a in w.sim.state.get_issue(w.project, child(label)["iid"])["assignees"]]
+
+    assert assignees("comms-faq") == assignees("comms-security-alert") == ["comms-oncall"]
+    # A person gives the alert email to someone else; the bot must respect it.
+    alert = child("comms-security-alert")["iid"]
+    w.sim.state.update_issue(w.project, alert, assignees=["pr-manager"], actor="sec-oncall")
+    email_dri = assignees("comms-email")
+
+    say(w, iid, "sec-oncall", "@incident-bot handoff cmoc @secops-oncall")
+    look(w, clock, iid)
+    assert assignees("comms-faq") == ["secops-oncall"], "the CMOC's child follows the hand-off"
+    assert assignees("comms-security-alert") == ["pr-manager"], "a reassignment by hand is kept"
+    assert assignees("comms-email") == email_dri, "a team's child has nothing to do with the role"
+    log = "\n".join(n["body"] for n in w.bot_notes(iid)).replace("\\", "")
+    faq = child("comms-faq")["iid"]
+    followed = "follows the hand-off of the CMOC: reassigned from @comms-oncall to @secops-oncall"
+    assert f"#{faq} (comms-faq) {followed}" in log
+    assert f"#{alert} (comms-security-alert) follows" not in log
+
+    notes = len(w.bot_notes(iid))
+    look(w, clock, iid)
+    assert len(w.bot_notes(iid)) == notes and assignees("comms-faq") == ["secops-oncall"], "settled: nothing more"
+
+
 def test_commands_from_guests_are_refused_with_a_reason(w, clock):
     iid = w.incident(*S1)
     look(w, clock, iid)

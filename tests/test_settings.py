@@ -125,3 +125,47 @@ def test_a_secret_set_twice_or_unreadable_is_one_line_naming_the_variable(tmp_pa
         "set GITLAB_TOKEN or GITLAB_TOKEN_FILE, not both",
         f"GITLAB_WEBHOOK_SIGNING_TOKEN_FILE={tmp_path / 'missing'}: cannot read it (FileNotFoundError)",
     ]
+
+
+# ------------------------------------------------------------------------ --help lists the environment
+
+
+def _help(capsys: pytest.CaptureFixture[str], command: str) -> str:
+    from bot.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return capsys.readouterr().out
+
+
+def test_every_command_names_only_variables_that_exist() -> None:
+    import argparse
+
+    from bot.cli import build_parser
+    from bot.settings import COMMAND_VARIABLES, VARIABLES
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMAND_VARIABLES)
+    known = {var.name for var in VARIABLES}
+    assert {name for names in COMMAND_VARIABLES.values() for name in names} <= known
+
+
+@pytest.mark.parametrize(
+    ("command", "listed", "not_listed"),
+    [
+        ("serve", ["GITLAB_WEBHOOK_SECRET[_FILE]", "INCIDENT_BOT_LEASE_SECONDS", "INCIDENT_BOT_MAX_BODY_BYTES"], []),
+        ("worker", ["GITLAB_TOKEN[_FILE]", "INCIDENT_BOT_SWEEP_SECONDS"], ["GITLAB_WEBHOOK_SECRET"]),
+        ("db", ["INCIDENT_BOT_DB:"], ["GITLAB_TOKEN"]),
+        ("plan", ["GITLAB_URL:", "INCIDENT_BOT_CONFIG:"], ["INCIDENT_BOT_DB"]),
+        ("check-config", ["INCIDENT_BOT_CONFIG: the policy file (default config/bot.yaml)"], ["GITLAB_URL"]),
+    ],
+)
+def test_help_lists_the_environment_variables_the_command_reads(
+    capsys: pytest.CaptureFixture[str], command: str, listed: list[str], not_listed: list[str]
+) -> None:
+    text = _help(capsys, command)
+    env = text.split("environment variables", 1)[1]
+    for name in listed:
+        assert name in env
+    for name in not_listed:
+        assert name not in env

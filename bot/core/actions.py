@@ -60,6 +60,28 @@ class UpdateIncident:
 
 
 @dataclass(frozen=True)
+class ReassignChild:
+    """An open child whose DRI is a role follows the role's new holder after a hand-off."""
+
+    channel: str
+    child_project: str
+    child_iid: int
+    assignee: str
+    previous: str
+    role: str
+
+    @property
+    def key(self) -> str:
+        return f"reassign-child:{self.channel}:{self.child_project}#{self.child_iid}"
+
+    def describe(self) -> str:
+        return (
+            f"reassign child #{self.child_iid} ({self.channel}) from @{self.previous} to @{self.assignee} "
+            f"(the new {self.role.upper()})"
+        )
+
+
+@dataclass(frozen=True)
 class UpsertChecklist:
     body: str
     note_id: int | None = None
@@ -89,4 +111,4 @@ class PostNote:
         return f"post a comment: {self.kind.replace('-', ' ')}"
 
 
-Action = CreateChild | LinkChild | UpdateIncident | UpsertChecklist | PostNote
+Action = CreateChild | LinkChild | UpdateIncident | ReassignChild | UpsertChecklist | PostNote

@@ -13,9 +13,10 @@ from typing import Protocol
 from bot.config import Config
 from bot.core import bodies
 from bot.core import state as bot_state
-from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
+from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
 from bot.core.diff import diff
 from bot.core.model import BotState, Child, Desired, IncidentRef, Issue, LogEntry, Note, Observed
+from bot.markdown import escape_inline, issue_ref
 from bot.markers import find_marker
 
 MAX_ROUNDS = 6
@@ -61,6 +62,8 @@ def fold(observed: Observed, result: Result) -> Observed:
             labels=inc.labels | set(action.add_labels),
         )
         return replace(observed, incident=incident, assign_refused=bool(action.assign and not assigned))
+    if isinstance(action, ReassignChild):
+        return _reassigned(observed, action, kept=not result.warnings)
     if isinstance(action, UpsertChecklist):
         note = result.note or Note(action.note_id or 0, action.body, "")
         return replace(observed, checklist=note, state=state_from_checklist(note.body))
@@ -68,6 +71,25 @@ def fold(observed: Observed, result: Result) -> Observed:
         pending = () if action.kind == "log" else observed.pending_log
         return replace(observed, logged=observed.logged | set(action.log_keys), pending_log=pending)
     raise TypeError(f"unknown action {action!r}")
+
+
+def _reassigned(observed: Observed, action: ReassignChild, *, kept: bool) -> Observed:
+    """The child now assigned to the new holder (or, refused, left as it was), and a status log line saying so."""
+    child = observed.children[action.channel]
+    if not kept:  # the warning says why; GitLab dropped the assignee or was not asked: do not ask again
+        return replace(observed, children={**observed.children, action.channel: replace(child, issue=replace(
+            child.issue, assignees=()))})
+    issue = replace(child.issue, assignees=(action.assignee,))
+    line = LogEntry(
+        f"reassigned:{action.channel}:{action.child_iid}:{action.assignee.lower()}",
+        f"{issue_ref(action.child_iid)} ({escape_inline(action.channel)}) follows the hand-off of the "
+        f"{action.role.upper()}: reassigned from {bodies.at(action.previous)} to {bodies.at(action.assignee)}",
+    )
+    return replace(
+        observed,
+        children={**observed.children, action.channel: replace(child, issue=issue)},
+        pending_log=(*observed.pending_log, line),
+    )
 
 
 def state_from_checklist(body: str) -> BotState:

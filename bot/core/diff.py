@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from bot.config import Config
 from bot.core import bodies, cadence
-from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
+from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
 from bot.core.model import Desired, Observed
 from bot.core.routing import is_incident
 
@@ -69,7 +69,28 @@ def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rend
     for found in observed.children.values():
         if not found.linked:
             actions.append(LinkChild(found.channel, found.issue.ref.project, found.iid))
+    actions += _children_follow_handoffs(desired, observed)
     return actions
+
+
+def _children_follow_handoffs(desired: Desired, observed: Observed) -> list[ReassignChild]:
+    """After a hand-off, an open child whose DRI is the role moves from the previous holder to the new one.
+
+    Only while the child is still assigned to exactly the previous holder, as the bot assigned it: a child
+    a person reassigned (or unassigned) by hand is left as they chose. Runs before the checklist records
+    the new holder, so the previous one is still known (``observed.state``)."""
+    out = []
+    for plan in desired.children:
+        found = observed.children.get(plan.channel)
+        kind, _, role = plan.assignee.party.partition(":")
+        new = plan.assignee.assignee
+        old = observed.state.roles.get(role) if kind == "role" else None
+        if found is None or not found.issue.is_open or not new or not old or old.lower() == new.lower():
+            continue
+        if [a.lower() for a in found.issue.assignees] != [old.lower()]:
+            continue
+        out.append(ReassignChild(plan.channel, found.issue.ref.project, found.iid, new, old, role))
+    return out
 
 
 def _checklist(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:

@@ -7,7 +7,7 @@ from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
+from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
 from bot.core.converge import Result
 from bot.core.model import IncidentRef, Issue, Observed
 from bot.core.observed import assignee_kept, earlier_child
@@ -151,6 +151,18 @@ class GitLabApplier:
                 warnings.append(
                     f"GitLab did not keep {escape_inline('@' + action.assign)} as the incident's assignee "
                     "(not a project member?)"
+                )
+            return Result(action, warnings=tuple(warnings))
+        if isinstance(action, ReassignChild):
+            ids, warnings = self._assignee_ids(action.assignee)
+            if not ids:
+                return Result(action, warnings=tuple(warnings))
+            child = IncidentRef(action.child_project, action.child_iid)
+            issue = self.client.update_issue(child, assignee_ids=ids)
+            if not assignee_kept(action.assignee, issue):
+                warnings.append(
+                    f"GitLab did not keep {escape_inline('@' + action.assignee)} as assignee of "
+                    f"#{action.child_iid} (not a project member?)"
                 )
             return Result(action, warnings=tuple(warnings))
         if isinstance(action, UpsertChecklist):

@@ -338,6 +338,33 @@ class GitLabClient:
             raise UnsafeBody("GitLab treated the comment as quick actions only and saved nothing")
         return note_from_api(obj.attributes)
 
+    def start_thread(self, ref: IncidentRef, body: str, *, internal: bool = False) -> tuple[str, Note]:
+        """A comment that starts a thread (GitLab's Discussions API); returns its discussion id and note."""
+        _refuse_quick_actions(body)
+        data: dict[str, Any] = {"body": body, "internal": True} if internal else {"body": body}
+        obj = self._call(
+            "start a thread",
+            lambda: self._issue(ref).discussions.create(data, extra_headers=self._headers),
+            write="create",
+        )
+        notes = obj.attributes.get("notes") or []
+        if not notes:
+            raise UnsafeBody("GitLab treated the comment as quick actions only and saved nothing")
+        return str(obj.attributes["id"]), note_from_api(notes[0])
+
+    def reply_in_thread(self, ref: IncidentRef, discussion_id: str, body: str) -> Note:
+        """A reply in the discussion ``discussion_id`` (internal if the thread is)."""
+        _refuse_quick_actions(body)
+        discussion = self._issue(ref).discussions.get(discussion_id, lazy=True)
+        obj = self._call(
+            "reply in a thread",
+            lambda: discussion.notes.create({"body": body}, extra_headers=self._headers),
+            write="create",
+        )
+        if "id" not in obj.attributes:
+            raise UnsafeBody("GitLab treated the comment as quick actions only and saved nothing")
+        return note_from_api(obj.attributes)
+
     def update_note(self, ref: IncidentRef, note_id: int, body: str) -> Note:
         _refuse_quick_actions(body)
         result = self._call(

@@ -410,10 +410,17 @@ def list_notes(ctx: Ctx) -> ApiResponse:
 
 @router.add("POST", "/projects/:id/issues/:iid/notes")
 def create_note(ctx: Ctx) -> ApiResponse:
+    return _post_note(ctx)
+
+
+def _post_note(ctx: Ctx, *, thread: bool = False, in_discussion: str | None = None) -> ApiResponse:
+    """A new note: top-level, the first of a new thread, or a reply in the discussion ``in_discussion``."""
     project = _project(ctx)
     item = _issue(ctx, project)
+    first = _discussion_notes(ctx, project, item, in_discussion)[0] if in_discussion is not None else None
     body = str(ctx.required("body"))
     internal = bool(ctx.flag("internal", None) or ctx.flag("confidential", False))
+    internal = internal or bool(first and first.internal)  # a reply in an internal thread is internal
     if not body.strip():
         raise ApiError.bad_request('Note {:note=>["can\'t be blank"]}')
     if len(body) > 1_000_000:
@@ -422,10 +429,54 @@ def create_note(ctx: Ctx) -> ApiResponse:
     if interp.only_commands:
         ctx.state.edit_issue(item, ctx.actor, create_labels=False, **interp.updates)
         return _note_commands(interp)
-    note = ctx.state.new_note(item, ctx.actor, interp.content if interp.commands else body, internal=internal)
+    text = interp.content if interp.commands else body
+    note = ctx.state.new_note(item, ctx.actor, text, internal=internal, discussion=first, thread=thread)
     if interp.updates:
         ctx.state.edit_issue(item, ctx.actor, create_labels=False, **interp.updates)
+    if thread:
+        return ok(entities.discussion(ctx.state, [note]), 201)
     return ok(entities.note(ctx.state, note, interp.changes), 201)
+
+
+def _discussion_notes(ctx: Ctx, project: Project, item: Issue, discussion_id: str) -> list[Note]:
+    notes = [
+        n for n in ctx.state.notes_of(item) if n.discussion_id == discussion_id and _visible_note(ctx, project, n)
+    ]
+    if not notes:
+        raise ApiError.not_found("Discussion")
+    return sorted(notes, key=lambda n: (n.created_at, n.id))
+
+
+# ------------------------------------------------------------------- discussions
+
+
+@router.add("GET", "/projects/:id/issues/:iid/discussions")
+def list_discussions(ctx: Ctx) -> ApiResponse:
+    project = _project(ctx)
+    item = _issue(ctx, project)
+    threads: dict[str, list[Note]] = {}
+    for n in sorted(ctx.state.notes_of(item), key=lambda n: (n.created_at, n.id)):
+        if _visible_note(ctx, project, n):
+            threads.setdefault(n.discussion_id, []).append(n)
+    return ctx.api.paginate(ctx, list(threads.values()), lambda notes: entities.discussion(ctx.state, notes))
+
+
+@router.add("GET", "/projects/:id/issues/:iid/discussions/:discussion_id")
+def get_discussion(ctx: Ctx) -> ApiResponse:
+    project = _project(ctx)
+    item = _issue(ctx, project)
+    notes = _discussion_notes(ctx, project, item, str(ctx.path_params["discussion_id"]))
+    return ok(entities.discussion(ctx.state, notes))
+
+
+@router.add("POST", "/projects/:id/issues/:iid/discussions")
+def create_discussion(ctx: Ctx) -> ApiResponse:
+    return _post_note(ctx, thread=True)
+
+
+@router.add("POST", "/projects/:id/issues/:iid/discussions/:discussion_id/notes")
+def reply_in_discussion(ctx: Ctx) -> ApiResponse:
+    return _post_note(ctx, in_discussion=str(ctx.path_params["discussion_id"]))
 
 
 def _note(ctx: Ctx) -> tuple[Project, Issue, Note]:

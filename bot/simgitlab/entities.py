@@ -210,11 +210,20 @@ def issue_link(state: GitLabState, link: Link) -> dict[str, Any]:
     }
 
 
+def discussion(state: GitLabState, notes: list[Note]) -> dict[str, Any]:
+    """A discussion as GitLab's Discussions API shows it: its id and its notes, oldest first."""
+    return {
+        "id": notes[0].discussion_id,
+        "individual_note": not notes[0].threaded,
+        "notes": [note(state, n) for n in notes],
+    }
+
+
 def note(state: GitLabState, item: Note, commands_changes: dict[str, Any] | None = None) -> dict[str, Any]:
     parent = state.issues_by_id[item.issue_id]
     return {
         "id": item.id,
-        "type": None,
+        "type": "DiscussionNote" if item.threaded else None,
         "body": item.body,
         "attachment": None,
         "author": user_basic(state, state.users_by_id[item.author_id]),

@@ -132,6 +132,10 @@ class Note:
     updated_at: datetime
     system: bool = False
     internal: bool = False
+    discussion_id: str = ""
+    """Every note is in a discussion: its own (an individual note) or a thread started with ``discussions``."""
+    threaded: bool = False
+    """Started as, or replied in, a thread (GitLab's ``DiscussionNote``)."""
 
 
 @dataclass

@@ -9,6 +9,7 @@ assignees, scoped labels on Premium, system notes, ``updated_at`` bumps).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import threading
@@ -717,10 +718,19 @@ class GitLabState:
         internal: bool = False,
         system: bool = False,
         created_at: datetime | None = None,
+        discussion: Note | None = None,
+        thread: bool = False,
     ) -> Note:
+        """A note; ``thread`` starts a discussion, ``discussion`` (a note of one) replies in it."""
         with self.lock:
             now = as_utc(created_at) if created_at else self.now()
             note = Note(self._next("note"), item.id, item.project_id, body, author.id, now, now, system, internal)
+            if discussion is not None:
+                note.discussion_id, note.threaded = discussion.discussion_id, True
+                discussion.threaded = True  # GitLab turns a replied-to comment into a thread
+            else:
+                note.discussion_id = hashlib.sha1(f"discussion-{note.id}".encode()).hexdigest()
+                note.threaded = thread
             self.notes_by_id[note.id] = note
             self._notes_by_issue[item.id].append(note)
             item.updated_at = max(item.updated_at, now)  # notes touch their noteable

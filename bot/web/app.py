@@ -13,12 +13,14 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
+from bot import heartbeat
 from bot.clock import utcnow
 from bot.config import Config
 from bot.core.events import Ignored, parse_event
@@ -97,6 +99,8 @@ class Receiver:
     config: Config
     metrics: Metrics
     clock: Callable[[], datetime]
+    worker_heartbeat: Path | None = None
+    """The heartbeat file of the worker this receiver's deliveries wait for (``serve``); None: not watched."""
 
     def __post_init__(self) -> None:
         self.secret = self.settings.secret.encode("utf-8")
@@ -260,6 +264,12 @@ def readyz() -> tuple[Response, int]:
             receiver.degraded_logged = reason
         return _status("degraded", reason if insider else None), 200
     receiver.degraded_logged = None
+    # With the shared store up, ready also means a worker takes the jobs this replica queues.
+    if receiver.worker_heartbeat is not None:
+        silent = heartbeat.stale(receiver.worker_heartbeat, receiver.clock())
+        if silent:
+            log.warning("not ready: %s", silent)
+            return _status("unavailable", silent if insider else None), 503
     return _status("ready", None), 200
 
 
@@ -280,15 +290,17 @@ def create_app(
     config: Config,
     metrics: Metrics | None = None,
     clock: Callable[[], datetime] = utcnow,
+    worker_heartbeat: Path | None = None,
 ) -> Flask:
-    """The receiver as a WSGI app. ``clock`` stamps deliveries and checks signature timestamps."""
+    """The receiver as a WSGI app. ``clock`` stamps deliveries and checks signature timestamps;
+    ``worker_heartbeat``: /readyz is ready only while that worker is alive and claiming (``bot.heartbeat``)."""
     app = Flask(__name__)
     # A second line of defence: Werkzeug refuses to read more than this whatever the handler does.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     if metrics is None:
         metrics = Metrics()
     metrics.watch_store(store, clock)
-    receiver = Receiver(settings, store, config, metrics, clock)
+    receiver = Receiver(settings, store, config, metrics, clock, worker_heartbeat)
     app.extensions[EXTENSION] = receiver
     app.register_blueprint(bp)
     app.wsgi_app = WebhookRoute(app.wsgi_app, receiver)  # type: ignore[method-assign]

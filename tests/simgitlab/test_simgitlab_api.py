@@ -225,6 +225,37 @@ def test_notes_crud_and_order(sim: SimulatedGitLab, project: Project, clock: Man
     assert note.id not in [n.id for n in guest_issue.notes.list(get_all=True)]
 
 
+def test_discussions_hold_a_thread_and_its_replies_next_to_individual_notes(
+    sim: SimulatedGitLab, project: Project, clock: ManualClock
+) -> None:
+    issue = project.issues.create({"title": "t"})
+    single = issue.notes.create({"body": "a comment"})
+    clock.advance(seconds=10)
+    thread = issue.discussions.create({"body": "status log"})
+    assert thread.individual_note is False and thread.attributes["notes"][0]["type"] == "DiscussionNote"
+    clock.advance(seconds=10)
+    reply = thread.notes.create({"body": "entry 2"})
+    assert reply.type == "DiscussionNote" and reply.id not in (single.id, thread.attributes["notes"][0]["id"])
+    listed = issue.discussions.list(get_all=True)
+    assert [(d.individual_note, [n["body"] for n in d.attributes["notes"]]) for d in listed] == [
+        (True, ["a comment"]),
+        (False, ["status log", "entry 2"]),
+    ]
+    # Replying to an individual note's discussion turns it into a thread; notes still lists every note.
+    single_id = listed[0].id
+    issue.discussions.get(single_id, lazy=True).notes.create({"body": "answer"})
+    replied = issue.discussions.get(single_id)
+    assert replied.individual_note is False
+    assert [n["body"] for n in replied.attributes["notes"]] == ["a comment", "answer"]
+    assert len(issue.notes.list(get_all=True)) == 4
+    # A reply in an internal thread is internal; an unknown discussion is a 404.
+    secret = issue.discussions.create({"body": "command", "internal": True})
+    assert secret.notes.create({"body": "reply"}).internal is True
+    with pytest.raises(gitlab.GitlabCreateError) as missing:
+        issue.discussions.get("0" * 40, lazy=True).notes.create({"body": "x"})
+    assert missing.value.response_code == 404
+
+
 def test_commands_only_note_returns_202_and_saves_nothing(sim: SimulatedGitLab, project: Project) -> None:
     issue = project.issues.create({"title": "t"})
     sim.state.add_label(FREE, "triaged")

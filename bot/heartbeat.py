@@ -1,0 +1,41 @@
+"""The reconcile worker's heartbeat: a file holding the time of its last healthy claim loop.
+
+``serve`` runs the worker as a child process; its receivers answer ``/readyz`` and cannot see the child.
+The worker pool writes the time into a private file every tick while a worker thread is alive and its last
+claim reached the store; ``/readyz`` says "not ready" when that time is older than :data:`STALE_AFTER`
+(a worker that crash-loops on a bad setting, or cannot claim, never writes it).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+STALE_AFTER = timedelta(seconds=15)
+"""A dozen of the pool's one-second ticks: long enough for a busy machine, short for a probe."""
+
+
+def beat(path: Path, now: datetime) -> None:
+    """Record ``now``; atomic, so a reader never sees half a time."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(now.isoformat())
+    os.replace(tmp, path)
+
+
+def last_beat(path: Path) -> datetime | None:
+    try:
+        return datetime.fromisoformat(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stale(path: Path, now: datetime, stale_after: timedelta = STALE_AFTER) -> str | None:
+    """Why the worker does not count as alive and claiming, or None when it does."""
+    last = last_beat(path)
+    if last is None:
+        return "the reconcile worker has not started claiming jobs"
+    age = (now - last).total_seconds()
+    if age > stale_after.total_seconds():
+        return f"the reconcile worker last claimed {age:.0f} s ago (it is stopped, restarting or stuck)"
+    return None
