@@ -531,22 +531,6 @@ class DeliveryStore(abc.ABC):
 
     # -- reading --------------------------------------------------------------------------------------
 
-    @abc.abstractmethod
-    def get_job(self, job_id: int) -> Job | None:
-        """The job with this id, or None (never existed, or pruned)."""
-
-    @abc.abstractmethod
-    def active_job(self, incident_key: str) -> Job | None:
-        """The incident's pending, running or dead job, if any (I3: there is at most one)."""
-
-    @abc.abstractmethod
-    def jobs(self, state: JobState | None = None) -> list[Job]:
-        """Jobs, optionally of one state, in id order. For operators and tests; not for hot paths."""
-
-    @abc.abstractmethod
-    def get_delivery(self, delivery_id: str) -> Delivery | None:
-        """The recorded delivery, or None (never recorded, or pruned)."""
-
     def latest_delivery(self, job_id: int) -> Delivery | None:
         """The newest recorded delivery that fed the job, or None (a sweep's job, or pruned). Read for
         display only: its payload names the incident's project by path, which the job key (a stable
@@ -590,11 +574,6 @@ class DeliveryStore(abc.ABC):
     @abc.abstractmethod
     def incident_marks(self) -> dict[str, IncidentMark]:
         """Every remembered incident, by key."""
-
-    @abc.abstractmethod
-    def depth(self) -> dict[str, int]:
-        """``{"pending": n, "running": n, "dead": n}`` — all three keys, always. Delayed jobs are not pending
-        work: they are not counted."""
 
     @abc.abstractmethod
     def stats(self) -> StoreStats:
