@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import load_config
-from bot.sandbox import world
 from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.simgitlab.world import world
 from bot.store import open_store
 from bot.worker import Worker, WorkerPool
 from tests import store_inspect as peek

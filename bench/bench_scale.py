@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.config import load_config  # noqa: E402
-from bot.sandbox import world  # noqa: E402
 from bot.simgitlab import SimulatedGitLab  # noqa: E402
+from bot.simgitlab.world import world  # noqa: E402
 from bot.store import open_store  # noqa: E402
 from tests import store_inspect as peek  # noqa: E402
 from tests.pg import PostgresServer  # noqa: E402

@@ -16,8 +16,8 @@ from pathlib import Path
 from bot.config import load_config
 from bot.core.model import IncidentRef
 from bot.demo import STATUS_UPDATE
-from bot.sandbox import world
 from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.simgitlab.world import world
 
 ROOT = Path(__file__).resolve().parent.parent
 

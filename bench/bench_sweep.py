@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.config import load_config
 from bot.core.model import IncidentRef
 from bot.demo import STATUS_UPDATE
-from bot.sandbox import world
 from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.simgitlab.world import world
 from bot.store import open_store
 from bot.sweep import remember, sweep
 from tests import store_inspect as peek

@@ -15,7 +15,7 @@ from bot.errors import UserError
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.projectsetup import ProjectSetup
 from bot.initproject import plan_labels, run_init, wanted_labels, webhook_lines
-from bot.sandbox import add_users
+from bot.simgitlab.world import add_users
 from bot.wiring import client_from
 from tests.conftest import ROOT
 

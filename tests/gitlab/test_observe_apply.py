@@ -21,7 +21,7 @@ from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.remit import Remit
 from bot.markers import StateKey
 from bot.reconciler import Reconciler
-from bot.sandbox import configured_users
+from bot.simgitlab.world import configured_users
 from bot.templates import TemplateRenderer
 from tests.fakegitlab import FakeGitLab
 

@@ -24,8 +24,8 @@ from bot.gitlab.callpolicy import CallPolicy
 from bot.markdown import SPECIAL_HANDLES, UnsafeOutput, assert_safe, is_valid_username, mention
 from bot.markers import StateKey, strip_markers
 from bot.reconciler import Reconciler
-from bot.sandbox import World
 from bot.simgitlab import ManualClock
+from bot.simgitlab.world import World
 from bot.statekey import derived_key
 from bot.templates import TemplateRenderer
 from bot.wiring import client_from

@@ -22,8 +22,8 @@ from bot.core.model import IncidentRef
 from bot.gitlab.remit import OutsideRemit
 from bot.metrics import Metrics
 from bot.planview import plan_live
-from bot.sandbox import World
 from bot.settings import Settings
+from bot.simgitlab.world import World
 from bot.store import JobState, LeaseLost, SQLiteStore
 from bot.sweep import sweep
 from bot.web.app import WebSettings, create_app
