@@ -194,8 +194,8 @@ def serve(mode: str, port: int, workers: int, worker_class: str, threads: int, d
     """The server side (a child process of the benchmark): the gunicorn setup of ``incident-bot serve``."""
     import logging
 
+    from bot.commands.service import setup_logging
     from bot.metrics import enable_multiprocess
-    from bot.service_cli import setup_logging
     from bot.web.server import GunicornApp
 
     setup_logging(loglevel)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.commands.demo import STATUS_UPDATE
 from bot.config import load_config
 from bot.core.model import IncidentRef
-from bot.demo import STATUS_UPDATE
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.world import world
 from bot.store import open_store

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.cli import main
+from bot.commands.cli import main
 from bot.store import JobState, SQLiteStore
 from bot.worker import Outcome, Worker
 from tests import store_inspect as peek

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.cli import renderer_for
+from bot.commands.cli import renderer_for
 from bot.core.actions import CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
 from bot.core.converge import DryRun, Result, converge, fold
 from bot.core.diff import diff

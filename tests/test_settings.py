@@ -48,7 +48,7 @@ def test_every_wrong_or_missing_setting_is_reported_at_once_one_line_each() -> N
 def test_the_command_line_prints_every_problem_and_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from bot.cli import main
+    from bot.commands.cli import main
 
     monkeypatch.setenv("INCIDENT_BOT_DB", str(tmp_path / "bot.sqlite3"))
     monkeypatch.setenv("INCIDENT_BOT_RETRY_SECONDS", "0")

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.commands.demo import STATUS_UPDATE
 from bot.config import Config
 from bot.core import bodies, commands, policy
 from bot.core.events import Ignored, parse_event
 from bot.core.model import IncidentRef, Issue, Note, Observed
-from bot.demo import STATUS_UPDATE
 from bot.gitlab.callpolicy import CallPolicy
 from bot.markdown import SPECIAL_HANDLES, UnsafeOutput, assert_safe, is_valid_username, mention
 from bot.markers import StateKey, strip_markers

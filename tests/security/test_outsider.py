@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import wiring
+from bot.commands.planview import plan_live
 from bot.config import ConfigError, load_config
 from bot.core.model import IncidentRef
 from bot.gitlab.remit import OutsideRemit
 from bot.metrics import Metrics
-from bot.planview import plan_live
 from bot.settings import Settings
 from bot.simgitlab.world import World
 from bot.store import JobState, LeaseLost, SQLiteStore
@@ -131,7 +131,7 @@ def test_reconcile_and_plan_say_outside_the_remit(w, clock, monkeypatch):
 
 
 def test_reconcile_command_refuses_an_outsiders_incident(w, monkeypatch, capsys):
-    from bot.cli import main
+    from bot.commands.cli import main
 
     project, _, iid = outsider_incident(w)
     monkeypatch.setenv("GITLAB_URL", w.sim.url)

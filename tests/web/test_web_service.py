@@ -19,7 +19,7 @@ import pytest
 import requests
 from websupport import PROJECT, ROOT, SECRET, free_port, seed_people
 
-from bot.cli import main
+from bot.commands.cli import main
 from bot.config import Config
 from bot.simgitlab import SimulatedGitLab
 from bot.simgitlab.hooks import issue_event_header, issue_hook
