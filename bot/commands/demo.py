@@ -17,9 +17,9 @@ from typing import Any
 
 from bot.config import Config
 from bot.core.model import IncidentRef
-from bot.markers import strip_markers
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.world import World, world
+from bot.text.markers import strip_markers
 
 START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")

@@ -16,7 +16,7 @@ from bot.core import state as bot_state
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
 from bot.core.diff import diff
 from bot.core.model import BotState, Child, Desired, IncidentRef, Issue, LogEntry, Note, Observed
-from bot.markers import find_marker
+from bot.text.markers import find_marker
 
 MAX_ROUNDS = 6
 
