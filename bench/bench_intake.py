@@ -58,6 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests import store_inspect as peek
+
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = ROOT / "examples" / "payloads" / "s1-incident.json"
 SECRET = "bench-secret"
@@ -192,8 +194,8 @@ def serve(mode: str, port: int, workers: int, worker_class: str, threads: int, d
     """The server side (a child process of the benchmark): the gunicorn setup of ``incident-bot serve``."""
     import logging
 
+    from bot.commands.service import setup_logging
     from bot.metrics import enable_multiprocess
-    from bot.service_cli import setup_logging
     from bot.web.server import GunicornApp
 
     setup_logging(loglevel)
@@ -479,7 +481,7 @@ def check_store(db: Path, accepted: set[str]) -> tuple[int, int]:
 
     store = SQLiteStore(db)
     try:
-        missing = sum(1 for delivery_id in accepted if store.get_delivery(delivery_id) is None)
+        missing = sum(1 for delivery_id in accepted if peek.get_delivery(store, delivery_id) is None)
     finally:
         store.close()
     return len(accepted) - missing, missing

@@ -46,9 +46,9 @@ from bot.config import Config, load_config
 from bot.core.model import IncidentRef
 from bot.gitlab.callpolicy import CallPolicy
 from bot.reconciler import Reconciler
-from bot.sandbox import World, configured_users, world
 from bot.simgitlab import SimulatedGitLab
 from bot.simgitlab.server import RATE_LIMIT, RecordedRequest
+from bot.simgitlab.world import World, configured_users, world
 from bot.wiring import call_policy
 
 PREFERRED_CHANNELS = ("comms-email", "comms-faq", "comms-blog", "comms-social", "comms-press")

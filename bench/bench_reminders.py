@@ -29,10 +29,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import load_config
-from bot.sandbox import world
 from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.simgitlab.world import world
 from bot.store import open_store
 from bot.worker import Worker, WorkerPool
+from tests import store_inspect as peek
 
 ROOT = Path(__file__).resolve().parent.parent
 REMINDER = "Status update due"
@@ -77,7 +78,7 @@ def main() -> int:
             result = setup.run_once()
             assert result is not None and result.state == "pending", result
         setup.reconciler.close()  # type: ignore[attr-defined]
-        dues = {iid: store.active_job(key).not_before for iid, key in keys.items()}  # type: ignore[union-attr]
+        dues = {iid: peek.active_job(store, key).not_before for iid, key in keys.items()}  # type: ignore[union-attr]
         setup_s = time.monotonic() - started
         if utcnow() >= min(dues.values()):
             print(f"setup took {setup_s:.0f} s, past the first due time: raise --lead", file=sys.stderr)

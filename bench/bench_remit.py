@@ -13,8 +13,8 @@ from collections import Counter
 from bot.config import load_config
 from bot.core.model import IncidentRef
 from bot.gitlab.remit import Remit
-from bot.sandbox import world
 from bot.simgitlab import SimulatedGitLab
+from bot.simgitlab.world import world
 
 S1 = ("severity::1", "data-breach", "comms-email")
 for scope in ([], ["acme"]):

@@ -26,9 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.config import load_config  # noqa: E402
-from bot.sandbox import world  # noqa: E402
 from bot.simgitlab import SimulatedGitLab  # noqa: E402
+from bot.simgitlab.world import world  # noqa: E402
 from bot.store import open_store  # noqa: E402
+from tests import store_inspect as peek  # noqa: E402
 from tests.pg import PostgresServer  # noqa: E402
 
 
@@ -76,7 +77,7 @@ def run(backend: str, db: str, n_workers: int, incidents: int, latency: float, t
                 start = time.perf_counter()
                 for iid in iids:
                     store.enqueue(f"{w.project_id}#{iid}", datetime.now(UTC), "bench")
-                while store.depth() != {"pending": 0, "running": 0, "dead": 0}:
+                while peek.depth(store) != {"pending": 0, "running": 0, "dead": 0}:
                     time.sleep(0.02)
                 elapsed = time.perf_counter() - start
             converged = sum(1 for iid in iids if w.snapshot(iid)["links"] == 2)

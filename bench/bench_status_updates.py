@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.commands.demo import STATUS_UPDATE
 from bot.config import load_config
 from bot.core.model import IncidentRef
-from bot.demo import STATUS_UPDATE
-from bot.sandbox import world
 from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.simgitlab.world import world
 
 ROOT = Path(__file__).resolve().parent.parent
 

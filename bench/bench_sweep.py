@@ -24,13 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.commands.demo import STATUS_UPDATE
 from bot.config import load_config
 from bot.core.model import IncidentRef
-from bot.demo import STATUS_UPDATE
-from bot.sandbox import world
 from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.simgitlab.world import world
 from bot.store import open_store
 from bot.sweep import remember, sweep
+from tests import store_inspect as peek
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -117,7 +118,7 @@ def main() -> None:
             with ThreadPoolExecutor(2) as pool:
                 reports = list(pool.map(lambda _: sweep(client, store, cfg, clock()), range(2)))
             list_calls, _ = counted(sim)
-            jobs = store.depth()["pending"]
+            jobs = peek.depth(store)["pending"]
             drained = drain(reconciler, store, clock)
             total, _ = counted(sim)
             print(

@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from bot.store import DeliveryStore
+from bot.store import Intake
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def mark_process_dead(pid: int) -> None:
 class QueueCollector(Collector):
     """Queue depth and the age of the oldest ready job, read from the store at scrape time."""
 
-    def __init__(self, store: DeliveryStore, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: Intake, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.clock = clock
 
@@ -153,7 +153,7 @@ class Metrics:
         if outcome not in ("ok", "ignored"):
             self.reconcile_errors.labels(kind=outcome).inc()
 
-    def watch_store(self, store: DeliveryStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def watch_store(self, store: Intake, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         """Report the store's queue depth on every scrape."""
         if self._queue is not None:
             self.registry.unregister(self._queue)

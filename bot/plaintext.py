@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from bot.markers import strip_markers
+from bot.text.markers import strip_markers
 
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")

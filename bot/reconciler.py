@@ -23,7 +23,7 @@ from bot.gitlab.apply import GitLabApplier, WriteGuard
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.ports import GitLab, IncidentGitLab
 from bot.gitlab.remit import Remit
-from bot.markers import StateKey
+from bot.text.markers import StateKey
 
 
 @dataclass(frozen=True)

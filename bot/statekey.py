@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping
 
 from bot.errors import UserError
-from bot.markers import StateKey
+from bot.text.markers import StateKey
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from bot.config import Config
 from bot.core.model import IncidentRef, Issue
@@ -25,9 +26,13 @@ from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.ports import IssueListing, RemitProject, SweepLists
 from bot.gitlab.remit import MIN_MEMBER_LEVEL, in_scope
 from bot.reconciler import ReconcileReport
-from bot.store import DeliveryStore, IncidentMark
+from bot.store import Enqueue, IncidentMark, Marks
 
 log = logging.getLogger(__name__)
+
+
+class SweepStore(Enqueue, Marks, Protocol):
+    """What the sweep needs of the store: the marks it compares with GitLab, and a way to queue work."""
 
 
 @dataclass
@@ -109,7 +114,7 @@ def needs_attention(issue: Issue, mark: IncidentMark | None, now: datetime) -> s
     return None
 
 
-def sweep(client: SweepLists, store: DeliveryStore, cfg: Config, now: datetime) -> SweepReport:
+def sweep(client: SweepLists, store: SweepStore, cfg: Config, now: datetime) -> SweepReport:
     marks = store.incident_marks()
     report = SweepReport()
     for issue in open_incidents(client, cfg):
@@ -122,6 +127,6 @@ def sweep(client: SweepLists, store: DeliveryStore, cfg: Config, now: datetime) 
     return report
 
 
-def remember(store: DeliveryStore, key: str, report: ReconcileReport, now: datetime) -> None:
+def remember(store: Marks, key: str, report: ReconcileReport, now: datetime) -> None:
     """After a successful reconcile: the incident is converged as of ``now``."""
     store.mark_incident(key, now, report.requeue_at)

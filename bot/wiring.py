@@ -17,18 +17,18 @@ from bot.settings import Settings
 if TYPE_CHECKING:
     from bot.gitlab.callpolicy import CallPolicy
     from bot.gitlab.client import GitLabClient
-    from bot.markers import StateKey
     from bot.reconciler import Reconciler
-    from bot.store import DeliveryStore
+    from bot.store import DeliveryStore, Intake
     from bot.store.spool import Spool
-    from bot.templates import TemplateRenderer
+    from bot.text.markers import StateKey
+    from bot.text.templates import TemplateRenderer
     from bot.web.app import WebSettings
 
 log = logging.getLogger("bot.service")
 
 
 def renderer_for(cfg: Config) -> TemplateRenderer:
-    from bot.templates import TemplateRenderer
+    from bot.text.templates import TemplateRenderer
 
     return TemplateRenderer([cfg.template_dir])
 
@@ -159,7 +159,8 @@ def spool(settings: Settings) -> Spool | None:
     return Spool(settings.spool)
 
 
-def open_receiver_store(settings: Settings) -> DeliveryStore:
+def open_receiver_store(settings: Settings) -> Intake:
+    """The receiver's intake: the shared store, or with PostgreSQL the shared store behind a local spool."""
     from bot.store.spool import SpoolingStore
 
     local = spool(settings)

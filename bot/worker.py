@@ -45,7 +45,7 @@ from bot.metrics import Metrics
 from bot.reconciler import ReconcileReport
 from bot.redact import redact
 from bot.store import DeliveryStore, Job, LeaseLost, StoreError
-from bot.store.base import FailureKind
+from bot.store.base import DeadLetters, FailureKind
 from bot.sweep import SweepReport, remember
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ _PROJECT_PATH = re.compile(r"[\w.-]+(?:/[\w.-]+)+")
 _MAX_PATHS = 10_000
 
 
-def incident_path_of(store: DeliveryStore, job: Job) -> str | None:
+def incident_path_of(store: DeadLetters, job: Job) -> str | None:
     """``group/project#iid`` from the newest delivery that fed the job, for logs and the dead letters.
 
     The job key keeps the numeric project id (stable across renames and transfers, and what coalesces

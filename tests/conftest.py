@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import Config, load_config
-from bot.sandbox import World, world
 from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.simgitlab.world import World, world
 from tests.pg import (
     INSTALL_HINT,
     PSYCOPG_HINT,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.cli import main
+from bot.commands.cli import main
 from tests.conftest import EXAMPLES, SHARED_PAYLOADS
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bot.cli import main
+from bot.commands.cli import main
 from tests.conftest import ROOT
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.commands.cli import main
 from bot.config import Role, Severity, load_config, parse_duration
 from bot.core.rotation import on_call
 from tests.conftest import ROOT

@@ -9,9 +9,10 @@ from datetime import timedelta
 
 import pytest
 
-from bot.cli import main
+from bot.commands.cli import main
 from bot.store import JobState, SQLiteStore
 from bot.worker import Outcome, Worker
+from tests import store_inspect as peek
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def test_a_missing_incident_is_dead_at_once_with_the_reason_and_named_by_path(w,
     with caplog.at_level(logging.INFO, logger="bot.worker"):
         result = worker.run_once()
     assert result is not None and result.outcome is Outcome.PERMANENT
-    job = store.get_job(result.job_id)
+    job = peek.get_job(store, result.job_id)
     assert job.state is JobState.DEAD and job.attempts == 1 and job.incident_key == key
     assert (job.last_error or "").startswith(f"{w.project}#999: read the incident failed: 404")
     assert "dead at once" in (job.last_error or "")

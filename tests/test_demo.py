@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.demo import run_demo
+from bot.commands.demo import run_demo
 
 
 def transcript(cfg, verbose: bool = False) -> list[str]:

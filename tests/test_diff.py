@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.cli import renderer_for
+from bot.commands.cli import renderer_for
 from bot.core.actions import CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
 from bot.core.converge import DryRun, Result, converge, fold
 from bot.core.diff import diff
 from bot.core.model import BotState, Child, IncidentRef, Issue, Note, Observed
 from bot.core.policy import plan
-from bot.markdown import find_hazards
-from bot.markers import parse_markers, strip_markers
+from bot.text.hazards import find_hazards
+from bot.text.markers import parse_markers, strip_markers
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 S1 = ("security-incident", "severity::1", "data-breach", "publicly-reported", "comms-email", "comms-faq", "comms-blog")

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import responses
 
-from bot.cli import main
+from bot.commands.cli import main
+from bot.commands.initproject import plan_labels, run_init, wanted_labels, webhook_lines
 from bot.config import load_config
 from bot.errors import UserError
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.projectsetup import ProjectSetup
-from bot.initproject import plan_labels, run_init, wanted_labels, webhook_lines
-from bot.sandbox import add_users
+from bot.simgitlab.world import add_users
 from bot.wiring import client_from
 from tests.conftest import ROOT
 

@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.commands.demo import STATUS_UPDATE
 from bot.core.cadence import dues, is_status_update
 from bot.core.model import EngagementPlan, IncidentRef, Person
-from bot.demo import STATUS_UPDATE
-from bot.markers import strip_markers
-from bot.sandbox import World, world
 from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.simgitlab.world import World, world
+from bot.text.markers import strip_markers
 from tests.conftest import T0
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")

@@ -7,24 +7,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.markdown import (
+from bot.text.escape import (
     Handle,
-    UnsafeOutput,
     UnsafeValue,
-    assert_safe,
     code_block,
     code_span,
     escape_fragment,
     escape_inline,
-    find_hazards,
     is_valid_group_path,
     is_valid_username,
     issue_ref,
     mention,
-    unexpected_hazards,
-    valid_mentions_in,
 )
-from bot.markers import marker, parse_markers
+from bot.text.hazards import UnsafeOutput, assert_safe, find_hazards, unexpected_hazards, valid_mentions_in
+from bot.text.markers import marker, parse_markers
 
 PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 LINE_BREAKS = ["\n", "\r\n", "\r", "\u2028", "\u2029", "\x0b", "\x0c", "\x85", "\x1c", "\x1d", "\x1e"]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.markers import (
+from bot.text.markers import (
     MAX_MARKER_CHARS,
     Marker,
     MarkerError,

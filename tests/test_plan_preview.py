@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from bot.cli import main
+from bot.commands.cli import main
 from bot.plaintext import as_read
 from tests.conftest import EXAMPLES
 from tests.security.gitlab_render import read

@@ -11,9 +11,9 @@ import pytest
 from bot.core.model import IncidentRef
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.errors import GitLabCallError
-from bot.markers import strip_markers
-from bot.sandbox import World, configured_users, world
 from bot.simgitlab import SimulatedGitLab
+from bot.simgitlab.world import World, configured_users, world
+from bot.text.markers import strip_markers
 
 S1 = ("severity::1", "data-breach", "publicly-reported", "comms-email", "comms-faq", "comms-blog")
 FIVE = ("severity::1", "data-breach", "comms-email", "comms-faq", "comms-blog", "comms-social", "comms-press")

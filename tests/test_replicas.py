@@ -22,11 +22,12 @@ import yaml
 
 from bot.core.events import parse_event
 from bot.core.routing import route
-from bot.sandbox import World, world
 from bot.simgitlab import SimulatedGitLab
 from bot.simgitlab.hooks import issue_hook
+from bot.simgitlab.world import World, world
 from bot.store import open_store
 from bot.web.app import WebSettings, create_app
+from tests import store_inspect as peek
 from tests.conftest import ROOT
 
 SECRET = "replica-secret"
@@ -122,12 +123,12 @@ def test_three_workers_two_receivers_faults_and_a_kill_converge_exactly_once(
             assert response.status_code in (200, 202), response.get_data(as_text=True)
             if n == len(todo) // 3:
                 deadline = time.monotonic() + 30
-                while store.depth()["running"] == 0 and time.monotonic() < deadline:
+                while peek.depth(store)["running"] == 0 and time.monotonic() < deadline:
                     time.sleep(0.01)
                 os.killpg(workers[0].pid, signal.SIGKILL)  # mid-run, jobs in its hands
                 workers[0].wait(10)
         deadline = time.monotonic() + 150
-        while store.depth() != {"pending": 0, "running": 0, "dead": 0} and time.monotonic() < deadline:
+        while peek.depth(store) != {"pending": 0, "running": 0, "dead": 0} and time.monotonic() < deadline:
             time.sleep(0.2)  # a job is done only when its reconcile converged
     finally:
         for p in workers:
@@ -154,4 +155,4 @@ def test_three_workers_two_receivers_faults_and_a_kill_converge_exactly_once(
 
 def store_depth_is_empty(db: str) -> bool:
     with open_store(db) as store:
-        return store.depth() == {"pending": 0, "running": 0, "dead": 0}
+        return peek.depth(store) == {"pending": 0, "running": 0, "dead": 0}

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import World
 from bot.simgitlab import ManualClock
+from bot.simgitlab.world import World
 from bot.store import DeliveryStore, JobState, open_store
 from bot.worker import MAX_POLL, Outcome, Worker
+from tests import store_inspect as peek
 
 REMINDER = "Status update due"
 LATE = timedelta(seconds=30)
@@ -62,7 +63,7 @@ def first_reconcile(w: World, store: DeliveryStore, clock: ManualClock, iid: int
         assert run_all(wk) == [Outcome.OK]
     finally:
         wk.reconciler.close()  # type: ignore[attr-defined]
-    job = store.active_job(f"{w.project_id}#{iid}")
+    job = peek.active_job(store, f"{w.project_id}#{iid}")
     assert job is not None and job.state is JobState.PENDING and job.delayed, "no due time in the queue"
     assert reminders(w, iid) == []
     return job.not_before
@@ -83,7 +84,7 @@ def test_with_no_sweep_a_reminder_is_posted_within_30_s_of_falling_due(w, store,
         wk.reconciler.close()  # type: ignore[attr-defined]
     assert len(reminders(w, iid)) == 1
     assert not any(r.query.get("membership") for r in w.sim.requests), "no sweep listed the bot's projects"
-    again = store.active_job(f"{w.project_id}#{iid}")
+    again = peek.active_job(store, f"{w.project_id}#{iid}")
     assert again is not None and again.delayed and again.not_before > due, "the next window is queued in turn"
 
 
@@ -137,7 +138,7 @@ def test_a_comment_before_the_reminder_is_due_is_reconciled_at_once_and_keeps_th
     wk = worker(w, store, clock)
     try:
         assert run_all(wk) == [Outcome.OK], "the delivery is worked off now, not at the due time"
-        job = store.active_job(key)
+        job = peek.active_job(store, key)
         assert job is not None and job.delayed and job.not_before == due
         clock.set(due + timedelta(seconds=1))
         assert run_all(wk) == [Outcome.OK]
@@ -158,7 +159,7 @@ def test_a_closed_incident_leaves_nothing_in_the_queue(w, store, clock) -> None:
         assert run_all(wk) == [Outcome.OK]
     finally:
         wk.reconciler.close()  # type: ignore[attr-defined]
-    assert store.active_job(key) is None
+    assert peek.active_job(store, key) is None
     assert store.stats().delayed == 0
 
 
@@ -218,8 +219,8 @@ def test_a_restarted_worker_process_posts_the_reminder_on_time_with_the_sweep_of
     import subprocess
     import time
 
-    from bot.sandbox import world
     from bot.simgitlab import SimulatedGitLab
+    from bot.simgitlab.world import world
     from tests.test_replicas import start_worker
 
     db = str(tmp_path / "bot.sqlite3")

@@ -48,7 +48,7 @@ def test_every_wrong_or_missing_setting_is_reported_at_once_one_line_each() -> N
 def test_the_command_line_prints_every_problem_and_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from bot.cli import main
+    from bot.commands.cli import main
 
     monkeypatch.setenv("INCIDENT_BOT_DB", str(tmp_path / "bot.sqlite3"))
     monkeypatch.setenv("INCIDENT_BOT_RETRY_SECONDS", "0")
@@ -131,7 +131,7 @@ def test_a_secret_set_twice_or_unreadable_is_one_line_naming_the_variable(tmp_pa
 
 
 def _help(capsys: pytest.CaptureFixture[str], command: str) -> str:
-    from bot.cli import main
+    from bot.commands.cli import main
 
     with pytest.raises(SystemExit):
         main([command, "--help"])
@@ -141,7 +141,7 @@ def _help(capsys: pytest.CaptureFixture[str], command: str) -> str:
 def test_every_command_names_only_variables_that_exist() -> None:
     import argparse
 
-    from bot.cli import build_parser
+    from bot.commands.cli import build_parser
     from bot.settings import COMMAND_VARIABLES, VARIABLES
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))

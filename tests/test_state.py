@@ -10,8 +10,8 @@ import pytest
 from bot.core import state as bot_state
 from bot.core.model import BotState, IncidentRef, Issue, Note
 from bot.errors import UserError
-from bot.markers import StateKey, marker
 from bot.statekey import derived_key, state_key_from_env
+from bot.text.markers import StateKey, marker
 
 KEY = StateKey(b"k" * 32)
 INCIDENT = Issue(IncidentRef("acme/sec", 3), id=903, project_id=11, assignees=("sec-oncall",))

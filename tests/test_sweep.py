@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 
 from bot.core.model import IncidentRef
-from bot.sandbox import World
+from bot.simgitlab.world import World
 from bot.store import open_store
 from bot.sweep import needs_attention, remember, sweep
+from tests import store_inspect as peek
 from tests.conftest import T0
 
 
@@ -142,7 +143,7 @@ def test_two_workers_sweeping_at_once_post_each_reminder_once(w, store, clock):
     for iid in iids:
         reminders = [n for n in w.bot_notes(iid) if "Status update due" in n["body"]]
         assert len(reminders) == 1, f"#{iid}"
-    assert store.depth() == {"pending": 0, "running": 0, "dead": 0}
+    assert peek.depth(store) == {"pending": 0, "running": 0, "dead": 0}
 
 
 def test_the_sweep_lists_each_group_of_the_remit_once_and_never_the_whole_instance():

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bot.markdown import code_block, code_span
-from bot.markers import Marker, parse_markers, strip_markers
-from bot.templates import Handle, Safe, TemplateRenderer, TemplateRenderError, UnsafeOutput
+from bot.text.escape import code_block, code_span
+from bot.text.markers import Marker, parse_markers, strip_markers
+from bot.text.templates import Handle, Safe, TemplateRenderer, TemplateRenderError, UnsafeOutput
 from tests.test_markdown import HOSTILE, LINE_BREAKS, any_text
 
 ALL_BREAKS = re.compile("\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")

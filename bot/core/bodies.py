@@ -19,8 +19,7 @@ from bot.config import Config
 from bot.core import cadence, commands
 from bot.core import state as bot_state
 from bot.core.model import BotState, Child, Desired, Issue, LogEntry, Observed, Person
-from bot.markdown import (
-    UnsafeOutput,
+from bot.text.escape import (
     UnsafeValue,
     code_span,
     escape_fragment,
@@ -28,11 +27,10 @@ from bot.markdown import (
     is_valid_username,
     issue_ref,
     mention,
-    unexpected_hazards,
-    valid_mentions_in,
 )
-from bot.markers import StateKey, Trust, marker, parse_markers, signed_marker, strip_markers, verify
-from bot.safe import Safe, TemplateRenderError
+from bot.text.hazards import UnsafeOutput, unexpected_hazards, valid_mentions_in
+from bot.text.markers import StateKey, Trust, marker, parse_markers, signed_marker, strip_markers, verify
+from bot.text.safe import Safe, TemplateRenderError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from bot.config import ROLE_IDS, Config, parse_duration
 from bot.core.model import BotState, Note
-from bot.markdown import is_valid_username
+from bot.text.escape import is_valid_username
 
 COMMANDS = ("help", "status", "handoff", "snooze", "refresh")
 MAX_SNOOZE = timedelta(days=7)

@@ -16,8 +16,8 @@ from bot.core import state as bot_state
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
 from bot.core.diff import diff
 from bot.core.model import BotState, Child, Desired, IncidentRef, Issue, LogEntry, Note, Observed
-from bot.markdown import escape_inline, issue_ref
-from bot.markers import find_marker
+from bot.text.escape import escape_inline, issue_ref
+from bot.text.markers import find_marker
 
 MAX_ROUNDS = 6
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.config import Severity
-from bot.markers import PREVIEW_KEY, StateKey
+from bot.text.markers import PREVIEW_KEY, StateKey
 
 if TYPE_CHECKING:  # they build on the types here
     from bot.core.cadence import Due

@@ -19,7 +19,7 @@ from bot.core import state as bot_state
 from bot.core.cadence import is_status_update
 from bot.core.events import parse_time
 from bot.core.model import Child, Desired, IncidentRef, Issue, Note, Observed
-from bot.markers import StateKey
+from bot.text.markers import StateKey
 
 #: Account states that may not steer the bot, whatever their membership says.
 INACTIVE_STATES = frozenset({"blocked", "banned", "blocked_pending_approval", "ldap_blocked", "deactivated"})

@@ -11,8 +11,8 @@ from typing import Any
 
 from bot.core.events import parse_time
 from bot.core.model import BotState, Issue, LogEntry, Note
-from bot.markdown import is_valid_username
-from bot.markers import Marker, StateKey, Trust, find_marker, marker_spans, signed_marker, verify
+from bot.text.escape import is_valid_username
+from bot.text.markers import Marker, StateKey, Trust, find_marker, marker_spans, signed_marker, verify
 
 #: The marker kind in the checklist comment, and of the copies in the bot's other comments.
 CHECKLIST = "checklist"

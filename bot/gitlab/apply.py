@@ -13,7 +13,7 @@ from bot.core.model import IncidentRef, Issue, Observed
 from bot.core.observed import assignee_kept, earlier_child
 from bot.gitlab.errors import GitLabCallError, OutcomeUnknown
 from bot.gitlab.ports import ApplyWrites
-from bot.markdown import escape_inline
+from bot.text.escape import escape_inline
 
 SEARCH_SLACK = timedelta(minutes=5)  # clocks of the bot and GitLab differ
 

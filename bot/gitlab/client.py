@@ -20,7 +20,7 @@ from bot.core.observed import INACTIVE_STATES, issue_from_api, note_from_api
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.ports import IssueListing, RemitProject
-from bot.markdown import find_hazards
+from bot.text.hazards import find_hazards
 
 PER_PAGE = 100
 

@@ -16,7 +16,7 @@ from bot.core import commands
 from bot.core import observed as pure
 from bot.core.model import Desired, IncidentRef, Issue, Note, Observed
 from bot.gitlab.ports import CommandChecks, ObserveReads
-from bot.markers import StateKey
+from bot.text.markers import StateKey
 
 
 def observe(

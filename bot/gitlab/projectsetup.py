@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.commands.initproject import LabelSpec
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabCallError
-from bot.initproject import LabelSpec
 
 ADMIN = 60
 CREATE_STEP = "create the label"

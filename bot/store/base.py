@@ -65,26 +65,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Protocol, Self
 
 __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
     "DEFAULT_MAX_ATTEMPTS",
     "AfterFailure",
+    "CreateLog",
     "CreateRecord",
+    "DeadLetters",
     "Delivery",
     "DeliveryStore",
     "Durability",
+    "Enqueue",
     "FailureKind",
+    "Intake",
     "Job",
     "JobState",
     "LeaseLost",
+    "Marks",
     "PruneResult",
     "RecordResult",
     "SchemaVersionError",
     "StoreError",
     "StoreStats",
+    "WorkQueue",
+    "WorkerStore",
     "after_failure",
     "backoff_delay",
     "require_aware",
@@ -306,9 +313,101 @@ def backoff_delay(attempts: int) -> timedelta:
     return min(BACKOFF_BASE * (2**exponent), BACKOFF_CAP)
 
 
+# -- what each consumer needs: one small protocol per role -----------------------------------------------
+# Both backends (:class:`DeliveryStore`) implement all of them; a consumer names only the ones it uses, so a
+# stand-in (the receiver's spool, a test fake) implements only those. Semantics: see :class:`DeliveryStore`.
+
+
+class Intake(Protocol):
+    """The receiver's view: record a delivery durably, answer readiness, give counts for /metrics."""
+
+    def record_delivery(
+        self,
+        delivery_id: str,
+        incident_key: str | None,
+        event: str,
+        received_at: datetime,
+        payload: bytes,
+        event_uuid: str | None = None,
+        change: str | None = None,
+    ) -> RecordResult: ...
+
+    def ping(self) -> None: ...
+
+    def stats(self) -> StoreStats: ...
+
+
+class Enqueue(Protocol):
+    """Queue work that no delivery caused (the sweep, ``refresh``)."""
+
+    def enqueue(self, incident_key: str, now: datetime, reason: str, *, revive_dead: bool = True) -> int: ...
+
+
+class WorkQueue(Enqueue, Protocol):
+    """The worker's queue: claim a job, hold its lease, report how it ended (``requeue_at``: a delayed job)."""
+
+    def claim(self, worker_id: str, now: datetime, lease: timedelta) -> Job | None: ...
+
+    def complete(
+        self, job_id: int, worker_id: str, *, now: datetime | None = None, requeue_at: datetime | None = None
+    ) -> JobState: ...
+
+    def fail(
+        self,
+        job_id: int,
+        worker_id: str,
+        error: str,
+        now: datetime,
+        *,
+        retry_in: timedelta | None = None,
+        kind: FailureKind = "retry",
+    ) -> JobState: ...
+
+    def release(self, job_id: int, worker_id: str, *, now: datetime | None = None) -> None: ...
+
+    def extend_lease(self, job_id: int, worker_id: str, now: datetime, lease: timedelta) -> Job: ...
+
+    def prune(self, older_than: datetime) -> PruneResult: ...
+
+
+class DeadLetters(Protocol):
+    """Jobs that ran out of attempts: list, revive, prune; and the delivery that fed one (for display)."""
+
+    def dead_jobs(self) -> list[Job]: ...
+
+    def retry_dead(self, job_id: int | None = None, *, now: datetime | None = None) -> int: ...
+
+    def prune_dead(self, older_than: datetime) -> PruneResult: ...
+
+    def latest_delivery(self, job_id: int) -> Delivery | None: ...
+
+
+class Marks(Protocol):
+    """When each incident was last converged and next needs a look (read by the sweep)."""
+
+    def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None: ...
+
+    def incident_marks(self) -> dict[str, IncidentMark]: ...
+
+
+class CreateLog(Protocol):
+    """Child creations started but not yet seen again in GitLab (so a retry does not create twice)."""
+
+    def note_create(self, incident_key: str, channel: str, now: datetime) -> CreateRecord | None: ...
+
+    def created(self, incident_key: str, channel: str, child_iid: int) -> None: ...
+
+    def forget_create(self, incident_key: str, channel: str) -> None: ...
+
+
+class WorkerStore(WorkQueue, DeadLetters, Marks, CreateLog, Protocol):
+    """Everything a worker process uses: the shared store itself, never the receiver's spool."""
+
+
 class DeliveryStore(abc.ABC):
-    """Durable delivery log plus coalescing, lease-based work queue. Thread-safe: one instance may be shared
-    by all threads of a process; several processes (and, for server backends, hosts) may open the same
+    """Durable delivery log plus coalescing, lease-based work queue: what a backend implements (every role
+    protocol above, plus the readers tests and operators use). Thread-safe: one instance may be shared by
+    all threads of a process; several processes (and, for server backends, hosts) may open the same
     database at once. Every mutating method is one atomic transaction."""
 
     max_attempts: int
@@ -432,22 +531,6 @@ class DeliveryStore(abc.ABC):
 
     # -- reading --------------------------------------------------------------------------------------
 
-    @abc.abstractmethod
-    def get_job(self, job_id: int) -> Job | None:
-        """The job with this id, or None (never existed, or pruned)."""
-
-    @abc.abstractmethod
-    def active_job(self, incident_key: str) -> Job | None:
-        """The incident's pending, running or dead job, if any (I3: there is at most one)."""
-
-    @abc.abstractmethod
-    def jobs(self, state: JobState | None = None) -> list[Job]:
-        """Jobs, optionally of one state, in id order. For operators and tests; not for hot paths."""
-
-    @abc.abstractmethod
-    def get_delivery(self, delivery_id: str) -> Delivery | None:
-        """The recorded delivery, or None (never recorded, or pruned)."""
-
     def latest_delivery(self, job_id: int) -> Delivery | None:
         """The newest recorded delivery that fed the job, or None (a sweep's job, or pruned). Read for
         display only: its payload names the incident's project by path, which the job key (a stable
@@ -491,11 +574,6 @@ class DeliveryStore(abc.ABC):
     @abc.abstractmethod
     def incident_marks(self) -> dict[str, IncidentMark]:
         """Every remembered incident, by key."""
-
-    @abc.abstractmethod
-    def depth(self) -> dict[str, int]:
-        """``{"pending": n, "running": n, "dead": n}`` — all three keys, always. Delayed jobs are not pending
-        work: they are not counted."""
 
     @abc.abstractmethod
     def stats(self) -> StoreStats:

@@ -621,6 +621,10 @@ class PostgresStore(DeliveryStore):
         row = cur.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s{suffix}", (job_id,)).fetchone()
         return None if row is None else _job(row)
 
+    def _get_job(self, job_id: int) -> Job | None:
+        rows = self._execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+        return _job(rows[0]) if rows else None
+
     @staticmethod
     def _lease_lost(job_id: int, worker_id: str, job: Job | None) -> LeaseLost:
         if job is None:
@@ -711,7 +715,7 @@ class PostgresStore(DeliveryStore):
             {"at": at, "again": again, "id": job_id, "worker": worker_id},
         )
         if not rows:
-            raise self._lease_lost(job_id, worker_id, self.get_job(job_id))
+            raise self._lease_lost(job_id, worker_id, self._get_job(job_id))
         return JobState(rows[0][0])
 
     def fail(
@@ -742,7 +746,7 @@ class PostgresStore(DeliveryStore):
             {"at": at, "id": job_id, "worker": worker_id},
         )
         if not rows:
-            raise self._lease_lost(job_id, worker_id, self.get_job(job_id))
+            raise self._lease_lost(job_id, worker_id, self._get_job(job_id))
 
     def extend_lease(self, job_id: int, worker_id: str, now: datetime, lease: timedelta) -> Job:
         at = require_aware(now, "now")
@@ -752,7 +756,7 @@ class PostgresStore(DeliveryStore):
             {"until": at + _positive(lease, "lease"), "at": at, "id": job_id, "worker": worker_id},
         )
         if not rows:
-            raise self._lease_lost(job_id, worker_id, self.get_job(job_id))
+            raise self._lease_lost(job_id, worker_id, self._get_job(job_id))
         return _job(rows[0])
 
     # -- dead letters ---------------------------------------------------------------------------------
@@ -775,43 +779,6 @@ class PostgresStore(DeliveryStore):
         return int(rows[0][0])
 
     # -- reading --------------------------------------------------------------------------------------
-
-    def get_job(self, job_id: int) -> Job | None:
-        rows = self._execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
-        return _job(rows[0]) if rows else None
-
-    def active_job(self, incident_key: str) -> Job | None:
-        rows = self._execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE incident_key = %s AND state <> 'done'", (incident_key,)
-        )
-        return _job(rows[0]) if rows else None
-
-    def jobs(self, state: JobState | None = None) -> list[Job]:
-        if state is None:
-            rows = self._execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id")
-        else:
-            rows = self._execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = %s ORDER BY id", (JobState(state).value,)
-            )
-        return [_job(r) for r in rows]
-
-    def get_delivery(self, delivery_id: str) -> Delivery | None:
-        rows = self._execute(
-            "SELECT delivery_id, incident_key, event, received_at, payload, job_id FROM deliveries"
-            " WHERE delivery_id = %s",
-            (delivery_id,),
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        return Delivery(
-            delivery_id=row[0],
-            incident_key=row[1],
-            event=row[2],
-            received_at=_utc(row[3]),
-            payload=bytes(row[4]),
-            job_id=row[5],
-        )
 
     # -- maintenance and introspection ----------------------------------------------------------------
 
@@ -903,14 +870,6 @@ class PostgresStore(DeliveryStore):
     def incident_marks(self) -> dict[str, IncidentMark]:
         rows = self._execute("SELECT incident_key, seen_at, next_due FROM incident_marks")
         return {key: IncidentMark(key, _utc(seen), _utc_or_none(due)) for key, seen, due in rows}
-
-    def depth(self) -> dict[str, int]:
-        [(pending, running, dead)] = self._execute(
-            "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending' AND NOT delayed),"
-            " (SELECT count(*) FROM jobs WHERE state = 'running'),"
-            " (SELECT count(*) FROM jobs WHERE state = 'dead')"
-        )
-        return {"pending": pending, "running": running, "dead": dead}
 
     def stats(self) -> StoreStats:
         """One statement, so every figure comes from the same snapshot."""

@@ -17,10 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from bot.private import private_file
-from bot.store.base import DeliveryStore, RecordResult, StoreError
+from bot.store.base import DeliveryStore, Intake, RecordResult, StoreError, StoreStats
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
@@ -95,7 +94,7 @@ class Spool:
         return int(self._conn().execute("SELECT count(*) FROM spool").fetchone()[0])
 
 
-def drain(spool: Spool, store: DeliveryStore, *, limit: int = 500) -> int:
+def drain(spool: Spool, store: Intake, *, limit: int = 500) -> int:
     """Move spooled deliveries into the shared store, oldest first; stop at the first failure."""
     moved = 0
     for d in spool.pending(limit):
@@ -110,10 +109,10 @@ def drain(spool: Spool, store: DeliveryStore, *, limit: int = 500) -> int:
     return moved
 
 
-class SpoolingStore(DeliveryStore):
+class SpoolingStore:
     """A receiver's view of the shared store: deliveries it cannot take go to the local spool instead.
 
-    Only intake changes (``record_delivery``, ``ping``); everything else is the shared store's. ``ping``
+    It implements only :class:`~bot.store.base.Intake`: the worker opens the shared store itself. ``ping``
     succeeds while the spool can take deliveries, and ``degraded`` says why the receiver is spooling.
     """
 
@@ -163,71 +162,8 @@ class SpoolingStore(DeliveryStore):
             self.degraded = f"the shared store is unreachable ({exc}); deliveries are spooled in {self.spool.path}"
             len(self.spool)  # raises if the spool cannot take deliveries either: then not ready
 
-    # Everything else is the shared store's.
-    def enqueue(self, *args: Any, **kwargs: Any) -> int:
-        return self.shared.enqueue(*args, **kwargs)
-
-    def claim(self, *args: Any, **kwargs: Any) -> Any:
-        return self.shared.claim(*args, **kwargs)
-
-    def complete(self, *args: Any, **kwargs: Any) -> Any:
-        return self.shared.complete(*args, **kwargs)
-
-    def fail(self, *args: Any, **kwargs: Any) -> Any:
-        return self.shared.fail(*args, **kwargs)
-
-    def release(self, *args: Any, **kwargs: Any) -> None:
-        self.shared.release(*args, **kwargs)
-
-    def extend_lease(self, *args: Any, **kwargs: Any) -> Any:
-        return self.shared.extend_lease(*args, **kwargs)
-
-    def dead_jobs(self) -> Any:
-        return self.shared.dead_jobs()
-
-    def retry_dead(self, *args: Any, **kwargs: Any) -> int:
-        return self.shared.retry_dead(*args, **kwargs)
-
-    def get_job(self, job_id: int) -> Any:
-        return self.shared.get_job(job_id)
-
-    def active_job(self, incident_key: str) -> Any:
-        return self.shared.active_job(incident_key)
-
-    def jobs(self, *args: Any, **kwargs: Any) -> Any:
-        return self.shared.jobs(*args, **kwargs)
-
-    def get_delivery(self, delivery_id: str) -> Any:
-        return self.shared.get_delivery(delivery_id)
-
-    def latest_delivery(self, job_id: int) -> Any:
-        return self.shared.latest_delivery(job_id)
-
-    def prune(self, older_than: datetime) -> Any:
-        return self.shared.prune(older_than)
-
-    def prune_dead(self, older_than: datetime) -> Any:
-        return self.shared.prune_dead(older_than)
-
-    def note_create(self, *args: Any, **kwargs: Any) -> Any:
-        return self.shared.note_create(*args, **kwargs)
-
-    def created(self, *args: Any, **kwargs: Any) -> None:
-        self.shared.created(*args, **kwargs)
-
-    def forget_create(self, *args: Any, **kwargs: Any) -> None:
-        self.shared.forget_create(*args, **kwargs)
-
-    def mark_incident(self, *args: Any, **kwargs: Any) -> None:
-        self.shared.mark_incident(*args, **kwargs)
-
-    def incident_marks(self) -> Any:
-        return self.shared.incident_marks()
-
-    def depth(self) -> dict[str, int]:
-        return self.shared.depth()
-
-    def stats(self) -> Any:
+    def stats(self) -> StoreStats:
+        """The shared store's counts for /metrics (a scrape while it is away fails, as it should)."""
         return self.shared.stats()
 
     def close(self) -> None:

@@ -607,45 +607,6 @@ class SQLiteStore(DeliveryStore):
 
     # -- reading --------------------------------------------------------------------------------------
 
-    def get_job(self, job_id: int) -> Job | None:
-        with self._read() as conn:
-            return self._fetch(conn, job_id)
-
-    def active_job(self, incident_key: str) -> Job | None:
-        with self._read() as conn:
-            row = conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE incident_key = ? AND state <> 'done'", (incident_key,)
-            ).fetchone()
-        return None if row is None else _job(row)
-
-    def jobs(self, state: JobState | None = None) -> list[Job]:
-        with self._read() as conn:
-            if state is None:
-                rows = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id").fetchall()
-            else:
-                rows = conn.execute(
-                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ? ORDER BY id", (JobState(state).value,)
-                ).fetchall()
-        return [_job(r) for r in rows]
-
-    def get_delivery(self, delivery_id: str) -> Delivery | None:
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT delivery_id, incident_key, event, received_at, payload, job_id FROM deliveries"
-                " WHERE delivery_id = ?",
-                (delivery_id,),
-            ).fetchone()
-        if row is None:
-            return None
-        return Delivery(
-            delivery_id=row[0],
-            incident_key=row[1],
-            event=row[2],
-            received_at=_dt(row[3]),
-            payload=bytes(row[4]),
-            job_id=row[5],
-        )
-
     # -- maintenance and introspection ----------------------------------------------------------------
 
 
@@ -748,10 +709,6 @@ class SQLiteStore(DeliveryStore):
         with self._read() as conn:
             rows = conn.execute("SELECT incident_key, seen_at, next_due FROM incident_marks").fetchall()
         return {key: IncidentMark(key, _dt(seen), _dt_or_none(due)) for key, seen, due in rows}
-
-    def depth(self) -> dict[str, int]:
-        with self._read() as conn:
-            return self._depth(conn)
 
     @staticmethod
     def _depth(conn: sqlite3.Connection) -> dict[str, int]:

@@ -28,7 +28,7 @@ from bot.core.routing import route
 from bot.metrics import Metrics
 from bot.redact import redact
 from bot.settings import GITLAB_MAX_BODY
-from bot.store import DeliveryStore
+from bot.store import Intake
 from bot.web.auth import (
     DEFAULT_TOLERANCE,
     check_signature_headers,
@@ -95,7 +95,7 @@ class Receiver:
     """The webhook handler and its collaborators; one per app."""
 
     settings: WebSettings
-    store: DeliveryStore
+    store: Intake
     config: Config
     metrics: Metrics
     clock: Callable[[], datetime]
@@ -286,7 +286,7 @@ def metrics() -> Response:
 def create_app(
     settings: WebSettings,
     *,
-    store: DeliveryStore,
+    store: Intake,
     config: Config,
     metrics: Metrics | None = None,
     clock: Callable[[], datetime] = utcnow,

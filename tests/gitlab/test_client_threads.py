@@ -6,7 +6,7 @@ import pytest
 
 from bot.core.model import IncidentRef
 from bot.gitlab.errors import GitLabCallError
-from bot.sandbox import World
+from bot.simgitlab.world import World
 
 
 def test_a_thread_and_its_replies_are_one_discussion(w: World) -> None:

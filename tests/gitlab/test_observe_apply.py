@@ -19,10 +19,10 @@ from bot.core.model import IncidentRef, Observed
 from bot.gitlab.apply import GitLabApplier
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.remit import Remit
-from bot.markers import StateKey
 from bot.reconciler import Reconciler
-from bot.sandbox import configured_users
-from bot.templates import TemplateRenderer
+from bot.simgitlab.world import configured_users
+from bot.text.markers import StateKey
+from bot.text.templates import TemplateRenderer
 from tests.fakegitlab import FakeGitLab
 
 KEY = StateKey(b"observe-apply-test-key-0123456789")

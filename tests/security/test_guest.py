@@ -15,19 +15,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.commands.demo import STATUS_UPDATE
 from bot.config import Config
 from bot.core import bodies, commands, policy
 from bot.core.events import Ignored, parse_event
 from bot.core.model import IncidentRef, Issue, Note, Observed
-from bot.demo import STATUS_UPDATE
 from bot.gitlab.callpolicy import CallPolicy
-from bot.markdown import SPECIAL_HANDLES, UnsafeOutput, assert_safe, is_valid_username, mention
-from bot.markers import StateKey, strip_markers
 from bot.reconciler import Reconciler
-from bot.sandbox import World
 from bot.simgitlab import ManualClock
+from bot.simgitlab.world import World
 from bot.statekey import derived_key
-from bot.templates import TemplateRenderer
+from bot.text.escape import SPECIAL_HANDLES, is_valid_username, mention
+from bot.text.hazards import UnsafeOutput, assert_safe
+from bot.text.markers import StateKey, strip_markers
+from bot.text.templates import TemplateRenderer
 from bot.wiring import client_from
 from tests.conftest import T0
 from tests.security import gitlab_render

@@ -16,9 +16,9 @@ import pytest
 
 from bot.core.bodies import logged_keys
 from bot.core.model import IncidentRef
-from bot.markers import find_marker, marker, marker_spans
-from bot.sandbox import World
 from bot.simgitlab import ManualClock
+from bot.simgitlab.world import World
+from bot.text.markers import find_marker, marker, marker_spans
 from tests.conftest import T0
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")

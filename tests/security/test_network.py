@@ -24,6 +24,7 @@ from bot.store import DeliveryStore, SQLiteStore, StoreError
 from bot.store.spool import Spool, SpoolingStore
 from bot.web.app import WebSettings, create_app
 from bot.web.auth import sign
+from tests import store_inspect as peek
 from tests.security.support import (
     Serve,
     half_open,
@@ -177,7 +178,7 @@ def test_a_signing_only_hook_authenticates_by_its_signature_alone(default_config
     assert client.post("/webhook", data=body, headers=stale).status_code == 401
     tampered = json.dumps(json.loads(body) | {"object_kind": "note"}).encode()
     assert client.post("/webhook", data=tampered, headers=_signed(body, "msg_4")).status_code == 401
-    assert len(store.jobs()) == 1
+    assert len(peek.jobs(store)) == 1
     store.close()
 
 
@@ -196,7 +197,7 @@ def test_a_replayed_signed_delivery_with_a_new_idempotency_key_is_a_duplicate(
     assert first.status_code == 202
     assert replay.status_code == 200 and replay.get_json()["status"] == "duplicate"
     assert again.get_json()["status"] == "duplicate"
-    assert store.get_delivery("attacker-chosen-1") is None
+    assert peek.get_delivery(store, "attacker-chosen-1") is None
     store.close()
 
 
@@ -237,7 +238,7 @@ def test_serve_starts_during_a_database_outage_and_loses_no_delivery(
 
         log = server.output
         with open_store(url) as store:
-            arrived = lambda: store.get_delivery("during-outage") is not None  # noqa: E731
+            arrived = lambda: peek.get_delivery(store, "during-outage") is not None  # noqa: E731
             wait_for(arrived, 30, f"the spooled delivery to reach the database ({log()[-1500:]})", interval=0.2)
         wait_for(lambda: requests.get(server.url + "/readyz", timeout=5).json() == {"status": "ready"}, 20, "ready")
     finally:

@@ -17,17 +17,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import wiring
+from bot.commands.planview import plan_live
 from bot.config import ConfigError, load_config
 from bot.core.model import IncidentRef
 from bot.gitlab.remit import OutsideRemit
 from bot.metrics import Metrics
-from bot.planview import plan_live
-from bot.sandbox import World
 from bot.settings import Settings
+from bot.simgitlab.world import World
 from bot.store import JobState, LeaseLost, SQLiteStore
 from bot.sweep import sweep
 from bot.web.app import WebSettings, create_app
 from bot.worker import Outcome, Worker, WorkerPool
+from tests import store_inspect as peek
 from tests.conftest import ROOT
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
@@ -110,7 +111,7 @@ def test_webhook_for_an_outsiders_incident_is_accepted_ignored_counted_and_nothi
     assert result is not None and result.outcome is Outcome.IGNORED
     assert w.sim.state.issues(project) and len(w.sim.state.issues(project)) == 1, "no child opened there"
     assert metrics.registry.get_sample_value("incident_bot_outside_remit_total", {"kind": "not_a_member"}) == 1
-    assert store.get_job(result.job_id).state is JobState.DONE
+    assert peek.get_job(store, result.job_id).state is JobState.DONE
 
 
 def test_reconcile_and_plan_say_outside_the_remit(w, clock, monkeypatch):
@@ -130,7 +131,7 @@ def test_reconcile_and_plan_say_outside_the_remit(w, clock, monkeypatch):
 
 
 def test_reconcile_command_refuses_an_outsiders_incident(w, monkeypatch, capsys):
-    from bot.cli import main
+    from bot.commands.cli import main
 
     project, _, iid = outsider_incident(w)
     monkeypatch.setenv("GITLAB_URL", w.sim.url)
@@ -248,14 +249,14 @@ def test_a_reconcile_that_keeps_failing_never_opens_a_second_child(w, store, clo
     assert first is not None and first.outcome is Outcome.PERMANENT
     opened = len(children())
     assert opened >= 1
-    assert store.get_job(first.job_id).state is JobState.DEAD, "a 403 is dead at once"
+    assert peek.get_job(store, first.job_id).state is JobState.DEAD, "a 403 is dead at once"
     clock.advance(minutes=30)
     # Someone edits the incident: the delivery shows a change and revives the job.
     store.record_delivery("d-edit", f"{w.project_id}#{iid}", "Issue Hook", clock(), b"{}", change="edited")
     second = worker.run_once()
     assert len(children()) == opened
     assert second is not None and "not creating another" in (second.error or "")
-    assert store.get_job(second.job_id).state is JobState.DEAD
+    assert peek.get_job(store, second.job_id).state is JobState.DEAD
     clock.advance(hours=2)
     store.record_delivery("d2", f"{w.project_id}#{iid}", "Issue Hook", clock(), b"{}")  # a replay, no change
     assert worker.run_once() is None and len(children()) == opened
@@ -306,15 +307,15 @@ def test_a_permanently_failed_job_is_revived_only_by_a_delivery_that_shows_a_cha
     job_id = _dead(any_store, "42#1", now, change="v1")
     any_store.record_delivery("resend", "42#1", "Issue Hook", now + timedelta(minutes=1), b"{}", change="v1")
     any_store.record_delivery("nochange", "42#1", "Issue Hook", now + timedelta(minutes=2), b"{}")
-    assert any_store.get_job(job_id).state is JobState.DEAD
+    assert peek.get_job(any_store, job_id).state is JobState.DEAD
     any_store.record_delivery("edit", "42#1", "Issue Hook", now + timedelta(minutes=3), b"{}", change="v2")
-    assert any_store.get_job(job_id).state is JobState.PENDING
+    assert peek.get_job(any_store, job_id).state is JobState.PENDING
     # A plain dead letter (a bug, say) is still revived by any delivery; a retry by hand revives a sticky one.
     plain = _dead(any_store, "42#2", now, change="v1", kind="retry")
     any_store.record_delivery("again", "42#2", "Issue Hook", now, b"{}", change="v1")
-    assert any_store.get_job(plain).state is JobState.PENDING
+    assert peek.get_job(any_store, plain).state is JobState.PENDING
     sticky = _dead(any_store, "42#3", now, change="v1")
-    assert any_store.retry_dead(sticky, now=now) == 1 and any_store.get_job(sticky).state is JobState.PENDING
+    assert any_store.retry_dead(sticky, now=now) == 1 and peek.get_job(any_store, sticky).state is JobState.PENDING
 
 
 def test_dead_letters_and_their_payloads_are_pruned_after_the_retention(any_store):
@@ -323,8 +324,9 @@ def test_dead_letters_and_their_payloads_are_pruned_after_the_retention(any_stor
     recent = _dead(any_store, "42#2", now - timedelta(days=2), change="v1")
     pool = WorkerPool(any_store, reconciler=None, threads=1, clock=lambda: now)  # type: ignore[arg-type]
     pool.prune()
-    assert any_store.get_job(old) is None and any_store.get_delivery("d-42#1-v1") is None
-    assert any_store.get_job(recent).state is JobState.DEAD and any_store.get_delivery("d-42#2-v1") is not None
+    assert peek.get_job(any_store, old) is None and peek.get_delivery(any_store, "d-42#1-v1") is None
+    assert peek.get_job(any_store, recent).state is JobState.DEAD
+    assert peek.get_delivery(any_store, "d-42#2-v1") is not None
 
 
 # ------------------------------------------------------------------ lost lease

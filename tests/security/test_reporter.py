@@ -15,8 +15,8 @@ import pytest
 
 from bot.core.model import IncidentRef
 from bot.gitlab.errors import GitLabCallError
-from bot.markers import marker, marker_spans
-from bot.sandbox import World
+from bot.simgitlab.world import World
+from bot.text.markers import marker, marker_spans
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
 REPORTER = "randy-reporter"

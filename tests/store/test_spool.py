@@ -9,6 +9,7 @@ import pytest
 from bot.store import open_store
 from bot.store.base import StoreError
 from bot.store.spool import Spool, SpoolingStore, drain
+from tests import store_inspect as peek
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -55,8 +56,8 @@ def test_deliveries_during_an_outage_are_spooled_and_moved_over_once(tmp_path, s
     assert drain(intake.spool, shared) == 0 and len(intake.spool) == 5, "nothing leaves while the store is away"
     shared.down = False
     assert drain(intake.spool, shared) == 5 and len(intake.spool) == 0
-    assert shared.inner.depth()["pending"] == 5  # d0 and d1 coalesced into one job for 42#1
-    assert shared.inner.active_job("42#3").event_uuid == "u"
+    assert peek.depth(shared.inner)["pending"] == 5  # d0 and d1 coalesced into one job for 42#1
+    assert peek.active_job(shared.inner, "42#3").event_uuid == "u"
     assert drain(intake.spool, shared) == 0
     intake.ping()
     assert intake.degraded is None
@@ -76,7 +77,7 @@ def test_a_delivery_already_in_the_store_is_not_duplicated_by_the_drain(tmp_path
     intake.record_delivery("d1", "42#1", "Issue Hook", NOW, b"{}")  # GitLab resent it
     shared.down = False
     drain(intake.spool, shared)
-    assert shared.inner.active_job("42#1").deliveries == 1
+    assert peek.active_job(shared.inner, "42#1").deliveries == 1
 
 
 def test_a_receiver_starts_while_the_database_is_away(tmp_path, shared):

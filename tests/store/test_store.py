@@ -43,6 +43,7 @@ from bot.store import (
     sqlite_path,
     upgrade,
 )
+from tests import store_inspect as peek
 from tests.pg import INSTALL_HINT
 
 if TYPE_CHECKING:
@@ -151,35 +152,35 @@ def test_same_delivery_id_twice_is_one_delivery_and_one_job(store: DeliveryStore
     second = record(store, "idem-1", t=5)
     assert first.new and first.job_id is not None
     assert not second.new and second.job_id == first.job_id
-    [job] = store.jobs()
+    [job] = peek.jobs(store)
     assert job.deliveries == 1 and job.state == JobState.PENDING
     assert store.stats().deliveries == 1
-    delivery = store.get_delivery("idem-1")
+    delivery = peek.get_delivery(store, "idem-1")
     assert delivery is not None and delivery.received_at == T0 and delivery.payload == b'{"id": "idem-1"}'
 
 
 def test_delivery_without_incident_is_logged_but_enqueues_nothing(store: DeliveryStore) -> None:
     result = record(store, "note-on-snippet", key=None, event="Note Hook")
     assert result.new and result.job_id is None
-    assert store.jobs() == [] and store.claim("w1", at(0), LEASE) is None
-    assert store.get_delivery("note-on-snippet") is not None
+    assert peek.jobs(store) == [] and store.claim("w1", at(0), LEASE) is None
+    assert peek.get_delivery(store, "note-on-snippet") is not None
     assert not record(store, "note-on-snippet", key=None).new
 
 
 def test_hundred_deliveries_for_one_incident_coalesce_into_one_pending_job(store: DeliveryStore) -> None:
     ids = {record(store, f"d{i}", t=i).job_id for i in range(100)}
     assert len(ids) == 1
-    [job] = store.jobs()
+    [job] = peek.jobs(store)
     assert (job.state, job.deliveries, job.attempts) == (JobState.PENDING, 100, 0)
     assert job.created_at == T0 and job.updated_at == at(99) and job.not_before == T0
-    assert store.depth() == {"pending": 1, "running": 0, "dead": 0}
+    assert peek.depth(store) == {"pending": 1, "running": 0, "dead": 0}
 
 
 def test_delivery_during_run_marks_dirty_and_requeues_after_complete(store: DeliveryStore) -> None:
     record(store, "d1")
     job = claim(store, "w1", t=1)
     record(store, "d2", t=2)
-    running = store.get_job(job.id)
+    running = peek.get_job(store, job.id)
     assert running is not None and running.dirty and running.state == JobState.RUNNING
     assert running.deliveries == 2
     assert store.claim("w2", at(3), LEASE) is None, "a dirty running job must not be run concurrently"
@@ -187,7 +188,7 @@ def test_delivery_during_run_marks_dirty_and_requeues_after_complete(store: Deli
     again = claim(store, "w2", t=5)
     assert again.id == job.id and not again.dirty and again.attempts == 1
     assert store.complete(again.id, "w2") == JobState.DONE
-    assert store.depth() == {"pending": 0, "running": 0, "dead": 0}
+    assert peek.depth(store) == {"pending": 0, "running": 0, "dead": 0}
 
 
 def test_new_delivery_after_done_creates_a_new_job(store: DeliveryStore) -> None:
@@ -196,14 +197,14 @@ def test_new_delivery_after_done_creates_a_new_job(store: DeliveryStore) -> None
     store.complete(first.id, "w1")
     second = record(store, "d2", t=10)
     assert second.job_id != first.id
-    assert [j.state for j in store.jobs()] == [JobState.DONE, JobState.PENDING]
+    assert [j.state for j in peek.jobs(store)] == [JobState.DONE, JobState.PENDING]
 
 
 def test_enqueue_coalesces_like_a_delivery_without_counting_one(store: DeliveryStore) -> None:
     job_id = store.enqueue(A, at(0), "sweep")
     assert record(store, "d1", t=1).job_id == job_id
     assert store.enqueue(A, at(2), "refresh") == job_id
-    job = store.get_job(job_id)
+    job = peek.get_job(store, job_id)
     assert job is not None and job.deliveries == 1 and job.reason == "refresh"
     running = claim(store)
     store.enqueue(A, at(3), "refresh")
@@ -244,7 +245,7 @@ def test_expired_lease_is_reclaimed_and_stale_worker_gets_lease_lost(store: Deli
     assert store.claim("w2", at(29), LEASE) is None, "lease still valid"
     taken = claim(store, "w2", t=30)
     assert taken.id == job.id and taken.worker_id == "w2" and taken.attempts == 2
-    before = store.get_job(job.id)
+    before = peek.get_job(store, job.id)
     with pytest.raises(LeaseLost):
         store.complete(job.id, "w1")
     with pytest.raises(LeaseLost):
@@ -253,7 +254,7 @@ def test_expired_lease_is_reclaimed_and_stale_worker_gets_lease_lost(store: Deli
         store.release(job.id, "w1")
     with pytest.raises(LeaseLost):
         store.extend_lease(job.id, "w1", at(31), LEASE)
-    assert store.get_job(job.id) == before, "a stale worker changes nothing"
+    assert peek.get_job(store, job.id) == before, "a stale worker changes nothing"
     assert store.complete(job.id, "w2") == JobState.DONE
     with pytest.raises(LeaseLost):
         store.complete(job.id, "w2")
@@ -274,7 +275,7 @@ def test_expired_but_unclaimed_lease_can_still_complete(store: DeliveryStore) ->
     record(store, "d1")
     job = claim(store, "w1", t=0)
     assert store.complete(job.id, "w1", now=at(500)) == JobState.DONE
-    done = store.get_job(job.id)
+    done = peek.get_job(store, job.id)
     assert done is not None and done.updated_at == at(500) and done.lease_until is None
 
 
@@ -301,7 +302,7 @@ def test_fail_backs_off_exponentially_then_dead_letters(url: str) -> None:
             state = store.fail(job.id, "w1", f"error {attempt}", now)
             if attempt < 8:
                 assert state == JobState.PENDING
-                pending = store.get_job(job.id)
+                pending = peek.get_job(store, job.id)
                 assert pending is not None and pending.last_error == f"error {attempt}"
                 delays.append((pending.not_before - now).total_seconds())
                 assert store.claim("w1", pending.not_before - timedelta(microseconds=1), LEASE) is None
@@ -312,7 +313,7 @@ def test_fail_backs_off_exponentially_then_dead_letters(url: str) -> None:
         [dead] = store.dead_jobs()
         assert dead.last_error == "error 8" and dead.attempts == 8 and dead.state == JobState.DEAD
         assert store.claim("w1", now + timedelta(days=1), LEASE) is None
-        assert store.depth() == {"pending": 0, "running": 0, "dead": 1}
+        assert peek.depth(store) == {"pending": 0, "running": 0, "dead": 1}
 
 
 def test_retry_in_overrides_backoff(store: DeliveryStore) -> None:
@@ -337,7 +338,7 @@ def test_retry_dead_one_or_all(url: str) -> None:
         assert revived.id == dead[0].id and revived.attempts == 1
         assert store.retry_dead() == 2
         assert store.dead_jobs() == []
-        assert store.depth()["pending"] == 2
+        assert peek.depth(store)["pending"] == 2
 
 
 def test_new_delivery_revives_dead_job(url: str) -> None:
@@ -348,10 +349,10 @@ def test_new_delivery_revives_dead_job(url: str) -> None:
             store.fail(job.id, "w1", "500", at(t))
         [dead] = store.dead_jobs()
         assert store.enqueue(A, at(200), "sweep", revive_dead=False) == dead.id
-        assert store.dead_jobs() == [store.get_job(dead.id)], "left dead"
+        assert store.dead_jobs() == [peek.get_job(store, dead.id)], "left dead"
         result = record(store, "d2", t=300)
         assert result.new and result.job_id == dead.id
-        revived = store.get_job(dead.id)
+        revived = peek.get_job(store, dead.id)
         assert revived is not None
         assert (revived.state, revived.attempts, revived.deliveries) == (JobState.PENDING, 0, 2)
         assert revived.not_before == at(300) and revived.last_error == "500"
@@ -385,7 +386,7 @@ def test_job_that_keeps_killing_its_worker_goes_dead(url: str) -> None:
 def test_depth_stats_and_ping(url: str) -> None:
     with open_store(url, max_attempts=1) as store:
         store.ping()
-        assert store.depth() == {"pending": 0, "running": 0, "dead": 0}
+        assert peek.depth(store) == {"pending": 0, "running": 0, "dead": 0}
         record(store, "a", A, t=0)
         record(store, "b", B, t=1)
         record(store, "c", C, t=2)
@@ -394,7 +395,7 @@ def test_depth_stats_and_ping(url: str) -> None:
         store.fail(dead.id, "w1", "x", at(5))
         claim(store, "w2", t=5)
         stats = store.stats()
-        assert store.depth() == {"pending": 1, "running": 1, "dead": 1}
+        assert peek.depth(store) == {"pending": 1, "running": 1, "dead": 1}
         assert (stats.pending, stats.running, stats.dead, stats.done, stats.deliveries) == (1, 1, 1, 0, 4)
         assert stats.oldest_pending == at(2) and stats.schema_version >= 1
     with pytest.raises(StoreError):
@@ -413,10 +414,10 @@ def test_prune_keeps_unfinished_work_and_dead_letters(url: str) -> None:
         store.fail(dead.id, "w1", "x", at(7))
         result = store.prune(at(3600))
         assert (result.deliveries, result.jobs) == (2, 1)
-        assert store.get_delivery("a1") is None and store.get_delivery("n1") is None
-        assert store.get_job(done.id) is None
-        assert store.get_delivery("c1") is not None, "pending work keeps its deliveries"
-        assert store.get_delivery("b1") is not None, "dead letters keep their deliveries"
+        assert peek.get_delivery(store, "a1") is None and peek.get_delivery(store, "n1") is None
+        assert peek.get_job(store, done.id) is None
+        assert peek.get_delivery(store, "c1") is not None, "pending work keeps its deliveries"
+        assert peek.get_delivery(store, "b1") is not None, "dead letters keep their deliveries"
         assert record(store, "a1", A, t=3700).new, "dedup window is the retention"
         assert store.prune(at(0)) == PruneResult(deliveries=0, jobs=0)
 
@@ -428,7 +429,7 @@ def test_naive_datetimes_are_refused_and_other_zones_normalised(store: DeliveryS
         store.claim("w1", datetime(2026, 11, 28, 12), LEASE)
     cet = timezone(timedelta(hours=1))
     store.record_delivery("d", A, "Issue Hook", datetime(2026, 11, 28, 13, tzinfo=cet), b"")
-    [job] = store.jobs()
+    [job] = peek.jobs(store)
     assert job.created_at == T0 and job.created_at.utcoffset() == timedelta(0)
 
 
@@ -444,12 +445,12 @@ def test_pending_running_and_dead_jobs_survive_reopen(url: str) -> None:
         store.fail(dead.id, "w1", "template error", at(3))
         claim(store, "w-crashed", t=4)
     with open_store(url) as store:
-        assert store.depth() == {"pending": 1, "running": 1, "dead": 1}
+        assert peek.depth(store) == {"pending": 1, "running": 1, "dead": 1}
         [d] = store.dead_jobs()
         assert d.incident_key == A and d.last_error == "template error"
         assert claim(store, "w2", t=5).incident_key == C
         assert claim(store, "w3", t=34).incident_key == B, "crashed worker's job is re-claimed"
-        delivery = store.get_delivery("b")
+        delivery = peek.get_delivery(store, "b")
         assert delivery is not None and delivery.payload == b'{"id": "b"}'
 
 
@@ -494,10 +495,10 @@ def test_every_acknowledged_delivery_survives_a_crashed_writer(
     backend.settle(url)
     assert len(acknowledged) >= 300
     with open_store(url) as store:
-        missing = [i for i in acknowledged if store.get_delivery(f"d{i}") is None]
+        missing = [i for i in acknowledged if peek.get_delivery(store, f"d{i}") is None]
         assert missing == []
         stats = store.stats()
-        jobs = store.jobs()
+        jobs = peek.jobs(store)
         assert len(jobs) == 5 and all(j.state == JobState.PENDING for j in jobs)
         assert sum(j.deliveries for j in jobs) == stats.deliveries, "delivery rows and job counts move together"
         assert stats.deliveries in (len(acknowledged), len(acknowledged) + 1)
@@ -547,7 +548,7 @@ def test_four_threads_claim_each_job_exactly_once(store: DeliveryStore) -> None:
         t.join(timeout=30)
     counts = Counter(job_id for ids in results.values() for job_id in ids)
     assert set(counts) == expected and set(counts.values()) == {1}
-    assert store.depth() == {"pending": 0, "running": 0, "dead": 0}
+    assert peek.depth(store) == {"pending": 0, "running": 0, "dead": 0}
 
 
 def _process_worker(url: str, worker: str, start: Any, out: Any) -> None:
@@ -592,7 +593,7 @@ def test_concurrent_intake_and_workers_never_run_an_incident_twice(store: Delive
                 if job.incident_key in in_progress:
                     violations.append(job.incident_key)
                 in_progress.add(job.incident_key)
-            store.get_job(job.id)  # stands in for the reconcile, widening the window for overlaps
+            peek.get_job(store, job.id)  # stands in for the reconcile, widening the window for overlaps
             with lock:
                 in_progress.discard(job.incident_key)
             store.complete(job.id, w)
@@ -608,7 +609,7 @@ def test_concurrent_intake_and_workers_never_run_an_incident_twice(store: Delive
         t.join(timeout=30)
     _claim_until_empty(store, "drain")
     assert violations == []
-    jobs = store.jobs()
+    jobs = peek.jobs(store)
     assert sum(j.deliveries for j in jobs) == 180
     assert {j.state for j in jobs} == {JobState.DONE}
     assert {j.incident_key for j in jobs} == set(keys)
@@ -631,9 +632,9 @@ def test_open_store_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     with open_store("sqlite:///var/bot.db") as s:
         record(s, "d1")
     with open_store(tmp_path / "var" / "bot.db") as s:
-        assert s.get_delivery("d1") is not None
+        assert peek.get_delivery(s, "d1") is not None
     with open_store(f"sqlite:///{tmp_path}/var/bot.db") as s:
-        assert s.get_delivery("d1") is not None
+        assert peek.get_delivery(s, "d1") is not None
     assert (tmp_path / "var" / "bot.db").stat().st_mode & 0o077 == 0, "payloads are confidential"
 
 
@@ -685,7 +686,7 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
 
         def assert_queued(self, key: str) -> None:
             """A change revives a dead job: it is never buried in a dead letter."""
-            active = self.store.active_job(key)
+            active = peek.active_job(self.store, key)
             assert active is not None and active.state in (JobState.PENDING, JobState.RUNNING)
 
         @rule(worker=st.sampled_from(WORKERS))
@@ -695,7 +696,7 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
             job = self.store.claim(worker, self.now, LEASE)
             # Anyone who lost a job must have let its lease expire.
             for job_id, holder in list(self.holder.items()):
-                current = self.store.get_job(job_id)
+                current = peek.get_job(self.store, job_id)
                 assert current is not None
                 if current.state != JobState.RUNNING or current.worker_id != holder:
                     assert self.lease_until[job_id] <= self.now
@@ -746,7 +747,7 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
             if state is None:
                 return
             assert state == JobState.PENDING
-            active = self.store.active_job(key)
+            active = peek.active_job(self.store, key)
             assert active is not None
             if self.changed[key] < claimed:  # converged: wait for the requeue time
                 assert active.delayed and active.not_before == at
@@ -800,18 +801,18 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
 
         @invariant()
         def one_active_job_per_incident(self) -> None:
-            active = Counter(j.incident_key for j in self.store.jobs() if j.state != JobState.DONE)
+            active = Counter(j.incident_key for j in peek.jobs(self.store) if j.state != JobState.DONE)
             assert all(n == 1 for n in active.values()), active
 
         @invariant()
         def no_change_is_lost(self) -> None:
             for key, changed in self.changed.items():
                 if changed > self.covered.get(key, 0):
-                    assert self.store.active_job(key) is not None, key
+                    assert peek.active_job(self.store, key) is not None, key
 
         @invariant()
         def every_delivery_is_kept_and_counted_once(self) -> None:
-            jobs = self.store.jobs()
+            jobs = peek.jobs(self.store)
             assert sum(j.deliveries for j in jobs) == sum(1 for k in self.recorded.values() if k is not None)
             assert self.store.stats().deliveries == len(self.recorded)
 
@@ -821,7 +822,7 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
                 for _ in range(200):
                     job = self.store.claim("drain", self.now, LEASE)
                     if job is None:
-                        if self.store.depth()["pending"] == 0:
+                        if peek.depth(self.store)["pending"] == 0:
                             break
                         self.now += timedelta(hours=1)  # revived by a change, waiting out its back-off
                         continue
@@ -829,14 +830,14 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
                     assert self.store.complete(job.id, "drain") == JobState.DONE
                     self.covered[job.incident_key] = claimed
                 for did in self.recorded:
-                    assert self.store.get_delivery(did) is not None
+                    assert peek.get_delivery(self.store, did) is not None
                 for key, changed in self.changed.items():
-                    active = self.store.active_job(key)
+                    active = peek.active_job(self.store, key)
                     if active is None:
                         assert changed <= self.covered.get(key, 0), f"{key}: change never reconciled"
                     else:
                         assert active.state == JobState.DEAD, f"{key}: {active.state} after draining"
-                assert self.store.depth()["pending"] == 0 and self.store.depth()["running"] == 0
+                assert peek.depth(self.store)["pending"] == 0 and peek.depth(self.store)["running"] == 0
             finally:
                 self.store.close()
 
@@ -877,8 +878,8 @@ def test_upgrade_from_schema_1_keeps_queued_work_and_dead_letters(tmp_path):
     with open_store(path) as new:
         assert new.stats().schema_version == len(sqlite_store.MIGRATIONS) == 4
         assert [(j.incident_key, j.last_error) for j in new.dead_jobs()] == [("42#1", "boom")]
-        assert new.depth()["pending"] == 1
-        assert new.get_delivery("d2").payload == b"{}"
+        assert peek.depth(new)["pending"] == 1
+        assert peek.get_delivery(new, "d2").payload == b"{}"
         now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
         job = new.claim("w", now, timedelta(minutes=1))
         assert job.incident_key == "42#2" and job.event_uuid is None
@@ -890,11 +891,11 @@ def test_a_job_keeps_the_event_uuid_of_its_latest_delivery(store):
     now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
     store.record_delivery("d1", "42#1", "Issue Hook", now, b"{}", event_uuid="u-1")
     store.enqueue("42#1", now, "sweep: due")  # work without a delivery keeps the UUID
-    assert store.active_job("42#1").event_uuid == "u-1"
+    assert peek.active_job(store, "42#1").event_uuid == "u-1"
     store.record_delivery("d2", "42#1", "Note Hook", now, b"{}", event_uuid="u-2")
-    assert store.active_job("42#1").event_uuid == "u-2"
+    assert peek.active_job(store, "42#1").event_uuid == "u-2"
     store.record_delivery("d3", "42#1", "Note Hook", now, b"{}")
-    assert store.active_job("42#1").event_uuid == "u-2"
+    assert peek.active_job(store, "42#1").event_uuid == "u-2"
 
 
 # -- delayed jobs: a reconcile's requeue time ------------------------------------------------------------
@@ -906,7 +907,7 @@ def test_completing_with_a_requeue_time_keeps_the_job_until_then_across_a_restar
         job = claim(store)
         assert store.complete(job.id, "w1", now=at(1), requeue_at=at(300)) == JobState.PENDING
         assert store.claim("w1", at(299), LEASE) is None, "a delayed job is not claimed before its time"
-        assert store.depth() == {"pending": 0, "running": 0, "dead": 0}, "waiting for a time is not a backlog"
+        assert peek.depth(store) == {"pending": 0, "running": 0, "dead": 0}, "waiting for a time is not a backlog"
         stats = store.stats()
         assert (stats.delayed, stats.oldest_pending) == (1, None)
     with open_store(url) as reopened:  # a restart (or another replica) finds the due time in the store
@@ -942,7 +943,7 @@ def test_a_requeue_never_postpones_work_that_arrived_during_the_run(store: Deliv
     assert claim(store, "w2", t=3).not_before == at(2), "the change is due at once, not at the requeue time"
     record(store, "d3", t=50)
     store.complete(job.id, "w2", now=at(60), requeue_at=at(40))
-    assert store.get_job(job.id).not_before == at(40), "the earlier of the two"
+    assert peek.get_job(store, job.id).not_before == at(40), "the earlier of the two"
 
 
 def test_a_failed_run_of_a_delayed_job_backs_off_and_a_delivery_does_not_cut_that_short(store: DeliveryStore) -> None:
@@ -951,7 +952,7 @@ def test_a_failed_run_of_a_delayed_job_backs_off_and_a_delivery_does_not_cut_tha
     job = claim(store, t=100)
     assert store.fail(job.id, "w1", "GitLab 503", at(101), retry_in=timedelta(seconds=60)) == JobState.PENDING
     record(store, "d2", t=102)
-    assert store.claim("w1", at(150), LEASE) is None and store.depth()["pending"] == 1
+    assert store.claim("w1", at(150), LEASE) is None and peek.depth(store)["pending"] == 1
     assert claim(store, t=161).id == job.id
 
 
@@ -982,7 +983,7 @@ def test_upgrade_to_schema_4_gives_incidents_the_sweep_knew_to_be_due_a_delayed_
         assert new.claim("w", due - timedelta(seconds=1), LEASE).incident_key == "42#3"
         job = new.claim("w", due, LEASE)
         assert job is not None and job.incident_key == "42#1"
-        assert sorted(j.incident_key for j in new.jobs()) == ["42#1", "42#3"], "42#2 had nothing timed"
+        assert sorted(j.incident_key for j in peek.jobs(new)) == ["42#1", "42#3"], "42#2 had nothing timed"
 
 
 # -- schema upgrades and PostgreSQL specifics -------------------------------------------------------------
@@ -1051,8 +1052,8 @@ def test_postgres_upgrade_from_schema_1_keeps_queued_work_and_dead_letters(
     with open_store(url) as new:
         assert new.stats().schema_version == 4
         assert [(j.incident_key, j.last_error) for j in new.dead_jobs()] == [("42#1", "boom")]
-        assert new.depth()["pending"] == 1
-        delivery = new.get_delivery("d2")
+        assert peek.depth(new)["pending"] == 1
+        delivery = peek.get_delivery(new, "d2")
         assert delivery is not None and delivery.payload == b"{}" and delivery.received_at == then
         now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
         job = new.claim("w", now, timedelta(minutes=1))
@@ -1097,7 +1098,7 @@ def test_postgres_store_replaces_connections_the_server_ended(postgres_database:
 
         def busy() -> None:  # leaves several idle connections behind
             started.wait()
-            store.get_delivery("d1")
+            peek.get_delivery(store, "d1")
 
         threads = [threading.Thread(target=busy) for _ in range(3)]
         for t in threads:
@@ -1106,7 +1107,7 @@ def test_postgres_store_replaces_connections_the_server_ended(postgres_database:
             t.join(timeout=30)
         assert postgres_database.end_sessions(url) >= 1
         assert record(store, "d2", t=1).new
-        assert store.get_delivery("d1") is not None and store.depth()["pending"] == 1
+        assert peek.get_delivery(store, "d1") is not None and peek.depth(store)["pending"] == 1
 
 
 def test_postgres_store_fails_fast_while_the_database_is_away(postgres_database: PostgresTestDatabase) -> None:

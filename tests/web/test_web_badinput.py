@@ -18,6 +18,7 @@ from websupport import INCIDENT_PAYLOAD, SECRET, FakeClock, FakeReconciler, even
 
 from bot.store import DeliveryStore, JobState
 from bot.worker import Outcome, Worker
+from tests import store_inspect as peek
 
 LIMIT = 64 * 1024
 EVENTS = ["Issue Hook", "Confidential Issue Hook", "Note Hook", "Confidential Note Hook", "Push Hook", "", "Ünïcode"]
@@ -98,11 +99,11 @@ def drain(store: DeliveryStore, clock: FakeClock) -> list[Any]:
         result = worker.run_once()
         if result is not None:
             results.append(result)
-        elif store.depth()["pending"]:
+        elif peek.depth(store)["pending"]:
             clock.advance(3600)
         else:
             break
-    assert store.depth() == {"pending": 0, "running": 0, "dead": len(store.dead_jobs())}
+    assert peek.depth(store) == {"pending": 0, "running": 0, "dead": len(store.dead_jobs())}
     # Only a payload naming an impossible issue (e.g. iid -1) can fail, and it is dead-lettered.
     for job in store.dead_jobs():
         assert "bad incident key" in (job.last_error or ""), job
@@ -191,4 +192,4 @@ def test_after_the_storm_the_worker_processes_all_that_was_stored(
             send(json.dumps(variant).encode(), headers_for(True, event_header_for(payload)), True)
     results = drain(store, clock)
     assert any(r.outcome is Outcome.OK for r in results), "some mangled incident payloads still name an incident"
-    assert all(j.state in (JobState.DONE, JobState.DEAD) for j in store.jobs())
+    assert all(j.state in (JobState.DONE, JobState.DEAD) for j in peek.jobs(store))

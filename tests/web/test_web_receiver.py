@@ -21,6 +21,7 @@ from bot.metrics import Metrics
 from bot.store import DeliveryStore, JobState, RecordResult, StoreError
 from bot.web.app import WebSettings, create_app
 from bot.web.auth import sign, token_matches
+from tests import store_inspect as peek
 
 INCIDENT_KEY = "42#12"
 SIGNING_KEY = bytes(range(32))
@@ -58,7 +59,7 @@ def test_wrong_or_missing_token_is_401_and_nothing_is_stored(
     response = client.post("/webhook", data=json.dumps(incident_payload), headers=headers)
     assert response.status_code == 401
     assert stored_ids(store) == 0
-    assert store.depth()["pending"] == 0
+    assert peek.depth(store)["pending"] == 0
     assert metric_value(metrics, "incident_bot_webhook_deliveries_total", event="Issue Hook", outcome="unauthorized")
 
 
@@ -96,7 +97,7 @@ def test_valid_signature_is_accepted(
     body = json.dumps(incident_payload).encode()
     response = post(client, body, **signed_headers(body, clock()))
     assert response.status_code == 202
-    assert store.active_job(INCIDENT_KEY) is not None
+    assert peek.active_job(store, INCIDENT_KEY) is not None
 
 
 def test_one_of_several_signatures_may_match(
@@ -216,7 +217,7 @@ def test_every_real_gitlab_payload_gets_a_2xx(
         header = event_header_for(json.loads(body))
         response = post(client, body, **{"X-Gitlab-Event": header, "Idempotency-Key": f"real-{i}"})
         assert response.status_code in (200, 202), name
-        assert store.get_delivery(f"real-{i}") is not None, name
+        assert peek.get_delivery(store, f"real-{i}") is not None, name
     assert stored_ids(store) == len(shared_payloads)
 
 
@@ -249,9 +250,9 @@ def test_valid_deliveries_the_bot_does_not_act_on_get_a_2xx_and_are_counted(
     response = post(client, payload, **{"X-Gitlab-Event": header, "Idempotency-Key": "k1"})
     assert response.status_code == 202
     assert response.get_json()["status"] == "ignored"
-    assert store.depth()["pending"] == 0
-    assert store.get_delivery("k1") is not None
-    assert store.get_delivery("k1").incident_key is None
+    assert peek.depth(store)["pending"] == 0
+    assert peek.get_delivery(store, "k1") is not None
+    assert peek.get_delivery(store, "k1").incident_key is None
     label = header if header != "System Hook" else "System Hook"
     assert metric_value(metrics, "incident_bot_webhook_deliveries_total", event=label, outcome="ignored") == 1
 
@@ -262,10 +263,10 @@ def test_an_incident_delivery_is_queued_for_its_incident(
     response = post(client, incident_payload, **{"Idempotency-Key": "d1", "X-Gitlab-Event-UUID": "uuid-1"})
     assert response.status_code == 202
     assert response.get_json() == {"status": "accepted", "delivery": "d1", "incident": INCIDENT_KEY}
-    job = store.active_job(INCIDENT_KEY)
+    job = peek.active_job(store, INCIDENT_KEY)
     assert job is not None and job.state is JobState.PENDING
     assert job.event_uuid == "uuid-1"
-    delivery = store.get_delivery("d1")
+    delivery = peek.get_delivery(store, "d1")
     assert delivery is not None and delivery.payload == json.dumps(incident_payload).encode()
     assert metric_value(metrics, "incident_bot_webhook_deliveries_total", event="Issue Hook", outcome="accepted") == 1
 
@@ -274,7 +275,7 @@ def test_a_header_that_is_not_a_uuid_is_not_forwarded(
     client: FlaskClient, store: DeliveryStore, incident_payload: dict[str, Any]
 ) -> None:
     post(client, incident_payload, **{"Idempotency-Key": "d1", "X-Gitlab-Event-UUID": "not a uuid; rm -rf"})
-    job = store.active_job(INCIDENT_KEY)
+    job = peek.active_job(store, INCIDENT_KEY)
     assert job is not None and job.event_uuid is None
 
 
@@ -286,7 +287,7 @@ def test_duplicate_idempotency_key_is_stored_once(
     assert first.status_code == 202
     assert again.status_code == 200 and again.get_json()["status"] == "duplicate"
     assert stored_ids(store) == 1
-    job = store.active_job(INCIDENT_KEY)
+    job = peek.active_job(store, INCIDENT_KEY)
     assert job is not None and job.deliveries == 1
     assert metric_value(metrics, "incident_bot_webhook_deliveries_total", event="Issue Hook", outcome="duplicate") == 1
 
@@ -356,7 +357,7 @@ def test_the_delivery_is_durable_before_the_2xx(
     blocking.proceed.set()
     sender.join(10)
     assert answers == [202]
-    assert store.active_job(INCIDENT_KEY) is not None
+    assert peek.active_job(store, INCIDENT_KEY) is not None
 
 
 class FailingStore(BlockingStore):

@@ -19,11 +19,12 @@ import pytest
 import requests
 from websupport import PROJECT, ROOT, SECRET, free_port, seed_people
 
-from bot.cli import main
+from bot.commands.cli import main
 from bot.config import Config
 from bot.simgitlab import SimulatedGitLab
 from bot.simgitlab.hooks import issue_event_header, issue_hook
 from bot.store import SQLiteStore
+from tests import store_inspect as peek
 
 CONFIG = ROOT / "config" / "bot.yaml"
 BOT = "incident-bot"
@@ -275,10 +276,10 @@ def test_nothing_acknowledged_is_lost_across_kill_9_and_nothing_is_done_twice(
     try:
 
         def writing() -> bool:
-            return store.depth()["running"] > 0 and any(r.actor == BOT for r in sim.writes())
+            return peek.depth(store)["running"] > 0 and any(r.actor == BOT for r in sim.writes())
 
         wait_for(writing, 20, f"jobs to run and write to GitLab ({server.tail()})")
-        running = store.depth()["running"]
+        running = peek.depth(store)["running"]
         server.kill9()
         killed.set()
         assert running > 0 and not done.is_set(), "the kill lands mid-stream while jobs run"
@@ -287,10 +288,10 @@ def test_nothing_acknowledged_is_lost_across_kill_9_and_nothing_is_done_twice(
         assert done.is_set()
         for iid in acked:
             wait_for(lambda iid=iid: converged(sim, iid, 1), 30, f"#{iid} to converge ({server.tail()})")
-        wait_for(lambda: store.depth() == {"pending": 0, "running": 0, "dead": 0}, 30, "the queue to drain")
+        wait_for(lambda: peek.depth(store) == {"pending": 0, "running": 0, "dead": 0}, 30, "the queue to drain")
         time.sleep(1)  # a duplicate would have to show up now: nothing is left in the queue
         for key in acked.values():
-            assert store.get_delivery(key) is not None
+            assert peek.get_delivery(store, key) is not None
     finally:
         store.close()
     assert refused == forged
@@ -383,7 +384,7 @@ def test_dead_letters_list_and_retry(
     assert main(["dead-letters", "list"]) == 0
     assert capsys.readouterr().out.strip() == "no dead letters"
     with SQLiteStore(db) as store:
-        assert store.depth()["pending"] == 1
+        assert peek.depth(store)["pending"] == 1
 
 
 def test_serve_sweeps_at_start_and_catches_incidents_no_webhook_announced(

@@ -18,6 +18,7 @@ from bot.gitlab.errors import GitLabAuthError, GitLabCallError, OutcomeUnknown
 from bot.metrics import Metrics
 from bot.store import DeliveryStore, JobState, LeaseLost
 from bot.worker import Outcome, Worker, WorkerPool
+from tests import store_inspect as peek
 
 KEY = "42#12"
 
@@ -47,7 +48,7 @@ def test_a_successful_reconcile_completes_the_job_and_forwards_the_event_uuid(
     result = make_worker(store, fake, clock, metrics=metrics).run_once()
     assert result is not None and result.outcome is Outcome.OK and result.state == "done"
     assert fake.calls == [(IncidentRef("42", 12), "chain-7")]
-    assert store.depth() == {"pending": 0, "running": 0, "dead": 0}
+    assert peek.depth(store) == {"pending": 0, "running": 0, "dead": 0}
     assert metric_value(metrics, "incident_bot_reconcile_duration_seconds_count", outcome="ok") == 1
 
 
@@ -63,7 +64,7 @@ def test_transient_error_is_retried_after_the_servers_retry_after(
     worker = make_worker(store, FakeReconciler(effect=raising(error)), clock, metrics=metrics)
     result = worker.run_once()
     assert result is not None and result.outcome is Outcome.TRANSIENT and result.state == "pending"
-    job = store.active_job(KEY)
+    job = peek.active_job(store, KEY)
     assert job is not None and job.not_before == clock() + timedelta(seconds=42)
     assert "429" in (job.last_error or "")
     clock.advance(41)
@@ -77,7 +78,7 @@ def test_transient_error_without_a_hint_uses_the_stores_backoff(store: DeliveryS
     error = OutcomeUnknown("create a child issue", KEY, 502, "Bad Gateway")
     deliver(store, clock)
     make_worker(store, FakeReconciler(effect=raising(error)), clock).run_once()
-    job = store.active_job(KEY)
+    job = peek.active_job(store, KEY)
     assert job is not None and job.state is JobState.PENDING and job.not_before > clock()
 
 
@@ -165,7 +166,7 @@ def test_a_job_is_not_claimed_before_it_settled(store: DeliveryStore, clock: Fak
     assert worker.run_once() is None
     clock.advance(0.001)
     assert worker.run_once() is not None
-    job = store.jobs()[0]
+    job = peek.jobs(store)[0]
     assert job.lease_until is None and job.state is JobState.DONE
 
 
@@ -173,11 +174,11 @@ def test_the_lease_is_renewed_while_reconciling(store: DeliveryStore, clock: Fak
     seen: list[Any] = []
 
     def slow(ref: IncidentRef) -> None:
-        first = store.active_job(KEY)
+        first = peek.active_job(store, KEY)
         clock.advance(50)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            job = store.active_job(KEY)
+            job = peek.active_job(store, KEY)
             if job is not None and first is not None and job.lease_until != first.lease_until:
                 seen.append((first.lease_until, job.lease_until))
                 return
@@ -201,7 +202,7 @@ def test_a_lost_lease_drops_the_result_without_crashing(store: DeliveryStore, cl
     worker = make_worker(store, FakeReconciler(effect=steal), clock, lease=timedelta(seconds=60))
     result = worker.run_once()
     assert result is not None and result.state is None
-    job = store.active_job(KEY)
+    job = peek.active_job(store, KEY)
     assert job is not None and job.worker_id == "other:1" and job.state is JobState.RUNNING
     with pytest.raises(LeaseLost):
         store.complete(job.id, "test:1")
@@ -215,7 +216,7 @@ def test_shutdown_releases_a_claimed_job_that_had_not_started(store: DeliverySto
     result = make_worker(store, fake, clock).run_once(stop)
     assert result is not None and result.outcome is Outcome.RELEASED
     assert fake.calls == []
-    job = store.active_job(KEY)
+    job = peek.active_job(store, KEY)
     assert job is not None and job.state is JobState.PENDING and job.attempts == 0
 
 
@@ -237,7 +238,7 @@ def test_shutdown_finishes_the_reconcile_in_progress(store: DeliveryStore, clock
     release.set()
     runner.join(10)
     assert not runner.is_alive()
-    states = {j.incident_key: j.state for j in store.jobs()}
+    states = {j.incident_key: j.state for j in peek.jobs(store)}
     assert states[KEY] is JobState.DONE  # finished, not abandoned
     assert states["42#99"] is JobState.PENDING  # never claimed after the stop
 
@@ -262,11 +263,11 @@ def test_hundred_deliveries_in_a_second_cost_at_most_three_reconciles(
             time.sleep(0.001)  # let the worker threads run in between
         clock.advance(5)
         deadline = time.monotonic() + 10
-        while store.depth() != {"pending": 0, "running": 0, "dead": 0} and time.monotonic() < deadline:
+        while peek.depth(store) != {"pending": 0, "running": 0, "dead": 0} and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         stop.set()
         assert pool.join(5)
-    assert store.depth() == {"pending": 0, "running": 0, "dead": 0}
+    assert peek.depth(store) == {"pending": 0, "running": 0, "dead": 0}
     assert 1 <= fake.count(KEY) <= 3
-    assert sum(j.deliveries for j in store.jobs()) == 100
+    assert sum(j.deliveries for j in peek.jobs(store)) == 100

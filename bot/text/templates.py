@@ -26,9 +26,11 @@ from jinja2.filters import make_attrgetter
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from bot import markdown, markers
-from bot.markdown import Handle, UnsafeOutput, UnsafeValue
-from bot.safe import Safe, TemplateRenderError
+from bot.text import escape as markdown
+from bot.text import hazards, markers
+from bot.text.escape import Handle, UnsafeValue
+from bot.text.hazards import UnsafeOutput
+from bot.text.safe import Safe, TemplateRenderError
 
 __all__ = [
     "CompiledTemplate",
@@ -151,7 +153,7 @@ def _finalize(value: object) -> object:
     if isinstance(value, Safe):
         collected = _mentions.get()
         if collected is not None and "@" in value:
-            collected.update(markdown.valid_mentions_in(value))
+            collected.update(hazards.valid_mentions_in(value))
         return value
     return markdown.escape_inline(value)
 
@@ -229,7 +231,7 @@ class CompiledTemplate:
         finally:
             _mentions.reset(token)
         output = "".join(chunks)
-        markdown.assert_safe(output, collected, what=_where(self.name, None))
+        hazards.assert_safe(output, collected, what=_where(self.name, None))
         return output
 
 
@@ -321,7 +323,7 @@ class TemplateRenderer:
         for match in _QUICK_ACTION_SOURCE_RE.finditer(source):
             lineno = source.count("\n", 0, match.start()) + 1
             yield f"{_where(name, lineno)}: line starts with '/', a quick action; the bot never writes one"
-        for hazard in markdown.find_hazards(_literal_text(self.environment, source)):
+        for hazard in hazards.find_hazards(_literal_text(self.environment, source)):
             if hazard.kind == "quick_action":
                 continue
             yield f"{_where(name, hazard.line)}: {hazard.kind} in template text: {hazard.excerpt!r}"

@@ -10,7 +10,7 @@ from bot.core import bodies, commands
 from bot.core.converge import DryRun, converge
 from bot.core.model import BotState, IncidentRef, Issue, Note, Observed
 from bot.core.policy import plan, plan_observed
-from bot.templates import TemplateRenderer
+from bot.text.templates import TemplateRenderer
 
 SAMPLE_TIME = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 

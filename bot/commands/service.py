@@ -22,6 +22,7 @@ from bot.config import Config, load_config
 from bot.errors import UserError
 from bot.redact import redact
 from bot.settings import Need, Settings, register_secrets
+from bot.store.base import DeadLetters
 from bot.store.spool import drain
 from bot.sweep import sweep
 
@@ -270,29 +271,34 @@ def _when(value: datetime) -> str:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    from bot.worker import incident_path_of
-
     store = wiring.open_service_store(settings())
     try:
-        if args.action == "list":
-            jobs = store.dead_jobs()
-            if not jobs:
-                print("no dead letters")
-            for job in jobs:
-                error = " ".join((job.last_error or "").split())
-                since = _when(job.updated_at)
-                if job.sticky:  # a redelivery does not revive it; an edit of the incident or a retry does
-                    since += " (waits for a change)"
-                name = incident_path_of(store, job) or job.incident_key
-                print(f"{job.id}\t{name}\t{job.attempts} attempts\tdead since {since}\t{error}")
-            return 0
-        revived = store.retry_dead(args.job_id, now=datetime.now(UTC))
-        if args.job_id is not None and not revived:
-            raise UserError(f"job {args.job_id} is not a dead letter (see `incident-bot dead-letters list`)")
-        print(f"revived {revived} job{'s' if revived != 1 else ''}; the worker will pick them up")
-        return 0
+        return dead_letters(store, args.action, getattr(args, "job_id", None))
     finally:
         store.close()
+
+
+def dead_letters(store: DeadLetters, action: str, job_id: int | None) -> int:
+    """``dead-letters list`` or ``retry``: the dead letters are all this needs of the store."""
+    from bot.worker import incident_path_of
+
+    if action == "list":
+        jobs = store.dead_jobs()
+        if not jobs:
+            print("no dead letters")
+        for job in jobs:
+            error = " ".join((job.last_error or "").split())
+            since = _when(job.updated_at)
+            if job.sticky:  # a redelivery does not revive it; an edit of the incident or a retry does
+                since += " (waits for a change)"
+            name = incident_path_of(store, job) or job.incident_key
+            print(f"{job.id}\t{name}\t{job.attempts} attempts\tdead since {since}\t{error}")
+        return 0
+    revived = store.retry_dead(job_id, now=datetime.now(UTC))
+    if job_id is not None and not revived:
+        raise UserError(f"job {job_id} is not a dead letter (see `incident-bot dead-letters list`)")
+    print(f"revived {revived} job{'s' if revived != 1 else ''}; the worker will pick them up")
+    return 0
 
 
 # ------------------------------------------------------------------------------------- parsers

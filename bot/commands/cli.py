@@ -65,7 +65,7 @@ def gitlab_error_line(exc: GitLabCallError) -> str:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from bot.checks import check_templates
+    from bot.commands.checks import check_templates
 
     cfg = _load(args)
     problems = check_templates(cfg, renderer_for(cfg))
@@ -81,7 +81,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from bot import planview
+    from bot.commands import planview
 
     cfg = _load(args)
     now = datetime.now(UTC)
@@ -130,15 +130,15 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from bot.commands.demo import run_demo
 
     return run_demo(_load(args), verbose=args.verbose)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     from bot import wiring
+    from bot.commands.initproject import run_init, webhook_lines
     from bot.gitlab.projectsetup import ProjectSetup
-    from bot.initproject import run_init, webhook_lines
 
     cfg = _load(args)
     project = args.project.strip().strip("/")
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", cmd_demo, "the lifecycle of an example incident against a built-in simulated GitLab")
     p.add_argument("--verbose", "-v", action="store_true", help="also print every API call")
 
-    from bot.service_cli import register_service_commands
+    from bot.commands.service import register_service_commands
 
     register_service_commands(sub, add)
     return parser

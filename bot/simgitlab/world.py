@@ -11,12 +11,12 @@ from bot.config import Config
 from bot.core import bodies
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.remit import Remit
-from bot.markdown import is_valid_username
-from bot.markers import StateKey
 from bot.reconciler import Reconciler
 from bot.simgitlab import SimulatedGitLab
 from bot.statekey import derived_key
-from bot.templates import TemplateRenderer
+from bot.text.escape import is_valid_username
+from bot.text.markers import StateKey
+from bot.text.templates import TemplateRenderer
 from bot.wiring import client_from
 
 PROJECT = "acme/security-incidents"

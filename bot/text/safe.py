@@ -1,6 +1,6 @@
 """``Safe`` text and the template error: the two names the pure core shares with the renderer.
 
-They live apart from ``bot.templates`` so that the core can use them without importing Jinja2.
+They live apart from ``bot.text.templates`` so that the core can use them without importing Jinja2.
 """
 
 from __future__ import annotations

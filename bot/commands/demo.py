@@ -17,9 +17,9 @@ from typing import Any
 
 from bot.config import Config
 from bot.core.model import IncidentRef
-from bot.markers import strip_markers
-from bot.sandbox import World, world
 from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.simgitlab.world import World, world
+from bot.text.markers import strip_markers
 
 START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
@@ -250,7 +250,7 @@ def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] =
 
 
 def _people(cfg: Config) -> set[str]:
-    from bot.sandbox import configured_users
+    from bot.simgitlab.world import configured_users
 
     return configured_users(cfg)
 
