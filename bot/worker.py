@@ -44,7 +44,7 @@ from bot.gitlab.remit import OutsideRemit
 from bot.metrics import Metrics
 from bot.reconciler import ReconcileReport
 from bot.redact import redact
-from bot.store import DeliveryStore, Job, LeaseLost, StoreError
+from bot.store import Job, LeaseLost, StoreError, WorkerStore
 from bot.store.base import DeadLetters, FailureKind
 from bot.sweep import SweepReport, remember
 
@@ -203,7 +203,7 @@ class Worker:
 
     def __init__(
         self,
-        store: DeliveryStore,
+        store: WorkerStore,
         reconciler: Reconciles,
         *,
         worker_id: str | None = None,
@@ -416,7 +416,7 @@ class Worker:
 class WorkerPool:
     """Several :class:`Worker` threads in one process, plus the store's periodic pruning."""
 
-    store: DeliveryStore
+    store: WorkerStore
     reconciler: Reconciles
     threads: int = 2
     clock: Clock = utcnow

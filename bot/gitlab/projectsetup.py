@@ -6,13 +6,23 @@ and errors behave as in the reconciler.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from bot.commands.initproject import LabelSpec
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabCallError
 
 ADMIN = 60
+
+
+class Label(Protocol):
+    """What creating a label needs (``bot.commands.initproject.LabelSpec`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def color(self) -> str: ...
+    @property
+    def description(self) -> str: ...
 CREATE_STEP = "create the label"
 
 
@@ -57,7 +67,7 @@ class ProjectSetup:
         """Label name -> colour, the project's and its groups' (GitLab lists both), every page."""
         return self.client.project_labels(project)
 
-    def create_label(self, project: str, spec: LabelSpec) -> bool:
+    def create_label(self, project: str, spec: Label) -> bool:
         """Create one label; ``False`` when it exists already (made meanwhile, or by a retried attempt).
 
         Safe to retry ("idempotent"): GitLab refuses a second label of the same name with 409.

@@ -218,6 +218,10 @@ def test_serve_converges_an_incident_survives_a_dead_worker_and_stops_on_sigterm
 
     # One scrape shows the receivers' deliveries and the worker process's reconciles and API calls.
     wait_for(lambda: requests.get(server.url + "/readyz", timeout=2).status_code == 200, 5, "readiness")
+    # The worker records a reconcile's duration after its last write, so GitLab can look converged a moment
+    # before the metric is there: wait for it (bounded) instead of racing it.
+    reconciled = 'incident_bot_reconcile_duration_seconds_count{outcome="ok"}'
+    wait_for(lambda: reconciled in requests.get(server.url + "/metrics", timeout=2).text, 10, "the reconcile metric")
     text = requests.get(server.url + "/metrics", timeout=2).text
     assert 'incident_bot_webhook_deliveries_total{event="Issue Hook",outcome="accepted"} 2.0' in text
     assert 'incident_bot_webhook_deliveries_total{event="Issue Hook",outcome="duplicate"} 1.0' in text
