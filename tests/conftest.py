@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import Config, load_config
+from bot.core.model import IncidentRef
+from bot.reconciler import ReconcileReport
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.world import World, world
 from tests.pg import (
@@ -32,6 +34,21 @@ def default_config() -> Config:
 
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+def at(clock: ManualClock, hhmm: str) -> None:
+    """Move the clock to ``hh:mm`` on the day of ``T0``."""
+    h, m = (int(x) for x in hhmm.split(":"))
+    clock.set(T0.replace(hour=h, minute=m))
+
+
+def look(w: World, clock: ManualClock, iid: int) -> ReconcileReport:
+    """One reconcile of incident ``iid`` by a fresh reconciler at the clock's time, as a worker would."""
+    r = w.reconciler(clock=clock)
+    try:
+        return r.reconcile(IncidentRef(w.project, iid))
+    finally:
+        r.close()
 
 
 @pytest.fixture

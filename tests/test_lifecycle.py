@@ -8,11 +8,11 @@ import pytest
 
 from bot.commands.demo import STATUS_UPDATE
 from bot.core.cadence import dues, is_status_update
-from bot.core.model import EngagementPlan, IncidentRef, Person
-from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.core.model import EngagementPlan, Person
+from bot.simgitlab import SimulatedGitLab
 from bot.simgitlab.world import World, world
 from bot.text.markers import strip_markers
-from tests.conftest import T0
+from tests.conftest import T0, at, look
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
 
@@ -23,18 +23,6 @@ def w(w: World) -> World:
     w.sim.state.add_member(w.project, "guest-gus", 10)
     return w
 
-
-def at(clock: ManualClock, hhmm: str) -> None:
-    h, m = (int(x) for x in hhmm.split(":"))
-    clock.set(T0.replace(hour=h, minute=m))
-
-
-def look(w: World, clock: ManualClock, iid: int):
-    r = w.reconciler(clock=clock)
-    try:
-        return r.reconcile(IncidentRef(w.project, iid))
-    finally:
-        r.close()
 
 
 def comments(w: World, iid: int, kind: str) -> list[str]:

@@ -22,7 +22,6 @@ from bot.core.events import Ignored, parse_event
 from bot.core.model import IncidentRef, Issue, Note, Observed
 from bot.gitlab.callpolicy import CallPolicy
 from bot.reconciler import Reconciler
-from bot.simgitlab import ManualClock
 from bot.simgitlab.world import World
 from bot.statekey import derived_key
 from bot.text.escape import SPECIAL_HANDLES, is_valid_username, mention
@@ -30,25 +29,13 @@ from bot.text.hazards import UnsafeOutput, assert_safe
 from bot.text.markers import StateKey, strip_markers
 from bot.text.templates import TemplateRenderer
 from bot.wiring import client_from
-from tests.conftest import T0
+from tests.conftest import at, look
 from tests.security import gitlab_render
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
 GUEST, REPORTER, DEVELOPER = 10, 20, 30
 MEMBER_LOOKUP = "GET /projects/:id/members/all/:user_id"
 
-
-def at(clock: ManualClock, hhmm: str) -> None:
-    h, m = (int(x) for x in hhmm.split(":"))
-    clock.set(T0.replace(hour=h, minute=m))
-
-
-def look(w: World, clock: ManualClock, iid: int) -> None:
-    r = w.reconciler(clock=clock)
-    try:
-        r.reconcile(IncidentRef(w.project, iid))
-    finally:
-        r.close()
 
 
 def person(w: World, username: str, access: int | None, state: str = "active") -> str:

@@ -15,11 +15,9 @@ from typing import Any
 import pytest
 
 from bot.core.bodies import logged_keys
-from bot.core.model import IncidentRef
-from bot.simgitlab import ManualClock
 from bot.simgitlab.world import World
 from bot.text.markers import find_marker, marker, marker_spans
-from tests.conftest import T0
+from tests.conftest import at, look
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
 MAINTAINER = "mallory-maint"
@@ -31,18 +29,6 @@ def w(w: World) -> World:
     w.sim.state.add_member(w.project, MAINTAINER, 40)
     return w
 
-
-def at(clock: ManualClock, hhmm: str) -> None:
-    h, m = (int(x) for x in hhmm.split(":"))
-    clock.set(T0.replace(hour=h, minute=m))
-
-
-def look(w: World, clock: ManualClock, iid: int) -> None:
-    r = w.reconciler(clock=clock)
-    try:
-        r.reconcile(IncidentRef(w.project, iid))
-    finally:
-        r.close()
 
 
 def checklist(w: World, iid: int) -> dict[str, Any]:
