@@ -56,12 +56,14 @@ def service_env(gitlab_url: str, gitlab_token: str, workdir: Path, **env: str) -
 class Serve:
     """``python -m bot serve`` in its own process group; its stdout and stderr go to ``log``."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, *args: str) -> None:
-        self.port = free_port()
+    def __init__(
+        self, env: dict[str, str], workdir: Path, *args: str, port: int | None = None, threads: int = 1
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"serve-{self.port}.log"
         self.env, self.workdir = env, workdir
-        self.argv = [sys.executable, "-m", "bot", "serve", "--port", str(self.port), "--threads", "1", *args]
+        self.argv = [sys.executable, "-m", "bot", "serve", "--port", str(self.port), "--threads", str(threads), *args]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> Serve:
@@ -69,13 +71,13 @@ class Serve:
             self.proc = subprocess.Popen(
                 self.argv, env=self.env, cwd=self.workdir, stdout=out, stderr=out, start_new_session=True
             )
-        wait_for(self.healthy, timeout, f"serve to answer /healthz (log: {self.output()[-2000:]})")
+        wait_for(self.healthy, timeout, f"serve to answer /healthz (log: {self.tail()})")
         return self
 
     def healthy(self) -> bool:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise AssertionError(f"serve exited with {self.proc.returncode}: {self.output()[-2000:]}")
+            raise AssertionError(f"serve exited with {self.proc.returncode}: {self.tail()}")
         try:
             return requests.get(self.url + "/healthz", timeout=1).status_code == 200
         except requests.RequestException:
@@ -83,6 +85,9 @@ class Serve:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
 
     def stop(self) -> None:
         """SIGTERM, then wait for the whole group (so every line it logs is in ``log``)."""

@@ -25,6 +25,7 @@ from bot.simgitlab import SimulatedGitLab
 from bot.simgitlab.hooks import issue_event_header, issue_hook
 from bot.store import SQLiteStore
 from tests import store_inspect as peek
+from tests.security import support
 
 CONFIG = ROOT / "config" / "bot.yaml"
 BOT = "incident-bot"
@@ -39,16 +40,13 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
-class Serve:
-    """``python -m bot serve`` in its own process group, so kill -9 takes all of it down at once."""
+class Serve(support.Serve):
+    """``python -m bot serve`` with two receivers and two worker threads, in its own process group, so kill -9
+    takes all of it down at once."""
 
     def __init__(self, sim: SimulatedGitLab, workdir: Path, port: int, **env: str) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = workdir / "serve.log"
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "INCIDENT_BOT_", "PROMETHEUS_"))
-        }
-        self.env |= {
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "INCIDENT_BOT_", "PROMETHEUS_"))}
+        base |= {
             "GITLAB_URL": sim.url,
             "GITLAB_TOKEN": sim.token,
             "GITLAB_WEBHOOK_SECRET": SECRET,
@@ -58,29 +56,7 @@ class Serve:
             "PYTHONUNBUFFERED": "1",
             **env,
         }
-        self.argv = [sys.executable, "-m", "bot", "serve", "--port", str(port), "--workers", "2", "--threads", "2"]
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 20) -> Serve:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv, env=self.env, cwd=self.workdir, stdout=out, stderr=out, start_new_session=True
-            )
-        wait_for(self.healthy, timeout, f"serve to answer /healthz (log: {self.tail()})")
-        return self
-
-    def healthy(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"serve exited with {self.proc.returncode}: {self.tail()}")
-        try:
-            return requests.get(self.url + "/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+        super().__init__(base, workdir, "--workers", "2", port=port, threads=2)
 
     def kill9(self) -> None:
         """The whole service dies at once, as in an OOM kill or a container kill."""
