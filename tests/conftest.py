@@ -52,6 +52,19 @@ def look(w: World, clock: ManualClock, iid: int) -> ReconcileReport:
 
 
 @pytest.fixture
+def fast_config(tmp_path: Path) -> Path:
+    """The bundled policy with an API budget for a simulator, not for GitLab.com (for worker processes)."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text())
+    data["api"].update(rate_per_minute=1_000_000, burst=1000, timeout_s=1.0, call_budget_s=3)
+    data["templates_dir"] = str(ROOT / "issue_templates")
+    path = tmp_path / "bot.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     """The simulated GitLab's and the bot's clock: tests move it, nobody sleeps."""
     return ManualClock(T0)

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from bot.core.events import parse_event
 from bot.core.routing import route
@@ -28,7 +27,6 @@ from bot.simgitlab.world import World, world
 from bot.store import open_store
 from bot.web.app import WebSettings, create_app
 from tests import store_inspect as peek
-from tests.conftest import ROOT
 
 SECRET = "replica-secret"
 CHANNELS = ("severity::1", "comms-email", "comms-faq")
@@ -46,17 +44,6 @@ def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "shared.sqlite3")
     return request.getfixturevalue("postgres_database").new_url()
-
-
-@pytest.fixture
-def fast_config(tmp_path: Path) -> Path:
-    """The bundled policy with an API budget for a simulator, not for GitLab.com."""
-    data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text())
-    data["api"].update(rate_per_minute=1_000_000, burst=1000, timeout_s=1.0, call_budget_s=3)
-    data["templates_dir"] = str(ROOT / "issue_templates")
-    path = tmp_path / "bot.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def start_worker(sim: SimulatedGitLab, db: str, config: Path, log: Path) -> subprocess.Popen[bytes]:

@@ -194,23 +194,8 @@ def test_a_worker_refuses_an_idle_poll_too_long_for_reminders_to_be_on_time(tmp_
         Worker(store, None, poll_interval=60.0)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def worker_config(tmp_path: Path) -> Path:
-    """The bundled policy with an API budget for a simulator (as in ``tests/test_replicas.py``)."""
-    import yaml
-
-    from tests.conftest import ROOT
-
-    data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text())
-    data["api"].update(rate_per_minute=1_000_000, burst=1000, timeout_s=1.0, call_budget_s=3)
-    data["templates_dir"] = str(ROOT / "issue_templates")
-    path = tmp_path / "bot.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
 def test_a_restarted_worker_process_posts_the_reminder_on_time_with_the_sweep_off(
-    default_config, worker_config, tmp_path
+    default_config, fast_config, tmp_path
 ) -> None:
     """``incident-bot worker`` with ``INCIDENT_BOT_SWEEP_SECONDS=off``, stopped and started again before the
     reminder falls due, posts it once, within 30 s. Real time: the due time is set a few seconds ahead."""
@@ -231,7 +216,7 @@ def test_a_restarted_worker_process_posts_the_reminder_on_time_with_the_sweep_of
         first = ManualClock(datetime.now(UTC) - timedelta(hours=1) + timedelta(seconds=6))
         with open_store(db) as store:
             due = first_reconcile(w, store, first, iid)
-        procs = [start_worker(sim, db, worker_config, log)]
+        procs = [start_worker(sim, db, fast_config, log)]
         try:
             deadline = time.monotonic() + 30
             while sim.count("GET", r"/user$") < 1 and time.monotonic() < deadline:
@@ -239,7 +224,7 @@ def test_a_restarted_worker_process_posts_the_reminder_on_time_with_the_sweep_of
             procs[0].send_signal(signal.SIGTERM)
             assert procs[0].wait(30) == 0, log.read_text()[-2000:]
             assert datetime.now(UTC) < due and reminders(w, iid) == [], "stopped before the reminder fell due"
-            procs.append(start_worker(sim, db, worker_config, log))
+            procs.append(start_worker(sim, db, fast_config, log))
             while not reminders(w, iid) and datetime.now(UTC) < due + LATE:
                 time.sleep(0.1)
             time.sleep(1)  # a second reminder would show up now
