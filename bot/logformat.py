@@ -2,7 +2,8 @@
 
 ``text``: ``2026-11-30 09:00:00 +0000 [1234] [INFO] bot.worker: job 3 (acme/security-incidents#12): ...``
 ``json``: one object per line with ``time``, ``level``, ``logger``, ``message``, and ``incident``, ``job``,
-``event`` when the record carries them (``log.info(..., extra={"incident": ..., "job": ...})``).
+``event``, ``changes`` (what a reconcile did, one line each) when the record carries
+them (``log.info(..., extra={"incident": ..., "job": ...})``).
 
 The redacting filter (``bot.redact``) runs before these formatters, so what they print is already clean.
 """
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
-EXTRAS = ("incident", "job", "event")
+EXTRAS = ("incident", "job", "event", "changes")
 
 _chosen = "text"
 
@@ -34,7 +35,7 @@ class JsonFormatter(logging.Formatter):
         for key in EXTRAS:
             value = getattr(record, key, None)
             if value is not None:
-                out[key] = value if isinstance(value, int | float | bool) else str(value)
+                out[key] = value if isinstance(value, int | float | bool | list) else str(value)
         if record.exc_info:  # the redacting filter folds exceptions into the message; this is a fallback
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)

@@ -15,7 +15,7 @@ from datetime import datetime
 from bot.clock import Clock, utcnow
 from bot.config import Config
 from bot.core import bodies, cadence
-from bot.core.actions import Action
+from bot.core.actions import Action, PostNote
 from bot.core.converge import DryRun, converge
 from bot.core.model import Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
@@ -23,6 +23,7 @@ from bot.gitlab.apply import GitLabApplier, WriteGuard
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.ports import GitLab, IncidentGitLab
 from bot.gitlab.remit import Remit
+from bot.plaintext import as_read
 from bot.text.markers import StateKey
 
 
@@ -38,6 +39,12 @@ class ReconcileReport:
     actions: list[Action] = field(default_factory=list)
     seconds: float = 0.0
     requeue_at: datetime | None = None
+
+    @property
+    def changes(self) -> list[str]:
+        """What this reconcile said it did, as plain text, one line each: the status log entries it wrote,
+        the commands it answered, the reminders and final comms it posted (the job's log line says the same)."""
+        return [as_read(line).strip() for a in self.actions if isinstance(a, PostNote) for line in a.lines]
 
 
 class Reconciler:

@@ -28,7 +28,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -283,6 +283,7 @@ class Worker:
                 report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=_JobGuard(self, job, heartbeat))
             self._remember(job, report)
             requeue_at = self._requeue_at(report)
+            changes = report.changes
         except OutsideRemit as exc:
             log.warning(
                 "job %d (%s): ignored, outside the bot's remit: %s",
@@ -317,7 +318,9 @@ class Worker:
         except BaseException:  # KeyboardInterrupt, SystemExit: hand the job back, then go
             self._release(job)
             raise
-        return self._report(job, Outcome.OK, None, None, time.perf_counter() - start, requeue_at=requeue_at)
+        return self._report(
+            job, Outcome.OK, None, None, time.perf_counter() - start, requeue_at=requeue_at, changes=changes
+        )
 
     def _requeue_at(self, report: ReconcileReport) -> datetime | None:
         if report.requeue_at is None:
@@ -353,6 +356,7 @@ class Worker:
         seconds: float,
         kind: FailureKind = "retry",
         requeue_at: datetime | None = None,
+        changes: Sequence[str] = (),
     ) -> JobResult:
         if self.metrics is not None:
             self.metrics.reconciled(outcome.value, seconds)
@@ -380,9 +384,17 @@ class Worker:
             pass
         elif outcome is Outcome.OK:
             later = f", next at {requeue_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z" if requeue_at is not None else ""
+            said = "; ".join(changes) if changes else "no change"
             name = self.name(job)
             log.info(
-                "job %d (%s): reconciled in %.2f s -> %s%s", job.id, name, seconds, state, later, extra=self._extra(job)
+                "job %d (%s): %s (reconciled in %.2f s -> %s%s)",
+                job.id,
+                name,
+                said,
+                seconds,
+                state,
+                later,
+                extra={**self._extra(job), "changes": list(changes)},
             )
         else:
             log.warning(

@@ -101,8 +101,10 @@ class FakeGitLab:
 
     def add_note(self, iid: int, author: str, body: str) -> Note:
         user = self.users.get(author.lower())
+        nid = self._next("note")
         note = Note(
-            id=self._next("note"),
+            id=nid,
+            discussion_id=f"d{nid}",  # every comment is a discussion of its own until replied to
             body=body,
             author=author,
             created_at=self.clock(),
@@ -254,6 +256,28 @@ class FakeGitLab:
         self._count("create_note")
         self.writes.append(("create_note", internal))
         note = replace(self.add_note(ref.iid, self.bot, body), internal=internal)
+        self.comments[ref.iid][-1] = note
+        return note
+
+    def start_thread(self, ref: IncidentRef, body: str, *, internal: bool = False) -> tuple[str, Note]:
+        self._count("start_thread")
+        self.writes.append(("start_thread", internal))
+        note = self.add_note(ref.iid, self.bot, body)
+        note = replace(note, internal=internal, threaded=True)
+        self.comments[ref.iid][-1] = note
+        return note.discussion_id, note
+
+    def reply_in_thread(self, ref: IncidentRef, discussion_id: str, body: str) -> Note:
+        self._count("reply_in_thread")
+        notes = self.comments.get(ref.iid, [])
+        root = next((n for n in notes if n.discussion_id == discussion_id), None)
+        if root is None:
+            raise GitLabCallError("reply in a thread", ref.key, 404, "404 Discussion Not Found", False)
+        self.writes.append(("reply_in_thread", discussion_id))
+        notes[notes.index(root)] = replace(root, threaded=True)  # a replied-to comment becomes a thread
+        note = replace(
+            self.add_note(ref.iid, self.bot, body), internal=root.internal, discussion_id=discussion_id, threaded=True
+        )
         self.comments[ref.iid][-1] = note
         return note
 

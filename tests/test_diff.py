@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.commands.cli import renderer_for
+from bot.core import commands
 from bot.core.actions import CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
 from bot.core.converge import DryRun, Result, converge, fold
 from bot.core.diff import diff
 from bot.core.model import BotState, Child, IncidentRef, Issue, Note, Observed
-from bot.core.policy import plan
+from bot.core.policy import plan, plan_observed
 from bot.text.hazards import find_hazards
 from bot.text.markers import parse_markers, strip_markers
 
@@ -34,6 +35,11 @@ def incident(*labels, assignees=(), state="opened", title="Export API leaks data
 def run(cfg, r, observed: Observed, state: BotState | None = None):
     desired = plan(observed.incident, state or observed.state, cfg, NOW)
     return converge(desired, observed, cfg, r, DryRun())
+
+
+def see(cfg, r, observed: Observed):
+    """A later look: the plan from everything observed (commands, the state), as the reconciler makes it."""
+    return converge(plan_observed(observed, cfg, NOW), observed, cfg, r, DryRun())
 
 
 def kinds(actions):
@@ -241,3 +247,43 @@ def test_a_role_child_follows_a_handoff_only_as_the_bot_left_it(
         assert line == (
             "#13 (comms-faq) follows the hand-off of the CMOC: reassigned from @comms-oncall to @secops-oncall"
         )
+
+
+# ---- where each comment goes: the status log is one thread, a command is answered in its own ------------
+def test_the_first_log_entry_starts_the_thread_and_later_ones_reply_in_it(default_config, r):
+    final, actions = run(default_config, r, Observed(incident=incident(*S1), orphans_searched=True))
+    (first,) = [a for a in actions if isinstance(a, PostNote)]
+    assert first.kind == "log" and first.starts_thread and first.thread is None
+    assert final.log_thread is not None  # found again from the note GitLab answered with
+
+    more = replace(final, incident=replace(final.incident, labels=final.incident.labels | {"comms-security-alert"}))
+    _, actions = run(default_config, r, more)
+    (entry,) = [a for a in actions if isinstance(a, PostNote)]
+    assert entry.thread == final.log_thread and not entry.starts_thread
+    assert len(entry.lines) == 1 and entry.lines[0].startswith("opened #")
+
+
+@pytest.mark.parametrize(
+    ("command", "internal"),
+    [
+        (Note(500, "@incident-bot help", "dana", discussion_id="d500"), False),
+        (Note(501, "@incident-bot help", "dana", discussion_id="d77", threaded=True, internal=True), True),
+    ],
+    ids=["a plain comment", "an internal reply in a thread"],
+)
+def test_a_command_is_answered_in_its_own_thread(default_config, r, command, internal):
+    observed, _ = run(default_config, r, Observed(incident=incident(*S1), orphans_searched=True))
+    cmd = replace(commands.parse(replace(command, author_id=7), "incident-bot"), allowed=True)
+    _, actions = see(default_config, r, replace(observed, commands=(cmd,)))
+    (reply,) = [a for a in actions if isinstance(a, PostNote)]
+    assert (reply.kind, reply.thread, reply.internal) == ("reply", command.discussion_id, internal)
+
+
+def test_reminders_and_the_final_comms_stay_top_level(default_config, r):
+    observed, _ = run(default_config, r, Observed(incident=incident(*S1), orphans_searched=True))
+    done = replace(
+        observed, incident=replace(observed.incident, labels=observed.incident.labels | {"comms::all-clear"})
+    )
+    _, actions = see(default_config, r, done)
+    notes = [a for a in actions if isinstance(a, PostNote) and a.kind != "log"]
+    assert [(a.kind, a.thread, a.starts_thread) for a in notes] == [("all-clear", None, False)]

@@ -45,6 +45,13 @@ def test_sweep_logs_json_lines_naming_the_incident_and_job(sim, w, tmp_path):
     assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
     (done,) = [r for r in records if "reconciled" in r["message"]]
     assert done["incident"] == f"{w.project}#{iid}" and isinstance(done["job"], int) and done["level"] == "info"
+    # What the job did, as the status log says it: one line per entry, plain text (no Markdown escapes).
+    engaged, director, opened = done["changes"]
+    assert engaged.startswith("engaged the communications plan because severity is critical (label severity::1)")
+    assert director.startswith("engage Sr. Director of Security: DRI @sec-incident-manager, every 1h")
+    assert opened == "opened #2 Incident response customer email for @mpm-oncall because comms-email is set"
+    said = "; ".join(done["changes"])
+    assert done["message"].startswith(f"job {done['job']} ({w.project}#{iid}): {said} (reconciled in ")
     assert sim.token not in result.stderr
 
 
@@ -52,7 +59,8 @@ def test_sweep_text_lines_keep_the_readable_format(sim, w, tmp_path):
     w.incident("severity::1")
     result = _sweep(sim, w, tmp_path)
     lines = [line for line in result.stderr.splitlines() if "reconciled" in line]
-    assert len(lines) == 1 and "[INFO] bot.worker: job 1 (acme/security-incidents#1): reconciled" in lines[0]
+    assert len(lines) == 1
+    assert "[INFO] bot.worker: job 1 (acme/security-incidents#1): engaged the communications plan because" in lines[0]
 
 
 def test_gunicorn_lines_look_like_the_bots_and_are_redacted(monkeypatch):

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.config import Config
+from bot.core import bodies
 from bot.core.model import IncidentRef
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.world import World, world
@@ -56,7 +57,7 @@ def readable(body: str) -> str:
 class Snapshot:
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
     links: set[tuple[int, int]] = field(default_factory=set)
-    notes: dict[int, tuple[int, str, str]] = field(default_factory=dict)
+    notes: dict[int, tuple[int, str, str, str]] = field(default_factory=dict)  # id -> iid, author, body, thread
 
 
 def take(w: World) -> Snapshot:
@@ -66,9 +67,19 @@ def take(w: World) -> Snapshot:
         snap.issues[iid] = issue
         for link in w.sim.state.links(w.project, iid):
             snap.links.add(tuple(sorted((iid, link["iid"]))))  # type: ignore[arg-type]
-        for note in w.sim.state.notes(w.project, iid, include_system=False):
-            snap.notes[note["id"]] = (iid, note["author"]["username"], note["body"])
+        for discussion in w.sim.state.discussions(w.project, iid):
+            notes = [n for n in discussion["notes"] if not n["system"]]
+            for i, note in enumerate(notes):
+                thread = "" if i == 0 else _thread_name(notes[0], w.cfg.bot.username)
+                snap.notes[note["id"]] = (iid, note["author"]["username"], note["body"], thread)
     return snap
+
+
+def _thread_name(root: dict[str, Any], bot: str) -> str:
+    author = root["author"]["username"]
+    if author == bot and bodies.is_log_thread_note(root["body"]):
+        return "the status log thread"
+    return f"@{author}'s thread"
 
 
 def changes(before: Snapshot, after: Snapshot, bot: str) -> list[str]:
@@ -92,12 +103,13 @@ def changes(before: Snapshot, after: Snapshot, bot: str) -> list[str]:
             out.append(f"~ issue #{iid} {issue['state']}")
     for a, b in sorted(after.links - before.links):
         out.append(f"+ link #{a} <-> #{b} (relates to)")
-    for note_id, (iid, author, body) in after.notes.items():
+    for note_id, (iid, author, body, thread) in after.notes.items():
         old_note = before.notes.get(note_id)
         if author != bot or (old_note and old_note[2] == body):
             continue
         if old_note is None:
-            out.append(f"+ comment by @{author} on #{iid}:")
+            where = f"reply by @{author} in {thread}" if thread else f"comment by @{author}"
+            out.append(f"+ {where} on #{iid}:")
             out.extend("    | " + line for line in readable(body).splitlines())
             continue
         out.append(f"~ edited comment by @{author} on #{iid} (changed lines):")

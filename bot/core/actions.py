@@ -96,19 +96,33 @@ class UpsertChecklist:
 
 @dataclass(frozen=True)
 class PostNote:
-    """A comment: a status log entry, the out-of-scope note, a reminder. ``log_keys`` mark it done."""
+    """A comment: a status log entry, a command reply, the out-of-scope note, a reminder. ``log_keys`` mark
+    it done.
+
+    Where it goes: a reply in the discussion ``thread`` (the status log's thread, or the thread of the
+    command it answers); the first note of a new thread (``starts_thread``: the status log's first entry);
+    else a top-level comment (reminders and the final comms, which must be seen)."""
 
     kind: str
     body: str
     log_keys: tuple[str, ...] = field(default=())
     internal: bool = False  # a reply to an internal note is internal too
+    thread: str | None = None
+    starts_thread: bool = False
+    lines: tuple[str, ...] = ()  # what it says, one line each (Markdown), for the job's log line
 
     @property
     def key(self) -> str:
         return f"note:{self.kind}:{','.join(self.log_keys)}"
 
     def describe(self) -> str:
-        return f"post a comment: {self.kind.replace('-', ' ')}"
+        what = self.kind.replace("-", " ")
+        if self.kind == "log":
+            where = "reply in the status log thread" if self.thread else "start the status log thread"
+            return f"{where}: {len(self.lines)} entr{'y' if len(self.lines) == 1 else 'ies'}"
+        if self.thread:
+            return f"reply in the command's thread: {what}"
+        return f"post a comment: {what}"
 
 
 Action = CreateChild | LinkChild | UpdateIncident | ReassignChild | UpsertChecklist | PostNote

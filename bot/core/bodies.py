@@ -360,14 +360,26 @@ def _checked_entry(entry: LogEntry) -> Safe:
     return Safe(INERT_NOTICE)
 
 
-def log_body(entries: list[LogEntry], cfg: Config, r: Renderer, copy: str = "") -> str:
+#: The field of a status log marker that says the note belongs to the incident's status log thread.
+LOG_THREAD = "thread"
+
+
+def log_body(entries: list[LogEntry], cfg: Config, r: Renderer, copy: str = "", *, first: bool = True) -> str:
+    """A status log note: the first note of the log's thread (``first``, with the log's heading) or a reply
+    in it (its entries only)."""
     return _render(
         r,
         cfg.templates.log,
         "status log comment",
-        marker=Safe(marker(LOG, keys=[e.key for e in entries]) + copy),
+        marker=Safe(marker(LOG, keys=[e.key for e in entries], **{LOG_THREAD: True}) + copy),
         entries=[_checked_entry(e) for e in entries],
+        first=first,
     )
+
+
+def is_log_thread_note(body: str) -> bool:
+    """A note of the status log thread (the bot's own notes only: the caller checks the author)."""
+    return any(m.kind == LOG and m.fields.get(LOG_THREAD) is True for m in parse_markers(body))
 
 
 def out_of_scope_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:

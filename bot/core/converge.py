@@ -69,7 +69,10 @@ def fold(observed: Observed, result: Result) -> Observed:
         return replace(observed, checklist=note, state=state_from_checklist(note.body))
     if isinstance(action, PostNote):
         pending = () if action.kind == "log" else observed.pending_log
-        return replace(observed, logged=observed.logged | set(action.log_keys), pending_log=pending)
+        observed = replace(observed, logged=observed.logged | set(action.log_keys), pending_log=pending)
+        if action.kind == "log" and result.note is not None and result.note.discussion_id:
+            observed = replace(observed, log_thread=result.note.discussion_id)
+        return observed
     raise TypeError(f"unknown action {action!r}")
 
 
@@ -139,6 +142,9 @@ class DryRun:
                 results.append(Result(action, issue=issue))
             elif isinstance(action, UpsertChecklist):
                 results.append(Result(action, note=Note(action.note_id or 1, action.body, "")))
+            elif isinstance(action, PostNote) and action.kind == "log":
+                thread = action.thread or f"preview-log-{observed.incident.ref.key}"
+                results.append(Result(action, note=Note(0, action.body, "", discussion_id=thread, threaded=True)))
             else:
                 results.append(Result(action))
         return results

@@ -19,6 +19,7 @@ from bot.core import bodies, cadence
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
 from bot.core.model import Desired, Observed
 from bot.core.routing import is_incident
+from bot.text.escape import escape_inline, issue_ref
 
 
 def diff(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
@@ -31,7 +32,12 @@ def diff(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) 
         actions: list[Action] = []
         if "out-of-scope" not in observed.logged:
             actions.append(
-                PostNote("out-of-scope", bodies.out_of_scope_body(desired, observed, cfg, r), ("out-of-scope",))
+                PostNote(
+                    "out-of-scope",
+                    bodies.out_of_scope_body(desired, observed, cfg, r),
+                    ("out-of-scope",),
+                    lines=(f"out of scope: {escape_inline(desired.scope_reason)}",),
+                )
             )
         return actions + _replies(desired, observed, cfg, r)
     return (
@@ -104,22 +110,57 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
     actions: list[Action] = []
     entries = [e for e in bodies.log_entries(desired, observed) if e.key not in observed.logged]
     if entries:
-        body = bodies.log_body(entries, cfg, r, bodies.state_copy(desired, observed))
-        actions.append(PostNote("log", body, tuple(e.key for e in entries)))
+        first = observed.log_thread is None
+        body = bodies.log_body(entries, cfg, r, bodies.state_copy(desired, observed), first=first)
+        actions.append(
+            PostNote(
+                "log",
+                body,
+                tuple(e.key for e in entries),
+                thread=observed.log_thread,
+                starts_thread=first,
+                lines=tuple(e.text for e in entries),
+            )
+        )
     actions += _replies(desired, observed, cfg, r)
     if not desired.reminders_paused:
         due = [d for d in cadence.overdue(desired.dues) if d.key not in observed.logged]
         if due:
-            actions.append(PostNote("reminder", bodies.reminder_body(desired, due, cfg, r), tuple(d.key for d in due)))
+            names = ", ".join(escape_inline(d.engagement.name) for d in due)
+            actions.append(
+                PostNote(
+                    "reminder",
+                    bodies.reminder_body(desired, due, cfg, r),
+                    tuple(d.key for d in due),
+                    lines=(f"reminded the DRIs that a status update is due ({names})",),
+                )
+            )
     if desired.all_clear and "all-clear" not in observed.logged:
-        actions.append(PostNote("all-clear", bodies.all_clear_body(desired, observed, cfg, r), ("all-clear",)))
+        actions.append(
+            PostNote(
+                "all-clear",
+                bodies.all_clear_body(desired, observed, cfg, r),
+                ("all-clear",),
+                lines=("posted the all clear: final comms",),
+            )
+        )
     return actions
 
 
 def _replies(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
+    """Each command is answered in its own thread (GitLab makes a plain comment a thread when it is replied
+    to; a reply in an internal thread is internal)."""
     return [
         PostNote(
-            "reply", bodies.reply_body(v, desired, observed, cfg, r), (v.command.key,), internal=v.command.note.internal
+            "reply",
+            bodies.reply_body(v, desired, observed, cfg, r),
+            (v.command.key,),
+            internal=v.command.note.internal,
+            thread=v.command.note.discussion_id or None,
+            lines=(
+                f"answered {escape_inline(v.command.note.author)}'s {escape_inline(v.command.name)} command "
+                f"({'done' if v.ok else 'refused'})",
+            ),
         )
         for v in desired.verdicts
         if v.command.key not in observed.logged
@@ -135,4 +176,12 @@ def _closed(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rendere
     key = f"closed:{closed_at.isoformat() if closed_at else 'unknown'}"
     if not still_open or key in observed.logged:
         return []
-    return [PostNote("closed", bodies.closed_body(desired, observed, still_open, cfg, r), (key,))]
+    refs = ", ".join(issue_ref(c.iid) for c in still_open)
+    return [
+        PostNote(
+            "closed",
+            bodies.closed_body(desired, observed, still_open, cfg, r),
+            (key,),
+            lines=(f"the incident was closed with child issues still open: {refs}",),
+        )
+    ]

@@ -79,6 +79,9 @@ class Note:
     author_id: int | None = None
     internal: bool = False  # an internal (confidential) note: only project members see it
     author_state: str = "active"  # the author's account state: "blocked" and "banned" may do nothing
+    # The GitLab discussion the note is in (its own, for a plain comment) and whether that is a thread.
+    discussion_id: str = ""
+    threaded: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class Observed:
     checklist_ticks: frozenset[str] = frozenset()
     state: BotState = field(default_factory=BotState)
     logged: frozenset[str] = frozenset()
+    # The discussion the status log is written in (one thread per incident), once the bot has started it.
+    log_thread: str | None = None
     orphans_searched: bool = False
     # What this run changed that GitLab's state alone does not show (e.g. who assigned the incident):
     # logged with the next status log comment.

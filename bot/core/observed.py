@@ -57,9 +57,11 @@ def issue_from_api(data: Mapping[str, Any], project: str | None = None) -> Issue
     )
 
 
-def note_from_api(data: Mapping[str, Any]) -> Note:
-    """A ``Note`` from the REST API's note entity."""
+def note_from_api(data: Mapping[str, Any], discussion: Mapping[str, Any] | None = None) -> Note:
+    """A ``Note`` from the REST API's note entity; ``discussion``, the discussion it was listed in."""
     author = data.get("author") or {}
+    discussion_id = (discussion or {}).get("id") or data.get("discussion_id") or ""
+    threaded = discussion.get("individual_note") is False if discussion else data.get("type") == "DiscussionNote"
     return Note(
         id=int(data["id"]),
         body=data.get("body") or "",
@@ -69,6 +71,8 @@ def note_from_api(data: Mapping[str, Any]) -> Note:
         author_id=author.get("id") if isinstance(author, dict) and isinstance(author.get("id"), int) else None,
         internal=data.get("internal") is True or data.get("confidential") is True,
         author_state=str(author.get("state") or "active") if isinstance(author, dict) else "active",
+        discussion_id=str(discussion_id),
+        threaded=threaded,
     )
 
 
@@ -115,6 +119,11 @@ def observed_from(
     logged: set[str] = set()
     for note in mine:
         logged |= bodies.logged_keys(note.body)
+    # The status log's thread: the discussion of the bot's oldest threaded log note. Comments of an older
+    # log, one comment per change, still count above (their keys) and are left as they are.
+    log_thread = next(
+        (n.discussion_id for n in by_id if n.threaded and n.discussion_id and bodies.is_log_thread_note(n.body)), None
+    )
     people = [n for n in notes if n.author.lower() != bot.lower() and not n.system]
     parsed = [c for n in people if (c := commands.parse(n, bot)) is not None]
     answered = max((c.note.id for c in parsed if c.key in logged), default=0)
@@ -126,6 +135,7 @@ def observed_from(
         checklist_ticks=bodies.ticked_items(checklist.body) if checklist else frozenset(),
         state=reading.state,
         logged=frozenset(logged),
+        log_thread=log_thread,
         pending_log=(reading.report,) if reading.report else (),
         updates=tuple(n for n in people if is_status_update(n.body, cfg.status_update_points)),
         commands=tuple(pending),

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
 from bot.core.converge import Result
-from bot.core.model import IncidentRef, Issue, Observed
+from bot.core.model import IncidentRef, Issue, Note, Observed
 from bot.core.observed import assignee_kept, earlier_child
 from bot.gitlab.errors import GitLabCallError, OutcomeUnknown
 from bot.gitlab.ports import ApplyWrites
@@ -108,6 +108,21 @@ class GitLabApplier:
             self.guard.created(action.channel, issue.ref.iid)
         return issue
 
+    def _post(self, ref: IncidentRef, action: PostNote) -> Note:
+        """A comment where ``action`` says: a reply in its thread, a new thread, or top-level. A thread that
+        is gone (its notes deleted) is no reason to lose the comment: it starts a new thread (the status log)
+        or is posted top-level (a command's reply)."""
+        if action.thread:
+            try:
+                return self.client.reply_in_thread(ref, action.thread, action.body)
+            except GitLabCallError as exc:
+                if exc.status != 404:
+                    raise
+        if action.starts_thread or (action.kind == "log" and action.thread):
+            _, note = self.client.start_thread(ref, action.body, internal=action.internal)
+            return note
+        return self.client.create_note(ref, action.body, internal=action.internal)
+
     def _one(self, action: Action, observed: Observed) -> Result:
         ref = observed.incident.ref
         if self.guard is not None:
@@ -174,7 +189,5 @@ class GitLabApplier:
                         raise
             return Result(action, note=self.client.create_note(ref, action.body))
         if isinstance(action, PostNote):
-            if action.internal:
-                return Result(action, note=self.client.create_note(ref, action.body, internal=True))
-            return Result(action, note=self.client.create_note(ref, action.body))
+            return Result(action, note=self._post(ref, action))
         raise TypeError(f"unknown action {action!r}")

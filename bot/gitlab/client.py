@@ -223,9 +223,17 @@ class GitLabClient:
         return [issue_from_api(item) for item in items]
 
     def notes(self, ref: IncidentRef) -> list[Note]:
-        query = {"sort": "asc", "order_by": "created_at"}
-        items = self._list("list the incident's comments", f"{self._issue_path(ref)}/notes", query)
-        return [note_from_api(item) for item in items]
+        """Every comment, oldest first, each with its discussion (the status log is a thread, and a command is
+        answered in its own). Read through the Discussions API: as many requests as the Notes API, which does
+        not say which thread a comment is in."""
+        discussions = self._list("list the incident's comments", f"{self._issue_path(ref)}/discussions")
+        notes = [
+            note_from_api(item, discussion)
+            for discussion in discussions
+            for item in discussion.get("notes") or []
+            if isinstance(item, dict)
+        ]
+        return sorted(notes, key=lambda n: n.id)
 
     def find_issues(
         self, project: str, *, labels: Iterable[str], author: str, created_after: datetime | None
@@ -350,7 +358,7 @@ class GitLabClient:
         notes = obj.attributes.get("notes") or []
         if not notes:
             raise UnsafeBody("GitLab treated the comment as quick actions only and saved nothing")
-        return str(obj.attributes["id"]), note_from_api(notes[0])
+        return str(obj.attributes["id"]), note_from_api(notes[0], obj.attributes)
 
     def reply_in_thread(self, ref: IncidentRef, discussion_id: str, body: str) -> Note:
         """A reply in the discussion ``discussion_id`` (internal if the thread is)."""
@@ -363,7 +371,7 @@ class GitLabClient:
         )
         if "id" not in obj.attributes:
             raise UnsafeBody("GitLab treated the comment as quick actions only and saved nothing")
-        return note_from_api(obj.attributes)
+        return note_from_api(obj.attributes, {"id": discussion_id, "individual_note": False})
 
     def update_note(self, ref: IncidentRef, note_id: int, body: str) -> Note:
         _refuse_quick_actions(body)

@@ -6,7 +6,6 @@ Field names follow the captures in ``tests/payloads/gitlab`` and gitlabhq's
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from .clock import iso
@@ -182,7 +181,7 @@ def note_hook(
                 "change_position": None,
                 "commit_id": None,
                 "created_at": iso(note.created_at),
-                "discussion_id": hashlib.sha1(f"note-{note.id}".encode()).hexdigest(),
+                "discussion_id": note.discussion_id,
                 "id": note.id,
                 "internal": note.internal,
                 "line_code": None,

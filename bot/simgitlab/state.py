@@ -404,13 +404,30 @@ class GitLabState:
         system: bool = False,
         internal: bool = False,
         created_at: datetime | None = None,
+        reply_to: int | None = None,
     ) -> dict[str, Any]:
+        """Seed a comment; ``reply_to`` (a note id) makes it a reply in that note's discussion."""
         with self.lock:
             item = self.find_issue(project, iid)
+            parent = self.find_note(item, reply_to) if reply_to is not None else None
             note = self.new_note(
-                item, self.find_user(author), body, internal=internal, system=system, created_at=created_at
+                item,
+                self.find_user(author),
+                body,
+                internal=internal or bool(parent and parent.internal),
+                system=system,
+                created_at=created_at,
+                discussion=parent,
             )
             return entities.note(self, note)
+
+    def discussions(self, project: ProjectRef, iid: int) -> list[dict[str, Any]]:
+        """The issue's discussions as GitLab's Discussions API lists them (system notes included), oldest first."""
+        with self.lock:
+            threads: dict[str, list[Note]] = {}
+            for n in sorted(self.notes_of(self.find_issue(project, iid)), key=lambda n: (n.created_at, n.id)):
+                threads.setdefault(n.discussion_id, []).append(n)
+            return [entities.discussion(self, notes) for notes in threads.values()]
 
     def edit_note_body(
         self, project: ProjectRef, iid: int, note_id: int, body: str, *, actor: UserRef = "root"

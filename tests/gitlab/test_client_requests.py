@@ -173,8 +173,19 @@ def _check_links(result: Any) -> None:
     assert [i.ref.project for i in result] == ["43", "43"]  # a linked issue is named by its own project id
 
 
+def discussion_json(discussion_id: str, *notes: dict[str, Any]) -> dict[str, Any]:
+    individual = len(notes) == 1 and notes[0].get("type") is None
+    return {"id": discussion_id, "individual_note": individual, "notes": list(notes)}
+
+
 def _check_notes(result: Any) -> None:
-    assert [(n.id, n.body, n.system) for n in result] == [(1, "opened", True), (2, "hello", False)]
+    # Oldest first, whatever thread each is in, and each knows its discussion (a reply goes there).
+    assert [(n.id, n.body, n.system, n.discussion_id, n.threaded) for n in result] == [
+        (1, "opened", True, "d1", False),
+        (2, "hello", False, "d2", True),
+        (3, "a reply", False, "d2", True),
+        (4, "later", False, "d4", False),
+    ]
     assert all(isinstance(n, Note) for n in result)
 
 
@@ -210,9 +221,15 @@ READS = [
     ReadCase(
         "notes",
         lambda c, p: c.notes(IncidentRef(p, 7)),
-        "/projects/{p}/issues/7/notes",
-        {"sort": "asc", "order_by": "created_at", **PAGE_1},
-        [note_json(1, "opened", system=True), note_json(2)],
+        "/projects/{p}/issues/7/discussions",
+        PAGE_1,
+        [
+            discussion_json("d1", note_json(1, "opened", system=True)),
+            discussion_json("d4", note_json(4, "later")),  # a newer plain comment listed before an older thread
+            discussion_json(
+                "d2", {**note_json(2), "type": "DiscussionNote"}, {**note_json(3, "a reply"), "type": "DiscussionNote"}
+            ),
+        ],
         _check_notes,
     ),
     ReadCase(
@@ -325,9 +342,9 @@ LISTS = [
     ListCase(
         "notes",
         lambda c: c.notes(IncidentRef("group/project", 7)),
-        f"{API}/projects/group%2Fproject/issues/7/notes",
-        {"sort": "asc", "order_by": "created_at"},
-        note_json,
+        f"{API}/projects/group%2Fproject/issues/7/discussions",
+        {},
+        lambda i: discussion_json(f"d{i}", note_json(i)),
         lambda n: n.id,
     ),
     ListCase(
@@ -392,6 +409,17 @@ def _check_updated(result: Any) -> None:
 
 def _check_note(result: Any) -> None:
     assert isinstance(result, Note) and result.id == 55
+
+
+def _check_in(note: Note, discussion_id: str) -> None:
+    assert note.discussion_id == discussion_id and note.threaded
+
+
+def _check_thread(result: Any, discussion_id: str) -> None:
+    found, note = result
+    assert found == discussion_id
+    _check_note(note)
+    _check_in(note, discussion_id)
 
 
 WRITES = [
@@ -460,6 +488,36 @@ WRITES = [
         201,
         note_json(55),
         _check_note,
+    ),
+    WriteCase(
+        "start_thread",
+        lambda c, p: c.start_thread(IncidentRef(p, 7), "**incident-bot status log**\n\n- engaged"),
+        "POST",
+        "/projects/{p}/issues/7/discussions",
+        lambda p: {"body": "**incident-bot status log**\n\n- engaged"},
+        201,
+        discussion_json("d55", {**note_json(55), "type": "DiscussionNote"}),
+        lambda result: _check_thread(result, "d55"),
+    ),
+    WriteCase(
+        "start_thread internal",
+        lambda c, p: c.start_thread(IncidentRef(p, 7), "- engaged", internal=True),
+        "POST",
+        "/projects/{p}/issues/7/discussions",
+        lambda p: {"body": "- engaged", "internal": True},
+        201,
+        discussion_json("d55", {**note_json(55), "type": "DiscussionNote", "internal": True}),
+        lambda result: _check_thread(result, "d55"),
+    ),
+    WriteCase(
+        "reply_in_thread",
+        lambda c, p: c.reply_in_thread(IncidentRef(p, 7), "d12", "- opened #13"),
+        "POST",
+        "/projects/{p}/issues/7/discussions/d12/notes",
+        lambda p: {"body": "- opened #13"},
+        201,
+        {**note_json(55), "type": "DiscussionNote"},
+        lambda result: _check_note(result) or _check_in(result, "d12"),
     ),
     WriteCase(
         "update_note",

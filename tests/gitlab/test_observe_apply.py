@@ -82,7 +82,9 @@ def test_a_new_incident_costs_the_lower_bound_of_writes_and_a_second_look_three_
     iid = incident(gl, default_config, *S1)
     reconcile(gl, default_config, iid)
     kinds = [w[0] for w in gl.writes]
-    assert sorted(kinds) == sorted(["create_issue"] * 3 + ["link"] * 3 + ["update_issue"] + ["create_note"] * 2)
+    # The checklist is a comment; the status log starts its thread.
+    expected = ["create_issue"] * 3 + ["link"] * 3 + ["update_issue", "create_note", "start_thread"]
+    assert sorted(kinds) == sorted(expected)
     created = {w[2] for w in gl.writes if w[0] == "create_issue"}
     assert {tuple(sorted(CHANNELS & set(labels))) for labels in created} == {(c,) for c in CHANNELS}
     assert all(w[4] is True for w in gl.writes if w[0] == "create_issue"), "children are confidential"
@@ -372,10 +374,26 @@ APPLY_CASES = [
         [],
     ),
     ApplyCase("an internal reply", [PostNote("reply", "ok", internal=True)], [("create_note", True)], []),
+    ApplyCase("a reply in its thread", [PostNote("reply", "ok", thread="d1")], [("reply_in_thread", "d1")], []),
+    ApplyCase(
+        "the command's thread was deleted: a top-level reply, internal as the command was",
+        [PostNote("reply", "ok", internal=True, thread="gone")],
+        [("create_note", True)],
+        [],
+    ),
+    ApplyCase("the log's first entry", [PostNote("log", "log", starts_thread=True)], [("start_thread", False)], []),
+    ApplyCase("a status log entry", [PostNote("log", "log", thread="d1")], [("reply_in_thread", "d1")], []),
+    ApplyCase(
+        "the status log thread was deleted: a new one",
+        [PostNote("log", "log", thread="gone")],
+        [("start_thread", False)],
+        [],
+    ),
+    ApplyCase("a reminder is top-level", [PostNote("reminder", "due")], [("create_note", False)], []),
     ApplyCase(
         "a round of two",
-        [PostNote("log", "log"), LinkChild("comms-faq", "acme/security-incidents", 7)],
-        [("create_note", False), ("link", 1, 7)],
+        [PostNote("log", "log", starts_thread=True), LinkChild("comms-faq", "acme/security-incidents", 7)],
+        [("start_thread", False), ("link", 1, 7)],
         [],
     ),
 ]
