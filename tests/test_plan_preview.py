@@ -26,7 +26,7 @@ def test_plan_on_a_handoff_comment_shows_the_reply_and_the_new_holder(capsys):
     assert code == 0
     assert "  - @sec-oncall: handoff -> accepted: SEOC handed over to 'secops-oncall' by 'sec-oncall'" in out
     assert "SEOC   @secops-oncall" in out and "assign the incident to @secops-oncall (SEOC)" in out
-    assert "post a comment: reply" in out
+    assert "reply in the command's thread: reply" in out
     assert "assumed allowed to command the bot" in out
 
 

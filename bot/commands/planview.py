@@ -176,6 +176,7 @@ def _command_in(event: NoteEvent, payload: dict[str, Any], cfg: Config) -> comma
         author=event.author,
         created_at=parse_time(attrs.get("created_at")),
         internal=attrs.get("internal") is True or attrs.get("confidential") is True,
+        discussion_id=str(attrs.get("discussion_id") or ""),  # the reply goes into the command's thread
     )
     cmd = commands.parse(note, cfg.bot.username)
     return None if cmd is None else replace(cmd, allowed=True)
