@@ -61,7 +61,7 @@ def test_a_job_the_sweep_queued_is_named_by_the_path_the_bot_last_saw(w, store, 
         worker.run_once()
         store.enqueue(f"{w.project_id}#{iid}", clock(), "sweep")
         worker.run_once()
-    assert f"({w.project}#{iid}): reconciled" in caplog.text
+    assert f"job 2 ({w.project}#{iid}): no change (reconciled in " in caplog.text
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
