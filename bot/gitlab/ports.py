@@ -94,6 +94,10 @@ class ApplyWrites(UserLookup, ChildSearch, Protocol):
 
     def create_note(self, ref: IncidentRef, body: str, *, internal: bool = False) -> Note: ...
 
+    def notes(self, ref: IncidentRef) -> list[Note]:
+        """A child's comments, read before the one comment the bot posts there (``NoteOnChild``)."""
+        ...
+
     def update_note(self, ref: IncidentRef, note_id: int, body: str) -> Note: ...
 
 
