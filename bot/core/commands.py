@@ -3,7 +3,7 @@
 A command is handled once, ever: the bot's signed state records the highest command note id it has
 handled (``BotState.handled``), and a command at or below it is never handled again, even if its reply
 was deleted. The reply also carries the log key ``cmd:<note id>``. Effects on the bot's state (role
-holders, snooze, the mark) are folded into ``BotState`` in note order and written to the checklist's
+holders, snooze, requested cadences, the mark) are folded into ``BotState`` in note order and written to the checklist's
 marker before the reply is posted, so a crash in between leaves the command applied without a reply,
 never applied twice.
 """

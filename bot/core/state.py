@@ -1,5 +1,6 @@
-"""The bot's own state in GitLab (role holders, snooze, engagement starts, handled commands), signed so that
-only what the bot wrote is believed. Pure. Who can change what, and what happens then: docs/architecture.md.
+"""The bot's own state in GitLab (role holders, snooze, engagement starts, requested cadences, handled commands),
+signed so that only what the bot wrote is believed. Pure. Who can change what, and what happens then:
+docs/architecture.md.
 """
 
 from __future__ import annotations
