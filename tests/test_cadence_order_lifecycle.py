@@ -98,7 +98,12 @@ def test_help_lists_the_cadence_command_and_a_typo_gets_a_suggestion(w, clock):
     say(w, iid, "sec-oncall", "@incident-bot cadence egroup 30m")
     say(w, iid, "sec-oncall", "@incident-bot cadence e-group 5m")
     look(w, clock, iid)
-    help_, typo, short = replies(w, iid)
+    answers = replies(w, iid)  # posted in one round, in any order
+
+    def reply_to(command: str) -> str:
+        return next(a for a in answers if f"` {command} `" in a)
+
+    help_, typo, short = (reply_to(c) for c in ("help", "cadence egroup 30m", "cadence e-group 5m"))
     assert "@incident-bot cadence ENGAGEMENT 30m" in help_ and "sr-director-security" in help_
     assert "did you mean e-group?" in typo
     assert "between 15m and 4h" in short
