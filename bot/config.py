@@ -247,6 +247,43 @@ class Channel(_Model):
     rules: list[str] = Field(default_factory=list)
 
 
+def _parse_every(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(str(value))
+
+
+Every = Annotated[timedelta, BeforeValidator(_parse_every)]
+
+
+class CadenceBounds(_Model):
+    """How short and how long an interval the ``cadence`` command may set for one incident."""
+
+    min: Every = timedelta(minutes=15)
+    max: Every = timedelta(hours=4)
+
+
+class CadenceRule(_Model):
+    """A default interval by severity and phase; the first rule that holds wins over the engagement's own
+    cadence (a ``cadence`` command on the incident wins over both). Engagements without a cadence
+    (continuous) are never given one."""
+
+    severity_at_least: SeverityName | None = None
+    phase: Label | None = Field(None, description="Holds while this phase is the incident's phase.")
+    engagements: list[str] | None = Field(None, description="Engagement ids; none: every engagement with a cadence.")
+    every: Every
+
+
+class OrderRule(_Model):
+    """The plan's order of communications: ``channel``'s child is closed (its comms sent) before each of
+    ``before``. Only channels selected on the incident count."""
+
+    id: str
+    plan: str = Field(description="The plan's words for the rule, quoted when it is broken.")
+    channel: Label
+    before: list[Label]
+
+
 class Templates(_Model):
     checklist: str = "checklist.md.j2"
     status_update: str = "status-update.md.j2"
@@ -271,6 +308,9 @@ class Config(_Model):
     engagements: list[Engagement]
     channels: list[Channel]
     status_update_points: list[str]
+    cadence_bounds: CadenceBounds = Field(default_factory=CadenceBounds)
+    cadence_defaults: list[CadenceRule] = Field(default_factory=list)
+    comms_order: list[OrderRule] = Field(default_factory=list)
     scope: list[GitLabPath] = Field(
         default_factory=list,
         description="Groups or projects (full paths) the bot acts in, besides being a member; empty: wherever it "
@@ -293,6 +333,9 @@ class Config(_Model):
 
     def phase_index(self, label: str) -> int:
         return [p.label for p in self.phases].index(label)
+
+    def engagement(self, engagement_id: str) -> Engagement | None:
+        return next((e for e in self.engagements if e.id == engagement_id), None)
 
     def channel(self, label: str) -> Channel | None:
         return next((c for c in self.channels if c.label == label), None)
@@ -324,7 +367,13 @@ class ConfigError(Exception):
 
 # The key that names an entry of each top-level list: problems say ``engagements[e-group].dri``, which a
 # person finds in the file, rather than ``engagements[3].dri``.
-_ENTRY_KEYS = {"engagements": "id", "first_actions": "id", "channels": "label", "phases": "label"}
+_ENTRY_KEYS = {
+    "engagements": "id",
+    "first_actions": "id",
+    "channels": "label",
+    "phases": "label",
+    "comms_order": "id",
+}
 
 
 def _entry(section: str, index: int, data: Any) -> str:
@@ -372,6 +421,9 @@ def _known_keys() -> list[str]:
         Engagement,
         Engaged,
         Channel,
+        CadenceBounds,
+        CadenceRule,
+        OrderRule,
         Templates,
     )
     return sorted({(f.alias or name) for m in models for name, f in m.model_fields.items()})
@@ -489,6 +541,8 @@ def semantic_problems(cfg: Config) -> list[Problem]:
             check_party(f"{entry('channels', i)}.engaged[{j}].party", engaged.party)
     if not cfg.phases:
         out.append(Problem(src, "phases", "at least one phase is needed"))
+    out.extend(_cadence_problems(cfg))
+    out.extend(_order_problems(cfg))
 
     # Labels that must sit on one issue together may not share a scope key: GitLab Premium keeps only
     # one label per scope, so adding the second silently removes the first.
@@ -517,6 +571,55 @@ def semantic_problems(cfg: Config) -> list[Problem]:
                 )
             )
         scopes.setdefault(key, label)
+    return out
+
+
+def _cadence_problems(cfg: Config) -> list[Problem]:
+    src, out = cfg.source, []
+    bounds = cfg.cadence_bounds
+    if bounds.min > bounds.max:
+        out.append(Problem(src, "cadence_bounds", "min is longer than max"))
+    ids = [e.id for e in cfg.engagements]
+    phase_labels = [p.label for p in cfg.phases]
+    for i, rule in enumerate(cfg.cadence_defaults):
+        path = f"cadence_defaults[{i}]"
+        if rule.phase is not None and rule.phase not in phase_labels:
+            hint = _did_you_mean(rule.phase, phase_labels)
+            out.append(
+                Problem(src, f"{path}.phase", f"unknown phase {rule.phase!r} ({hint}expected one of: "
+                        f"{', '.join(phase_labels)})")
+            )
+        for j, eid in enumerate(rule.engagements or []):
+            if eid not in ids:
+                hint = _did_you_mean(eid, ids)
+                out.append(
+                    Problem(src, f"{path}.engagements[{j}]", f"unknown engagement {eid!r} ({hint}expected one "
+                            f"of: {', '.join(ids)})")
+                )
+    return out
+
+
+def _order_problems(cfg: Config) -> list[Problem]:
+    src, out = cfg.source, []
+    labels = [c.label for c in cfg.channels]
+    seen: set[str] = set()
+    raw = {"comms_order": [r.model_dump() for r in cfg.comms_order]}
+    for i, rule in enumerate(cfg.comms_order):
+        path = _entry("comms_order", i, raw)
+        if rule.id in seen:
+            out.append(Problem(src, f"comms_order[{i}].id", f"duplicate rule id {rule.id!r}"))
+        seen.add(rule.id)
+        if not rule.before:
+            out.append(Problem(src, f"{path}.before", "name at least one channel that comes later"))
+        for where, label in [("channel", rule.channel), *((f"before[{j}]", b) for j, b in enumerate(rule.before))]:
+            if label not in labels:
+                hint = _did_you_mean(label, labels)
+                out.append(
+                    Problem(src, f"{path}.{where}", f"unknown channel {label!r} ({hint}expected one of: "
+                            f"{', '.join(labels)})")
+                )
+        if rule.channel in rule.before:
+            out.append(Problem(src, f"{path}.before", f"{rule.channel!r} cannot come before itself"))
     return out
 
 

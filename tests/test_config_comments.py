@@ -35,3 +35,15 @@ def test_every_plan_row_quoted_by_the_policy_is_in_the_plan():
         words = " ".join(q.replace("’", "'").split())
         parts = [p.strip() for p in words.split("...") if p.strip()]
         assert all(p in plan for p in parts), q
+
+
+def test_every_comms_order_rule_quotes_the_plan():
+    import yaml
+
+    plan = " ".join(PLAN.read_text().replace("’", "'").replace("‘", "'").split())
+    rules = yaml.safe_load(POLICY.read_text())["comms_order"]
+    assert rules
+    for rule in rules:
+        words = " ".join(rule["plan"].split())
+        parts = [p.strip() for p in words.split("...") if p.strip()]
+        assert all(p in plan for p in parts), rule["id"]

@@ -229,6 +229,13 @@ def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] =
             ),
         )
         email = next(c["iid"] for c in w.children() if "comms-email" in c["labels"])
+        blog = next(c["iid"] for c in w.children() if "comms-blog" in c["labels"])
+        demo.step(
+            "11:00",
+            "@sec-oncall",
+            f"publishes the blog post and closes #{blog} before the customer email (#{email}) went out",
+            lambda: sim.state.close_issue(w.project, blog, actor="sec-oncall"),
+        )
         demo.step(
             "11:30",
             "@mpm-oncall",
@@ -245,7 +252,7 @@ def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] =
         demo.step(
             "14:00",
             "@secops-oncall",
-            "closes the incident while two communication issues are still open",
+            "closes the incident while the FAQ issue is still open",
             lambda: sim.state.close_issue(w.project, demo.incident, actor="secops-oncall"),
         )
         demo.step("14:01", "GitLab", "delivers the same webhook again", lambda: None)

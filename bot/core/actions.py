@@ -125,4 +125,25 @@ class PostNote:
         return f"post a comment: {what}"
 
 
-Action = CreateChild | LinkChild | UpdateIncident | ReassignChild | UpsertChecklist | PostNote
+@dataclass(frozen=True)
+class NoteOnChild:
+    """One comment on a child issue (a comms order rule it broke), once: the comment carries ``log_key`` in
+    its log marker, so the applier finds it again before posting; ``log_text`` then goes to the incident's
+    status log under the same key, which marks both done."""
+
+    channel: str
+    child_project: str
+    child_iid: int
+    body: str
+    log_key: str
+    log_text: str
+
+    @property
+    def key(self) -> str:
+        return f"note-on-child:{self.log_key}"
+
+    def describe(self) -> str:
+        return f"comment on child #{self.child_iid} ({self.channel}): closed out of the plan's order"
+
+
+Action = CreateChild | LinkChild | UpdateIncident | ReassignChild | UpsertChecklist | PostNote | NoteOnChild

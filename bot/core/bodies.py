@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.config import Config
-from bot.core import cadence, commands
+from bot.core import cadence, commands, order
 from bot.core import state as bot_state
 from bot.core.model import BotState, Child, Desired, Issue, LogEntry, Observed, Person
 from bot.text.escape import (
@@ -232,9 +232,62 @@ def _status(desired: Desired) -> dict[str, Any] | None:
     }
 
 
+def _order_marks(desired: Desired, observed: Observed, cfg: Config) -> dict[str, list[dict[str, Any]]]:
+    """Per channel, the order rules its child broke: what should have gone first, and the rule's id."""
+    marks: dict[str, list[dict[str, Any]]] = {}
+    for b in order.breaches(desired, observed, cfg):
+        marks.setdefault(b.later.channel, []).append({"before": b.first_channel, "rule": b.rule.id})
+    return marks
+
+
+def _child_dri(child: Child, desired: Desired) -> Safe:
+    """Who a child is with: its assignees as GitLab shows them, else the planned DRI."""
+    plan = next((c for c in desired.children if c.channel == child.channel), None)
+    people = [at(a) for a in child.issue.assignees if is_valid_username(a)]
+    return Safe(", ".join(people)) if people else (who(plan.assignee) if plan else Safe("unassigned"))
+
+
+def _child_label(child: Child, desired: Desired, cfg: Config) -> str:
+    """``#12 Incident response customer email (`comms-email`)``, safe markdown."""
+    plan = next((c for c in desired.children if c.channel == child.channel), None)
+    ch_cfg = cfg.channel(child.channel)
+    title = plan.title if plan else (ch_cfg.title if ch_cfg else child.channel)
+    return f"{issue_ref(child.iid)} {escape_inline(title)} ({code_span(child.channel)})"
+
+
+def _breach_text(b: order.Breach, desired: Desired, cfg: Config) -> str:
+    if b.first is None:
+        first = f"{code_span(b.first_channel)}, which has no issue yet"
+    else:
+        state = "which is still open" if b.first.issue.is_open else "which was closed after it"
+        first = f"{_child_label(b.first, desired, cfg)}, {state}"
+    return (
+        f"{_child_label(b.later, desired, cfg)} was closed before {first}: against the plan's order, rule "
+        f"{code_span(b.rule.id)}: \"{escape_inline(' '.join(b.rule.plan.split()))}\" DRI {_child_dri(b.later, desired)}"
+    )
+
+
+def order_log_text(b: order.Breach, desired: Desired, cfg: Config) -> str:
+    """The status log line for a child closed out of the plan's order (key: ``b.key``)."""
+    return _breach_text(b, desired, cfg)
+
+
+def order_child_body(b: order.Breach, desired: Desired, cfg: Config) -> str:
+    """The one comment on the child itself; its log marker carries ``b.key`` so it is found again."""
+    text = _checked_entry(
+        LogEntry(
+            b.key,
+            _breach_text(b, desired, cfg)
+            + f". The incident ({issue_ref(desired.ref.iid)}) records this in its status log and checklist.",
+        )
+    )
+    return f"{marker(LOG, keys=[b.key])}\n{text}\n"
+
+
 def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
     ticks = observed.checklist_ticks
     plans = {c.channel: c for c in desired.children}
+    marks = _order_marks(desired, observed, cfg)
     channels = []
     for label, child in sorted(observed.children.items(), key=lambda kv: kv[1].iid):
         plan = plans.get(label)
@@ -251,6 +304,7 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
                 "done": not child.issue.is_open,
                 "state": "closed" if not child.issue.is_open else "open",
                 "selected": plan is not None,
+                "order": marks.get(label, []),
                 "item": _item(f"channel:{label}"),
             }
         )
@@ -278,6 +332,7 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
                 "name": e.name,
                 "dri": who(e.dri),
                 "cadence": every(e.cadence),
+                "cadence_source": e.cadence_source,
                 "channel": e.channel,
                 "reason": e.reason,
                 "done": f"engagement:{e.id}" in ticks,
@@ -317,6 +372,17 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
                     f"handoff:{v.command.note.id}",
                     f"{role.upper()} handed over to {at(user)} by {escape_inline(v.command.note.author)}"
                     + (f" at {when:%Y-%m-%d %H:%M} UTC" if when else ""),
+                )
+            )
+    for v in desired.verdicts:
+        if v.cadence:
+            eid, request = v.cadence
+            what = every(request.every) if request.every else "back to the plan's cadence"
+            entries.append(
+                LogEntry(
+                    f"cadence:{v.command.note.id}",
+                    f"status updates for {code_span(eid)}: {what}, requested by "
+                    f"{escape_inline('@' + request.by)} at {request.at:%Y-%m-%d %H:%M} UTC",
                 )
             )
     for e in desired.engagements:
@@ -424,7 +490,18 @@ def _child_rows(children: list[Child], desired: Desired, cfg: Config) -> list[di
         title = plan.title if plan else (ch_cfg.title if ch_cfg else child.channel)
         people = [at(a) for a in child.issue.assignees if is_valid_username(a)]
         dri = Safe(", ".join(people)) if people else (who(plan.assignee) if plan else Safe("unassigned"))
-        rows.append({"ref": Safe(issue_ref(child.iid)), "title": title, "dri": dri, "state": child.issue.state})
+        assignees = [escape_inline("@" + a) for a in child.issue.assignees if is_valid_username(a)]
+        rows.append(
+            {
+                "ref": Safe(issue_ref(child.iid)),
+                "title": title,
+                "dri": dri,
+                "state": child.issue.state,
+                "channel": child.channel,
+                # Named without notifying (a status update is copied and posted by people).
+                "assignee": Safe(", ".join(assignees)) if assignees else "unassigned",
+            }
+        )
     return rows
 
 
@@ -490,6 +567,7 @@ def status_update_body(desired: Desired, observed: Observed, cfg: Config, r: Ren
         if note.created_at:
             events.append((note.created_at, f"status update by {note.author}"))
     points = cfg.status_update_points
+    marks = _order_marks(desired, observed, cfg)
     return _render(
         r,
         cfg.templates.status_update,
@@ -502,7 +580,12 @@ def status_update_body(desired: Desired, observed: Observed, cfg: Config, r: Ren
         timeline=[{"at": at, "text": text} for at, text in sorted(events, key=lambda e: e[0])],
         severity=desired.severity.label,
         phase_name=desired.phase_name,
-        channels=_child_rows(list(observed.children.values()), desired, cfg),
+        channels=[
+            {**row, "order": marks.get(row["channel"], [])}
+            for row in _child_rows(list(observed.children.values()), desired, cfg)
+        ],
+        order_rules=bool(cfg.comms_order),
+        order_kept=not any(marks.values()),
     )
 
 
@@ -527,4 +610,5 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         bot=cfg.bot.username,
         roles=list(cfg.roles),
         role_choices="|".join(cfg.roles),
+        engagements=[e.id for e in cfg.engagements if e.cadence is not None],
     )

@@ -10,7 +10,7 @@ window), and replicas or retries that compute the same key never post it twice.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -119,14 +119,22 @@ def dues(
     began: dict[str, datetime],
     default_start: datetime,
     now: datetime,
+    *,
+    changed: Mapping[str, datetime] | None = None,
 ) -> list[Due]:
-    """Where each engagement with a cadence stands at ``now``."""
+    """Where each engagement with a cadence stands at ``now``.
+
+    ``changed``: when a ``cadence`` command last changed an engagement's interval (the command note's
+    time). The anchor moves there too, so a new interval is counted from the change, never backwards
+    over time that passed under the old one (a shorter cadence does not post a reminder at once)."""
     out = []
     for e in engagements:
         if e.cadence is None:
             continue
         start = began.get(e.id, default_start)
         anchor = max(last_update, start) if last_update else start
+        if changed and (moved := changed.get(e.id)) is not None:
+            anchor = max(anchor, moved)
         window = max(0, int((now - anchor) / e.cadence))
         due_at = anchor + e.cadence * max(1, window)
         out.append(Due(e, anchor, window, due_at))

@@ -3,22 +3,23 @@
 A command is handled once, ever: the bot's signed state records the highest command note id it has
 handled (``BotState.handled``), and a command at or below it is never handled again, even if its reply
 was deleted. The reply also carries the log key ``cmd:<note id>``. Effects on the bot's state (role
-holders, snooze, the mark) are folded into ``BotState`` in note order and written to the checklist's
+holders, snooze, requested cadences, the mark) are folded into ``BotState`` in note order and written to the checklist's
 marker before the reply is posted, so a crash in between leaves the command applied without a reply,
 never applied twice.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.config import ROLE_IDS, Config, parse_duration
-from bot.core.model import BotState, Note
+from bot.core.model import BotState, CadenceRequest, Note
 from bot.text.escape import is_valid_username
 
-COMMANDS = ("help", "status", "handoff", "snooze", "refresh")
+COMMANDS = ("help", "status", "handoff", "snooze", "cadence", "refresh")
 MAX_SNOOZE = timedelta(days=7)
 
 
@@ -66,6 +67,7 @@ class Verdict:
     reply: str
     handoff: tuple[str, str] | None = None  # (role id, username)
     snooze_until: datetime | None = None
+    cadence: tuple[str, CadenceRequest] | None = None  # (engagement id, what was requested)
 
 
 # Markdown's line endings (not every Unicode break ``str.splitlines`` knows) and its blank lines.
@@ -146,6 +148,8 @@ def judge(cmd: Command, cfg: Config) -> Verdict:
             return Verdict(cmd, False, "cannot tell when the command was written")
         until = since + length
         return Verdict(cmd, True, f"reminders paused until {until:%Y-%m-%d %H:%M} UTC", snooze_until=until)
+    if name == "cadence":
+        return _cadence(cmd, cfg)
     # handoff
     if len(args) != 2 or args[0].lower() not in ROLE_IDS or not args[1].startswith("@"):
         return Verdict(cmd, False, f"usage: handoff {'|'.join(ROLE_IDS)} @user")
@@ -158,14 +162,77 @@ def judge(cmd: Command, cfg: Config) -> Verdict:
     return Verdict(cmd, True, reply, handoff=(role, user))
 
 
+def _duration_text(value: timedelta) -> str:
+    minutes = int(value.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = (f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else "")
+    return " ".join(p for p in parts if p)
+
+
+def _cadence(cmd: Command, cfg: Config) -> Verdict:
+    """``cadence ENGAGEMENT DURATION|default``: one engagement's update interval for this incident."""
+    ids = [e.id for e in cfg.engagements]
+    usage = f"usage: cadence ENGAGEMENT DURATION|default, e.g. cadence {ids[0] if ids else 'e-group'} 30m"
+    if len(cmd.args) != 2:
+        return Verdict(cmd, False, f"{usage}; engagements: {', '.join(ids)}")
+    wanted, value = cmd.args[0].lower(), cmd.args[1]
+    engagement = cfg.engagement(wanted)
+    if engagement is None:
+        close = difflib.get_close_matches(wanted, ids, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return Verdict(
+            cmd, False, Reply("unknown engagement ", Echo(cmd.args[0]), f" ({hint}engagements: {', '.join(ids)})")
+        )
+    if engagement.cadence is None:
+        return Verdict(
+            cmd,
+            False,
+            f"{engagement.id} is engaged continuously ({engagement.channel}); it has no update interval to change",
+        )
+    since = cmd.note.created_at
+    if since is None:
+        return Verdict(cmd, False, "cannot tell when the command was written")
+    if value.lower() == "default":
+        request = CadenceRequest(None, cmd.note.author, since)
+        reply = Reply(f"{engagement.name}: back to the plan's cadence, requested by ", Echo(cmd.note.author))
+        return Verdict(cmd, True, reply, cadence=(engagement.id, request))
+    try:
+        every = parse_duration(value)
+    except (ValueError, OverflowError):
+        return Verdict(
+            cmd,
+            False,
+            Reply("cannot parse duration ", Echo(value), " (expected e.g. 30m, 1h, 1h30m, or default)"),
+        )
+    low, high = cfg.cadence_bounds.min, cfg.cadence_bounds.max
+    if not low <= every <= high:
+        return Verdict(
+            cmd,
+            False,
+            f"a cadence must be between {_duration_text(low)} and {_duration_text(high)} "
+            f"(asked: {_duration_text(every)})",
+        )
+    request = CadenceRequest(every, cmd.note.author, since)
+    reply = Reply(
+        f"{engagement.name}: status updates every {_duration_text(every)}, requested by ",
+        Echo(cmd.note.author),
+        "; the next one is due that long after this comment or the last update, whichever is later",
+    )
+    return Verdict(cmd, True, reply, cadence=(engagement.id, request))
+
+
 def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
     """The bot's state after the accepted commands, in the order they were written."""
     roles = dict(state.roles)
     snoozed = state.snoozed_until
+    cadences = dict(state.cadences)
     handled = max([state.handled, *(v.command.note.id for v in verdicts)])
     for v in sorted(verdicts, key=lambda v: v.command.note.id):
         if v.handoff:
             roles[v.handoff[0]] = v.handoff[1]
         if v.snooze_until:
             snoozed = v.snooze_until
-    return replace(state, roles=roles, snoozed_until=snoozed, handled=handled)
+        if v.cadence:
+            cadences[v.cadence[0]] = v.cadence[1]
+    return replace(state, roles=roles, snoozed_until=snoozed, cadences=cadences, handled=handled)

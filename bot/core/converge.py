@@ -13,7 +13,16 @@ from typing import Protocol
 from bot.config import Config
 from bot.core import bodies
 from bot.core import state as bot_state
-from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
+from bot.core.actions import (
+    Action,
+    CreateChild,
+    LinkChild,
+    NoteOnChild,
+    PostNote,
+    ReassignChild,
+    UpdateIncident,
+    UpsertChecklist,
+)
 from bot.core.diff import diff
 from bot.core.model import BotState, Child, Desired, IncidentRef, Issue, LogEntry, Note, Observed
 from bot.text.escape import escape_inline, issue_ref
@@ -73,6 +82,12 @@ def fold(observed: Observed, result: Result) -> Observed:
         if action.kind == "log" and result.note is not None and result.note.discussion_id:
             observed = replace(observed, log_thread=result.note.discussion_id)
         return observed
+    if isinstance(action, NoteOnChild):
+        return replace(
+            observed,
+            child_noted=observed.child_noted | {action.log_key},
+            pending_log=(*observed.pending_log, LogEntry(action.log_key, action.log_text)),
+        )
     raise TypeError(f"unknown action {action!r}")
 
 

@@ -15,8 +15,17 @@ into ``Observed`` and diffs again until nothing is left.
 from __future__ import annotations
 
 from bot.config import Config
-from bot.core import bodies, cadence
-from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
+from bot.core import bodies, cadence, order
+from bot.core.actions import (
+    Action,
+    CreateChild,
+    LinkChild,
+    NoteOnChild,
+    PostNote,
+    ReassignChild,
+    UpdateIncident,
+    UpsertChecklist,
+)
 from bot.core.model import Desired, Observed
 from bot.core.routing import is_incident
 from bot.text.escape import escape_inline, issue_ref
@@ -76,7 +85,29 @@ def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rend
         if not found.linked:
             actions.append(LinkChild(found.channel, found.issue.ref.project, found.iid))
     actions += _children_follow_handoffs(desired, observed)
+    actions += _order_notes(desired, observed, cfg)
     return actions
+
+
+def _order_notes(desired: Desired, observed: Observed, cfg: Config) -> list[NoteOnChild]:
+    """One comment on each child closed out of the plan's order, before the incident's log says so (the
+    log line is folded in after it): once the log holds the key, both are done, with no read needed."""
+    out = []
+    for breach in order.breaches(desired, observed, cfg):
+        if breach.key in observed.logged or breach.key in observed.child_noted:
+            continue
+        child = breach.later
+        out.append(
+            NoteOnChild(
+                child.channel,
+                child.issue.ref.project,
+                child.iid,
+                bodies.order_child_body(breach, desired, cfg),
+                breach.key,
+                bodies.order_log_text(breach, desired, cfg),
+            )
+        )
+    return out
 
 
 def _children_follow_handoffs(desired: Desired, observed: Observed) -> list[ReassignChild]:

@@ -98,6 +98,16 @@ class Child:
 
 
 @dataclass(frozen=True)
+class CadenceRequest:
+    """A ``cadence`` command's effect on one engagement: its interval (None: back to the plan's), who asked
+    and when (the command note's time, the same on every run: the next reminder window starts there)."""
+
+    every: timedelta | None
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class BotState:
     """What the bot recorded in its checklist's signed marker (see ``bot.core.state``)."""
 
@@ -109,6 +119,8 @@ class BotState:
     # The highest note id of a command the bot has handled: a command at or below it is never handled
     # again, even if its reply was deleted.
     handled: int = 0
+    # Intervals requested on this incident with the ``cadence`` command, by engagement id.
+    cadences: Mapping[str, CadenceRequest] = field(default_factory=dict)
     # Counts the changes, so that the newest signed copy wins over an older one put back in its place.
     rev: int = 0
 
@@ -137,6 +149,8 @@ class Observed:
     # What this run changed that GitLab's state alone does not show (e.g. who assigned the incident):
     # logged with the next status log comment.
     pending_log: tuple[LogEntry, ...] = ()
+    # Keys of the comments on children this run has posted (or found already posted): see ``NoteOnChild``.
+    child_noted: frozenset[str] = frozenset()
     # Set when GitLab refused the SEOC as assignee in this run, so the run does not ask again.
     assign_refused: bool = False
     # People's comments that matter: status updates that count (content judged by ``cadence``, the author by
@@ -169,6 +183,10 @@ class EngagementPlan:
     cadence: timedelta | None
     channel: str
     reason: str
+    # Where the cadence comes from when it is not the engagement's own: "requested by ..." or the config's rule.
+    cadence_source: str = ""
+    # When the cadence was last changed by a command: the next reminder window is counted from there.
+    cadence_changed: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ recorded in the checklist (``BotState``): a role changes hands only by an explic
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast
 
-from bot.config import Condition, Config, RoleId, Severity
+from bot.config import Condition, Config, Engagement, RoleId, Severity
 from bot.core import cadence, commands
 from bot.core.model import (
     BotState,
@@ -105,6 +105,32 @@ def role_holders(state: BotState, cfg: Config, now: datetime) -> dict[str, str |
     return {rid: state.roles.get(rid) or on_call(role, now) for rid, role in cfg.roles.items()}
 
 
+def effective_cadence(
+    engagement: Engagement, facts: Facts, state: BotState, cfg: Config
+) -> tuple[timedelta | None, str, datetime | None]:
+    """An engagement's interval for this incident, where it comes from, and when a command last changed it.
+
+    Precedence: a ``cadence`` command on the incident, then the first ``cadence_defaults`` rule that holds
+    (severity and phase), then the engagement's own cadence. Continuous engagements stay continuous."""
+    if engagement.cadence is None:
+        return None, "", None
+    request = state.cadences.get(engagement.id)
+    changed = request.at if request else None
+    if request is not None and request.every is not None:
+        return request.every, f"requested by @{request.by}", changed
+    for rule in cfg.cadence_defaults:
+        if rule.engagements is not None and engagement.id not in rule.engagements:
+            continue
+        if rule.severity_at_least is not None and facts.severity < rule.severity_at_least:
+            continue
+        if rule.phase is not None and facts.phase != rule.phase:
+            continue
+        parts = [f"severity {facts.severity.label}"] if rule.severity_at_least is not None else []
+        parts += [f"phase {facts.phase}"] if rule.phase is not None else []
+        return rule.every, "config default" + (f" for {', '.join(parts)}" if parts else ""), changed
+    return engagement.cadence, "", changed
+
+
 def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desired:
     """What GitLab should show for ``incident``. Pure: same inputs, same answer."""
     severity, severity_source = severity_of(incident, cfg)
@@ -147,12 +173,15 @@ def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desire
             id=e.id,
             name=e.name,
             dri=resolve_party(e.dri, holders, cfg),
-            cadence=e.cadence,
+            cadence=every,
             channel=e.channel,
             reason=explain(e.when, facts, cfg) or f"severity is {severity.label}",
+            cadence_source=source,
+            cadence_changed=changed,
         )
         for e in cfg.engagements
         if holds(e.when, facts, cfg)
+        for every, source, changed in [effective_cadence(e, facts, state, cfg)]
     )
     children = tuple(
         ChildPlan(
@@ -204,7 +233,8 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
     handoff_assign = handoffs[-1] if handoffs and handoffs[-1].lower() not in assignees else None
     last = cadence.last_update(observed.updates, cfg.status_update_points, cfg.bot.username)
     began = {e.id: state.began.get(e.id, now) for e in desired.engagements if e.cadence is not None}
-    dues = cadence.dues(desired.engagements, last.created_at if last else None, began, now, now)
+    changed = {e.id: e.cadence_changed for e in desired.engagements if e.cadence_changed is not None}
+    dues = cadence.dues(desired.engagements, last.created_at if last else None, began, now, now, changed=changed)
     all_clear = desired.phase == cfg.phases[-1].label
     paused = ""
     if all_clear:
@@ -215,7 +245,13 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
         desired,
         now=now,
         state=next_revision(
-            observed.state, BotState(holders, snoozed_until=state.snoozed_until, began=began, handled=state.handled)
+            observed.state, BotState(
+                holders,
+                snoozed_until=state.snoozed_until,
+                began=began,
+                handled=state.handled,
+                cadences=state.cadences,
+            )
         ),
         verdicts=verdicts,
         handoff_assign=handoff_assign,

@@ -1,5 +1,6 @@
-"""The bot's own state in GitLab (role holders, snooze, engagement starts, handled commands), signed so that
-only what the bot wrote is believed. Pure. Who can change what, and what happens then: docs/architecture.md.
+"""The bot's own state in GitLab (role holders, snooze, engagement starts, requested cadences, handled commands),
+signed so that only what the bot wrote is believed. Pure. Who can change what, and what happens then:
+docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -7,10 +8,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from bot.core.events import parse_time
-from bot.core.model import BotState, Issue, LogEntry, Note
+from bot.core.model import BotState, CadenceRequest, Issue, LogEntry, Note
 from bot.text.escape import is_valid_username
 from bot.text.markers import Marker, StateKey, Trust, find_marker, marker_spans, signed_marker, verify
 
@@ -36,11 +38,30 @@ def encode(state: BotState) -> dict[str, Any]:
         fields["began"] = {k: v.isoformat() for k, v in sorted(state.began.items())}
     if state.handled:
         fields["handled"] = state.handled
+    if state.cadences:
+        fields["cadences"] = {
+            k: {"every": int(v.every.total_seconds()) if v.every else 0, "by": v.by, "at": v.at.isoformat()}
+            for k, v in sorted(state.cadences.items())
+        }
     return fields
 
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _cadences(raw: Any) -> dict[str, CadenceRequest]:
+    """Requested intervals; a state written before the ``cadence`` command has none."""
+    out: dict[str, CadenceRequest] = {}
+    if not isinstance(raw, dict):
+        return out
+    for k, v in raw.items():
+        if not isinstance(k, str) or not isinstance(v, dict):
+            continue
+        seconds, by, when = _int(v.get("every")), v.get("by"), parse_time(v.get("at"))
+        if isinstance(by, str) and when is not None:
+            out[k] = CadenceRequest(timedelta(seconds=seconds) if seconds else None, by, when)
+    return out
 
 
 def decode(fields: Mapping[str, Any]) -> BotState:
@@ -57,6 +78,7 @@ def decode(fields: Mapping[str, Any]) -> BotState:
         snoozed_until=parse_time(fields.get("snoozed_until")),
         began=began,
         handled=_int(fields.get("handled")),
+        cadences=_cadences(fields.get("cadences")),
         rev=_int(fields.get("rev")),
     )
 

@@ -7,7 +7,17 @@ from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
+from bot.core.actions import (
+    Action,
+    CreateChild,
+    LinkChild,
+    NoteOnChild,
+    PostNote,
+    ReassignChild,
+    UpdateIncident,
+    UpsertChecklist,
+)
+from bot.core.bodies import logged_keys
 from bot.core.converge import Result
 from bot.core.model import IncidentRef, Issue, Note, Observed
 from bot.core.observed import assignee_kept, earlier_child
@@ -123,6 +133,25 @@ class GitLabApplier:
             return note
         return self.client.create_note(ref, action.body, internal=action.internal)
 
+    def _note_on_child(self, action: NoteOnChild) -> Result:
+        """Post the comment unless the child already has it (an earlier run posted it, then stopped before
+        the incident's log said so): one read of the child's comments, then at most one write."""
+        child = IncidentRef(action.child_project, action.child_iid)
+        try:
+            notes = self.client.notes(child)
+            bot = self.client_bot.lower()
+            if any(n.author.lower() == bot and action.log_key in logged_keys(n.body) for n in notes):
+                return Result(action)
+            return Result(action, note=self.client.create_note(child, action.body))
+        except GitLabCallError as exc:
+            if exc.status not in (403, 404):
+                raise
+            return Result(
+                action,
+                warnings=(f"could not comment on #{action.child_iid} ({escape_inline(action.channel)}): "
+                          f"GitLab answered {exc.status}",),
+            )
+
     def _one(self, action: Action, observed: Observed) -> Result:
         ref = observed.incident.ref
         if self.guard is not None:
@@ -188,6 +217,8 @@ class GitLabApplier:
                     if exc.status != 404:  # somebody deleted it: post a new one
                         raise
             return Result(action, note=self.client.create_note(ref, action.body))
+        if isinstance(action, NoteOnChild):
+            return self._note_on_child(action)
         if isinstance(action, PostNote):
             return Result(action, note=self._post(ref, action))
         raise TypeError(f"unknown action {action!r}")

@@ -98,6 +98,10 @@ class ApplyWrites(UserLookup, ChildSearch, Protocol):
 
     def reply_in_thread(self, ref: IncidentRef, discussion_id: str, body: str) -> Note: ...
 
+    def notes(self, ref: IncidentRef) -> list[Note]:
+        """A child's comments, read before the one comment the bot posts there (``NoteOnChild``)."""
+        ...
+
     def update_note(self, ref: IncidentRef, note_id: int, body: str) -> Note: ...
 
 
