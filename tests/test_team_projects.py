@@ -156,7 +156,8 @@ def test_a_teams_edit_of_its_template_takes_effect_on_the_next_child(w, sim):
     second = w.incident(*S1, title="another one")
     reconcile(w, second)
     descriptions = sorted(c["description"] for c in team_children(w))
-    assert descriptions[0].startswith("## Email request\n") and descriptions[1].startswith("## Email request, version 2")
+    assert descriptions[0].startswith("## Email request\n")
+    assert descriptions[1].startswith("## Email request, version 2")
 
 
 def test_closing_the_child_in_the_teams_project_ticks_the_incidents_box(w, sim):

@@ -17,6 +17,7 @@ from bot.core.model import ChildTarget, Desired, Observed
 from bot.gitlab.ports import RemitReads, TemplateReads
 from bot.gitlab.remit import Remit
 from bot.text.escape import code_span, escape_inline
+from bot.text.hazards import preamble_problem
 
 #: Creating a confidential issue with labels and an assignee, and linking it, needs Reporter (Planner) or above.
 REPORTER = 20
@@ -71,8 +72,9 @@ def read_templates(client: TemplateReads, observed: Observed, desired: Desired) 
         if key not in cache:
             cache[key] = client.issue_template(project, child.gitlab_template)
         text = cache[key]
-        if text is None:
-            why = "GitLab has no such template there, or the bot user may not read it"
+        why = "GitLab has no such template there, or the bot user may not read it" if text is None else None
+        why = why or preamble_problem(text or "")
+        if why:
             fallback = _fallback(child.channel, project, child.gitlab_template, why)
             targets[child.channel] = replace(target, fallback=fallback)
         else:

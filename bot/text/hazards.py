@@ -561,3 +561,19 @@ def with_preamble(preamble: str, body: str) -> str:
         shown = "; ".join(str(h) for h in added[:3])
         raise UnsafeOutput(f"the team's template changes what the bot's part does: {shown}", added)
     return joined
+
+
+# Escaped versions of everything GitLab acts on, as the bot's part holds them: a preamble after which any of
+# them acts again (an HTML block or comment left open, where backslash escapes stop working) is unusable.
+_PROBE = "probe \\@all \\#1 \\~x \\!2 \\$3 \\&4 \\%5 \\^6 \\<b\\>\n\nsecond paragraph \\@all\n"
+
+
+def preamble_problem(preamble: str) -> str | None:
+    """Why text a person wrote cannot go before the bot's part of a description, or None when it can."""
+    try:
+        with_preamble(preamble, _PROBE)
+    except UnsafeOutput as exc:
+        first = exc.hazards[0] if exc.hazards else None
+        what = f" ({first.kind} at line {first.line})" if first else ""
+        return f"it leaves an HTML block or comment open, where the bot's escaping would stop working{what}"
+    return None
