@@ -384,3 +384,68 @@ def test_a_team_project_outside_the_bots_scope_is_reported():
     with pytest.raises(ConfigError) as err:
         parse_config(data, source="t.yaml", base_dir=ROOT / "config")
     assert "channels[comms-email].project: project 'marketing/programs' is outside the bot's scope" in str(err.value)
+
+
+# ---- check-config --live --------------------------------------------------------------------------------
+
+
+def live(capsys, monkeypatch, sim, cfg_path: Path, *extra: str) -> tuple[int, str, str]:
+    from bot.commands.cli import main
+
+    monkeypatch.setenv("GITLAB_URL", sim.url)
+    monkeypatch.setenv("GITLAB_TOKEN", sim.token)
+    code = main(["check-config", "--config", str(cfg_path), "--live", *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cfg_path(tmp_path: Path) -> Path:
+    data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text(encoding="utf-8"))
+    data["templates_dir"] = str(ROOT / "issue_templates")
+    for channel in data["channels"]:
+        if channel["label"] == "comms-email":
+            channel.update({"project": TEAM, "gitlab_template": NAME})
+        if channel["label"] == "comms-distribution-list":
+            channel.update({"project": "marketing/ops"})
+    path = tmp_path / "bot.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_check_config_live_reports_each_team_channel_and_writes_nothing(capsys, monkeypatch, w, sim, cfg_path):
+    w.team_project(TEAM, templates={NAME: TEMPLATE})
+    w.team_project("marketing/ops")
+    sim.reset_log()
+    code, out, err = live(capsys, monkeypatch, sim, cfg_path, "--project", w.project)
+    assert code == 0, err
+    lines = out.strip().splitlines()[1:]
+    assert lines == [
+        "channels[comms-email]: marketing/programs: OK (the bot user is Reporter, template 'Email-Request-mpm' "
+        "found; may create confidential issues and link them)",
+        "channels[comms-distribution-list]: marketing/ops: OK (the bot user is Reporter; may create confidential "
+        "issues and link them)",
+    ]
+    assert sim.writes() == []
+    assert template_reads(sim) == 1
+
+
+def test_check_config_live_names_each_problem_in_one_line_and_exits_2(capsys, monkeypatch, w, sim, cfg_path):
+    w.team_project(TEAM, templates={"Other": "x"})  # the template is not there
+    w.team_project("marketing/ops", bot_level=10)  # only a Guest
+    code, _, err = live(capsys, monkeypatch, sim, cfg_path)
+    assert code == 2
+    problems = err.strip().splitlines()
+    assert len(problems) == 2
+    assert problems[0].startswith("channels[comms-email]: marketing/programs: no issue template 'Email-Request-mpm'")
+    assert problems[1].startswith("channels[comms-distribution-list]: marketing/ops: the bot user is Guest")
+    assert all("bundled template in the incident's project" in p for p in problems)
+    assert sim.writes() == []
+
+
+def test_check_config_live_on_a_project_the_bot_cannot_see(capsys, monkeypatch, w, sim, cfg_path):
+    w.team_project(TEAM, templates={NAME: TEMPLATE}, bot_level=None, visibility="private")
+    w.team_project("marketing/ops")
+    code, _, err = live(capsys, monkeypatch, sim, cfg_path)
+    assert code == 2
+    assert "channels[comms-email]: marketing/programs: the bot user cannot see marketing/programs (404" in err
