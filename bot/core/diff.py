@@ -60,7 +60,10 @@ def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rend
         actions.append(UpdateIncident(assign=assign, add_labels=add_labels))
     for found in observed.children.values():
         if not found.linked:
-            actions.append(LinkChild(found.channel, found.issue.ref.project, found.iid))
+            # A child in a team's project is named by that project's id when GitLab gave it (a path may be renamed).
+            pid = found.issue.project_id
+            elsewhere = pid is not None and pid != incident.project_id
+            actions.append(LinkChild(found.channel, str(pid) if elsewhere else found.issue.ref.project, found.iid))
     actions += _children_follow_handoffs(desired, observed)
     return actions
 
