@@ -449,3 +449,18 @@ def test_check_config_live_on_a_project_the_bot_cannot_see(capsys, monkeypatch, 
     code, _, err = live(capsys, monkeypatch, sim, cfg_path)
     assert code == 2
     assert "channels[comms-email]: marketing/programs: the bot user cannot see marketing/programs (404" in err
+
+
+def test_check_config_renders_the_plans_part_of_a_team_template_child(tmp_path):
+    from bot.commands.checks import check_templates
+    from bot.text.templates import TemplateRenderer
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for f in (ROOT / "issue_templates").iterdir():
+        (templates / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    (templates / "child-plan.md.j2").write_text("{{ marker }}\n{{ child.nonexistent.field }}\n", encoding="utf-8")
+    cfg = team_config()
+    assert check_templates(cfg, TemplateRenderer([ROOT / "issue_templates"])) == []
+    problems = check_templates(cfg, TemplateRenderer([templates]))
+    assert len(problems) == 1 and "rendering a sample incident failed" in problems[0]

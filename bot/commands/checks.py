@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from bot.config import Config, Problem
 from bot.core import bodies, commands
 from bot.core.converge import DryRun, converge
-from bot.core.model import BotState, IncidentRef, Issue, Note, Observed
+from bot.core.model import BotState, ChildTarget, IncidentRef, Issue, Note, Observed
 from bot.core.policy import plan, plan_observed
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabCallError
@@ -37,7 +37,14 @@ def check_templates(cfg: Config, renderer: TemplateRenderer) -> list[str]:
     try:
         with bodies.strict():  # an unsafe body is a problem to report here, not a notice to post
             desired = plan(incident, BotState(), cfg, SAMPLE_TIME)
-            final, _ = converge(desired, Observed(incident=incident, orphans_searched=True), cfg, renderer, DryRun())
+            # Channels with a team template render the plan's part after a sample of it (child_plan).
+            targets = {
+                c.label: ChildTarget(c.label, c.project, template="## Sample team template\n")
+                for c in cfg.channels
+                if c.gitlab_template
+            }
+            sample = Observed(incident=incident, orphans_searched=True, targets=targets)
+            final, _ = converge(desired, sample, cfg, renderer, DryRun())
             quiet = Issue(IncidentRef("sample/project", 2), id=2, title="Low", labels=frozenset({cfg.labels.trigger}))
             converge(plan(quiet, BotState(), cfg, SAMPLE_TIME), Observed(incident=quiet), cfg, renderer, DryRun())
             render_over_time(final, cfg, renderer)
