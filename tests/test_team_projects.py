@@ -464,3 +464,33 @@ def test_check_config_renders_the_plans_part_of_a_team_template_child(tmp_path):
     assert check_templates(cfg, TemplateRenderer([ROOT / "issue_templates"])) == []
     problems = check_templates(cfg, TemplateRenderer([templates]))
     assert len(problems) == 1 and "rendering a sample incident failed" in problems[0]
+
+
+def test_outside_the_bots_remit_the_team_project_is_not_touched(sim, cfg):
+    from bot.gitlab.remit import Remit
+
+    w = world(sim, cfg)
+    pid = w.team_project(TEAM, templates={NAME: TEMPLATE})
+    iid = w.incident(*S1)
+    sim.reset_log()
+    reconcile(w, iid, remit=Remit(cfg.bot.username, ["acme"]))  # the operator narrowed the scope meanwhile
+    assert sim.state.issues(pid) == [] and writes_in(sim, pid) == [] and template_reads(sim) == 0
+    note = next(n["body"] for n in w.bot_notes(iid) if "fallback:comms-email" in bodies.logged_keys(n["body"]))
+    assert "is not in the configured scope" in note
+
+
+def test_the_team_childs_description_reads_as_gitlab_renders_it(w, sim):
+    from tests.security.gitlab_render import mentions, read, references
+
+    w.team_project(TEAM, templates={NAME: TEMPLATE})
+    iid = w.incident(*S1, title="Exposed @all ~bug #3 /close")
+    reconcile(w, iid)
+    [child] = team_children(w)
+    _, text, html = read(child["description"])
+    assert "<h2>Email request</h2>" in html  # the team's text as the team wrote it
+    assert "Plain text only" in text
+    # References: the way back to the incident, across projects; no label, no #3 from the incident's title.
+    refs = [r for kind, r in references(child["description"]) if kind == "issue"]
+    assert f"acme/security-incidents#{iid}" in refs and "#3" not in refs
+    assert not [r for kind, r in references(child["description"]) if kind == "label"]
+    assert set(mentions(child["description"])) <= configured_users(w.cfg)
