@@ -125,9 +125,13 @@ def test_the_template_costs_one_call_on_the_creating_run_and_none_after(w, sim):
     sim.reset_log()
     reconcile(w, iid)
     assert template_reads(sim) == 1
-    # creates, links, checklist, log comment, incident update; plus the team project's remit check, its
-    # orphan search and the template
+    # The same writes as with both children in the incident's project: creates, links, checklist, log
+    # comment, incident update.
     assert len(sim.writes()) == 2 + 2 + 1 + 1 + 1
+    # Three reads more: the bot's access level on the team's project (the remit, cached for a minute), the
+    # orphan search there (a child opened just before a crash is found again) and the template.
+    assert sim.count("GET", route="GET /projects/:id/members/all/:user_id") == 2
+    assert sim.count("GET", route="GET /projects/:id/issues") == 2
     sim.reset_log()
     report = reconcile(w, iid)
     assert report.actions == [] and sim.writes() == []
