@@ -498,3 +498,14 @@ def test_the_team_childs_description_reads_as_gitlab_renders_it(w, sim):
     assert f"acme/security-incidents#{iid}" in refs and "#3" not in refs
     assert not [r for kind, r in references(child["description"]) if kind == "label"]
     assert set(mentions(child["description"])) <= configured_users(w.cfg)
+
+
+def test_an_offline_plan_says_where_the_child_will_be_opened(capsys, cfg_path):
+    from bot.commands.cli import main
+
+    assert main(["plan", "--config", str(cfg_path), "--payload", str(ROOT / "examples/payloads/s1-incident.json")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "create confidential child issue 'Incident response customer email for security incident "
+        "acme/security-incidents#12' in marketing/programs from its template 'Email-Request-mpm'" in out
+    )

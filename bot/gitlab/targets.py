@@ -23,10 +23,6 @@ from bot.text.hazards import preamble_problem
 REPORTER = 20
 
 
-class TargetReads(RemitReads, TemplateReads):
-    """What resolving a team's project and template reads."""
-
-
 def _fallback(channel: str, project: str, template: str | None, why: str) -> str:
     where = f"{code_span(project)}'s template {code_span(template)}" if template else code_span(project)
     return (
