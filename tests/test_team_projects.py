@@ -509,3 +509,12 @@ def test_an_offline_plan_says_where_the_child_will_be_opened(capsys, cfg_path):
         "create confidential child issue 'Incident response customer email for security incident "
         "acme/security-incidents#12' in marketing/programs from its template 'Email-Request-mpm'" in out
     )
+
+
+def test_an_oversized_template_falls_back(w, sim):
+    w.team_project(TEAM, templates={NAME: "x\n" * 60_000})
+    iid = w.incident(*S1)
+    reconcile(w, iid)
+    assert team_children(w) == []
+    note = next(n["body"] for n in w.bot_notes(iid) if "fallback:comms-email" in bodies.logged_keys(n["body"]))
+    assert "longer than 100,000 characters" in note

@@ -14,6 +14,7 @@ from bot.core.policy import plan, plan_observed
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.projectsetup import ProjectSetup
+from bot.gitlab.targets import MAX_TEMPLATE_CHARS
 from bot.text.hazards import preamble_problem
 from bot.text.templates import TemplateRenderer
 
@@ -159,6 +160,8 @@ def live_checks(cfg: Config, client: GitLabClient, incident_project: str | None 
                         f"no issue template {ch.gitlab_template!r} in {project} "
                         f"(.gitlab/issue_templates/{ch.gitlab_template}.md on the default branch)"
                     )
+                elif len(text) > MAX_TEMPLATE_CHARS:
+                    problems.append(f"template {ch.gitlab_template!r} is longer than {MAX_TEMPLATE_CHARS:,} characters")
                 elif (problem := preamble_problem(text)) is not None:
                     problems.append(f"template {ch.gitlab_template!r} cannot be used: {problem}")
                 else:

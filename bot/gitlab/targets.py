@@ -19,6 +19,9 @@ from bot.gitlab.remit import Remit
 from bot.text.escape import code_span, escape_inline
 from bot.text.hazards import preamble_problem
 
+#: A team template longer than this is not used (GitLab's own limit on a description is 1,048,576).
+MAX_TEMPLATE_CHARS = 100_000
+
 #: Creating a confidential issue with labels and an assignee, and linking it, needs Reporter (Planner) or above.
 REPORTER = 20
 
@@ -68,8 +71,12 @@ def read_templates(client: TemplateReads, observed: Observed, desired: Desired) 
         if key not in cache:
             cache[key] = client.issue_template(project, child.gitlab_template)
         text = cache[key]
-        why = "GitLab has no such template there, or the bot user may not read it" if text is None else None
-        why = why or preamble_problem(text or "")
+        if text is None:
+            why: str | None = "GitLab has no such template there, or the bot user may not read it"
+        elif len(text) > MAX_TEMPLATE_CHARS:
+            why = f"it is longer than {MAX_TEMPLATE_CHARS:,} characters"
+        else:
+            why = preamble_problem(text)
         if why:
             fallback = _fallback(child.channel, project, child.gitlab_template, why)
             targets[child.channel] = replace(target, fallback=fallback)
