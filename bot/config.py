@@ -238,6 +238,28 @@ class Engaged(_Model):
     note: str = ""
 
 
+# A GitLab description template's name: the file name in ``.gitlab/issue_templates`` without ``.md``. One path
+# segment, no leading dot (GitLab lists only ``*.md`` files there).
+_TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. -]*$")
+
+
+def _gitlab_template(value: Any) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if text.lower().endswith(".md"):
+        raise ValueError(
+            f"invalid issue template name {value!r} (name it without '.md', as GitLab lists it: {text[:-3]!r})"
+        )
+    if not text or len(text) > 200 or not _TEMPLATE_NAME.match(text) or text.endswith((".", " ")):
+        raise ValueError(
+            f"invalid issue template name {value!r} (expected the file name in .gitlab/issue_templates without '.md', "
+            "such as 'Email-Request-mpm')"
+        )
+    return text
+
+
+GitLabTemplate = Annotated[str, BeforeValidator(_gitlab_template)]
+
+
 class Channel(_Model):
     label: Label
     title: str
@@ -245,6 +267,15 @@ class Channel(_Model):
     assignee: Party
     engaged: list[Engaged] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
+    project: GitLabPath | None = Field(
+        None,
+        description="Full path of the GitLab project where this channel's child is opened (default: the incident's).",
+    )
+    gitlab_template: GitLabTemplate | None = Field(
+        None,
+        description="An issue template of that project (.gitlab/issue_templates, without .md) the child starts with; "
+        "`template` is then used only when the project or its template cannot be read.",
+    )
 
 
 def _parse_every(value: Any) -> timedelta:
@@ -293,6 +324,8 @@ class Templates(_Model):
     out_of_scope: str = "out-of-scope.md.j2"
     log: str = "log.md.j2"
     reply: str = "reply.md.j2"
+    # The plan's part of a child opened from a team's own GitLab template (a channel's ``gitlab_template``).
+    child_plan: str = "child-plan.md.j2"
 
 
 class Config(_Model):
@@ -341,7 +374,11 @@ class Config(_Model):
         return next((c for c in self.channels if c.label == label), None)
 
     def all_template_names(self) -> list[str]:
-        names = list(self.templates.model_dump().values())
+        names = [n for k, n in self.templates.model_dump().items() if k != "child_plan"]
+        # The plan's part of a child from a team's template is needed only when a channel names one, so a
+        # policy with its own templates_dir from before gitlab_template keeps working.
+        if any(c.gitlab_template for c in self.channels):
+            names.append(self.templates.child_plan)
         names += [c.template for c in self.channels]
         return names
 
@@ -455,6 +492,12 @@ def _pydantic_problems(source: str, err: ValidationError, data: Any = None) -> l
     return problems
 
 
+def _within(path: str, scope: Iterable[str]) -> bool:
+    """Whether ``path`` is one of ``scope`` or inside one of its groups (case-insensitive, as on GitLab)."""
+    lowered = path.lower()
+    return any(lowered == s.lower() or lowered.startswith(s.lower() + "/") for s in scope)
+
+
 def _scope_key(label: str) -> str | None:
     """GitLab's scope key: everything before the last ``::`` (nested scopes are greedy)."""
     return label.rsplit("::", 1)[0] if "::" in label else None
@@ -539,6 +582,15 @@ def semantic_problems(cfg: Config) -> list[Problem]:
         check_party(f"{entry('channels', i)}.assignee", ch.assignee)
         for j, engaged in enumerate(ch.engaged):
             check_party(f"{entry('channels', i)}.engaged[{j}].party", engaged.party)
+        if ch.project and cfg.scope and not _within(ch.project, cfg.scope):
+            out.append(
+                Problem(
+                    src,
+                    f"{entry('channels', i)}.project",
+                    f"project {ch.project!r} is outside the bot's scope ({', '.join(cfg.scope)}); add it to scope or "
+                    "its child would always be opened in the incident's project",
+                )
+            )
     if not cfg.phases:
         out.append(Problem(src, "phases", "at least one phase is needed"))
     out.extend(_cadence_problems(cfg))

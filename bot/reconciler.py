@@ -19,6 +19,7 @@ from bot.core.actions import Action, PostNote
 from bot.core.converge import DryRun, converge
 from bot.core.model import Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
+from bot.gitlab import targets
 from bot.gitlab.apply import GitLabApplier, WriteGuard
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.ports import GitLab, IncidentGitLab
@@ -79,7 +80,11 @@ class Reconciler:
         missing = [c.assignee.assignee for c in desired.children if c.channel not in observed.children]
         names = {n for n in [*missing, desired.assign_incident_to, desired.handoff_assign] if n}
         lookups = [self.pool.submit(client.user_id, name) for name in sorted(names)]
+        # A missing child of a channel with a team project: may the bot act there (remit, Reporter)? Then the
+        # orphan search (there too), then the team's template for a child still missing. Nothing when none is.
+        observed = targets.reach(client, self.remit, observed, desired)
         observed = find_orphans(client, observed, desired, self.cfg, self.bot)
+        observed = targets.read_templates(client, observed, desired)
         for lookup in lookups:
             lookup.result()
         return desired, observed

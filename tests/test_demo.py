@@ -49,3 +49,12 @@ def test_after_the_all_clear_no_past_time_is_shown_as_next_due(default_config):
     after = [line for line in lines[start:] if "Next due" in line]
     shown = [line for line in after if line.lstrip()[0] in "+|"]  # what the checklist says from then on
     assert shown and all("Next due: none (reminders off: all clear)" in line for line in shown)
+
+
+def test_the_demo_opens_the_email_child_in_the_teams_project_from_its_template(default_config):
+    text = "\n".join(transcript(default_config))
+    assert "team project: marketing/programs (comms-email children from its template Email-Request-mpm)" in text
+    assert "+ issue marketing/programs#1 'Incident response customer email for security incident " in text
+    assert "its description starts with the team's template: '## Email request (Marketing Programs)'" in text
+    assert "+ link #1 <-> marketing/programs#1 (relates to)" in text
+    assert "+ - [x] marketing/programs#1 **Incident response customer email**" in text

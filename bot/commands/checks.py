@@ -1,15 +1,21 @@
-"""``check-config`` beyond the schema: every template exists, parses and renders for a sample incident."""
+"""``check-config`` beyond the schema: every template exists, parses and renders for a sample incident; with
+``--live``, what GitLab says about each channel's team project and template (``live_checks``)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.config import Config, Problem
 from bot.core import bodies, commands
 from bot.core.converge import DryRun, converge
-from bot.core.model import BotState, IncidentRef, Issue, Note, Observed
+from bot.core.model import BotState, ChildTarget, IncidentRef, Issue, Note, Observed
 from bot.core.policy import plan, plan_observed
+from bot.gitlab.client import GitLabClient
+from bot.gitlab.errors import GitLabCallError
+from bot.gitlab.projectsetup import ProjectSetup
+from bot.gitlab.targets import MAX_TEMPLATE_CHARS
+from bot.text.hazards import preamble_problem
 from bot.text.templates import TemplateRenderer
 
 SAMPLE_TIME = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -32,7 +38,14 @@ def check_templates(cfg: Config, renderer: TemplateRenderer) -> list[str]:
     try:
         with bodies.strict():  # an unsafe body is a problem to report here, not a notice to post
             desired = plan(incident, BotState(), cfg, SAMPLE_TIME)
-            final, _ = converge(desired, Observed(incident=incident, orphans_searched=True), cfg, renderer, DryRun())
+            # Channels with a team template render the plan's part after a sample of it (child_plan).
+            targets = {
+                c.label: ChildTarget(c.label, c.project, template="## Sample team template\n")
+                for c in cfg.channels
+                if c.gitlab_template
+            }
+            sample = Observed(incident=incident, orphans_searched=True, targets=targets)
+            final, _ = converge(desired, sample, cfg, renderer, DryRun())
             quiet = Issue(IncidentRef("sample/project", 2), id=2, title="Low", labels=frozenset({cfg.labels.trigger}))
             converge(plan(quiet, BotState(), cfg, SAMPLE_TIME), Observed(incident=quiet), cfg, renderer, DryRun())
             render_over_time(final, cfg, renderer)
@@ -60,3 +73,121 @@ def render_over_time(observed: Observed, cfg: Config, renderer: TemplateRenderer
         bodies.reminder_body(desired, list(desired.dues), cfg, renderer)
     bodies.all_clear_body(desired, observed, cfg, renderer)
     bodies.closed_body(desired, observed, list(observed.children.values()), cfg, renderer)
+
+
+# ---- check-config --live: what GitLab itself says ---------------------------------------------------------
+
+REPORTER = 20
+_LEVELS = {
+    0: "no access",
+    5: "Minimal access",
+    10: "Guest",
+    15: "Planner",
+    20: "Reporter",
+    30: "Developer",
+    40: "Maintainer",
+    50: "Owner",
+    60: "administrator",
+}
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    """One line of ``check-config --live``: what was checked (a channel, later e.g. a Slack workspace)."""
+
+    ok: bool
+    line: str
+
+
+def _level_name(level: int) -> str:
+    return _LEVELS.get(level, f"access level {level}")
+
+
+def _access(setup: ProjectSetup, project: str) -> tuple[int | None, str]:
+    """The bot user's access level on ``project``, or None and why it cannot be read."""
+    try:
+        return setup.access_level(project)[1], ""
+    except GitLabCallError as exc:
+        if exc.status in (403, 404):
+            return None, f"the bot user cannot see {project} ({exc.status}: missing, renamed or no access)"
+        raise
+
+
+def live_checks(cfg: Config, client: GitLabClient, incident_project: str | None = None) -> list[LiveCheck]:
+    """For each channel with a team project or template: does the project exist, does it hold the template,
+    and may the bot create confidential issues (Reporter or above) and link them to incidents (Reporter or
+    above in both projects) there. Reads GitLab, writes nothing: one or two requests per project, one per
+    template. ``incident_project``: where incidents are opened, for the links' other end."""
+    setup = ProjectSetup(client)
+    levels: dict[str, tuple[int | None, str]] = {}
+
+    def level_of(project: str) -> tuple[int | None, str]:
+        if project.lower() not in levels:
+            levels[project.lower()] = _access(setup, project)
+        return levels[project.lower()]
+
+    out: list[LiveCheck] = []
+    for ch in cfg.channels:
+        if not ch.project and not ch.gitlab_template:
+            continue
+        project = ch.project or incident_project
+        head = f"channels[{ch.label}]"
+        if project is None:
+            out.append(
+                LiveCheck(
+                    True,
+                    f"{head}: template {ch.gitlab_template!r} is read from each incident's own "
+                    "project (give --project GROUP/PROJECT to check one)",
+                )
+            )
+            continue
+        level, why = level_of(project)
+        problems: list[str] = []
+        found: list[str] = []
+        if level is None:
+            problems.append(why)
+        else:
+            found.append(f"the bot user is {_level_name(level)}")
+            if level < REPORTER:
+                problems.append(
+                    f"the bot user is {_level_name(level)} of {project}; it needs Reporter to create "
+                    "confidential issues with labels and an assignee, and to link them"
+                )
+            if ch.gitlab_template:
+                text = client.issue_template(project, ch.gitlab_template)
+                if text is None:
+                    problems.append(
+                        f"no issue template {ch.gitlab_template!r} in {project} "
+                        f"(.gitlab/issue_templates/{ch.gitlab_template}.md on the default branch)"
+                    )
+                elif len(text) > MAX_TEMPLATE_CHARS:
+                    problems.append(f"template {ch.gitlab_template!r} is longer than {MAX_TEMPLATE_CHARS:,} characters")
+                elif (problem := preamble_problem(text)) is not None:
+                    problems.append(f"template {ch.gitlab_template!r} cannot be used: {problem}")
+                else:
+                    found.append(f"template {ch.gitlab_template!r} found")
+            if incident_project and incident_project.lower() != project.lower():
+                other, other_why = level_of(incident_project)
+                if other is None:
+                    problems.append(other_why)
+                elif other < REPORTER:
+                    problems.append(
+                        f"the bot user is {_level_name(other)} of {incident_project}; linking needs "
+                        "Reporter in both projects"
+                    )
+        if problems:
+            out.append(
+                LiveCheck(
+                    False,
+                    f"{head}: {project}: "
+                    + "; ".join(problems)
+                    + "; its children will be opened from the bundled template in the incident's project",
+                )
+            )
+        else:
+            links = "and link them" if incident_project else "and link them (Reporter needed on the incidents' "
+            links += "" if incident_project else "projects too)"
+            out.append(
+                LiveCheck(True, f"{head}: {project}: OK ({', '.join(found)}; may create confidential issues {links})")
+            )
+    return out

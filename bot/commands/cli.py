@@ -77,7 +77,25 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{cfg.source}: OK ({len(cfg.roles)} roles, {len(cfg.teams)} teams, {len(cfg.engagements)} engagements, "
         f"{len(cfg.channels)} channels, templates in {cfg.template_dir})"
     )
+    if getattr(args, "live", False):
+        return _check_live(cfg, args.project)
+    if getattr(args, "project", None):
+        raise UserError("--project is used with --live")
     return 0
+
+
+def _check_live(cfg: Config, incident_project: str | None) -> int:
+    """``check-config --live``: one line per channel with a team project or template; exit 2 on a problem."""
+    from bot import wiring
+    from bot.commands.checks import live_checks
+
+    client = wiring.client(Settings.from_env(need=("gitlab",)), cfg)
+    checks = live_checks(cfg, client, incident_project)
+    if not checks:
+        print("no channel names a team project or template: nothing to check in GitLab")
+    for check in checks:
+        print(check.line, file=sys.stdout if check.ok else sys.stderr)
+    return 0 if all(c.ok for c in checks) else 2
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -179,7 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("check-config", cmd_check_config, "validate the config and its templates; one line per problem")
+    p = add("check-config", cmd_check_config, "validate the config and its templates; one line per problem")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="also read GitLab (GITLAB_URL, GITLAB_TOKEN; writes nothing): does each channel's team project and "
+        "template exist, and may the bot create confidential issues and links there",
+    )
+    p.add_argument("--project", help="with --live: the GROUP/PROJECT incidents are opened in (the links' other end)")
 
     p = add("plan", cmd_plan, "dry run: what the bot would create, assign and post; changes nothing")
     p.add_argument("incident", nargs="?", help="GROUP/PROJECT#IID to plan against a live GitLab")

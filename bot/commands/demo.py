@@ -53,25 +53,70 @@ def readable(body: str) -> str:
     return _ESCAPE.sub(r"\1", strip_markers(body)).strip()
 
 
+# The team's own issue template in its project, as Marketing Programs might keep it (the plan engages them
+# "by creating an issue using the Email-Request-mpm template").
+TEAM_PROJECT = "marketing/programs"
+TEAM_TEMPLATE = "Email-Request-mpm"
+TEAM_TEMPLATE_TEXT = """## Email request (Marketing Programs)
+
+Fill in every field; we schedule the send once the draft is approved.
+
+- [ ] Audience / list
+- [ ] Sender and reply-to
+- [ ] Draft approved
+- [ ] Send date and time
+"""
+
+
+def demo_config(cfg: Config) -> Config:
+    """``cfg`` with the customer email's child opened in Marketing Programs' project from its own template,
+    unless the policy already says where (the bundled policy leaves it commented out)."""
+    channels = [
+        c.model_copy(update={"project": TEAM_PROJECT, "gitlab_template": TEAM_TEMPLATE})
+        if c.label == "comms-email" and c.project is None and c.gitlab_template is None
+        else c
+        for c in cfg.channels
+    ]
+    return cfg.model_copy(update={"channels": channels})
+
+
+def seed_team_projects(w: World) -> list[str]:
+    """The team projects the policy names, with the bot user a Reporter and each named template."""
+    made: list[str] = []
+    for channel in w.cfg.channels:
+        if channel.project and channel.project.lower() not in {m.lower() for m in made}:
+            w.team_project(channel.project)
+            made.append(channel.project)
+        if channel.project and channel.gitlab_template:
+            w.sim.state.add_issue_template(channel.project, channel.gitlab_template, TEAM_TEMPLATE_TEXT)
+    return made
+
+
 @dataclass
 class Snapshot:
-    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
-    links: set[tuple[int, int]] = field(default_factory=set)
-    notes: dict[int, tuple[int, str, str, str]] = field(default_factory=dict)  # id -> iid, author, body, thread
+    issues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    links: set[tuple[str, str]] = field(default_factory=set)
+    notes: dict[int, tuple[str, str, str, str]] = field(default_factory=dict)  # id -> issue, author, body, thread
 
 
-def take(w: World) -> Snapshot:
+def take(w: World, projects: tuple[str, ...] = ()) -> Snapshot:
+    """The incident's project and the team projects, issues named ``#1`` there and ``group/project#1`` here."""
     snap = Snapshot()
-    for issue in w.sim.state.issues(w.project):
-        iid = issue["iid"]
-        snap.issues[iid] = issue
-        for link in w.sim.state.links(w.project, iid):
-            snap.links.add(tuple(sorted((iid, link["iid"]))))  # type: ignore[arg-type]
-        for discussion in w.sim.state.discussions(w.project, iid):
-            notes = [n for n in discussion["notes"] if not n["system"]]
-            for i, note in enumerate(notes):
-                thread = "" if i == 0 else _thread_name(notes[0], w.cfg.bot.username)
-                snap.notes[note["id"]] = (iid, note["author"]["username"], note["body"], thread)
+    for project in (w.project, *projects):
+
+        def ref(issue: dict[str, Any]) -> str:
+            return str(issue["references"]["full" if issue["project_id"] != w.project_id else "short"])
+
+        for issue in w.sim.state.issues(project):
+            iid = issue["iid"]
+            snap.issues[ref(issue)] = issue
+            for link in w.sim.state.links(project, iid):
+                snap.links.add(tuple(sorted((ref(issue), ref(link)))))  # type: ignore[arg-type]
+            for discussion in w.sim.state.discussions(project, iid):
+                notes = [n for n in discussion["notes"] if not n["system"]]
+                for i, note in enumerate(notes):
+                    thread = "" if i == 0 else _thread_name(notes[0], w.cfg.bot.username)
+                    snap.notes[note["id"]] = (ref(issue), note["author"]["username"], note["body"], thread)
     return snap
 
 
@@ -84,35 +129,38 @@ def _thread_name(root: dict[str, Any], bot: str) -> str:
 
 def changes(before: Snapshot, after: Snapshot, bot: str) -> list[str]:
     out = []
-    for iid, issue in after.issues.items():
+    for iid, issue in after.issues.items():  # iid: "#1", or "group/project#1" in a team's project
         old = before.issues.get(iid)
         who = ", ".join("@" + a["username"] for a in issue["assignees"]) or "nobody"
         if old is None:
             flag = "confidential" if issue["confidential"] else "PUBLIC"
             out.append(
-                f"+ issue #{iid} {issue['title']!r} ({flag}, assigned to {who}, labels: {', '.join(issue['labels'])})"
+                f"+ issue {iid} {issue['title']!r} ({flag}, assigned to {who}, labels: {', '.join(issue['labels'])})"
             )
+            if "/" in iid.partition("#")[0]:  # in a team's project: show that it starts with the team's template
+                first = next((line for line in issue["description"].splitlines() if line.strip()), "")
+                out.append(f"    its description starts with the team's template: {first!r}")
             continue
         if old["assignees"] != issue["assignees"]:
-            out.append(f"~ issue #{iid} assigned to {who}")
+            out.append(f"~ issue {iid} assigned to {who}")
         added = sorted(set(issue["labels"]) - set(old["labels"]))
         removed = sorted(set(old["labels"]) - set(issue["labels"]))
         if added or removed:
-            out.append(f"~ issue #{iid} labels " + " ".join([*("+" + a for a in added), *("-" + r for r in removed)]))
+            out.append(f"~ issue {iid} labels " + " ".join([*("+" + a for a in added), *("-" + r for r in removed)]))
         if old["state"] != issue["state"]:
-            out.append(f"~ issue #{iid} {issue['state']}")
+            out.append(f"~ issue {iid} {issue['state']}")
     for a, b in sorted(after.links - before.links):
-        out.append(f"+ link #{a} <-> #{b} (relates to)")
+        out.append(f"+ link {a} <-> {b} (relates to)")
     for note_id, (iid, author, body, thread) in after.notes.items():
         old_note = before.notes.get(note_id)
         if author != bot or (old_note and old_note[2] == body):
             continue
         if old_note is None:
             where = f"reply by @{author} in {thread}" if thread else f"comment by @{author}"
-            out.append(f"+ {where} on #{iid}:")
+            out.append(f"+ {where} on {iid}:")
             out.extend("    | " + line for line in readable(body).splitlines())
             continue
-        out.append(f"~ edited comment by @{author} on #{iid} (changed lines):")
+        out.append(f"~ edited comment by @{author} on {iid} (changed lines):")
         old_lines, new_lines = readable(old_note[2]).splitlines(), readable(body).splitlines()
         for line in difflib.unified_diff(old_lines, new_lines, lineterm="", n=0):
             if line[:1] in "+-" and not line.startswith(("+++", "---")):
@@ -145,13 +193,14 @@ class Demo:
     incident: int = 0
     log: Callable[[str], None] = print
     verbose: bool = False
+    teams: tuple[str, ...] = ()  # team projects children may be opened in
 
     def step(self, at: str, who: str, what: str, act: Callable[[], Any]) -> None:
         hours, minutes = (int(x) for x in at.split(":"))
         self.clock.set(START.replace(hour=hours, minute=minutes))
         self.log(f"\n=== {at}  {who}: {what}")
         act()
-        before = take(self.w)
+        before = take(self.w, self.teams)
         self.w.sim.reset_log()
         reconciler = self.w.reconciler(clock=self.clock, concurrency=1)
         reconciler.pool.shutdown()
@@ -160,7 +209,7 @@ class Demo:
             report = reconciler.reconcile(IncidentRef(self.w.project, self.incident))
         finally:
             reconciler.close()
-        after = take(self.w)
+        after = take(self.w, self.teams)
         calls = len(self.w.sim.requests)
         writes = len(self.w.sim.writes())
         self.log(
@@ -185,10 +234,16 @@ class Demo:
 
 def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] = print) -> int:
     clock = ManualClock(START)
+    cfg = demo_config(cfg)
     with SimulatedGitLab(now=clock) as sim:
         w = world(sim, cfg)
-        demo = Demo(w, clock, log=log, verbose=verbose)
+        teams = tuple(seed_team_projects(w))
+        demo = Demo(w, clock, log=log, verbose=verbose, teams=teams)
         log("incident-bot demo: a simulated GitLab on 127.0.0.1, project " + w.project)
+        for channel in cfg.channels:
+            if channel.project:
+                source = f"its template {channel.gitlab_template}" if channel.gitlab_template else "bundled templates"
+                log(f"team project: {channel.project} ({channel.label} children from {source})")
         log(f"people: {', '.join(sorted(u for u in (sim.state.user(n)['username'] for n in _people(cfg))))}")
 
         def declare() -> None:
@@ -228,19 +283,20 @@ def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] =
                 w.project, demo.incident, "@incident-bot handoff seoc @secops-oncall", author="sec-oncall"
             ),
         )
-        email = next(c["iid"] for c in w.children() if "comms-email" in c["labels"])
+        email = next(c for c in w.all_children() if "comms-email" in c["labels"])
+        email_ref = email["references"]["full" if email["project_id"] != w.project_id else "short"]
         blog = next(c["iid"] for c in w.children() if "comms-blog" in c["labels"])
         demo.step(
             "11:00",
             "@sec-oncall",
-            f"publishes the blog post and closes #{blog} before the customer email (#{email}) went out",
+            f"publishes the blog post and closes #{blog} before the customer email ({email_ref}) went out",
             lambda: sim.state.close_issue(w.project, blog, actor="sec-oncall"),
         )
         demo.step(
             "11:30",
             "@mpm-oncall",
-            f"sends the customer email and closes #{email}",
-            lambda: sim.state.close_issue(w.project, email, actor="mpm-oncall"),
+            f"sends the customer email and closes {email_ref}",
+            lambda: sim.state.close_issue(email["project_id"], email["iid"], actor="mpm-oncall"),
         )
         demo.step(
             "12:00",
@@ -258,7 +314,7 @@ def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] =
         demo.step("14:01", "GitLab", "delivers the same webhook again", lambda: None)
         hazards = sim.hazards_except(allowed_mentions=_people(cfg))
         log("\nSafety: " + ("no quick action or unexpected mention reached GitLab" if not hazards else f"{hazards}"))
-        children = w.children()
+        children = w.all_children()
         public = [c for c in children if not c["confidential"]]
         log(
             f"{count(len(children), 'child issue')}, "

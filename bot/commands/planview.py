@@ -14,7 +14,7 @@ from bot.core import bodies, commands
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
 from bot.core.converge import DryRun, converge
 from bot.core.events import Ignored, IssueEvent, NoteEvent, parse_event, parse_time
-from bot.core.model import Desired, Issue, Note, Observed
+from bot.core.model import ChildTarget, Desired, Issue, Note, Observed
 from bot.core.policy import plan_observed
 from bot.core.routing import route
 from bot.errors import UserError
@@ -202,7 +202,15 @@ def plan_from_payload(
         return PlanReport(target, ignored="the note's payload does not describe its issue")
     target = f"{incident.project_path or incident.ref.project}#{incident.ref.iid} (from {path})"
     cmd = _command_in(parsed, payload, cfg) if isinstance(parsed, NoteEvent) else None
-    observed = Observed(incident=incident, orphans_searched=True, commands=(cmd,) if cmd else ())
+    # Offline, a team's project and template are assumed readable (``plan GROUP/PROJECT#IID`` reads them).
+    targets = {
+        c.label: ChildTarget(c.label, c.project, template=f"(the team's issue template {c.gitlab_template})\n")
+        if c.gitlab_template
+        else ChildTarget(c.label, c.project)
+        for c in cfg.channels
+        if c.project or c.gitlab_template
+    }
+    observed = Observed(incident=incident, orphans_searched=True, commands=(cmd,) if cmd else (), targets=targets)
     desired, actions = dry_run(observed, cfg, r, now)
     notes = []
     if cmd is not None:

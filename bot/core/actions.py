@@ -17,6 +17,12 @@ class CreateChild:
     labels: tuple[str, ...]
     assignee: str | None
     confidential: bool = True
+    # The team's project (full path) the child is opened in; None: the incident's project.
+    project: str | None = None
+    # The team's own issue template, verbatim, put before ``description`` (the part the bot rendered). Its
+    # quick actions are the team's; ``description`` may hold none (``bot.gitlab.client`` checks both).
+    preamble: str = ""
+    template_name: str | None = None
 
     @property
     def key(self) -> str:
@@ -24,7 +30,12 @@ class CreateChild:
 
     def describe(self) -> str:
         who = f"@{self.assignee}" if self.assignee else "nobody (no assignee configured)"
-        return f"create confidential child issue {self.title!r} [{', '.join(self.labels)}] assigned to {who}"
+        where = f" in {self.project}" if self.project else ""
+        source = f" from its template {self.template_name!r}" if self.template_name and self.preamble else ""
+        return (
+            f"create confidential child issue {self.title!r}{where}{source} [{', '.join(self.labels)}] "
+            f"assigned to {who}"
+        )
 
 
 @dataclass(frozen=True)

@@ -124,42 +124,119 @@ def child_marker(observed: Observed, channel: str) -> Safe:
 def child_claim(description: str, key: StateKey, incident: Issue) -> tuple[int | None, str, bool] | None:
     """What a child's marker says: (incident id, channel, whether the bot signed it for ``incident``).
 
-    An unsigned or forged claim is only a hint: Reporters can edit a child's description.
+    An unsigned or forged claim is only a hint: Reporters can edit a child's description. A marker the bot
+    signed wins over any other in the description, wherever it is (a team's template or an edit may put an
+    unsigned one before it).
     """
+    first: tuple[int | None, str, bool] | None = None
     for m in parse_markers(description):
         if m.kind == CHILD and isinstance(m.fields.get("channel"), str):
             claimed = m.fields.get("incident")
             claimed = claimed if isinstance(claimed, int) else None
             trusted = verify(m, key, bot_state.scope_of(incident)) in (Trust.SIGNED, Trust.SIGNED_EARLIER)
-            return claimed, m.fields["channel"], trusted and claimed == incident.id
-    return None
+            claim = (claimed, m.fields["channel"], trusted and claimed == incident.id)
+            if claim[2]:
+                return claim
+            first = first or claim
+    return first
 
 
-def recorded_children(logged: frozenset[str]) -> dict[int, str]:
-    """iid -> channel of the children the bot's own status log says it opened (``child:LABEL:IID``)."""
-    out: dict[int, str] = {}
+#: ``recorded_children`` keys: (project id, iid), the project id None for the incident's own project.
+ChildKey = tuple[int | None, int]
+
+
+def recorded_children(logged: frozenset[str]) -> dict[ChildKey, str]:
+    """(project, iid) -> channel of the children the bot's own status log says it opened.
+
+    ``child:LABEL:IID`` for a child in the incident's project (project None), ``child:LABEL:PID/IID`` for one
+    in a team's project (project id PID); ``kept:`` likewise.
+    """
+    out: dict[ChildKey, str] = {}
     for key in logged:
         for prefix in ("child:", "kept:"):
             if key.startswith(prefix):
-                label, _, iid = key[len(prefix) :].rpartition(":")
-                if label and iid.isdigit():
-                    out.setdefault(int(iid), label)
+                label, _, where = key[len(prefix) :].rpartition(":")
+                pid, slash, iid = where.rpartition("/")
+                if not label or not iid.isdigit() or (slash and not pid.isdigit()):
+                    continue
+                out.setdefault((int(pid) if slash else None, int(iid)), label)
     return out
 
 
-def child_title(desired: Desired, title: str) -> str:
-    # No text from GitLab in titles: GitLab parses mentions in issue titles too.
-    return f"{title} for security incident #{desired.ref.iid}"[:255]
+def child_key(child: Issue, incident: Issue) -> ChildKey:
+    """A child's key in ``recorded_children``."""
+    elsewhere = child.project_id is not None and child.project_id != incident.project_id
+    return (child.project_id if elsewhere else None, child.ref.iid)
 
 
-def child_description(desired: Desired, observed: Observed, index: int, r: Renderer) -> str:
+def recorded_channel(recorded: dict[ChildKey, str], child: Issue, incident: Issue) -> str | None:
+    return recorded.get(child_key(child, incident))
+
+
+def _log_id(child: Issue, incident: Issue) -> str:
+    """The child's part of its status log keys: ``IID``, or ``PID/IID`` in another project."""
+    pid, iid = child_key(child, incident)
+    return f"{pid}/{iid}" if pid is not None else str(iid)
+
+
+def _project_path(issue: Issue) -> str | None:
+    """The issue's project's full path, when known (GitLab's answer, or the path the bot named it by)."""
+    if issue.project_path:
+        return issue.project_path
+    return issue.ref.project if not issue.ref.project.isdigit() else None
+
+
+def child_ref(child: Issue, incident: Issue) -> str:
+    """``#12`` for a child in the incident's project, ``group/project#12`` for one in a team's project."""
+    pid, iid = child_key(child, incident)
+    path = _project_path(child)
+    same_path = not child.project_path or child.project_path == incident.project_path
+    if pid is None and (child.project_id is not None or same_path):
+        return issue_ref(iid)
+    try:
+        return issue_ref(iid, path) if path else escape_inline(f"issue {iid} of project {pid}")
+    except UnsafeValue:
+        return escape_inline(f"issue {iid} of project {path}")
+
+
+def _incident_ref_from(incident: Issue, project: str | None) -> Safe:
+    """The incident as an issue in ``project`` (None: its own) refers to it."""
+    path = _project_path(incident)
+    if project is None or path is None or path.lower() == project.lower():
+        return Safe(issue_ref(incident.ref.iid))
+    try:
+        return Safe(issue_ref(incident.ref.iid, path))
+    except UnsafeValue:
+        return Safe(issue_ref(incident.ref.iid))
+
+
+def child_title(desired: Desired, title: str, observed: Observed | None = None, project: str | None = None) -> str:
+    # No text from GitLab in titles: GitLab parses mentions in issue titles too. In a team's project the
+    # incident is named by its full reference (``#12`` there would be that project's issue 12).
+    ref = f"#{desired.ref.iid}"
+    if observed is not None and project is not None:
+        ref = _incident_ref_from(observed.incident, project).replace("\\_", "_")
+    return f"{title} for security incident {ref}"[:255]
+
+
+def child_description(
+    desired: Desired,
+    observed: Observed,
+    index: int,
+    r: Renderer,
+    *,
+    template: str | None = None,
+    project: str | None = None,
+) -> str:
+    """The part of a child's description the bot renders: the channel's bundled template, or ``template``
+    (the plan's part after a team's own template). ``project``: the team's project it is opened in."""
     child = desired.children[index]
     return _render(
         r,
-        child.template,
+        template or child.template,
         f"child issue {child.channel} of {desired.ref}",
         marker=child_marker(observed, child.channel),
-        incident=_incident_context(observed),
+        incident={**_incident_context(observed), "ref": _incident_ref_from(observed.incident, project)},
         child={
             "title": child.title,
             "channel": child.channel,
@@ -247,38 +324,53 @@ def _child_dri(child: Child, desired: Desired) -> Safe:
     return Safe(", ".join(people)) if people else (who(plan.assignee) if plan else Safe("unassigned"))
 
 
-def _child_label(child: Child, desired: Desired, cfg: Config) -> str:
-    """``#12 Incident response customer email (`comms-email`)``, safe markdown."""
+def _full_ref(issue: Issue, incident: Issue) -> str:
+    """``group/project#12``: a reference that links from any project."""
+    path = _project_path(issue) or _project_path(incident)
+    try:
+        return issue_ref(issue.ref.iid, path) if path else issue_ref(issue.ref.iid)
+    except UnsafeValue:
+        return issue_ref(issue.ref.iid)
+
+
+def _child_label(child: Child, desired: Desired, cfg: Config, incident: Issue, full: bool = False) -> str:
+    """``#12 Incident response customer email (`comms-email`)``, safe markdown; ``full``: ``group/project#12``
+    (for a comment posted outside the incident's project)."""
     plan = next((c for c in desired.children if c.channel == child.channel), None)
     ch_cfg = cfg.channel(child.channel)
     title = plan.title if plan else (ch_cfg.title if ch_cfg else child.channel)
-    return f"{issue_ref(child.iid)} {escape_inline(title)} ({code_span(child.channel)})"
+    ref = _full_ref(child.issue, incident) if full else child_ref(child.issue, incident)
+    return f"{ref} {escape_inline(title)} ({code_span(child.channel)})"
 
 
-def _breach_text(b: order.Breach, desired: Desired, cfg: Config) -> str:
+def _breach_text(b: order.Breach, desired: Desired, cfg: Config, incident: Issue, full: bool = False) -> str:
     if b.first is None:
         first = f"{code_span(b.first_channel)}, which has no issue yet"
     else:
         state = "which is still open" if b.first.issue.is_open else "which was closed after it"
-        first = f"{_child_label(b.first, desired, cfg)}, {state}"
+        first = f"{_child_label(b.first, desired, cfg, incident, full)}, {state}"
     return (
-        f"{_child_label(b.later, desired, cfg)} was closed before {first}: against the plan's order, rule "
-        f"{code_span(b.rule.id)}: \"{escape_inline(' '.join(b.rule.plan.split()))}\" DRI {_child_dri(b.later, desired)}"
+        f"{_child_label(b.later, desired, cfg, incident, full)} was closed before {first}: against the plan's "
+        f"order, rule {code_span(b.rule.id)}: \"{escape_inline(' '.join(b.rule.plan.split()))}\" DRI "
+        f"{_child_dri(b.later, desired)}"
     )
 
 
-def order_log_text(b: order.Breach, desired: Desired, cfg: Config) -> str:
+def order_log_text(b: order.Breach, desired: Desired, cfg: Config, incident: Issue) -> str:
     """The status log line for a child closed out of the plan's order (key: ``b.key``)."""
-    return _breach_text(b, desired, cfg)
+    return _breach_text(b, desired, cfg, incident)
 
 
-def order_child_body(b: order.Breach, desired: Desired, cfg: Config) -> str:
-    """The one comment on the child itself; its log marker carries ``b.key`` so it is found again."""
+def order_child_body(b: order.Breach, desired: Desired, cfg: Config, incident: Issue) -> str:
+    """The one comment on the child itself; its log marker carries ``b.key`` so it is found again. On a child
+    in a team's project every reference is written in full (``#12`` there would be that project's issue)."""
+    elsewhere = "/" in child_ref(b.later.issue, incident)
+    here = _full_ref(incident, incident) if elsewhere else issue_ref(desired.ref.iid)
     text = _checked_entry(
         LogEntry(
             b.key,
-            _breach_text(b, desired, cfg)
-            + f". The incident ({issue_ref(desired.ref.iid)}) records this in its status log and checklist.",
+            _breach_text(b, desired, cfg, incident, full=elsewhere)
+            + f". The incident ({here}) records this in its status log and checklist.",
         )
     )
     return f"{marker(LOG, keys=[b.key])}\n{text}\n"
@@ -297,7 +389,7 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         dri = Safe(", ".join(people)) if people else (who(plan.assignee) if plan else Safe("unassigned"))
         channels.append(
             {
-                "ref": Safe(issue_ref(child.iid)),
+                "ref": Safe(child_ref(child.issue, observed.incident)),
                 "title": title,
                 "label": label,
                 "dri": dri,
@@ -394,24 +486,29 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
             )
         )
     plans = {c.channel: c for c in desired.children}
+    inc = observed.incident
     for label, child in sorted(observed.children.items(), key=lambda kv: kv[1].iid):
         plan = plans.get(label)
+        ref, log_id = child_ref(child.issue, inc), _log_id(child.issue, inc)
         if plan is not None:
             entries.append(
                 LogEntry(
-                    f"child:{label}:{child.iid}",
-                    f"opened {issue_ref(child.iid)} {escape_inline(plan.title)} for {who(plan.assignee)} "
+                    f"child:{label}:{log_id}",
+                    f"opened {ref} {escape_inline(plan.title)} for {who(plan.assignee)} "
                     f"because {escape_inline(plan.reason)}",
                 )
             )
         else:
             entries.append(
                 LogEntry(
-                    f"kept:{label}:{child.iid}",
-                    f"{escape_inline(label)} was removed from the incident; {issue_ref(child.iid)} stays as it is "
+                    f"kept:{label}:{log_id}",
+                    f"{escape_inline(label)} was removed from the incident; {ref} stays as it is "
                     "(the bot never deletes a child issue)",
                 )
             )
+    for label, target in sorted(observed.targets.items()):
+        if target.fallback and label in plans:
+            entries.append(LogEntry(f"fallback:{label}", target.fallback))
     return entries
 
 
@@ -481,7 +578,7 @@ def logged_keys(body: str) -> frozenset[str]:
     return frozenset(keys)
 
 
-def _child_rows(children: list[Child], desired: Desired, cfg: Config) -> list[dict[str, Any]]:
+def _child_rows(children: list[Child], desired: Desired, cfg: Config, incident: Issue) -> list[dict[str, Any]]:
     plans = {c.channel: c for c in desired.children}
     rows = []
     for child in sorted(children, key=lambda c: c.iid):
@@ -493,7 +590,7 @@ def _child_rows(children: list[Child], desired: Desired, cfg: Config) -> list[di
         assignees = [escape_inline("@" + a) for a in child.issue.assignees if is_valid_username(a)]
         rows.append(
             {
-                "ref": Safe(issue_ref(child.iid)),
+                "ref": Safe(child_ref(child.issue, incident)),
                 "title": title,
                 "dri": dri,
                 "state": child.issue.state,
@@ -534,7 +631,7 @@ def all_clear_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         cfg.templates.all_clear,
         "all-clear comment",
         marker=Safe(marker(LOG, keys=["all-clear"])),
-        children=_child_rows(still_open, desired, cfg),
+        children=_child_rows(still_open, desired, cfg, observed.incident),
     )
 
 
@@ -546,7 +643,7 @@ def closed_body(desired: Desired, observed: Observed, still_open: list[Child], c
         cfg.templates.closed_open_children,
         "closed-incident comment",
         marker=Safe(marker(LOG, keys=[key])),
-        children=_child_rows(still_open, desired, cfg),
+        children=_child_rows(still_open, desired, cfg, observed.incident),
     )
 
 
@@ -560,9 +657,9 @@ def status_update_body(desired: Desired, observed: Observed, cfg: Config, r: Ren
         events.append((observed.checklist.created_at, "communications plan engaged"))
     for child in observed.children.values():
         if child.issue.created_at:
-            events.append((child.issue.created_at, f"#{child.iid} opened ({child.channel})"))
+            events.append((child.issue.created_at, f"{_ref_text(child.issue, inc)} opened ({child.channel})"))
         if child.issue.closed_at and not child.issue.is_open:
-            events.append((child.issue.closed_at, f"#{child.iid} closed ({child.channel})"))
+            events.append((child.issue.closed_at, f"{_ref_text(child.issue, inc)} closed ({child.channel})"))
     for note in observed.updates:
         if note.created_at:
             events.append((note.created_at, f"status update by {note.author}"))
@@ -582,11 +679,18 @@ def status_update_body(desired: Desired, observed: Observed, cfg: Config, r: Ren
         phase_name=desired.phase_name,
         channels=[
             {**row, "order": marks.get(row["channel"], [])}
-            for row in _child_rows(list(observed.children.values()), desired, cfg)
+            for row in _child_rows(list(observed.children.values()), desired, cfg, observed.incident)
         ],
         order_rules=bool(cfg.comms_order),
         order_kept=not any(marks.values()),
     )
+
+
+def _ref_text(child: Issue, incident: Issue) -> str:
+    """A child's reference as plain text (the template escapes it): ``#12`` or ``group/project#12``."""
+    pid, iid = child_key(child, incident)
+    path = _project_path(child) if pid is not None else None
+    return f"{path}#{iid}" if path else f"#{iid}"
 
 
 def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:

@@ -25,7 +25,7 @@ from bot.core.actions import (
 )
 from bot.core.diff import diff
 from bot.core.model import BotState, Child, Desired, IncidentRef, Issue, LogEntry, Note, Observed
-from bot.text.escape import escape_inline, issue_ref
+from bot.text.escape import escape_inline
 from bot.text.markers import find_marker
 
 MAX_ROUNDS = 6
@@ -100,7 +100,8 @@ def _reassigned(observed: Observed, action: ReassignChild, *, kept: bool) -> Obs
     issue = replace(child.issue, assignees=(action.assignee,))
     line = LogEntry(
         f"reassigned:{action.channel}:{action.child_iid}:{action.assignee.lower()}",
-        f"{issue_ref(action.child_iid)} ({escape_inline(action.channel)}) follows the hand-off of the "
+        f"{bodies.child_ref(child.issue, observed.incident)} ({escape_inline(action.channel)}) follows the hand-off "
+        "of the "
         f"{action.role.upper()}: reassigned from {bodies.at(action.previous)} to {bodies.at(action.assignee)}",
     )
     return replace(
@@ -145,11 +146,13 @@ class DryRun:
         for action in actions:
             if isinstance(action, CreateChild):
                 self._next += 1
-                ref = IncidentRef(observed.incident.ref.project, self._next)
+                ref = IncidentRef(action.project or observed.incident.ref.project, self._next)
                 issue = Issue(
                     ref=ref,
                     title=action.title,
-                    description=action.description,
+                    description=action.preamble + action.description,
+                    project_path=action.project or "",
+                    project_id=None if action.project else observed.incident.project_id,
                     labels=frozenset(action.labels),
                     confidential=True,
                     assignees=(action.assignee,) if action.assignee else (),

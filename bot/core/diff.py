@@ -61,15 +61,7 @@ def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rend
     actions: list[Action] = []
     for index, child in enumerate(desired.children):
         if child.channel not in observed.children:
-            actions.append(
-                CreateChild(
-                    channel=child.channel,
-                    title=bodies.child_title(desired, child.title),
-                    description=bodies.child_description(desired, observed, index, r),
-                    labels=child.labels,
-                    assignee=child.assignee.assignee,
-                )
-            )
+            actions.append(_create_child(desired, observed, index, cfg, r))
     current = {a.lower() for a in incident.assignees}
     assign = None
     if observed.assign_refused:
@@ -83,7 +75,10 @@ def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rend
         actions.append(UpdateIncident(assign=assign, add_labels=add_labels))
     for found in observed.children.values():
         if not found.linked:
-            actions.append(LinkChild(found.channel, found.issue.ref.project, found.iid))
+            # A child in a team's project is named by that project's id when GitLab gave it (a path may be renamed).
+            pid = found.issue.project_id
+            elsewhere = pid is not None and pid != incident.project_id
+            actions.append(LinkChild(found.channel, str(pid) if elsewhere else found.issue.ref.project, found.iid))
     actions += _children_follow_handoffs(desired, observed)
     actions += _order_notes(desired, observed, cfg)
     return actions
@@ -102,12 +97,34 @@ def _order_notes(desired: Desired, observed: Observed, cfg: Config) -> list[Note
                 child.channel,
                 child.issue.ref.project,
                 child.iid,
-                bodies.order_child_body(breach, desired, cfg),
+                bodies.order_child_body(breach, desired, cfg, observed.incident),
                 breach.key,
-                bodies.order_log_text(breach, desired, cfg),
+                bodies.order_log_text(breach, desired, cfg, observed.incident),
             )
         )
     return out
+
+
+def _create_child(desired: Desired, observed: Observed, index: int, cfg: Config, r: bodies.Renderer) -> CreateChild:
+    """A missing child: in its team's project from the team's own template when GitLab gave both in this
+    reconcile (``observed.targets``), else from the bundled template in the incident's project."""
+    child = desired.children[index]
+    target = observed.targets.get(child.channel)
+    project = target.project if target is not None and target.in_team_project else None
+    preamble = target.template if target is not None and not target.fallback and target.template else ""
+    description = bodies.child_description(
+        desired, observed, index, r, template=cfg.templates.child_plan if preamble else None, project=project
+    )
+    return CreateChild(
+        channel=child.channel,
+        title=bodies.child_title(desired, child.title, observed, project),
+        description=description,
+        labels=child.labels,
+        assignee=child.assignee.assignee,
+        project=project,
+        preamble=preamble,
+        template_name=child.gitlab_template if preamble else None,
+    )
 
 
 def _children_follow_handoffs(desired: Desired, observed: Observed) -> list[ReassignChild]:

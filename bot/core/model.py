@@ -108,6 +108,28 @@ class CadenceRequest:
 
 
 @dataclass(frozen=True)
+class ChildTarget:
+    """Where a channel's new child is opened, as read from GitLab in this reconcile (``bot.gitlab.targets``).
+
+    ``project`` is the team's project (full path), ``template`` the text of its issue template (None: the
+    bundled template). With ``fallback`` set the team's project or template could not be read, or is outside
+    the bot's remit: the child is opened from the bundled template in the incident's project, and
+    ``fallback`` (safe markdown) says why in the status log.
+    """
+
+    channel: str
+    project: str | None = None
+    project_id: int | None = None
+    template: str | None = None
+    fallback: str = ""
+    reachable: bool = True  # whether the team's project may be searched for this channel's child
+
+    @property
+    def in_team_project(self) -> bool:
+        return self.project is not None and not self.fallback
+
+
+@dataclass(frozen=True)
 class BotState:
     """What the bot recorded in its checklist's signed marker (see ``bot.core.state``)."""
 
@@ -160,6 +182,9 @@ class Observed:
     # Signs the state and the child markers the bot writes. Read from the environment by the GitLab
     # adapter; the default only serves offline previews (``plan --payload``, ``check-config``, tests).
     key: StateKey = PREVIEW_KEY
+    # Channel label -> where its new child goes (only channels whose child is missing and configured with a
+    # team project or template; read at reconcile time, once per reconcile).
+    targets: Mapping[str, ChildTarget] = field(default_factory=dict)
 
 
 # ---- desired state -------------------------------------------------------------------------------
@@ -212,6 +237,8 @@ class ChildPlan:
     engaged: tuple[EngagedPlan, ...]
     rules: tuple[str, ...]
     reason: str
+    project: str | None = None  # the team's project (full path); None: the incident's project
+    gitlab_template: str | None = None  # an issue template of that project the child starts with
 
 
 @dataclass(frozen=True)

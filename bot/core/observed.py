@@ -77,7 +77,9 @@ def note_from_api(data: Mapping[str, Any], discussion: Mapping[str, Any] | None 
 
 
 # ---- the incident, its comments and its children ------------------------------------------------
-def channel_of(child: Issue, observed: Observed, cfg: Config, bot: str, recorded: Mapping[int, str]) -> str | None:
+def channel_of(
+    child: Issue, observed: Observed, cfg: Config, bot: str, recorded: Mapping[bodies.ChildKey, str]
+) -> str | None:
     """Which channel a linked issue is the bot's child for, or None if it is somebody else's issue.
 
     Authorship first (only the bot's own issues count), then the bot's own status log (which child it
@@ -87,8 +89,9 @@ def channel_of(child: Issue, observed: Observed, cfg: Config, bot: str, recorded
     """
     if child.author.lower() != bot.lower():
         return None
-    if child.project_id == observed.incident.project_id and child.ref.iid in recorded:
-        return recorded[child.ref.iid]
+    channel = recorded.get(bodies.child_key(child, observed.incident))
+    if channel is not None:  # the status log names the child's project and iid
+        return channel
     claim = bodies.child_claim(child.description, observed.key, observed.incident)
     if claim is not None:
         claimed_incident, channel, signed = claim
@@ -205,11 +208,13 @@ def update_needs_level(note: Note, observed: Observed, judged: bool | None) -> b
 # ---- children that exist but are not linked ----------------------------------------------------------
 @dataclass(frozen=True)
 class OrphanSearch:
-    """One search for the bot's unlinked children of an incident (created just before a crash)."""
+    """One search for the bot's unlinked children of an incident (created just before a crash): in the
+    incident's project, and in each team project a missing channel's child may have been opened in."""
 
     missing: frozenset[str]
     labels: tuple[str, ...]
     created_after: datetime | None
+    projects: tuple[str, ...] = ()  # team projects (full paths) searched besides the incident's
 
 
 def orphan_search(observed: Observed, desired: Desired, cfg: Config) -> OrphanSearch | None:
@@ -220,16 +225,22 @@ def orphan_search(observed: Observed, desired: Desired, cfg: Config) -> OrphanSe
     created = observed.incident.created_at
     # One missing channel (the usual case: a channel added later) narrows the search to its label.
     labels = (cfg.labels.child, *missing) if len(missing) == 1 else (cfg.labels.child,)
-    return OrphanSearch(frozenset(missing), labels, created - CLOCK_SLACK if created else None)
+    teams = {c.project for c in desired.children if c.channel in missing and c.project}
+    # A team project the bot may not read (no access, outside its remit) holds no child of the bot's.
+    unreachable = {t.project for t in observed.targets.values() if t.project and not t.reachable}
+    projects = tuple(sorted(p for p in teams if p not in unreachable))
+    return OrphanSearch(frozenset(missing), labels, created - CLOCK_SLACK if created else None, projects)
 
 
-def signed_channel(issue: Issue, observed: Observed, bot: str, recorded: Mapping[int, str]) -> str | None:
+def signed_channel(
+    issue: Issue, observed: Observed, bot: str, recorded: Mapping[bodies.ChildKey, str]
+) -> str | None:
     """The channel of a child the bot created for this incident, believing only the bot's own word: its
     status log (``recorded``), or a marker it signed for this incident. An unsigned or edited marker never
     counts (anyone with update rights can type one)."""
     if issue.author.lower() != bot.lower():
         return None
-    channel = recorded.get(issue.ref.iid)
+    channel = recorded.get(bodies.child_key(issue, observed.incident))
     if channel is None:
         claim = bodies.child_claim(issue.description, observed.key, observed.incident)
         channel = claim[1] if claim is not None and claim[2] else None

@@ -193,6 +193,8 @@ def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desire
             engaged=tuple(EngagedPlan(resolve_party(e.party, holders, cfg), e.note) for e in ch.engaged),
             rules=tuple(ch.rules),
             reason=f"{ch.label} is set",
+            project=ch.project,
+            gitlab_template=ch.gitlab_template,
         )
         for ch in cfg.channels
         if ch.label in incident.labels

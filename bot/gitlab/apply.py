@@ -17,7 +17,7 @@ from bot.core.actions import (
     UpdateIncident,
     UpsertChecklist,
 )
-from bot.core.bodies import logged_keys
+from bot.core.bodies import child_ref, logged_keys
 from bot.core.converge import Result
 from bot.core.model import IncidentRef, Issue, Note, Observed
 from bot.core.observed import assignee_kept, earlier_child
@@ -110,9 +110,17 @@ class GitLabApplier:
                 " (its link, labels or marker are missing, or the bot cannot read it); not creating another"
             )
         incident = observed.incident
-        found = self.client.find_issues(
-            incident.ref.project, labels=(), author=self.client_bot, created_after=attempted_at - SEARCH_SLACK
-        )
+        # Where the earlier attempt may have created it: here, and in the team's project when this one goes there.
+        projects = [action.project, incident.ref.project] if action.project else [incident.ref.project]
+        found: list[Issue] = []
+        for project in projects:
+            try:
+                found += self.client.find_issues(
+                    project, labels=(), author=self.client_bot, created_after=attempted_at - SEARCH_SLACK
+                )
+            except GitLabCallError as exc:
+                if project == incident.ref.project or exc.status not in (403, 404):
+                    raise
         issue = earlier_child(found, action.channel, observed, self.client_bot)
         if issue is not None:
             self.guard.created(action.channel, issue.ref.iid)
@@ -163,13 +171,16 @@ class GitLabApplier:
                 if earlier is not None:
                     return Result(action, issue=earlier)
             try:
+                # The team's template goes along only when there is one (it is sent ahead of the description).
+                extra = {"preamble": action.preamble} if action.preamble else {}
                 issue = self.client.create_issue(
-                    ref.project,
+                    action.project or ref.project,
                     title=action.title,
                     description=action.description,
                     labels=action.labels,
                     assignee_ids=ids,
                     confidential=True,
+                    **extra,
                 )
             except GitLabCallError as exc:
                 if self.guard is not None and not isinstance(exc, OutcomeUnknown):
@@ -180,7 +191,7 @@ class GitLabApplier:
             if ids and action.assignee and not assignee_kept(action.assignee, issue):
                 warnings.append(
                     f"GitLab did not keep {escape_inline('@' + action.assignee)} as assignee of "
-                    f"#{issue.ref.iid} (not a project member, or the tier allows one assignee)"
+                    f"{child_ref(issue, observed.incident)} (not a project member, or the tier allows one assignee)"
                 )
             return Result(action, issue=issue, warnings=tuple(warnings))
         if isinstance(action, LinkChild):

@@ -20,7 +20,7 @@ from bot.core.observed import INACTIVE_STATES, issue_from_api, note_from_api
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.ports import IssueListing, RemitProject
-from bot.text.hazards import find_hazards
+from bot.text.hazards import UnsafeOutput, find_hazards, with_preamble
 
 PER_PAGE = 100
 
@@ -33,6 +33,17 @@ def _refuse_quick_actions(body: str) -> None:
     bad = [h for h in find_hazards(body) if h.kind == "quick_action"]
     if bad:
         raise UnsafeBody(f"refusing to send a body with a quick-action line: {bad[0]}")
+
+
+def child_body(preamble: str, description: str) -> str:
+    """What a child's description is sent as: a team's own template (``preamble``, whose quick actions are
+    the team's and run as when a person opens an issue from it) followed by the part the bot rendered from
+    the incident, which may hold none and which the template may not change (``with_preamble``)."""
+    _refuse_quick_actions(description)
+    try:
+        return with_preamble(preamble, description) if preamble else description
+    except UnsafeOutput as exc:
+        raise UnsafeBody(f"refusing to send the child's description: {exc}") from None
 
 
 class UserCache:
@@ -246,6 +257,20 @@ class GitLabClient:
         items = self._list("search for the bot's child issues", f"/projects/{quote(project, safe='')}/issues", query)
         return [issue_from_api(item, project) for item in items]
 
+    def issue_template(self, project: str, name: str) -> str | None:
+        """The text of the issue template ``name`` as ``project`` holds it (``.gitlab/issue_templates/NAME.md``,
+        GitLab's ``GET /projects/:id/templates/issues/:name``); None when the project or the template cannot
+        be read (missing, renamed, no access) or the answer is not a template."""
+        path = f"/projects/{quote(project, safe='')}/templates/issues/{quote(name, safe='')}"
+        try:
+            data = self._get_json(f"read the issue template {name}", path)
+        except GitLabCallError as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        content = data.get("content")
+        return content if isinstance(content, str) else None
+
     def access_level(self, project: str, user_id: int) -> int:
         """The user's effective access level on the project (0 when not a member)."""
         try:
@@ -288,11 +313,11 @@ class GitLabClient:
         labels: Iterable[str],
         assignee_ids: list[int],
         confidential: bool = True,
+        preamble: str = "",
     ) -> Issue:
-        _refuse_quick_actions(description)
         data = {
             "title": title,
-            "description": description,
+            "description": child_body(preamble, description),
             "labels": list(labels),
             "confidential": confidential,
             "assignee_ids": assignee_ids,

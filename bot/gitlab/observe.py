@@ -3,7 +3,8 @@
 Thin I/O around ``bot.core.observed``, which builds ``Observed`` from the answers and decides what is
 the bot's own, which comments are commands and which status updates count. Here: the three reads, the
 access levels of the authors those decisions need, and ``find_orphans``, a label-filtered search that
-only runs when a child seems to be missing (created but not yet linked: a crash in between).
+only runs when a child seems to be missing (created but not yet linked: a crash in between), in the
+incident's project and in the team projects configured for the missing channels.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bot.config import Config
 from bot.core import commands
 from bot.core import observed as pure
 from bot.core.model import Desired, IncidentRef, Issue, Note, Observed
+from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.ports import CommandChecks, ObserveReads
 from bot.text.markers import StateKey
 
@@ -84,6 +86,13 @@ def find_orphans(client: ObserveReads, observed: Observed, desired: Desired, cfg
     search = pure.orphan_search(observed, desired, cfg)
     if search is None:
         return observed
-    project = observed.incident.ref.project
-    found = client.find_issues(project, labels=search.labels, author=bot, created_after=search.created_after)
+    found = client.find_issues(
+        observed.incident.ref.project, labels=search.labels, author=bot, created_after=search.created_after
+    )
+    for project in search.projects:  # team projects a missing child may have been opened in
+        try:
+            found += client.find_issues(project, labels=search.labels, author=bot, created_after=search.created_after)
+        except GitLabCallError as exc:
+            if exc.status not in (403, 404):  # the bot lost access since: nothing of its own to find there
+                raise
     return pure.adopt_orphans(observed, search, found, bot)

@@ -53,6 +53,12 @@ class ChildSearch(Protocol):
         ...
 
 
+class TemplateReads(Protocol):
+    def issue_template(self, project: str, name: str) -> str | None:
+        """The text of a project's issue template, or None when the project or template cannot be read."""
+        ...
+
+
 class CommandChecks(UserLookup, AccessLevels, Protocol):
     """What checking a command reads: its author's access level, and whether a user a hand-off names exists."""
 
@@ -84,6 +90,7 @@ class ApplyWrites(UserLookup, ChildSearch, Protocol):
         labels: Iterable[str],
         assignee_ids: list[int],
         confidential: bool = True,
+        preamble: str = "",
     ) -> Issue: ...
 
     def link(self, ref: IncidentRef, target: IncidentRef) -> None: ...
@@ -125,7 +132,7 @@ class SweepLists(Protocol):
         ...
 
 
-class IncidentGitLab(ObserveReads, ApplyWrites, RemitReads, Protocol):
+class IncidentGitLab(ObserveReads, ApplyWrites, RemitReads, TemplateReads, Protocol):
     """Everything one reconcile of one incident reads and writes."""
 
 

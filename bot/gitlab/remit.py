@@ -36,6 +36,7 @@ class OutsideRemit(Exception):
 class Verdict:
     kind: str | None  # None: inside the remit
     reason: str = ""
+    level: int = 0  # the bot user's access level on the project, when it was read
 
 
 def in_scope(path: str, scope: Sequence[str]) -> bool:
@@ -101,6 +102,7 @@ class Remit:
         bot_id = self._bot_id = self._bot_id or client.user_id(self.bot)
         if bot_id is None:
             return Verdict("not_a_member", f"the bot user @{self.bot} does not exist on this GitLab")
-        if client.access_level(project, bot_id) < MIN_MEMBER_LEVEL:
+        level = client.access_level(project, bot_id)
+        if level < MIN_MEMBER_LEVEL:
             return Verdict("not_a_member", f"the bot user @{self.bot} is not a member of project {project}")
-        return Verdict(None)
+        return Verdict(None, level=level)

@@ -330,8 +330,14 @@ class GitLabState:
             return entities.label(proj, lab)
 
     def add_issue_template(self, project: ProjectRef, name: str, content: str) -> None:
+        """Add (or replace) ``.gitlab/issue_templates/NAME.md``, served by ``GET /projects/:id/templates/issues``."""
         with self.lock:
             self.find_project(project).templates[name] = content
+
+    def remove_issue_template(self, project: ProjectRef, name: str) -> None:
+        """Delete (or, as far as the API can tell, rename) an issue template."""
+        with self.lock:
+            self.find_project(project).templates.pop(name, None)
 
     def create_issue(
         self,

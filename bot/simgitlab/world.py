@@ -75,13 +75,41 @@ class World:
         notes = self.sim.state.notes(self.project, iid, include_system=False)
         return [n for n in notes if n["author"]["username"] == self.cfg.bot.username]
 
-    def children(self) -> list[dict[str, Any]]:
-        return [i for i in self.sim.state.issues(self.project) if self.cfg.labels.child in i["labels"]]
+    def children(self, project: str | None = None) -> list[dict[str, Any]]:
+        """The bot's children in ``project`` (default: the incident's)."""
+        return [i for i in self.sim.state.issues(project or self.project) if self.cfg.labels.child in i["labels"]]
+
+    def all_children(self) -> list[dict[str, Any]]:
+        """The bot's children in every project (a team's project too)."""
+        bot = self.cfg.bot.username
+        return [
+            i
+            for p in sorted(self.sim.state.projects_by_id)
+            for i in self.sim.state.issues(p)
+            if i["author"]["username"] == bot and i["iid"] and "incident-bot:child" in (i["description"] or "")
+        ]
+
+    def team_project(
+        self, path: str, *, bot_level: int | None = 20, templates: dict[str, str] | None = None, **kw: Any
+    ) -> int:
+        """A team's own project (e.g. ``marketing/programs``) with its issue templates; the bot user a member
+        at ``bot_level`` (None: not a member), the configured people Developers there."""
+        members = {name: 30 for name in configured_users(self.cfg) if name != self.cfg.bot.username}
+        if bot_level is not None:
+            members[self.cfg.bot.username] = bot_level
+        pid = int(self.sim.state.add_project(path, members=members, **kw)["id"])
+        for name, text in (templates or {}).items():
+            self.sim.state.add_issue_template(pid, name, text)
+        return pid
 
     def snapshot(self, iid: int) -> dict[str, Any]:
         """What a person sees on the incident, independent of issue numbers and comment ids."""
         incident = self.sim.state.get_issue(self.project, iid)
-        children = {c["iid"]: c for c in self.children() if f'"incident":{incident["id"]}' in c["description"]}
+        children = {
+            (c["project_id"], c["iid"]): c
+            for c in self.all_children()
+            if f'"incident":{incident["id"]}' in c["description"] and self.cfg.labels.child in c["labels"]
+        }
         links = self.sim.state.links(self.project, iid)
         notes = self.bot_notes(iid)
         logged: list[str] = []
@@ -93,7 +121,7 @@ class World:
                 tuple(sorted(c["labels"])),
                 tuple(a["username"] for a in c["assignees"]),
                 c["confidential"],
-                c["iid"] in {link["iid"] for link in links},
+                (c["project_id"], c["iid"]) in {(link["project_id"], link["iid"]) for link in links},
             )
             for c in children.values()
         )
@@ -104,7 +132,7 @@ class World:
             "links": len(links),
             "checklists": sum(1 for n in notes if bodies.find_checklist_marker(n["body"])),
             "bot_comments": len(notes),
-            "logged": sorted(re.sub(r":\d+$", "", key) for key in logged),
+            "logged": sorted(re.sub(r":(\d+/)?\d+$", "", key) for key in logged),
         }
 
 

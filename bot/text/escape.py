@@ -19,6 +19,7 @@ __all__ = [
     "escape_fragment",
     "escape_inline",
     "is_valid_group_path",
+    "is_valid_project_path",
     "is_valid_username",
     "issue_ref",
     "mention",
@@ -187,11 +188,25 @@ def code_span(value: object, max_len: int = 500) -> str:
     return f"{fence} {text} {fence}"
 
 
-def issue_ref(iid: int) -> str:
-    """``#IID`` for a positive issue IID. Only real ints are accepted (no bool, no str)."""
+def issue_ref(iid: int, project: str | None = None) -> str:
+    """``#IID`` for a positive issue IID, or ``group/project#IID`` for an issue of another project.
+
+    Only real ints are accepted (no bool, no str); ``project`` must be a valid GitLab full path.
+    """
     if type(iid) is not int or iid < 1:
         raise UnsafeValue(f"issue reference needs a positive int, got {iid!r}")
-    return f"#{iid}"
+    if project is None:
+        return f"#{iid}"
+    if not is_valid_project_path(project):
+        raise UnsafeValue(f"issue reference needs a valid project path, got {str(project)[:100]!r}")
+    # As in ``mention``: a bare ``_`` could open or close emphasis with one elsewhere on the line; GitLab merges
+    # ``\_`` back into the text before it matches references, so the reference is unchanged.
+    return project.replace("_", "\\_") + f"#{iid}"
+
+
+def is_valid_project_path(path: object) -> bool:
+    """A project's full path: at least two valid path segments (namespace and project)."""
+    return isinstance(path, str) and "/" in path and is_valid_group_path(path)
 
 
 # --------------------------------------------------------------------------------------

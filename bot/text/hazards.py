@@ -521,3 +521,59 @@ def assert_safe(body: str, allowed_mentions: Iterable[str] = (), what: str = "bo
         shown = "; ".join(str(h) for h in hazards[:3])
         more = f" (+{len(hazards) - 3} more)" if len(hazards) > 3 else ""
         raise UnsafeOutput(f"{what}: unsafe output: {shown}{more}", hazards)
+
+
+#: Between a team's own template and the part the bot rendered: a blank line, which ends a paragraph and
+#: most HTML blocks, so the bot's first line starts a block of its own.
+PREAMBLE_SEPARATOR = "\n\n"
+
+
+def _hazard_key(h: Hazard) -> tuple[str, str, str | None]:
+    return (h.kind, h.excerpt, (h.handle or "").lower() or None)
+
+
+def with_preamble(preamble: str, body: str) -> str:
+    """``preamble`` (text a person wrote, e.g. a team's issue template, whose quick actions are theirs) followed
+    by ``body`` (what the bot rendered, checked already), as one description. Raises ``UnsafeOutput`` when
+    the body holds a quick action, or when putting the two together makes anything in the body act that
+    did not on its own (e.g. a preamble that leaves an HTML block open, where backslash escapes stop working).
+
+    Bot markers in the preamble are removed: only the bot's own may say what the issue is for.
+    """
+    own = [h for h in find_hazards(body) if h.kind == "quick_action"]
+    if own:
+        raise UnsafeOutput(f"the bot's part of the description holds a quick action: {own[0]}", own)
+    team = markers.strip_markers(preamble).rstrip()
+    if not team:
+        return body
+    joined = team + PREAMBLE_SEPARATOR + body
+    expected: dict[tuple[str, str, str | None], int] = {}
+    for h in [*find_hazards(team), *find_hazards(body)]:
+        expected[_hazard_key(h)] = expected.get(_hazard_key(h), 0) + 1
+    added = []
+    for h in find_hazards(joined):
+        key = _hazard_key(h)
+        if expected.get(key, 0) > 0:
+            expected[key] -= 1
+        else:
+            added.append(h)
+    if added:
+        shown = "; ".join(str(h) for h in added[:3])
+        raise UnsafeOutput(f"the team's template changes what the bot's part does: {shown}", added)
+    return joined
+
+
+# Escaped versions of everything GitLab acts on, as the bot's part holds them: a preamble after which any of
+# them acts again (an HTML block or comment left open, where backslash escapes stop working) is unusable.
+_PROBE = "probe \\@all \\#1 \\~x \\!2 \\$3 \\&4 \\%5 \\^6 \\<b\\>\n\nsecond paragraph \\@all\n"
+
+
+def preamble_problem(preamble: str) -> str | None:
+    """Why text a person wrote cannot go before the bot's part of a description, or None when it can."""
+    try:
+        with_preamble(preamble, _PROBE)
+    except UnsafeOutput as exc:
+        first = exc.hazards[0] if exc.hazards else None
+        what = f" ({first.kind} at line {first.line})" if first else ""
+        return f"it leaves an HTML block or comment open, where the bot's escaping would stop working{what}"
+    return None
