@@ -1,0 +1,83 @@
+"""What the Slack side asks of Slack, and what it hands over: one narrow protocol and its value types.
+
+``bot.chat.slackapi.SlackChat`` (the official ``slack_sdk`` Web API client) implements :class:`ChatPort`;
+tests use the simulated Slack (``bot.simslack``) over real HTTP, or an in-memory fake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message the plan wants in Slack.
+
+    ``key`` names it for good: ``"<incident key>|<event>|<target>|<window>"``. It travels in the message's
+    Slack metadata, so that after a crash or with an empty database the message is found again in the
+    target's history instead of being posted twice. A ``summary`` message is one per incident per target,
+    posted once and then edited in place (``chat.update``) whenever its text changes.
+    """
+
+    key: str
+    target: str
+    """A configured target: ``#channel-name``, a Slack channel id (``C…``), a user id (``U…``, a direct
+    message) or ``email:someone@example.com`` (a direct message to the user with that email)."""
+    text: str
+    """Slack mrkdwn, already escaped (nothing from GitLab can mention or link anyone)."""
+    summary: bool = False
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Where a message is in Slack: the conversation id it was posted to and its ``ts``."""
+
+    key: str
+    channel: str
+    ts: str
+
+
+class ChatError(Exception):
+    """Slack did not do what was asked. ``reason`` is one line a person can act on (no token in it)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ChatUnavailable(ChatError):
+    """Slack is down, slow, or rate-limiting: try again later (``retry_after`` seconds when Slack said)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class ChatRefused(ChatError):
+    """Slack refused for this target (``channel_not_found``, ``not_in_channel``, ``users_not_found``):
+    retrying cannot help until someone changes the config or invites the bot."""
+
+
+class ChatAuthError(ChatRefused):
+    """The token is wrong, revoked or lacks a scope: nothing can be sent to any target."""
+
+
+class ChatPort(Protocol):
+    def resolve(self, target: str) -> str:
+        """The conversation id to post to for a configured target (cached per process): ``#name`` by
+        ``conversations.list``, ``U…``/``email:…`` by ``conversations.open`` (after ``users.lookupByEmail``)."""
+        ...
+
+    def posted_keys(self, channel: str) -> dict[str, str]:
+        """Message keys (from metadata) the bot posted in the conversation's recent history, with their
+        ``ts``. Bounded: a few pages of ``conversations.history``."""
+        ...
+
+    def post(self, channel: str, text: str, key: str) -> str:
+        """Post ``text`` with ``key`` in its metadata; the new message's ``ts``."""
+        ...
+
+    def update(self, channel: str, ts: str, text: str) -> None:
+        """Replace the text of the bot's message ``ts`` (a summary)."""
+        ...
