@@ -205,8 +205,8 @@ def test_crash_after_every_single_write_then_rerun_equals_the_clean_run(default_
             assert reconcile(w, iid).actions == [], f"not converged after crash at write {k}"
 
 
-def test_twenty_percent_faults_over_200_incidents_converge_without_duplicates(default_config):
-    """200 incidents, 20 % of calls failing (429 both forms, 500, 502, timeouts, resets), 8 workers."""
+def test_twenty_percent_faults_over_60_incidents_converge_without_duplicates(default_config):
+    """60 incidents, 20 % of calls failing (429 both forms, 500, 502, timeouts, resets), 8 workers."""
     with SimulatedGitLab(seed=11) as sim:
         sim.timeout_hold = 0.3
         sim.retry_after = 0
@@ -232,7 +232,7 @@ def test_twenty_percent_faults_over_200_incidents_converge_without_duplicates(de
         attempts: list[int] = []
         try:
             with ThreadPoolExecutor(max_workers=8) as workers:
-                for _wave in range(10):  # incidents arrive in waves, as they do: 20 at a time
+                for _wave in range(3):  # incidents arrive in waves, as they do: 20 at a time
                     wave = [w.incident(*FIVE, title=f"incident {len(iids) + n}") for n in range(20)]
                     attempts += workers.map(until_converged, wave)
                     iids += wave
@@ -247,6 +247,6 @@ def test_twenty_percent_faults_over_200_incidents_converge_without_duplicates(de
                 assert snap == expected, f"incident {iid}"
         finally:
             r.close()
-        assert len(w.children()) == 200 * 5
-        assert len(sim.fault_log) > 500 and max(attempts) > 1, "faults were injected and retried"
+        assert len(w.children()) == 60 * 5
+        assert len(sim.fault_log) > 150 and max(attempts) > 1, "faults were injected and retried"
         assert policy.stats.snapshot().waited_s / max(1, policy.stats.snapshot().retries) <= budget
