@@ -15,7 +15,7 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from bot.simslack.state import SlackFailure, SlackState
 
+_HTML_ERROR = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>Bad Gateway</body>\r\n</html>\r\n"
 WRITES = frozenset({"chat.postMessage", "chat.update"})
 
 
@@ -38,6 +39,8 @@ class Call:
     """The Web API error code (``ok: false``), or the fault's name."""
     applied: bool = False
     """Whether a write changed the workspace (true for a post stored before a faked failure)."""
+    args: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The arguments as received (query, form or JSON body), the token left out."""
 
 
 class SimulatedSlack:
@@ -64,6 +67,8 @@ class SimulatedSlack:
         self.rate_limit = rate_limit
         self.post_interval = post_interval
         self.retry_after = 1
+        self.html_errors = False
+        """Answer faked 5xx with an HTML page (as a proxy in front of Slack would) instead of JSON."""
         self.calls: list[Call] = []
         self._random = random.Random(seed)
         self._after_commit = 0
@@ -144,9 +149,10 @@ class SimulatedSlack:
     def _record(self, method: str, args: dict[str, Any], status: int, error: str | None = None,
                 applied: bool = False) -> None:
         channel = args.get("channel")
+        kept = {k: v for k, v in args.items() if k != "token"}
         with self._lock:
             self.calls.append(Call(method, str(channel) if channel is not None else None, self.clock(), status,
-                                   error, applied))
+                                   error, applied, kept))
 
     def handle(self, method: str, args: dict[str, Any], auth: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         """One Web API call: HTTP status, JSON body, extra headers."""
@@ -241,9 +247,11 @@ class _Handler(BaseHTTPRequestHandler):
         method = parts.path.rstrip("/").rsplit("/", 1)[-1]
         args = parse_args(parts.query, body, self.headers.get("Content-Type") or "")
         status, answer, headers = self.server.sim.handle(method, args, self.headers.get("Authorization") or "")
-        payload = json.dumps(answer).encode()
+        payload, kind = json.dumps(answer).encode(), "application/json; charset=utf-8"
+        if status >= 500 and self.server.sim.html_errors:
+            payload, kind = _HTML_ERROR.encode(), "text/html"
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(payload)))
         for name, value in headers.items():
             self.send_header(name, value)
