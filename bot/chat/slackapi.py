@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -115,8 +115,10 @@ class SlackChat:
         if not url.endswith("/"):
             url += "/"
         self._token = token
-        self.client = WebClient(token=token, base_url=url, timeout=int(max(timeout, 1)), retry_handlers=[])
+        # urllib takes fractional seconds; slack_sdk only annotates its timeout as int.
+        self.client = WebClient(token=token, base_url=url, timeout=cast(int, timeout), retry_handlers=[])
         self._lock = threading.Lock()
+        self._list_lock = threading.Lock()  # one conversations.list walk at a time, however many threads ask
         self._names: dict[str, str] | None = None
         self._resolved: dict[str, str] = {}
         self._emails: dict[str, str] = {}
@@ -176,17 +178,19 @@ class SlackChat:
 
     def channel_names(self) -> dict[str, str]:
         """Names (without ``#``) of the workspace's unarchived channels the token can see, with their ids."""
-        with self._lock:
-            if self._names is not None:
-                return self._names
-        names: dict[str, str] = {}
-        for page in self._pages("conversations.list", "channel list", self.client.conversations_list, LIST_PAGES,
-                                types="public_channel,private_channel", exclude_archived=True, limit=1000):
-            for channel in page.get("channels") or []:
-                names[str(channel.get("name", ""))] = str(channel["id"])
-        with self._lock:
-            self._names = names
-        return names
+        with self._list_lock:
+            with self._lock:
+                if self._names is not None:
+                    return self._names
+            names: dict[str, str] = {}
+            for page in self._pages("conversations.list", "channel list", self.client.conversations_list,
+                                    LIST_PAGES, types="public_channel,private_channel", exclude_archived=True,
+                                    limit=1000):
+                for channel in page.get("channels") or []:
+                    names[str(channel.get("name", ""))] = str(channel["id"])
+            with self._lock:
+                self._names = names
+            return names
 
     def _channel_by_name(self, target: str) -> str:
         name = target[1:].lower()

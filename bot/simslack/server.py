@@ -67,6 +67,8 @@ class SimulatedSlack:
         self.rate_limit = rate_limit
         self.post_interval = post_interval
         self.retry_after = 1
+        self.latency = 0.0
+        """Real seconds each answer waits (to make a client time out)."""
         self.html_errors = False
         """Answer faked 5xx with an HTML page (as a proxy in front of Slack would) instead of JSON."""
         self.calls: list[Call] = []
@@ -76,6 +78,7 @@ class SimulatedSlack:
         self._last_post: dict[str, float] = {}
         self._lock = threading.Lock()
         self._host, self._port = host, port
+        self.stopping = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -89,6 +92,7 @@ class SimulatedSlack:
     def start(self) -> SimulatedSlack:
         if self._httpd is not None:
             return self
+        self.stopping.clear()
         self._httpd = _Server((self._host, self._port), _Handler, self)
         self._port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -101,6 +105,7 @@ class SimulatedSlack:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
+        self.stopping.set()
         httpd.shutdown()
         httpd.server_close()
         if self._thread is not None:
@@ -246,6 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         method = parts.path.rstrip("/").rsplit("/", 1)[-1]
         args = parse_args(parts.query, body, self.headers.get("Content-Type") or "")
+        if self.server.sim.latency:
+            self.server.sim.stopping.wait(self.server.sim.latency)
         status, answer, headers = self.server.sim.handle(method, args, self.headers.get("Authorization") or "")
         payload, kind = json.dumps(answer).encode(), "application/json; charset=utf-8"
         if status >= 500 and self.server.sim.html_errors:

@@ -197,3 +197,19 @@ def test_an_html_error_page_does_not_leak_into_the_reason(chat: SlackChat, sim: 
     for r in reasons:
         assert_one_line_without_token(r, sim.token)
         assert "html" not in r.reason.lower()
+
+
+def test_threads_resolving_at_once_share_one_channel_list(chat: SlackChat, sim: SimulatedSlack, ws: Workspace) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(chat.resolve, ["#incidents", "#e-group"] * 8))
+    assert found == [ws.incidents.id, ws.e_group.id] * 8
+    assert sim.count("conversations.list") == 1
+
+
+def test_a_slow_answer_is_unavailable_not_a_hang(sim: SimulatedSlack, ws: Workspace) -> None:
+    sim.latency = 0.6
+    err = reason_of(lambda: SlackChat(sim.token, sim.url, timeout=0.2).post(ws.incidents.id, "x", "k"))
+    assert isinstance(err, ChatUnavailable) and "retry later" in err.reason
+    assert_one_line_without_token(err, sim.token)
