@@ -68,6 +68,7 @@ class _Delivery:
         self.report = DeliveryReport()
         self.channels: dict[str, str | ChatError] = {}
         self.history: dict[str, dict[str, str]] = {}
+        self.unreadable: dict[str, ChatError] = {}
 
     def call_failed(self, err: ChatError) -> None:
         """Stop on unavailable/auth; otherwise the caller records the refusal."""
@@ -95,12 +96,15 @@ class _Delivery:
         return channel
 
     def posted(self, channel: str) -> dict[str, str]:
+        if channel in self.unreadable:
+            raise self.unreadable[channel]
         if channel not in self.history:
             self.report.calls += 1
             try:
                 self.history[channel] = dict(self.port.posted_keys(channel))
             except ChatError as err:
                 self.call_failed(err)
+                self.unreadable[channel] = err
                 raise
         return self.history[channel]
 

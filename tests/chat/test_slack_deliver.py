@@ -177,3 +177,11 @@ def test_slack_down_for_a_minute_then_everything_is_sent_once(chat: SlackChat, s
     report = caller.run(messages)
     assert report.complete and report.posted == 8
     assert bot_keys(sim) == Counter({m.key: 1 for m in messages})
+
+
+def test_a_channel_the_bot_cannot_read_is_asked_about_once(chat: SlackChat, sim: SimulatedSlack,
+                                                           ws: Workspace) -> None:
+    messages = [msg(n, ws.outside.id) for n in range(5)]
+    report = deliver([Outgoing(m) for m in messages], chat)
+    assert set(report.refused) == {m.key for m in messages} and report.complete
+    assert sim.count() == 1 and "/invite" in report.refused[messages[0].key]
