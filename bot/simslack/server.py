@@ -67,6 +67,8 @@ class SimulatedSlack:
         self.rate_limit = rate_limit
         self.post_interval = post_interval
         self.retry_after = 1
+        self.forced: dict[str, str] = {}
+        """Web API method → an error code it answers (``{"ok": false, "error": code}``) until removed."""
         self.latency = 0.0
         """Real seconds each answer waits (to make a client time out)."""
         self.html_errors = False
@@ -169,6 +171,11 @@ class SimulatedSlack:
             error = "not_authed" if not token else "invalid_auth"
             self._record(method, args, 200, error)
             return 200, {"ok": False, "error": error}, {}
+        if method in self.forced:
+            code = self.forced[method]
+            self._record(method, args, 200, code)
+            extra = {"needed": "chat:write", "provided": "channels:read"} if code == "missing_scope" else {}
+            return 200, {"ok": False, "error": code, **extra}, {}
         with self._lock:
             roll = self._random.random() if self.fail_rate > 0 else 1.0
             fault = roll < self.fail_rate

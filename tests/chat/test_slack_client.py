@@ -213,3 +213,23 @@ def test_a_slow_answer_is_unavailable_not_a_hang(sim: SimulatedSlack, ws: Worksp
     err = reason_of(lambda: SlackChat(sim.token, sim.url, timeout=0.2).post(ws.incidents.id, "x", "k"))
     assert isinstance(err, ChatUnavailable) and "retry later" in err.reason
     assert_one_line_without_token(err, sim.token)
+
+
+@pytest.mark.parametrize("code", ["not_authed", "token_revoked", "account_inactive", "missing_scope"])
+def test_token_problems_are_auth_errors(chat: SlackChat, sim: SimulatedSlack, ws: Workspace, code: str) -> None:
+    sim.forced["chat.postMessage"] = code
+    err = reason_of(lambda: chat.post(ws.incidents.id, "x", "k"))
+    assert isinstance(err, ChatAuthError) and code in err.reason and "SLACK_BOT_TOKEN" in err.reason
+    assert_one_line_without_token(err, sim.token)
+    if code == "missing_scope":
+        assert "chat:write" in err.reason
+
+
+@pytest.mark.parametrize(("method", "code", "target"), [("conversations.open", "user_not_found", "UALICE01"),
+                                                         ("users.lookupByEmail", "users_not_found", "email:a@b.c"),
+                                                         ("conversations.list", "ratelimited", "#incidents")])
+def test_lookups_map_errors_too(chat: SlackChat, sim: SimulatedSlack, method: str, code: str, target: str) -> None:
+    sim.forced[method] = code
+    err = reason_of(lambda: chat.resolve(target))
+    expected = ChatUnavailable if code == "ratelimited" else ChatRefused
+    assert type(err) is expected and (target in err.reason or code == "ratelimited")
