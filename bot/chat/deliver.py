@@ -122,16 +122,12 @@ class _Delivery:
         elif not msg.summary:
             self.sent(msg.key, channel, ts)
             return
-        if ts is not None:
-            self.report.calls += 1
-            try:
-                self.port.update(channel, ts, msg.text)
-            except ChatError as err:
-                self.call_failed(err)
-                ts = None  # gone or not editable: post it anew below
-            else:
-                self.report.updated += 1
-                self.sent(msg.key, channel, ts)
+        if ts is not None and self.edit(channel, ts, msg):
+            return
+        if ts is not None and item.ts is not None:
+            # The remembered summary is gone or not editable: another copy may be in the history.
+            found = self.posted(channel).get(msg.key)
+            if found is not None and found != ts and self.edit(channel, found, msg):
                 return
         self.report.calls += 1
         try:
@@ -142,6 +138,18 @@ class _Delivery:
         self.report.posted += 1
         self.history.setdefault(channel, {})[msg.key] = ts
         self.sent(msg.key, channel, ts)
+
+    def edit(self, channel: str, ts: str, msg: ChatMessage) -> bool:
+        """Edit the summary at ``ts``; False when Slack refused (the message is gone or not the bot's)."""
+        self.report.calls += 1
+        try:
+            self.port.update(channel, ts, msg.text)
+        except ChatError as err:
+            self.call_failed(err)
+            return False
+        self.report.updated += 1
+        self.sent(msg.key, channel, ts)
+        return True
 
     def sent(self, key: str, channel: str, ts: str) -> None:
         self.report.sent.append(Sent(key, channel, ts))

@@ -185,3 +185,14 @@ def test_a_channel_the_bot_cannot_read_is_asked_about_once(chat: SlackChat, sim:
     report = deliver([Outgoing(m) for m in messages], chat)
     assert set(report.refused) == {m.key for m in messages} and report.complete
     assert sim.count() == 1 and "/invite" in report.refused[messages[0].key]
+
+
+def test_a_stale_summary_ts_finds_the_current_copy_instead_of_posting(chat: SlackChat, sim: SimulatedSlack,
+                                                                       ws: Workspace) -> None:
+    caller = Caller(chat)
+    caller.run([msg(7, summary=True, text="v1")])
+    current = chat.post(ws.incidents.id, "v1 (posted by another replica)", msg(7, summary=True).key)
+    sim.state.messages[ws.incidents.id].pop(0)  # the copy this caller remembers is gone
+    report = caller.run([msg(7, summary=True, text="v2")])
+    assert report.posted == 0 and report.updated == 1 and [s.ts for s in report.sent] == [current]
+    assert sim.state.texts(ws.incidents.id) == ["v2"]
