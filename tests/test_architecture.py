@@ -7,10 +7,11 @@ from pathlib import Path
 
 BOT = Path(__file__).resolve().parent.parent / "bot"
 IMPURE = ("jinja2", "flask", "werkzeug", "gitlab", "requests", "psycopg", "sqlite3", "gunicorn", "gevent", "socket",
-          "prometheus_client", "urllib3", "http", "subprocess", "threading", "concurrent")
+          "prometheus_client", "urllib3", "http", "subprocess", "threading", "concurrent", "slack_sdk")
 """Libraries that render, serve, talk to the network or a database, or run threads: not for the core."""
 IMPURE_BOT = ("bot.gitlab", "bot.web", "bot.store", "bot.text.templates", "bot.settings", "bot.wiring",
-              "bot.reconciler", "bot.worker", "bot.simgitlab", "bot.commands")
+              "bot.reconciler", "bot.worker", "bot.simgitlab", "bot.commands", "bot.simslack", "bot.chat.slackapi",
+              "bot.chat.live")
 
 
 def module_name(path: Path) -> str:

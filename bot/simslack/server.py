@@ -1,0 +1,275 @@
+"""``SimulatedSlack``: :class:`~bot.simslack.state.SlackState` served over real HTTP on loopback, with a call
+record and fault injection.
+
+Started and stopped like the simulated GitLab (``start()``/``stop()`` or ``with``): the standard library's
+``ThreadingHTTPServer`` on a free port, serving from a daemon thread. Time comes from ``clock`` (seconds),
+so tests move it instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import socketserver
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from bot.simslack.state import SlackFailure, SlackState
+
+_HTML_ERROR = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>Bad Gateway</body>\r\n</html>\r\n"
+WRITES = frozenset({"chat.postMessage", "chat.update"})
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the simulator received."""
+
+    method: str
+    channel: str | None
+    time: float
+    status: int
+    error: str | None = None
+    """The Web API error code (``ok: false``), or the fault's name."""
+    applied: bool = False
+    """Whether a write changed the workspace (true for a post stored before a faked failure)."""
+    args: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The arguments as received (query, form or JSON body), the token left out."""
+
+
+class SimulatedSlack:
+    """A fake Slack Web API on ``http://127.0.0.1:<port>/api/``; ``slack_sdk.WebClient`` talks to it unchanged.
+
+    Faults, all off by default:
+
+    * ``fail_rate`` (0..1, drawn from a ``random.Random(seed)``): a call answers HTTP 500 or 429 (with
+      ``Retry-After: 1``) before doing anything;
+    * ``down("refuse")`` closes the port (connection refused), ``down("503")`` answers 503 to everything;
+      ``up()`` serves again on the same port;
+    * ``rate_limit``: at most one ``chat.postMessage`` per ``post_interval`` seconds per channel, else 429 with
+      ``Retry-After``;
+    * ``fail_after_commit(n)``: the next ``n`` posts are stored but answered 500, as if the answer was lost.
+    """
+
+    def __init__(self, *, token: str = "xoxb-simulated-token", clock: Callable[[], float] | None = None,
+                 seed: int = 0, host: str = "127.0.0.1", port: int = 0, rate_limit: bool = True,
+                 post_interval: float = 1.0) -> None:
+        self.clock = clock or time.time
+        self.state = SlackState(self.clock)
+        self.token = token
+        self.fail_rate = 0.0
+        self.rate_limit = rate_limit
+        self.post_interval = post_interval
+        self.retry_after = 1
+        self.forced: dict[str, str] = {}
+        """Web API method → an error code it answers (``{"ok": false, "error": code}``) until removed."""
+        self.latency = 0.0
+        """Real seconds each answer waits (to make a client time out)."""
+        self.html_errors = False
+        """Answer faked 5xx with an HTML page (as a proxy in front of Slack would) instead of JSON."""
+        self.calls: list[Call] = []
+        self._random = random.Random(seed)
+        self._after_commit = 0
+        self._down: str | None = None
+        self._last_post: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._host, self._port = host, port
+        self.stopping = threading.Event()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------- lifecycle
+
+    @property
+    def url(self) -> str:
+        """The Web API base url (ends with ``/``), for ``SlackChat(token, base_url=...)``."""
+        return f"http://{self._host}:{self._port}/api/"
+
+    def start(self) -> SimulatedSlack:
+        if self._httpd is not None:
+            return self
+        self.stopping.clear()
+        self._httpd = _Server((self._host, self._port), _Handler, self)
+        self._port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="simslack", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self.stopping.set()
+        httpd.shutdown()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def __enter__(self) -> SimulatedSlack:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------- faults
+
+    def down(self, mode: str = "refuse") -> None:
+        """Slack is unreachable: ``"refuse"`` (nothing listens on the port) or ``"503"`` (every call answers 503)."""
+        if mode not in ("refuse", "503"):
+            raise ValueError(mode)
+        self._down = mode
+        if mode == "refuse":
+            self.stop()
+
+    def up(self) -> None:
+        self._down = None
+        self.start()
+
+    def fail_after_commit(self, count: int = 1) -> None:
+        """The next ``count`` posts are stored, then answered 500 (the client cannot know they landed)."""
+        with self._lock:
+            self._after_commit = count
+
+    # ------------------------------------------------------------- record
+
+    def count(self, method: str | None = None, channel: str | None = None) -> int:
+        """Calls received, by Web API method and/or channel argument."""
+        with self._lock:
+            return sum(1 for c in self.calls
+                       if (method is None or c.method == method) and (channel is None or c.channel == channel))
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    # ------------------------------------------------------------ serving
+
+    def _record(self, method: str, args: dict[str, Any], status: int, error: str | None = None,
+                applied: bool = False) -> None:
+        channel = args.get("channel")
+        kept = {k: v for k, v in args.items() if k != "token"}
+        with self._lock:
+            self.calls.append(Call(method, str(channel) if channel is not None else None, self.clock(), status,
+                                   error, applied, kept))
+
+    def handle(self, method: str, args: dict[str, Any], auth: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """One Web API call: HTTP status, JSON body, extra headers."""
+        if self._down == "503":
+            self._record(method, args, 503, "down")
+            return 503, {"ok": False, "error": "service_unavailable"}, {}
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else str(args.get("token") or "")
+        if not token or token != self.token:
+            error = "not_authed" if not token else "invalid_auth"
+            self._record(method, args, 200, error)
+            return 200, {"ok": False, "error": error}, {}
+        if method in self.forced:
+            code = self.forced[method]
+            self._record(method, args, 200, code)
+            extra = {"needed": "chat:write", "provided": "channels:read"} if code == "missing_scope" else {}
+            return 200, {"ok": False, "error": code, **extra}, {}
+        with self._lock:
+            roll = self._random.random() if self.fail_rate > 0 else 1.0
+            fault = roll < self.fail_rate
+            throttle = fault and self._random.random() < 0.5
+        if fault:
+            status = 429 if throttle else 500
+            self._record(method, args, status, "fault-429" if throttle else "fault-500")
+            if throttle:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self.retry_after)}
+            return 500, {"ok": False, "error": "internal_error"}, {}
+        if method == "chat.postMessage" and self.rate_limit:
+            channel = str(args.get("channel") or "")
+            now = self.clock()
+            with self._lock:
+                last = self._last_post.get(channel)
+                wait = self.post_interval - (now - last) if last is not None else 0.0
+                if wait <= 0:
+                    self._last_post[channel] = now
+            if wait > 0:
+                self._record(method, args, 429, "ratelimited")
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(max(1, round(wait)))}
+        try:
+            answer = self.state.call(method, args)
+        except SlackFailure as failure:
+            self._record(method, args, 404 if failure.code == "unknown_method" else 200, failure.code)
+            return (404 if failure.code == "unknown_method" else 200), {"ok": False, "error": failure.code,
+                                                                         **failure.extra}, {}
+        if method == "chat.postMessage":
+            with self._lock:
+                lost = self._after_commit > 0
+                self._after_commit -= 1 if lost else 0
+            if lost:
+                self._record(method, args, 500, "fail-after-commit", applied=True)
+                return 500, {"ok": False, "error": "internal_error"}, {}
+        self._record(method, args, 200, applied=method in WRITES)
+        return 200, {"ok": True, **answer}, {}
+
+
+def parse_args(query: str, body: bytes, content_type: str) -> dict[str, Any]:
+    """Arguments from the query string and a form or JSON body, as Slack accepts them."""
+    args: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
+    if body:
+        if "json" in content_type:
+            with contextlib.suppress(ValueError):
+                data = json.loads(body)
+                if isinstance(data, dict):
+                    args.update(data)
+        else:
+            args.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    return args
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: SimulatedSlack):
+        self.sim = sim
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) that can stall; skip it.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        parts = urlsplit(self.path)
+        method = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        args = parse_args(parts.query, body, self.headers.get("Content-Type") or "")
+        if self.server.sim.latency:
+            self.server.sim.stopping.wait(self.server.sim.latency)
+        status, answer, headers = self.server.sim.handle(method, args, self.headers.get("Authorization") or "")
+        payload, kind = json.dumps(answer).encode(), "application/json; charset=utf-8"
+        if status >= 500 and self.server.sim.html_errors:
+            payload, kind = _HTML_ERROR.encode(), "text/html"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST
