@@ -547,6 +547,8 @@ def _pydantic_problems(source: str, err: ValidationError, data: Any = None) -> l
     for e in err.errors():
         loc = [p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
         path = _loc(loc, data)
+        if path.startswith("chat.") and path.endswith(".to") and isinstance(e.get("input"), str):
+            path = path[: -len(".to")]  # a route written as a plain target
         kind = e["type"]
         if kind == "extra_forbidden":
             parent, _, key = path.rpartition(".")
