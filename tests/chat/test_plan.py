@@ -89,8 +89,8 @@ def test_out_of_scope_incident_plans_nothing(cfg, render):
     ],
 )
 def test_each_engagement_that_starts_gets_one_message_to_its_target(cfg, render, labels, expected):
-    got = {(m.key.split("|")[1], m.target) for m in by_event(messages(cfg, render, observed(incident(*labels))))["engage"]
-           if m}
+    engaged = by_event(messages(cfg, render, observed(incident(*labels))))["engage"]
+    got = {(m.key.split("|")[1], m.target) for m in engaged}
     assert got == expected
 
 
