@@ -68,15 +68,12 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 __all__ = [
-    "SLACK_JOB_PREFIX",
-    "ChatOutbox",
-    "JobKind",
-    "OutboxItem",
-    "job_kind_clause",
     "BACKOFF_BASE",
     "BACKOFF_CAP",
     "DEFAULT_MAX_ATTEMPTS",
+    "SLACK_JOB_PREFIX",
     "AfterFailure",
+    "ChatOutbox",
     "CreateLog",
     "CreateRecord",
     "DeadLetters",
@@ -87,9 +84,11 @@ __all__ = [
     "FailureKind",
     "Intake",
     "Job",
+    "JobKind",
     "JobState",
     "LeaseLost",
     "Marks",
+    "OutboxItem",
     "PruneResult",
     "RecordResult",
     "SchemaVersionError",
@@ -99,6 +98,7 @@ __all__ = [
     "WorkerStore",
     "after_failure",
     "backoff_delay",
+    "job_kind_clause",
     "require_aware",
     "revives",
 ]

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the store fixtures are imported from the contract tests)
 """The Slack outbox and the Slack job kind, on every backend: each message sent once, summaries edited in
 place, Slack jobs claimed only by the Slack worker."""
 
