@@ -17,7 +17,7 @@ from bot.chat.ports import ChatMessage
 from bot.chat.text import Mrkdwn, escape_mrkdwn, link
 from bot.config import INCIDENT_CHANNEL, ChatRoute, ChatSettings, Config
 from bot.core import cadence
-from bot.core.model import Desired, Observed, Person
+from bot.core.model import Desired, Issue, Observed, Person
 
 
 class Render(Protocol):
@@ -54,6 +54,11 @@ def _every(value: timedelta | None) -> str:
     return " ".join(p for p in (f"{hours}h" if hours else "", f"{mins}m" if mins else "") if p)
 
 
+def _shown(issue: Issue) -> str:
+    """How people know the issue: ``group/project#12`` (the key keeps the numeric project id)."""
+    return f"{issue.project_path or issue.ref.project}#{issue.ref.iid}"
+
+
 def _who(person: Person) -> str:
     return f"{person.name} ({person.handle})" if person.handle else person.name
 
@@ -83,7 +88,7 @@ def _messages(
 ) -> Iterator[ChatMessage]:
     incident = observed.incident
     key = incident.ref.key
-    ref = link(incident.web_url, key)
+    ref = link(incident.web_url, _shown(incident))
     common: dict[str, Any] = {"incident": ref, "severity": desired.severity.label, "phase": desired.phase_name}
 
     def message(event: str, target: str, window: str, template: str, summary: bool = False,
@@ -117,7 +122,7 @@ def _messages(
         team, owner = _owner_route(cfg, chat, label)
         channel = cfg.channel(label)
         title = channel.title if channel else label
-        child_link = link(child.issue.web_url, child.issue.ref.key)
+        child_link = link(child.issue.web_url, _shown(child.issue))
         children.append({"channel": title, "link": child_link, "state": "done" if not child.issue.is_open else "open"})
         route = _resolve(owner, chat, observed)
         if route is None:
