@@ -328,6 +328,79 @@ class Templates(_Model):
     child_plan: str = "child-plan.md.j2"
 
 
+INCIDENT_CHANNEL = "incident-channel"
+_SLACK_CHANNEL = re.compile(r"^#[a-z0-9][a-z0-9_-]{0,79}$")
+_SLACK_ID = re.compile(r"^[CGDUW][A-Z0-9]{6,}$")
+_EMAIL = re.compile(r"^email:[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TARGET_FORMS = "'#channel-name', a Slack id (C…, U…), 'email:someone@example.com' or 'incident-channel'"
+
+
+def _chat_target(value: Any) -> str:
+    """A Slack target as configured; a near miss names what was probably meant."""
+    text = value.strip() if isinstance(value, str) else ""
+    if text == INCIDENT_CHANNEL or _SLACK_CHANNEL.match(text) or _SLACK_ID.match(text) or _EMAIL.match(text):
+        return text
+    guess = ""
+    if text.replace("_", "-").replace(" ", "-").lower() in (INCIDENT_CHANNEL, "incidentchannel"):
+        guess = INCIDENT_CHANNEL
+    elif "@" in text and not text.startswith("email:"):
+        guess = "email:" + text.lstrip("@")
+    elif text and _SLACK_CHANNEL.match("#" + text.lstrip("#").lower()):
+        guess = "#" + text.lstrip("#").lower()
+    hint = f"did you mean {guess!r}? " if guess and guess != text else ""
+    raise ValueError(f"invalid Slack target {value!r} ({hint}expected {_TARGET_FORMS})")
+
+
+ChatTarget = Annotated[str, BeforeValidator(_chat_target)]
+
+
+class ChatRoute(_Model):
+    """Where one engagement, team or role is reached in Slack."""
+
+    to: ChatTarget
+    forward_updates: bool = Field(
+        False, description="Post the text of each status update here; otherwise only a link to it."
+    )
+
+
+def _route(value: Any) -> Any:
+    return {"to": value} if isinstance(value, str) else value
+
+
+Route = Annotated[ChatRoute, BeforeValidator(_route)]
+
+
+class ChatSettings(_Model):
+    """The Slack side: who is told what where. Used only when ``SLACK_BOT_TOKEN`` is set."""
+
+    engagements: dict[str, Route] = Field(default_factory=dict, description="Engagement id -> target.")
+    teams: dict[str, Route] = Field(default_factory=dict, description="Team id -> target (its children's pings).")
+    roles: dict[RoleId, Route] = Field(default_factory=dict, description="Role id -> target (its children's pings).")
+    people: dict[str, ChatTarget] = Field(
+        default_factory=dict, description="GitLab username -> Slack target for reminder direct messages."
+    )
+    summary: list[ChatTarget] = Field(
+        default_factory=list, description="Targets holding one summary message per incident, edited in place."
+    )
+    incident_channel: str | None = Field(
+        None, description="The incident response channel by pattern, e.g. '#inc-{iid}' (the channel command wins)."
+    )
+
+    @field_validator("incident_channel")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            sample = v.format(iid=1)
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"invalid incident channel pattern {v!r} (expected e.g. '#inc-{{iid}}')") from None
+        _chat_target(sample)
+        if sample == INCIDENT_CHANNEL:
+            raise ValueError("incident_channel must name a channel, e.g. '#inc-{iid}'")
+        return v
+
+
 class Config(_Model):
     bot: BotSettings = Field(default_factory=BotSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -353,6 +426,7 @@ class Config(_Model):
     # templates, relative to the policy file; it must then hold every template the policy names.
     templates_dir: str | None = None
     templates: Templates = Field(default_factory=Templates)
+    chat: ChatSettings | None = Field(None, description="Slack targets; without it (or a token) nothing goes to Slack.")
 
     # Filled by load_config: where the file and its templates are.
     source: str = Field("<memory>", exclude=True)
@@ -462,6 +536,8 @@ def _known_keys() -> list[str]:
         CadenceRule,
         OrderRule,
         Templates,
+        ChatSettings,
+        ChatRoute,
     )
     return sorted({(f.alias or name) for m in models for name, f in m.model_fields.items()})
 
@@ -471,6 +547,8 @@ def _pydantic_problems(source: str, err: ValidationError, data: Any = None) -> l
     for e in err.errors():
         loc = [p for p in e["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
         path = _loc(loc, data)
+        if path.startswith("chat.") and path.endswith(".to") and isinstance(e.get("input"), str):
+            path = path[: -len(".to")]  # a route written as a plain target
         kind = e["type"]
         if kind == "extra_forbidden":
             parent, _, key = path.rpartition(".")
@@ -595,6 +673,7 @@ def semantic_problems(cfg: Config) -> list[Problem]:
         out.append(Problem(src, "phases", "at least one phase is needed"))
     out.extend(_cadence_problems(cfg))
     out.extend(_order_problems(cfg))
+    out.extend(_chat_problems(cfg))
 
     # Labels that must sit on one issue together may not share a scope key: GitLab Premium keeps only
     # one label per scope, so adding the second silently removes the first.
@@ -672,6 +751,20 @@ def _order_problems(cfg: Config) -> list[Problem]:
                 )
         if rule.channel in rule.before:
             out.append(Problem(src, f"{path}.before", f"{rule.channel!r} cannot come before itself"))
+    return out
+
+
+def _chat_problems(cfg: Config) -> list[Problem]:
+    """Chat routes that name no engagement or team of this policy."""
+    if cfg.chat is None:
+        return []
+    src, out = cfg.source, []
+    for section, known in (("engagements", [e.id for e in cfg.engagements]), ("teams", list(cfg.teams))):
+        for name in getattr(cfg.chat, section):
+            if name not in known:
+                hint = _did_you_mean(name, known)
+                out.append(Problem(src, f"chat.{section}.{name}", f"unknown {section[:-1]} {name!r} ({hint}expected "
+                                   f"one of: {', '.join(known)})"))
     return out
 
 

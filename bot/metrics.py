@@ -137,6 +137,17 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.slack_messages = Counter(
+            "incident_bot_slack_messages",
+            "Slack messages by kind (engage, reminder, update, child, all-clear, summary) and outcome "
+            "(sent, refused, failed)",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+
+    def slack_message(self, kind: str, outcome: str) -> None:
+        self.slack_messages.labels(kind=kind, outcome=outcome).inc()
+
     def outside_remit(self, kind: str) -> None:
         self.outside_remit_total.labels(kind=kind).inc()
 

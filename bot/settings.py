@@ -71,6 +71,13 @@ class Settings:
     max_body_bytes: int = GITLAB_MAX_BODY
     state_key: str | None = field(default=None, repr=False)
     state_key_previous: str | None = field(default=None, repr=False)
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_api_url: str | None = None
+
+    @property
+    def slack(self) -> bool:
+        """Whether the Slack side runs at all: only with a bot token."""
+        return bool(self.slack_bot_token)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, need: Collection[Need] = ()) -> Settings:
@@ -283,13 +290,17 @@ FIELDS: dict[str, Variable] = {
     "state_key_previous": Variable(
         "INCIDENT_BOT_STATE_KEY_PREVIOUS", "", "the state key before a rotation; what it signed is still believed",
         _state_key("INCIDENT_BOT_STATE_KEY_PREVIOUS"), secret=True),
+    "slack_bot_token": Variable(
+        "SLACK_BOT_TOKEN", "", "optional: the Slack app's bot token (`xoxb-…`); unset, nothing about Slack runs",
+        _strip, secret=True),
+    "slack_api_url": Variable("SLACK_API_URL", "`https://slack.com/api/`", "the Slack Web API's base URL", _strip),
 }
 VARIABLES = tuple(FIELDS.values())
 
 _GITLAB = ("GITLAB_URL", "GITLAB_TOKEN", "INCIDENT_BOT_STATE_KEY", "INCIDENT_BOT_STATE_KEY_PREVIOUS")
 _STORE = ("INCIDENT_BOT_DB", "INCIDENT_BOT_DB_DURABILITY")
 _WORKER = (*_GITLAB, *_STORE, "INCIDENT_BOT_SPOOL", "INCIDENT_BOT_SWEEP_SECONDS", "INCIDENT_BOT_LEASE_SECONDS",
-           "INCIDENT_BOT_RETRY_SECONDS", "INCIDENT_BOT_DEAD_LETTER_DAYS")
+           "INCIDENT_BOT_RETRY_SECONDS", "INCIDENT_BOT_DEAD_LETTER_DAYS", "SLACK_BOT_TOKEN", "SLACK_API_URL")
 COMMAND_VARIABLES: dict[str, tuple[str, ...]] = {
     "check-config": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN"),  # GitLab with --live only
     "plan": ("INCIDENT_BOT_CONFIG", *_GITLAB),

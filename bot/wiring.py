@@ -15,8 +15,12 @@ from bot.redact import redact
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from bot.chat.job import SlackPlanner, SlackWorker
+    from bot.chat.ports import ChatPort
+    from bot.chat.render import SlackRenderer
     from bot.gitlab.callpolicy import CallPolicy
     from bot.gitlab.client import GitLabClient
+    from bot.metrics import Metrics
     from bot.reconciler import Reconciler
     from bot.store import DeliveryStore, Intake
     from bot.store.spool import Spool
@@ -31,6 +35,50 @@ def renderer_for(cfg: Config) -> TemplateRenderer:
     from bot.text.templates import TemplateRenderer
 
     return TemplateRenderer([cfg.template_dir])
+
+
+SLACK_API_URL = "https://slack.com/api/"
+
+
+def slack_renderer(cfg: Config) -> SlackRenderer:
+    """The policy's own ``slack/`` templates first, then the bundled ones."""
+    from bot import paths
+    from bot.chat.render import SlackRenderer
+
+    return SlackRenderer([cfg.template_dir, paths.bundled_templates_dir()])
+
+
+def slack_port(settings: Settings) -> ChatPort:
+    """The Slack Web API adapter; imported only when Slack is configured."""
+    import importlib
+
+    slackapi = importlib.import_module("bot.chat.slackapi")
+    port: ChatPort = slackapi.SlackChat(settings.slack_bot_token, settings.slack_api_url or SLACK_API_URL)
+    return port
+
+
+def slack(
+    settings: Settings,
+    cfg: Config,
+    store: DeliveryStore,
+    *,
+    metrics: Metrics | None = None,
+    clock: Callable[[], datetime],
+    worker_id: str,
+    port: Callable[[], ChatPort] | None = None,
+) -> tuple[SlackPlanner | None, SlackWorker | None]:
+    """The Slack side, or ``(None, None)``: without ``SLACK_BOT_TOKEN`` or a ``chat:`` section nothing of it runs."""
+    if not settings.slack:
+        return None, None
+    if cfg.chat is None:
+        log.info("SLACK_BOT_TOKEN is set but the policy has no chat: section; nothing is sent to Slack")
+        return None, None
+    from bot.chat.job import SlackPlanner, SlackWorker
+
+    planner = SlackPlanner(cfg, slack_renderer(cfg), metrics)
+    sender = SlackWorker(store, port or (lambda: slack_port(settings)), worker_id=worker_id, clock=clock,
+                         metrics=metrics)
+    return planner, sender
 
 
 def call_policy(api: ApiSettings, **overrides: Any) -> CallPolicy:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot import heartbeat
+from bot.chat.job import SlackPlanner, SlackWorker
 from bot.clock import utcnow
 from bot.core.model import IncidentRef
 from bot.gitlab.apply import LeaseGone, RepeatedCreate, WriteGuard
@@ -215,6 +216,7 @@ class Worker:
         metrics: Metrics | None = None,
         retry_base: timedelta | None = None,
         wait: Wait = wait_on,
+        chat: SlackPlanner | None = None,
     ) -> None:
         if lease <= timedelta(0) or settle < timedelta(0):
             raise ValueError("lease must be positive and settle not negative")
@@ -235,6 +237,8 @@ class Worker:
         # The first retry of a failed job waits retry_base, doubling after that (None: the store's back-off).
         self.retry_base = retry_base
         self._paths: dict[str, str] = {}  # numeric project id -> path, for log lines
+        # With Slack configured: the reconciled incident's Slack messages go to the outbox (store writes only).
+        self.chat = chat
 
     def name(self, job: Job) -> str:
         """The job's incident as people know it (``acme/security-incidents#12``), else its key."""
@@ -282,6 +286,8 @@ class Worker:
             with _Heartbeat(self, job) as heartbeat:
                 report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=_JobGuard(self, job, heartbeat))
             self._remember(job, report)
+            if self.chat is not None:
+                self.chat.offer(self.store, job.incident_key, report.desired, report.observed, self.clock())
             requeue_at = self._requeue_at(report)
             changes = report.changes
         except OutsideRemit as exc:
@@ -449,6 +455,10 @@ class WorkerPool:
     sweep_every: timedelta = timedelta(minutes=5)
     heartbeat: Path | None = None
     """Where to record each tick on which a worker is alive and claiming (``bot.heartbeat``, read by /readyz)."""
+    chat: SlackPlanner | None = None
+    """With ``SLACK_BOT_TOKEN``: plans each reconciled incident's Slack messages into the outbox."""
+    slack: SlackWorker | None = None
+    """With ``SLACK_BOT_TOKEN``: the one thread that sends them (``slack:`` jobs only)."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -464,16 +474,22 @@ class WorkerPool:
                 settle=self.settle,
                 metrics=self.metrics,
                 retry_base=self.retry_base,
+                chat=self.chat,
             )
             for i in range(self.threads)
         ]
         self._threads: list[threading.Thread] = []
+        self._slack_thread: threading.Thread | None = None
 
     def start(self, stop: threading.Event) -> None:
         for w in self.workers:
             t = threading.Thread(target=w.run, args=(stop,), name=f"worker-{w.worker_id}", daemon=True)
             t.start()
             self._threads.append(t)
+        if self.slack is not None:
+            t = threading.Thread(target=self.slack.run, args=(stop,), name="slack-worker", daemon=True)
+            t.start()
+            self._slack_thread = t
 
     def prune(self) -> None:
         try:
@@ -549,6 +565,8 @@ class WorkerPool:
         deadline = time.monotonic() + grace
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        if self._slack_thread is not None:  # it sends nothing after stop; a message cut short is found again
+            self._slack_thread.join(max(0.0, deadline - time.monotonic()))
         busy = [t.name for t in self._threads if t.is_alive()]
         if busy:
             log.warning("still reconciling after %.0f s of grace: %s", grace, ", ".join(busy))

@@ -114,3 +114,13 @@ def test_the_demo_runs_the_whole_lifecycle_safely(capsys):
         assert step in out
     assert "Safety: no quick action or unexpected mention reached GitLab" in out
     assert "3 child issues, all confidential" in out
+
+
+def test_plan_lists_the_slack_messages_it_would_send_without_the_title(capsys):
+    code, out, _ = run(capsys, "plan", "--payload", str(EXAMPLES / "s1-incident.json"))
+    assert code == 0
+    slack = out[out.index("Slack messages ("):]
+    assert "  - #e-group: :rotating_light: *Broader e-group* engaged on security incident" in slack
+    assert "  - #security-department: :shield: Security incident" in slack and "(summary, edited in place)" in slack
+    title = json.loads((EXAMPLES / "s1-incident.json").read_text())["object_attributes"]["title"]
+    assert title not in slack

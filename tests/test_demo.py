@@ -58,3 +58,13 @@ def test_the_demo_opens_the_email_child_in_the_teams_project_from_its_template(d
     assert "its description starts with the team's template: '## Email request (Marketing Programs)'" in text
     assert "+ link #1 <-> marketing/programs#1 (relates to)" in text
     assert "+ - [x] marketing/programs#1 **Incident response customer email**" in text
+
+
+def test_the_demo_shows_the_slack_messages_once_each_and_never_the_title(default_config):
+    lines = [line.strip() for line in transcript(default_config) if line.strip().startswith("Slack ")]
+    assert "Slack #e-group: :rotating_light: *Broader e-group* engaged on security incident acme/security-incidents#1" \
+        in lines
+    assert sum(line.startswith("Slack #e-group: :rotating_light:") for line in lines) == 1
+    assert any(line.startswith("Slack #security-department (summary edited):") for line in lines)
+    assert any(line.startswith("Slack #marketing-programs: :white_check_mark: All clear") for line in lines)
+    assert not any("Customer data exposed" in line for line in lines)

@@ -18,6 +18,7 @@ from typing import Any
 from bot.config import Config
 from bot.core import bodies
 from bot.core.model import IncidentRef
+from bot.reconciler import ReconcileReport
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.world import World, world
 from bot.text.markers import strip_markers
@@ -77,7 +78,13 @@ def demo_config(cfg: Config) -> Config:
         else c
         for c in cfg.channels
     ]
-    return cfg.model_copy(update={"channels": channels})
+    update: dict[str, Any] = {"channels": channels}
+    if cfg.chat is not None:  # the incident response channel named, and the SIMOC reached by DM for reminders
+        update["chat"] = cfg.chat.model_copy(update={
+            "incident_channel": cfg.chat.incident_channel or "#inc-{iid}",
+            "people": {"sec-incident-manager": "email:sec-incident-manager@example.com", **cfg.chat.people},
+        })
+    return cfg.model_copy(update=update)
 
 
 def seed_team_projects(w: World) -> list[str]:
@@ -181,6 +188,13 @@ class InlineExecutor(Executor):
         return future
 
 
+def slack_readable(text: str) -> str:
+    """A Slack message's first line as a person sees it: links as their labels, entities decoded."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    line = re.sub(r"<[^|>]*\|([^>]*)>", r"\1", line)
+    return line.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("\u200d", "")
+
+
 def count(n: int, noun: str) -> str:
     """``1 change``, ``4 API calls``: plain English for the transcript."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
@@ -194,6 +208,7 @@ class Demo:
     log: Callable[[str], None] = print
     verbose: bool = False
     teams: tuple[str, ...] = ()  # team projects children may be opened in
+    slack: dict[str, str] = field(default_factory=dict)  # what an in-memory Slack shows, by message key
 
     def step(self, at: str, who: str, what: str, act: Callable[[], Any]) -> None:
         hours, minutes = (int(x) for x in at.split(":"))
@@ -222,6 +237,25 @@ class Demo:
         lines = changes(before, after, self.w.cfg.bot.username)
         for line in lines or ["(nothing to change)"]:
             self.log("  " + line)
+        for line in self.slack_lines(report):
+            self.log("  " + line)
+
+    def slack_lines(self, report: ReconcileReport) -> list[str]:
+        """The Slack messages this step sends (with SLACK_BOT_TOKEN set), each once; summaries edited."""
+        cfg = self.w.cfg
+        if cfg.chat is None:
+            return []
+        from bot.chat.plan import chat_messages
+        from bot.wiring import slack_renderer
+
+        out = []
+        for m in chat_messages(cfg, report.desired, report.observed, slack_renderer(cfg)):
+            if self.slack.get(m.key) == m.text or (m.key in self.slack and not m.summary):
+                continue  # sent once; only a summary is edited when its text changes
+            edited = " (summary edited)" if m.key in self.slack else ""
+            self.slack[m.key] = m.text
+            out.append(f"Slack {m.target}{edited}: {slack_readable(m.text)}")
+        return out
 
     def labels(self, *add: str, remove: tuple[str, ...] = ()) -> Callable[[], Any]:
         def act() -> None:
@@ -245,6 +279,8 @@ def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] =
                 source = f"its template {channel.gitlab_template}" if channel.gitlab_template else "bundled templates"
                 log(f"team project: {channel.project} ({channel.label} children from {source})")
         log(f"people: {', '.join(sorted(u for u in (sim.state.user(n)['username'] for n in _people(cfg))))}")
+        if cfg.chat is not None:
+            log("Slack: the messages an in-memory Slack would get with SLACK_BOT_TOKEN set (lines 'Slack ...')")
 
         def declare() -> None:
             demo.incident = w.incident(

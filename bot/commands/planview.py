@@ -9,6 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.chat.plan import chat_messages
+from bot.chat.ports import ChatMessage
+from bot.chat.text import first_line
 from bot.config import Config
 from bot.core import bodies, commands
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
@@ -43,6 +46,8 @@ class PlanReport:
     placeholders: bool = True
     notes: list[str] = field(default_factory=list)
     """What the dry run assumed or could not know (e.g. offline: who may command the bot)."""
+    slack: list[ChatMessage] | None = None
+    """The Slack messages the incident calls for (None: the policy has no ``chat:`` section)."""
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"target": self.target, "ignored": self.ignored}
@@ -74,6 +79,10 @@ class PlanReport:
             )
         out["actions"] = [_action_json(a) for a in self.actions]
         out["notes"] = list(self.notes)
+        if self.slack is not None:
+            out["slack"] = [
+                {"key": m.key, "target": m.target, "text": m.text, "summary": m.summary} for m in self.slack
+            ]
         if d is not None:
             out["commands"] = [
                 {"command": v.command.name, "author": v.command.note.author, "ok": v.ok, "reply": str(v.reply)}
@@ -124,6 +133,11 @@ class PlanReport:
                 if body:
                     shown = body if raw else as_read(body)
                     lines.extend("       | " + _clean(line) for line in shown.splitlines())
+        if self.slack is not None:
+            lines.append(f"Slack messages ({len(self.slack)}), with SLACK_BOT_TOKEN set, each sent once:")
+            for m in self.slack:
+                edit = " (summary, edited in place)" if m.summary else ""
+                lines.append(f"  - {_clean(m.target)}: {_clean(first_line(m.text))}{edit}")
         lines.extend(f"Note: {_clean(note)}" for note in self.notes)
         if self.placeholders and any(isinstance(a, CreateChild) for a in self.actions):
             lines.append("(issue numbers of new children are placeholders)")
@@ -157,6 +171,15 @@ def _action_json(action: Action) -> dict[str, Any]:
     elif isinstance(action, UpsertChecklist | PostNote):
         out.update(body=action.body)
     return out
+
+
+def slack_preview(cfg: Config, desired: Desired, observed: Observed) -> list[ChatMessage] | None:
+    """Every Slack message the incident calls for now (a dry run cannot know which were sent already)."""
+    if cfg.chat is None:
+        return None
+    from bot.wiring import slack_renderer
+
+    return chat_messages(cfg, desired, observed, slack_renderer(cfg))
 
 
 def dry_run(observed: Observed, cfg: Config, r: bodies.Renderer, now: datetime):
@@ -218,7 +241,8 @@ def plan_from_payload(
             f"offline, @{cmd.note.author} is assumed allowed to command the bot (Developer or above, or on its "
             "allow-list) and any user a command names is assumed to exist; `plan GROUP/PROJECT#IID` checks both"
         )
-    return PlanReport(target, desired=desired, incident=incident, actions=actions, notes=notes)
+    return PlanReport(target, desired=desired, incident=incident, actions=actions, notes=notes,
+                      slack=slack_preview(cfg, desired, observed))
 
 
 def plan_live(text: str, make_reconciler: Callable[[], Reconciler], *, outside_is_error: bool = False) -> PlanReport:
@@ -242,4 +266,5 @@ def plan_live(text: str, make_reconciler: Callable[[], Reconciler], *, outside_i
         return PlanReport(str(ref), ignored=f"outside the bot's remit: {exc.reason}")
     finally:
         reconciler.close()
-    return PlanReport(str(ref), desired=report.desired, incident=report.observed.incident, actions=report.actions)
+    return PlanReport(str(ref), desired=report.desired, incident=report.observed.incident, actions=report.actions,
+                      slack=slack_preview(reconciler.cfg, report.desired, report.observed))

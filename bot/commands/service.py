@@ -218,7 +218,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from bot.metrics import Metrics, multiprocess_dir
-    from bot.worker import WorkerPool
+    from bot.worker import WorkerPool, default_worker_id
 
     setup_logging(args.log_level, args.log_format)
     stop = threading.Event()
@@ -241,6 +241,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     client = wiring.client(env, cfg, wiring.call_policy(cfg.api, on_call=metrics.on_api_call))
     reconciler = wiring.reconciler(env, cfg, client, bot_username=username)
     sweep_every = env.sweep_every
+    chat, slack = wiring.slack(env, cfg, store, metrics=metrics, clock=utcnow, worker_id=f"{default_worker_id()}:slack")
     pool = WorkerPool(
         store,
         reconciler,
@@ -253,6 +254,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         sweeper=(lambda: sweep(client, store, cfg, utcnow())) if sweep_every else None,
         sweep_every=sweep_every or timedelta(minutes=5),
         heartbeat=Path(args.heartbeat_file) if args.heartbeat_file else None,
+        chat=chat,
+        slack=slack,
     )
     log.info("worker: %d thread(s) on %s as @%s", args.threads, wiring.db_shown(env), username)
     if pool.run(stop, grace=WORKER_GRACE):

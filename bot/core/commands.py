@@ -19,7 +19,9 @@ from bot.config import ROLE_IDS, Config, parse_duration
 from bot.core.model import BotState, CadenceRequest, Note
 from bot.text.escape import is_valid_username
 
-COMMANDS = ("help", "status", "handoff", "snooze", "cadence", "refresh")
+COMMANDS = ("help", "status", "handoff", "snooze", "cadence", "channel", "refresh")
+CHAT_CHANNEL = re.compile(r"#[a-z0-9][a-z0-9_-]{0,79}")
+"""A Slack channel name as the ``channel`` command takes it (Slack's own rules: lowercase, digits, ``-``, ``_``)."""
 MAX_SNOOZE = timedelta(days=7)
 
 
@@ -68,6 +70,7 @@ class Verdict:
     handoff: tuple[str, str] | None = None  # (role id, username)
     snooze_until: datetime | None = None
     cadence: tuple[str, CadenceRequest] | None = None  # (engagement id, what was requested)
+    chat_channel: str | None = None  # the incident response channel in Slack
 
 
 # Markdown's line endings (not every Unicode break ``str.splitlines`` knows) and its blank lines.
@@ -150,6 +153,8 @@ def judge(cmd: Command, cfg: Config) -> Verdict:
         return Verdict(cmd, True, f"reminders paused until {until:%Y-%m-%d %H:%M} UTC", snooze_until=until)
     if name == "cadence":
         return _cadence(cmd, cfg)
+    if name == "channel":
+        return _channel(cmd)
     # handoff
     if len(args) != 2 or args[0].lower() not in ROLE_IDS or not args[1].startswith("@"):
         return Verdict(cmd, False, f"usage: handoff {'|'.join(ROLE_IDS)} @user")
@@ -222,11 +227,25 @@ def _cadence(cmd: Command, cfg: Config) -> Verdict:
     return Verdict(cmd, True, reply, cadence=(engagement.id, request))
 
 
+def _channel(cmd: Command) -> Verdict:
+    """``channel #inc-123``: the incident response channel in Slack, where its engagements are posted."""
+    if len(cmd.args) != 1 or not CHAT_CHANNEL.fullmatch(cmd.args[0]):
+        shown = (Echo(" ".join(cmd.args)), " is not") if cmd.args else ("none given",)
+        return Verdict(
+            cmd, False, Reply("usage: channel #channel-name, e.g. channel #inc-123 (", *shown,
+                              " a Slack channel name: lowercase letters, digits, - and _)")
+        )
+    name = cmd.args[0]
+    return Verdict(cmd, True, Reply("incident response channel set to ", Echo(name), " by ", Echo(cmd.note.author)),
+                   chat_channel=name)
+
+
 def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
     """The bot's state after the accepted commands, in the order they were written."""
     roles = dict(state.roles)
     snoozed = state.snoozed_until
     cadences = dict(state.cadences)
+    chat_channel = state.chat_channel
     handled = max([state.handled, *(v.command.note.id for v in verdicts)])
     for v in sorted(verdicts, key=lambda v: v.command.note.id):
         if v.handoff:
@@ -235,4 +254,8 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
             snoozed = v.snooze_until
         if v.cadence:
             cadences[v.cadence[0]] = v.cadence[1]
-    return replace(state, roles=roles, snoozed_until=snoozed, cadences=cadences, handled=handled)
+        if v.chat_channel:
+            chat_channel = v.chat_channel
+    return replace(
+        state, roles=roles, snoozed_until=snoozed, cadences=cadences, handled=handled, chat_channel=chat_channel
+    )

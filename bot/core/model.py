@@ -143,6 +143,8 @@ class BotState:
     handled: int = 0
     # Intervals requested on this incident with the ``cadence`` command, by engagement id.
     cadences: Mapping[str, CadenceRequest] = field(default_factory=dict)
+    # The incident response channel in Slack (``#inc-123``), named with the ``channel`` command.
+    chat_channel: str = ""
     # Counts the changes, so that the newest signed copy wins over an older one put back in its place.
     rev: int = 0
 

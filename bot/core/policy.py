@@ -253,6 +253,7 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
                 began=began,
                 handled=state.handled,
                 cadences=state.cadences,
+                chat_channel=state.chat_channel,
             )
         ),
         verdicts=verdicts,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from bot.core.commands import CHAT_CHANNEL
 from bot.core.events import parse_time
 from bot.core.model import BotState, CadenceRequest, Issue, LogEntry, Note
 from bot.text.escape import is_valid_username
@@ -43,6 +44,8 @@ def encode(state: BotState) -> dict[str, Any]:
             k: {"every": int(v.every.total_seconds()) if v.every else 0, "by": v.by, "at": v.at.isoformat()}
             for k, v in sorted(state.cadences.items())
         }
+    if state.chat_channel:
+        fields["chat_channel"] = state.chat_channel
     return fields
 
 
@@ -64,6 +67,10 @@ def _cadences(raw: Any) -> dict[str, CadenceRequest]:
     return out
 
 
+def _channel(raw: Any) -> str:
+    return raw if isinstance(raw, str) and CHAT_CHANNEL.fullmatch(raw) else ""
+
+
 def decode(fields: Mapping[str, Any]) -> BotState:
     roles = fields.get("roles")
     if not isinstance(roles, dict):
@@ -79,6 +86,7 @@ def decode(fields: Mapping[str, Any]) -> BotState:
         began=began,
         handled=_int(fields.get("handled")),
         cadences=_cadences(fields.get("cadences")),
+        chat_channel=_channel(fields.get("chat_channel")),
         rev=_int(fields.get("rev")),
     )
 

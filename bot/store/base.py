@@ -71,7 +71,9 @@ __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
     "DEFAULT_MAX_ATTEMPTS",
+    "SLACK_JOB_PREFIX",
     "AfterFailure",
+    "ChatOutbox",
     "CreateLog",
     "CreateRecord",
     "DeadLetters",
@@ -82,9 +84,11 @@ __all__ = [
     "FailureKind",
     "Intake",
     "Job",
+    "JobKind",
     "JobState",
     "LeaseLost",
     "Marks",
+    "OutboxItem",
     "PruneResult",
     "RecordResult",
     "SchemaVersionError",
@@ -94,6 +98,7 @@ __all__ = [
     "WorkerStore",
     "after_failure",
     "backoff_delay",
+    "job_kind_clause",
     "require_aware",
     "revives",
 ]
@@ -105,6 +110,41 @@ shows up in the dead letters the same hour."""
 
 BACKOFF_BASE = timedelta(seconds=10)
 BACKOFF_CAP = timedelta(minutes=10)
+
+JobKind = Literal["gitlab", "slack"]
+"""Which workers claim a job: ``slack`` jobs (keys ``slack:<incident key>``) only the Slack worker, so a Slack
+outage never holds up GitLab work and GitLab workers never see Slack jobs."""
+
+SLACK_JOB_PREFIX = "slack:"
+
+
+def job_kind_clause(kind: JobKind) -> str:
+    """The SQL condition (on ``incident_key``) that selects the jobs of ``kind``; the same in both backends."""
+    return f"substr(incident_key, 1, 6) {'=' if kind == 'slack' else '<>'} 'slack:'"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One Slack message of the outbox: what to send, and where it was sent (``channel``, ``ts``) once it was.
+
+    ``sent_text`` is the text Slack shows; a summary whose ``text`` has changed since is pending again and is
+    edited in place (``ts``)."""
+
+    key: str
+    incident_key: str
+    target: str
+    text: str
+    summary: bool
+    state: str  # pending | sent | refused
+    channel: str | None = None
+    ts: str | None = None
+    sent_text: str | None = None
+    reason: str | None = None
+
+    @property
+    def sent(self) -> bool:
+        return self.sent_text is not None
+
 
 FailureKind = Literal["retry", "sticky", "final"]
 """How :meth:`DeliveryStore.fail` treats a failure. ``retry``: retried with back-off, dead after
@@ -346,7 +386,7 @@ class Enqueue(Protocol):
 class WorkQueue(Enqueue, Protocol):
     """The worker's queue: claim a job, hold its lease, report how it ended (``requeue_at``: a delayed job)."""
 
-    def claim(self, worker_id: str, now: datetime, lease: timedelta) -> Job | None: ...
+    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None: ...
 
     def complete(
         self, job_id: int, worker_id: str, *, now: datetime | None = None, requeue_at: datetime | None = None
@@ -400,7 +440,19 @@ class CreateLog(Protocol):
     def forget_create(self, incident_key: str, channel: str) -> None: ...
 
 
-class WorkerStore(WorkQueue, DeadLetters, Marks, CreateLog, Protocol):
+class ChatOutbox(Protocol):
+    """The Slack messages an incident calls for, each sent once (see :class:`DeliveryStore`)."""
+
+    def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int: ...
+
+    def pending_messages(self, incident_key: str) -> list[OutboxItem]: ...
+
+    def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None: ...
+
+    def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None: ...
+
+
+class WorkerStore(WorkQueue, DeadLetters, Marks, CreateLog, ChatOutbox, Protocol):
     """Everything a worker process uses: the shared store itself, never the receiver's spool."""
 
 
@@ -457,8 +509,8 @@ class DeliveryStore(abc.ABC):
     # -- worker side ----------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def claim(self, worker_id: str, now: datetime, lease: timedelta) -> Job | None:
-        """Atomically take the job that has been ready the longest, or return None.
+    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None:
+        """Atomically take the job of ``kind`` that has been ready the longest, or return None.
 
         Ready means pending with ``not_before <= now``, or running with ``lease_until <= now`` (its worker
         died or hung). Readiness time is ``not_before`` or ``lease_until`` respectively; ties go to the lower
@@ -566,6 +618,28 @@ class DeliveryStore(abc.ABC):
     @abc.abstractmethod
     def forget_create(self, incident_key: str, channel: str) -> None:
         """Drop the record of :meth:`note_create`: GitLab answered that the create did not happen."""
+
+    # -- the Slack outbox ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int:
+        """Record the messages (``ChatMessage``: key, target, text, summary) the incident calls for now: a new
+        key is pending; a summary whose text changed is pending again with the new text; anything else is
+        left as it is (a message is sent once, ever). Returns how many of the incident's messages need
+        sending."""
+
+    @abc.abstractmethod
+    def pending_messages(self, incident_key: str) -> list[OutboxItem]:
+        """The incident's messages still to send, in the order they were first offered."""
+
+    @abc.abstractmethod
+    def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
+        """Slack shows ``text`` as message ``ts`` in ``channel``. Stays pending if a newer text was offered
+        meanwhile (a summary edited again)."""
+
+    @abc.abstractmethod
+    def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None:
+        """Slack refused the message for good (``reason``, one line): it is not tried again."""
 
     @abc.abstractmethod
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:

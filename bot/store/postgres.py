@@ -79,8 +79,10 @@ from bot.store.base import (
     FailureKind,
     IncidentMark,
     Job,
+    JobKind,
     JobState,
     LeaseLost,
+    OutboxItem,
     PruneResult,
     RecordResult,
     SchemaVersionError,
@@ -89,6 +91,7 @@ from bot.store.base import (
     after_failure,
     backoff_delay,
     job_from_row,
+    job_kind_clause,
     require_aware,
 )
 
@@ -186,6 +189,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.incident_key = m.incident_key AND j.state <> 'done')
         """,
     ),
+    # 5: the Slack outbox: every message the plan sends to Slack, sent once (summaries edited in place).
+    (
+        """
+        CREATE TABLE chat_outbox (
+            seq          bigserial   PRIMARY KEY,
+            key          text        NOT NULL UNIQUE,
+            incident_key text        NOT NULL,
+            target       text        NOT NULL,
+            text         text        NOT NULL,
+            summary      boolean     NOT NULL DEFAULT false,
+            channel      text,
+            ts           text,
+            sent_text    text,
+            state        text        NOT NULL DEFAULT 'pending',
+            reason       text,
+            updated_at   timestamptz NOT NULL
+        )
+        """,
+        "CREATE INDEX chat_outbox_incident ON chat_outbox (incident_key, state)",
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it. Keep the numbering in step with
@@ -275,7 +298,7 @@ _RECORD_WITHOUT_JOB = (
 _CLAIM = f"""
     WITH c AS (
         SELECT id, state, attempts FROM jobs
-        WHERE state IN ('pending', 'running') AND ready_at <= %(now)s
+        WHERE state IN ('pending', 'running') AND ready_at <= %(now)s AND __KIND__
         ORDER BY ready_at, id LIMIT 1
         FOR UPDATE SKIP LOCKED
     ), claimed AS (
@@ -286,6 +309,8 @@ _CLAIM = f"""
     )
     SELECT c.id, claimed.* FROM c LEFT JOIN claimed ON claimed.id = c.id
 """
+
+_CLAIMS = {kind: _CLAIM.replace("__KIND__", job_kind_clause(kind)) for kind in ("gitlab", "slack")}
 
 _T = TypeVar("_T")
 
@@ -668,7 +693,7 @@ class PostgresStore(DeliveryStore):
         )
         return JobState.DEAD
 
-    def claim(self, worker_id: str, now: datetime, lease: timedelta) -> Job | None:
+    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None:
         if not worker_id:
             raise ValueError("worker_id must not be empty")
         at = require_aware(now, "now")
@@ -676,7 +701,7 @@ class PostgresStore(DeliveryStore):
 
         def body(cur: psycopg.Cursor[Any]) -> Job | None:
             while True:
-                row = cur.execute(_CLAIM, params).fetchone()
+                row = cur.execute(_CLAIMS[kind], params).fetchone()
                 if row is None:
                     return None
                 if row[1] is not None:
@@ -855,6 +880,50 @@ class PostgresStore(DeliveryStore):
 
     def forget_create(self, incident_key: str, channel: str) -> None:
         self._count("DELETE FROM create_attempts WHERE incident_key = %s AND channel = %s", (incident_key, channel))
+
+    # -- the Slack outbox ------------------------------------------------------------------------------
+
+    def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int:
+        at = require_aware(now or datetime.now(UTC), "now")
+
+        def body(cur: psycopg.Cursor[Any]) -> int:
+            for m in messages:
+                cur.execute(
+                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, updated_at)"
+                    " VALUES (%s, %s, %s, %s, %s, 'pending', %s)"
+                    " ON CONFLICT (key) DO UPDATE SET text = excluded.text, state = 'pending',"
+                    " updated_at = excluded.updated_at"
+                    " WHERE chat_outbox.summary AND chat_outbox.state <> 'refused'"
+                    " AND chat_outbox.text <> excluded.text",
+                    (m.key, incident_key, m.target, m.text, bool(m.summary), at),
+                )
+            row = cur.execute(
+                "SELECT count(*) FROM chat_outbox WHERE incident_key = %s AND state = 'pending'", (incident_key,)
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        return self._run(body)
+
+    def pending_messages(self, incident_key: str) -> list[OutboxItem]:
+        rows = self._execute(
+            "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason"
+            " FROM chat_outbox WHERE incident_key = %s AND state = 'pending' ORDER BY seq",
+            (incident_key,),
+        )
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in rows]
+
+    def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
+        self._count(
+            "UPDATE chat_outbox SET channel = %s, ts = %s, sent_text = %s, reason = NULL, updated_at = %s,"
+            " state = CASE WHEN text = %s THEN 'sent' ELSE 'pending' END WHERE key = %s",
+            (channel, ts, text, require_aware(now or datetime.now(UTC), "now"), text, key),
+        )
+
+    def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None:
+        self._count(
+            "UPDATE chat_outbox SET state = 'refused', reason = %s, updated_at = %s WHERE key = %s",
+            (reason, require_aware(now or datetime.now(UTC), "now"), key),
+        )
 
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:
         self._execute(

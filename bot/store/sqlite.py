@@ -53,8 +53,10 @@ from bot.store.base import (
     FailureKind,
     IncidentMark,
     Job,
+    JobKind,
     JobState,
     LeaseLost,
+    OutboxItem,
     PruneResult,
     RecordResult,
     SchemaVersionError,
@@ -63,6 +65,7 @@ from bot.store.base import (
     after_failure,
     backoff_delay,
     job_from_row,
+    job_kind_clause,
     require_aware,
     revives,
 )
@@ -155,6 +158,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHERE m.next_due IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.incident_key = m.incident_key AND j.state <> 'done')
         """,
+    ),
+    # 5: the Slack outbox: every message the plan sends to Slack, sent once (summaries edited in place).
+    (
+        """
+        CREATE TABLE chat_outbox (
+            seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+            key          TEXT    NOT NULL UNIQUE,
+            incident_key TEXT    NOT NULL,
+            target       TEXT    NOT NULL,
+            text         TEXT    NOT NULL,
+            summary      INTEGER NOT NULL DEFAULT 0,
+            channel      TEXT,
+            ts           TEXT,
+            sent_text    TEXT,
+            state        TEXT    NOT NULL DEFAULT 'pending',
+            reason       TEXT,
+            updated_at   INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX chat_outbox_incident ON chat_outbox (incident_key, state)",
     ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
@@ -479,20 +502,21 @@ class SQLiteStore(DeliveryStore):
         )
         return JobState.DEAD
 
-    def claim(self, worker_id: str, now: datetime, lease: timedelta) -> Job | None:
+    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None:
         if not worker_id:
             raise ValueError("worker_id must not be empty")
         at = _us(now, "now")
         lease_us = _positive(lease, "lease")
+        of_kind = job_kind_clause(kind)
         with self._write() as conn:
             while True:
                 row = conn.execute(
                     "SELECT id, ready FROM ("
                     "  SELECT id, not_before AS ready FROM jobs"
-                    "  WHERE state = 'pending' AND not_before <= :now ORDER BY not_before, id LIMIT 1)"
+                    f"  WHERE state = 'pending' AND not_before <= :now AND {of_kind} ORDER BY not_before, id LIMIT 1)"
                     " UNION ALL SELECT id, ready FROM ("
                     "  SELECT id, lease_until AS ready FROM jobs"
-                    "  WHERE state = 'running' AND lease_until <= :now ORDER BY lease_until, id LIMIT 1)"
+                    f"  WHERE state = 'running' AND lease_until <= :now AND {of_kind} ORDER BY lease_until, id LIMIT 1)"
                     " ORDER BY ready, id LIMIT 1",
                     {"now": at},
                 ).fetchone()
@@ -695,6 +719,52 @@ class SQLiteStore(DeliveryStore):
     def forget_create(self, incident_key: str, channel: str) -> None:
         with self._write() as conn:
             conn.execute("DELETE FROM create_attempts WHERE incident_key = ? AND channel = ?", (incident_key, channel))
+
+    # -- the Slack outbox ------------------------------------------------------------------------------
+
+    def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int:
+        at = _us(now or datetime.now(UTC), "now")
+        with self._write() as conn:
+            for m in messages:
+                conn.execute(
+                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, 'pending', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET text = excluded.text, state = 'pending',"
+                    " updated_at = excluded.updated_at"
+                    " WHERE chat_outbox.summary = 1 AND chat_outbox.state <> 'refused'"
+                    " AND chat_outbox.text <> excluded.text",
+                    (m.key, incident_key, m.target, m.text, int(bool(m.summary)), at),
+                )
+            row = conn.execute(
+                "SELECT count(*) FROM chat_outbox WHERE incident_key = ? AND state = 'pending'", (incident_key,)
+            ).fetchone()
+            return int(row[0])
+
+    def pending_messages(self, incident_key: str) -> list[OutboxItem]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason"
+                " FROM chat_outbox WHERE incident_key = ? AND state = 'pending' ORDER BY seq",
+                (incident_key,),
+            ).fetchall()
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in rows]
+
+    def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
+        at = _us(now or datetime.now(UTC), "now")
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE chat_outbox SET channel = ?, ts = ?, sent_text = ?, reason = NULL, updated_at = ?,"
+                " state = CASE WHEN text = ? THEN 'sent' ELSE 'pending' END WHERE key = ?",
+                (channel, ts, text, at, text, key),
+            )
+
+    def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None:
+        at = _us(now or datetime.now(UTC), "now")
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE chat_outbox SET state = 'refused', reason = ?, updated_at = ? WHERE key = ?",
+                (reason, at, key),
+            )
 
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:
         due = None if next_due is None else _us(next_due, "next_due")

@@ -1,0 +1,160 @@
+"""The Slack job kind: what a GitLab reconcile hands to Slack, and the worker that sends it.
+
+After a reconcile of incident K the GitLab worker asks :class:`SlackPlanner` to offer the messages the plan
+calls for to the outbox (a store write, nothing else: Slack being slow or down never delays or fails the
+GitLab job). When any need sending it queues ``slack:K`` in the same durable queue. :class:`SlackWorker`
+claims only those jobs, sends the pending messages through the :class:`ChatPort`, records each result, and
+completes the job, or fails it to be retried (Slack unavailable) or dead (the token is refused).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.chat.deliver import Outgoing, deliver
+from bot.chat.plan import Render, chat_messages
+from bot.chat.ports import ChatMessage, ChatPort
+from bot.config import Config
+from bot.metrics import Metrics
+from bot.redact import redact
+from bot.store.base import SLACK_JOB_PREFIX, Job, LeaseLost, StoreError, WorkerStore, backoff_delay
+
+log = logging.getLogger(__name__)
+
+MIN_RETRY = timedelta(seconds=1)
+
+
+def kind_of(key: str) -> str:
+    """A message key's kind for metrics (``engage``, ``reminder``, ``update``, ``child``, ``all-clear``,
+    ``summary``): bounded, unlike the key."""
+    parts = key.split("|")
+    return parts[1].split(":")[0] if len(parts) > 1 else "unknown"
+
+
+class SlackPlanner:
+    """Offers a reconciled incident's Slack messages to the outbox; used by the GitLab worker."""
+
+    def __init__(self, cfg: Config, render: Render, metrics: Metrics | None = None) -> None:
+        self.cfg = cfg
+        self.render = render
+        self.metrics = metrics
+
+    def offer(self, store: WorkerStore, incident_key: str, desired: Any, observed: Any, now: datetime) -> bool:
+        """Whether a Slack job was queued. Never raises: the GitLab job's outcome does not depend on Slack."""
+        try:
+            messages = chat_messages(self.cfg, desired, observed, self.render)
+            if not messages:
+                return False
+            if store.offer_messages(incident_key, messages, now) == 0:
+                return False
+            store.enqueue(SLACK_JOB_PREFIX + incident_key, now, "slack")
+            return True
+        except Exception as exc:  # a template or the store: logged, the GitLab side goes on
+            log.warning("%s: cannot plan its Slack messages: %s", incident_key, redact(str(exc)))
+            return False
+
+
+class SlackWorker:
+    """Claims ``slack:`` jobs only, and sends their incident's pending messages."""
+
+    def __init__(
+        self,
+        store: WorkerStore,
+        port: Callable[[], ChatPort],
+        *,
+        worker_id: str,
+        clock: Callable[[], datetime],
+        lease: timedelta = timedelta(seconds=60),
+        metrics: Metrics | None = None,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.store = store
+        self._port_factory = port
+        self._port: ChatPort | None = None
+        self.worker_id = worker_id
+        self.clock = clock
+        self.lease = lease
+        self.metrics = metrics
+        self.poll_interval = poll_interval
+
+    @property
+    def port(self) -> ChatPort:
+        if self._port is None:
+            self._port = self._port_factory()
+        return self._port
+
+    def run_once(self) -> str | None:
+        """Claim and send one Slack job; the job's state afterwards, or None when none was ready."""
+        job = self.store.claim(self.worker_id, self.clock(), self.lease, kind="slack")
+        if job is None:
+            return None
+        incident_key = job.incident_key[len(SLACK_JOB_PREFIX):]
+        try:
+            items = self.store.pending_messages(incident_key)
+            outgoing = [
+                Outgoing(ChatMessage(i.key, i.target, i.text, i.summary), i.ts, i.sent) for i in items
+            ]
+            report = deliver(outgoing, self.port) if outgoing else None
+        except Exception as exc:
+            return self._fail(job, f"Slack: {type(exc).__name__}: {exc}", None)
+        if report is None:
+            return self._complete(job)
+        texts = {i.key: i.text for i in items}
+        now = self.clock()
+        for sent in report.sent:
+            self.store.mark_sent(sent.key, sent.channel, sent.ts, texts[sent.key], now)
+            self._count(sent.key, "sent")
+        for key, reason in report.refused.items():
+            self.store.mark_refused(key, reason, now)
+            self._count(key, "refused")
+            log.warning("%s: Slack refused %s: %s", incident_key, key.split("|")[2], reason)
+        done = {s.key for s in report.sent} | set(report.refused)
+        for key in texts:
+            if key not in done and (report.unavailable or report.auth_error):
+                self._count(key, "failed")
+        if report.auth_error is not None:
+            return self._fail(job, f"Slack refused the token: {report.auth_error.reason}", None, final=True)
+        if report.unavailable is not None:
+            after = report.unavailable.retry_after
+            retry_in = max(timedelta(seconds=after), MIN_RETRY) if after is not None else None
+            return self._fail(job, f"Slack unavailable: {report.unavailable.reason}", retry_in)
+        return self._complete(job)
+
+    def _count(self, key: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.slack_message(kind_of(key), outcome)
+
+    def _complete(self, job: Job) -> str | None:
+        try:
+            return str(self.store.complete(job.id, self.worker_id, now=self.clock()))
+        except (LeaseLost, StoreError) as exc:
+            log.warning("Slack job %d: %s", job.id, exc)
+            return None
+
+    def _fail(self, job: Job, error: str, retry_in: timedelta | None, *, final: bool = False) -> str | None:
+        error = redact(error)
+        log.warning("Slack job %d (%s): %s", job.id, job.incident_key, error)
+        try:
+            state = self.store.fail(
+                job.id, self.worker_id, error, self.clock(),
+                retry_in=retry_in or backoff_delay(job.attempts), kind="final" if final else "retry",
+            )
+        except (LeaseLost, StoreError) as exc:
+            log.warning("Slack job %d: %s", job.id, exc)
+            return None
+        return str(state)
+
+    def run(self, stop: threading.Event) -> None:
+        """Send Slack jobs until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                state = self.run_once()
+            except Exception as exc:  # the store is away: try again soon
+                log.error("Slack worker %s: %s", self.worker_id, exc)
+                state = None
+            if state is None:
+                stop.wait(self.poll_interval)

@@ -1,0 +1,155 @@
+"""Which Slack messages an incident calls for, from the facts the reconcile already has. Pure.
+
+Each message is keyed ``"<incident key>|<event>|<target>|<window>"``: the same facts give the same keys on
+every run and every replica, so the outbox sends each once. Confidential by default: a message names the
+incident by reference and link, its severity, phase and DRI; never its title, description or update text
+(the text of a status update only where the route opted in with ``forward_updates``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from bot.chat.ports import ChatMessage
+from bot.chat.text import Mrkdwn, escape_mrkdwn, link
+from bot.config import INCIDENT_CHANNEL, ChatRoute, ChatSettings, Config
+from bot.core import cadence
+from bot.core.model import Desired, Issue, Observed, Person
+
+
+class Render(Protocol):
+    def render(self, name: str, /, **context: Any) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Route:
+    target: str
+    forward: bool
+
+
+def incident_channel(chat: ChatSettings, observed: Observed) -> str | None:
+    """The incident response channel: the ``channel`` command's, else the configured pattern's."""
+    if observed.state.chat_channel:
+        return observed.state.chat_channel
+    if chat.incident_channel:
+        return chat.incident_channel.format(iid=observed.incident.ref.iid)
+    return None
+
+
+def _resolve(route: ChatRoute | None, chat: ChatSettings, observed: Observed) -> _Route | None:
+    if route is None:
+        return None
+    target = incident_channel(chat, observed) if route.to == INCIDENT_CHANNEL else route.to
+    return _Route(target, route.forward_updates) if target else None
+
+
+def _every(value: timedelta | None) -> str:
+    if value is None:
+        return ""
+    minutes = int(value.total_seconds() // 60)
+    hours, mins = divmod(minutes, 60)
+    return " ".join(p for p in (f"{hours}h" if hours else "", f"{mins}m" if mins else "") if p)
+
+
+def _shown(issue: Issue) -> str:
+    """How people know the issue: ``group/project#12`` (the key keeps the numeric project id)."""
+    return f"{issue.project_path or issue.ref.project}#{issue.ref.iid}"
+
+
+def _who(person: Person) -> str:
+    return f"{person.name} ({person.handle})" if person.handle else person.name
+
+
+def _owner_route(cfg: Config, chat: ChatSettings, label: str) -> tuple[str, ChatRoute | None]:
+    channel = cfg.channel(label)
+    if channel is None:
+        return "", None
+    kind, _, name = channel.assignee.partition(":")
+    if kind == "team":
+        team = cfg.teams.get(name)
+        return (team.name if team else name), chat.teams.get(name)
+    role = cfg.roles.get(name)  # type: ignore[call-overload]
+    return (role.name if role else name), chat.roles.get(name)  # type: ignore[call-overload]
+
+
+def chat_messages(cfg: Config, desired: Desired, observed: Observed, render: Render) -> list[ChatMessage]:
+    """Every message the incident calls for now, sent or not (the outbox knows which were sent)."""
+    chat = cfg.chat
+    if chat is None or not desired.in_scope:
+        return []
+    return list(_messages(cfg, chat, desired, observed, render))
+
+
+def _messages(
+    cfg: Config, chat: ChatSettings, desired: Desired, observed: Observed, render: Render
+) -> Iterator[ChatMessage]:
+    incident = observed.incident
+    key = incident.ref.key
+    ref = link(incident.web_url, _shown(incident))
+    common: dict[str, Any] = {"incident": ref, "severity": desired.severity.label, "phase": desired.phase_name}
+
+    def message(event: str, target: str, window: str, template: str, summary: bool = False,
+                **context: Any) -> ChatMessage:
+        return ChatMessage(f"{key}|{event}|{target}|{window}", target, render.render(template, **context), summary)
+
+    engaged: dict[str, _Route] = {}
+    for e in desired.engagements:
+        route = _resolve(chat.engagements.get(e.id), chat, observed)
+        if route is None:
+            continue
+        engaged.setdefault(route.target, route)
+        if not desired.closed:
+            yield message(f"engage:{e.id}", route.target, "0", "engagement.j2", **common, engagement=e.name,
+                          reason=e.reason, dri=_who(e.dri), cadence=_every(e.cadence))
+
+    if not desired.closed and not desired.reminders_paused:
+        people = {name.lower(): target for name, target in chat.people.items()}
+        for due in cadence.overdue(desired.dues):
+            handle = due.engagement.dri.handle
+            target = people.get(handle.lower()) if handle else None
+            if target == INCIDENT_CHANNEL:
+                target = incident_channel(chat, observed)
+            if target:
+                yield message(f"reminder:{due.engagement.id}", target, f"{due.anchor.isoformat()}:{due.window}",
+                              "reminder.j2", **common, engagement=due.engagement.name,
+                              due_at=f"{due.due_at:%Y-%m-%d %H:%M}")
+
+    children = []
+    for label, child in sorted(observed.children.items()):
+        team, owner = _owner_route(cfg, chat, label)
+        channel = cfg.channel(label)
+        title = channel.title if channel else label
+        child_link = link(child.issue.web_url, _shown(child.issue))
+        children.append({"channel": title, "link": child_link, "state": "done" if not child.issue.is_open else "open"})
+        route = _resolve(owner, chat, observed)
+        if route is None:
+            continue
+        engaged.setdefault(route.target, route)
+        if not desired.closed:
+            yield message(f"child:{label}", route.target, "0", "child.j2", **common, team=team, channel=title,
+                          child=child_link)
+
+    for note in sorted(observed.updates, key=lambda n: n.id):
+        if note.system or note.author.lower() == cfg.bot.username.lower():
+            continue
+        if not cadence.is_status_update(note.body, cfg.status_update_points):
+            continue
+        pointer = link(f"{incident.web_url}#note_{note.id}", "the update")
+        for target, route in engaged.items():
+            text = Mrkdwn("\n".join("> " + escape_mrkdwn(line) for line in note.body.strip().splitlines()))
+            yield message(f"update:{note.id}", target, "0", "update.j2", **common, note=pointer,
+                          author=note.author, text=text if route.forward else "")
+
+    if desired.all_clear:
+        for target in engaged:
+            yield message("all-clear", target, "0", "all-clear.j2", **common)
+
+    simoc = desired.roles.get("simoc")
+    for target in dict.fromkeys(chat.summary):
+        where = incident_channel(chat, observed) if target == INCIDENT_CHANNEL else target
+        if where:
+            yield message("summary", where, "0", "summary.j2", summary=True, **common,
+                          dri=simoc.handle if simoc and simoc.handle else "", children=children)

@@ -1,0 +1,75 @@
+# ruff: noqa: F811  (the store fixtures are imported from the contract tests)
+"""The Slack outbox and the Slack job kind, on every backend: each message sent once, summaries edited in
+place, Slack jobs claimed only by the Slack worker."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+from bot.chat.ports import ChatMessage
+from bot.store import DeliveryStore, open_store
+from tests.store.test_store import LEASE, at, backend, store, url  # noqa: F401  (fixtures)
+
+K = "42#7"
+
+
+def msg(event: str, text: str = "hello", summary: bool = False) -> ChatMessage:
+    return ChatMessage(f"{K}|{event}|#e-group|0", "#e-group", text, summary)
+
+
+def test_new_messages_are_pending_once_and_sent_ones_never_again(store: DeliveryStore) -> None:
+    assert store.offer_messages(K, [msg("engage:a"), msg("engage:b")], at(0)) == 2
+    assert store.offer_messages(K, [msg("engage:a"), msg("engage:b")], at(1)) == 2  # the same two, still pending
+    first, second = store.pending_messages(K)
+    assert (first.key, second.key) == (msg("engage:a").key, msg("engage:b").key)
+    store.mark_sent(first.key, "C1", "1.1", first.text, at(2))
+    store.mark_refused(second.key, "channel_not_found", at(2))
+    assert store.offer_messages(K, [msg("engage:a", "changed"), msg("engage:b")], at(3)) == 0
+    assert store.pending_messages(K) == []
+    assert store.pending_messages("other#1") == []
+
+
+def test_a_summary_whose_text_changed_is_pending_again_with_its_ts(store: DeliveryStore) -> None:
+    store.offer_messages(K, [msg("summary", "v1", True)], at(0))
+    (item,) = store.pending_messages(K)
+    assert not item.sent
+    store.mark_sent(item.key, "C1", "1.1", "v1", at(1))
+    assert store.offer_messages(K, [msg("summary", "v1", True)], at(2)) == 0
+    assert store.offer_messages(K, [msg("summary", "v2", True)], at(3)) == 1
+    (again,) = store.pending_messages(K)
+    assert (again.text, again.ts, again.channel, again.sent) == ("v2", "1.1", "C1", True)
+
+
+def test_a_summary_edited_while_it_was_being_sent_stays_pending(store: DeliveryStore) -> None:
+    store.offer_messages(K, [msg("summary", "v1", True)], at(0))
+    store.offer_messages(K, [msg("summary", "v2", True)], at(1))
+    store.mark_sent(msg("summary").key, "C1", "1.1", "v1", at(2))
+    (item,) = store.pending_messages(K)
+    assert item.text == "v2" and item.ts == "1.1"
+
+
+def test_slack_jobs_are_claimed_only_by_the_slack_worker(store: DeliveryStore) -> None:
+    store.enqueue(f"slack:{K}", at(0), "slack")
+    store.enqueue(K, at(1), "webhook")
+    gitlab = store.claim("w1", at(2), LEASE)
+    assert gitlab is not None and gitlab.incident_key == K
+    assert store.claim("w1", at(2), LEASE) is None
+    slack = store.claim("s1", at(2), LEASE, kind="slack")
+    assert slack is not None and slack.incident_key == f"slack:{K}"
+    assert store.claim("s1", at(2), LEASE, kind="slack") is None
+    store.fail(slack.id, "s1", "Slack unavailable", at(3), retry_in=timedelta(seconds=30))
+    assert store.claim("s1", at(10), LEASE, kind="slack") is None
+    assert store.claim("s1", at(40), LEASE, kind="slack") is not None
+
+
+def test_a_version_4_sqlite_database_is_migrated_with_its_jobs(tmp_path) -> None:
+    path = tmp_path / "old.db"
+    with open_store(str(path)):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE chat_outbox")
+        conn.execute("DELETE FROM schema_version WHERE version = 5")
+    with open_store(str(path)) as store:
+        assert store.stats().schema_version == 5
+        assert store.offer_messages(K, [msg("engage:a")], at(0)) == 1
