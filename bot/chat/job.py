@@ -96,7 +96,7 @@ class SlackWorker:
         try:
             items = self.store.pending_messages(incident_key)
             outgoing = [
-                Outgoing(ChatMessage(i.key, i.target, i.text, i.summary), i.ts, i.sent) for i in items
+                Outgoing(ChatMessage(i.key, i.target, i.text, i.summary), i.ts, i.sent_text == i.text) for i in items
             ]
             report = deliver(outgoing, self.port) if outgoing else None
         except Exception as exc:
