@@ -1,0 +1,122 @@
+"""Slack calls over an S1 incident's lifetime: the real ``slack_sdk`` against the simulated Slack (loopback),
+the GitLab worker against the simulated GitLab, one injected clock.
+
+    .venv/bin/python bench/bench_slack.py
+
+The scenario: an S1 data breach opens (engagements, summary), two comms children open (team pings, summary
+edits), a reminder window passes (a DM to the DRI), a six-point status update (forwarded per engaged
+target), all clear (final messages), then a reconcile with nothing new. Prints Slack calls by method, the
+lower bound (one post per target per event, plus one per summary target), the posts against it, summary
+edits, history reads and the Slack calls of the no-op reconcile (must be 0).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.chat.job import SlackPlanner, SlackWorker
+from bot.chat.plan import chat_messages
+from bot.chat.slackapi import SlackChat
+from bot.config import load_config
+from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.simgitlab.world import world
+from bot.simslack import SimulatedSlack
+from bot.store import open_store
+from bot.store.base import WorkerStore
+from bot.wiring import slack_renderer
+from bot.worker import Worker
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 11, 30, 9, tzinfo=UTC)
+TOKEN = "xoxb-bench-token"
+UPDATE = ("## Current risk\nlow\n## Users impacted\nsome\n## Timeline of events\n- 09:00 found\n"
+          "## Mitigation steps taken\nrotated keys\n## Current status of the incident\ncontained\n"
+          "## Next steps\nmonitor\n")
+
+
+class CountingPlanner(SlackPlanner):
+    """The planner, remembering every message key the plan called for (for the lower bound)."""
+
+    keys: set[str]
+
+    def offer(self, store: WorkerStore, incident_key: str, desired: Any, observed: Any, now: datetime) -> bool:
+        self.keys |= {m.key for m in chat_messages(self.cfg, desired, observed, self.render)}
+        return super().offer(store, incident_key, desired, observed, now)
+
+
+def main() -> None:
+    clock = ManualClock(T0)
+    data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text())
+    data["templates_dir"] = str(ROOT / "issue_templates")
+    data["chat"]["people"] = {"sec-incident-manager": "email:simoc@example.com"}
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "bot.yaml").write_text(yaml.safe_dump(data))
+    cfg = load_config(tmp / "bot.yaml")
+    planner = CountingPlanner(cfg, slack_renderer(cfg))
+    planner.keys = set()
+    with SimulatedGitLab(now=clock) as gl, \
+            SimulatedSlack(token=TOKEN, clock=lambda: clock().timestamp(), rate_limit=False) as sl, \
+            open_store(str(tmp / "bot.sqlite3")) as store:
+        for name in ("e-group", "security-department", "marketing-programs", "support-managers",
+                     "community-advocates"):
+            sl.state.add_channel(name)
+        sl.state.add_user("sec-director", "sec-director@example.com")
+        sl.state.add_user("simoc", "simoc@example.com")
+        w = world(gl, cfg)
+        sender = SlackWorker(store, lambda: SlackChat(TOKEN, sl.url), worker_id="s:1", clock=clock)
+        iid = w.incident("severity::1", "data-breach")
+
+        def step(minutes: float) -> None:
+            clock.set(T0 + timedelta(minutes=minutes))
+            store.enqueue(f"{w.project_id}#{iid}", clock(), "Issue Hook")
+            clock.advance(1)
+            wk = Worker(store, w.reconciler(clock=clock), worker_id="w:1", clock=clock, chat=planner)
+            try:
+                while wk.run_once() is not None:
+                    pass
+            finally:
+                wk.reconciler.close()  # type: ignore[attr-defined]
+            while sender.run_once() is not None:
+                pass
+
+        def label(name: str) -> None:
+            gl.state.update_issue(w.project, iid, add_labels=[name])
+
+        step(0)
+        label("comms-email")
+        step(5)
+        label("comms-faq")
+        step(10)
+        step(62)  # the first reminder window
+        gl.state.add_note(w.project, iid, UPDATE, author="sec-incident-manager")
+        step(70)
+        label("comms::all-clear")
+        step(80)
+        before = len(sl.calls)
+        step(90)  # nothing new
+        quiet = len(sl.calls) - before
+
+        by_method = Counter(c.method for c in sl.calls)
+        summary_targets = {k for k in planner.keys if "|summary|" in k}
+        bound = len(planner.keys - summary_targets) + len(summary_targets)
+        posts = by_method["chat.postMessage"]
+        keys = sl.state.keys()
+        print("Slack calls by method")
+        for method, n in sorted(by_method.items()):
+            print(f"  {method:<28}{n}")
+        print(f"lower bound on posts               {bound}")
+        print(f"posts / lower bound                {posts} / {bound} ({posts / bound:.2f}x)")
+        print(f"summary edits (chat.update)        {by_method['chat.update']}")
+        print(f"history reads                      {by_method['conversations.history']}")
+        print(f"messages posted twice              {sum(1 for n in Counter(keys).values() if n > 1)}")
+        print(f"Slack calls on a no-op reconcile   {quiet}")
+
+
+if __name__ == "__main__":
+    main()
