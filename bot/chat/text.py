@@ -1,15 +1,13 @@
-"""Slack mrkdwn from GitLab values: nothing a GitLab user writes can mention, link or format anyone in Slack.
-
-A minimal stand-in for the shared escaping module; ``Mrkdwn`` marks text that is already safe.
-"""
+"""Slack mrkdwn from GitLab values, for the pure plan: ``Mrkdwn`` marks text that is already safe, so a value
+is escaped exactly once however many templates it passes through. The escaping itself is
+``bot.text.mrkdwn`` (nothing a GitLab user writes can mention, link or format anyone in Slack)."""
 
 from __future__ import annotations
 
-import re
+from bot.text import mrkdwn
 
-ZWJ = "\u200d"
-_AT = re.compile(r"@(?=[\w.-])")
-_URL = re.compile(r"^https?://[^\s<>|]+$")
+ZWJ = mrkdwn.WORD_JOINER
+"""What breaks up an ``@``-handle (kept under this name for the plan's tests)."""
 
 
 class Mrkdwn(str):
@@ -19,20 +17,17 @@ class Mrkdwn(str):
 
 
 def escape_mrkdwn(value: object) -> Mrkdwn:
-    """``&``, ``<``, ``>`` as entities, and a zero-width joiner after each ``@`` that starts a word, so
-    ``@here``, ``@channel``, ``@everyone`` and ``@someone`` stay plain text."""
+    """``&``, ``<``, ``>`` as entities, control characters dropped, and each ``@`` that starts a handle broken
+    up, so ``@here``, ``@channel``, ``@everyone`` and ``@someone`` stay plain text."""
     if isinstance(value, Mrkdwn):
         return value
-    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return Mrkdwn(_AT.sub("@" + ZWJ, text))
+    return Mrkdwn(mrkdwn.escape_mrkdwn(str(value)))
 
 
-def link(url: str, label: object) -> Mrkdwn:
-    """A Slack link ``<url|label>``; a URL that is not plain http(s) is shown as escaped text instead."""
-    shown = escape_mrkdwn(label).replace("|", "¦")
-    if not _URL.match(url):
-        return Mrkdwn(shown)
-    return Mrkdwn(f"<{url.replace('&', '&amp;')}|{shown}>")
+def link(url: str, label: str) -> Mrkdwn:
+    """A Slack link ``<url|label>`` (``label`` raw, escaped here); a URL that is not plain http(s) is shown as
+    the escaped label instead."""
+    return Mrkdwn(mrkdwn.slack_link(url, label))
 
 
 def first_line(text: str) -> str:
