@@ -386,6 +386,12 @@ class ChatSettings(_Model):
         None, description="The incident response channel by pattern, e.g. '#inc-{iid}' (the channel command wins)."
     )
 
+    def targets(self) -> list[str]:
+        """Every fixed target, in the order configured (``incident-channel`` is per incident: not listed)."""
+        routes = [*self.engagements.values(), *self.teams.values(), *self.roles.values()]
+        named = [r.to for r in routes] + list(self.people.values()) + list(self.summary)
+        return [t for t in dict.fromkeys(named) if t != INCIDENT_CHANNEL]
+
     @field_validator("incident_channel")
     @classmethod
     def _pattern(cls, v: str | None) -> str | None:

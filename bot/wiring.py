@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from bot.chat.job import SlackPlanner, SlackWorker
     from bot.chat.ports import ChatPort
     from bot.chat.render import SlackRenderer
+    from bot.chat.slackapi import SlackChat
     from bot.gitlab.callpolicy import CallPolicy
     from bot.gitlab.client import GitLabClient
     from bot.metrics import Metrics
@@ -48,13 +49,15 @@ def slack_renderer(cfg: Config) -> SlackRenderer:
     return SlackRenderer([cfg.template_dir, paths.bundled_templates_dir()])
 
 
-def slack_port(settings: Settings) -> ChatPort:
-    """The Slack Web API adapter; imported only when Slack is configured."""
-    import importlib
+def slack_chat(settings: Settings) -> SlackChat:
+    """The Slack Web API adapter (``slack_sdk``); imported only when Slack is configured."""
+    from bot.chat.slackapi import SlackChat
 
-    slackapi = importlib.import_module("bot.chat.slackapi")
-    port: ChatPort = slackapi.SlackChat(settings.slack_bot_token, settings.slack_api_url or SLACK_API_URL)
-    return port
+    return SlackChat(settings.slack_bot_token or "", settings.slack_api_url or SLACK_API_URL)
+
+
+def slack_port(settings: Settings) -> ChatPort:
+    return slack_chat(settings)
 
 
 def slack(

@@ -85,17 +85,25 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _check_live(cfg: Config, incident_project: str | None) -> int:
-    """``check-config --live``: one line per channel with a team project or template; exit 2 on a problem."""
+    """``check-config --live``: one line per channel with a team project or template, then, with
+    ``SLACK_BOT_TOKEN`` and a ``chat:`` section, the Slack token and each Slack target; exit 2 on a problem."""
     from bot import wiring
     from bot.commands.checks import live_checks
 
-    client = wiring.client(Settings.from_env(need=("gitlab",)), cfg)
-    checks = live_checks(cfg, client, incident_project)
+    env = Settings.from_env(need=("gitlab",))
+    client = wiring.client(env, cfg)
+    checks: list[tuple[bool, str]] = [(c.ok, c.line) for c in live_checks(cfg, client, incident_project)]
     if not checks:
         print("no channel names a team project or template: nothing to check in GitLab")
-    for check in checks:
-        print(check.line, file=sys.stdout if check.ok else sys.stderr)
-    return 0 if all(c.ok for c in checks) else 2
+    if env.slack and cfg.chat is not None:
+        from bot.chat.live import live_checks as slack_checks
+
+        checks += [(c.ok, c.line) for c in slack_checks(wiring.slack_chat(env), cfg.chat.targets())]
+    elif cfg.chat is not None:
+        print("SLACK_BOT_TOKEN is not set: the chat: section is not used and Slack is not checked")
+    for ok, line in checks:
+        print(line, file=sys.stdout if ok else sys.stderr)
+    return 0 if all(ok for ok, _ in checks) else 2
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -202,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--live",
         action="store_true",
         help="also read GitLab (GITLAB_URL, GITLAB_TOKEN; writes nothing): does each channel's team project and "
-        "template exist, and may the bot create confidential issues and links there",
+        "template exist, and may the bot create confidential issues and links there; with SLACK_BOT_TOKEN "
+        "(SLACK_API_URL) also Slack (posts nothing): is the token valid, and may the bot post to each chat: target",
     )
     p.add_argument("--project", help="with --live: the GROUP/PROJECT incidents are opened in (the links' other end)")
 
