@@ -8,8 +8,9 @@ crash at any point is repaired by the next run.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from bot.clock import Clock, utcnow
@@ -72,8 +73,12 @@ class Reconciler:
         self.remit = remit or Remit(self.bot, cfg.scope)
         self.pool: Executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gitlab")
 
-    def _observe(self, client: IncidentGitLab, ref: IncidentRef) -> tuple[Desired, Observed]:
+    def _observe(
+        self, client: IncidentGitLab, ref: IncidentRef, chat_refused: Mapping[str, str] | None = None
+    ) -> tuple[Desired, Observed]:
         observed = observe(client, ref, self.cfg, self.bot, self.pool, key=self.key)
+        if chat_refused:
+            observed = replace(observed, chat_refused=dict(chat_refused))
         desired = plan_observed(observed, self.cfg, self.clock())
         # Users that new children or the incident will be assigned to, looked up alongside the orphan
         # search rather than one by one in front of each write.
@@ -90,15 +95,20 @@ class Reconciler:
         return desired, observed
 
     def reconcile(
-        self, ref: IncidentRef, *, event_uuid: str | None = None, guard: WriteGuard | None = None
+        self,
+        ref: IncidentRef,
+        *,
+        event_uuid: str | None = None,
+        guard: WriteGuard | None = None,
+        chat_refused: Mapping[str, str] | None = None,
     ) -> ReconcileReport:
         """Converge the incident. Raises ``OutsideRemit`` (before reading or writing anything of the
         incident) when its project is outside the bot's remit, and ``WriteRefused`` when ``guard``
-        stops a write."""
+        stops a write. ``chat_refused``: Slack targets that refused the incident's messages, for its log."""
         start = time.perf_counter()
         client = self.client.for_incident(ref.key, event_uuid)
         self.remit.require(client, ref.project)
-        desired, observed = self._observe(client, ref)
+        desired, observed = self._observe(client, ref, chat_refused)
         applier = GitLabApplier(client, self.pool, guard, self.bot)
         final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
         seconds = time.perf_counter() - start

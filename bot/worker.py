@@ -28,7 +28,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -95,7 +95,12 @@ class Reconciles(Protocol):
     """What the worker needs from :class:`bot.reconciler.Reconciler`."""
 
     def reconcile(
-        self, ref: IncidentRef, *, event_uuid: str | None = None, guard: WriteGuard | None = None
+        self,
+        ref: IncidentRef,
+        *,
+        event_uuid: str | None = None,
+        guard: WriteGuard | None = None,
+        chat_refused: Mapping[str, str] | None = None,
     ) -> ReconcileReport: ...
 
 
@@ -284,7 +289,12 @@ class Worker:
         retry_in: timedelta | None = None
         try:
             with _Heartbeat(self, job) as heartbeat:
-                report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=_JobGuard(self, job, heartbeat))
+                guard = _JobGuard(self, job, heartbeat)
+                if self.chat is None:
+                    report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard)
+                else:  # Slack targets that refused this incident's messages go into its status log, once
+                    refused = self.chat.refused(self.store, job.incident_key)
+                    report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard, chat_refused=refused)
             self._remember(job, report)
             if self.chat is not None:
                 self.chat.offer(self.store, job.incident_key, report.desired, report.observed, self.clock())

@@ -58,6 +58,15 @@ class SlackPlanner:
             return False
 
 
+    def refused(self, store: WorkerStore, incident_key: str) -> dict[str, str]:
+        """Slack targets that refused the incident's messages, for its status log; never raises."""
+        try:
+            return store.refused_targets(incident_key)
+        except StoreError as exc:
+            log.warning("%s: cannot read its refused Slack targets: %s", incident_key, redact(str(exc)))
+            return {}
+
+
 class SlackWorker:
     """Claims ``slack:`` jobs only, and sends their incident's pending messages."""
 
@@ -112,6 +121,8 @@ class SlackWorker:
             self.store.mark_refused(key, reason, now)
             self._count(key, "refused")
             log.warning("%s: Slack refused %s: %s", incident_key, key.split("|")[2], reason)
+        if report.refused:  # the incident's status log says so: its GitLab job reads the refusals
+            self.store.enqueue(incident_key, now, "slack refused")
         done = {s.key for s in report.sent} | set(report.refused)
         for key in texts:
             if key not in done and (report.unavailable or report.auth_error):

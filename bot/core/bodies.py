@@ -509,6 +509,14 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
     for label, target in sorted(observed.targets.items()):
         if target.fallback and label in plans:
             entries.append(LogEntry(f"fallback:{label}", target.fallback))
+    for chat_target, reason in sorted(observed.chat_refused.items()):
+        entries.append(
+            LogEntry(
+                f"slack:{chat_target}",
+                f"Slack refused the bot's messages to {code_span(chat_target)}: {escape_inline(reason)}; "
+                "the other Slack targets are not affected, nothing is tried there again for this incident",
+            )
+        )
     return entries
 
 

@@ -187,6 +187,8 @@ class Observed:
     # Channel label -> where its new child goes (only channels whose child is missing and configured with a
     # team project or template; read at reconcile time, once per reconcile).
     targets: Mapping[str, ChildTarget] = field(default_factory=dict)
+    # Slack target -> why Slack refused the bot's messages there (from the outbox; empty without Slack).
+    chat_refused: Mapping[str, str] = field(default_factory=dict)
 
 
 # ---- desired state -------------------------------------------------------------------------------

@@ -451,6 +451,8 @@ class ChatOutbox(Protocol):
 
     def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None: ...
 
+    def refused_targets(self, incident_key: str) -> dict[str, str]: ...
+
 
 class WorkerStore(WorkQueue, DeadLetters, Marks, CreateLog, ChatOutbox, Protocol):
     """Everything a worker process uses: the shared store itself, never the receiver's spool."""
@@ -640,6 +642,10 @@ class DeliveryStore(abc.ABC):
     @abc.abstractmethod
     def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None:
         """Slack refused the message for good (``reason``, one line): it is not tried again."""
+
+    @abc.abstractmethod
+    def refused_targets(self, incident_key: str) -> dict[str, str]:
+        """The incident's Slack targets that refused a message, with the latest reason (for its status log)."""
 
     @abc.abstractmethod
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:

@@ -904,6 +904,14 @@ class PostgresStore(DeliveryStore):
 
         return self._run(body)
 
+    def refused_targets(self, incident_key: str) -> dict[str, str]:
+        rows = self._execute(
+            "SELECT target, reason FROM chat_outbox WHERE incident_key = %s AND state = 'refused'"
+            " ORDER BY updated_at, seq",
+            (incident_key,),
+        )
+        return {target: reason or "" for target, reason in rows}
+
     def pending_messages(self, incident_key: str) -> list[OutboxItem]:
         rows = self._execute(
             "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason"

@@ -766,6 +766,15 @@ class SQLiteStore(DeliveryStore):
                 (reason, at, key),
             )
 
+    def refused_targets(self, incident_key: str) -> dict[str, str]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT target, reason FROM chat_outbox WHERE incident_key = ? AND state = 'refused'"
+                " ORDER BY updated_at, seq",
+                (incident_key,),
+            ).fetchall()
+        return {target: reason or "" for target, reason in rows}
+
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:
         due = None if next_due is None else _us(next_due, "next_due")
         with self._write() as conn:

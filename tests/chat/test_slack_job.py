@@ -21,6 +21,7 @@ from bot.worker import Outcome, Worker
 from tests import store_inspect as peek
 from tests.chat.fakechat import FakeChat
 from tests.conftest import T0
+from tests.security.gitlab_render import read
 
 
 @pytest.fixture
@@ -128,6 +129,36 @@ def test_a_refused_target_is_recorded_and_the_others_still_get_theirs(w, store, 
     reconcile(w, store, clock, iid)
     assert send_all(slack_worker(store, clock, fake)) == ["done"]
     assert fake.to("C-e-group") == [] and len(fake.to("D-email:sec-director@example.com")) == 1
+
+
+def test_a_refused_target_is_said_once_in_the_incidents_status_log(w, store, clock, fake):
+    """The incident manager learns in GitLab that #e-group heard nothing, once, however often it is refused."""
+    from bot.core import bodies
+
+    fake.refuse = {"#e-group"}
+    iid = w.incident("severity::1", "data-breach")
+    reconcile(w, store, clock, iid)
+    send_all(slack_worker(store, clock, fake))
+    clock.advance(1)
+    gitlab = gitlab_worker(w, store, clock)  # the Slack worker queued the incident's GitLab job again
+    try:
+        assert gitlab.run_once() is not None
+        w.sim.state.update_issue(w.project, iid, add_labels=["publicly-reported"])  # more messages, refused again
+        reconcile(w, store, clock, iid)
+        send_all(slack_worker(store, clock, fake))
+        clock.advance(1)
+        while gitlab.run_once() is not None:
+            pass
+    finally:
+        gitlab.reconciler.close()  # type: ignore[attr-defined]
+    lines = [line for n in w.bot_notes(iid) for line in n["body"].splitlines() if "Slack refused" in line]
+    assert len(lines) == 1, lines
+    _, text, _ = read(lines[0])
+    assert " ".join(text.split()) == (
+        "Slack refused the bot's messages to #e-group: channel_not_found: #e-group; the other Slack targets are "
+        "not affected, nothing is tried there again for this incident"
+    )
+    assert sum(k == "slack:#e-group" for n in w.bot_notes(iid) for k in bodies.logged_keys(n["body"])) == 1
 
 
 def test_a_summary_is_edited_in_place_when_a_child_opens(w, store, clock, fake):

@@ -28,6 +28,8 @@ def test_new_messages_are_pending_once_and_sent_ones_never_again(store: Delivery
     assert store.offer_messages(K, [msg("engage:a", "changed"), msg("engage:b")], at(3)) == 0
     assert store.pending_messages(K) == []
     assert store.pending_messages("other#1") == []
+    assert store.refused_targets(K) == {"#e-group": "channel_not_found"}
+    assert store.refused_targets("other#1") == {}
 
 
 def test_a_summary_whose_text_changed_is_pending_again_with_its_ts(store: DeliveryStore) -> None:
