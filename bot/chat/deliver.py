@@ -1,9 +1,10 @@
 """The sending step: get planned messages into Slack exactly once, over any :class:`ChatPort`.
 
 Exactly once without trusting local memory: every message carries its key in Slack metadata, so before
-posting anything whose ``ts`` is not known, the target conversation's recent history is read (once per
-conversation per call) and a key found there counts as sent. A kill between a post and its bookkeeping,
-or an empty database, therefore never posts twice. A summary with a known ``ts`` is edited in place.
+posting anything that may be in Slack already (``Outgoing.unsure``: tried before, or its memory may have
+been lost) the target conversation's recent history is read (once per conversation per call) and a key
+found there counts as sent. A kill between a post and its bookkeeping, or an empty database, therefore
+never posts twice. A summary with a known ``ts`` is edited in place.
 
 Failures: a refused target fails its own messages and the rest go on; a token problem stops everything;
 Slack unavailable stops at once, reporting what was sent so far and when to come back (the caller records
@@ -27,6 +28,10 @@ class Outgoing:
     """Where it already is, if known: a summary's ``ts`` (to edit), or a message known to be posted."""
     sent: bool = False
     """Known sent with this very text: nothing to do."""
+    unsure: bool = True
+    """It may be in Slack already though no ``ts`` is known (a send was cut short, or the memory of it was
+    lost): its key is looked for in the conversation's history before posting. ``False`` only when the
+    caller knows it was never tried, which saves the history read."""
 
 
 @dataclass
@@ -113,7 +118,7 @@ class _Delivery:
         channel = self.channel(msg.target)
         ts = item.ts
         if ts is None:
-            ts = self.posted(channel).get(msg.key)
+            ts = self.posted(channel).get(msg.key) if item.unsure else None
             if ts is not None:
                 self.report.found += 1
                 if not msg.summary:

@@ -105,8 +105,11 @@ class SlackWorker:
         try:
             items = self.store.pending_messages(incident_key)
             outgoing = [
-                Outgoing(ChatMessage(i.key, i.target, i.text, i.summary), i.ts, i.sent_text == i.text) for i in items
+                Outgoing(ChatMessage(i.key, i.target, i.text, i.summary), i.ts, i.sent_text == i.text, i.unsure)
+                for i in items
             ]
+            # From here until recorded sent, each may be in Slack: a crash mid-send looks in the history.
+            self.store.mark_trying([i.key for i in items if not i.unsure])
             report = deliver(outgoing, self.port) if outgoing else None
         except Exception as exc:
             return self._fail(job, f"Slack: {type(exc).__name__}: {exc}", None)

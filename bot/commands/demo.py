@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.chat.ports import ChatPort, Sent
 from bot.config import Config
 from bot.core import bodies
 from bot.core.model import IncidentRef
 from bot.reconciler import ReconcileReport
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.world import World, world
+from bot.simslack import SimulatedSlack
 from bot.text.markers import strip_markers
 
 START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -82,9 +85,33 @@ def demo_config(cfg: Config) -> Config:
     if cfg.chat is not None:  # the incident response channel named, and the SIMOC reached by DM for reminders
         update["chat"] = cfg.chat.model_copy(update={
             "incident_channel": cfg.chat.incident_channel or "#inc-{iid}",
-            "people": {"sec-incident-manager": "email:sec-incident-manager@example.com", **cfg.chat.people},
+            "people": {
+                "sec-incident-manager": "email:sec-incident-manager@example.com",
+                "sec-director": "email:sec-director@example.com",
+                **cfg.chat.people,
+            },
         })
     return cfg.model_copy(update=update)
+
+
+@contextmanager
+def _simulated_slack(cfg: Config, clock: ManualClock) -> Iterator[tuple[ChatPort, SimulatedSlack]]:
+    """A simulated Slack workspace holding the policy's channels (the bot invited) and the people it
+    messages directly, and the real Slack client (``slack_sdk``) talking to it."""
+    from bot.chat.slackapi import SlackChat
+
+    assert cfg.chat is not None
+    with SimulatedSlack(clock=lambda: clock().timestamp(), rate_limit=False) as slack:
+        targets = [*cfg.chat.targets()]
+        if cfg.chat.incident_channel:
+            targets.append(cfg.chat.incident_channel.format(iid=1))
+        for target in dict.fromkeys(targets):
+            if target.startswith("#"):
+                slack.state.add_channel(target[1:])
+            elif target.startswith("email:"):
+                email = target.removeprefix("email:")
+                slack.state.add_user(email.partition("@")[0], email)
+        yield SlackChat(slack.token, slack.url), slack
 
 
 def seed_team_projects(w: World) -> list[str]:
@@ -208,7 +235,10 @@ class Demo:
     log: Callable[[str], None] = print
     verbose: bool = False
     teams: tuple[str, ...] = ()  # team projects children may be opened in
-    slack: dict[str, str] = field(default_factory=dict)  # what an in-memory Slack shows, by message key
+    chat: ChatPort | None = None  # the Slack Web API client (slack_sdk) talking to the simulated Slack, with Slack on
+    slack_sim: SimulatedSlack | None = None
+    slack: dict[str, Sent] = field(default_factory=dict)  # what is in Slack, by message key
+    slack_texts: dict[str, str] = field(default_factory=dict)  # the text each message was sent with
 
     def step(self, at: str, who: str, what: str, act: Callable[[], Any]) -> None:
         hours, minutes = (int(x) for x in at.split(":"))
@@ -241,20 +271,36 @@ class Demo:
             self.log("  " + line)
 
     def slack_lines(self, report: ReconcileReport) -> list[str]:
-        """The Slack messages this step sends (with SLACK_BOT_TOKEN set), each once; summaries edited."""
+        """What this step sends to the simulated Slack over HTTP, through the same delivery as the Slack
+        worker: each message once, a summary edited in place when its text changes."""
         cfg = self.w.cfg
-        if cfg.chat is None:
+        if cfg.chat is None or self.chat is None or self.slack_sim is None:
             return []
+        from bot.chat.deliver import Outgoing, deliver
         from bot.chat.plan import chat_messages
         from bot.wiring import slack_renderer
 
-        out = []
-        for m in chat_messages(cfg, report.desired, report.observed, slack_renderer(cfg)):
-            if self.slack.get(m.key) == m.text or (m.key in self.slack and not m.summary):
-                continue  # sent once; only a summary is edited when its text changes
-            edited = " (summary edited)" if m.key in self.slack else ""
-            self.slack[m.key] = m.text
+        planned = chat_messages(cfg, report.desired, report.observed, slack_renderer(cfg))
+        todo = [
+            Outgoing(m, self.slack[m.key].ts if m.key in self.slack else None)
+            for m in planned
+            if m.key not in self.slack or (m.summary and self.slack_texts[m.key] != m.text)
+        ]
+        if not todo:
+            return []
+        self.slack_sim.reset_calls()
+        result = deliver(todo, self.chat)
+        by_key = {o.message.key: o.message for o in todo}
+        calls = len(self.slack_sim.calls)
+        out = [f"Slack: {count(len(result.sent), 'message')}, {count(calls, 'Slack API call')}"]
+        if self.verbose:
+            out += [f"  Slack {c.method} {c.channel or ''} -> {c.status}".rstrip() for c in self.slack_sim.calls]
+        for sent in result.sent:
+            m = by_key[sent.key]
+            edited = " (summary edited)" if sent.key in self.slack else ""
+            self.slack[sent.key], self.slack_texts[sent.key] = sent, m.text
             out.append(f"Slack {m.target}{edited}: {slack_readable(m.text)}")
+        out += [f"Slack refused {by_key[k].target}: {why}" for k, why in result.refused.items()]
         return out
 
     def labels(self, *add: str, remove: tuple[str, ...] = ()) -> Callable[[], Any]:
@@ -269,7 +315,7 @@ class Demo:
 def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] = print) -> int:
     clock = ManualClock(START)
     cfg = demo_config(cfg)
-    with SimulatedGitLab(now=clock) as sim:
+    with SimulatedGitLab(now=clock) as sim, ExitStack() as stack:
         w = world(sim, cfg)
         teams = tuple(seed_team_projects(w))
         demo = Demo(w, clock, log=log, verbose=verbose, teams=teams)
@@ -280,7 +326,8 @@ def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] =
                 log(f"team project: {channel.project} ({channel.label} children from {source})")
         log(f"people: {', '.join(sorted(u for u in (sim.state.user(n)['username'] for n in _people(cfg))))}")
         if cfg.chat is not None:
-            log("Slack: the messages an in-memory Slack would get with SLACK_BOT_TOKEN set (lines 'Slack ...')")
+            demo.chat, demo.slack_sim = stack.enter_context(_simulated_slack(cfg, clock))
+            log("Slack: a simulated Slack on 127.0.0.1, as with SLACK_BOT_TOKEN set (lines 'Slack ...')")
 
         def declare() -> None:
             demo.incident = w.incident(

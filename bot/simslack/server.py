@@ -91,6 +91,12 @@ class SimulatedSlack:
         """The Web API base url (ends with ``/``), for ``SlackChat(token, base_url=...)``."""
         return f"http://{self._host}:{self._port}/api/"
 
+    def random_faults(self, rate: float, seed: int) -> None:
+        """Answer ``rate`` of the calls with a 500 or a 429, drawn from ``random.Random(seed)``."""
+        with self._lock:
+            self.fail_rate = rate
+            self._random = random.Random(seed)
+
     def start(self) -> SimulatedSlack:
         if self._httpd is not None:
             return self

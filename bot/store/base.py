@@ -140,6 +140,10 @@ class OutboxItem:
     ts: str | None = None
     sent_text: str | None = None
     reason: str | None = None
+    unsure: bool = True
+    """It may be in Slack already: a send of it was started, or it was first offered when the store knew
+    nothing of the incident (a new incident, or an emptied database). The sender then looks for its key in
+    the conversation's history before posting."""
 
     @property
     def sent(self) -> bool:
@@ -453,6 +457,8 @@ class ChatOutbox(Protocol):
 
     def refused_targets(self, incident_key: str) -> dict[str, str]: ...
 
+    def mark_trying(self, keys: Sequence[str]) -> None: ...
+
 
 class WorkerStore(WorkQueue, DeadLetters, Marks, CreateLog, ChatOutbox, Protocol):
     """Everything a worker process uses: the shared store itself, never the receiver's spool."""
@@ -642,6 +648,10 @@ class DeliveryStore(abc.ABC):
     @abc.abstractmethod
     def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None:
         """Slack refused the message for good (``reason``, one line): it is not tried again."""
+
+    @abc.abstractmethod
+    def mark_trying(self, keys: Sequence[str]) -> None:
+        """A send of these messages starts: until recorded sent, they may be in Slack (``unsure``)."""
 
     @abc.abstractmethod
     def refused_targets(self, incident_key: str) -> dict[str, str]:

@@ -204,6 +204,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             sent_text    text,
             state        text        NOT NULL DEFAULT 'pending',
             reason       text,
+            unsure       boolean     NOT NULL DEFAULT true,
             updated_at   timestamptz NOT NULL
         )
         """,
@@ -887,15 +888,20 @@ class PostgresStore(DeliveryStore):
         at = require_aware(now or datetime.now(UTC), "now")
 
         def body(cur: psycopg.Cursor[Any]) -> int:
+            # The first messages of an incident this store knows nothing of may have been sent before (an
+            # emptied database): they are looked for in Slack. Later ones are new for sure.
+            unsure = cur.execute(
+                "SELECT 1 FROM chat_outbox WHERE incident_key = %s LIMIT 1", (incident_key,)
+            ).fetchone() is None
             for m in messages:
                 cur.execute(
-                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, updated_at)"
-                    " VALUES (%s, %s, %s, %s, %s, 'pending', %s)"
+                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, unsure, updated_at)"
+                    " VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s)"
                     " ON CONFLICT (key) DO UPDATE SET text = excluded.text, state = 'pending',"
                     " updated_at = excluded.updated_at"
                     " WHERE chat_outbox.summary AND chat_outbox.state <> 'refused'"
                     " AND chat_outbox.text <> excluded.text",
-                    (m.key, incident_key, m.target, m.text, bool(m.summary), at),
+                    (m.key, incident_key, m.target, m.text, bool(m.summary), unsure, at),
                 )
             row = cur.execute(
                 "SELECT count(*) FROM chat_outbox WHERE incident_key = %s AND state = 'pending'", (incident_key,)
@@ -914,11 +920,17 @@ class PostgresStore(DeliveryStore):
 
     def pending_messages(self, incident_key: str) -> list[OutboxItem]:
         rows = self._execute(
-            "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason"
+            "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure"
             " FROM chat_outbox WHERE incident_key = %s AND state = 'pending' ORDER BY seq",
             (incident_key,),
         )
-        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in rows]
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10])) for r in rows]
+
+    def mark_trying(self, keys: Sequence[str]) -> None:
+        def body(cur: psycopg.Cursor[Any]) -> None:
+            cur.executemany("UPDATE chat_outbox SET unsure = true WHERE key = %s AND NOT unsure", [(k,) for k in keys])
+
+        self._run(body)
 
     def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
         self._count(

@@ -174,6 +174,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             sent_text    TEXT,
             state        TEXT    NOT NULL DEFAULT 'pending',
             reason       TEXT,
+            unsure       INTEGER NOT NULL DEFAULT 1,
             updated_at   INTEGER NOT NULL
         )
         """,
@@ -725,15 +726,19 @@ class SQLiteStore(DeliveryStore):
     def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int:
         at = _us(now or datetime.now(UTC), "now")
         with self._write() as conn:
+            # The first messages of an incident this store knows nothing of may have been sent before (an
+            # emptied database): they are looked for in Slack. Later ones are new for sure.
+            known = conn.execute("SELECT 1 FROM chat_outbox WHERE incident_key = ? LIMIT 1", (incident_key,))
+            unsure = int(known.fetchone() is None)
             for m in messages:
                 conn.execute(
-                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, 'pending', ?)"
+                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, unsure, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)"
                     " ON CONFLICT (key) DO UPDATE SET text = excluded.text, state = 'pending',"
                     " updated_at = excluded.updated_at"
                     " WHERE chat_outbox.summary = 1 AND chat_outbox.state <> 'refused'"
                     " AND chat_outbox.text <> excluded.text",
-                    (m.key, incident_key, m.target, m.text, int(bool(m.summary)), at),
+                    (m.key, incident_key, m.target, m.text, int(bool(m.summary)), unsure, at),
                 )
             row = conn.execute(
                 "SELECT count(*) FROM chat_outbox WHERE incident_key = ? AND state = 'pending'", (incident_key,)
@@ -743,11 +748,15 @@ class SQLiteStore(DeliveryStore):
     def pending_messages(self, incident_key: str) -> list[OutboxItem]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason"
+                "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure"
                 " FROM chat_outbox WHERE incident_key = ? AND state = 'pending' ORDER BY seq",
                 (incident_key,),
             ).fetchall()
-        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in rows]
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10])) for r in rows]
+
+    def mark_trying(self, keys: Sequence[str]) -> None:
+        with self._write() as conn:
+            conn.executemany("UPDATE chat_outbox SET unsure = 1 WHERE key = ? AND unsure = 0", [(k,) for k in keys])
 
     def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
         at = _us(now or datetime.now(UTC), "now")
