@@ -257,12 +257,14 @@ def test_mentions_written_in_gitlab_are_inert_in_slack(make) -> None:
     nasty = " ".join(INJECTIONS) + " @here @channel"
     iid = inc.w.incident("severity::1", "data-breach", title=f"Leak {nasty}", description=nasty)
     inc.reconcile(iid)
-    inc.note(iid, SIX_POINTS.format(risk=nasty))
+    inc.w.sim.state.add_user("eve<!here>")  # GitLab would refuse the name; the bot must not rely on that
+    inc.w.sim.state.add_member(inc.w.project, "eve<!here>", 30)
+    inc.note(iid, SIX_POINTS.format(risk=nasty), author="eve<!here>")
     inc.clock.advance(60)
     inc.reconcile(iid)
     inc.send()
     update = inc.texts("#e-group")[-1]
-    assert "&lt;!channel&gt;" in update, "the update text was forwarded, escaped"
+    assert "&lt;!channel&gt;" in update and "by eve&lt;!here&gt;" in update, "forwarded, escaped"
     everything = inc.all_text()
     for raw in (*INJECTIONS, "@here", "@channel"):
         assert raw not in everything, raw
