@@ -80,7 +80,7 @@ def slack(
 
     planner = SlackPlanner(cfg, slack_renderer(cfg), metrics)
     sender = SlackWorker(store, port or (lambda: slack_port(settings)), worker_id=worker_id, clock=clock,
-                         metrics=metrics)
+                         lease=settings.lease, metrics=metrics)
     return planner, sender
 
 

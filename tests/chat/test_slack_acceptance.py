@@ -57,7 +57,7 @@ def sim(clock: ManualClock) -> Iterator[SimulatedGitLab]:
 
 @pytest.fixture
 def slack_sim(clock: ManualClock) -> Iterator[SimulatedSlack]:
-    with SimulatedSlack(token=TOKEN, clock=lambda: clock().timestamp(), rate_limit=False) as server:
+    with SimulatedSlack(token=TOKEN, clock=lambda: clock().timestamp(), rate_limit=False, seed=4) as server:
         yield server
 
 
@@ -152,10 +152,12 @@ def make(sim: SimulatedGitLab, slack_sim: SimulatedSlack, clock: ManualClock, tm
         inc.store.close()
 
 
-def lifecycle(inc: Incident, *, send: Any = None) -> int:
-    """An S1 data breach from opening to all clear; ``send`` runs after each GitLab step."""
-    send = send or inc.send
+def lifecycle(inc: Incident, *, send: str = "once", together: bool = False) -> int:
+    """An S1 data breach from opening to all clear; after each GitLab step the Slack worker runs ``once`` or
+    ``until-done`` (rounds until nothing is pending). ``together``: the
+    status update and the all clear in one step, so a channel gets two posts in a row)."""
     iid = inc.w.incident("severity::1", "data-breach")
+    send = (lambda: inc.send_until_done(iid)) if send == "until-done" else inc.send
     assert inc.reconcile(iid) == [Outcome.OK]
     send()
     inc.labels(iid, "comms-email")
@@ -166,9 +168,10 @@ def lifecycle(inc: Incident, *, send: Any = None) -> int:
     inc.reconcile(iid)
     send()
     inc.note(iid, SIX_POINTS.format(risk="low"))
-    inc.clock.advance(60)
-    inc.reconcile(iid)
-    send()
+    if not together:
+        inc.clock.advance(60)
+        inc.reconcile(iid)
+        send()
     inc.labels(iid, "comms::all-clear")
     inc.clock.advance(60)
     inc.reconcile(iid)
@@ -254,12 +257,14 @@ def test_mentions_written_in_gitlab_are_inert_in_slack(make) -> None:
     nasty = " ".join(INJECTIONS) + " @here @channel"
     iid = inc.w.incident("severity::1", "data-breach", title=f"Leak {nasty}", description=nasty)
     inc.reconcile(iid)
-    inc.note(iid, SIX_POINTS.format(risk=nasty))
+    inc.w.sim.state.add_user("eve<!here>")  # GitLab would refuse the name; the bot must not rely on that
+    inc.w.sim.state.add_member(inc.w.project, "eve<!here>", 30)
+    inc.note(iid, SIX_POINTS.format(risk=nasty), author="eve<!here>")
     inc.clock.advance(60)
     inc.reconcile(iid)
     inc.send()
     update = inc.texts("#e-group")[-1]
-    assert "&lt;!channel&gt;" in update, "the update text was forwarded, escaped"
+    assert "&lt;!channel&gt;" in update and "by eve&lt;!here&gt;" in update, "forwarded, escaped"
     everything = inc.all_text()
     for raw in (*INJECTIONS, "@here", "@channel"):
         assert raw not in everything, raw
@@ -292,11 +297,11 @@ def test_duplicate_webhooks_a_lost_answer_and_an_empty_database_never_post_twice
 def test_slack_faults_and_throttling_neither_lose_nor_duplicate_nor_touch_gitlab(make, clock, tmp_path) -> None:
     inc: Incident = make()
     inc.slack.random_faults(0.2, seed=3)
-    inc.slack.rate_limit = True
-    iid = lifecycle(inc, send=lambda: inc.send_until_done(iid_of(inc)))
-    assert inc.slack.count(None) > inc.slack.count("chat.postMessage") > 0
-    faults = sum(c.status in (429, 500) for c in inc.slack.calls)
-    assert faults >= 3, f"faults happened: {faults} of {len(inc.slack.calls)} calls"
+    inc.slack.rate_limit, inc.slack.post_interval = True, 5.0
+    iid = lifecycle(inc, send="until-done", together=True)
+    statuses = Counter(c.error for c in inc.slack.calls)
+    assert statuses["fault-500"] + statuses["fault-429"] >= 4, "Slack failed about a call in five"
+    assert statuses["ratelimited"] >= 1, "a second post in a row to a channel was throttled"
     inc.no_duplicates()
     assert set(inc.outcomes) == {Outcome.OK}, "every GitLab job completed on its first attempt"
     gitlab_jobs = [j for j in peek.jobs(inc.store) if not j.incident_key.startswith("slack:")]
@@ -307,16 +312,11 @@ def test_slack_faults_and_throttling_neither_lose_nor_duplicate_nor_touch_gitlab
         clock.set(T0)
         bare = Incident(world(sim2, inc.w.cfg), slack2, clock, tmp_path / "bare.sqlite3", chat=False)
         try:
-            assert lifecycle(bare) == iid
+            assert lifecycle(bare, together=True) == iid
             assert bare.w.snapshot(iid) == with_slack, "GitLab ends the same as without Slack"
             assert slack2.count() == 0
         finally:
             bare.store.close()
-
-
-def iid_of(inc: Incident) -> int:
-    """The latest incident's iid in the world (for a callback made before ``lifecycle`` returns it)."""
-    return max(int(i["iid"]) for i in inc.w.sim.state.issues(inc.w.project) if "incident" in str(i["labels"]))
 
 
 def test_slack_down_for_a_minute_loses_nothing_and_gitlab_reminds_on_time(make) -> None:
@@ -334,6 +334,9 @@ def test_slack_down_for_a_minute_loses_nothing_and_gitlab_reminds_on_time(make) 
         failed += states.count("pending")
         assert "dead" not in states
     assert failed >= 2, "each try failed and was retried with back-off"
+    job = peek.active_job(inc.store, f"slack:{inc.w.project_id}#{iid}")
+    assert job is not None and job.state is JobState.PENDING and job.attempts == failed
+    assert job.last_error and job.last_error.startswith("Slack unavailable")
     assert any(k.startswith("reminder:") for k in inc.w.snapshot(iid)["logged"]), "GitLab reminded on time"
     pending = inc.store.pending_messages(f"{inc.w.project_id}#{iid}")
     assert pending, "the reminder waits in the outbox"
@@ -378,3 +381,23 @@ def test_a_wrong_token_kills_the_slack_job_with_a_reason_and_gitlab_goes_on(make
     inc.clock.advance(timedelta(minutes=61).total_seconds())
     assert inc.reconcile() == [Outcome.OK], "the GitLab side is unaffected"
     assert any(k.startswith("reminder:") for k in inc.w.snapshot(iid)["logged"])
+
+
+def test_a_guest_cannot_name_the_incident_channel_and_a_developer_can(make) -> None:
+    inc: Incident = make()
+    for name in ("inc-guest", "inc-42"):
+        inc.channels[f"#{name}"] = inc.slack.state.add_channel(name).id
+    inc.w.sim.state.add_user("guest-gus")
+    inc.w.sim.state.add_member(inc.w.project, "guest-gus", 10)
+    iid = inc.w.incident("severity::1", "publicly-reported")
+    inc.note(iid, "@incident-bot channel #inc-guest", author="guest-gus")
+    inc.reconcile(iid)
+    inc.send()
+    assert inc.texts("#inc-guest") == []
+    inc.note(iid, "@incident-bot channel #inc-42", author="sec-oncall")
+    inc.clock.advance(60)
+    inc.reconcile(iid)
+    inc.send()
+    (engaged,) = inc.texts("#inc-42")
+    assert "engaged on security incident" in engaged
+    inc.no_duplicates()
