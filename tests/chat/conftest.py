@@ -26,9 +26,9 @@ class Workspace:
     """The simulated Slack the tests use: #incidents (bot in it), #outside (bot not in it), #old (archived),
     #secret (private, bot not in it), alice (with an email) and another bot."""
 
-    def __init__(self, sim: SimulatedSlack) -> None:
-        state = sim.state
-        self.sim = sim
+    def __init__(self, slack: SimulatedSlack) -> None:
+        state = slack.state
+        self.sim = slack
         self.incidents: Channel = state.add_channel("incidents")
         self.e_group: Channel = state.add_channel("e-group")
         self.outside: Channel = state.add_channel("outside", member=False)
@@ -39,22 +39,22 @@ class Workspace:
 
 
 @pytest.fixture
-def clock() -> Clock:
+def slack_clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
-def sim(clock: Clock) -> Iterator[SimulatedSlack]:
+def slack(slack_clock: Clock) -> Iterator[SimulatedSlack]:
     """A started simulated Slack; the per-channel posting limit is off unless a test turns it on."""
-    with SimulatedSlack(clock=clock, rate_limit=False, token="xoxb-111-222-secretsecret") as server:
+    with SimulatedSlack(clock=slack_clock, rate_limit=False, token="xoxb-111-222-secretsecret") as server:
         yield server
 
 
 @pytest.fixture
-def ws(sim: SimulatedSlack) -> Workspace:
-    return Workspace(sim)
+def ws(slack: SimulatedSlack) -> Workspace:
+    return Workspace(slack)
 
 
 @pytest.fixture
-def chat(sim: SimulatedSlack, ws: Workspace) -> SlackChat:
-    return SlackChat(sim.token, sim.url, timeout=5)
+def chat(slack: SimulatedSlack, ws: Workspace) -> SlackChat:
+    return SlackChat(slack.token, slack.url, timeout=5)

@@ -44,15 +44,6 @@ def policy(tmp_path: Path, **chat: Any) -> Config:
     return load_config(path)
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def sim(clock: ManualClock) -> Iterator[SimulatedGitLab]:
-    with SimulatedGitLab(now=clock) as server:
-        yield server
 
 
 @pytest.fixture

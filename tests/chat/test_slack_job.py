@@ -13,28 +13,14 @@ import pytest
 from bot.chat.job import SlackPlanner, SlackWorker
 from bot.chat.render import SlackRenderer
 from bot.settings import Settings
-from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.simgitlab import ManualClock
 from bot.simgitlab.world import World
 from bot.store import DeliveryStore, JobState, open_store
 from bot.wiring import slack
 from bot.worker import Outcome, Worker
 from tests import store_inspect as peek
 from tests.chat.fakechat import FakeChat
-from tests.conftest import T0
 from tests.security.gitlab_render import read
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    """The GitLab side's clock (tests/chat/conftest.py's ``clock`` is the simulated Slack's)."""
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def sim(clock: ManualClock) -> Iterator[SimulatedGitLab]:
-    """The simulated GitLab (tests/chat/conftest.py's ``sim`` is the simulated Slack)."""
-    with SimulatedGitLab(now=clock) as server:
-        yield server
 
 
 @pytest.fixture

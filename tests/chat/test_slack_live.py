@@ -8,7 +8,9 @@ from bot.simslack import SimulatedSlack
 from tests.chat.conftest import Workspace
 
 
-def test_each_target_gets_one_line_and_nothing_is_written(chat: SlackChat, sim: SimulatedSlack, ws: Workspace) -> None:
+def test_each_target_gets_one_line_and_nothing_is_written(
+    chat: SlackChat, slack: SimulatedSlack, ws: Workspace
+) -> None:
     targets = ["#incidents", "#outside", "#nowhere", ws.e_group.id, "email:alice@example.com", "email:bob@example.com",
                "#incidents"]
     lines = live_checks(chat, targets)
@@ -19,18 +21,18 @@ def test_each_target_gets_one_line_and_nothing_is_written(chat: SlackChat, sim: 
     assert "direct message" in lines[5].line
     assert "email:bob@example.com" in lines[6].line and "check the user" in lines[6].line
     assert all("\n" not in line for _, line in lines)
-    assert sim.count("chat.postMessage") == sim.count("chat.update") == 0
+    assert slack.count("chat.postMessage") == slack.count("chat.update") == 0
     assert all(c.method in ("auth.test", "conversations.list", "conversations.info", "conversations.open",
-                            "users.lookupByEmail") for c in sim.calls)
+                            "users.lookupByEmail") for c in slack.calls)
 
 
-def test_a_bad_token_is_the_only_line(sim: SimulatedSlack, ws: Workspace) -> None:
+def test_a_bad_token_is_the_only_line(slack: SimulatedSlack, ws: Workspace) -> None:
     token = "xoxb-not-the-token"
-    lines = live_checks(SlackChat(token, sim.url), ["#incidents"])
+    lines = live_checks(SlackChat(token, slack.url), ["#incidents"])
     assert len(lines) == 1 and not lines[0].ok and "SLACK_BOT_TOKEN" in lines[0].line and token not in lines[0].line
 
 
-def test_slack_down_is_reported_not_raised(chat: SlackChat, sim: SimulatedSlack, ws: Workspace) -> None:
-    sim.down("503")
+def test_slack_down_is_reported_not_raised(chat: SlackChat, slack: SimulatedSlack, ws: Workspace) -> None:
+    slack.down("503")
     lines = live_checks(chat, ["#incidents"])
     assert lines == [(False, lines[0].line)] and "retry later" in lines[0].line

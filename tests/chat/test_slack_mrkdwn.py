@@ -65,15 +65,15 @@ def test_a_url_cannot_break_out_of_its_link() -> None:
     assert out == "<https://evil.example/x!channel|ok>"
 
 
-def test_injection_attempts_are_stored_inert_in_slack(chat: SlackChat, sim: SimulatedSlack, ws: Workspace) -> None:
+def test_injection_attempts_are_stored_inert_in_slack(chat: SlackChat, slack: SimulatedSlack, ws: Workspace) -> None:
     title = " ".join(ATTACKS)
     text = f"Incident {slack_link('https://gitlab.example.com/i/1', title)} declared: {escape_mrkdwn(title)}"
     channel = chat.resolve("#incidents")
     ts = chat.post(channel, text, "k")
     chat.update(channel, ts, escape_mrkdwn("edited " + title))
-    stored = sim.state.texts(channel)[0]
+    stored = slack.state.texts(channel)[0]
     assert stored.startswith("edited ") and inert(stored)
-    posted = next(c.args["text"] for c in sim.calls if c.method == "chat.postMessage")
+    posted = next(c.args["text"] for c in slack.calls if c.method == "chat.postMessage")
     links = re.findall(r"<([^>]*)>", posted)
     assert links == ["https://gitlab.example.com/i/1|" + escape_mrkdwn(title)]
     assert inert(posted.replace("<https://gitlab.example.com/i/1|", "").replace(">", "", 1))
