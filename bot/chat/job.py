@@ -131,7 +131,7 @@ class SlackWorker:
             if key not in done and (report.unavailable or report.auth_error):
                 self._count(key, "failed")
         if report.auth_error is not None:
-            return self._fail(job, f"Slack refused the token: {report.auth_error.reason}", None, final=True)
+            return self._fail(job, report.auth_error.reason, None, final=True)
         if report.unavailable is not None:
             after = report.unavailable.retry_after
             retry_in = max(timedelta(seconds=after), MIN_RETRY) if after is not None else None
