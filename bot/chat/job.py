@@ -120,11 +120,14 @@ class SlackWorker:
         for sent in report.sent:
             self.store.mark_sent(sent.key, sent.channel, sent.ts, texts[sent.key], now)
             self._count(sent.key, "sent")
+        known_refusals = self.store.refused_targets(incident_key) if report.refused else {}
         for key, reason in report.refused.items():
             self.store.mark_refused(key, reason, now)
             self._count(key, "refused")
             log.warning("%s: Slack refused %s: %s", incident_key, key.split("|")[2], reason)
-        if report.refused:  # the incident's status log says so: its GitLab job reads the refusals
+        target_of = {i.key: i.target for i in items}
+        # A target refused for the first time: the incident's GitLab job says so in its status log.
+        if {target_of[key] for key in report.refused} - set(known_refusals):
             self.store.enqueue(incident_key, now, "slack refused")
         done = {s.key for s in report.sent} | set(report.refused)
         for key in texts:
