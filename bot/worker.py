@@ -42,6 +42,7 @@ from bot.core.model import IncidentRef
 from bot.gitlab.apply import LeaseGone, RepeatedCreate, WriteGuard
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.remit import OutsideRemit
+from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.reconciler import ReconcileReport
 from bot.redact import redact
@@ -148,42 +149,11 @@ def default_worker_id(index: int = 0) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{index}"
 
 
-class _Heartbeat:
-    """Renews a job's lease from a side thread while the reconcile runs in the worker's thread."""
-
-    def __init__(self, worker: Worker, job: Job) -> None:
-        self.worker = worker
-        self.job = job
-        self.lost = False
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job.id}", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        w = self.worker
-        while not self._done.wait(w.heartbeat.total_seconds()):
-            try:
-                w.store.extend_lease(self.job.id, w.worker_id, w.clock(), w.lease)
-            except LeaseLost as exc:
-                self.lost = True
-                log.error("job %d (%s): lease lost while reconciling: %s", self.job.id, w.name(self.job), exc)
-                return
-            except Exception as exc:  # the lease may still be renewed on the next beat
-                log.warning("job %d: cannot renew the lease: %s", self.job.id, exc)
-
-
 class _JobGuard:
     """What a reconcile may write (``bot.gitlab.apply.WriteGuard``): nothing once the lease is lost, and
     no child that an earlier attempt already created (or may have) and that cannot be found again."""
 
-    def __init__(self, worker: Worker, job: Job, heartbeat: _Heartbeat) -> None:
+    def __init__(self, worker: Worker, job: Job, heartbeat: LeaseKeeper) -> None:
         self.worker = worker
         self.job = job
         self.heartbeat = heartbeat
@@ -288,7 +258,11 @@ class Worker:
         start = time.perf_counter()
         retry_in: timedelta | None = None
         try:
-            with _Heartbeat(self, job) as heartbeat:
+            keeper = LeaseKeeper(
+                self.store, job, worker_id=self.worker_id, clock=self.clock, lease=self.lease,
+                every=self.heartbeat, name=self.name(job),
+            )
+            with keeper as heartbeat:
                 guard = _JobGuard(self, job, heartbeat)
                 if self.chat is None:
                     report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard)

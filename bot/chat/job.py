@@ -19,6 +19,7 @@ from bot.chat.deliver import Outgoing, deliver
 from bot.chat.plan import Render, chat_messages
 from bot.chat.ports import ChatMessage, ChatPort
 from bot.config import Config
+from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.redact import redact
 from bot.store.base import SLACK_JOB_PREFIX, Job, LeaseLost, StoreError, WorkerStore, backoff_delay
@@ -80,6 +81,7 @@ class SlackWorker:
         lease: timedelta = timedelta(seconds=60),
         metrics: Metrics | None = None,
         poll_interval: float = 0.5,
+        heartbeat: timedelta | None = None,
     ) -> None:
         self.store = store
         self._port_factory = port
@@ -89,6 +91,7 @@ class SlackWorker:
         self.lease = lease
         self.metrics = metrics
         self.poll_interval = poll_interval
+        self.heartbeat = heartbeat or lease / 3
 
     @property
     def port(self) -> ChatPort:
@@ -110,7 +113,13 @@ class SlackWorker:
             ]
             # From here until recorded sent, each may be in Slack: a crash mid-send looks in the history.
             self.store.mark_trying([i.key for i in items if not i.unsure])
-            report = deliver(outgoing, self.port) if outgoing else None
+            # Slack timeouts can outlast a lease: keep it, so another replica does not send the same job.
+            keeper = LeaseKeeper(
+                self.store, job, worker_id=self.worker_id, clock=self.clock, lease=self.lease,
+                every=self.heartbeat, name=job.incident_key,
+            )
+            with keeper:
+                report = deliver(outgoing, self.port) if outgoing else None
         except Exception as exc:
             return self._fail(job, f"Slack: {type(exc).__name__}: {exc}", None)
         if report is None:

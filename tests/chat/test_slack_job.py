@@ -4,6 +4,7 @@ about Slack runs."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -186,3 +187,28 @@ def test_the_channel_command_names_the_incident_channel_and_a_guest_cannot(w, st
     assert any("incident response channel set to" in n["body"] for n in w.bot_notes(iid))
     send_all(slack_worker(store, clock, fake))
     assert len(fake.to("C-inc-42")) == 1, "PR is engaged in the incident response channel"
+
+
+def test_a_slow_slack_does_not_let_the_slack_jobs_lease_lapse(w, store, clock):
+    """Slack timeouts can outlast a lease; the Slack worker renews it, so no other replica sends the same job."""
+    renewed: list[tuple[object, object]] = []
+
+    class SlowChat(FakeChat):
+        def post(self, channel: str, text: str, key: str) -> str:
+            if not renewed:
+                [job] = [j for j in peek.jobs(store) if j.incident_key.startswith("slack:") and j.lease_until]
+                clock.advance(50)  # most of the 60 s lease goes by in one Slack call
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and not renewed:
+                    again = peek.get_job(store, job.id)
+                    if again is not None and again.lease_until != job.lease_until:
+                        renewed.append((job.lease_until, again.lease_until))
+                    time.sleep(0.01)
+            return super().post(channel, text, key)
+
+    iid = w.incident("severity::1", "data-breach")
+    reconcile(w, store, clock, iid)
+    sw = SlackWorker(store, lambda: SlowChat(), worker_id="s:1", clock=clock, lease=timedelta(seconds=60),
+                     heartbeat=timedelta(seconds=0.02))
+    assert send_all(sw) == ["done"]
+    assert renewed and renewed[0][1] == renewed[0][0] + timedelta(seconds=50)
