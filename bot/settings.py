@@ -221,6 +221,15 @@ def _gitlab_url(text: str) -> str:
     return url
 
 
+def _slack_url(text: str) -> str:
+    """The Slack Web API's base URL (a proxy, a test double); it must be http(s)."""
+    url = text.strip()
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError(f"SLACK_API_URL must be an http(s) URL such as https://slack.com/api/, got {redact(text)!r}")
+    register_secret(url_password(url))
+    return url if url.endswith("/") else url + "/"
+
+
 def _db(text: str) -> str:
     register_secret(url_password(text))
     return text.strip()
@@ -293,7 +302,7 @@ FIELDS: dict[str, Variable] = {
     "slack_bot_token": Variable(
         "SLACK_BOT_TOKEN", "", "optional: the Slack app's bot token (`xoxb-…`); unset, nothing about Slack runs",
         _strip, secret=True),
-    "slack_api_url": Variable("SLACK_API_URL", "`https://slack.com/api/`", "the Slack Web API's base URL", _strip),
+    "slack_api_url": Variable("SLACK_API_URL", "`https://slack.com/api/`", "the Slack Web API's base URL", _slack_url),
 }
 VARIABLES = tuple(FIELDS.values())
 

@@ -38,9 +38,6 @@ def renderer_for(cfg: Config) -> TemplateRenderer:
     return TemplateRenderer([cfg.template_dir])
 
 
-SLACK_API_URL = "https://slack.com/api/"
-
-
 def slack_renderer(cfg: Config) -> SlackRenderer:
     """The policy's own ``slack/`` templates first, then the bundled ones."""
     from bot import paths
@@ -53,11 +50,7 @@ def slack_chat(settings: Settings) -> SlackChat:
     """The Slack Web API adapter (``slack_sdk``); imported only when Slack is configured."""
     from bot.chat.slackapi import SlackChat
 
-    return SlackChat(settings.slack_bot_token or "", settings.slack_api_url or SLACK_API_URL)
-
-
-def slack_port(settings: Settings) -> ChatPort:
-    return slack_chat(settings)
+    return SlackChat(settings.slack_bot_token or "", settings.slack_api_url)
 
 
 def slack(
@@ -79,7 +72,7 @@ def slack(
     from bot.chat.job import SlackPlanner, SlackWorker
 
     planner = SlackPlanner(cfg, slack_renderer(cfg), metrics)
-    sender = SlackWorker(store, port or (lambda: slack_port(settings)), worker_id=worker_id, clock=clock,
+    sender = SlackWorker(store, port or (lambda: slack_chat(settings)), worker_id=worker_id, clock=clock,
                          lease=settings.lease, metrics=metrics)
     return planner, sender
 

@@ -76,3 +76,15 @@ def test_without_a_token_slack_is_not_checked_and_says_so(capsys, monkeypatch, g
     code, out, _ = run(capsys, monkeypatch, gitlab, None)
     assert code == 0
     assert "SLACK_BOT_TOKEN is not set" in out
+
+
+def test_a_mistyped_slack_api_url_is_one_line_naming_the_variable(capsys, monkeypatch, gitlab, slack):
+    monkeypatch.setenv("GITLAB_URL", gitlab.url)
+    monkeypatch.setenv("GITLAB_TOKEN", gitlab.token)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", slack.token)
+    monkeypatch.setenv("SLACK_API_URL", "slack.com/api")
+    code = main(["check-config", "--config", BUNDLED, "--live"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert "SLACK_API_URL must be an http(s) URL" in line and "Traceback" not in err
