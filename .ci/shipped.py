@@ -284,11 +284,32 @@ def check_image(sim: SimulatedGitLab, home: Path, policy: Path) -> None:
         for key, value in service_env(sim, policy, Path("/usr/local/bin")).items():
             if key.startswith(("GITLAB_", "INCIDENT_BOT_")) and key != "INCIDENT_BOT_CONFIG":
                 env_args += ["-e", f"{key}={value}"]
-        run([engine, "run", "--rm", "--network", "host", *mount, *env_args, "-e", "INCIDENT_BOT_DB=/data/ci.sqlite3",
-             tag, "python", "-I", "-c", IMPORT_ALL.format(root="/nonexistent")])
+        run(
+            [
+                engine,
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                *mount,
+                *env_args,
+                "-e",
+                "INCIDENT_BOT_DB=/data/ci.sqlite3",
+                tag,
+                "python",
+                "-I",
+                "-c",
+                IMPORT_ALL.format(root="/nonexistent"),
+            ]
+        )
         step("container image: every module imports")
-        check_serve(sim, Path("/usr/local/bin"), home, policy,
-                    [engine, "run", "--rm", "--network", "host", "--init", *mount, *env_args, tag, "incident-bot"])
+        check_serve(
+            sim,
+            Path("/usr/local/bin"),
+            home,
+            policy,
+            [engine, "run", "--rm", "--network", "host", "--init", *mount, *env_args, tag, "incident-bot"],
+        )
     finally:
         subprocess.run([engine, "rmi", "-f", tag], capture_output=True)
 
