@@ -149,10 +149,19 @@ _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s?\s*$")
 
 
 def duration(name: str, *, unit: timedelta = timedelta(seconds=1), off: bool = False,
-             least: timedelta = timedelta(0), most: timedelta | None = None) -> Callable[[str], timedelta | None]:
-    """A duration: a plain number (of ``unit``), ``300s``, or the config's form (``5m``, ``1h``, ``2d``)."""
+             at_least: timedelta | None = None, most: timedelta | None = None) -> Callable[[str], timedelta | None]:
+    """A duration: a plain number (of ``unit``), ``300s``, or the config's form (``5m``, ``1h``, ``2d``), more
+    than zero, within ``at_least`` and ``most`` when given. A refusal names the bounds in ``unit``."""
     plain = "days" if unit == timedelta(days=1) else "seconds"
     expected = f"a duration such as 300s, 5m or 1h (a plain number is {plain}){' or off' if off else ''}"
+    if at_least is not None and most is not None:
+        bounds = f"from {_show(at_least, unit)} to {_show(most, unit)}"
+    elif at_least is not None:
+        bounds = f"at least {_show(at_least, unit)}"
+    elif most is not None:
+        bounds = f"more than 0 and at most {_show(most, unit)}"
+    else:
+        bounds = f"more than 0 {plain}"
 
     def parse(text: str) -> timedelta | None:
         if off and text.strip().lower() == "off":
@@ -167,28 +176,20 @@ def duration(name: str, *, unit: timedelta = timedelta(seconds=1), off: bool = F
                 value = parse_duration(text)
         except (ValueError, OverflowError):
             raise ValueError(f"{name}={text!r} is not {expected}") from None
-        if value <= least:
-            raise ValueError(f"{name}={text!r} must be more than {_show(least)}")
-        if most is not None and value > most:
-            raise ValueError(f"{name}={text!r} must be at most {_show(most)}")
+        too_short = value < at_least if at_least is not None else value <= timedelta(0)
+        if too_short or (most is not None and value > most):
+            raise ValueError(f"{name}={text!r} must be {bounds}")
         return value
 
     return parse
 
 
-def _show(value: timedelta) -> str:
-    seconds = value.total_seconds()
-    return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds:g} s"
-
-
-def _at_least(name: str, least: timedelta, parse: Callable[[str], timedelta | None]) -> Callable[[str], Any]:
-    def check(text: str) -> timedelta | None:
-        value = parse(text)
-        if value is not None and value < least:
-            raise ValueError(f"{name}={text!r} is too short (at least {_show(least)})")
-        return value
-
-    return check
+def _show(value: timedelta, unit: timedelta = timedelta(seconds=1)) -> str:
+    """A bound in the setting's own unit: ``1 day``, ``3650 days``, ``10 s``."""
+    if unit >= timedelta(days=1):
+        days = value.total_seconds() / 86400
+        return f"{days:g} day" if days == 1 else f"{days:g} days"
+    return f"{value.total_seconds():g} s"
 
 
 def _choice(name: str, *choices: str) -> Callable[[str], str]:
@@ -277,18 +278,16 @@ FIELDS: dict[str, Variable] = {
     "sweep_every": Variable(
         "INCIDENT_BOT_SWEEP_SECONDS", "`300s`", "how often each worker lists open incidents to catch missed webhooks "
         "(`off`: webhooks only; at least 10 s); reminders do not depend on it",
-        _at_least("INCIDENT_BOT_SWEEP_SECONDS", timedelta(seconds=10),
-                  duration("INCIDENT_BOT_SWEEP_SECONDS", off=True))),
+        duration("INCIDENT_BOT_SWEEP_SECONDS", off=True, at_least=timedelta(seconds=10))),
     "lease": Variable(
         "INCIDENT_BOT_LEASE_SECONDS", "`60s`", "how long a job a dead worker held waits before another takes it "
-        "(at least 3 s)", _at_least("INCIDENT_BOT_LEASE_SECONDS", timedelta(seconds=3),
-                                    duration("INCIDENT_BOT_LEASE_SECONDS"))),
+        "(at least 3 s)", duration("INCIDENT_BOT_LEASE_SECONDS", at_least=timedelta(seconds=3))),
     "retry_base": Variable("INCIDENT_BOT_RETRY_SECONDS", "`10s`",
                            "the first retry of a failed job, doubling after", duration("INCIDENT_BOT_RETRY_SECONDS")),
     "dead_letter_retention": Variable(
         "INCIDENT_BOT_DEAD_LETTER_DAYS", "`14` (days)", "how long dead letters and their payloads are kept "
-        "(1 to 3650 days)", _at_least("INCIDENT_BOT_DEAD_LETTER_DAYS", timedelta(days=1), duration(
-            "INCIDENT_BOT_DEAD_LETTER_DAYS", unit=timedelta(days=1), most=timedelta(days=3650)))),
+        "(1 to 3650 days)", duration("INCIDENT_BOT_DEAD_LETTER_DAYS", unit=timedelta(days=1),
+                                      at_least=timedelta(days=1), most=timedelta(days=3650))),
     "max_body_bytes": Variable("INCIDENT_BOT_MAX_BODY_BYTES", f"`{GITLAB_MAX_BODY}`",
                                "the largest webhook body accepted (GitLab's own limit is 25 MB)",
                                _bytes("INCIDENT_BOT_MAX_BODY_BYTES")),

@@ -57,7 +57,22 @@ def test_the_command_line_prints_every_problem_and_exits_2(
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2
     assert err[0].startswith("incident-bot: INCIDENT_BOT_RETRY_SECONDS='0' must be more than")
-    assert err[1].startswith("incident-bot: INCIDENT_BOT_DEAD_LETTER_DAYS='9999' must be at most 3650 days")
+    assert err[1] == "incident-bot: INCIDENT_BOT_DEAD_LETTER_DAYS='9999' must be from 1 day to 3650 days"
+
+
+@pytest.mark.parametrize("text", ["0", "0.5", "0s"])
+def test_a_retention_in_days_below_one_day_names_the_range_in_days(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str
+) -> None:
+    """The operator who writes 0 for a setting counted in days is told the range in days, not "more than 0 s"."""
+    from bot.commands.cli import main
+
+    monkeypatch.setenv("INCIDENT_BOT_DB", str(tmp_path / "bot.sqlite3"))
+    monkeypatch.setenv("INCIDENT_BOT_DEAD_LETTER_DAYS", text)
+    assert main(["dead-letters", "list"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"incident-bot: INCIDENT_BOT_DEAD_LETTER_DAYS={text!r} must be from 1 day to 3650 days"
+    ]
 
 
 @pytest.mark.parametrize(
