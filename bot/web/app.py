@@ -24,7 +24,7 @@ from bot import heartbeat
 from bot.clock import utcnow
 from bot.config import Config
 from bot.core.events import Ignored, parse_event
-from bot.core.routing import route
+from bot.core.routing import route, shown_ref
 from bot.metrics import Metrics
 from bot.redact import redact
 from bot.settings import GITLAB_MAX_BODY
@@ -176,7 +176,8 @@ class Receiver:
     def _record(
         self, req: Request, header: str | None, event: str, payload: Any, body: bytes, signed_id: str | None
     ) -> Response:
-        routed = route(parse_event(header, payload), self.config)
+        parsed = parse_event(header, payload)
+        routed = route(parsed, self.config)
         incident_key = None if isinstance(routed, Ignored) else routed.key
         did = delivery_id(req.headers, payload, body, signed_id=signed_id)
         reason = event_name(header)
@@ -197,7 +198,8 @@ class Receiver:
             log.debug("delivery %s (%s): ignored: %s", did, event, routed.reason)
             return self._answer(event, "ignored", 202, delivery=did, reason=routed.reason)
         log.debug("delivery %s (%s): queued job %s for %s", did, event, result.job_id, incident_key)
-        return self._answer(event, "accepted", 202, delivery=did, incident=incident_key)
+        assert not isinstance(routed, Ignored)
+        return self._answer(event, "accepted", 202, delivery=did, incident=shown_ref(parsed, routed))
 
 
 class WebhookRoute:
