@@ -85,3 +85,29 @@ def test_gunicorn_follows_the_chosen_format(monkeypatch, kind):
         assert json.loads(line)["message"] == "Booting"
     else:
         assert line.endswith("[INFO] gunicorn.error: Booting")
+
+
+def test_an_exception_python_could_not_raise_is_one_json_line(monkeypatch, capfd):
+    """``sys.unraisablehook`` output ("Exception ignored in ...") bypasses logging; under json it is an object."""
+    monkeypatch.setattr(logformat, "_chosen", "json")
+
+    def finaliser() -> None: ...
+
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        unraisable = type(
+            "U",
+            (),
+            {
+                "exc_type": ValueError,
+                "exc_value": exc,
+                "exc_traceback": exc.__traceback__,
+                "object": finaliser,
+                "err_msg": None,
+            },
+        )()
+    logformat._unraisable(unraisable)
+    (line,) = capfd.readouterr().err.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "warning" and "finaliser" in record["message"] and "boom" in record["message"]

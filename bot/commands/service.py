@@ -48,6 +48,7 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     logformat.choose(log_format)
     logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr)
     logformat.apply([h for h in logging.getLogger().handlers if getattr(h, "stream", None) is sys.stderr])
+    logformat.capture_stray_output()
     register_secrets()
     redaction.install()
 
@@ -136,12 +137,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         child_grace=WORKER_GRACE,
         loglevel=args.log_level,
     )
+    master = os.getpid()
     try:
         server.run()
     finally:
-        shutil.rmtree(heartbeat_dir, ignore_errors=True)
-        if temporary:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        # gunicorn forks its receivers inside run(): a receiver that exits (at stop, or restarted by the master)
+        # unwinds this same frame. Only the master removes what every process of the service shares.
+        if os.getpid() == master:
+            shutil.rmtree(heartbeat_dir, ignore_errors=True)
+            if temporary:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

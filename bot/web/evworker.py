@@ -13,10 +13,17 @@ that worker class is chosen; the monkey-patching happens in the worker process a
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
+
+# gevent patches the standard library in the worker after the fork, when the master has already imported ssl
+# (through urllib3, which the shared modules pull in). The receivers open no TLS connection (they make no
+# GitLab or Slack call: docs/architecture.md), so an unpatched ssl is never used here; the warning would only
+# be noise at every start.
+warnings.filterwarnings("ignore", message="Monkey-patching ssl after ssl has already been imported")
 
 
 class IntakeWorker(GeventWorker):  # type: ignore[misc]

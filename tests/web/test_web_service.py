@@ -301,6 +301,65 @@ def test_the_worker_stops_by_itself_when_the_master_is_killed(serve_factory: Cal
     wait_for(lambda: not running(worker), 10, "the orphaned worker to exit")
 
 
+def receiver_pids(server: Serve) -> set[int]:
+    """The master's children that serve HTTP (forked receivers, whose command line is the master's)."""
+    assert server.proc is not None
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == server.proc.pid and b"serve" in argv and running(int(entry.name)):
+            found.add(int(entry.name))
+    return found
+
+
+def test_a_receiver_that_exits_leaves_the_services_shared_files_alone(
+    serve_factory: Callable[..., Serve], tmp_path: Path
+) -> None:
+    """gunicorn forks receivers inside the master's ``run()``: one that exits unwinds the master's frames in its
+    own process. It must not remove the metrics and heartbeat directories the other processes still use."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    server = serve_factory(TMPDIR=str(scratch)).start()
+    wait_for(lambda: len(receiver_pids(server)) == 2, 10, f"two receivers ({server.tail()})")
+    shared = sorted(p.name.split("-")[2] for p in scratch.iterdir())
+    assert shared == ["metrics", "worker"], shared
+    first = receiver_pids(server)
+    os.kill(min(first), signal.SIGTERM)  # a graceful exit: gunicorn starts another
+    wait_for(lambda: len(receiver_pids(server) - first) == 1, 15, f"a new receiver ({server.tail()})")
+    assert sorted(p.name.split("-")[2] for p in scratch.iterdir()) == shared, "a receiver removed shared files"
+    wait_for(lambda: requests.get(server.url + "/readyz", timeout=2).status_code == 200, 10, "readiness")
+
+
+def test_with_log_format_json_every_line_from_start_to_stop_is_an_object(
+    sim: SimulatedGitLab, serve_factory: Callable[..., Serve]
+) -> None:
+    """A log pipeline reads serve's stderr as JSON lines: gevent's start-up warning and the "Exception ignored"
+    lines a receiver's exit used to print in plain text are gone or are objects too."""
+    iid = open_incident(sim, "Customer data exposed", ["comms-email"])
+    server = serve_factory()
+    server.argv += ["--log-format", "json"]
+    server.start()
+    opened = issue_hook(sim.state, PROJECT, iid, "open", user="alice")
+    assert deliver(server.url, opened) == 202
+    wait_for(lambda: converged(sim, iid, 1), 20, f"#{iid} to converge ({server.tail()})")
+    server.stop()
+    lines = [line for line in server.output().splitlines() if line.strip()]
+    assert any("reconciled" in line for line in lines)
+    not_json = []
+    for line in lines:
+        try:
+            assert isinstance(json.loads(line), dict)
+        except (ValueError, AssertionError):
+            not_json.append(line)
+    assert not_json == [], "\n".join(not_json[:10])
+
+
 # ---------------------------------------------------------------------------- refusing to start
 
 
