@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import wiring
+from bot import heartbeat, wiring
 from bot.clock import utcnow
 from bot.config import Config, load_config
 from bot.errors import UserError
@@ -110,7 +110,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env = settings("gitlab", "webhook")
     wiring.web_settings(env)
     cfg = load_config(args.config or env.config)
-    cfg = as_bot(cfg, wiring.check_gitlab(env))
+    try:
+        cfg = as_bot(cfg, wiring.check_gitlab(env))
+    except wiring.GitLabAway as exc:
+        # As with PostgreSQL away: serve, record deliveries, and let the worker wait for GitLab and catch up
+        # (/readyz says degraded meanwhile). Exiting here would only crash-loop under a supervisor.
+        log.warning("%s; serving anyway: deliveries are recorded and worked on once GitLab answers", exc)
     wiring.prepare_store(env)
 
     from bot.web.server import GunicornApp
@@ -232,7 +237,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         _watch_parent(args.exit_with_parent, stop)
     env = settings("gitlab")
     cfg = load_config(args.config or env.config)
-    username = wiring.check_gitlab(env)
+    beat_file = Path(args.heartbeat_file) if args.heartbeat_file else None
+
+    def waiting(reason: str) -> None:
+        if beat_file is not None:
+            heartbeat.beat(beat_file, utcnow(), waiting=reason)
+
+    username = wiring.wait_for_gitlab(env, stop, waiting)
+    if username is None:  # stopped while waiting for GitLab
+        return 0
     cfg = as_bot(cfg, username)
     store = wiring.wait_for_store(env, stop)
     if store is None:  # stopped while waiting for the database
@@ -258,7 +271,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         drainer=(lambda: drain(spool, store)) if (spool := wiring.spool(env)) is not None else None,
         sweeper=(lambda: sweep(client, store, cfg, utcnow())) if sweep_every else None,
         sweep_every=sweep_every or timedelta(minutes=5),
-        heartbeat=Path(args.heartbeat_file) if args.heartbeat_file else None,
+        heartbeat=beat_file,
         chat=chat,
         slack=slack,
     )

@@ -265,13 +265,22 @@ def readyz() -> tuple[Response, int]:
             log.warning("degraded: %s", reason)
             receiver.degraded_logged = reason
         return _status("degraded", reason if insider else None), 200
-    receiver.degraded_logged = None
     # With the shared store up, ready also means a worker takes the jobs this replica queues.
     if receiver.worker_heartbeat is not None:
         silent = heartbeat.stale(receiver.worker_heartbeat, receiver.clock())
         if silent:
             log.warning("not ready: %s", silent)
             return _status("unavailable", silent if insider else None), 503
+        # The worker is alive but waits for GitLab (unreachable since it started): deliveries are still
+        # recorded and will be worked on when GitLab answers, so this replica keeps receiving them (200).
+        waiting = heartbeat.waiting_for(receiver.worker_heartbeat, receiver.clock())
+        if waiting:
+            reason = redact(f"the worker waits for GitLab: {waiting}")
+            if reason != receiver.degraded_logged:
+                log.warning("degraded: %s", reason)
+                receiver.degraded_logged = reason
+            return _status("degraded", reason if insider else None), 200
+    receiver.degraded_logged = None
     return _status("ready", None), 200
 
 
