@@ -82,12 +82,16 @@ class GitLabApplier:
             raise errors[0]
         return results
 
-    def _assignee_ids(self, username: str | None) -> tuple[list[int], list[str]]:
+    def _assignee_ids(self, username: str | None, what: str) -> tuple[list[int], list[str]]:
+        """The user's id to assign ``what`` to; or none, and the status log's line saying it was not done."""
         if not username:
             return [], []
         uid = self.client.user_id(username)
         if uid is None:
-            return [], [f"could not assign {escape_inline('@' + username)}: no such GitLab user"]
+            return [], [
+                f"could not assign {what} to {escape_inline('@' + username)}: GitLab has no such user; fix the "
+                "policy (`incident-bot check-config --live` checks every person it names)"
+            ]
         return [uid], []
 
     def _earlier_create(self, action: CreateChild, observed: Observed) -> Issue | None:
@@ -165,7 +169,7 @@ class GitLabApplier:
         if self.guard is not None:
             self.guard.before_write()
         if isinstance(action, CreateChild):
-            ids, warnings = self._assignee_ids(action.assignee)
+            ids, warnings = self._assignee_ids(action.assignee, f"the new {escape_inline(action.channel)} issue")
             if self.guard is not None:
                 earlier = self._earlier_create(action, observed)
                 if earlier is not None:
@@ -198,7 +202,7 @@ class GitLabApplier:
             self.client.link(ref, IncidentRef(action.child_project, action.child_iid))
             return Result(action)
         if isinstance(action, UpdateIncident):
-            ids, warnings = self._assignee_ids(action.assign)
+            ids, warnings = self._assignee_ids(action.assign, "the incident")
             if not ids and not action.add_labels:
                 return Result(action, warnings=tuple(warnings))
             issue = self.client.update_issue(ref, assignee_ids=ids or None, add_labels=action.add_labels)
@@ -209,7 +213,8 @@ class GitLabApplier:
                 )
             return Result(action, warnings=tuple(warnings))
         if isinstance(action, ReassignChild):
-            ids, warnings = self._assignee_ids(action.assignee)
+            what = f"#{action.child_iid} ({escape_inline(action.channel)})"
+            ids, warnings = self._assignee_ids(action.assignee, what)
             if not ids:
                 return Result(action, warnings=tuple(warnings))
             child = IncidentRef(action.child_project, action.child_iid)

@@ -406,3 +406,29 @@ class GitLabClient:
             write="idempotent",
         )
         return note_from_api(result)
+
+    # ---- people (check-config --live) -----------------------------------------------------------
+    def find_user(self, username: str) -> dict[str, Any] | None:
+        """The user named ``username`` (GitLab matches it case-insensitively), with its ``state``; None when
+        GitLab has none."""
+        found = self._list(f"look up user @{username}", "/users", {"username": username})
+        return found[0] if found else None
+
+    def group_exists(self, path: str) -> bool:
+        """Whether the bot user can see the group ``path`` (a team handle that is a group)."""
+        try:
+            self._get_json(f"look up group @{path}", f"/groups/{quote(path, safe='')}")
+        except GitLabCallError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def member_levels(self, project: str) -> dict[str, int]:
+        """Every member of ``project`` (inherited from its groups too) by username: their access level."""
+        members = self._list(f"list the members of {project}", f"/projects/{quote(project, safe='')}/members/all")
+        return {
+            str(m["username"]).lower(): int(m.get("access_level") or 0)
+            for m in members
+            if isinstance(m.get("username"), str) and str(m.get("state") or "active") not in INACTIVE_STATES
+        }

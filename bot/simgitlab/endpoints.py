@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from typing import Any
 
 from . import entities
@@ -126,6 +127,18 @@ def list_projects(ctx: Ctx) -> ApiResponse:
         found = [p for p in found if ctx.state.access_level(p, ctx.actor) >= minimum]
     found.sort(key=lambda p: p.id)
     return ctx.api.paginate(ctx, found, lambda p: entities.project(ctx.state, p, ctx.actor))
+
+
+@router.add("GET", "/groups/:id")
+def get_group(ctx: Ctx) -> ApiResponse:
+    """A group (doc/api/groups.md, "Get a single group"): 404 unless the caller can see it. The simulator has no
+    group visibility of its own: a group is visible to a member, or when the caller can read a project in it."""
+    group = ctx.path_params["id"].strip("/").lower()
+    inside = [p for p in ctx.state.projects_by_id.values() if (p.namespace.lower() + "/").startswith(group + "/")]
+    member = ctx.actor.id in ctx.state.group_members.get(group, {})
+    if not member and not any(ctx.state.can_read_project(ctx.actor, p) for p in inside):
+        raise ApiError.not_found("Group")
+    return ok({"id": zlib.crc32(group.encode()) % 100_000, "full_path": group, "path": group.rsplit("/", 1)[-1]})
 
 
 @router.add("GET", "/groups/:id/issues")
