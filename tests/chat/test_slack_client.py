@@ -56,25 +56,32 @@ def test_post_then_history_finds_the_key_and_update_edits_in_place(
     channel = chat.resolve("#incidents")
     slack.state.say(channel, "a person talking")
     ts = chat.post(channel, "Incident #12 declared", "inc-12|declared|#incidents|0")
-    assert chat.posted_keys(channel) == {"inc-12|declared|#incidents|0": ts}
+    assert chat.history(channel).keys == {"inc-12|declared|#incidents|0": ts}
     chat.update(channel, ts, "Incident #12 declared (edited)")
     assert slack.state.texts(channel) == ["a person talking", "Incident #12 declared (edited)"]
 
 
-def test_posted_keys_reads_at_most_five_pages(chat: SlackChat, slack: SimulatedSlack, ws: Workspace) -> None:
+def test_history_is_read_one_page_at_a_time_newest_first_back_to_oldest(
+    chat: SlackChat, slack: SimulatedSlack, ws: Workspace, slack_clock: Clock
+) -> None:
     channel = ws.incidents.id
     old = chat.post(channel, "old", "old-key")
-    for i in range(1100):
+    slack_clock.advance(3600)
+    for i in range(500):
         slack.state.say(channel, f"chatter {i}")
     recent = chat.post(channel, "recent", "recent-key")
-    assert chat.posted_keys(channel) == {"recent-key": recent}
-    assert slack.count("conversations.history") == 5
-    assert old  # older than 1000 messages: beyond what the bot looks at
+    first = chat.history(channel)
+    assert first.keys == {"recent-key": recent} and first.next_cursor
+    assert chat.history(channel, cursor=first.next_cursor).keys == {}
+    assert slack.count("conversations.history") == 2, "one call a page: the caller decides whether to go on"
+    bounded = chat.history(channel, oldest=slack_clock() - 60)
+    assert slack.calls[-1].args["oldest"] == f"{slack_clock() - 60:.6f}"
+    assert "old-key" not in bounded.keys and old
 
 
 def test_another_apps_metadata_is_not_taken_for_the_bots(chat: SlackChat, slack: SimulatedSlack, ws: Workspace) -> None:
     slack.state.say(ws.incidents.id, "x", metadata={"event_type": "other_app", "event_payload": {"key": "k"}})
-    assert chat.posted_keys(ws.incidents.id) == {}
+    assert chat.history(ws.incidents.id).keys == {}
 
 
 def reason_of(call: object) -> ChatError:
@@ -187,7 +194,7 @@ def test_post_request_carries_metadata_and_turns_parsing_off(chat: SlackChat, sl
 def test_history_request_asks_for_metadata_in_large_pages(
     chat: SlackChat, slack: SimulatedSlack, ws: Workspace
 ) -> None:
-    chat.posted_keys(ws.incidents.id)
+    chat.history(ws.incidents.id)
     args = slack.calls[-1].args
     assert args["include_all_metadata"] in ("1", "true", True) and str(args["limit"]) == "200"
 
