@@ -84,21 +84,22 @@ def quote(body: str, limit: int = FORWARD_LIMIT) -> tuple[Mrkdwn, bool]:
 
 def coalesce(notes: list[Note], every: timedelta, per_person: int) -> list[tuple[Note, Note]]:
     """Status updates grouped into windows, oldest first: ``(opener, latest)`` per window. A window opens
-    with an update at least ``every`` after the previous window opened and holds the later ones until then;
-    one person's updates count at most ``per_person`` an hour (the others stay in GitLab only). Pure: the
-    same notes always give the same windows, so each window's message key is stable."""
+    with an update at least ``every`` after the previous window opened and takes the later ones until then
+    (its message shows the latest); one person opens at most ``per_person`` windows an hour (a later update
+    of theirs outside an open window stays in GitLab only). Pure: the same notes always give the same
+    windows, so each window's message key is stable."""
     windows: list[list[Note]] = []
-    counted: dict[str, list[datetime]] = {}
+    opened: dict[str, list[datetime]] = {}
     for note in sorted(notes, key=lambda n: (n.created_at or _EPOCH, n.id)):
         at = note.created_at or _EPOCH
-        mine = [t for t in counted.get(note.author.lower(), []) if at - t < _HOUR]
-        if len(mine) >= per_person:
-            continue
-        counted[note.author.lower()] = [*mine, at]
         if windows and at - (windows[-1][0].created_at or _EPOCH) < every:
             windows[-1][1] = note
-        else:
-            windows.append([note, note])
+            continue
+        mine = [t for t in opened.get(note.author.lower(), []) if at - t < _HOUR]
+        if len(mine) >= per_person:
+            continue
+        opened[note.author.lower()] = [*mine, at]
+        windows.append([note, note])
     return [(opener, latest) for opener, latest in windows]
 
 

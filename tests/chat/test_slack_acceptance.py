@@ -73,8 +73,13 @@ class Incident:
         for name, email in (("sec-director", "sec-director@example.com"), ("simoc", "simoc@example.com")):
             user = state.add_user(name, email)
             self.channels[f"email:{email}"] = state.dm_channel(user.id)
-        self.sender = SlackWorker(self.store, lambda: SlackChat(self.token, self.slack.url, timeout=5),
-                                  worker_id="s:1", clock=self.clock)
+        self.sender = self.slack_worker("s:1")
+
+    def slack_worker(self, worker_id: str) -> SlackWorker:
+        """A Slack worker process of its own (its own Slack client and caches), on the injected clock."""
+        return SlackWorker(self.store, lambda: SlackChat(self.token, self.slack.url, timeout=5,
+                                                         clock=lambda: self.clock().timestamp()),
+                           worker_id=worker_id, clock=self.clock)
 
     def reconcile(self, iid: int | None = None) -> list[Outcome]:
         """A webhook for ``iid`` (or none: only jobs already due), then the GitLab worker until idle."""
