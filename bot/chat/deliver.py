@@ -263,16 +263,21 @@ def deliver(items: Sequence[Outgoing], port: ChatPort, scans: dict[str, Scan] | 
                 oldest[target] = None if here is None or item.oldest is None else min(here, item.oldest)
     run = _Delivery(port, oldest, scans if scans is not None else {})
     done: set[str] = set()
+    held: dict[str, str] = {}
     try:
         for item in items:
             key = item.message.key
             if item.sent or key in done:
                 continue
             done.add(key)
+            target = item.message.target
+            if target in held:  # keep each target's messages in order behind the one that waits
+                run.report.deferred[key] = held[target]
+                continue
             try:
                 run.one(item)
             except _Defer as why:
-                run.report.deferred[key] = why.reason
+                run.report.deferred[key] = held[target] = why.reason
             except ChatError as err:
                 reason = err.reason
                 channel = run.channels.get(item.message.target)

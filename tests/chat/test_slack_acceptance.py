@@ -397,3 +397,28 @@ def test_a_guest_cannot_name_the_incident_channel_and_a_developer_can(make) -> N
     (engaged,) = inc.texts("#inc-42")
     assert "engaged on security incident" in engaged
     inc.no_duplicates()
+
+
+def test_under_a_distributed_apps_limits_every_message_still_goes_out_exactly_once(make) -> None:
+    """Slack changelog 2025-05-29 ("Rate limit changes for non-Marketplace apps"): conversations.history once
+    a minute, 15 messages a page, 429 with Retry-After beyond; channels busy with people's messages."""
+    inc: Incident = make()
+    inc.slack.distributed_app = True
+    for channel in inc.channels.values():
+        for i in range(40):
+            inc.slack.state.say(channel, f"people talking {i}")
+    inc.slack.fail_after_commit(2)  # and two posts land with their answers lost
+    iid = lifecycle(inc, send="once")
+    for _ in range(40):  # the Slack worker's retries, as the queue makes them due
+        inc.clock.advance(30)
+        inc.reconcile()
+        inc.send()
+        if not inc.store.pending_messages(f"{inc.w.project_id}#{iid}"):
+            break
+    assert not inc.store.pending_messages(f"{inc.w.project_id}#{iid}"), "every message went out"
+    inc.no_duplicates()
+    assert "dead" not in [j.state for j in peek.jobs(inc.store) if j.incident_key.startswith("slack:")]
+    reads = [c for c in inc.slack.calls if c.method == "conversations.history"]
+    assert any(c.status == 429 for c in reads), "the limit was met"
+    for target in ("#e-group", "email:sec-director@example.com", "#marketing-programs"):
+        assert inc.texts(target)[-1].startswith(":white_check_mark: All clear"), target
