@@ -302,11 +302,23 @@ class SlackChat:
         return HistoryPage(keys, next_cursor)
 
     def post(self, channel: str, text: str, key: str) -> str:
-        data = self._call("chat.postMessage", channel, self.client.chat_postMessage, channel=channel, text=text,
-                          metadata={"event_type": EVENT_TYPE, "event_payload": {"key": key}},
-                          unfurl_links=False, unfurl_media=False, parse="none", link_names=False).data
+        try:
+            data = self._call("chat.postMessage", channel, self.client.chat_postMessage, channel=channel,
+                              text=text, metadata={"event_type": EVENT_TYPE, "event_payload": {"key": key}},
+                              unfurl_links=False, unfurl_media=False, parse="none", link_names=False).data
+        except ChatRefused as err:
+            if "channel_not_found" in err.reason or "is_archived" in err.reason:
+                self._forget(channel)  # a name now meaning another channel is looked up again next time
+            raise
         assert isinstance(data, dict)
         return str(data.get("ts", ""))
+
+    def _forget(self, channel: str) -> None:
+        with self._lock:
+            for target in [t for t, c in self._resolved.items() if c == channel and t.startswith("#")]:
+                del self._resolved[target]
+            if self._names is not None:
+                self._names = {n: c for n, c in self._names.items() if c != channel}
 
     def update(self, channel: str, ts: str, text: str) -> None:
         self._call("chat.update", channel, self.client.chat_update, channel=channel, ts=ts, text=text,
