@@ -58,7 +58,10 @@ class SlackPlanner:
                 return False
             pending = store.offer_messages(incident_key, messages, now)
             # Refused long enough ago: the channel may exist now (a restart changes nothing about that).
-            if store.revive_refused(incident_key, [m.key for m in messages], now - REFUSED_RETRY) == 0 and pending == 0:
+            revived = 0
+            if store.refused_targets(incident_key):
+                revived = store.revive_refused(incident_key, [m.key for m in messages], now - REFUSED_RETRY)
+            if pending == 0 and revived == 0:
                 return False
             store.enqueue(SLACK_JOB_PREFIX + incident_key, now, "slack")
             return True

@@ -246,3 +246,34 @@ def test_lookups_map_errors_too(chat: SlackChat, slack: SimulatedSlack, method: 
     err = reason_of(lambda: chat.resolve(target))
     expected = ChatUnavailable if code == "ratelimited" else ChatRefused
     assert type(err) is expected and (target in err.reason or code == "ratelimited")
+
+
+def test_a_history_read_the_app_may_not_make_refuses_that_target_not_the_token(
+    chat: SlackChat, slack: SimulatedSlack, ws: Workspace
+) -> None:
+    slack.forced["conversations.history"] = "missing_scope"  # e.g. no groups:history for a private channel
+    err = reason_of(lambda: chat.history(ws.incidents.id))
+    assert isinstance(err, ChatRefused) and not isinstance(err, ChatAuthError)
+    assert "history" in err.reason and "\n" not in err.reason
+
+
+def test_a_channel_archived_and_made_again_under_its_name_is_found_again(
+    chat: SlackChat, slack: SimulatedSlack, ws: Workspace, slack_clock: Clock
+) -> None:
+    old = chat.resolve("#incidents")
+    ws.incidents.archived = True
+    fresh = slack.state.add_channel("incidents").id
+    assert isinstance(reason_of(lambda: chat.post(old, "hello", "k1")), ChatRefused)
+    slack_clock.advance(31)
+    assert chat.resolve("#incidents") == fresh != old
+
+
+def test_a_channel_created_after_the_list_was_read_is_found(
+    chat: SlackChat, slack: SimulatedSlack, ws: Workspace, slack_clock: Clock
+) -> None:
+    chat.resolve("#incidents")
+    late = slack.state.add_channel("inc-77").id
+    assert isinstance(reason_of(lambda: chat.resolve("#inc-77")), ChatRefused), "the list was just read"
+    slack_clock.advance(31)
+    assert chat.resolve("#inc-77") == late
+    assert slack.count("conversations.list") == 2
