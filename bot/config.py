@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from bot import paths
 
@@ -432,13 +432,17 @@ class ChatSettings(_Model):
 
     @field_validator("incident_channels")
     @classmethod
-    def _names(cls, v: str | None) -> str | None:
+    def _names(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is None:
             return v
         if not _CHANNEL_GLOB.fullmatch(v):
             raise ValueError(f"invalid incident_channels {v!r} (expected a channel name with '*', e.g. '#inc-*')")
         if v.startswith("#*"):
             raise ValueError(f"incident_channels {v!r} would accept any channel: start it with a prefix, e.g. '#inc-*'")
+        pattern = info.data.get("incident_channel")
+        if isinstance(pattern, str) and not _glob(v).fullmatch(pattern.format(iid=1)):
+            raise ValueError(f"incident_channels {v!r} does not accept the names incident_channel {pattern!r} makes: "
+                             f"make them agree, e.g. {pattern.replace('{iid}', '*')!r}")
         return v
 
     @field_validator("incident_channel")

@@ -59,3 +59,9 @@ def test_the_accepted_names_follow_the_policy(default_config):
 def test_an_incident_channels_pattern_that_accepts_anything_or_nothing_is_a_config_error(bad):
     with pytest.raises(ValueError, match="incident_channels"):
         ChatSettings(incident_channels=bad)
+
+
+def test_an_incident_channel_pattern_the_accepted_names_refuse_is_a_config_error():
+    with pytest.raises(ValueError, match=r"make them agree, e.g. '#sec-\*'"):
+        ChatSettings(incident_channel="#sec-{iid}", incident_channels="#inc-*")
+    assert ChatSettings(incident_channel="#inc-{iid}", incident_channels="#inc-*").may_be_incident_channel("#inc-x")
