@@ -33,6 +33,7 @@ REFUSED_RETRY = timedelta(minutes=10)
 """A message Slack refused is tried again at the incident's next look after this long: the channel may
 have been created, or the bot invited, since."""
 SCANS_KEPT = timedelta(minutes=15)
+"""How long a history read held back by Slack's rate limit may be resumed where it stopped."""
 
 
 def kind_of(key: str) -> str:
@@ -103,9 +104,11 @@ class SlackWorker:
         self.metrics = metrics
         self.poll_interval = poll_interval
         self.heartbeat = heartbeat or lease / 3
-        self._scans: dict[str, tuple[datetime, dict[str, Scan]]] = {}
-        """Incident key -> how far its targets' history was read, kept while some messages wait on a
-        rate-limited history read (so the next try resumes there instead of rereading)."""
+        self._scans: dict[str, tuple[int, datetime, dict[str, Scan]]] = {}
+        """Incident key -> (job id, when, how far its targets' history was read), kept while some messages
+        wait on a rate-limited history read, so the next try resumes there instead of rereading. Used only
+        by the job's very next claim (``attempts == 1`` after the requeue): if anyone else held the job in
+        between, they may have posted, and the history is read afresh."""
 
     @property
     def port(self) -> ChatPort:
@@ -129,8 +132,8 @@ class SlackWorker:
             ]
             # From here until recorded sent, each may be in Slack: a crash mid-send looks in the history.
             self.store.mark_trying([i.key for i in items if not i.unsure], start)
-            kept_at, scans = self._scans.pop(incident_key, (start, {}))
-            if start - kept_at > SCANS_KEPT:
+            kept_job, kept_at, scans = self._scans.pop(incident_key, (job.id, start, {}))
+            if kept_job != job.id or job.attempts != 1 or start - kept_at > SCANS_KEPT:
                 kept_at, scans = start, {}
             # Slack timeouts can outlast a lease: keep it, so another replica does not send the same job.
             keeper = LeaseKeeper(
@@ -168,7 +171,7 @@ class SlackWorker:
             retry_in = max(timedelta(seconds=after), MIN_RETRY) if after is not None else None
             return self._fail(job, f"Slack unavailable: {report.unavailable.reason}", retry_in)
         if report.deferred:  # the rest went out; these wait for the history read Slack held back
-            self._scans[incident_key] = (kept_at, scans)
+            self._scans[incident_key] = (job.id, kept_at, scans)
             wait = max(timedelta(seconds=report.defer_after or 60), MIN_RETRY)
             log.info("%s: %d Slack message(s) wait %gs for a history read: %s", incident_key, len(report.deferred),
                      wait.total_seconds(), next(iter(report.deferred.values())))

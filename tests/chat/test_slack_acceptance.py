@@ -422,3 +422,32 @@ def test_under_a_distributed_apps_limits_every_message_still_goes_out_exactly_on
     assert any(c.status == 429 for c in reads), "the limit was met"
     for target in ("#e-group", "email:sec-director@example.com", "#marketing-programs"):
         assert inc.texts(target)[-1].startswith(":white_check_mark: All clear"), target
+
+
+def test_a_busy_channel_read_a_page_a_minute_resumes_where_it_stopped(make) -> None:
+    """A distributed app reads 15 messages a minute: a key 40 messages back takes three reads, each
+    resuming where the last one was rate-limited (rereading from the newest page would never get there)."""
+    inc: Incident = make()
+    iid = inc.w.incident("severity::1", "data-breach")
+    inc.reconcile(iid)
+    inc.send()
+    inc.slack.distributed_app = True
+    inc.note(iid, SIX_POINTS.format(risk="low"))
+    inc.clock.advance(60)
+    inc.reconcile(iid)
+    inc.slack.fail_after_commit(1)  # the first update post lands, its answer is lost
+    assert inc.send() == ["pending"]
+    (lost,) = [c.channel for c in inc.slack.calls if c.error == "fail-after-commit"]
+    for i in range(40):
+        inc.slack.state.say(str(lost), f"people talking {i}")
+    inc.slack.reset_calls()
+    for _ in range(10):
+        inc.clock.advance(30)
+        inc.send()
+        if not inc.store.pending_messages(f"{inc.w.project_id}#{iid}"):
+            break
+    assert not inc.store.pending_messages(f"{inc.w.project_id}#{iid}")
+    inc.no_duplicates()
+    reads = [c for c in inc.slack.calls if c.method == "conversations.history" and c.status == 200
+             and c.channel == lost]
+    assert [c.args.get("cursor", "") == "" for c in reads] == [True, False, False], "one page each, resumed"
