@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bot.config import ROLE_IDS, Config, parse_duration
+from bot.config import ROLE_IDS, ChatSettings, Config, parse_duration
 from bot.core.model import BotState, CadenceRequest, Note
 from bot.text.escape import is_valid_username
 
@@ -154,7 +154,7 @@ def judge(cmd: Command, cfg: Config) -> Verdict:
     if name == "cadence":
         return _cadence(cmd, cfg)
     if name == "channel":
-        return _channel(cmd)
+        return _channel(cmd, cfg)
     # handoff
     if len(args) != 2 or args[0].lower() not in ROLE_IDS or not args[1].startswith("@"):
         return Verdict(cmd, False, f"usage: handoff {'|'.join(ROLE_IDS)} @user")
@@ -227,8 +227,10 @@ def _cadence(cmd: Command, cfg: Config) -> Verdict:
     return Verdict(cmd, True, reply, cadence=(engagement.id, request))
 
 
-def _channel(cmd: Command) -> Verdict:
-    """``channel #inc-123``: the incident response channel in Slack, where its engagements are posted."""
+def _channel(cmd: Command, cfg: Config) -> Verdict:
+    """``channel #inc-123``: the incident response channel in Slack, where its engagements are posted. Only a
+    name the policy accepts for incident channels (``chat.incident_channels``), and never a target the policy
+    uses for anything else: nobody redirects the incident's engagements to ``#general`` or the e-group."""
     if len(cmd.args) != 1 or not CHAT_CHANNEL.fullmatch(cmd.args[0]):
         shown = (Echo(" ".join(cmd.args)), " is not") if cmd.args else ("none given",)
         return Verdict(
@@ -236,6 +238,11 @@ def _channel(cmd: Command) -> Verdict:
                               " a Slack channel name: lowercase letters, digits, - and _)")
         )
     name = cmd.args[0]
+    chat = cfg.chat or ChatSettings()
+    if not chat.may_be_incident_channel(name):
+        why = ("the policy's Slack section already uses it for something else" if name in chat.targets()
+               else f"incident channels are named {chat.incident_channel_glob()} (chat.incident_channels)")
+        return Verdict(cmd, False, Reply("refused: ", Echo(name), f" cannot be the incident channel: {why}"))
     return Verdict(cmd, True, Reply("incident response channel set to ", Echo(name), " by ", Echo(cmd.note.author)),
                    chat_channel=name)
 
