@@ -131,10 +131,11 @@ def _dropped(sock: socket.socket) -> bool:
 def test_one_address_cannot_hold_every_connection_and_a_delivery_still_gets_in(
     gitlab: SimulatedGitLab, tmp_path: Path
 ) -> None:
-    """One receiver process serving 20 connections, 4 per client address: a client at 127.0.0.2 opening 30
-    half-open connections keeps 4; a delivery from 127.0.0.1 is answered at once (without the bound it waits
-    for the 10 s read timeout to free a slot). A newer connection from the same client, once the old ones
-    have waited a second for their header, replaces the oldest."""
+    """One receiver process serving 20 connections, 4 per client address: of a client at 127.0.0.2 opening
+    30 half-open connections, 4 are served and the others held unread outside the pool; a delivery from
+    127.0.0.1 is answered at once (without the bound it waits for the 10 s read timeout to free a slot). A
+    newer connection from the same client, once the served ones have waited a second for their header,
+    replaces the oldest."""
     env = service_env(gitlab.url, gitlab.token, tmp_path, GITLAB_WEBHOOK_SECRET=SECRET)
     server = Serve(
         env, tmp_path, "--workers", "1", "--connections", "20", "--per-client", "4", "--read-timeout", "10"
@@ -149,14 +150,11 @@ def test_one_address_cannot_hold_every_connection_and_a_delivery_still_gets_in(
         took = time.monotonic() - start
         assert answer.status_code == 202, answer.text
         assert took < 3, f"a delivery waited {took:.1f} s behind one client's idle connections"
-        wait_for(lambda: sum(not _dropped(s) for s in held) <= 4, 5, "the extra connections to be closed")
-        kept = [s for s in held if not _dropped(s)]
-        assert len(kept) == 4
-        time.sleep(1.2)  # the kept ones have now waited longer than the grace for their header
+        time.sleep(1.2)  # the four served ones have now waited longer than the grace for their header
         newer = _half_open_from("127.0.0.2", server.port)
         held.append(newer)
-        wait_for(lambda: _dropped(kept[0]), 5, "the oldest idle connection to make room")
-        assert not _dropped(newer) and not any(_dropped(s) for s in kept[1:])
+        wait_for(lambda: _dropped(held[0]), 5, "the oldest idle connection to make room")
+        assert not any(_dropped(s) for s in held[1:])  # the others are served, or held unread
     finally:
         for sock in held:
             sock.close()
