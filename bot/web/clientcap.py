@@ -74,7 +74,7 @@ class ClientTable:
             shed.append(oldest)
             self.shed_total += 1
         conn = Conn(address, sock, now)
-        conns[conn] = None
+        self.by_address.setdefault(address, conns)[conn] = None  # _forget drops an address left empty
         self.by_sock[id(sock)] = conn
         return Admission(conn, shed)
 
