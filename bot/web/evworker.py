@@ -112,10 +112,9 @@ def _close_fd(fd: int) -> None:
 def _raise_open_files_limit() -> int:
     """Raise this process's open-files limit to its hard limit (connections held cost one each); the limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = max(soft, 65536)
-    if soft < hard:
+    wanted = max(soft, 65536) if hard == resource.RLIM_INFINITY else hard
+    if soft < wanted:
         with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
     return max(soft - 256, 0)
