@@ -138,6 +138,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         worker_class=args.worker_class,
         read_timeout=args.read_timeout,
+        worker_connections=args.connections,
+        per_client=args.per_client,
         child_argv=child,
         child_grace=WORKER_GRACE,
         loglevel=args.log_level,
@@ -332,6 +334,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _not_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _log_format_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log-format",
@@ -360,6 +369,19 @@ def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
         type=_positive,
         default=5,
         help="seconds a client has to send its request header, and each part of its body (default 5)",
+    )
+    p.add_argument(
+        "--connections",
+        type=_positive,
+        default=1000,
+        help="connections each receiver process serves at once (gevent; default 1000)",
+    )
+    p.add_argument(
+        "--per-client",
+        type=_not_negative,
+        default=100,
+        help="connections one client address may hold in each receiver process; beyond it, its oldest idle "
+        "one is closed (gevent; default 100, 0: no bound; behind a proxy: at least the proxy's connections)",
     )
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     _log_format_option(p)

@@ -10,7 +10,7 @@ import contextlib
 import contextvars
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from bot.config import Config
 from bot.core import cadence, commands, order
 from bot.core import state as bot_state
-from bot.core.model import BotState, Child, Desired, Issue, LogEntry, Observed, Person
+from bot.core.model import BotState, Child, Desired, Issue, LogEntry, Observed, Person, Tick
 from bot.text.escape import (
     UnsafeValue,
     code_span,
@@ -261,22 +261,39 @@ def _roles_context(desired: Desired) -> list[dict[str, Any]]:
     return [{"id": rid, "name": p.name, "who": who(p)} for rid, p in desired.roles.items()]
 
 
-def _item(key: str) -> Safe:
-    return Safe(marker(ITEM, id=key))
+#: The field of an item's marker saying the bot ticked the box for a ``done`` command (not a person by hand).
+BY_COMMAND = "done"
+
+
+def _item(key: str, by_command: bool = False) -> Safe:
+    return Safe(marker(ITEM, id=key, **{BY_COMMAND: True}) if by_command else marker(ITEM, id=key))
 
 
 _TICKED = re.compile(r"^\s*[-*+]\s+\[[xX]\]\s")
+_UNTICKED = re.compile(r"^\s*[-*+]\s+\[ \]\s")
+
+
+def _item_keys(body: str, box: re.Pattern[str], *, by_command: bool) -> frozenset[str]:
+    keys = set()
+    for line in body.splitlines():
+        if box.match(line):
+            for m in parse_markers(line):
+                key = m.fields.get("id") if m.kind == ITEM else None
+                if isinstance(key, str) and bool(m.fields.get(BY_COMMAND)) == by_command:
+                    keys.add(key)
+    return frozenset(keys)
 
 
 def ticked_items(body: str) -> frozenset[str]:
-    """Keys of the checklist items whose box is ticked, so a re-render keeps what people ticked."""
-    keys = set()
-    for line in body.splitlines():
-        if _TICKED.match(line):
-            for m in parse_markers(line):
-                if m.kind == ITEM and isinstance(m.fields.get("id"), str):
-                    keys.add(m.fields["id"])
-    return frozenset(keys)
+    """Keys of the checklist items whose box was ticked by hand, so a re-render keeps what people ticked (a
+    box the bot ticked for a ``done`` command is its state's, not a person's)."""
+    return _item_keys(body, _TICKED, by_command=False)
+
+
+def unticked_command_items(body: str) -> frozenset[str]:
+    """Keys of the items the bot showed ticked for a ``done`` command whose box was unticked since: only
+    the bot and Maintainers can edit the checklist, so a Maintainer took the tick back."""
+    return _item_keys(body, _UNTICKED, by_command=True)
 
 
 def _recorded(desired: Desired) -> BotState:
@@ -376,8 +393,21 @@ def order_child_body(b: order.Breach, desired: Desired, cfg: Config, incident: I
     return f"{marker(LOG, keys=[b.key])}\n{text}\n"
 
 
+def _tickable(key: str, ticks: frozenset[str], done: Mapping[str, Tick], numbers: Mapping[str, int]) -> dict[str, Any]:
+    """A checklist item's box: ticked by hand (``ticks``) or for a ``done`` command (who and when shown)."""
+    tick = done.get(key)
+    return {
+        "done": key in ticks or tick is not None,
+        "number": numbers.get(key, 0),
+        "ticked": Safe(f"{escape_inline('@' + tick.by)} {tick.at:%Y-%m-%d %H:%M} UTC") if tick else "",
+        "item": _item(key, by_command=tick is not None and key not in ticks),
+    }
+
+
 def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
     ticks = observed.checklist_ticks
+    done = desired.state.done
+    numbers = {item.key: item.number for item in commands.checklist_items(cfg)}
     plans = {c.channel: c for c in desired.children}
     marks = _order_marks(desired, observed, cfg)
     channels = []
@@ -416,7 +446,7 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         flags=list(desired.flags),
         roles=_roles_context(desired),
         first_actions=[
-            {"text": fa.text, "dri": who(fa.dri), "done": f"first:{fa.id}" in ticks, "item": _item(f"first:{fa.id}")}
+            _tickable(f"first:{fa.id}", ticks, done, numbers) | {"text": fa.text, "dri": who(fa.dri)}
             for fa in desired.first_actions
         ],
         engagements=[
@@ -427,9 +457,8 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
                 "cadence_source": e.cadence_source,
                 "channel": e.channel,
                 "reason": e.reason,
-                "done": f"engagement:{e.id}" in ticks,
-                "item": _item(f"engagement:{e.id}"),
             }
+            | _tickable(f"engagement:{e.id}", ticks, done, numbers)
             for e in desired.engagements
         ],
         channels=channels,
@@ -464,6 +493,19 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
                     f"handoff:{v.command.note.id}",
                     f"{role.upper()} handed over to {at(user)} by {escape_inline(v.command.note.author)}"
                     + (f" at {when:%Y-%m-%d %H:%M} UTC" if when else ""),
+                )
+            )
+    for v in desired.verdicts:
+        if v.tick:
+            item, tick = v.tick
+            what = "done" if tick else "not done"
+            when = v.command.note.created_at
+            at_time = f" at {when:%Y-%m-%d %H:%M} UTC" if when else ""
+            entries.append(
+                LogEntry(
+                    f"done:{v.command.note.id}",
+                    f"({item.number}) **{escape_inline(item.name)}** marked {what} by "
+                    f"{escape_inline('@' + v.command.note.author)}{at_time}",
                 )
             )
     for v in desired.verdicts:

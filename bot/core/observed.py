@@ -136,6 +136,7 @@ def observed_from(
         incident=incident,
         checklist=checklist,
         checklist_ticks=bodies.ticked_items(checklist.body) if checklist else frozenset(),
+        checklist_unticked=bodies.unticked_command_items(checklist.body) if checklist else frozenset(),
         state=reading.state,
         logged=frozenset(logged),
         log_thread=log_thread,

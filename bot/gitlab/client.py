@@ -372,12 +372,29 @@ class GitLabClient:
         return note_from_api(obj.attributes)
 
     def start_thread(self, ref: IncidentRef, body: str, *, internal: bool = False) -> tuple[str, Note]:
-        """A comment that starts a thread (GitLab's Discussions API); returns its discussion id and note."""
+        """A comment that starts a thread; returns its discussion id and note.
+
+        GitLab's Discussions API takes no ``internal`` parameter (gitlabhq ``lib/api/discussions.rb``: the
+        create endpoint passes only the body, so the thread is never internal); only the Notes API does
+        (``lib/api/notes.rb``). So an internal thread starts as an internal comment made with the Notes API,
+        which GitLab turns into a thread at its first reply (``Notes::BuildService`` converts an individual
+        note to a discussion), every reply taking the thread's confidentiality. The Notes API does not say
+        which discussion the comment is in; one read of the discussions finds it.
+        """
         _refuse_quick_actions(body)
-        data: dict[str, Any] = {"body": body, "internal": True} if internal else {"body": body}
+        if internal:
+            note = self.create_note(ref, body, internal=True)
+            discussions = self._list("find the internal thread", f"{self._issue_path(ref)}/discussions")
+            for discussion in reversed(discussions):
+                for item in discussion.get("notes") or []:
+                    if isinstance(item, dict) and item.get("id") == note.id:
+                        return str(discussion["id"]), note_from_api(item, discussion)
+            raise GitLabCallError(
+                "find the internal thread", self.incident, 404, "the comment just posted is not listed", False
+            )
         obj = self._call(
             "start a thread",
-            lambda: self._issue(ref).discussions.create(data, extra_headers=self._headers),
+            lambda: self._issue(ref).discussions.create({"body": body}, extra_headers=self._headers),
             write="create",
         )
         notes = obj.attributes.get("notes") or []
@@ -386,7 +403,8 @@ class GitLabClient:
         return str(obj.attributes["id"]), note_from_api(notes[0], obj.attributes)
 
     def reply_in_thread(self, ref: IncidentRef, discussion_id: str, body: str) -> Note:
-        """A reply in the discussion ``discussion_id`` (internal if the thread is)."""
+        """A reply in the discussion ``discussion_id``. It is internal exactly when the thread is: GitLab gives a
+        reply its thread's confidentiality, whatever the request asks (``Notes::BuildService#new_note``)."""
         _refuse_quick_actions(body)
         discussion = self._issue(ref).discussions.get(discussion_id, lazy=True)
         obj = self._call(
