@@ -1,4 +1,5 @@
-"""An operator who mistypes a setting: a plain ``http://`` GitLab or Slack URL for a host on the network.
+"""The operator: a mistyped setting (a plain ``http://`` GitLab or Slack URL for a host on the network), and
+``incident-bot dead-letters retry``, which must not open a child twice.
 
 The bot sends ``GITLAB_TOKEN`` (``PRIVATE-TOKEN`` header) on every GitLab call and ``SLACK_BOT_TOKEN``
 (``Authorization: Bearer``) on every Slack call; over plain HTTP anyone on the path reads them. Plain HTTP
@@ -15,14 +16,25 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from bot.config import load_config
 from bot.settings import Settings, SettingsError
 from bot.simgitlab import SimulatedGitLab
+from bot.simgitlab.world import world
 from bot.simslack import SimulatedSlack
+from bot.store import JobState, SQLiteStore
+from bot.worker import Outcome, Worker
+from tests import store_inspect as peek
+from tests.conftest import ROOT
 from tests.security.support import free_port, service_env
+from tests.test_team_projects import NAME, TEAM, TEMPLATE, team_config
+
+S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
+REPORTER = "randy-reporter"
 
 
 def network_address() -> str | None:
@@ -122,3 +134,61 @@ def test_a_plain_http_slack_url_on_the_network_is_refused_before_the_token_is_se
         assert "INCIDENT_BOT_ALLOW_INSECURE_HTTP=1" in lines[0]
         assert slack.token not in refused.stderr + refused.stdout
         assert slack.calls == [], "the Slack token went out over plain HTTP"
+
+
+# ---- dead-letters retry never opens a second child ---------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SQLiteStore(tmp_path / "bot.sqlite3", durability="normal", max_attempts=3)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("where", ["incident project", "team project"])
+def test_dead_letters_retry_finds_the_child_by_its_signed_marker_before_it_creates(sim, clock, store, where):
+    """Linking the children keeps failing, and meanwhile a Reporter removes their labels: the job dies with
+    the create recorded ("not creating another"). ``incident-bot dead-letters retry`` (``retry_dead``) clears
+    that record; the retry then searches the bot's own issues in every project the child may be in, by the
+    marker the bot signed for the incident, and links what it finds instead of opening another."""
+    cfg = team_config() if where == "team project" else load_config(ROOT / "config" / "bot.yaml")
+    w = world(sim, cfg)
+    if where == "team project":
+        w.team_project(TEAM, bot_level=20, templates={NAME: TEMPLATE})
+    w.sim.state.add_user(REPORTER)
+    projects = [w.project, *([TEAM] if where == "team project" else [])]
+    for project in projects:
+        w.sim.state.add_member(project, REPORTER, 20)
+    iid = w.incident(*S1)
+    store.record_delivery("d1", f"{w.project_id}#{iid}", "Issue Hook", clock(), b"{}")
+    w.sim.inject("500", times=None, method="POST", path_regex=r"/issues/\d+/links$", applied=False)
+    worker = Worker(store, w.reconciler(clock=clock), worker_id="w:1", clock=clock, settle=timedelta(0))
+
+    def mine() -> list[dict]:
+        bot = w.cfg.bot.username
+        return [i for p in projects for i in w.sim.state.issues(p) if i["author"]["username"] == bot]
+
+    first = worker.run_once()
+    assert first is not None and first.outcome is Outcome.TRANSIENT
+    opened = sorted((i["project_id"], i["iid"]) for i in mine())
+    assert len(opened) == 2
+    for issue in mine():  # a Reporter tidies the labels away
+        edit = w.sim.client(REPORTER).projects.get(issue["project_id"], lazy=True).issues.get(issue["iid"])
+        edit.labels = []
+        edit.save()
+    for _ in range(6):
+        clock.advance(minutes=30)
+        worker.run_once()
+        if peek.get_job(store, first.job_id).state is JobState.DEAD:
+            break
+    job = peek.get_job(store, first.job_id)
+    assert job.state is JobState.DEAD, job
+    assert sorted((i["project_id"], i["iid"]) for i in mine()) == opened
+
+    w.sim.clear_faults()
+    assert store.retry_dead(first.job_id, now=clock()) == 1  # what `incident-bot dead-letters retry` does
+    done = worker.run_once()
+    assert done is not None and done.outcome is Outcome.OK, done
+    assert sorted((i["project_id"], i["iid"]) for i in mine()) == opened, "the retry opened a second child"
+    assert w.snapshot(iid)["links"] == 2
