@@ -159,9 +159,9 @@ def believe(records: Sequence[NoteRecords], *, legacy: bool) -> Belief:
                 LogEntry(
                     f"records:{_fingerprint(r.note, suspect)}",
                     f"the hidden record of the bot's comment {r.note.id} was changed by someone other than the "
-                    "bot, so what it claims is not believed (the bot posts again what only that record said "
-                    "was done). GitLab does not tell the bot who edited a comment; only Maintainers, Owners and "
-                    "administrators can edit the bot's comments",
+                    "bot, so it is not believed: whatever only that record claims was done (a reminder, a reply, "
+                    "a log line) is done again if it is still due. GitLab does not tell the bot who edited a "
+                    "comment; only Maintainers, Owners and administrators can edit the bot's comments",
                 )
             )
     return Belief(frozenset(logged), tuple(thread), frozenset(resign), tuple(reports))
