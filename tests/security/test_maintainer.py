@@ -346,3 +346,21 @@ def test_an_incident_the_earlier_version_ran_neither_duplicates_children_nor_rep
     look(w, clock, iid)
     assert len([n for n in w.bot_notes(iid) if "Status update due" in n["body"]]) == 2
     assert len(record_reports(w, iid)) == 1
+
+
+def test_a_reminder_record_copied_from_another_incident_does_not_silence_reminders(w, clock):
+    """Both incidents began at 09:00, so their first reminder windows have the same key: the record of
+    incident A's reminder, copied into one of incident B's comments, is signed, but for A."""
+    a, b = w.incident(*S1, title="A"), w.incident(*S1, title="B")
+    look(w, clock, a)
+    look(w, clock, b)
+    at(clock, "10:05")
+    look(w, clock, a)  # A's first reminder
+    reminder = next(n for n in w.bot_notes(a) if "Status update due" in n["body"])
+    _, _, signed = next((s, e, m) for s, e, m in marker_spans(reminder["body"]) if m.kind == "log")
+    note = w.bot_notes(b)[-1]
+    edit_as(w, MAINTAINER, b, note["id"], note["body"] + "\n" + marker("log", **signed.fields))
+    look(w, clock, b)
+    look(w, clock, b)
+    assert len([n for n in w.bot_notes(b) if "Status update due" in n["body"]]) == 1
+    assert len(record_reports(w, b)) == 1
