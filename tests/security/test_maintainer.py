@@ -364,3 +364,27 @@ def test_a_reminder_record_copied_from_another_incident_does_not_silence_reminde
     look(w, clock, b)
     assert len([n for n in w.bot_notes(b) if "Status update due" in n["body"]]) == 1
     assert len(record_reports(w, b)) == 1
+
+
+def test_a_child_record_appended_to_a_bots_comment_does_not_lend_another_incidents_child(w, clock):
+    """The status log's ``child:<label>:<iid>`` keys say which child the bot opened: a Maintainer who appends one
+    naming incident A's FAQ child to incident B's comment, and links that child to B, does not make B take it
+    for its own (B opens its own FAQ child)."""
+    a = w.incident(*S1, title="A")
+    look(w, clock, a)
+    faq = next(c for c in w.children() if "comms-faq" in c["labels"])
+    stripped = "\n".join(line for line in faq["description"].splitlines() if "incident-bot:child" not in line)
+    w.sim.state.update_issue(w.project, faq["iid"], description=stripped)
+    b = w.incident("severity::1", "comms-email", title="B")
+    look(w, clock, b)
+    append_keys(w, b, [f"child:comms-faq:{faq['iid']}"])
+    w.sim.state.link_issues(w.project, b, w.project, faq["iid"], actor=MAINTAINER)
+    labels = w.sim.state.get_issue(w.project, b)["labels"]
+    w.sim.state.set_labels(w.project, b, [*labels, "comms-faq"])
+    look(w, clock, b)
+    look(w, clock, b)
+    b_id = w.sim.state.get_issue(w.project, b)["id"]
+    own = [c for c in w.children() if f'"incident":{b_id}' in c["description"]]
+    assert sorted(label for c in own for label in c["labels"] if label.startswith("comms-")) == [
+        "comms-email", "comms-faq"]
+    assert len(record_reports(w, b)) == 1
