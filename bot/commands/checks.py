@@ -71,7 +71,7 @@ def render_over_time(observed: Observed, cfg: Config, renderer: TemplateRenderer
     for verdict in desired.verdicts:
         bodies.reply_body(verdict, desired, observed, cfg, renderer)
     if desired.dues:
-        bodies.reminder_body(desired, list(desired.dues), cfg, renderer)
+        bodies.reminder_body(desired, observed, list(desired.dues), cfg, renderer)
     bodies.all_clear_body(desired, observed, cfg, renderer)
     bodies.closed_body(desired, observed, list(observed.children.values()), cfg, renderer)
 

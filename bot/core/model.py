@@ -158,6 +158,9 @@ class BotState:
     done: Mapping[str, Tick] = field(default_factory=dict)
     # Counts the changes, so that the newest signed copy wins over an older one put back in its place.
     rev: int = 0
+    # The keys of the bot's comments (``bot.core.records``) are signed and only signed ones count. False for an
+    # incident an earlier version ran, until its unsigned keys have been re-signed.
+    signed_log: bool = False
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,8 @@ class Observed:
     child_noted: frozenset[str] = frozenset()
     # Set when GitLab refused the SEOC as assignee in this run, so the run does not ask again.
     assign_refused: bool = False
+    # Keys only unsigned markers of an earlier version hold, to re-sign once (``bot.core.records``).
+    to_resign: frozenset[str] = frozenset()
     # People's comments that matter: status updates that count (content judged by ``cadence``, the author by
     # the GitLab adapter: a Reporter or above, or a role holder), and commands not answered yet.
     updates: tuple[Note, ...] = ()

@@ -7,6 +7,7 @@ from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot.core import records
 from bot.core.actions import (
     Action,
     CreateChild,
@@ -17,7 +18,7 @@ from bot.core.actions import (
     UpdateIncident,
     UpsertChecklist,
 )
-from bot.core.bodies import child_ref, logged_keys
+from bot.core.bodies import child_ref
 from bot.core.converge import Result
 from bot.core.model import IncidentRef, Issue, Note, Observed
 from bot.core.observed import assignee_kept, earlier_child
@@ -145,14 +146,19 @@ class GitLabApplier:
             return note
         return self.client.create_note(ref, action.body, internal=action.internal)
 
-    def _note_on_child(self, action: NoteOnChild) -> Result:
+    def _note_on_child(self, action: NoteOnChild, observed: Observed) -> Result:
         """Post the comment unless the child already has it (an earlier run posted it, then stopped before
         the incident's log said so): one read of the child's comments, then at most one write."""
         child = IncidentRef(action.child_project, action.child_iid)
         try:
             notes = self.client.notes(child)
             bot = self.client_bot.lower()
-            if any(n.author.lower() == bot and action.log_key in logged_keys(n.body) for n in notes):
+            legacy = not observed.state.signed_log
+            if any(
+                n.author.lower() == bot
+                and action.log_key in records.keys_in(n.body, observed.key, observed.incident, legacy=legacy)
+                for n in notes
+            ):
                 return Result(action)
             return Result(action, note=self.client.create_note(child, action.body))
         except GitLabCallError as exc:
@@ -234,7 +240,7 @@ class GitLabApplier:
                         raise
             return Result(action, note=self.client.create_note(ref, action.body))
         if isinstance(action, NoteOnChild):
-            return self._note_on_child(action)
+            return self._note_on_child(action, observed)
         if isinstance(action, PostNote):
             return Result(action, note=self._post(ref, action))
         raise TypeError(f"unknown action {action!r}")
