@@ -110,7 +110,9 @@ def test_a_templates_labels_cannot_turn_each_child_into_an_incident_that_opens_t
         r.close()
         store.close()
 
-    [child] = team_children(w)  # one generation, not one more every sweep
+    children = team_children(w)
+    assert len(children) == 1, f"{len(children)} children: each became an incident that opened the next"
+    [child] = children
     assert not {"security-incident", "severity::1", "data-breach"} & set(child["labels"])
     assert report.listed == 1  # the sweep finds the incident only
     assert sent_quick_actions(w) == []
