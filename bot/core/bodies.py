@@ -497,7 +497,11 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
         ref, log_id = child_ref(child.issue, inc), _log_id(child.issue, inc)
         if plan is not None:
             target = observed.targets.get(label)
-            from_template = teamintent.describe(target.intent) if target is not None and target.template else ""
+            from_template = (
+                teamintent.describe(target.intent, child.issue.assignees)
+                if target is not None and target.template
+                else ""
+            )
             entries.append(
                 LogEntry(
                     f"child:{label}:{log_id}",

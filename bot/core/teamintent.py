@@ -13,6 +13,7 @@ dropped, and the child's status-log line says which template lines were dropped 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, timedelta
 
 from bot.config import Config
@@ -154,11 +155,17 @@ def template_intent(actions: list[QuickAction], cfg: Config, bot: str, today: da
     )
 
 
-def describe(intent: TemplateIntent, *, limit: int = 10) -> str:
+def describe(intent: TemplateIntent, assigned: tuple[str, ...] | None = None, *, limit: int = 10) -> str:
     """Safe markdown for the child's status-log line: what of the team's template was applied and which of its
-    lines were dropped, and why. Empty when the template had no quick action."""
+    lines were dropped, and why. ``assigned``: the child's assignees as GitLab answered (Free keeps one).
+    Empty when the template had no quick action."""
+    kept = {a.lower() for a in assigned} if assigned is not None else {a.lower() for a in intent.assignees}
     applied = [escape_inline(f"~{n}") for n in intent.labels]
-    applied += [escape_inline(f"@{u}") for u in intent.assignees]
+    applied += [escape_inline(f"@{u}") for u in intent.assignees if u.lower() in kept]
+    lost = [u for u in intent.assignees if u.lower() not in kept]
+    if lost:
+        extra = Dropped("/assign " + " ".join(f"@{u}" for u in lost), "GitLab kept only the DRI (one assignee here)")
+        intent = replace(intent, dropped=(*intent.dropped, extra))
     if intent.milestone_id is not None and intent.milestone:
         applied.append(f"milestone {escape_inline(intent.milestone)}")
     if intent.due_date:

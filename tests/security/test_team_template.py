@@ -291,3 +291,14 @@ def test_the_log_line_about_the_template_is_safe_markdown(w, sim):
     assert [h for h in mentions if h["handle"].lower() == "all"] == []
     assert bodies  # the log line went through the bot's own safety check (no inert notice)
     assert all("inert" not in n["body"] for n in w.bot_notes(iid))
+
+
+def test_on_free_the_dri_stays_the_one_assignee_and_the_log_says_so(w, sim):
+    team_project(w, INTAKE + "\n/assign @pr-manager\n")  # GitLab Free keeps one assignee: the first, the DRI
+    iid = w.incident(*S1)
+    reconcile(w, iid)
+    [child] = team_children(w)
+    assert [a["username"] for a in child["assignees"]] == [DRI]
+    [line] = opened_line(w, iid)
+    assert "` /assign @pr-manager ` (GitLab kept only the DRI (one assignee here))" in line
+    assert "applied from the team's template" not in line
