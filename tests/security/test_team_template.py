@@ -3,9 +3,10 @@
 The bot opens a channel's child in the team's project from the team's template. GitLab runs the quick actions of
 an issue's description when the issue is created through the API, as the user who creates it
 (gitlabhq ``app/services/issues/create_service.rb`` -> ``IssuableBaseService#handle_quick_actions`` ->
-``QuickActions::InterpretService``; the commands in ``lib/gitlab/quick_actions/issue_actions.rb`` and
-``issue_and_merge_request_actions.rb``), and merges their parameters over the API's (``/assign`` replaces
-``assignee_ids``). The simulated GitLab does the same (``bot/simgitlab/commands.py``, ``endpoints.create_issue``).
+``QuickActions::InterpretService``; the commands in ``lib/gitlab/quick_actions/issue_actions.rb``,
+``issue_and_merge_request_actions.rb`` and ``relate_actions.rb``), and merges their parameters over the API's
+(``/assign`` replaces ``assignee_ids``). The simulated GitLab does the same (``bot/simgitlab/commands.py``,
+``endpoints.create_issue``).
 So whoever may edit the team's templates (its Developers) could make the bot run any quick action with the bot's
 reach. Each test below fails on the code before the fix (quick actions sent as written).
 """
@@ -289,8 +290,9 @@ def test_the_log_line_about_the_template_is_safe_markdown(w, sim):
     reconcile(w, iid)
     mentions = [h for h in sim.hazards_except(configured_users(w.cfg)) if h["kind"] == "mention"]
     assert [h for h in mentions if h["handle"].lower() == "all"] == []
-    assert bodies  # the log line went through the bot's own safety check (no inert notice)
-    assert all("inert" not in n["body"] for n in w.bot_notes(iid))
+    # The log line names the lines as code, so it passes the bot's own safety check (no inert notice instead).
+    [line] = opened_line(w, iid)
+    assert "/assign @all" in line and bodies.INERT_NOTICE not in "\n".join(n["body"] for n in w.bot_notes(iid))
 
 
 def test_on_free_the_dri_stays_the_one_assignee_and_the_log_says_so(w, sim):
