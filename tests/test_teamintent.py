@@ -6,10 +6,15 @@ from datetime import date
 
 import pytest
 
-from bot.core.model import Dropped, TemplateIntent
+from bot.commands.cli import renderer_for
+from bot.core.actions import FixChild
+from bot.core.diff import diff
+from bot.core.model import BotState, Child, Dropped, IncidentRef, Issue, Observed, TemplateIntent
+from bot.core.policy import plan
 from bot.core.teamintent import describe, label_problem, parse_due, template_intent
 from bot.text.hazards import find_hazards
 from bot.text.quickactions import quick_actions
+from tests.test_diff import NOW, incident
 
 TODAY = date(2026, 11, 30)
 
@@ -95,3 +100,37 @@ def test_the_log_text_is_inert_whatever_the_template_says():
     assert "/cc @all" in text.replace("\\", "")
     many = TemplateIntent(dropped=tuple(Dropped(f"/close {n}", "r") for n in range(15)))
     assert describe(many).endswith("and 5 more")
+
+
+# ---- a child changed after create is put back (``diff._fix_children``) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("confidential", "labels", "assignees", "state", "expected"),
+    [
+        (True, ("comms-faq", "incident-comms"), ("comms-oncall",), "opened", None),  # as the plan says
+        (False, ("comms-faq", "incident-comms"), ("comms-oncall",), "opened", (True, (), None)),
+        (True, ("incident-comms",), ("comms-oncall",), "opened", (False, ("comms-faq",), None)),
+        (True, ("comms-faq", "incident-comms"), (), "opened", (False, (), ("comms-oncall",))),
+        (True, ("comms-faq", "incident-comms"), ("incident-bot",), "opened", (False, (), ("comms-oncall",))),
+        (True, ("comms-faq", "incident-comms"), ("pr-manager",), "opened", None),  # a person's choice: kept
+        (False, (), (), "closed", (True, (), None)),  # a closed child: confidential only
+    ],
+)
+def test_a_changed_child_is_put_back(default_config, confidential, labels, assignees, state, expected):
+    inc = incident("security-incident", "severity::1", "comms-faq", assignees=("sec-oncall",))
+    child = Issue(IncidentRef("42", 13), labels=frozenset(labels), assignees=assignees, state=state,
+                  confidential=confidential)
+    state_ = BotState(roles={"seoc": "sec-oncall", "simoc": "sec-incident-manager", "cmoc": "comms-oncall"})
+    observed = Observed(incident=inc, children={"comms-faq": Child("comms-faq", child, linked=True)}, state=state_,
+                        orphans_searched=True)
+    fixes = [
+        a
+        for a in diff(plan(inc, state_, default_config, NOW), observed, default_config, renderer_for(default_config))
+        if isinstance(a, FixChild)
+    ]
+    if expected is None:
+        assert fixes == []
+    else:
+        [fix] = fixes
+        assert (fix.confidential, fix.add_labels, fix.assignees) == expected

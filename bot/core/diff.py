@@ -98,8 +98,9 @@ def _dri_refused(channel: str, observed: Observed) -> bool:
 
 def _fix_children(desired: Desired, observed: Observed, cfg: Config, following: set[str]) -> list[FixChild]:
     """Each child of the plan put back as the plan says when someone (or, on an older version, a team's template)
-    changed it: confidential, the bot's labels on it, and, while it is open and nobody but the bot is assigned,
-    its DRI. A person's reassignment to someone else is theirs to make (and a hand-off's is ``ReassignChild``)."""
+    changed it: confidential (open or closed), and while it is open the bot's labels on it and, when nobody but
+    the bot is assigned, its DRI. A person's reassignment to someone else is theirs to make (and a hand-off's
+    is ``ReassignChild``)."""
     out = []
     bot = cfg.bot.username.lower()
     for plan in desired.children:
@@ -107,7 +108,7 @@ def _fix_children(desired: Desired, observed: Observed, cfg: Config, following: 
         if found is None or plan.channel in observed.children_fixed:
             continue
         issue = found.issue
-        missing = tuple(label for label in plan.labels if label not in issue.labels)
+        missing = tuple(label for label in plan.labels if label not in issue.labels) if issue.is_open else ()
         dri = plan.assignee.assignee
         others = [a for a in issue.assignees if a.lower() != bot]
         assign = bool(
