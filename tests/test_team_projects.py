@@ -434,6 +434,17 @@ def test_check_config_live_reports_each_team_channel_and_writes_nothing(capsys, 
     assert template_reads(sim) == 1
 
 
+def test_check_config_live_says_what_becomes_of_the_templates_quick_actions(capsys, monkeypatch, w, sim, cfg_path):
+    w.team_project(TEAM, templates={NAME: TEMPLATE + "\n/label ~mpm-intake ~security-incident\n/assign me\n"})
+    w.team_project("marketing/ops")
+    code, out, err = live(capsys, monkeypatch, sim, cfg_path, "--project", w.project)
+    assert code == 0, err
+    [line] = [line for line in out.splitlines() if line.startswith("channels[comms-email]")]
+    assert "2 quick action line(s) shown as code, never run" in line
+    assert "'/label ~mpm-intake ~security-incident' (~security-incident is one of the bot's labels)" in line
+    assert "'/assign me' (`me` would be the bot)" in line
+
+
 def test_check_config_live_names_each_problem_in_one_line_and_exits_2(capsys, monkeypatch, w, sim, cfg_path):
     w.team_project(TEAM, templates={"Other": "x"})  # the template is not there
     w.team_project("marketing/ops", bot_level=10)  # only a Guest
