@@ -9,13 +9,23 @@ gitlabhq ``lib/banzai/filter/markdown_engines/glfm_markdown.rb``) gives the top-
 
 from __future__ import annotations
 
+import re
+
 import comrak
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.text.hazards import find_hazards
-from bot.text.quickactions import _PARAGRAPH_RE, neutralise, quick_actions, top_level_paragraphs
+from bot.text.quickactions import _NAMES_RE, _commands_in, neutralise, quick_actions, top_level_paragraphs
+
+# GitLab's Extractor#commands_regex (EXCLUSION_REGEX, then the command), flags /mix, as a Python regex.
+GITLAB_REGEX = re.compile(
+    r"(?P<inline_code>`.+?`)"
+    r"|(?P<html>^<[^>]+?>\n.+?\n</[^>]+?>$)"
+    rf"|(?:^/(?P<cmd>{_NAMES_RE})(?:[ ](?P<arg>[^\n]*))?(?:\s*\n|$))",
+    re.M | re.S | re.I,
+)
 
 _EXT = comrak.ExtensionOptions(
     alerts=True,
@@ -48,7 +58,7 @@ def gitlab_commands(text: str) -> list[tuple[int, str, str]]:
     found = []
     for first, last in comrak_paragraphs(text):
         paragraph = "\n".join(lines[first : last + 1]) + ("\n" if last + 1 < len(lines) else "")
-        for m in _PARAGRAPH_RE.finditer(paragraph):
+        for m in GITLAB_REGEX.finditer(paragraph):
             if m.group("cmd"):
                 found.append((first + paragraph.count("\n", 0, m.start()) + 1, m.group("cmd").lower(),
                               (m.group("arg") or "").strip()))
@@ -91,6 +101,16 @@ CASES = [
     ("a\r\n/close\r\n", [(2, "close", "")]),  # CRs deleted first
     ("a\r/close", []),  # ... so a lone CR joins the lines
     ("/shrug oops", [(1, "shrug", "oops")]),
+    # Found by the differential test below: where lazy continuation ends.
+    ("> quote\n>>>\n/CLOSE", [(3, "close", "")]),  # a nested, empty quote: no paragraph to continue
+    ("-\n/CLOSE", [(2, "close", "")]),  # an empty list item
+    ("- item\n<span>\n# head\n/label ~a", []),  # <span> opens an HTML block after a list item
+    ("---\n---\n/CLOSE\n\n---", []),  # front matter needs a line between its delimiters
+    ("---\n---\n/CLOSE", [(3, "close", "")]),
+    ("text\n|---|---|\n|---|---|\n/CLOSE", [(4, "close", "")]),  # no table: one paragraph
+    ("| a | b |\n|---|---|\n    indented\n/label ~a", [(4, "label", "~a")]),  # code ends the table
+    ("/CLOSE\n\n: details", []),  # a description list's term, across a blank line
+    ("> ```\n> - x\n/label ~a", [(3, "label", "~a")]),  # a fence in the quote: nothing to continue lazily
 ]
 
 
@@ -128,12 +148,12 @@ _LINES = st.sampled_from(
         "", "", "text", "/label ~a", "/close", "/assign me", "> quote", ">>>", "```", "~~~", "- item", "1. item",
         "2. item", "    indented", "  /close", "<details>", "</details>", "<div>", "<!-- c", "-->", "# head", "---",
         "===", "| a | b |", "|---|---|", "[^1]: note", ": details", "`", "text `code`", "***", "<span>", "</span>",
-        "* /close", "/CLOSE", "/title new", "    /close",
+        "* /close", "/CLOSE", "/title new", "    /close", "> # h", "> - x", ">", "-", "> ```", "> ---",
     ]
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(st.lists(_LINES, min_size=1, max_size=8))
 def test_the_paragraphs_are_gitlabs(lines):
     text = "\n".join(lines)
@@ -151,3 +171,21 @@ def test_top_level_paragraphs_of_a_template():
 def test_the_command_regex_is_case_insensitive_and_anchored():
     assert ours("/Label ~a") == [(1, "label", "~a")]
     assert ours("x /close") == []
+
+
+_PARAGRAPH_LINES = st.sampled_from(
+    ["text", "/close", "/label ~a", "/LABEL ~b x", "<a>", "</a>", "<b>", "</b> x", "`", "a `b` c", "``", "/cc @x",
+     "/closed", "/close ", "<a b='c'>", "x/close", " /close"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_PARAGRAPH_LINES, min_size=1, max_size=10), st.booleans())
+def test_the_linear_scan_finds_what_gitlabs_regex_finds(lines, trailing):
+    paragraph = "\n".join(lines) + ("\n" if trailing else "")
+    expected = [
+        (m.start(), m.group("cmd").lower(), (m.group("arg") or "").strip())
+        for m in GITLAB_REGEX.finditer(paragraph)
+        if m.group("cmd")
+    ]
+    assert _commands_in(paragraph) == expected, paragraph

@@ -82,6 +82,13 @@ def test_what_a_template_asks_for(default_config, text, labels, assignees, dropp
     assert (intent.labels, intent.assignees, intent.dropped) == (labels, assignees, dropped)
 
 
+def test_a_template_cannot_make_the_bot_look_up_more_than_ten_people(default_config):
+    text = "\n".join(f"/assign @user{n}" for n in range(50))
+    intent = intent_of(text, default_config)
+    assert len(intent.assignees) == 10 and len(intent.dropped) == 40
+    assert "at most 10 people" in intent.dropped[0].why
+
+
 def test_milestone_due_and_weight(default_config):
     intent = intent_of('/milestone %"Q4 launch"\n/due in 2 days\n/weight 5', default_config)
     assert (intent.milestone, intent.due_date, intent.weight) == ("Q4 launch", "2026-12-02", 5)

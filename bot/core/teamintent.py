@@ -44,6 +44,9 @@ _REASONS: dict[str, str] = {
     "invite_email": "the bot invites nobody on a team's behalf",
     "add_email": "the bot invites nobody on a team's behalf",
 }
+#: Each assignee a template names costs two look-ups when a child is opened; more than this are dropped.
+MAX_ASSIGNEES = 10
+
 _DEFAULT = "the bot applies only labels, assignees, a milestone, a due date and a weight from a team's template"
 
 
@@ -120,7 +123,11 @@ def template_intent(actions: list[QuickAction], cfg: Config, bot: str, today: da
                     refused_users.append("`me` would be the bot")
                 elif user.lower() == bot.lower():
                     refused_users.append(f"@{user} is the bot")
-                elif user.lower() not in {a.lower() for a in assignees}:
+                elif user.lower() in {a.lower() for a in assignees}:
+                    continue
+                elif len(assignees) >= MAX_ASSIGNEES:
+                    refused_users.append(f"@{user}: the bot assigns at most {MAX_ASSIGNEES} people from a template")
+                else:
                     assignees.append(user)
             if not tokens:
                 drop(action, "it names nobody")

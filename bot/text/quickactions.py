@@ -22,6 +22,7 @@ the result, whatever the GitLab version.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -57,13 +58,13 @@ class QuickAction:
 
 
 _NAMES_RE = "|".join(sorted((re.escape(n) for n in NAMES), key=len, reverse=True))
-# Extractor::EXCLUSION_REGEX (inline code, HTML block) and the command alternative, flags /mix.
-_PARAGRAPH_RE = re.compile(
-    r"(?P<inline_code>`.+?`)"
-    r"|(?P<html>^<[^>]+?>\n.+?\n</[^>]+?>$)"
-    rf"|(?:^/(?P<cmd>{_NAMES_RE})(?:[ ](?P<arg>[^\n]*))?(?:\s*\n|$))",
-    re.M | re.S | re.I,
-)
+# Extractor#commands_regex's command alternative (flags /mix: case-insensitive, ``\s`` may cross lines).
+_COMMAND_RE = re.compile(rf"/(?P<cmd>{_NAMES_RE})(?:[ ](?P<arg>[^\n]*))?(?:\s*\n|$)", re.I)
+# Extractor::HTML_BLOCK_REGEX's ends, one line each (``^<[^>]+?>\n`` ... ``\n</[^>]+?>$``).
+_OPEN_TAG_RE = re.compile(r"<[^>\n]+>")
+_CLOSE_TAG_RE = re.compile(r"</[^>\n]+>")
+_CANDIDATE_RE = re.compile(r"`|^[</]", re.M)
+
 
 # ---- block structure (CommonMark + GitLab's extensions), just enough to find top-level paragraphs --------
 _FRONT_MATTER = ("---", "+++", ";;;")
@@ -135,18 +136,18 @@ def _html_start(rest: str) -> tuple[re.Pattern[str] | None, bool] | None:
 
 
 def _starts_block(rest: str, indent: int) -> bool:
-    """Whether a line would end a paragraph (and so cannot be a lazy continuation line)."""
+    """Whether a line after a container's paragraph opens a block at the document level instead of continuing
+    that paragraph lazily. The container is not a paragraph there, so (as in cmark and comrak) every HTML block
+    and list item counts, not only those that may interrupt a paragraph."""
     if indent > 3:
         return False
-    item = _list_item(rest, indent)
-    html = _html_start(rest)
     return bool(
         _FENCE_RE.match(rest)
         or _ATX_RE.match(rest)
         or _HR_RE.match(rest)
         or rest.startswith(">")
-        or (item is not None and item[2])
-        or (html is not None and html[1])
+        or _list_item(rest, indent) is not None
+        or _html_start(rest) is not None
     )
 
 
@@ -157,11 +158,50 @@ def _cells(row: str) -> int:
     return len(re.split(r"(?<!\\)\|", row))
 
 
-def _table_header(previous: str, rest: str) -> bool:
-    """Whether ``rest`` is a table's delimiter row under the header ``previous``."""
+def _table_header(para: list[str], rest: str) -> bool:
+    """Whether ``rest`` is a table's delimiter row under the paragraph's last line (``para``: its lines). As
+    comrak reads it, a line that looked like a delimiter row and was not one is no header later."""
+    previous = para[-1]
     if "|" not in previous or "|" not in rest or not _DELIMITER_ROW_RE.fullmatch(rest.rstrip()):
         return False
+    if len(para) > 1 and _DELIMITER_ROW_RE.fullmatch(previous.strip()):
+        return False
     return _cells(previous) == _cells(rest)
+
+
+_QUOTE_MARKERS_RE = re.compile(r"(?:[ ]{0,3}>[ ]?)+")
+
+
+def _quote_line(rest: str, fence: str, open_before: bool) -> tuple[str, bool]:
+    """A block quote's line: (the fence open inside the quote after it, whether it leaves a paragraph open there,
+    which a lazy line may continue)."""
+    content = rest[_QUOTE_MARKERS_RE.match(rest).end() :]  # type: ignore[union-attr]
+    inner = content.strip()
+    if fence:
+        closed = inner.startswith(fence) and set(inner) == {fence[0]}
+        return ("" if closed else fence), False
+    opened = _FENCE_RE.match(content.lstrip(" "))
+    if opened:
+        return opened.group(1) or opened.group(2), False
+    return "", _leaves_paragraph(content, open_before)
+
+
+def _leaves_paragraph(content: str, open_before: bool) -> bool:
+    """Whether a container's line (``content``: after its markers) leaves a paragraph open in the container."""
+    indent, inner = _indent(content)
+    if not inner:
+        return False
+    if indent >= 4:
+        return open_before  # indented code, unless it continues the paragraph
+    if _FENCE_RE.match(inner) or _ATX_RE.match(inner) or _HR_RE.match(inner):
+        return False
+    if open_before and _SETEXT_RE.match(inner):
+        return False  # the paragraph became a heading
+    html = _html_start(inner)
+    if html is not None and (html[1] or not open_before):
+        return False
+    item = _list_item(inner, indent)
+    return not (item is not None and item[1])
 
 
 def top_level_paragraphs(lines: list[str]) -> list[tuple[int, int]]:
@@ -173,6 +213,9 @@ def top_level_paragraphs(lines: list[str]) -> list[tuple[int, int]]:
     html_end: re.Pattern[str] | None = None
     content_col = 0
     blank_before = False
+    term = False  # a paragraph ended at a blank line just before
+    quote_fence = ""  # a fence open inside the block quote
+    quote_para = False  # whether the container's innermost block is a paragraph (a lazy line may continue it)
 
     def flush() -> None:
         if para:
@@ -181,7 +224,8 @@ def top_level_paragraphs(lines: list[str]) -> list[tuple[int, int]]:
 
     start = 0
     if lines and lines[0].rstrip() in _FRONT_MATTER:
-        closing = next((n for n in range(1, len(lines)) if lines[n].rstrip() == lines[0].rstrip()), None)
+        # GitLab's FrontMatterFilter and comrak: at least one line between the delimiters.
+        closing = next((n for n in range(2, len(lines)) if lines[n].rstrip() == lines[0].rstrip()), None)
         if closing is not None:
             start = closing + 1
 
@@ -206,29 +250,37 @@ def top_level_paragraphs(lines: list[str]) -> list[tuple[int, int]]:
                 kind = ""
             continue
         if blank:
+            term = term or bool(para and not kind)  # a paragraph a description's ``: `` line may still claim
             flush()
             if kind in ("quote", "table", "code"):
                 kind = ""
             blank_before = True
             continue
+        was_term, term = term, False
         if kind == "code" and indent >= 4:
             continue
         if kind in ("list", "footnote"):
             item = _list_item(rest, indent) if indent <= 3 and kind == "list" else None
-            if indent >= content_col or (not blank_before and not _starts_block(rest, indent)):
+            if indent >= content_col:
+                quote_para = _leaves_paragraph(" " * (indent - content_col) + rest, quote_para and not blank_before)
                 blank_before = False
                 continue
+            if quote_para and not blank_before and not _starts_block(rest, indent):
+                blank_before = False
+                continue  # a lazy continuation line of the item's paragraph
             if item is not None:
                 content_col = item[0]
+                quote_para = not item[1]
                 blank_before = False
                 continue
         if kind == "quote":
             if indent <= 3 and rest.startswith(">"):
+                quote_fence, quote_para = _quote_line(rest, quote_fence, quote_para)
                 continue
-            if not _starts_block(rest, indent):
+            if quote_para and not _starts_block(rest, indent):
                 continue  # a lazy continuation line of the quote's paragraph
-        if kind == "table" and not _starts_block(rest, indent):
-            continue
+        if kind == "table" and indent < 4 and not _starts_block(rest, indent):
+            continue  # a row (an indented line is code, which ends the table)
         kind = ""
         blank_before = False
         if para and indent >= 4:
@@ -249,6 +301,7 @@ def top_level_paragraphs(lines: list[str]) -> list[tuple[int, int]]:
         if rest.startswith(">"):
             flush()
             kind = "quote"
+            quote_fence, quote_para = _quote_line(rest, "", False)
             continue
         if _ATX_RE.match(rest):
             flush()
@@ -263,14 +316,20 @@ def top_level_paragraphs(lines: list[str]) -> list[tuple[int, int]]:
         if item is not None and (not para or item[2]):
             flush()
             kind, content_col = "list", item[0]
+            quote_para = not item[1]
             continue
         if _FOOTNOTE_RE.match(rest):
             flush()
             kind, content_col = "footnote", 4
+            quote_para = bool(rest[_FOOTNOTE_RE.match(rest).end() :].strip())  # type: ignore[union-attr]
             continue
-        if para and _DETAILS_RE.match(rest):
-            para.clear()  # the paragraph is a description list's term
+        if (para or (was_term and found)) and _DETAILS_RE.match(rest):
+            if para:
+                para.clear()  # the paragraph is a description list's term
+            else:
+                found.pop()  # so is the paragraph before the blank line
             kind, content_col = "footnote", indent + 2
+            quote_para = bool(rest[1:].strip())
             continue
         html = _html_start(rest)
         if html is not None and (not para or html[1]):
@@ -279,7 +338,7 @@ def top_level_paragraphs(lines: list[str]) -> list[tuple[int, int]]:
             if html_end is None or not html_end.search(rest, 2):
                 kind = "html"
             continue
-        if para and _table_header(lines[para[-1]], rest):
+        if para and _table_header([lines[n] for n in para], rest):
             para.pop()  # the paragraph's last line is the table's header row
             flush()
             kind = "table"
@@ -289,19 +348,57 @@ def top_level_paragraphs(lines: list[str]) -> list[tuple[int, int]]:
     return found
 
 
+def _commands_in(paragraph: str) -> list[tuple[int, str, str]]:
+    """(offset, name, argument) of each command in one paragraph's source, as the extractor's ``gsub`` finds
+    them: scanning from the left, `` `.+?` `` (inline code, across lines) and ``<tag>`` ... ``</tag>`` runs are
+    skipped, and a command starts a line. Linear: each exclusion is found with ``str.find`` or a look-up of the
+    closing-tag lines, not by a regex that rescans the rest of the paragraph from every ``<``.
+
+    One deviation from Ruby's regex: a tag that spans lines (``<a\nb>``) does not open or close an HTML run
+    here. That only changes which lines count as the team's commands; ``neutralise`` escapes every line anyway.
+    """
+    closing = []  # where each line that is only a closing tag starts
+    start = 0
+    for line in paragraph.split("\n"):
+        if _CLOSE_TAG_RE.fullmatch(line):
+            closing.append(start)
+        start += len(line) + 1
+    found: list[tuple[int, str, str]] = []
+    pos = 0
+    while (candidate := _CANDIDATE_RE.search(paragraph, pos)) is not None:
+        p = candidate.start()
+        if paragraph[p] == "`":
+            close = paragraph.find("`", p + 2)
+            pos = close + 1 if close > 0 else p + 1
+            continue
+        if paragraph[p] == "<":
+            end = paragraph.find("\n", p)
+            if end > 0 and _OPEN_TAG_RE.fullmatch(paragraph, p, end):
+                later = bisect.bisect_left(closing, end + 2)  # ``.+?`` needs a character between
+                if later < len(closing):
+                    stop = paragraph.find("\n", closing[later])
+                    pos = len(paragraph) if stop < 0 else stop
+                    continue
+            pos = p + 1
+            continue
+        command = _COMMAND_RE.match(paragraph, p)
+        if command is None:
+            pos = p + 1
+            continue
+        found.append((p, command.group("cmd").lower(), (command.group("arg") or "").strip()))
+        pos = max(command.end(), p + 1)
+    return found
+
+
 def quick_actions(text: str) -> list[QuickAction]:
     """The lines GitLab would run as quick actions if ``text`` were an issue's description, in order."""
     lines = text.replace("\r", "").split("\n")
     found: list[QuickAction] = []
     for first, last in top_level_paragraphs(lines):
         paragraph = "\n".join(lines[first : last + 1]) + ("\n" if last + 1 < len(lines) else "")
-        for match in _PARAGRAPH_RE.finditer(paragraph):
-            if not match.group("cmd"):
-                continue
-            number = first + paragraph.count("\n", 0, match.start())
-            found.append(
-                QuickAction(number + 1, match.group("cmd").lower(), (match.group("arg") or "").strip(), lines[number])
-            )
+        for offset, name, arg in _commands_in(paragraph):
+            number = first + paragraph.count("\n", 0, offset)
+            found.append(QuickAction(number + 1, name, arg, lines[number]))
     return found
 
 
