@@ -158,13 +158,13 @@ def _cells(row: str) -> int:
     return len(re.split(r"(?<!\\)\|", row))
 
 
-def _table_header(para: list[str], rest: str) -> bool:
-    """Whether ``rest`` is a table's delimiter row under the paragraph's last line (``para``: its lines). As
-    comrak reads it, a line that looked like a delimiter row and was not one is no header later."""
-    previous = para[-1]
+def _table_header(previous: str, first: bool, rest: str) -> bool:
+    """Whether ``rest`` is a table's delimiter row under the paragraph's last line ``previous`` (``first``: the
+    paragraph's only line). As comrak reads it, a line that looked like a delimiter row and was not one is no
+    header later."""
     if "|" not in previous or "|" not in rest or not _DELIMITER_ROW_RE.fullmatch(rest.rstrip()):
         return False
-    if len(para) > 1 and _DELIMITER_ROW_RE.fullmatch(previous.strip()):
+    if not first and _DELIMITER_ROW_RE.fullmatch(previous.strip()):
         return False
     return _cells(previous) == _cells(rest)
 
@@ -338,7 +338,7 @@ def top_level_paragraphs(lines: list[str]) -> list[tuple[int, int]]:
             if html_end is None or not html_end.search(rest, 2):
                 kind = "html"
             continue
-        if para and _table_header([lines[n] for n in para], rest):
+        if para and _table_header(lines[para[-1]], len(para) == 1, rest):
             para.pop()  # the paragraph's last line is the table's header row
             flush()
             kind = "table"
