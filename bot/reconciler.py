@@ -131,7 +131,7 @@ class Reconciler:
         # orphan search (there too), then the team's template for a child still missing. Nothing when none is.
         observed = targets.reach(client, self.remit, observed, desired)
         observed = find_orphans(client, observed, desired, self.cfg, self.bot)
-        observed = targets.read_templates(client, observed, desired)
+        observed = targets.read_templates(client, observed, desired, self.cfg, self.bot)
         for lookup in lookups:
             lookup.result()
         return desired, observed

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.config import Config
-from bot.core import cadence, commands, order, records
+from bot.core import cadence, commands, order, records, teamintent
 from bot.core import state as bot_state
 from bot.core.model import BotState, Child, Desired, Issue, LogEntry, Observed, Person, Tick
 from bot.text.escape import (
@@ -177,6 +177,11 @@ def _log_id(child: Issue, incident: Issue) -> str:
     """The child's part of its status log keys: ``IID``, or ``PID/IID`` in another project."""
     pid, iid = child_key(child, incident)
     return f"{pid}/{iid}" if pid is not None else str(iid)
+
+
+def log_id(child: Issue, incident: Issue) -> str:
+    """The child's part of its status log keys (``IID``, or ``PID/IID`` in another project)."""
+    return _log_id(child, incident)
 
 
 def _project_path(issue: Issue) -> str | None:
@@ -534,11 +539,17 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
         plan = plans.get(label)
         ref, log_id = child_ref(child.issue, inc), _log_id(child.issue, inc)
         if plan is not None:
+            target = observed.targets.get(label)
+            from_template = (
+                teamintent.describe(target.intent, child.issue.assignees)
+                if target is not None and target.template
+                else ""
+            )
             entries.append(
                 LogEntry(
                     f"child:{label}:{log_id}",
                     f"opened {ref} {escape_inline(plan.title)} for {who(plan.assignee)} "
-                    f"because {escape_inline(plan.reason)}",
+                    f"because {escape_inline(plan.reason)}" + (f"; {from_template}" if from_template else ""),
                 )
             )
         else:

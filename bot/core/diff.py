@@ -19,6 +19,7 @@ from bot.core import bodies, cadence, order, records
 from bot.core.actions import (
     Action,
     CreateChild,
+    FixChild,
     LinkChild,
     NoteOnChild,
     PostNote,
@@ -26,7 +27,7 @@ from bot.core.actions import (
     UpdateIncident,
     UpsertChecklist,
 )
-from bot.core.model import Desired, LogEntry, Observed
+from bot.core.model import Desired, LogEntry, Observed, TemplateIntent
 from bot.core.routing import is_incident
 from bot.text.escape import escape_inline, issue_ref
 
@@ -103,9 +104,60 @@ def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rend
             pid = found.issue.project_id
             elsewhere = pid is not None and pid != incident.project_id
             actions.append(LinkChild(found.channel, str(pid) if elsewhere else found.issue.ref.project, found.iid))
-    actions += _children_follow_handoffs(desired, observed)
+    follows = _children_follow_handoffs(desired, observed)
+    actions += follows
+    actions += _fix_children(desired, observed, cfg, {f.channel for f in follows})
     actions += _order_notes(desired, observed, cfg)
     return actions
+
+
+def _dri_refused(channel: str, observed: Observed) -> bool:
+    """GitLab did not keep the child's DRI when the bot created or fixed the child (the warning is in the status
+    log, or came in this run): the bot does not ask again."""
+    if channel in observed.dri_refused:
+        return True
+    prefixes = (f"warning:create-child:{channel}:", f"warning:fix-child:{channel}:")
+    return any(key.startswith(prefixes) for key in observed.logged)
+
+
+def _fix_children(desired: Desired, observed: Observed, cfg: Config, following: set[str]) -> list[FixChild]:
+    """Each child of the plan put back as the plan says when someone (or, on an older version, a team's template)
+    changed it: confidential (open or closed), and while it is open the bot's labels on it and, when nobody but
+    the bot is assigned, its DRI. A person's reassignment to someone else is theirs to make (and a hand-off's
+    is ``ReassignChild``)."""
+    out = []
+    bot = cfg.bot.username.lower()
+    for plan in desired.children:
+        found = observed.children.get(plan.channel)
+        if found is None or plan.channel in observed.children_fixed:
+            continue
+        issue = found.issue
+        missing = tuple(label for label in plan.labels if label not in issue.labels) if issue.is_open else ()
+        dri = plan.assignee.assignee
+        others = [a for a in issue.assignees if a.lower() != bot]
+        assign = bool(
+            issue.is_open
+            and dri
+            and not others
+            and plan.channel not in following
+            and not _dri_refused(plan.channel, observed)
+        )
+        if issue.confidential and not missing and not assign:
+            continue
+        stamp = issue.updated_at.isoformat() if issue.updated_at else "unknown"
+        out.append(
+            FixChild(
+                plan.channel,
+                issue.ref.project,
+                found.iid,
+                confidential=not issue.confidential,
+                add_labels=missing,
+                assignees=(dri,) if assign and dri else None,
+                dri=dri if assign else None,
+                log_key=f"fixed:{plan.channel}:{bodies.log_id(issue, observed.incident)}:{stamp}",
+            )
+        )
+    return out
 
 
 def _order_notes(desired: Desired, observed: Observed, cfg: Config) -> list[NoteOnChild]:
@@ -139,15 +191,21 @@ def _create_child(desired: Desired, observed: Observed, index: int, cfg: Config,
     description = bodies.child_description(
         desired, observed, index, r, template=cfg.templates.child_plan if preamble else None, project=project
     )
+    intent = target.intent if target is not None and preamble else TemplateIntent()
+    dri = (child.assignee.assignee or "").lower()
     return CreateChild(
         channel=child.channel,
         title=bodies.child_title(desired, child.title, observed, project),
         description=description,
-        labels=child.labels,
+        labels=child.labels + tuple(label for label in intent.labels if label not in child.labels),
         assignee=child.assignee.assignee,
         project=project,
         preamble=preamble,
         template_name=child.gitlab_template if preamble else None,
+        extra_assignees=tuple(a for a in intent.assignees if a.lower() != dri),
+        milestone_id=intent.milestone_id,
+        due_date=intent.due_date,
+        weight=intent.weight,
     )
 
 
