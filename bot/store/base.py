@@ -665,6 +665,17 @@ class DeliveryStore(abc.ABC):
     def incident_marks(self) -> dict[str, IncidentMark]:
         """Every remembered incident, by key."""
 
+    # -- budgets of GitLab's per-endpoint limits (bot.gitlab.budget): shared by every process of the bot ------
+
+    @abc.abstractmethod
+    def budget_take(self, key: str, now: float, spacing: float, tolerance: float, max_wait: float) -> float:
+        """The wait (seconds from ``now``, Unix time) before the next slot of budget ``key``, reserved atomically
+        only when it is at most ``max_wait`` (GCRA: ``bot.gitlab.budget.gcra_take``)."""
+
+    @abc.abstractmethod
+    def budget_block(self, key: str, until: float, tolerance: float) -> None:
+        """Grant nothing from budget ``key`` before ``until`` (Unix time)."""
+
     @abc.abstractmethod
     def stats(self) -> StoreStats:
         """Counts for metrics, read from one consistent snapshot."""

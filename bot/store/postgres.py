@@ -70,6 +70,7 @@ import psycopg.errors
 from psycopg import conninfo as pg_conninfo
 from psycopg.pq import TransactionStatus
 
+from bot.gitlab.budget import gcra_take
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
     CreateRecord,
@@ -210,6 +211,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX chat_outbox_incident ON chat_outbox (incident_key, state)",
     ),
+    # 6: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
+    # replica: ``tat`` is the GCRA theoretical arrival time, Unix seconds (bot.gitlab.budget).
+    (
+        """
+        CREATE TABLE IF NOT EXISTS api_budgets (
+            key text             PRIMARY KEY,
+            tat double precision NOT NULL
+        )
+        """,
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it. Keep the numbering in step with
@@ -309,6 +320,15 @@ _CLAIM = f"""
         RETURNING {", ".join(f"jobs.{column}" for column in _JOB_COLUMNS.split(", "))}
     )
     SELECT c.id, claimed.* FROM c LEFT JOIN claimed ON claimed.id = c.id
+"""
+
+# Reserve the next slot of a budget of GitLab's per-endpoint limits (GCRA, bot.gitlab.budget.gcra_take) unless it
+# is further than max_wait away; no row returned means nothing was reserved.
+_BUDGET_TAKE = """
+    INSERT INTO api_budgets AS b (key, tat) VALUES (%(key)s, %(now)s + %(spacing)s)
+    ON CONFLICT (key) DO UPDATE SET tat = greatest(b.tat, %(now)s) + %(spacing)s
+    WHERE b.tat - %(tolerance)s - %(now)s <= %(max_wait)s
+    RETURNING tat
 """
 
 _CLAIMS = {kind: _CLAIM.replace("__KIND__", job_kind_clause(kind)) for kind in ("gitlab", "slack")}
@@ -954,6 +974,26 @@ class PostgresStore(DeliveryStore):
                 require_aware(seen_at, "seen_at"),
                 None if next_due is None else require_aware(next_due, "next_due"),
             ),
+        )
+
+    def budget_take(self, key: str, now: float, spacing: float, tolerance: float, max_wait: float) -> float:
+        params = {"key": key, "now": now, "spacing": spacing, "tolerance": tolerance, "max_wait": max_wait}
+
+        def body(cur: psycopg.Cursor[Any]) -> float:
+            # One atomic upsert takes the slot when it is close enough; the row lock orders concurrent replicas.
+            row = cur.execute(_BUDGET_TAKE, params).fetchone()
+            if row is not None:  # taken: the slot began at max(now, old tat - tolerance), see gcra_take
+                return gcra_take(float(row[0]) - spacing, now, spacing, tolerance)[0]
+            tat = cur.execute("SELECT tat FROM api_budgets WHERE key = %s", (key,)).fetchone()
+            return gcra_take(float(tat[0]) if tat else None, now, spacing, tolerance)[0]
+
+        return self._run(body)
+
+    def budget_block(self, key: str, until: float, tolerance: float) -> None:
+        self._execute(
+            "INSERT INTO api_budgets AS b (key, tat) VALUES (%s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET tat = greatest(b.tat, excluded.tat)",
+            (key, until + tolerance),
         )
 
     def incident_marks(self) -> dict[str, IncidentMark]:

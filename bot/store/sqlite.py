@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.gitlab.budget import gcra_take
 from bot.private import private_file
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
@@ -179,6 +180,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
         "CREATE INDEX chat_outbox_incident ON chat_outbox (incident_key, state)",
+    ),
+    # 6: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
+    # process on the host: ``tat`` is the GCRA theoretical arrival time, Unix seconds (bot.gitlab.budget).
+    (
+        """
+        CREATE TABLE IF NOT EXISTS api_budgets (
+            key TEXT PRIMARY KEY,
+            tat REAL NOT NULL
+        )
+        """,
     ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
@@ -791,6 +802,26 @@ class SQLiteStore(DeliveryStore):
                 "INSERT INTO incident_marks (incident_key, seen_at, next_due) VALUES (?, ?, ?) "
                 "ON CONFLICT (incident_key) DO UPDATE SET seen_at = excluded.seen_at, next_due = excluded.next_due",
                 (incident_key, _us(seen_at, "seen_at"), due),
+            )
+
+    def budget_take(self, key: str, now: float, spacing: float, tolerance: float, max_wait: float) -> float:
+        with self._write() as conn:
+            row = conn.execute("SELECT tat FROM api_budgets WHERE key = ?", (key,)).fetchone()
+            wait, tat = gcra_take(None if row is None else float(row[0]), now, spacing, tolerance)
+            if wait <= max_wait:
+                conn.execute(
+                    "INSERT INTO api_budgets (key, tat) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET tat = excluded.tat",
+                    (key, tat),
+                )
+            return wait
+
+    def budget_block(self, key: str, until: float, tolerance: float) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO api_budgets (key, tat) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET tat = max(tat, excluded.tat)",
+                (key, until + tolerance),
             )
 
     def incident_marks(self) -> dict[str, IncidentMark]:

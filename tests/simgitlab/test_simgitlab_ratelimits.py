@@ -31,7 +31,8 @@ def _issue(sim: SimulatedGitLab) -> int:
 
 
 def test_the_note_over_the_limit_gets_a_bare_429_until_the_minute_turns(
-    sim: SimulatedGitLab, clock: ManualClock) -> None:
+    sim: SimulatedGitLab, clock: ManualClock
+) -> None:
     clock.set(datetime(2026, 3, 2, 9, 0, 30, tzinfo=UTC))
     sim.state.rate_limits.configure(notes_create=3)
     iid = _issue(sim)

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from bot.chat.ports import ChatMessage
 from bot.store import DeliveryStore, open_store
+from bot.store.sqlite import MIGRATIONS
 from tests.store.test_store import LEASE, at, backend, store, url  # noqa: F401  (fixtures)
 
 K = "42#7"
@@ -71,7 +72,7 @@ def test_a_version_4_sqlite_database_is_migrated_with_its_jobs(tmp_path) -> None
         pass
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE chat_outbox")
-        conn.execute("DELETE FROM schema_version WHERE version = 5")
+        conn.execute("DELETE FROM schema_version WHERE version >= 5")
     with open_store(str(path)) as store:
-        assert store.stats().schema_version == 5
+        assert store.stats().schema_version == len(MIGRATIONS)
         assert store.offer_messages(K, [msg("engage:a")], at(0)) == 1
