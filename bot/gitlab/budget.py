@@ -12,11 +12,11 @@ and on a 429 without headers for a budgeted call waits for the end of GitLab's w
 (:meth:`Budgets.back_off`) without spending one of the call's attempts. A wait longer than ``max_wait_s`` is not
 slept in a worker thread: :class:`BudgetWait` tells the worker to put the job back until then, as not failed.
 
-The pacing is GCRA (a token bucket kept as one number per budget, its "theoretical arrival time"): a tenth of the
-limit may go at once, the rest is spread so that no interval of ``interval_s`` holds more than ``per_minute - 1``
-grants. That holds whatever window GitLab counts in, and leaves one request of slack for clock and network jitter.
+The pacing is a sliding window kept as the times of the last grants: no interval of ``interval_s`` holds more than
+``per_minute - 1`` of them. That holds whatever window GitLab counts in (its minutes are fixed, ours slide), lets a
+burst of new incidents post at once, and leaves one request of slack for clock and network jitter.
 
-The budget belongs to the GitLab user, so replicas must share it: the number lives in a :class:`BudgetLedger`.
+The budget belongs to the GitLab user, so replicas must share it: the grants live in a :class:`BudgetLedger`.
 :class:`LocalLedger` keeps it in the process (SQLite deployments are one host); the PostgreSQL store keeps it in
 the database, updated atomically, so all replicas draw from one budget (``bot.store.postgres``).
 """
@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,23 +52,31 @@ WINDOW_MARGIN_S = 1.0
 
 
 class BudgetLedger(Protocol):
-    """Where budgets are kept: each a theoretical arrival time (Unix seconds) per key, updated atomically."""
+    """Where budgets are kept: per key, the times of its last grants and a time before which nothing is granted
+    (Unix seconds), read and updated atomically."""
 
-    def budget_take(self, key: str, now: float, spacing: float, tolerance: float, max_wait: float) -> float:
-        """The wait (seconds from ``now``) before the next slot of ``key``; the slot is reserved only when that
-        wait is at most ``max_wait``."""
+    def budget_take(self, key: str, now: float, cap: int, window: float, max_wait: float) -> float:
+        """The wait (seconds from ``now``) before the next slot of ``key`` (at most ``cap`` grants in any
+        ``window`` seconds, see :func:`window_take`); the slot is reserved only when that wait is at most
+        ``max_wait``."""
         ...
 
-    def budget_block(self, key: str, until: float, tolerance: float) -> None:
+    def budget_block(self, key: str, until: float) -> None:
         """Grant nothing from ``key`` before ``until`` (GitLab refused: its window is used up)."""
         ...
 
 
-def gcra_take(tat: float | None, now: float, spacing: float, tolerance: float) -> tuple[float, float]:
-    """One GCRA reservation: ``(wait, new tat)``; the caller keeps the old ``tat`` if it does not take the slot."""
-    current = now if tat is None else tat
-    wait = current - tolerance - now
-    return (wait if wait > 1e-6 else 0.0), max(current, now) + spacing  # (float rounding is no wait)
+def window_take(
+    grants: Sequence[float], not_before: float, now: float, cap: int, window: float
+) -> tuple[float, list[float]]:
+    """The next slot of a budget: ``(wait, the grants to keep)`` (the last ``cap``, the new one included).
+
+    Grants are handed out in order, each at least ``window`` after the one ``cap`` places before it, so no
+    interval of ``window`` seconds ever holds more than ``cap``."""
+    start = max(now, not_before, grants[-1] if grants else now)
+    if len(grants) >= cap:
+        start = max(start, grants[-cap] + window)
+    return start - now, [*grants, start][-cap:]
 
 
 class LocalLedger:
@@ -76,18 +84,19 @@ class LocalLedger:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tat: dict[str, float] = {}
+        self._grants: dict[str, list[float]] = {}
+        self._not_before: dict[str, float] = {}
 
-    def budget_take(self, key: str, now: float, spacing: float, tolerance: float, max_wait: float) -> float:
+    def budget_take(self, key: str, now: float, cap: int, window: float, max_wait: float) -> float:
         with self._lock:
-            wait, tat = gcra_take(self._tat.get(key), now, spacing, tolerance)
+            wait, grants = window_take(self._grants.get(key, []), self._not_before.get(key, 0.0), now, cap, window)
             if wait <= max_wait:
-                self._tat[key] = tat
+                self._grants[key] = grants
             return wait
 
-    def budget_block(self, key: str, until: float, tolerance: float) -> None:
+    def budget_block(self, key: str, until: float) -> None:
         with self._lock:
-            self._tat[key] = max(self._tat.get(key, until + tolerance), until + tolerance)
+            self._not_before[key] = max(self._not_before.get(key, until), until)
 
 
 @dataclass(frozen=True)
@@ -99,17 +108,9 @@ class LimitSpec:
     interval_s: float = 60.0
 
     @property
-    def burst(self) -> int:
-        return max(1, self.per_minute // 10)
-
-    @property
-    def spacing(self) -> float:
-        """Seconds between grants once the burst is spent."""
-        return self.interval_s / max(1, self.per_minute - self.burst)
-
-    @property
-    def tolerance(self) -> float:
-        return (self.burst - 1) * self.spacing
+    def cap(self) -> int:
+        """Grants in any ``interval_s``: one under GitLab's threshold, for jitter between its clock and ours."""
+        return max(1, self.per_minute - 1)
 
 
 class BudgetWait(GitLabCallError):
@@ -156,7 +157,8 @@ class Budgets:
         spec = self._spec(budget)
         if spec is None:
             return 0.0
-        wait = self.ledger.budget_take(budget, self._wallclock(), spec.spacing, spec.tolerance, self.max_wait_s)
+        wait = self.ledger.budget_take(budget, self._wallclock(), spec.cap, spec.interval_s, self.max_wait_s)
+        wait = wait if wait > 1e-6 else 0.0  # float rounding is no wait
         if wait > self.max_wait_s:
             raise BudgetWait(step, incident, self._saying(budget, spec, "is spent", wait), wait)
         if wait > 0:
@@ -171,7 +173,7 @@ class Budgets:
         spec = self._spec(budget) or LimitSpec(1)
         now = self._wallclock()
         until = (math.floor(now / spec.interval_s) + 1) * spec.interval_s + WINDOW_MARGIN_S
-        self.ledger.budget_block(budget, until, spec.tolerance)
+        self.ledger.budget_block(budget, until)
         wait = until - now
         if wait > self.max_wait_s or refusals > 2:
             said = self._saying(budget, spec, "was reached (GitLab answered 429)", wait)

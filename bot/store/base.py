@@ -668,12 +668,13 @@ class DeliveryStore(abc.ABC):
     # -- budgets of GitLab's per-endpoint limits (bot.gitlab.budget): shared by every process of the bot ------
 
     @abc.abstractmethod
-    def budget_take(self, key: str, now: float, spacing: float, tolerance: float, max_wait: float) -> float:
-        """The wait (seconds from ``now``, Unix time) before the next slot of budget ``key``, reserved atomically
-        only when it is at most ``max_wait`` (GCRA: ``bot.gitlab.budget.gcra_take``)."""
+    def budget_take(self, key: str, now: float, cap: int, window: float, max_wait: float) -> float:
+        """The wait (seconds from ``now``, Unix time) before the next slot of budget ``key`` (at most ``cap`` grants
+        in any ``window`` seconds: ``bot.gitlab.budget.window_take``), reserved atomically only when it is at most
+        ``max_wait``."""
 
     @abc.abstractmethod
-    def budget_block(self, key: str, until: float, tolerance: float) -> None:
+    def budget_block(self, key: str, until: float) -> None:
         """Grant nothing from budget ``key`` before ``until`` (Unix time)."""
 
     @abc.abstractmethod

@@ -70,7 +70,7 @@ import psycopg.errors
 from psycopg import conninfo as pg_conninfo
 from psycopg.pq import TransactionStatus
 
-from bot.gitlab.budget import gcra_take
+from bot.gitlab.budget import window_take
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
     CreateRecord,
@@ -212,12 +212,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX chat_outbox_incident ON chat_outbox (incident_key, state)",
     ),
     # 6: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
-    # replica: ``tat`` is the GCRA theoretical arrival time, Unix seconds (bot.gitlab.budget).
+    # replica: the times of its last grants, and a time before which nothing is granted, Unix seconds
+    # (bot.gitlab.budget).
     (
         """
         CREATE TABLE IF NOT EXISTS api_budgets (
-            key text             PRIMARY KEY,
-            tat double precision NOT NULL
+            key        text               PRIMARY KEY,
+            not_before double precision   NOT NULL DEFAULT 0,
+            grants     double precision[] NOT NULL DEFAULT '{}'
         )
         """,
     ),
@@ -322,14 +324,11 @@ _CLAIM = f"""
     SELECT c.id, claimed.* FROM c LEFT JOIN claimed ON claimed.id = c.id
 """
 
-# Reserve the next slot of a budget of GitLab's per-endpoint limits (GCRA, bot.gitlab.budget.gcra_take) unless it
-# is further than max_wait away; no row returned means nothing was reserved.
-_BUDGET_TAKE = """
-    INSERT INTO api_budgets AS b (key, tat) VALUES (%(key)s, %(now)s + %(spacing)s)
-    ON CONFLICT (key) DO UPDATE SET tat = greatest(b.tat, %(now)s) + %(spacing)s
-    WHERE b.tat - %(tolerance)s - %(now)s <= %(max_wait)s
-    RETURNING tat
-"""
+# Lock a budget of GitLab's per-endpoint limits for this transaction (creating its row on first use) and read it.
+_BUDGET_LOCK = (
+    "INSERT INTO api_budgets AS b (key) VALUES (%s) ON CONFLICT (key) DO UPDATE SET key = b.key"
+    " RETURNING not_before, grants"
+)
 
 _CLAIMS = {kind: _CLAIM.replace("__KIND__", job_kind_clause(kind)) for kind in ("gitlab", "slack")}
 
@@ -976,24 +975,23 @@ class PostgresStore(DeliveryStore):
             ),
         )
 
-    def budget_take(self, key: str, now: float, spacing: float, tolerance: float, max_wait: float) -> float:
-        params = {"key": key, "now": now, "spacing": spacing, "tolerance": tolerance, "max_wait": max_wait}
-
+    def budget_take(self, key: str, now: float, cap: int, window: float, max_wait: float) -> float:
         def body(cur: psycopg.Cursor[Any]) -> float:
-            # One atomic upsert takes the slot when it is close enough; the row lock orders concurrent replicas.
-            row = cur.execute(_BUDGET_TAKE, params).fetchone()
-            if row is not None:  # taken: the slot began at max(now, old tat - tolerance), see gcra_take
-                return gcra_take(float(row[0]) - spacing, now, spacing, tolerance)[0]
-            tat = cur.execute("SELECT tat FROM api_budgets WHERE key = %s", (key,)).fetchone()
-            return gcra_take(float(tat[0]) if tat else None, now, spacing, tolerance)[0]
+            # The upsert locks the budget's row (creating it if new) until commit: replicas take turns.
+            row = cur.execute(_BUDGET_LOCK, (key,)).fetchone()
+            assert row is not None
+            wait, grants = window_take([float(g) for g in row[1]], float(row[0]), now, cap, window)
+            if wait <= max_wait:
+                cur.execute("UPDATE api_budgets SET grants = %s WHERE key = %s", (grants, key))
+            return wait
 
         return self._run(body)
 
-    def budget_block(self, key: str, until: float, tolerance: float) -> None:
+    def budget_block(self, key: str, until: float) -> None:
         self._execute(
-            "INSERT INTO api_budgets AS b (key, tat) VALUES (%s, %s)"
-            " ON CONFLICT (key) DO UPDATE SET tat = greatest(b.tat, excluded.tat)",
-            (key, until + tolerance),
+            "INSERT INTO api_budgets AS b (key, not_before) VALUES (%s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET not_before = greatest(b.not_before, excluded.not_before)",
+            (key, until),
         )
 
     def incident_marks(self) -> dict[str, IncidentMark]:

@@ -9,7 +9,6 @@ policy's and the budgets' clocks and sleeps are one FakeTime, and ``time.sleep``
 
 from __future__ import annotations
 
-import itertools
 import random
 import threading
 import time
@@ -109,7 +108,7 @@ def test_paced_grants_never_exceed_the_limit_in_any_minute(limit: int, gaps: lis
     now, granted = WALL0, []
     for gap in gaps:
         now += gap
-        wait = ledger.budget_take("notes", now, spec.spacing, spec.tolerance, float("inf"))
+        wait = ledger.budget_take("notes", now, spec.cap, spec.interval_s, float("inf"))
         granted.append(now + wait)
     granted.sort()
     busiest = max(sum(1 for t in granted[i:] if t < start + 60) for i, start in enumerate(granted))
@@ -117,18 +116,21 @@ def test_paced_grants_never_exceed_the_limit_in_any_minute(limit: int, gaps: lis
     assert max(per_minute(granted).values()) <= limit
 
 
-def test_a_tenth_goes_at_once_then_notes_are_spaced(ft: FakeTime, seq: responses.RequestsMock) -> None:
-    for _ in range(12):
+def test_a_burst_of_notes_goes_at_once_and_the_rest_when_the_minute_allows(
+    ft: FakeTime, seq: responses.RequestsMock
+) -> None:
+    for _ in range(20):
         seq.post(NOTES, status=201, json=NOTE)
-    p = policy(ft, notes=60)
+    p = policy(ft, notes=10)
     sent = []
-    for _ in range(12):
+    for _ in range(20):
         post_note(make_gitlab(URL, "tok"), p)
         sent.append(ft.now)
-    assert sent[:6] == pytest.approx([WALL0] * 6, abs=1e-3)  # the burst: a tenth of 60
-    gaps = [b - a for a, b in itertools.pairwise(sent[5:])]
-    assert gaps == pytest.approx([60 / 54] * 6, abs=1e-3)
-    assert p.stats.snapshot().throttled_s == pytest.approx(sent[-1] - WALL0)
+    assert sent[:9] == pytest.approx([WALL0] * 9, abs=1e-3)  # one under GitLab's 10, for clock jitter
+    assert sent[9:18] == pytest.approx([WALL0 + 60] * 9, abs=1e-3)
+    assert sent[18:] == pytest.approx([WALL0 + 120] * 2, abs=1e-3)
+    assert max(per_minute(sent).values()) <= 9
+    assert p.stats.snapshot().throttled_s == pytest.approx(120, abs=1e-3)
 
 
 def test_reads_and_updates_are_not_paced(ft: FakeTime, seq: responses.RequestsMock) -> None:
@@ -187,7 +189,7 @@ def test_after_a_429_other_threads_hold_back_too(ft: FakeTime, seq: responses.Re
     post_note(make_gitlab(URL, "tok"), p)
     refused_at = WALL0
     assert p.budgets is not None
-    wait = p.budgets.ledger.budget_take("notes", refused_at, 1.0, 0.0, float("inf"))
+    wait = p.budgets.ledger.budget_take("notes", refused_at, 59, 60.0, float("inf"))
     assert refused_at + wait >= (int(refused_at) // 60 + 1) * 60  # nobody's slot is left in the refused minute
 
 
@@ -267,7 +269,7 @@ def _replicas_stay_within(stores: list[Any], limit: int, minutes: int = 5) -> li
     granted: list[float] = []
     while min(ready) < WALL0 + minutes * 60:
         i = ready.index(min(ready))
-        wait = stores[i].budget_take("notes", ready[i], spec.spacing, spec.tolerance, float("inf"))
+        wait = stores[i].budget_take("notes", ready[i], spec.cap, spec.interval_s, float("inf"))
         granted.append(ready[i] + wait)
         ready[i] += wait + 0.05  # the call takes 50 ms, then the replica wants the next slot
     return granted
@@ -301,7 +303,7 @@ def test_postgres_replicas_draw_from_one_budget(postgres_database: Any) -> None:
 
         def take(store: PostgresStore) -> None:
             for _ in range(10):
-                got = store.budget_take("issues:acme/security", WALL0, spec.spacing, spec.tolerance, 1e9)
+                got = store.budget_take("issues:acme/security", WALL0, spec.cap, spec.interval_s, 1e9)
                 with lock:
                     waits.append(got)
 
@@ -310,17 +312,16 @@ def test_postgres_replicas_draw_from_one_budget(postgres_database: Any) -> None:
             t.start()
         for t in threads:
             t.join()
-        expected = [0.0] * spec.burst + [k * spec.spacing for k in range(1, 90 - spec.burst + 1)]
-        assert sorted(waits) == pytest.approx(expected)
+        assert sorted(waits) == [0.0] * 59 + [60.0] * 31  # 59 now, the rest a minute later: none twice
 
         # A refusal seen by one replica holds the others back until GitLab's next minute.
-        stores[0].budget_block("notes:other", WALL0 + 50, 0.0)
-        assert stores[2].budget_take("notes:other", WALL0, 1.0, 0.0, 1e9) == pytest.approx(50.0)
+        stores[0].budget_block("notes:other", WALL0 + 50)
+        assert stores[2].budget_take("notes:other", WALL0, 59, 60.0, 1e9) == pytest.approx(50.0)
         # A slot further than max_wait is told, not taken.
-        assert stores[1].budget_take("notes:far", WALL0, 100.0, 0.0, 5.0) == 0.0
-        assert stores[1].budget_take("notes:far", WALL0, 100.0, 0.0, 5.0) == pytest.approx(100.0)
-        assert stores[2].budget_take("notes:far", WALL0, 100.0, 0.0, 5.0) == pytest.approx(100.0)
-        assert stores[2].budget_take("notes:far", WALL0 + 100, 100.0, 0.0, 5.0) == 0.0
+        assert stores[1].budget_take("notes:far", WALL0, 1, 100.0, 5.0) == 0.0
+        assert stores[1].budget_take("notes:far", WALL0, 1, 100.0, 5.0) == pytest.approx(100.0)
+        assert stores[2].budget_take("notes:far", WALL0, 1, 100.0, 5.0) == pytest.approx(100.0)
+        assert stores[2].budget_take("notes:far", WALL0 + 100, 1, 100.0, 5.0) == 0.0
     finally:
         for s in stores:
             s.close()
