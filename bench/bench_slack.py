@@ -8,6 +8,11 @@ edits), a reminder window passes (a DM to the DRI), a six-point status update (f
 target), all clear (final messages), then a reconcile with nothing new. Prints Slack calls by method, the
 lower bound (one post per target per event, plus one per summary target), the posts against it, summary
 edits, history reads and the Slack calls of the no-op reconcile (must be 0).
+
+Then the same again under the limits Slack puts on a commercially distributed app outside its Marketplace
+(changelog 2025-05-29: ``conversations.history`` once a minute, 15 messages a page), each channel already
+holding 40 messages of people talking, and the first two posts landing with their answers lost: every message
+still goes out exactly once; prints the 429s met and the longest wait for the last message of a step.
 """
 
 from __future__ import annotations
@@ -51,6 +56,13 @@ class CountingPlanner(SlackPlanner):
 
 
 def main() -> None:
+    run(distributed=False)
+    print()
+    print("under a distributed app's limits (history 1/min, 15/page; 40 messages in each channel; 2 lost answers)")
+    run(distributed=True)
+
+
+def run(*, distributed: bool) -> None:
     clock = ManualClock(T0)
     data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text())
     data["templates_dir"] = str(ROOT / "issue_templates")
@@ -61,19 +73,28 @@ def main() -> None:
     planner = CountingPlanner(cfg, slack_renderer(cfg))
     planner.keys = set()
     with SimulatedGitLab(now=clock) as gl, \
-            SimulatedSlack(token=TOKEN, clock=lambda: clock().timestamp(), rate_limit=False) as sl, \
+            SimulatedSlack(token=TOKEN, clock=lambda: clock().timestamp(), rate_limit=False,
+                           distributed_app=distributed) as sl, \
             open_store(str(tmp / "bot.sqlite3")) as store:
         for name in ("e-group", "security-department", "marketing-programs", "support-managers",
                      "community-advocates"):
             sl.state.add_channel(name)
         sl.state.add_user("sec-director", "sec-director@example.com")
         sl.state.add_user("simoc", "simoc@example.com")
+        if distributed:
+            for channel in list(sl.state.channels):
+                for i in range(40):
+                    sl.state.say(channel, f"people talking {i}")
+            sl.fail_after_commit(2)
         w = world(gl, cfg)
-        sender = SlackWorker(store, lambda: SlackChat(TOKEN, sl.url), worker_id="s:1", clock=clock)
+        sender = SlackWorker(store, lambda: SlackChat(TOKEN, sl.url, clock=lambda: clock().timestamp()),
+                             worker_id="s:1", clock=clock)
         iid = w.incident("severity::1", "data-breach")
+        key = f"{w.project_id}#{iid}"
+        waits = [0.0]
 
         def step(minutes: float) -> None:
-            clock.set(T0 + timedelta(minutes=minutes))
+            clock.set(max(clock(), T0 + timedelta(minutes=minutes)))  # never back in time after a long wait
             store.enqueue(f"{w.project_id}#{iid}", clock(), "Issue Hook")
             clock.advance(1)
             wk = Worker(store, w.reconciler(clock=clock), worker_id="w:1", clock=clock, chat=planner)
@@ -82,8 +103,14 @@ def main() -> None:
                     pass
             finally:
                 wk.reconciler.close()  # type: ignore[attr-defined]
-            while sender.run_once() is not None:
-                pass
+            began = clock()
+            for _ in range(240):  # Slack retries as the queue makes them due, 5 s apart, until nothing waits
+                while sender.run_once() is not None:
+                    pass
+                if not store.pending_messages(key):
+                    break
+                clock.advance(5)
+            waits.append((clock() - began).total_seconds())
 
         def label(name: str) -> None:
             gl.state.update_issue(w.project, iid, add_labels=[name])
@@ -116,6 +143,9 @@ def main() -> None:
         print(f"history reads                      {by_method['conversations.history']}")
         print(f"messages posted twice              {sum(1 for n in Counter(keys).values() if n > 1)}")
         print(f"Slack calls on a no-op reconcile   {quiet}")
+        print(f"history reads answered 429         {sum(1 for c in sl.calls if c.status == 429)}")
+        print(f"messages still waiting             {len(store.pending_messages(key))}")
+        print(f"longest step until all sent        {max(waits):.0f} s")
 
 
 if __name__ == "__main__":

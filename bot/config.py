@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from bot import paths
 
@@ -341,6 +341,15 @@ INCIDENT_CHANNEL = "incident-channel"
 _SLACK_CHANNEL = re.compile(r"^#[a-z0-9][a-z0-9_-]{0,79}$")
 _SLACK_ID = re.compile(r"^[CGDUW][A-Z0-9]{6,}$")
 _EMAIL = re.compile(r"^email:[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CHANNEL_GLOB = re.compile(r"#[a-z0-9*][a-z0-9_*-]{0,79}")
+DEFAULT_INCIDENT_CHANNELS = "#inc-*"
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A channel-name glob (``*``: one or more letters, digits, ``-``, ``_``) as a regular expression."""
+    return re.compile("[a-z0-9_-]+".join(re.escape(part) for part in pattern.split("*")))
+
+
 _TARGET_FORMS = "'#channel-name', a Slack id (C…, U…), 'email:someone@example.com' or 'incident-channel'"
 
 
@@ -394,12 +403,56 @@ class ChatSettings(_Model):
     incident_channel: str | None = Field(
         None, description="The incident response channel by pattern, e.g. '#inc-{iid}' (the channel command wins)."
     )
+    incident_channels: str | None = Field(
+        None,
+        description="The names the channel command accepts, '*' for any run of letters, digits, - and _ (e.g. "
+        "'#inc-*'); without it, the incident_channel pattern with '*' for '{iid}', else '#inc-*'. A target the "
+        "chat section names for anything else (an engagement, a team, a role, a person, a summary) never is one.",
+    )
+    update_every: Every = Field(
+        timedelta(minutes=5),
+        description="Forwarded status updates are coalesced: at most one message per target this often, "
+        "edited to the latest update until the next one may go.",
+    )
+    updates_per_person: int = Field(
+        4, ge=1, description="Status updates one person may have forwarded per hour; later ones only in GitLab."
+    )
 
     def targets(self) -> list[str]:
         """Every fixed target, in the order configured (``incident-channel`` is per incident: not listed)."""
         routes = [*self.engagements.values(), *self.teams.values(), *self.roles.values()]
         named = [r.to for r in routes] + list(self.people.values()) + list(self.summary)
         return [t for t in dict.fromkeys(named) if t != INCIDENT_CHANNEL]
+
+    def incident_channel_glob(self) -> str:
+        """The names the channel command accepts, as a glob with ``*`` (see ``incident_channels``)."""
+        if self.incident_channels:
+            return self.incident_channels
+        if self.incident_channel:
+            return self.incident_channel.replace("{iid}", "*")
+        return DEFAULT_INCIDENT_CHANNELS
+
+    def may_be_incident_channel(self, name: str) -> bool:
+        """Whether ``name`` (``#channel``) may be an incident's response channel: it matches the accepted
+        names and is no target the chat section names for anything else (summary, team, executive...)."""
+        if not _SLACK_CHANNEL.match(name) or name in self.targets():
+            return False
+        return _glob(self.incident_channel_glob()).fullmatch(name) is not None
+
+    @field_validator("incident_channels")
+    @classmethod
+    def _names(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        if not _CHANNEL_GLOB.fullmatch(v):
+            raise ValueError(f"invalid incident_channels {v!r} (expected a channel name with '*', e.g. '#inc-*')")
+        if v.startswith("#*"):
+            raise ValueError(f"incident_channels {v!r} would accept any channel: start it with a prefix, e.g. '#inc-*'")
+        pattern = info.data.get("incident_channel")
+        if isinstance(pattern, str) and not _glob(v).fullmatch(pattern.format(iid=1)):
+            raise ValueError(f"incident_channels {v!r} does not accept the names incident_channel {pattern!r} makes: "
+                             f"make them agree, e.g. {pattern.replace('{iid}', '*')!r}")
+        return v
 
     @field_validator("incident_channel")
     @classmethod

@@ -16,18 +16,33 @@ STALE_AFTER = timedelta(seconds=15)
 """A dozen of the pool's one-second ticks: long enough for a busy machine, short for a probe."""
 
 
-def beat(path: Path, now: datetime) -> None:
-    """Record ``now``; atomic, so a reader never sees half a time."""
+def beat(path: Path, now: datetime, waiting: str | None = None) -> None:
+    """Record ``now``, and what the worker is waiting for before it can claim (GitLab unreachable at start);
+    atomic, so a reader never sees half a time."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(now.isoformat())
+    tmp.write_text(now.isoformat() + ("\n" + " ".join(waiting.split()) if waiting else ""))
     os.replace(tmp, path)
 
 
-def last_beat(path: Path) -> datetime | None:
+def _read(path: Path) -> tuple[datetime, str | None] | None:
     try:
-        return datetime.fromisoformat(path.read_text().strip())
+        first, _, rest = path.read_text().partition("\n")
+        return datetime.fromisoformat(first.strip()), rest.strip() or None
     except (OSError, ValueError):
         return None
+
+
+def last_beat(path: Path) -> datetime | None:
+    read = _read(path)
+    return read[0] if read else None
+
+
+def waiting_for(path: Path, now: datetime, stale_after: timedelta = STALE_AFTER) -> str | None:
+    """What a live worker is waiting for before it claims jobs (e.g. GitLab), or None."""
+    read = _read(path)
+    if read is None or (now - read[0]) > stale_after:
+        return None
+    return read[1]
 
 
 def stale(path: Path, now: datetime, stale_after: timedelta = STALE_AFTER) -> str | None:
@@ -35,6 +50,8 @@ def stale(path: Path, now: datetime, stale_after: timedelta = STALE_AFTER) -> st
     last = last_beat(path)
     if last is None:
         return "the reconcile worker has not started claiming jobs"
+    if waiting_for(path, now, stale_after):
+        return None  # alive, and saying what it waits for (``waiting_for``)
     age = (now - last).total_seconds()
     if age > stale_after.total_seconds():
         return f"the reconcile worker last claimed {age:.0f} s ago (it is stopped, restarting or stuck)"

@@ -10,9 +10,14 @@ The redacting filter (``bot.redact``) runs before these formatters, so what they
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import sys
+import traceback
 from datetime import UTC, datetime
+from typing import Any
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
@@ -63,3 +68,40 @@ def chosen() -> str:
 def apply(handlers: list[logging.Handler]) -> None:
     for handler in handlers:
         handler.setFormatter(formatter())
+
+
+def capture_stray_output() -> None:
+    """Lines that bypass logging go through it, so that with ``json`` every line on stderr is an object.
+
+    - ``warnings``: through the ``py.warnings`` logger (``logging.captureWarnings``);
+    - "Exception ignored in ..." (``sys.unraisablehook``, e.g. a finaliser failing at interpreter exit): one
+      line in the chosen format, written straight to fd 2 (logging's locks may be gone at that point). The
+      one known artefact of a gevent receiver's exit, logging's weak-reference clean-up running while the
+      hub's greenlets are finalised, is dropped: nothing of the bot's is lost there.
+    """
+    logging.captureWarnings(True)
+    sys.unraisablehook = _unraisable
+
+
+def _unraisable(unraisable: Any) -> None:
+    exc = unraisable.exc_value
+    where = getattr(unraisable.object, "__qualname__", None) or repr(unraisable.object)
+    if isinstance(exc, RuntimeError) and "greenlet is being finalized" in str(exc) and "HandlerRef" in where:
+        return
+    message = f"exception ignored in {where}: {exc!r}"
+    if _chosen == "json":
+        detail = "".join(traceback.format_exception(unraisable.exc_type, exc, unraisable.exc_traceback))
+        line = json.dumps(
+            {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "level": "warning",
+                "logger": "python",
+                "message": message,
+                "exception": detail,
+            },
+            ensure_ascii=False,
+        )
+    else:
+        line = f"{datetime.now(UTC).strftime(DATE_FORMAT)} [{os.getpid()}] [WARNING] python: {message}"
+    with contextlib.suppress(OSError):
+        os.write(2, (line + "\n").encode("utf-8", "replace"))

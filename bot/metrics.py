@@ -19,7 +19,15 @@ import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -144,6 +152,26 @@ class Metrics:
             ["kind", "outcome"],
             registry=self.registry,
         )
+
+        self.reminders_posted = Counter(
+            "incident_bot_reminders_posted",
+            "Status-update reminders posted in GitLab, one per engagement reminded (engagement ids come from the "
+            "policy, so the label is bounded)",
+            ["engagement"],
+            registry=self.registry,
+        )
+        self.sweep_last_success = Gauge(
+            "incident_bot_sweep_last_success_timestamp_seconds",
+            "When the last sweep finished without an error (Unix time); alert when it falls behind",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+
+    def reminded(self, engagement: str) -> None:
+        self.reminders_posted.labels(engagement=engagement).inc()
+
+    def swept(self, at: float) -> None:
+        self.sweep_last_success.set(at)
 
     def slack_message(self, kind: str, outcome: str) -> None:
         self.slack_messages.labels(kind=kind, outcome=outcome).inc()

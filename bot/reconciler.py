@@ -16,7 +16,7 @@ from datetime import datetime
 from bot.clock import Clock, utcnow
 from bot.config import Config
 from bot.core import bodies, cadence
-from bot.core.actions import Action, PostNote
+from bot.core.actions import Action, PostNote, UpsertChecklist
 from bot.core.converge import DryRun, converge
 from bot.core.model import Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
@@ -41,12 +41,54 @@ class ReconcileReport:
     actions: list[Action] = field(default_factory=list)
     seconds: float = 0.0
     requeue_at: datetime | None = None
+    before: Observed | None = None
+    """The incident as the reconcile found it (``observed`` is as it left it), for :attr:`changes`."""
 
     @property
     def changes(self) -> list[str]:
-        """What this reconcile said it did, as plain text, one line each: the status log entries it wrote,
-        the commands it answered, the reminders and final comms it posted (the job's log line says the same)."""
-        return [as_read(line).strip() for a in self.actions if isinstance(a, PostNote) for line in a.lines]
+        """Every write this reconcile made, as plain text, one line each, in order: what its comments said
+        (status log entries, command replies, reminders, final comms), what changed in the checklist, and the
+        other writes (children, links, assignments, labels). The job's log line says the same."""
+        return what_changed(self.actions, self.before or self.observed)
+
+    @property
+    def reminded(self) -> list[str]:
+        """The engagements this reconcile posted a status-update reminder for (their policy ids)."""
+        return [
+            key.split(":", 2)[1]
+            for a in self.actions
+            if isinstance(a, PostNote) and a.kind == "reminder"
+            for key in a.log_keys
+            if key.startswith("reminder:")
+        ]
+
+
+CHECKLIST_LINES_SHOWN = 6
+
+
+def what_changed(actions: list[Action], before: Observed) -> list[str]:
+    """One line per write of ``actions``: first what its comments said (people's words for most changes), then
+    the checklist once, with the lines a reader sees change, then every other write."""
+    said = [as_read(line).strip() for a in actions if isinstance(a, PostNote) for line in a.lines]
+    checklist = [a for a in actions if isinstance(a, UpsertChecklist)]
+    if checklist:
+        said.append(_checklist_change(before.checklist.body if before.checklist else None, checklist[-1].body))
+    said += [a.describe() for a in actions if not isinstance(a, PostNote | UpsertChecklist)]
+    return [line for line in said if line]
+
+
+def _checklist_change(old: str | None, new: str) -> str:
+    if old is None:
+        return "posted the engagement checklist"
+    seen = [line.strip().removeprefix("• ") for line in as_read(old).splitlines() if line.strip()]
+    now = [line.strip().removeprefix("• ") for line in as_read(new).splitlines() if line.strip()]
+    added = [line for line in now if line not in seen]
+    removed = [line for line in seen if line not in now]
+    shown = added or [f"removed: {line}" for line in removed]
+    if not shown:
+        return "rewrote the checklist's hidden record"
+    more = f"; and {len(shown) - CHECKLIST_LINES_SHOWN} more" if len(shown) > CHECKLIST_LINES_SHOWN else ""
+    return "checklist: " + "; ".join(shown[:CHECKLIST_LINES_SHOWN]) + more
 
 
 class Reconciler:
@@ -112,7 +154,7 @@ class Reconciler:
         applier = GitLabApplier(client, self.pool, guard, self.bot)
         final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
         seconds = time.perf_counter() - start
-        return ReconcileReport(ref, desired, final, actions, seconds, cadence.next_attention(desired))
+        return ReconcileReport(ref, desired, final, actions, seconds, cadence.next_attention(desired), before=observed)
 
     def dry_run(self, ref: IncidentRef) -> ReconcileReport:
         """What ``reconcile`` would do now; reads GitLab, writes nothing. Raises ``OutsideRemit`` too."""
@@ -122,7 +164,9 @@ class Reconciler:
         desired, observed = self._observe(client, ref)
         _, actions = converge(desired, observed, self.cfg, self.renderer, DryRun(first_iid=10_000))
         seconds = time.perf_counter() - start
-        return ReconcileReport(ref, desired, observed, actions, seconds, cadence.next_attention(desired))
+        return ReconcileReport(
+            ref, desired, observed, actions, seconds, cadence.next_attention(desired), before=observed
+        )
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

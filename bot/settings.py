@@ -7,6 +7,7 @@ README's table of variables is generated from :data:`VARIABLES` (:func:`markdown
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import textwrap
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from bot.config import parse_duration
 from bot.errors import UserError
@@ -73,6 +75,7 @@ class Settings:
     state_key_previous: str | None = field(default=None, repr=False)
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_api_url: str | None = None
+    allow_insecure_http: bool = False
 
     @property
     def slack(self) -> bool:
@@ -94,6 +97,7 @@ class Settings:
             except ValueError as exc:
                 problems.append(str(exc))
         settings = cls(**values)
+        problems += settings.insecure()
         problems += settings.missing(need)
         if problems:
             raise SettingsError(problems)
@@ -111,6 +115,21 @@ class Settings:
                 "the receiver refuses unauthenticated webhooks"
             )
         return problems
+
+    def insecure(self) -> list[str]:
+        """A plain ``http://`` URL the bot would send a token to in clear, one line each: refused unless its
+        host is this machine (loopback) or ``INCIDENT_BOT_ALLOW_INSECURE_HTTP=1`` says it is meant."""
+        if self.allow_insecure_http:
+            return []
+        return [
+            f"{name}={redact(url)!r} is plain HTTP: the bot would send {token} in clear; use https:// "
+            f"(plain HTTP is allowed for loopback only; to allow it here on purpose set {ALLOW_INSECURE_HTTP}=1)"
+            for name, url, token in (
+                ("GITLAB_URL", self.gitlab_url, "GITLAB_TOKEN"),
+                ("SLACK_API_URL", self.slack_api_url, "SLACK_BOT_TOKEN"),
+            )
+            if url and not secure_enough(url)
+        ]
 
     def gitlab(self) -> tuple[str, str]:
         """``GITLAB_URL`` and ``GITLAB_TOKEN``, or ``SettingsError`` naming what is missing."""
@@ -149,10 +168,19 @@ _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s?\s*$")
 
 
 def duration(name: str, *, unit: timedelta = timedelta(seconds=1), off: bool = False,
-             least: timedelta = timedelta(0), most: timedelta | None = None) -> Callable[[str], timedelta | None]:
-    """A duration: a plain number (of ``unit``), ``300s``, or the config's form (``5m``, ``1h``, ``2d``)."""
+             at_least: timedelta | None = None, most: timedelta | None = None) -> Callable[[str], timedelta | None]:
+    """A duration: a plain number (of ``unit``), ``300s``, or the config's form (``5m``, ``1h``, ``2d``), more
+    than zero, within ``at_least`` and ``most`` when given. A refusal names the bounds in ``unit``."""
     plain = "days" if unit == timedelta(days=1) else "seconds"
     expected = f"a duration such as 300s, 5m or 1h (a plain number is {plain}){' or off' if off else ''}"
+    if at_least is not None and most is not None:
+        bounds = f"from {_show(at_least, unit)} to {_show(most, unit)}"
+    elif at_least is not None:
+        bounds = f"at least {_show(at_least, unit)}"
+    elif most is not None:
+        bounds = f"more than 0 and at most {_show(most, unit)}"
+    else:
+        bounds = f"more than 0 {plain}"
 
     def parse(text: str) -> timedelta | None:
         if off and text.strip().lower() == "off":
@@ -167,28 +195,20 @@ def duration(name: str, *, unit: timedelta = timedelta(seconds=1), off: bool = F
                 value = parse_duration(text)
         except (ValueError, OverflowError):
             raise ValueError(f"{name}={text!r} is not {expected}") from None
-        if value <= least:
-            raise ValueError(f"{name}={text!r} must be more than {_show(least)}")
-        if most is not None and value > most:
-            raise ValueError(f"{name}={text!r} must be at most {_show(most)}")
+        too_short = value < at_least if at_least is not None else value <= timedelta(0)
+        if too_short or (most is not None and value > most):
+            raise ValueError(f"{name}={text!r} must be {bounds}")
         return value
 
     return parse
 
 
-def _show(value: timedelta) -> str:
-    seconds = value.total_seconds()
-    return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds:g} s"
-
-
-def _at_least(name: str, least: timedelta, parse: Callable[[str], timedelta | None]) -> Callable[[str], Any]:
-    def check(text: str) -> timedelta | None:
-        value = parse(text)
-        if value is not None and value < least:
-            raise ValueError(f"{name}={text!r} is too short (at least {_show(least)})")
-        return value
-
-    return check
+def _show(value: timedelta, unit: timedelta = timedelta(seconds=1)) -> str:
+    """A bound in the setting's own unit: ``1 day``, ``3650 days``, ``10 s``."""
+    if unit >= timedelta(days=1):
+        days = value.total_seconds() / 86400
+        return f"{days:g} day" if days == 1 else f"{days:g} days"
+    return f"{value.total_seconds():g} s"
 
 
 def _choice(name: str, *choices: str) -> Callable[[str], str]:
@@ -228,6 +248,36 @@ def _slack_url(text: str) -> str:
         raise ValueError(f"SLACK_API_URL must be an http(s) URL such as https://slack.com/api/, got {redact(text)!r}")
     register_secret(url_password(url))
     return url if url.endswith("/") else url + "/"
+
+
+ALLOW_INSECURE_HTTP = "INCIDENT_BOT_ALLOW_INSECURE_HTTP"
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` or ``::1``: a connection that never leaves this machine."""
+    host = host.lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def secure_enough(url: str) -> bool:
+    """An ``https://`` URL, or a plain ``http://`` one to a loopback address (a simulator, a local proxy)."""
+    parts = urlsplit(url)
+    return parts.scheme.lower() != "http" or is_loopback(parts.hostname or "")
+
+
+def _flag(name: str) -> Callable[[str], bool]:
+    def parse(text: str) -> bool:
+        value = text.strip().lower()
+        if value not in ("1", "0", "true", "false", "yes", "no", ""):
+            raise ValueError(f"{name} must be 1 or 0, got {text!r}")
+        return value in ("1", "true", "yes")
+
+    return parse
 
 
 def _db(text: str) -> str:
@@ -277,18 +327,16 @@ FIELDS: dict[str, Variable] = {
     "sweep_every": Variable(
         "INCIDENT_BOT_SWEEP_SECONDS", "`300s`", "how often each worker lists open incidents to catch missed webhooks "
         "(`off`: webhooks only; at least 10 s); reminders do not depend on it",
-        _at_least("INCIDENT_BOT_SWEEP_SECONDS", timedelta(seconds=10),
-                  duration("INCIDENT_BOT_SWEEP_SECONDS", off=True))),
+        duration("INCIDENT_BOT_SWEEP_SECONDS", off=True, at_least=timedelta(seconds=10))),
     "lease": Variable(
         "INCIDENT_BOT_LEASE_SECONDS", "`60s`", "how long a job a dead worker held waits before another takes it "
-        "(at least 3 s)", _at_least("INCIDENT_BOT_LEASE_SECONDS", timedelta(seconds=3),
-                                    duration("INCIDENT_BOT_LEASE_SECONDS"))),
+        "(at least 3 s)", duration("INCIDENT_BOT_LEASE_SECONDS", at_least=timedelta(seconds=3))),
     "retry_base": Variable("INCIDENT_BOT_RETRY_SECONDS", "`10s`",
                            "the first retry of a failed job, doubling after", duration("INCIDENT_BOT_RETRY_SECONDS")),
     "dead_letter_retention": Variable(
         "INCIDENT_BOT_DEAD_LETTER_DAYS", "`14` (days)", "how long dead letters and their payloads are kept "
-        "(1 to 3650 days)", _at_least("INCIDENT_BOT_DEAD_LETTER_DAYS", timedelta(days=1), duration(
-            "INCIDENT_BOT_DEAD_LETTER_DAYS", unit=timedelta(days=1), most=timedelta(days=3650)))),
+        "(1 to 3650 days)", duration("INCIDENT_BOT_DEAD_LETTER_DAYS", unit=timedelta(days=1),
+                                      at_least=timedelta(days=1), most=timedelta(days=3650))),
     "max_body_bytes": Variable("INCIDENT_BOT_MAX_BODY_BYTES", f"`{GITLAB_MAX_BODY}`",
                                "the largest webhook body accepted (GitLab's own limit is 25 MB)",
                                _bytes("INCIDENT_BOT_MAX_BODY_BYTES")),
@@ -303,18 +351,22 @@ FIELDS: dict[str, Variable] = {
         "SLACK_BOT_TOKEN", "", "optional: the Slack app's bot token (`xoxb-…`); unset, nothing about Slack runs",
         _strip, secret=True),
     "slack_api_url": Variable("SLACK_API_URL", "`https://slack.com/api/`", "the Slack Web API's base URL", _slack_url),
+    "allow_insecure_http": Variable(
+        ALLOW_INSECURE_HTTP, "`0`", "`1`: accept a plain `http://` `GITLAB_URL` or `SLACK_API_URL` for a host other "
+        "than loopback (the tokens then travel in clear)", _flag(ALLOW_INSECURE_HTTP)),
 }
 VARIABLES = tuple(FIELDS.values())
 
-_GITLAB = ("GITLAB_URL", "GITLAB_TOKEN", "INCIDENT_BOT_STATE_KEY", "INCIDENT_BOT_STATE_KEY_PREVIOUS")
+_GITLAB = ("GITLAB_URL", "GITLAB_TOKEN", "INCIDENT_BOT_STATE_KEY", "INCIDENT_BOT_STATE_KEY_PREVIOUS",
+           ALLOW_INSECURE_HTTP)
 _STORE = ("INCIDENT_BOT_DB", "INCIDENT_BOT_DB_DURABILITY")
 _WORKER = (*_GITLAB, *_STORE, "INCIDENT_BOT_SPOOL", "INCIDENT_BOT_SWEEP_SECONDS", "INCIDENT_BOT_LEASE_SECONDS",
            "INCIDENT_BOT_RETRY_SECONDS", "INCIDENT_BOT_DEAD_LETTER_DAYS", "SLACK_BOT_TOKEN", "SLACK_API_URL")
 COMMAND_VARIABLES: dict[str, tuple[str, ...]] = {
-    "check-config": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN"),  # GitLab with --live only
+    "check-config": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN", ALLOW_INSECURE_HTTP),  # --live only
     "plan": ("INCIDENT_BOT_CONFIG", *_GITLAB),
     "reconcile": ("INCIDENT_BOT_CONFIG", *_GITLAB),
-    "init": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN", "GITLAB_WEBHOOK_SECRET"),
+    "init": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN", "GITLAB_WEBHOOK_SECRET", ALLOW_INSECURE_HTTP),
     "demo": ("INCIDENT_BOT_CONFIG",),
     "serve": ("INCIDENT_BOT_CONFIG", *_WORKER, "GITLAB_WEBHOOK_SECRET", "GITLAB_WEBHOOK_SIGNING_TOKEN",
               "INCIDENT_BOT_MAX_BODY_BYTES"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -152,16 +153,47 @@ def web_settings(settings: Settings) -> WebSettings:
         raise UserError(str(exc)) from None
 
 
+class GitLabAway(UserError):
+    """GitLab did not answer or answered 5xx: a service starts anyway and waits for it."""
+
+
 def check_gitlab(settings: Settings) -> str:
-    """Authenticate with ``GITLAB_URL``/``GITLAB_TOKEN`` once; return the bot's username or one line."""
+    """Authenticate with ``GITLAB_URL``/``GITLAB_TOKEN`` once; return the bot's username or one line
+    (:class:`GitLabAway` when GitLab may come back by itself)."""
     from bot.gitlab.connect import check_token, make_gitlab
-    from bot.gitlab.errors import GitLabConfigError
+    from bot.gitlab.errors import GitLabConfigError, GitLabUnreachable
 
     url, token = settings.gitlab()
     try:
         return check_token(make_gitlab(url, token, timeout=10.0))
+    except GitLabUnreachable as exc:
+        raise GitLabAway(str(exc)) from None
     except (GitLabConfigError, ValueError) as exc:
         raise UserError(str(exc)) from None
+
+
+def wait_for_gitlab(
+    settings: Settings,
+    stop: threading.Event,
+    waiting: Callable[[str], None] = lambda reason: None,
+    retry: float = 2.0,
+    most: float = 30.0,
+) -> str | None:
+    """The bot's username once GitLab answers; while it does not, say so (``waiting``, and the log each time
+    the wait grows) and try again with a growing pause. None: stopped while waiting. A rejected token or a
+    wrong URL is still one line (``UserError``): waiting would not fix it."""
+    pause = retry
+    while True:
+        try:
+            return check_gitlab(settings)
+        except GitLabAway as exc:
+            log.warning("%s; trying again in %.0f s (deliveries are recorded meanwhile)", exc, pause)
+            until = time.monotonic() + pause
+            while (left := until - time.monotonic()) > 0:
+                waiting(str(exc))  # every second: the heartbeat stays fresh while the worker waits
+                if stop.wait(min(1.0, left)):
+                    return None
+            pause = min(pause * 2, most)
 
 
 # ---------------------------------------------------------------------------------------- store

@@ -276,6 +276,9 @@ class Worker:
                 self.chat.offer(self.store, job.incident_key, report.desired, report.observed, self.clock())
             requeue_at = self._requeue_at(report)
             changes = report.changes
+            if self.metrics is not None:
+                for engagement in report.reminded:
+                    self.metrics.reminded(engagement)
         except OutsideRemit as exc:
             log.warning(
                 "job %d (%s): ignored, outside the bot's remit: %s",
@@ -552,6 +555,8 @@ class WorkerPool:
             log.warning("sweep failed: %s", exc)
             return
         log.info("sweep: %s", report.summary())
+        if self.metrics is not None:
+            self.metrics.swept(time.time())
 
     def join(self, grace: float) -> bool:
         deadline = time.monotonic() + grace

@@ -121,6 +121,6 @@ def test_plan_lists_the_slack_messages_it_would_send_without_the_title(capsys):
     assert code == 0
     slack = out[out.index("Slack messages ("):]
     assert "  - #e-group: :rotating_light: *Broader e-group* engaged on security incident" in slack
-    assert "  - #security-department: :shield: Security incident" in slack and "(summary, edited in place)" in slack
+    assert "  - #security-department: :shield: Security incident" in slack and "(edited in place)" in slack
     title = json.loads((EXAMPLES / "s1-incident.json").read_text())["object_attributes"]["title"]
     assert title not in slack

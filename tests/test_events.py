@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.core.events import Ignored, IssueEvent, NoteEvent, parse_event, parse_time
-from bot.core.model import IncidentRef
-from bot.core.routing import route
+from bot.core.model import IncidentRef, Issue
+from bot.core.routing import route, shown_ref
 from tests.conftest import EXAMPLES, SHARED_PAYLOADS
 
 OWN = Path(__file__).parent / "payloads"
@@ -210,3 +210,10 @@ def test_a_huge_comment_of_blank_lines_routes_in_linear_time(default_config):
     decision = route(parse_event("Note Hook", note), default_config)
     assert isinstance(decision, Ignored)
     assert time.perf_counter() - start < 10.0, "quadratic scanning of blank lines (minutes, not milliseconds)"
+
+
+def test_an_incident_is_shown_by_its_path_when_the_payload_has_one() -> None:
+    with_path = IssueEvent(Issue(IncidentRef("42", 12), project_path="acme/sec"), "open", "alice")
+    without = IssueEvent(Issue(IncidentRef("42", 12)), "open", "alice")
+    assert shown_ref(with_path, IncidentRef("42", 12)) == "acme/sec#12"
+    assert shown_ref(without, IncidentRef("42", 12)) == "42#12"

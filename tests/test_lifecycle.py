@@ -24,7 +24,6 @@ def w(w: World) -> World:
     return w
 
 
-
 def comments(w: World, iid: int, kind: str) -> list[str]:
     needle = {
         "reminder": "Status update due",
@@ -356,3 +355,22 @@ def test_rotation_fills_roles_at_declaration_and_never_changes_them_mid_incident
         assert seoc(first) == ["sec-oncall"] and seoc(second) == ["secops-oncall"]
         checklist = next(n["body"] for n in w.bot_notes(first) if "incident-bot:checklist" in n["body"])
         assert "**SEOC:** @sec-oncall" in checklist
+
+
+def test_every_write_is_in_what_the_reconcile_says_it_did(w: World, clock) -> None:
+    """The job's log line is ``report.changes``: a checklist edit (a status update recorded, a closed child
+    ticked) is a change with what changed, and a reconcile that wrote nothing says nothing."""
+    iid = w.incident("severity::1", "data-breach", "comms-email")
+    first = look(w, clock, iid).changes
+    assert "posted the engagement checklist" in first
+    assert any(line.startswith("create confidential child issue") for line in first)
+    clock.advance(minutes=20)
+    w.sim.state.add_note(w.project, iid, STATUS_UPDATE, author="sec-incident-manager")
+    assert look(w, clock, iid).changes == [
+        "checklist: Last update: 2026-11-30 09:20 UTC by @sec-incident-manager; Next due: 2026-11-30 10:20 UTC"
+    ]
+    w.sim.state.close_issue(w.project, w.children()[0]["iid"])
+    assert look(w, clock, iid).changes == [
+        "checklist: [x] #2 Incident response customer email · DRI @mpm-oncall · closed"
+    ]
+    assert look(w, clock, iid).changes == []

@@ -46,7 +46,12 @@ def test_sweep_logs_json_lines_naming_the_incident_and_job(sim, w, tmp_path):
     (done,) = [r for r in records if "reconciled" in r["message"]]
     assert done["incident"] == f"{w.project}#{iid}" and isinstance(done["job"], int) and done["level"] == "info"
     # What the job did, as the status log says it: one line per entry, plain text (no Markdown escapes).
-    engaged, director, opened = done["changes"]
+    engaged, director, opened, *writes = done["changes"]
+    # Every write is there: the checklist posted, the child opened and linked, the SEOC assigned.
+    assert writes[0] == "posted the engagement checklist"
+    assert any(w.startswith("create confidential child issue") for w in writes)
+    assert any(w.startswith("link child #2") for w in writes)
+    assert any(w.startswith("assign the incident to @sec-oncall") for w in writes)
     assert engaged.startswith("engaged the communications plan because severity is critical (label severity::1)")
     assert director.startswith("engage Sr. Director of Security: DRI @sec-incident-manager, every 1h")
     assert opened == "opened #2 Incident response customer email for @mpm-oncall because comms-email is set"
@@ -85,3 +90,29 @@ def test_gunicorn_follows_the_chosen_format(monkeypatch, kind):
         assert json.loads(line)["message"] == "Booting"
     else:
         assert line.endswith("[INFO] gunicorn.error: Booting")
+
+
+def test_an_exception_python_could_not_raise_is_one_json_line(monkeypatch, capfd):
+    """``sys.unraisablehook`` output ("Exception ignored in ...") bypasses logging; under json it is an object."""
+    monkeypatch.setattr(logformat, "_chosen", "json")
+
+    def finaliser() -> None: ...
+
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        unraisable = type(
+            "U",
+            (),
+            {
+                "exc_type": ValueError,
+                "exc_value": exc,
+                "exc_traceback": exc.__traceback__,
+                "object": finaliser,
+                "err_msg": None,
+            },
+        )()
+    logformat._unraisable(unraisable)
+    (line,) = capfd.readouterr().err.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "warning" and "finaliser" in record["message"] and "boom" in record["message"]

@@ -165,3 +165,32 @@ def test_the_sweep_lists_each_group_of_the_remit_once_and_never_the_whole_instan
         Listing("project", "acme/sec/red/ops"),
         Listing("group", "acme"),
     ]
+
+
+def test_metrics_count_reminders_per_engagement_and_the_last_good_sweep(w, store, clock):
+    """What an operator alerts on: reminders posted (per engagement), and when the sweep last succeeded."""
+    from bot.metrics import Metrics
+    from bot.worker import Worker, WorkerPool
+
+    metrics = Metrics()
+    w.incident("severity::1", "data-breach")
+    r = w.reconciler(clock=clock)
+    try:
+        pool = WorkerPool(store, r, threads=1, metrics=metrics, sweeper=lambda: sweep(r.client, store, w.cfg, clock()))
+        assert metrics.registry.get_sample_value("incident_bot_sweep_last_success_timestamp_seconds") == 0
+        pool.sweep()
+        assert metrics.registry.get_sample_value("incident_bot_sweep_last_success_timestamp_seconds") > 0
+        worker = Worker(store, r, worker_id="w", clock=clock, settle=timedelta(0), metrics=metrics)
+        while worker.run_once() is not None:
+            pass
+        clock.advance(minutes=61)
+        one_sweep(w, store, clock)
+        while worker.run_once() is not None:
+            pass
+    finally:
+        r.close()
+    reminded = {
+        e: metrics.registry.get_sample_value("incident_bot_reminders_posted_total", {"engagement": e})
+        for e in ("sr-director-security", "e-group")
+    }
+    assert reminded == {"sr-director-security": 1.0, "e-group": 1.0}

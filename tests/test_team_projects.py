@@ -423,6 +423,11 @@ def test_check_config_live_reports_each_team_channel_and_writes_nothing(capsys, 
     sim.reset_log()
     code, out, err = live(capsys, monkeypatch, sim, cfg_path, "--project", w.project)
     assert code == 0, err
+    access = [line for line in out.strip().splitlines() if line.startswith("access[")]
+    assert [line.split(":")[0] for line in access] == [
+        f"access[{w.project}] (incidents)", "access[marketing/programs] (children)", "access[marketing/ops] (children)"
+    ]
+    assert all(line.endswith("; enough") for line in access), access
     lines = [line for line in out.strip().splitlines() if line.startswith("channels[")]
     assert lines == [
         "channels[comms-email]: marketing/programs: OK (the bot user is Reporter, template 'Email-Request-mpm' "
@@ -439,8 +444,9 @@ def test_check_config_live_names_each_problem_in_one_line_and_exits_2(capsys, mo
     w.team_project("marketing/ops", bot_level=10)  # only a Guest
     code, _, err = live(capsys, monkeypatch, sim, cfg_path)
     assert code == 2
-    problems = err.strip().splitlines()
+    problems = [line for line in err.strip().splitlines() if line.startswith("channels[")]
     assert len(problems) == 2
+    assert "access[marketing/ops] (children): Guest (10): create issues: yes" in err
     assert problems[0].startswith("channels[comms-email]: marketing/programs: no issue template 'Email-Request-mpm'")
     assert problems[1].startswith("channels[comms-distribution-list]: marketing/ops: the bot user is Guest")
     assert all("bundled template in the incident's project" in p for p in problems)
@@ -520,3 +526,24 @@ def test_an_oversized_template_falls_back(w, sim):
     assert team_children(w) == []
     note = next(n["body"] for n in w.bot_notes(iid) if "fallback:comms-email" in bodies.logged_keys(n["body"]))
     assert "longer than 100\\,000 characters" in note  # as written, the comma escaped
+
+
+def test_check_config_live_judges_the_bots_access_as_gitlab_rules_it(capsys, monkeypatch, w, sim, cfg_path):
+    """GitLab 17+ lets Guests in both projects link issues (gitlabhq doc/user/project/issues/related_issues.md;
+    the simulated GitLab answers as GitLab 18); reading confidential incidents and internal notes and
+    labelling or assigning existing issues still take Reporter. One line per project, what the level permits."""
+    from bot.commands.checks import link_level, permits
+
+    w.team_project(TEAM, templates={NAME: TEMPLATE})
+    w.team_project("marketing/ops")
+    sim.state.add_member(w.project, w.cfg.bot.username, 10)  # the bot only a Guest where incidents live
+    code, _, err = live(capsys, monkeypatch, sim, cfg_path, "--project", w.project)
+    assert code == 2
+    line = next(x for x in err.splitlines() if x.startswith(f"access[{w.project}]"))
+    assert line.startswith(f"access[{w.project}] (incidents): Guest (10): create issues: yes; comment: yes; "
+                           "link issues: yes; read confidential issues and internal notes: no; ")
+    assert "linking needs Guest in both projects on GitLab 18" in line
+    assert line.endswith("not enough to read confidential issues and internal notes, label and assign existing issues")
+    # Before GitLab 17, linking took Reporter in both projects.
+    assert (link_level(16), link_level(None), link_level(17)) == (20, 20, 10)
+    assert permits(10, 16)["link issues"] is False and permits(10, 17)["link issues"] is True

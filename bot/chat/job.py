@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.chat.deliver import Outgoing, deliver
+from bot.chat.deliver import Outgoing, Scan, deliver
 from bot.chat.plan import Render, chat_messages
 from bot.chat.ports import ChatMessage, ChatPort
 from bot.config import Config
@@ -27,6 +27,13 @@ from bot.store.base import SLACK_JOB_PREFIX, Job, LeaseLost, StoreError, WorkerS
 log = logging.getLogger(__name__)
 
 MIN_RETRY = timedelta(seconds=1)
+HISTORY_MARGIN = timedelta(minutes=2)
+"""Read history back to this long before a message's first send attempt: Slack's clock and ours differ."""
+REFUSED_RETRY = timedelta(minutes=10)
+"""A message Slack refused is tried again at the incident's next look after this long: the channel may
+have been created, or the bot invited, since."""
+SCANS_KEPT = timedelta(minutes=15)
+"""How long a history read held back by Slack's rate limit may be resumed where it stopped."""
 
 
 def kind_of(key: str) -> str:
@@ -50,7 +57,12 @@ class SlackPlanner:
             messages = chat_messages(self.cfg, desired, observed, self.render)
             if not messages:
                 return False
-            if store.offer_messages(incident_key, messages, now) == 0:
+            pending = store.offer_messages(incident_key, messages, now)
+            # Refused long enough ago: the channel may exist now (a restart changes nothing about that).
+            revived = 0
+            if store.refused_targets(incident_key):
+                revived = store.revive_refused(incident_key, [m.key for m in messages], now - REFUSED_RETRY)
+            if pending == 0 and revived == 0:
                 return False
             store.enqueue(SLACK_JOB_PREFIX + incident_key, now, "slack")
             return True
@@ -92,6 +104,11 @@ class SlackWorker:
         self.metrics = metrics
         self.poll_interval = poll_interval
         self.heartbeat = heartbeat or lease / 3
+        self._scans: dict[str, tuple[int, datetime, dict[str, Scan]]] = {}
+        """Incident key -> (job id, when, how far its targets' history was read), kept while some messages
+        wait on a rate-limited history read, so the next try resumes there instead of rereading. Used only
+        by the job's very next claim (``attempts == 1`` after the requeue): if anyone else held the job in
+        between, they may have posted, and the history is read afresh."""
 
     @property
     def port(self) -> ChatPort:
@@ -107,19 +124,24 @@ class SlackWorker:
         incident_key = job.incident_key[len(SLACK_JOB_PREFIX):]
         try:
             items = self.store.pending_messages(incident_key)
+            start = self.clock()
             outgoing = [
-                Outgoing(ChatMessage(i.key, i.target, i.text, i.summary), i.ts, i.sent_text == i.text, i.unsure)
+                Outgoing(ChatMessage(i.key, i.target, i.text, i.summary), i.ts, i.sent_text == i.text, i.unsure,
+                         _oldest(i.history_from))
                 for i in items
             ]
             # From here until recorded sent, each may be in Slack: a crash mid-send looks in the history.
-            self.store.mark_trying([i.key for i in items if not i.unsure])
+            self.store.mark_trying([i.key for i in items if not i.unsure], start)
+            kept_job, kept_at, scans = self._scans.pop(incident_key, (job.id, start, {}))
+            if kept_job != job.id or job.attempts != 1 or start - kept_at > SCANS_KEPT:
+                kept_at, scans = start, {}
             # Slack timeouts can outlast a lease: keep it, so another replica does not send the same job.
             keeper = LeaseKeeper(
                 self.store, job, worker_id=self.worker_id, clock=self.clock, lease=self.lease,
                 every=self.heartbeat, name=job.incident_key,
             )
             with keeper:
-                report = deliver(outgoing, self.port) if outgoing else None
+                report = deliver(outgoing, self.port, scans) if outgoing else None
         except Exception as exc:
             return self._fail(job, f"Slack: {type(exc).__name__}: {exc}", None)
         if report is None:
@@ -148,15 +170,21 @@ class SlackWorker:
             after = report.unavailable.retry_after
             retry_in = max(timedelta(seconds=after), MIN_RETRY) if after is not None else None
             return self._fail(job, f"Slack unavailable: {report.unavailable.reason}", retry_in)
+        if report.deferred:  # the rest went out; these wait for the history read Slack held back
+            self._scans[incident_key] = (job.id, kept_at, scans)
+            wait = max(timedelta(seconds=report.defer_after or 60), MIN_RETRY)
+            log.info("%s: %d Slack message(s) wait %gs for a history read: %s", incident_key, len(report.deferred),
+                     wait.total_seconds(), next(iter(report.deferred.values())))
+            return self._complete(job, requeue_at=now + wait)
         return self._complete(job)
 
     def _count(self, key: str, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.slack_message(kind_of(key), outcome)
 
-    def _complete(self, job: Job) -> str | None:
+    def _complete(self, job: Job, requeue_at: datetime | None = None) -> str | None:
         try:
-            return str(self.store.complete(job.id, self.worker_id, now=self.clock()))
+            return str(self.store.complete(job.id, self.worker_id, now=self.clock(), requeue_at=requeue_at))
         except (LeaseLost, StoreError) as exc:
             log.warning("Slack job %d: %s", job.id, exc)
             return None
@@ -184,3 +212,8 @@ class SlackWorker:
                 state = None
             if state is None:
                 stop.wait(self.poll_interval)
+
+
+def _oldest(history_from: datetime | None) -> float | None:
+    """Where a message's history read stops (seconds since the epoch), a margin before ``history_from``."""
+    return None if history_from is None else (history_from - HISTORY_MARGIN).timestamp()

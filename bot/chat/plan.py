@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bot.chat.ports import ChatMessage
 from bot.chat.text import Mrkdwn, escape_mrkdwn, link
 from bot.config import INCIDENT_CHANNEL, ChatRoute, ChatSettings, Config
 from bot.core import cadence
-from bot.core.model import Desired, Issue, Observed, Person
+from bot.core.model import Desired, Issue, Note, Observed, Person
 
 
 class Render(Protocol):
@@ -31,8 +31,9 @@ class _Route:
 
 
 def incident_channel(chat: ChatSettings, observed: Observed) -> str | None:
-    """The incident response channel: the ``channel`` command's, else the configured pattern's."""
-    if observed.state.chat_channel:
+    """The incident response channel: the ``channel`` command's, else the configured pattern's. A name the
+    policy does not accept for incident channels (set before it was checked) counts as never given."""
+    if observed.state.chat_channel and chat.may_be_incident_channel(observed.state.chat_channel):
         return observed.state.chat_channel
     if chat.incident_channel:
         return chat.incident_channel.format(iid=observed.incident.ref.iid)
@@ -44,6 +45,62 @@ def _resolve(route: ChatRoute | None, chat: ChatSettings, observed: Observed) ->
         return None
     target = incident_channel(chat, observed) if route.to == INCIDENT_CHANNEL else route.to
     return _Route(target, route.forward_updates) if target else None
+
+
+FORWARD_LIMIT = 30_000
+"""Characters of a forwarded update's quoted text at most: Slack truncates a message's text past 40,000
+characters (chat.postMessage, "Truncating content"), and the rest of the message needs room."""
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+_HOUR = timedelta(hours=1)
+
+
+def quote(body: str, limit: int = FORWARD_LIMIT) -> tuple[Mrkdwn, bool]:
+    """A status update's text as an escaped mrkdwn quote of at most ``limit`` characters, and whether it was
+    cut (at a line end where possible; never inside an escaped character)."""
+    lines = body.strip().splitlines()
+    quoted = "\n".join("> " + escape_mrkdwn(line) for line in lines)
+    if len(quoted) <= limit:
+        return Mrkdwn(quoted), False
+    out: list[str] = []
+    size = 0
+    for line in lines:
+        piece = "> " + escape_mrkdwn(line)
+        if size + len(piece) + 1 > limit:
+            room = limit - size - 3
+            low, high = 0, len(line)
+            while low < high:  # the longest start of the line whose escaped quote fits
+                mid = (low + high + 1) // 2
+                if len(escape_mrkdwn(line[:mid])) <= room:
+                    low = mid
+                else:
+                    high = mid - 1
+            if low:
+                out.append("> " + escape_mrkdwn(line[:low]))
+            break
+        out.append(piece)
+        size += len(piece) + 1
+    return Mrkdwn("\n".join(out)), True
+
+
+def coalesce(notes: list[Note], every: timedelta, per_person: int) -> list[tuple[Note, Note]]:
+    """Status updates grouped into windows, oldest first: ``(opener, latest)`` per window. A window opens
+    with an update at least ``every`` after the previous window opened and takes the later ones until then
+    (its message shows the latest); one person opens at most ``per_person`` windows an hour (a later update
+    of theirs outside an open window stays in GitLab only). Pure: the same notes always give the same
+    windows, so each window's message key is stable."""
+    windows: list[list[Note]] = []
+    opened: dict[str, list[datetime]] = {}
+    for note in sorted(notes, key=lambda n: (n.created_at or _EPOCH, n.id)):
+        at = note.created_at or _EPOCH
+        if windows and at - (windows[-1][0].created_at or _EPOCH) < every:
+            windows[-1][1] = note
+            continue
+        mine = [t for t in opened.get(note.author.lower(), []) if at - t < _HOUR]
+        if len(mine) >= per_person:
+            continue
+        opened[note.author.lower()] = [*mine, at]
+        windows.append([note, note])
+    return [(opener, latest) for opener, latest in windows]
 
 
 def _every(value: timedelta | None) -> str:
@@ -93,14 +150,21 @@ def _messages(
 
     def message(event: str, target: str, window: str, template: str, summary: bool = False,
                 **context: Any) -> ChatMessage:
-        return ChatMessage(f"{key}|{event}|{target}|{window}", target, render.render(template, **context), summary)
+        return ChatMessage(f"{key}|{event}|{target}|{window}", target, render.render(template, **context), summary,
+                           incident.created_at)
 
-    engaged: dict[str, _Route] = {}
+    engaged: dict[str, bool] = {}
+    """Engaged target -> whether update text may go there: only when every route reaching it opted in, so
+    the answer never depends on the order of the engagements."""
+
+    def engage(route: _Route) -> None:
+        engaged[route.target] = engaged.get(route.target, True) and route.forward
+
     for e in desired.engagements:
         route = _resolve(chat.engagements.get(e.id), chat, observed)
         if route is None:
             continue
-        engaged.setdefault(route.target, route)
+        engage(route)
         if not desired.closed:
             yield message(f"engage:{e.id}", route.target, "0", "engagement.j2", **common, engagement=e.name,
                           reason=e.reason, dri=_who(e.dri), cadence=_every(e.cadence))
@@ -127,21 +191,21 @@ def _messages(
         route = _resolve(owner, chat, observed)
         if route is None:
             continue
-        engaged.setdefault(route.target, route)
+        engage(route)
         if not desired.closed:
             yield message(f"child:{label}", route.target, "0", "child.j2", **common, team=team, channel=title,
                           child=child_link)
 
-    for note in sorted(observed.updates, key=lambda n: n.id):
-        if note.system or note.author.lower() == cfg.bot.username.lower():
-            continue
-        if not cadence.is_status_update(note.body, cfg.status_update_points):
-            continue
-        pointer = link(f"{incident.web_url}#note_{note.id}", "the update")
-        for target, route in engaged.items():
-            text = Mrkdwn("\n".join("> " + escape_mrkdwn(line) for line in note.body.strip().splitlines()))
-            yield message(f"update:{note.id}", target, "0", "update.j2", **common, note=pointer,
-                          author=note.author, text=text if route.forward else "")
+    updates = [n for n in observed.updates if not n.system and n.author.lower() != cfg.bot.username.lower()
+               and cadence.is_status_update(n.body, cfg.status_update_points)]
+    for opener, latest in coalesce(updates, chat.update_every, chat.updates_per_person):
+        pointer = link(f"{incident.web_url}#note_{latest.id}", "the update")
+        quoted, cut = ("", False) if latest.internal else quote(latest.body)
+        for target, forward in engaged.items():
+            # One message per window and target, edited in place to the window's latest update.
+            yield message(f"update:{opener.id}", target, "0", "update.j2", summary=True, **common, note=pointer,
+                          author=latest.author, internal=latest.internal, text=quoted if forward else "",
+                          cut=cut and forward)
 
     if desired.all_clear:
         for target in engaged:

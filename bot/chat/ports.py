@@ -6,7 +6,8 @@ tests use the simulated Slack (``bot.simslack``) over real HTTP, or an in-memory
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 
@@ -16,8 +17,8 @@ class ChatMessage:
 
     ``key`` names it for good: ``"<incident key>|<event>|<target>|<window>"``. It travels in the message's
     Slack metadata, so that after a crash or with an empty database the message is found again in the
-    target's history instead of being posted twice. A ``summary`` message is one per incident per target,
-    posted once and then edited in place (``chat.update``) whenever its text changes.
+    target's history instead of being posted twice. A ``summary`` message is posted once and then edited in place
+    (``chat.update``) whenever its text changes: the incident's summary, and a window of status updates.
     """
 
     key: str
@@ -27,6 +28,8 @@ class ChatMessage:
     text: str
     """Slack mrkdwn, already escaped (nothing from GitLab can mention or link anyone)."""
     summary: bool = False
+    since: datetime | None = field(default=None, compare=False)
+    """It cannot have been posted before this (the incident's start): bounds the history read for it."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,17 @@ class Sent:
     key: str
     channel: str
     ts: str
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of a conversation's history, newest first: the keys of the bot's own messages on it."""
+
+    keys: dict[str, str]
+    """Message key (from metadata) -> its ``ts``, only for messages the bot itself posted (a key in anyone
+    else's message is not believed)."""
+    next_cursor: str = ""
+    """Where the next (older) page starts; empty at the end or at ``oldest``."""
 
 
 class ChatError(Exception):
@@ -49,14 +63,21 @@ class ChatError(Exception):
 class ChatUnavailable(ChatError):
     """Slack is down, slow, or rate-limiting: try again later (``retry_after`` seconds when Slack said)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, *, rate_limited: bool = False) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
+        """Slack answered 429 for this method: other methods may still be fine."""
 
 
 class ChatRefused(ChatError):
     """Slack refused for this target (``channel_not_found``, ``not_in_channel``, ``users_not_found``):
     retrying cannot help until someone changes the config or invites the bot."""
+
+
+class ChatTooLong(ChatRefused):
+    """Slack refused this message's text as too long (``msg_too_long``): the message's fault, not its
+    target's; other messages still go there."""
 
 
 class ChatAuthError(ChatRefused):
@@ -69,9 +90,9 @@ class ChatPort(Protocol):
         ``conversations.list``, ``U…``/``email:…`` by ``conversations.open`` (after ``users.lookupByEmail``)."""
         ...
 
-    def posted_keys(self, channel: str) -> dict[str, str]:
-        """Message keys (from metadata) the bot posted in the conversation's recent history, with their
-        ``ts``. Bounded: a few pages of ``conversations.history``."""
+    def history(self, channel: str, *, oldest: float | None = None, cursor: str = "") -> HistoryPage:
+        """One page of ``conversations.history`` (newest first, back to ``oldest``, seconds since the epoch):
+        the keys of the bot's own messages on it, and where the next page starts."""
         ...
 
     def post(self, channel: str, text: str, key: str) -> str:

@@ -3,12 +3,28 @@
 Each call is tried once (``slack_sdk``'s own retry handlers are off): the caller's durable queue retries,
 and must know at once that Slack is unavailable. Every failure becomes a :class:`ChatError` whose reason is
 one line naming the target and what to do; the token never appears in it.
+
+Slack's documented limits, as the calls respect them:
+
+* ``conversations.list``: ``limit`` "must be an integer under 1000" (its method page), so 999 a page.
+* ``conversations.history``: one page at a time (the caller stops at the page holding the key it looks for,
+  and never reads back past ``oldest``). Since the rate limit change for non-Marketplace apps (Slack's
+  changelog, 2025-05-29, "Rate limit changes for non-Marketplace apps"), a commercially distributed app
+  outside the Marketplace gets 1 call a minute and at most 15 messages a page; an app a workspace builds for
+  itself keeps Tier 3. The page size asked for is a maximum: Slack answers with fewer.
+* ``chat.postMessage``: Slack truncates text past 40,000 characters, and answers ``msg_too_long`` for a text
+  it will not take: that is :class:`ChatTooLong`, the message's fault, never the target's refusal.
+
+Nothing here logs a message body or a history page: ``slack_sdk`` logs each request and answer in full at
+debug level, so it gets a logger of its own that stays at warnings, whatever ``--log-level`` says.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -17,14 +33,21 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
 
-from bot.chat.ports import ChatAuthError, ChatError, ChatRefused, ChatUnavailable
+from bot.chat.ports import ChatAuthError, ChatError, ChatRefused, ChatTooLong, ChatUnavailable, HistoryPage
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
 EVENT_TYPE = "incident_bot"
 """The metadata ``event_type`` of every message the bot posts; its payload carries the message key."""
-HISTORY_PAGES = 5
 HISTORY_PAGE_SIZE = 200
+"""Asked for per ``conversations.history`` page; a distributed non-Marketplace app gets at most 15."""
+LIST_PAGE_SIZE = 999
+"""``conversations.list``'s ``limit`` "must be an integer under 1000"."""
 LIST_PAGES = 50
+RELIST_AFTER = 30.0
+"""Seconds before a channel name not found in the cached list makes the list be read again."""
+
+_sdk_log = logging.getLogger("bot.chat.slack_sdk")
+_sdk_log.setLevel(logging.WARNING)  # slack_sdk logs request bodies and answers (history pages) at debug
 
 AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive",
                          "missing_scope", "no_permission", "not_allowed_token_type"})
@@ -56,6 +79,7 @@ class AuthInfo:
     team: str
     team_id: str
     url: str
+    bot_id: str = ""
 
 
 def _retry_after(response: SlackResponse | None) -> float | None:
@@ -84,7 +108,8 @@ def chat_error(err: Exception, target: str, method: str, token: str = "") -> Cha
         if status == 429 or code in ("ratelimited", "rate_limited"):
             after = _retry_after(response)
             wait = f"retry after {after:g} s" if after is not None else "retry later"
-            error: ChatError = ChatUnavailable(f"Slack rate-limited {method} for {target}: {wait}", after)
+            error: ChatError = ChatUnavailable(f"Slack rate-limited {method} for {target}: {wait}", after,
+                                               rate_limited=True)
         elif status >= 500 or code in _UNAVAILABLE:
             error = ChatUnavailable(f"Slack answered {method} for {target} with {code or f'HTTP {status}'}: "
                                     "retry later", _retry_after(response))
@@ -92,6 +117,8 @@ def chat_error(err: Exception, target: str, method: str, token: str = "") -> Cha
             scope = f" (needs {data.get('needed')})" if code == "missing_scope" and data.get("needed") else ""
             error = ChatAuthError(f"Slack refused the bot token ({code}{scope}) on {method}: check SLACK_BOT_TOKEN "
                                   "and the app's scopes")
+        elif code == "msg_too_long":
+            error = ChatTooLong(f"{_REFUSALS[code].format(target=target)} ({code})")
         elif code in _REFUSALS:
             error = ChatRefused(f"{_REFUSALS[code].format(target=target)} ({code})")
         else:
@@ -110,18 +137,23 @@ def chat_error(err: Exception, target: str, method: str, token: str = "") -> Cha
 class SlackChat:
     """The bot's Slack: resolves targets (cached, thread-safe), reads its own keyed messages, posts, edits."""
 
-    def __init__(self, token: str, base_url: str | None = None, *, timeout: float = 10) -> None:
+    def __init__(self, token: str, base_url: str | None = None, *, timeout: float = 10,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         url = base_url or DEFAULT_BASE_URL
         if not url.endswith("/"):
             url += "/"
         self._token = token
         # urllib takes fractional seconds; slack_sdk only annotates its timeout as int.
-        self.client = WebClient(token=token, base_url=url, timeout=cast(int, timeout), retry_handlers=[])
+        self.client = WebClient(token=token, base_url=url, timeout=cast(int, timeout), retry_handlers=[],
+                                logger=_sdk_log)
+        self._clock = clock
         self._lock = threading.Lock()
         self._list_lock = threading.Lock()  # one conversations.list walk at a time, however many threads ask
         self._names: dict[str, str] | None = None
+        self._listed_at = 0.0
         self._resolved: dict[str, str] = {}
         self._emails: dict[str, str] = {}
+        self._me: AuthInfo | None = None
 
     def __repr__(self) -> str:
         return f"SlackChat(base_url={self.client.base_url!r})"
@@ -141,7 +173,19 @@ class SlackChat:
         data = self._call("auth.test", "the workspace", self.client.auth_test).data
         assert isinstance(data, dict)
         return AuthInfo(str(data.get("user", "")), str(data.get("user_id", "")), str(data.get("team", "")),
-                        str(data.get("team_id", "")), str(data.get("url", "")))
+                        str(data.get("team_id", "")), str(data.get("url", "")), str(data.get("bot_id") or ""))
+
+    def me(self) -> AuthInfo:
+        """Who the bot is (``auth.test``, once per process): its messages are the only ones it believes."""
+        with self._lock:
+            if self._me is not None:
+                return self._me
+        who = self.auth_test()
+        if not who.user_id and not who.bot_id:
+            raise ChatUnavailable("Slack's auth.test named no bot user: retry later")
+        with self._lock:
+            self._me = who
+        return who
 
     def _pages(self, method: str, target: str, fn: Callable[..., SlackResponse], max_pages: int,
                **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -176,25 +220,29 @@ class SlackChat:
             self._resolved[target] = channel
         return channel
 
-    def channel_names(self) -> dict[str, str]:
-        """Names (without ``#``) of the workspace's unarchived channels the token can see, with their ids."""
+    def channel_names(self, *, fresh: bool = False) -> dict[str, str]:
+        """Names (without ``#``) of the workspace's unarchived channels the token can see, with their ids:
+        read once, and again when ``fresh`` and the list is older than :data:`RELIST_AFTER` seconds."""
         with self._list_lock:
             with self._lock:
-                if self._names is not None:
+                stale = fresh and self._clock() - self._listed_at >= RELIST_AFTER
+                if self._names is not None and not stale:
                     return self._names
             names: dict[str, str] = {}
             for page in self._pages("conversations.list", "channel list", self.client.conversations_list,
                                     LIST_PAGES, types="public_channel,private_channel", exclude_archived=True,
-                                    limit=1000):
+                                    limit=LIST_PAGE_SIZE):
                 for channel in page.get("channels") or []:
                     names[str(channel.get("name", ""))] = str(channel["id"])
             with self._lock:
-                self._names = names
+                self._names, self._listed_at = names, self._clock()
             return names
 
     def _channel_by_name(self, target: str) -> str:
         name = target[1:].lower()
         channel = self.channel_names().get(name)
+        if channel is None:  # created since the list was read? Look again (at most every RELIST_AFTER s)
+            channel = self.channel_names(fresh=True).get(name)
         if channel is None:
             raise ChatRefused(f"channel {target} not found (or archived, or private without the bot): check the "
                               "channel name in the config, or /invite the bot to the private channel")
@@ -219,25 +267,58 @@ class SlackChat:
 
     # ---------------------------------------------------------- read & write
 
-    def posted_keys(self, channel: str) -> dict[str, str]:
+    def history(self, channel: str, *, oldest: float | None = None, cursor: str = "") -> HistoryPage:
+        """One page of the conversation's history back to ``oldest``: the keys of the bot's own messages.
+
+        A key counts only in a message the bot posted (its user id or bot id from ``auth.test``): anyone
+        can put the bot's metadata on a message of their own. A history read the app may not make here
+        (``missing_scope``: e.g. no ``groups:history`` for a private channel) refuses this target only."""
+        me = self.me()
+        args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": HISTORY_PAGE_SIZE}
+        if oldest is not None:
+            args["oldest"] = f"{max(oldest, 0.0):.6f}"
+        if cursor:
+            args["cursor"] = cursor
+        try:
+            data = self._call("conversations.history", channel, self.client.conversations_history, **args).data
+        except ChatAuthError as err:
+            if "missing_scope" not in err.reason:
+                raise
+            raise ChatRefused(f"the bot may not read the history of {channel} (missing_scope): add the app's "
+                              "channels:history, groups:history and im:history scopes") from None
+        assert isinstance(data, dict)
         keys: dict[str, str] = {}
-        for page in self._pages("conversations.history", channel, self.client.conversations_history, HISTORY_PAGES,
-                                channel=channel, include_all_metadata=True, limit=HISTORY_PAGE_SIZE):
-            for message in page.get("messages") or []:
-                metadata = message.get("metadata") or {}
-                if metadata.get("event_type") != EVENT_TYPE:
-                    continue
-                key = (metadata.get("event_payload") or {}).get("key")
-                if isinstance(key, str) and key not in keys:  # newest first: the latest copy wins
-                    keys[key] = str(message.get("ts", ""))
-        return keys
+        for message in data.get("messages") or []:
+            if not _by(message, me):
+                continue
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") != EVENT_TYPE:
+                continue
+            key = (metadata.get("event_payload") or {}).get("key")
+            if isinstance(key, str) and key not in keys:  # newest first: the latest copy wins
+                keys[key] = str(message.get("ts", ""))
+        more = bool(data.get("has_more", True))
+        next_cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "") if more else ""
+        return HistoryPage(keys, next_cursor)
 
     def post(self, channel: str, text: str, key: str) -> str:
-        data = self._call("chat.postMessage", channel, self.client.chat_postMessage, channel=channel, text=text,
-                          metadata={"event_type": EVENT_TYPE, "event_payload": {"key": key}},
-                          unfurl_links=False, unfurl_media=False, parse="none", link_names=False).data
+        try:
+            data = self._call("chat.postMessage", channel, self.client.chat_postMessage, channel=channel,
+                              text=text, metadata={"event_type": EVENT_TYPE, "event_payload": {"key": key}},
+                              unfurl_links=False, unfurl_media=False, parse="none", link_names=False).data
+        except ChatRefused as err:
+            if "channel_not_found" in err.reason or "is_archived" in err.reason:
+                self._forget(channel)  # a name now meaning another channel is looked up again next time
+            raise
         assert isinstance(data, dict)
         return str(data.get("ts", ""))
+
+    def _forget(self, channel: str) -> None:
+        with self._lock:
+            for target in [t for t, c in self._resolved.items() if c == channel and t.startswith("#")]:
+                del self._resolved[target]
+            if self._names is not None:
+                self._names = {n: c for n, c in self._names.items() if c != channel}
 
     def update(self, channel: str, ts: str, text: str) -> None:
         self._call("chat.update", channel, self.client.chat_update, channel=channel, ts=ts, text=text,
@@ -249,3 +330,9 @@ class SlackChat:
         assert isinstance(data, dict)
         info = data.get("channel") or {}
         return bool(info.get("is_im") or info.get("is_mpim") or info.get("is_member"))
+
+
+def _by(message: dict[str, Any], me: AuthInfo) -> bool:
+    """Whether the bot itself posted ``message`` (its bot user, or its bot id)."""
+    user, bot = message.get("user"), message.get("bot_id")
+    return bool((me.user_id and user == me.user_id) or (me.bot_id and bot == me.bot_id))

@@ -136,7 +136,7 @@ class PlanReport:
         if self.slack is not None:
             lines.append(f"Slack messages ({len(self.slack)}), with SLACK_BOT_TOKEN set, each sent once:")
             for m in self.slack:
-                edit = " (summary, edited in place)" if m.summary else ""
+                edit = " (edited in place)" if m.summary else ""
                 lines.append(f"  - {_clean(m.target)}: {_clean(first_line(m.text))}{edit}")
         lines.extend(f"Note: {_clean(note)}" for note in self.notes)
         if self.placeholders and any(isinstance(a, CreateChild) for a in self.actions):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import wiring
+from bot import heartbeat, wiring
 from bot.clock import utcnow
 from bot.config import Config, load_config
 from bot.errors import UserError
@@ -48,6 +48,7 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     logformat.choose(log_format)
     logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr)
     logformat.apply([h for h in logging.getLogger().handlers if getattr(h, "stream", None) is sys.stderr])
+    logformat.capture_stray_output()
     register_secrets()
     redaction.install()
 
@@ -109,7 +110,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env = settings("gitlab", "webhook")
     wiring.web_settings(env)
     cfg = load_config(args.config or env.config)
-    cfg = as_bot(cfg, wiring.check_gitlab(env))
+    try:
+        cfg = as_bot(cfg, wiring.check_gitlab(env))
+    except wiring.GitLabAway as exc:
+        # As with PostgreSQL away: serve, record deliveries, and let the worker wait for GitLab and catch up
+        # (/readyz says degraded meanwhile). Exiting here would only crash-loop under a supervisor.
+        log.warning("%s; serving anyway: deliveries are recorded and worked on once GitLab answers", exc)
     wiring.prepare_store(env)
 
     from bot.web.server import GunicornApp
@@ -132,16 +138,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         worker_class=args.worker_class,
         read_timeout=args.read_timeout,
+        worker_connections=args.connections,
+        per_client=args.per_client,
         child_argv=child,
         child_grace=WORKER_GRACE,
         loglevel=args.log_level,
     )
+    master = os.getpid()
     try:
         server.run()
     finally:
-        shutil.rmtree(heartbeat_dir, ignore_errors=True)
-        if temporary:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        # gunicorn forks its receivers inside run(): a receiver that exits (at stop, or restarted by the master)
+        # unwinds this same frame. Only the master removes what every process of the service shares.
+        if os.getpid() == master:
+            shutil.rmtree(heartbeat_dir, ignore_errors=True)
+            if temporary:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -227,7 +239,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         _watch_parent(args.exit_with_parent, stop)
     env = settings("gitlab")
     cfg = load_config(args.config or env.config)
-    username = wiring.check_gitlab(env)
+    beat_file = Path(args.heartbeat_file) if args.heartbeat_file else None
+
+    def waiting(reason: str) -> None:
+        if beat_file is not None:
+            heartbeat.beat(beat_file, utcnow(), waiting=reason)
+
+    username = wiring.wait_for_gitlab(env, stop, waiting)
+    if username is None:  # stopped while waiting for GitLab
+        return 0
     cfg = as_bot(cfg, username)
     store = wiring.wait_for_store(env, stop)
     if store is None:  # stopped while waiting for the database
@@ -253,7 +273,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         drainer=(lambda: drain(spool, store)) if (spool := wiring.spool(env)) is not None else None,
         sweeper=(lambda: sweep(client, store, cfg, utcnow())) if sweep_every else None,
         sweep_every=sweep_every or timedelta(minutes=5),
-        heartbeat=Path(args.heartbeat_file) if args.heartbeat_file else None,
+        heartbeat=beat_file,
         chat=chat,
         slack=slack,
     )
@@ -314,6 +334,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _not_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _log_format_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log-format",
@@ -342,6 +369,19 @@ def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
         type=_positive,
         default=5,
         help="seconds a client has to send its request header, and each part of its body (default 5)",
+    )
+    p.add_argument(
+        "--connections",
+        type=_positive,
+        default=1000,
+        help="connections each receiver process serves at once (gevent; default 1000)",
+    )
+    p.add_argument(
+        "--per-client",
+        type=_not_negative,
+        default=100,
+        help="connections one client address may hold in each receiver process; beyond it, its oldest idle "
+        "one is closed (gevent; default 100, 0: no bound; behind a proxy: at least the proxy's connections)",
     )
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     _log_format_option(p)

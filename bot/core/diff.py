@@ -15,7 +15,7 @@ into ``Observed`` and diffs again until nothing is left.
 from __future__ import annotations
 
 from bot.config import Config
-from bot.core import bodies, cadence, order
+from bot.core import bodies, cadence, order, records
 from bot.core.actions import (
     Action,
     CreateChild,
@@ -26,7 +26,7 @@ from bot.core.actions import (
     UpdateIncident,
     UpsertChecklist,
 )
-from bot.core.model import Desired, Observed
+from bot.core.model import Desired, LogEntry, Observed
 from bot.core.routing import is_incident
 from bot.text.escape import escape_inline, issue_ref
 
@@ -50,10 +50,34 @@ def diff(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) 
             )
         return actions + _replies(desired, observed, cfg, r)
     return (
-        _structure(desired, observed, cfg, r)
+        (_resign(observed, cfg, r) + _structure(desired, observed, cfg, r))
         or _checklist(desired, observed, cfg, r)
         or _comments(desired, observed, cfg, r)
     )
+
+
+def _resign(observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
+    """An incident an earlier version ran: one status log comment re-signs the keys only its unsigned markers
+    hold (``bot.core.records``), before the checklist records that only signed keys count from now on. It
+    carries no copy of the state: the checklist is written after it, so a copy would look newer."""
+    if not observed.to_resign or records.RESIGNED in observed.logged:
+        return []
+    entry = LogEntry(
+        records.RESIGNED,
+        f"re-signed {len(observed.to_resign)} records an earlier version of the bot left unsigned in its comments "
+        "(what it posted and answered), so that an edit of them can be told from the bot's own",
+    )
+    first = observed.log_thread is None
+    return [
+        PostNote(
+            "log",
+            bodies.log_body([entry], observed, cfg, r, first=first, carried=observed.to_resign),
+            (entry.key,),
+            thread=observed.log_thread,
+            starts_thread=first,
+            lines=(entry.text,),
+        )
+    ]
 
 
 def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
@@ -97,7 +121,7 @@ def _order_notes(desired: Desired, observed: Observed, cfg: Config) -> list[Note
                 child.channel,
                 child.issue.ref.project,
                 child.iid,
-                bodies.order_child_body(breach, desired, cfg, observed.incident),
+                bodies.order_child_body(breach, desired, cfg, observed),
                 breach.key,
                 bodies.order_log_text(breach, desired, cfg, observed.incident),
             )
@@ -159,7 +183,7 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
     entries = [e for e in bodies.log_entries(desired, observed) if e.key not in observed.logged]
     if entries:
         first = observed.log_thread is None
-        body = bodies.log_body(entries, cfg, r, bodies.state_copy(desired, observed), first=first)
+        body = bodies.log_body(entries, observed, cfg, r, bodies.state_copy(desired, observed), first=first)
         actions.append(
             PostNote(
                 "log",
@@ -178,7 +202,7 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
             actions.append(
                 PostNote(
                     "reminder",
-                    bodies.reminder_body(desired, due, cfg, r),
+                    bodies.reminder_body(desired, observed, due, cfg, r),
                     tuple(d.key for d in due),
                     lines=(f"reminded the DRIs that a status update is due ({names})",),
                 )

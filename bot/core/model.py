@@ -98,6 +98,14 @@ class Child:
 
 
 @dataclass(frozen=True)
+class Tick:
+    """A checklist item marked done with the ``done`` command: who and when (the command note's time)."""
+
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class CadenceRequest:
     """A ``cadence`` command's effect on one engagement: its interval (None: back to the plan's), who asked
     and when (the command note's time, the same on every run: the next reminder window starts there)."""
@@ -145,8 +153,14 @@ class BotState:
     cadences: Mapping[str, CadenceRequest] = field(default_factory=dict)
     # The incident response channel in Slack (``#inc-123``), named with the ``channel`` command.
     chat_channel: str = ""
+    # Checklist items marked done with the ``done`` command, by item key (``first:<id>``, ``engagement:<id>``):
+    # GitLab lets only a comment's author and Maintainers tick its boxes.
+    done: Mapping[str, Tick] = field(default_factory=dict)
     # Counts the changes, so that the newest signed copy wins over an older one put back in its place.
     rev: int = 0
+    # The keys of the bot's comments (``bot.core.records``) are signed and only signed ones count. False for an
+    # incident an earlier version ran, until its unsigned keys have been re-signed.
+    signed_log: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,8 @@ class Observed:
     children: Mapping[str, Child] = field(default_factory=dict)
     checklist: Note | None = None
     checklist_ticks: frozenset[str] = frozenset()
+    # Items the bot showed ticked for a ``done`` command whose box somebody unticked by hand (a Maintainer).
+    checklist_unticked: frozenset[str] = frozenset()
     state: BotState = field(default_factory=BotState)
     logged: frozenset[str] = frozenset()
     # The discussion the status log is written in (one thread per incident), once the bot has started it.
@@ -177,6 +193,8 @@ class Observed:
     child_noted: frozenset[str] = frozenset()
     # Set when GitLab refused the SEOC as assignee in this run, so the run does not ask again.
     assign_refused: bool = False
+    # Keys only unsigned markers of an earlier version hold, to re-sign once (``bot.core.records``).
+    to_resign: frozenset[str] = frozenset()
     # People's comments that matter: status updates that count (content judged by ``cadence``, the author by
     # the GitLab adapter: a Reporter or above, or a role holder), and commands not answered yet.
     updates: tuple[Note, ...] = ()

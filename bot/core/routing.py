@@ -21,6 +21,15 @@ def addresses_bot(body: str, cfg: Config) -> bool:
     return bool(pattern.search(body))
 
 
+def shown_ref(event: Event, ref: IncidentRef) -> str:
+    """``group/project#12`` for an incident the event names by project id, as logs and people name it; the
+    key itself when the payload carries no path."""
+    issue = event.issue if isinstance(event, IssueEvent | NoteEvent) else None
+    if issue is not None and issue.project_path and issue.ref == ref:
+        return f"{issue.project_path}#{ref.iid}"
+    return ref.key
+
+
 def route(event: Event, cfg: Config) -> IncidentRef | Ignored:
     """The incident to look at again for this event, or why the event needs no work."""
     if isinstance(event, Ignored):

@@ -7,6 +7,7 @@ from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot.core import records
 from bot.core.actions import (
     Action,
     CreateChild,
@@ -17,7 +18,7 @@ from bot.core.actions import (
     UpdateIncident,
     UpsertChecklist,
 )
-from bot.core.bodies import child_ref, logged_keys
+from bot.core.bodies import child_ref
 from bot.core.converge import Result
 from bot.core.model import IncidentRef, Issue, Note, Observed
 from bot.core.observed import assignee_kept, earlier_child
@@ -82,12 +83,16 @@ class GitLabApplier:
             raise errors[0]
         return results
 
-    def _assignee_ids(self, username: str | None) -> tuple[list[int], list[str]]:
+    def _assignee_ids(self, username: str | None, what: str) -> tuple[list[int], list[str]]:
+        """The user's id to assign ``what`` to; or none, and the status log's line saying it was not done."""
         if not username:
             return [], []
         uid = self.client.user_id(username)
         if uid is None:
-            return [], [f"could not assign {escape_inline('@' + username)}: no such GitLab user"]
+            return [], [
+                f"could not assign {what} to {escape_inline('@' + username)}: GitLab has no such user; fix the "
+                "policy (`incident-bot check-config --live` checks every person it names)"
+            ]
         return [uid], []
 
     def _earlier_create(self, action: CreateChild, observed: Observed) -> Issue | None:
@@ -141,14 +146,19 @@ class GitLabApplier:
             return note
         return self.client.create_note(ref, action.body, internal=action.internal)
 
-    def _note_on_child(self, action: NoteOnChild) -> Result:
+    def _note_on_child(self, action: NoteOnChild, observed: Observed) -> Result:
         """Post the comment unless the child already has it (an earlier run posted it, then stopped before
         the incident's log said so): one read of the child's comments, then at most one write."""
         child = IncidentRef(action.child_project, action.child_iid)
         try:
             notes = self.client.notes(child)
             bot = self.client_bot.lower()
-            if any(n.author.lower() == bot and action.log_key in logged_keys(n.body) for n in notes):
+            legacy = not observed.state.signed_log
+            if any(
+                n.author.lower() == bot
+                and action.log_key in records.keys_in(n.body, observed.key, observed.incident, legacy=legacy)
+                for n in notes
+            ):
                 return Result(action)
             return Result(action, note=self.client.create_note(child, action.body))
         except GitLabCallError as exc:
@@ -165,7 +175,7 @@ class GitLabApplier:
         if self.guard is not None:
             self.guard.before_write()
         if isinstance(action, CreateChild):
-            ids, warnings = self._assignee_ids(action.assignee)
+            ids, warnings = self._assignee_ids(action.assignee, f"the new {escape_inline(action.channel)} issue")
             if self.guard is not None:
                 earlier = self._earlier_create(action, observed)
                 if earlier is not None:
@@ -198,7 +208,7 @@ class GitLabApplier:
             self.client.link(ref, IncidentRef(action.child_project, action.child_iid))
             return Result(action)
         if isinstance(action, UpdateIncident):
-            ids, warnings = self._assignee_ids(action.assign)
+            ids, warnings = self._assignee_ids(action.assign, "the incident")
             if not ids and not action.add_labels:
                 return Result(action, warnings=tuple(warnings))
             issue = self.client.update_issue(ref, assignee_ids=ids or None, add_labels=action.add_labels)
@@ -209,7 +219,8 @@ class GitLabApplier:
                 )
             return Result(action, warnings=tuple(warnings))
         if isinstance(action, ReassignChild):
-            ids, warnings = self._assignee_ids(action.assignee)
+            what = f"#{action.child_iid} ({escape_inline(action.channel)})"
+            ids, warnings = self._assignee_ids(action.assignee, what)
             if not ids:
                 return Result(action, warnings=tuple(warnings))
             child = IncidentRef(action.child_project, action.child_iid)
@@ -229,7 +240,7 @@ class GitLabApplier:
                         raise
             return Result(action, note=self.client.create_note(ref, action.body))
         if isinstance(action, NoteOnChild):
-            return self._note_on_child(action)
+            return self._note_on_child(action, observed)
         if isinstance(action, PostNote):
             return Result(action, note=self._post(ref, action))
         raise TypeError(f"unknown action {action!r}")

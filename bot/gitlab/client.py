@@ -374,12 +374,29 @@ class GitLabClient:
         return note_from_api(obj.attributes)
 
     def start_thread(self, ref: IncidentRef, body: str, *, internal: bool = False) -> tuple[str, Note]:
-        """A comment that starts a thread (GitLab's Discussions API); returns its discussion id and note."""
+        """A comment that starts a thread; returns its discussion id and note.
+
+        GitLab's Discussions API takes no ``internal`` parameter (gitlabhq ``lib/api/discussions.rb``: the
+        create endpoint passes only the body, so the thread is never internal); only the Notes API does
+        (``lib/api/notes.rb``). So an internal thread starts as an internal comment made with the Notes API,
+        which GitLab turns into a thread at its first reply (``Notes::BuildService`` converts an individual
+        note to a discussion), every reply taking the thread's confidentiality. The Notes API does not say
+        which discussion the comment is in; one read of the discussions finds it.
+        """
         _refuse_quick_actions(body)
-        data: dict[str, Any] = {"body": body, "internal": True} if internal else {"body": body}
+        if internal:
+            note = self.create_note(ref, body, internal=True)
+            discussions = self._list("find the internal thread", f"{self._issue_path(ref)}/discussions")
+            for discussion in reversed(discussions):
+                for item in discussion.get("notes") or []:
+                    if isinstance(item, dict) and item.get("id") == note.id:
+                        return str(discussion["id"]), note_from_api(item, discussion)
+            raise GitLabCallError(
+                "find the internal thread", self.incident, 404, "the comment just posted is not listed", False
+            )
         obj = self._call(
             "start a thread",
-            lambda: self._issue(ref).discussions.create(data, extra_headers=self._headers),
+            lambda: self._issue(ref).discussions.create({"body": body}, extra_headers=self._headers),
             write="create",
         )
         notes = obj.attributes.get("notes") or []
@@ -388,7 +405,8 @@ class GitLabClient:
         return str(obj.attributes["id"]), note_from_api(notes[0], obj.attributes)
 
     def reply_in_thread(self, ref: IncidentRef, discussion_id: str, body: str) -> Note:
-        """A reply in the discussion ``discussion_id`` (internal if the thread is)."""
+        """A reply in the discussion ``discussion_id``. It is internal exactly when the thread is: GitLab gives a
+        reply its thread's confidentiality, whatever the request asks (``Notes::BuildService#new_note``)."""
         _refuse_quick_actions(body)
         discussion = self._issue(ref).discussions.get(discussion_id, lazy=True)
         obj = self._call(
@@ -408,3 +426,29 @@ class GitLabClient:
             write="idempotent",
         )
         return note_from_api(result)
+
+    # ---- people (check-config --live) -----------------------------------------------------------
+    def find_user(self, username: str) -> dict[str, Any] | None:
+        """The user named ``username`` (GitLab matches it case-insensitively), with its ``state``; None when
+        GitLab has none."""
+        found = self._list(f"look up user @{username}", "/users", {"username": username})
+        return found[0] if found else None
+
+    def group_exists(self, path: str) -> bool:
+        """Whether the bot user can see the group ``path`` (a team handle that is a group)."""
+        try:
+            self._get_json(f"look up group @{path}", f"/groups/{quote(path, safe='')}")
+        except GitLabCallError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def member_levels(self, project: str) -> dict[str, int]:
+        """Every member of ``project`` (inherited from its groups too) by username: their access level."""
+        members = self._list(f"list the members of {project}", f"/projects/{quote(project, safe='')}/members/all")
+        return {
+            str(m["username"]).lower(): int(m.get("access_level") or 0)
+            for m in members
+            if isinstance(m.get("username"), str) and str(m.get("state") or "active") not in INACTIVE_STATES
+        }

@@ -24,7 +24,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 
 from bot import __version__
-from bot.gitlab.errors import GitLabConfigError, compact_message
+from bot.gitlab.errors import GitLabConfigError, GitLabUnreachable, compact_message
 
 __all__ = ["BoundedGitlab", "check_token", "connection_reason", "make_gitlab"]
 
@@ -161,12 +161,16 @@ def check_token(gl: gitlab.Gitlab) -> str:
     except requests.exceptions.SSLError as exc:
         raise GitLabConfigError(f"cannot reach GITLAB_URL {gl.url}: TLS error: {connection_reason(exc)}") from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise GitLabConfigError(f"cannot reach GITLAB_URL {gl.url}: {connection_reason(exc)}") from exc
+        raise GitLabUnreachable(f"cannot reach GITLAB_URL {gl.url}: {connection_reason(exc)}") from exc
     except requests.exceptions.RequestException as exc:
         raise GitLabConfigError(f"cannot use GITLAB_URL {gl.url}: {connection_reason(exc)}") from exc
     except gitlab.exceptions.GitlabError as exc:
         code = exc.response_code
         status = f"{code} " if code is not None else ""
+        if code is not None and code >= 500:
+            raise GitLabUnreachable(
+                f"GitLab at {gl.url} is not answering GET /user: {status}{compact_message(exc.error_message)}"
+            ) from exc
         hint = ""
         if code == 403:
             hint = " (does the token have the api scope, and is the bot user active?)"

@@ -161,3 +161,8 @@ class GitLabAuthError(GitLabCallError):
 
 class GitLabConfigError(Exception):
     """A startup problem with GITLAB_URL or GITLAB_TOKEN, worded as one line for the operator."""
+
+
+class GitLabUnreachable(GitLabConfigError):
+    """GitLab did not answer (connection refused, a timeout) or answered 5xx: it may come back by itself,
+    unlike a rejected token or a wrong URL."""

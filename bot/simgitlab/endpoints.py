@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import zlib
 from typing import Any
 
 from . import entities
 from .app import ApiResponse, Ctx, Router, as_list, ok
 from .commands import Interpretation, interpret
-from .records import ISSUE_TYPES, LINK_TYPES, PLANNER, ApiError, Issue, Link, Note, Project, User
+from .records import GUEST, ISSUE_TYPES, LINK_TYPES, PLANNER, ApiError, Issue, Link, Note, Project, User
 
 router = Router()
 ISSUE_TYPE_VALUES = tuple(ISSUE_TYPES)
@@ -126,6 +127,18 @@ def list_projects(ctx: Ctx) -> ApiResponse:
         found = [p for p in found if ctx.state.access_level(p, ctx.actor) >= minimum]
     found.sort(key=lambda p: p.id)
     return ctx.api.paginate(ctx, found, lambda p: entities.project(ctx.state, p, ctx.actor))
+
+
+@router.add("GET", "/groups/:id")
+def get_group(ctx: Ctx) -> ApiResponse:
+    """A group (doc/api/groups.md, "Get a single group"): 404 unless the caller can see it. The simulator has no
+    group visibility of its own: a group is visible to a member, or when the caller can read a project in it."""
+    group = ctx.path_params["id"].strip("/").lower()
+    inside = [p for p in ctx.state.projects_by_id.values() if (p.namespace.lower() + "/").startswith(group + "/")]
+    member = ctx.actor.id in ctx.state.group_members.get(group, {})
+    if not member and not any(ctx.state.can_read_project(ctx.actor, p) for p in inside):
+        raise ApiError.not_found("Group")
+    return ok({"id": zlib.crc32(group.encode()) % 100_000, "full_path": group, "path": group.rsplit("/", 1)[-1]})
 
 
 @router.add("GET", "/groups/:id/issues")
@@ -423,8 +436,7 @@ def _post_note(ctx: Ctx, *, thread: bool = False, in_discussion: str | None = No
     item = _issue(ctx, project)
     first = _discussion_notes(ctx, project, item, in_discussion)[0] if in_discussion is not None else None
     body = str(ctx.required("body"))
-    internal = bool(ctx.flag("internal", None) or ctx.flag("confidential", False))
-    internal = internal or bool(first and first.internal)  # a reply in an internal thread is internal
+    internal = _note_internal(ctx, project, first, thread=thread)
     if not body.strip():
         raise ApiError.bad_request('Note {:note=>["can\'t be blank"]}')
     if len(body) > 1_000_000:
@@ -440,6 +452,27 @@ def _post_note(ctx: Ctx, *, thread: bool = False, in_discussion: str | None = No
     if thread:
         return ok(entities.discussion(ctx.state, [note]), 201)
     return ok(entities.note(ctx.state, note, interp.changes), 201)
+
+
+def _note_internal(ctx: Ctx, project: Project, first: Note | None, *, thread: bool) -> bool:
+    """Whether a new note is internal, as GitLab decides it.
+
+    - Starting a discussion takes no ``internal`` parameter: gitlabhq ``lib/api/discussions.rb`` (POST
+      ``:noteable_id/discussions``) passes only the body, type and position on, so the thread is never
+      internal, whatever the request says. Only the Notes API (``lib/api/notes.rb``) reads ``internal``
+      (and the deprecated ``confidential``).
+    - A reply takes its thread's confidentiality, whatever it asks: ``Notes::BuildService#new_note`` sets
+      ``note.confidential = parent_confidential`` whenever there is a discussion to reply to.
+    - A new comment is internal only if asked and the author may mark notes internal
+      (``can_set_confidential``: ``NotePolicy`` enables ``mark_note_as_internal`` from the Reporter role, the
+      Planner role since 17.7); anyone else's request is silently ignored.
+    """
+    if thread:
+        return False
+    if first is not None:
+        return first.internal
+    asked = bool(ctx.flag("internal", None) or ctx.flag("confidential", False))
+    return asked and ctx.state.access_level(project, ctx.actor) >= PLANNER
 
 
 def _discussion_notes(ctx: Ctx, project: Project, item: Issue, discussion_id: str) -> list[Note]:
@@ -550,10 +583,11 @@ def create_link(ctx: Ctx) -> ApiResponse:
     target = ctx.state.find_issue(target_project, target_iid)
     if not ctx.state.can_read_issue(ctx.actor, target):
         raise ApiError.not_found()
-    if ctx.state.access_level(project, ctx.actor) < PLANNER:
-        raise ApiError.forbidden()
-    if ctx.state.access_level(target_project, ctx.actor) < PLANNER:
-        raise ApiError.forbidden("Couldn't link issue. You must have at least the Reporter role in both projects.")
+    # GitLab 17.0 lowered linking from Reporter to Guest (doc/user/project/issues/related_issues.md: "You
+    # must have at least the Guest role for both projects"; app/services/issue_links/create_service.rb
+    # keeps the targets the user may ``admin_issue_link`` and answers 403 with this message).
+    if ctx.state.access_level(project, ctx.actor) < GUEST or ctx.state.access_level(target_project, ctx.actor) < GUEST:
+        raise ApiError.forbidden("Couldn't link issues. You must have at least the Guest role in both projects.")
     link = ctx.state.new_link(source, target, link_type, ctx.actor)
     return ok(entities.issue_link(ctx.state, link), 201)
 
@@ -574,7 +608,9 @@ def get_link(ctx: Ctx) -> ApiResponse:
 @router.add("DELETE", "/projects/:id/issues/:iid/links/:link_id")
 def delete_link(ctx: Ctx) -> ApiResponse:
     link = _link(ctx)
-    if ctx.state.access_level(_project(ctx), ctx.actor) < PLANNER:
+    # IssueLinks::DestroyService: ``admin_issue_link`` on both issues (Guest since 17.0).
+    ends = (ctx.state.issues_by_id[link.source_id], ctx.state.issues_by_id[link.target_id])
+    if any(ctx.state.access_level(ctx.state.projects_by_id[i.project_id], ctx.actor) < GUEST for i in ends):
         raise ApiError.forbidden()
     body = entities.issue_link(ctx.state, link)
     ctx.state.delete_link(link, ctx.actor)

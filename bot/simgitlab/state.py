@@ -423,7 +423,7 @@ class GitLabState:
                 item,
                 self.find_user(author),
                 body,
-                internal=internal or bool(parent and parent.internal),
+                internal=parent.internal if parent else internal,  # a reply takes its thread's confidentiality
                 system=system,
                 created_at=created_at,
                 discussion=parent,

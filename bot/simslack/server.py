@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import socketserver
 import threading
@@ -21,10 +22,12 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.simslack.state import SlackFailure, SlackState
+from bot.simslack.state import DISTRIBUTED_HISTORY_LIMIT, HISTORY_LIMIT_MAX, SlackFailure, SlackState
 
 _HTML_ERROR = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>Bad Gateway</body>\r\n</html>\r\n"
 WRITES = frozenset({"chat.postMessage", "chat.update"})
+HISTORY_INTERVAL = 60.0
+"""A distributed non-Marketplace app: conversations.history "limited to 1 request per minute"."""
 
 
 @dataclass(frozen=True)
@@ -54,14 +57,22 @@ class SimulatedSlack:
       ``up()`` serves again on the same port;
     * ``rate_limit``: at most one ``chat.postMessage`` per ``post_interval`` seconds per channel, else 429 with
       ``Retry-After``;
-    * ``fail_after_commit(n)``: the next ``n`` posts are stored but answered 500, as if the answer was lost.
+    * ``fail_after_commit(n)``: the next ``n`` posts are stored but answered 500, as if the answer was lost;
+    * ``distributed_app``: the limits Slack puts on a commercially distributed app outside its Marketplace
+      (changelog 2025-05-29, "Rate limit changes for non-Marketplace apps"; the conversations.history method
+      page): ``conversations.history`` one call a minute (Tier 1 for it) and at most 15 messages a page. Over
+      the limit Slack answers HTTP 429 with ``{"ok": false, "error": "ratelimited"}`` and ``Retry-After``
+      in seconds (the rate limits page); so does the simulator. An app a workspace builds for itself keeps
+      the old limits: the default here.
     """
 
     def __init__(self, *, token: str = "xoxb-simulated-token", clock: Callable[[], float] | None = None,
                  seed: int = 0, host: str = "127.0.0.1", port: int = 0, rate_limit: bool = True,
-                 post_interval: float = 1.0) -> None:
+                 post_interval: float = 1.0, distributed_app: bool = False) -> None:
         self.clock = clock or time.time
         self.state = SlackState(self.clock)
+        self.distributed_app = distributed_app
+        self._last_history: float | None = None
         self.token = token
         self.fail_rate = 0.0
         self.rate_limit = rate_limit
@@ -85,6 +96,16 @@ class SimulatedSlack:
         self._thread: threading.Thread | None = None
 
     # ---------------------------------------------------------- lifecycle
+
+    @property
+    def distributed_app(self) -> bool:
+        """Whether Slack's limits for a distributed non-Marketplace app apply (see the class docstring)."""
+        return self._distributed
+
+    @distributed_app.setter
+    def distributed_app(self, on: bool) -> None:
+        self._distributed = on
+        self.state.history_limit = DISTRIBUTED_HISTORY_LIMIT if on else HISTORY_LIMIT_MAX
 
     @property
     def url(self) -> str:
@@ -192,6 +213,16 @@ class SimulatedSlack:
             if throttle:
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self.retry_after)}
             return 500, {"ok": False, "error": "internal_error"}, {}
+        if method == "conversations.history" and self.distributed_app:
+            now = self.clock()
+            with self._lock:
+                last = self._last_history
+                wait = HISTORY_INTERVAL - (now - last) if last is not None else 0.0
+                if wait <= 0:
+                    self._last_history = now
+            if wait > 0:
+                self._record(method, args, 429, "ratelimited")
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(max(1, math.ceil(wait)))}
         if method == "chat.postMessage" and self.rate_limit:
             channel = str(args.get("channel") or "")
             now = self.clock()

@@ -12,6 +12,16 @@ from typing import Any
 BOT_USER = "UBOT0001"
 BOT_ID = "BBOT0001"
 TEAM_ID = "T00000001"
+MAX_TEXT = 40_000
+"""chat.postMessage (its method page, "Truncating content"): Slack truncates past 40,000 characters and
+lists ``msg_too_long`` ("Message text is too long"); the simulator answers that error past the limit."""
+LIST_LIMIT_MAX = 999
+"""conversations.list's ``limit``: "Must be an integer under 1000" (its method page); more is ``invalid_limit``."""
+HISTORY_LIMIT_MAX = 999
+"""conversations.history's ``limit``: "Maximum of 999" (its method page); fewer come back than asked."""
+DISTRIBUTED_HISTORY_LIMIT = 15
+"""Slack changelog 2025-05-29, "Rate limit changes for non-Marketplace apps": for a commercially distributed
+app outside the Marketplace "the maximum and default for the limit parameter has been reduced to 15"."""
 
 
 class SlackFailure(Exception):
@@ -56,11 +66,15 @@ class Message:
     text: str
     metadata: dict[str, Any] | None = None
     edited: int = 0
+    bot_id: str | None = None
+    """Set for a message another app's bot posted (the bot's own carry ``BOT_ID``)."""
 
     def as_json(self, with_metadata: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "message", "user": self.user, "text": self.text, "ts": self.ts}
         if self.user == BOT_USER:
             out["bot_id"] = BOT_ID
+        elif self.bot_id:
+            out["bot_id"] = self.bot_id
         if self.edited:
             out["edited"] = {"user": self.user, "ts": self.ts}
         if with_metadata and self.metadata is not None:
@@ -72,12 +86,17 @@ def _flag(value: Any) -> bool:
     return value is True or str(value).lower() in ("true", "1")
 
 
-def _page(items: list[Any], args: dict[str, Any], default: int, maximum: int) -> tuple[list[Any], str]:
-    """One page of ``items`` from the ``cursor``/``limit`` arguments, and the next cursor ("" at the end)."""
+def _page(items: list[Any], args: dict[str, Any], default: int, maximum: int,
+          strict: bool = False) -> tuple[list[Any], str]:
+    """One page of ``items`` from the ``cursor``/``limit`` arguments, and the next cursor ("" at the end).
+    ``strict``: a ``limit`` above ``maximum`` is ``invalid_limit`` (else fewer items come back)."""
     try:
-        limit = min(max(int(args.get("limit") or default), 1), maximum)
+        asked = int(args.get("limit") or default)
     except ValueError:
         raise SlackFailure("invalid_limit") from None
+    if strict and asked > maximum:
+        raise SlackFailure("invalid_limit")
+    limit = min(max(asked, 1), maximum)
     cursor = str(args.get("cursor") or "")
     if cursor and not cursor.startswith("next:"):
         raise SlackFailure("invalid_cursor")
@@ -96,6 +115,8 @@ class SlackState:
     messages: dict[str, list[Message]] = field(default_factory=dict)
     """Per conversation id, oldest first."""
     lock: threading.RLock = field(default_factory=threading.RLock)
+    history_limit: int = HISTORY_LIMIT_MAX
+    """The most messages a ``conversations.history`` page holds (15 for a distributed non-Marketplace app)."""
     _seq: int = 0
 
     def __post_init__(self) -> None:
@@ -119,10 +140,12 @@ class SlackState:
             self.users[uid] = user
             return user
 
-    def say(self, channel: str, text: str, user: str = "U00000000", metadata: dict[str, Any] | None = None) -> str:
-        """A message from someone else (or the bot, with ``user=BOT_USER``) in ``channel``; its ts."""
+    def say(self, channel: str, text: str, user: str = "U00000000", metadata: dict[str, Any] | None = None,
+            bot_id: str | None = None) -> str:
+        """A message from someone else (or the bot, with ``user=BOT_USER``; another app's bot with ``bot_id``)
+        in ``channel``; its ts."""
         with self.lock:
-            return self._append(channel, Message(self._ts(), user, text, metadata))
+            return self._append(channel, Message(self._ts(), user, text, metadata, bot_id=bot_id))
 
     def texts(self, channel: str) -> list[str]:
         """The conversation's message texts, oldest first."""
@@ -178,7 +201,7 @@ class SlackState:
                  and (("private_channel" in types and c.private and c.member) or
                       ("public_channel" in types and not c.private))
                  and not (c.archived and _flag(args.get("exclude_archived")))]
-        page, cursor = _page(chans, args, 100, 1000)
+        page, cursor = _page(chans, args, 100, LIST_LIMIT_MAX, strict=True)
         return {"channels": [c.info() for c in page], "response_metadata": {"next_cursor": cursor}}
 
     def conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +227,16 @@ class SlackState:
         if not channel.member and channel.im_user is None:
             raise SlackFailure("not_in_channel")
         newest_first = list(reversed(self.messages.get(channel.id, [])))
-        page, cursor = _page(newest_first, args, 100, 999)
+        # "oldest: Only messages after this Unix timestamp will be included in results" (inclusive only
+        # with ``inclusive``), as conversations.history's method page says.
+        if args.get("oldest"):
+            try:
+                oldest = float(args["oldest"])
+            except ValueError:
+                raise SlackFailure("invalid_ts_oldest") from None
+            inclusive = _flag(args.get("inclusive"))
+            newest_first = [m for m in newest_first if float(m.ts) > oldest or (inclusive and float(m.ts) == oldest)]
+        page, cursor = _page(newest_first, args, min(100, self.history_limit), self.history_limit)
         meta = _flag(args.get("include_all_metadata"))
         return {"messages": [m.as_json(meta) for m in page], "has_more": bool(cursor),
                 "response_metadata": {"next_cursor": cursor}}
@@ -222,6 +254,8 @@ class SlackState:
         text = args.get("text")
         if not text:
             raise SlackFailure("no_text")
+        if len(str(text)) > MAX_TEXT:
+            raise SlackFailure("msg_too_long")
         metadata = args.get("metadata")
         if isinstance(metadata, str):
             try:

@@ -144,6 +144,9 @@ class OutboxItem:
     """It may be in Slack already: a send of it was started, or it was first offered when the store knew
     nothing of the incident (a new incident, or an emptied database). The sender then looks for its key in
     the conversation's history before posting."""
+    history_from: datetime | None = None
+    """It cannot be in Slack from before this time: its first send attempt, or (first offered unsure) the
+    time the plan gave (the incident's start). The history read for it stops there."""
 
     @property
     def sent(self) -> bool:
@@ -457,7 +460,9 @@ class ChatOutbox(Protocol):
 
     def refused_targets(self, incident_key: str) -> dict[str, str]: ...
 
-    def mark_trying(self, keys: Sequence[str]) -> None: ...
+    def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None: ...
+
+    def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int: ...
 
 
 class WorkerStore(WorkQueue, DeadLetters, Marks, CreateLog, ChatOutbox, Protocol):
@@ -650,12 +655,19 @@ class DeliveryStore(abc.ABC):
         """Slack refused the message for good (``reason``, one line): it is not tried again."""
 
     @abc.abstractmethod
-    def mark_trying(self, keys: Sequence[str]) -> None:
-        """A send of these messages starts: until recorded sent, they may be in Slack (``unsure``)."""
+    def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None:
+        """A send of these messages starts (at ``now``, kept as ``history_from`` of the first attempt): until
+        recorded sent, they may be in Slack (``unsure``)."""
+
+    @abc.abstractmethod
+    def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int:
+        """Make the incident's messages ``keys`` that Slack refused before ``before`` pending again (unsure,
+        their reason kept): a channel created or joined since may take them now. Returns how many."""
 
     @abc.abstractmethod
     def refused_targets(self, incident_key: str) -> dict[str, str]:
-        """The incident's Slack targets that refused a message, with the latest reason (for its status log)."""
+        """The incident's Slack targets that refused a message, with the latest reason (for its status log);
+        a refused message tried again counts until it is sent."""
 
     @abc.abstractmethod
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:

@@ -211,7 +211,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX chat_outbox_incident ON chat_outbox (incident_key, state)",
     ),
-    # 6: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
+    # +1: how far back a Slack message's history read goes (its first send attempt, or the incident's start).
+    ("ALTER TABLE chat_outbox ADD COLUMN history_from timestamptz",),
+    # +1: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
     # replica: the times of its last grants, and a time before which nothing is granted, Unix seconds
     # (bot.gitlab.budget).
     (
@@ -913,14 +915,16 @@ class PostgresStore(DeliveryStore):
                 "SELECT 1 FROM chat_outbox WHERE incident_key = %s LIMIT 1", (incident_key,)
             ).fetchone() is None
             for m in messages:
+                since = getattr(m, "since", None)
                 cur.execute(
-                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, unsure, updated_at)"
-                    " VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s)"
+                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, unsure, updated_at,"
+                    " history_from) VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s)"
                     " ON CONFLICT (key) DO UPDATE SET text = excluded.text, state = 'pending',"
                     " updated_at = excluded.updated_at"
                     " WHERE chat_outbox.summary AND chat_outbox.state <> 'refused'"
                     " AND chat_outbox.text <> excluded.text",
-                    (m.key, incident_key, m.target, m.text, bool(m.summary), unsure, at),
+                    (m.key, incident_key, m.target, m.text, bool(m.summary), unsure, at,
+                     require_aware(since, "since") if unsure and since is not None else None),
                 )
             row = cur.execute(
                 "SELECT count(*) FROM chat_outbox WHERE incident_key = %s AND state = 'pending'", (incident_key,)
@@ -931,25 +935,45 @@ class PostgresStore(DeliveryStore):
 
     def refused_targets(self, incident_key: str) -> dict[str, str]:
         rows = self._execute(
-            "SELECT target, reason FROM chat_outbox WHERE incident_key = %s AND state = 'refused'"
-            " ORDER BY updated_at, seq",
+            "SELECT target, reason FROM chat_outbox WHERE incident_key = %s"
+            " AND (state = 'refused' OR (state = 'pending' AND reason IS NOT NULL)) ORDER BY updated_at, seq",
             (incident_key,),
         )
         return {target: reason or "" for target, reason in rows}
 
     def pending_messages(self, incident_key: str) -> list[OutboxItem]:
         rows = self._execute(
-            "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure"
-            " FROM chat_outbox WHERE incident_key = %s AND state = 'pending' ORDER BY seq",
+            "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure,"
+            " history_from FROM chat_outbox WHERE incident_key = %s AND state = 'pending' ORDER BY seq",
             (incident_key,),
         )
-        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10])) for r in rows]
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]), r[11])
+                for r in rows]
 
-    def mark_trying(self, keys: Sequence[str]) -> None:
+    def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None:
+        at = require_aware(now or datetime.now(UTC), "now")
+
         def body(cur: psycopg.Cursor[Any]) -> None:
-            cur.executemany("UPDATE chat_outbox SET unsure = true WHERE key = %s AND NOT unsure", [(k,) for k in keys])
+            cur.executemany(
+                "UPDATE chat_outbox SET unsure = true, history_from = coalesce(history_from, %s)"
+                " WHERE key = %s AND NOT unsure",
+                [(at, k) for k in keys],
+            )
 
         self._run(body)
+
+    def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int:
+        at = require_aware(before, "before")
+
+        def body(cur: psycopg.Cursor[Any]) -> int:
+            cur.execute(
+                "UPDATE chat_outbox SET state = 'pending', unsure = true WHERE incident_key = %s"
+                " AND key = ANY(%s) AND state = 'refused' AND updated_at <= %s",
+                (incident_key, list(keys), at),
+            )
+            return cur.rowcount
+
+        return self._run(body)
 
     def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
         self._count(

@@ -182,7 +182,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX chat_outbox_incident ON chat_outbox (incident_key, state)",
     ),
-    # 6: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
+    # +1: how far back a Slack message's history read goes (its first send attempt, or the incident's start).
+    ("ALTER TABLE chat_outbox ADD COLUMN history_from INTEGER",),
+    # +1: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
     # process on the host: the times of its last grants (a JSON list), and a time before which nothing is
     # granted, Unix seconds (bot.gitlab.budget).
     (
@@ -745,14 +747,16 @@ class SQLiteStore(DeliveryStore):
             known = conn.execute("SELECT 1 FROM chat_outbox WHERE incident_key = ? LIMIT 1", (incident_key,))
             unsure = int(known.fetchone() is None)
             for m in messages:
+                since = getattr(m, "since", None)
                 conn.execute(
-                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, unsure, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)"
+                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, unsure, updated_at,"
+                    " history_from) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
                     " ON CONFLICT (key) DO UPDATE SET text = excluded.text, state = 'pending',"
                     " updated_at = excluded.updated_at"
                     " WHERE chat_outbox.summary = 1 AND chat_outbox.state <> 'refused'"
                     " AND chat_outbox.text <> excluded.text",
-                    (m.key, incident_key, m.target, m.text, int(bool(m.summary)), unsure, at),
+                    (m.key, incident_key, m.target, m.text, int(bool(m.summary)), unsure, at,
+                     _us(since, "since") if unsure and since is not None else None),
                 )
             row = conn.execute(
                 "SELECT count(*) FROM chat_outbox WHERE incident_key = ? AND state = 'pending'", (incident_key,)
@@ -762,15 +766,33 @@ class SQLiteStore(DeliveryStore):
     def pending_messages(self, incident_key: str) -> list[OutboxItem]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure"
-                " FROM chat_outbox WHERE incident_key = ? AND state = 'pending' ORDER BY seq",
+                "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure,"
+                " history_from FROM chat_outbox WHERE incident_key = ? AND state = 'pending' ORDER BY seq",
                 (incident_key,),
             ).fetchall()
-        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10])) for r in rows]
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]),
+                           _dt_or_none(r[11])) for r in rows]
 
-    def mark_trying(self, keys: Sequence[str]) -> None:
+    def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None:
+        at = _us(now or datetime.now(UTC), "now")
         with self._write() as conn:
-            conn.executemany("UPDATE chat_outbox SET unsure = 1 WHERE key = ? AND unsure = 0", [(k,) for k in keys])
+            conn.executemany(
+                "UPDATE chat_outbox SET unsure = 1, history_from = coalesce(history_from, ?)"
+                " WHERE key = ? AND unsure = 0",
+                [(at, k) for k in keys],
+            )
+
+    def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int:
+        at = _us(before, "before")
+        with self._write() as conn:
+            return sum(
+                conn.execute(
+                    "UPDATE chat_outbox SET state = 'pending', unsure = 1 WHERE key = ? AND incident_key = ?"
+                    " AND state = 'refused' AND updated_at <= ?",
+                    (k, incident_key, at),
+                ).rowcount
+                for k in keys
+            )
 
     def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
         at = _us(now or datetime.now(UTC), "now")
@@ -792,8 +814,8 @@ class SQLiteStore(DeliveryStore):
     def refused_targets(self, incident_key: str) -> dict[str, str]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT target, reason FROM chat_outbox WHERE incident_key = ? AND state = 'refused'"
-                " ORDER BY updated_at, seq",
+                "SELECT target, reason FROM chat_outbox WHERE incident_key = ?"
+                " AND (state = 'refused' OR (state = 'pending' AND reason IS NOT NULL)) ORDER BY updated_at, seq",
                 (incident_key,),
             ).fetchall()
         return {target: reason or "" for target, reason in rows}

@@ -24,7 +24,7 @@ from bot import heartbeat
 from bot.clock import utcnow
 from bot.config import Config
 from bot.core.events import Ignored, parse_event
-from bot.core.routing import route
+from bot.core.routing import route, shown_ref
 from bot.metrics import Metrics
 from bot.redact import redact
 from bot.settings import GITLAB_MAX_BODY
@@ -176,7 +176,8 @@ class Receiver:
     def _record(
         self, req: Request, header: str | None, event: str, payload: Any, body: bytes, signed_id: str | None
     ) -> Response:
-        routed = route(parse_event(header, payload), self.config)
+        parsed = parse_event(header, payload)
+        routed = route(parsed, self.config)
         incident_key = None if isinstance(routed, Ignored) else routed.key
         did = delivery_id(req.headers, payload, body, signed_id=signed_id)
         reason = event_name(header)
@@ -197,7 +198,8 @@ class Receiver:
             log.debug("delivery %s (%s): ignored: %s", did, event, routed.reason)
             return self._answer(event, "ignored", 202, delivery=did, reason=routed.reason)
         log.debug("delivery %s (%s): queued job %s for %s", did, event, result.job_id, incident_key)
-        return self._answer(event, "accepted", 202, delivery=did, incident=incident_key)
+        assert not isinstance(routed, Ignored)
+        return self._answer(event, "accepted", 202, delivery=did, incident=shown_ref(parsed, routed))
 
 
 class WebhookRoute:
@@ -263,13 +265,22 @@ def readyz() -> tuple[Response, int]:
             log.warning("degraded: %s", reason)
             receiver.degraded_logged = reason
         return _status("degraded", reason if insider else None), 200
-    receiver.degraded_logged = None
     # With the shared store up, ready also means a worker takes the jobs this replica queues.
     if receiver.worker_heartbeat is not None:
         silent = heartbeat.stale(receiver.worker_heartbeat, receiver.clock())
         if silent:
             log.warning("not ready: %s", silent)
             return _status("unavailable", silent if insider else None), 503
+        # The worker is alive but waits for GitLab (unreachable since it started): deliveries are still
+        # recorded and will be worked on when GitLab answers, so this replica keeps receiving them (200).
+        waiting = heartbeat.waiting_for(receiver.worker_heartbeat, receiver.clock())
+        if waiting:
+            reason = redact(f"the worker waits for GitLab: {waiting}")
+            if reason != receiver.degraded_logged:
+                log.warning("degraded: %s", reason)
+                receiver.degraded_logged = reason
+            return _status("degraded", reason if insider else None), 200
+    receiver.degraded_logged = None
     return _status("ready", None), 200
 
 

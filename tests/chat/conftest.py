@@ -56,5 +56,5 @@ def ws(slack: SimulatedSlack) -> Workspace:
 
 
 @pytest.fixture
-def chat(slack: SimulatedSlack, ws: Workspace) -> SlackChat:
-    return SlackChat(slack.token, slack.url, timeout=5)
+def chat(slack: SimulatedSlack, ws: Workspace, slack_clock: Clock) -> SlackChat:
+    return SlackChat(slack.token, slack.url, timeout=5, clock=slack_clock)

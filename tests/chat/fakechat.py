@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.chat.ports import ChatRefused, ChatUnavailable
+from bot.chat.ports import ChatRefused, ChatUnavailable, HistoryPage
 
 
 @dataclass
@@ -36,9 +36,9 @@ class FakeChat:
             raise ChatRefused(f"channel_not_found: {target}")
         return "C-" + target.lstrip("#") if target.startswith("#") else "D-" + target
 
-    def posted_keys(self, channel: str) -> dict[str, str]:
+    def history(self, channel: str, *, oldest: float | None = None, cursor: str = "") -> HistoryPage:
         self._call()
-        return {m.key: m.ts for m in self.messages if m.channel == channel}
+        return HistoryPage({m.key: m.ts for m in reversed(self.messages) if m.channel == channel})
 
     def post(self, channel: str, text: str, key: str) -> str:
         self._call()

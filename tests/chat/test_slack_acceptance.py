@@ -73,8 +73,13 @@ class Incident:
         for name, email in (("sec-director", "sec-director@example.com"), ("simoc", "simoc@example.com")):
             user = state.add_user(name, email)
             self.channels[f"email:{email}"] = state.dm_channel(user.id)
-        self.sender = SlackWorker(self.store, lambda: SlackChat(self.token, self.slack.url, timeout=5),
-                                  worker_id="s:1", clock=self.clock)
+        self.sender = self.slack_worker("s:1")
+
+    def slack_worker(self, worker_id: str) -> SlackWorker:
+        """A Slack worker process of its own (its own Slack client and caches), on the injected clock."""
+        return SlackWorker(self.store, lambda: SlackChat(self.token, self.slack.url, timeout=5,
+                                                         clock=lambda: self.clock().timestamp()),
+                           worker_id=worker_id, clock=self.clock)
 
     def reconcile(self, iid: int | None = None) -> list[Outcome]:
         """A webhook for ``iid`` (or none: only jobs already due), then the GitLab worker until idle."""
@@ -392,3 +397,57 @@ def test_a_guest_cannot_name_the_incident_channel_and_a_developer_can(make) -> N
     (engaged,) = inc.texts("#inc-42")
     assert "engaged on security incident" in engaged
     inc.no_duplicates()
+
+
+def test_under_a_distributed_apps_limits_every_message_still_goes_out_exactly_once(make) -> None:
+    """Slack changelog 2025-05-29 ("Rate limit changes for non-Marketplace apps"): conversations.history once
+    a minute, 15 messages a page, 429 with Retry-After beyond; channels busy with people's messages."""
+    inc: Incident = make()
+    inc.slack.distributed_app = True
+    for channel in inc.channels.values():
+        for i in range(40):
+            inc.slack.state.say(channel, f"people talking {i}")
+    inc.slack.fail_after_commit(2)  # and two posts land with their answers lost
+    iid = lifecycle(inc, send="once")
+    for _ in range(40):  # the Slack worker's retries, as the queue makes them due
+        inc.clock.advance(30)
+        inc.reconcile()
+        inc.send()
+        if not inc.store.pending_messages(f"{inc.w.project_id}#{iid}"):
+            break
+    assert not inc.store.pending_messages(f"{inc.w.project_id}#{iid}"), "every message went out"
+    inc.no_duplicates()
+    assert "dead" not in [j.state for j in peek.jobs(inc.store) if j.incident_key.startswith("slack:")]
+    reads = [c for c in inc.slack.calls if c.method == "conversations.history"]
+    assert any(c.status == 429 for c in reads), "the limit was met"
+    for target in ("#e-group", "email:sec-director@example.com", "#marketing-programs"):
+        assert inc.texts(target)[-1].startswith(":white_check_mark: All clear"), target
+
+
+def test_a_busy_channel_read_a_page_a_minute_resumes_where_it_stopped(make) -> None:
+    """A distributed app reads 15 messages a minute: a key 40 messages back takes three reads, each
+    resuming where the last one was rate-limited (rereading from the newest page would never get there)."""
+    inc: Incident = make()
+    iid = inc.w.incident("severity::1", "data-breach")
+    inc.reconcile(iid)
+    inc.send()
+    inc.slack.distributed_app = True
+    inc.note(iid, SIX_POINTS.format(risk="low"))
+    inc.clock.advance(60)
+    inc.reconcile(iid)
+    inc.slack.fail_after_commit(1)  # the first update post lands, its answer is lost
+    assert inc.send() == ["pending"]
+    (lost,) = [c.channel for c in inc.slack.calls if c.error == "fail-after-commit"]
+    for i in range(40):
+        inc.slack.state.say(str(lost), f"people talking {i}")
+    inc.slack.reset_calls()
+    for _ in range(10):
+        inc.clock.advance(30)
+        inc.send()
+        if not inc.store.pending_messages(f"{inc.w.project_id}#{iid}"):
+            break
+    assert not inc.store.pending_messages(f"{inc.w.project_id}#{iid}")
+    inc.no_duplicates()
+    reads = [c for c in inc.slack.calls if c.method == "conversations.history" and c.status == 200
+             and c.channel == lost]
+    assert [c.args.get("cursor", "") == "" for c in reads] == [True, False, False], "one page each, resumed"

@@ -56,25 +56,32 @@ def test_post_then_history_finds_the_key_and_update_edits_in_place(
     channel = chat.resolve("#incidents")
     slack.state.say(channel, "a person talking")
     ts = chat.post(channel, "Incident #12 declared", "inc-12|declared|#incidents|0")
-    assert chat.posted_keys(channel) == {"inc-12|declared|#incidents|0": ts}
+    assert chat.history(channel).keys == {"inc-12|declared|#incidents|0": ts}
     chat.update(channel, ts, "Incident #12 declared (edited)")
     assert slack.state.texts(channel) == ["a person talking", "Incident #12 declared (edited)"]
 
 
-def test_posted_keys_reads_at_most_five_pages(chat: SlackChat, slack: SimulatedSlack, ws: Workspace) -> None:
+def test_history_is_read_one_page_at_a_time_newest_first_back_to_oldest(
+    chat: SlackChat, slack: SimulatedSlack, ws: Workspace, slack_clock: Clock
+) -> None:
     channel = ws.incidents.id
     old = chat.post(channel, "old", "old-key")
-    for i in range(1100):
+    slack_clock.advance(3600)
+    for i in range(500):
         slack.state.say(channel, f"chatter {i}")
     recent = chat.post(channel, "recent", "recent-key")
-    assert chat.posted_keys(channel) == {"recent-key": recent}
-    assert slack.count("conversations.history") == 5
-    assert old  # older than 1000 messages: beyond what the bot looks at
+    first = chat.history(channel)
+    assert first.keys == {"recent-key": recent} and first.next_cursor
+    assert chat.history(channel, cursor=first.next_cursor).keys == {}
+    assert slack.count("conversations.history") == 2, "one call a page: the caller decides whether to go on"
+    bounded = chat.history(channel, oldest=slack_clock() - 60)
+    assert slack.calls[-1].args["oldest"] == f"{slack_clock() - 60:.6f}"
+    assert "old-key" not in bounded.keys and old
 
 
 def test_another_apps_metadata_is_not_taken_for_the_bots(chat: SlackChat, slack: SimulatedSlack, ws: Workspace) -> None:
     slack.state.say(ws.incidents.id, "x", metadata={"event_type": "other_app", "event_payload": {"key": "k"}})
-    assert chat.posted_keys(ws.incidents.id) == {}
+    assert chat.history(ws.incidents.id).keys == {}
 
 
 def reason_of(call: object) -> ChatError:
@@ -187,7 +194,7 @@ def test_post_request_carries_metadata_and_turns_parsing_off(chat: SlackChat, sl
 def test_history_request_asks_for_metadata_in_large_pages(
     chat: SlackChat, slack: SimulatedSlack, ws: Workspace
 ) -> None:
-    chat.posted_keys(ws.incidents.id)
+    chat.history(ws.incidents.id)
     args = slack.calls[-1].args
     assert args["include_all_metadata"] in ("1", "true", True) and str(args["limit"]) == "200"
 
@@ -239,3 +246,34 @@ def test_lookups_map_errors_too(chat: SlackChat, slack: SimulatedSlack, method: 
     err = reason_of(lambda: chat.resolve(target))
     expected = ChatUnavailable if code == "ratelimited" else ChatRefused
     assert type(err) is expected and (target in err.reason or code == "ratelimited")
+
+
+def test_a_history_read_the_app_may_not_make_refuses_that_target_not_the_token(
+    chat: SlackChat, slack: SimulatedSlack, ws: Workspace
+) -> None:
+    slack.forced["conversations.history"] = "missing_scope"  # e.g. no groups:history for a private channel
+    err = reason_of(lambda: chat.history(ws.incidents.id))
+    assert isinstance(err, ChatRefused) and not isinstance(err, ChatAuthError)
+    assert "history" in err.reason and "\n" not in err.reason
+
+
+def test_a_channel_archived_and_made_again_under_its_name_is_found_again(
+    chat: SlackChat, slack: SimulatedSlack, ws: Workspace, slack_clock: Clock
+) -> None:
+    old = chat.resolve("#incidents")
+    ws.incidents.archived = True
+    fresh = slack.state.add_channel("incidents").id
+    assert isinstance(reason_of(lambda: chat.post(old, "hello", "k1")), ChatRefused)
+    slack_clock.advance(31)
+    assert chat.resolve("#incidents") == fresh != old
+
+
+def test_a_channel_created_after_the_list_was_read_is_found(
+    chat: SlackChat, slack: SimulatedSlack, ws: Workspace, slack_clock: Clock
+) -> None:
+    chat.resolve("#incidents")
+    late = slack.state.add_channel("inc-77").id
+    assert isinstance(reason_of(lambda: chat.resolve("#inc-77")), ChatRefused), "the list was just read"
+    slack_clock.advance(31)
+    assert chat.resolve("#inc-77") == late
+    assert slack.count("conversations.list") == 2

@@ -58,7 +58,7 @@ def test_new_messages_cost_one_history_read_and_one_post_each(chat: SlackChat, s
     report = deliver([Outgoing(m) for m in messages], chat)
     assert report.complete and report.posted == 10 and len(report.sent) == 10
     assert (slack.count("conversations.list"), slack.count("conversations.history"), slack.count("chat.postMessage"),
-            slack.count()) == (1, 1, 10, 12)
+            slack.count()) == (1, 1, 10, 13), "and auth.test once: only the bot's own keys count"
     assert report.calls == 12  # 1 resolve + 1 history + 10 posts
     assert slack.state.texts(ws.incidents.id) == [m.text for m in messages]
 
@@ -186,7 +186,8 @@ def test_a_channel_the_bot_cannot_read_is_asked_about_once(chat: SlackChat, slac
     messages = [msg(n, ws.outside.id) for n in range(5)]
     report = deliver([Outgoing(m) for m in messages], chat)
     assert set(report.refused) == {m.key for m in messages} and report.complete
-    assert slack.count() == 1 and "/invite" in report.refused[messages[0].key]
+    assert slack.count("conversations.history") == 1 and "/invite" in report.refused[messages[0].key]
+    assert slack.count() == 2, "and who the bot is (auth.test), once"
 
 
 def test_a_stale_summary_ts_finds_the_current_copy_instead_of_posting(chat: SlackChat, slack: SimulatedSlack,

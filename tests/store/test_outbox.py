@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from bot.chat.ports import ChatMessage
 from bot.store import DeliveryStore, open_store
-from bot.store.sqlite import MIGRATIONS
+from bot.store.sqlite import SCHEMA_VERSION
 from tests.store.test_store import LEASE, at, backend, store, url  # noqa: F401  (fixtures)
 
 K = "42#7"
@@ -74,5 +74,34 @@ def test_a_version_4_sqlite_database_is_migrated_with_its_jobs(tmp_path) -> None
         conn.execute("DROP TABLE chat_outbox")
         conn.execute("DELETE FROM schema_version WHERE version >= 5")
     with open_store(str(path)) as store:
-        assert store.stats().schema_version == len(MIGRATIONS)
+        assert store.stats().schema_version == SCHEMA_VERSION
         assert store.offer_messages(K, [msg("engage:a")], at(0)) == 1
+
+
+def test_a_history_read_goes_back_to_the_first_attempt_or_the_incidents_start(store: DeliveryStore) -> None:
+    start = at(-3600)
+    first = ChatMessage(f"{K}|engage:a|#e-group|0", "#e-group", "a", since=start)
+    store.offer_messages(K, [first], at(0))  # a store that knew nothing of the incident: maybe sent before
+    (item,) = store.pending_messages(K)
+    assert item.unsure and item.history_from == start
+    later = ChatMessage(f"{K}|engage:b|#e-group|0", "#e-group", "b", since=start)
+    store.offer_messages(K, [first, later], at(1))  # known now: new for sure, no history read at all
+    new = store.pending_messages(K)[1]
+    assert not new.unsure and new.history_from is None
+    store.mark_trying([new.key], at(5))
+    store.mark_trying([new.key], at(9))  # a second try keeps the first attempt's time
+    assert store.pending_messages(K)[1].history_from == at(5)
+
+
+def test_a_refused_message_is_tried_again_once_its_refusal_is_old_enough(store: DeliveryStore) -> None:
+    store.offer_messages(K, [msg("engage:a"), msg("engage:b")], at(0))
+    a, b = store.pending_messages(K)
+    store.mark_refused(a.key, "channel #inc-1 not found", at(10))
+    store.mark_refused(b.key, "channel #inc-1 not found", at(10))
+    assert store.revive_refused(K, [a.key, b.key], at(5)) == 0, "refused too recently"
+    assert store.revive_refused(K, [a.key], at(10)) == 1, "only the messages the plan still calls for"
+    (again,) = store.pending_messages(K)
+    assert again.key == a.key and again.unsure
+    assert store.refused_targets(K) == {"#e-group": "channel #inc-1 not found"}, "still said, until sent"
+    store.mark_sent(a.key, "C1", "1.1", a.text, at(20))
+    assert store.revive_refused(K, [a.key], at(30)) == 0

@@ -262,7 +262,8 @@ def test_an_incident_delivery_is_queued_for_its_incident(
 ) -> None:
     response = post(client, incident_payload, **{"Idempotency-Key": "d1", "X-Gitlab-Event-UUID": "uuid-1"})
     assert response.status_code == 202
-    assert response.get_json() == {"status": "accepted", "delivery": "d1", "incident": INCIDENT_KEY}
+    # The answer names the incident by path, as the logs and people do (GitLab shows it in Recent events).
+    assert response.get_json() == {"status": "accepted", "delivery": "d1", "incident": "acme/security-incidents#12"}
     job = peek.active_job(store, INCIDENT_KEY)
     assert job is not None and job.state is JobState.PENDING
     assert job.event_uuid == "uuid-1"

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -301,6 +302,65 @@ def test_the_worker_stops_by_itself_when_the_master_is_killed(serve_factory: Cal
     wait_for(lambda: not running(worker), 10, "the orphaned worker to exit")
 
 
+def receiver_pids(server: Serve) -> set[int]:
+    """The master's children that serve HTTP (forked receivers, whose command line is the master's)."""
+    assert server.proc is not None
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == server.proc.pid and b"serve" in argv and running(int(entry.name)):
+            found.add(int(entry.name))
+    return found
+
+
+def test_a_receiver_that_exits_leaves_the_services_shared_files_alone(
+    serve_factory: Callable[..., Serve], tmp_path: Path
+) -> None:
+    """gunicorn forks receivers inside the master's ``run()``: one that exits unwinds the master's frames in its
+    own process. It must not remove the metrics and heartbeat directories the other processes still use."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    server = serve_factory(TMPDIR=str(scratch)).start()
+    wait_for(lambda: len(receiver_pids(server)) == 2, 10, f"two receivers ({server.tail()})")
+    shared = sorted(p.name.split("-")[2] for p in scratch.iterdir())
+    assert shared == ["metrics", "worker"], shared
+    first = receiver_pids(server)
+    os.kill(min(first), signal.SIGTERM)  # a graceful exit: gunicorn starts another
+    wait_for(lambda: len(receiver_pids(server) - first) == 1, 15, f"a new receiver ({server.tail()})")
+    assert sorted(p.name.split("-")[2] for p in scratch.iterdir()) == shared, "a receiver removed shared files"
+    wait_for(lambda: requests.get(server.url + "/readyz", timeout=2).status_code == 200, 10, "readiness")
+
+
+def test_with_log_format_json_every_line_from_start_to_stop_is_an_object(
+    sim: SimulatedGitLab, serve_factory: Callable[..., Serve]
+) -> None:
+    """A log pipeline reads serve's stderr as JSON lines: gevent's start-up warning and the "Exception ignored"
+    lines a receiver's exit used to print in plain text are gone or are objects too."""
+    iid = open_incident(sim, "Customer data exposed", ["comms-email"])
+    server = serve_factory()
+    server.argv += ["--log-format", "json"]
+    server.start()
+    opened = issue_hook(sim.state, PROJECT, iid, "open", user="alice")
+    assert deliver(server.url, opened) == 202
+    wait_for(lambda: converged(sim, iid, 1), 20, f"#{iid} to converge ({server.tail()})")
+    server.stop()
+    lines = [line for line in server.output().splitlines() if line.strip()]
+    assert any("reconciled" in line for line in lines)
+    not_json = []
+    for line in lines:
+        try:
+            assert isinstance(json.loads(line), dict)
+        except (ValueError, AssertionError):
+            not_json.append(line)
+    assert not_json == [], "\n".join(not_json[:10])
+
+
 # ---------------------------------------------------------------------------- refusing to start
 
 
@@ -325,15 +385,45 @@ def test_serve_refuses_to_start_without_the_webhook_secret(tmp_path: Path) -> No
     ]
 
 
-@pytest.mark.parametrize("problem", ["wrong token", "unreachable"])
-def test_serve_says_in_one_line_why_gitlab_cannot_be_used(sim: SimulatedGitLab, tmp_path: Path, problem: str) -> None:
-    url, token = (sim.url, "glpat-wrong") if problem == "wrong token" else (f"http://127.0.0.1:{free_port()}", "x")
-    env = {"GITLAB_URL": url, "GITLAB_TOKEN": token, "GITLAB_WEBHOOK_SECRET": SECRET}
+def test_serve_says_in_one_line_that_the_token_was_rejected(sim: SimulatedGitLab, tmp_path: Path) -> None:
+    env = {"GITLAB_URL": sim.url, "GITLAB_TOKEN": "glpat-wrong", "GITLAB_WEBHOOK_SECRET": SECRET}
     result = run_cli("serve", "--port", str(free_port()), env=env, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert ("GITLAB_TOKEN was rejected" if problem == "wrong token" else "cannot reach GITLAB_URL") in lines[0]
+    assert "GITLAB_TOKEN was rejected" in lines[0]
+
+
+def test_serve_started_while_gitlab_is_away_records_deliveries_and_catches_up(
+    default_config: Config, tmp_path: Path
+) -> None:
+    """GitLab unreachable at start (a GitLab upgrade, a network blip): serve starts anyway instead of exiting
+    (which crash-loops under compose and can take the proxy down with it), says so in /readyz, records what
+    arrives, and works on it once GitLab answers."""
+    port = free_port()
+    later = SimulatedGitLab(port=port)  # its state exists now; it starts listening later
+    seed_people(later.state, default_config)
+    iid = open_incident(later, "Customer data exposed", ["comms-email"])
+    away = SimpleNamespace(url=f"http://127.0.0.1:{port}", token=later.token)  # what serve is told
+    server = Serve(away, tmp_path, free_port())  # type: ignore[arg-type]
+    try:
+        server.start()
+        insider = {"X-Gitlab-Token": SECRET}
+        wait_for(
+            lambda: requests.get(server.url + "/readyz", headers=insider, timeout=2).json()["status"] == "degraded",
+            15,
+            f"/readyz to say degraded ({server.tail()})",
+        )
+        answer = requests.get(server.url + "/readyz", headers=insider, timeout=2)
+        assert answer.status_code == 200 and "the worker waits for GitLab" in answer.json()["reason"]
+        opened = issue_hook(later.state, PROJECT, iid, "open", user="alice")
+        assert deliver(server.url, opened) == 202
+        later.start()
+        wait_for(lambda: converged(later, iid, 1), 60, f"#{iid} to converge once GitLab answers ({server.tail()})")
+        wait_for(lambda: requests.get(server.url + "/readyz", timeout=2).json()["status"] == "ready", 15, "ready")
+    finally:
+        server.cleanup()
+        later.stop()
 
 
 # ---------------------------------------------------------------------------- dead letters
