@@ -367,7 +367,7 @@ class GitLabClient:
             "post a comment",
             lambda: self._issue(ref).notes.create(data, extra_headers=self._headers),
             write="create",
-            limit="notes",  # GitLab limits the notes API per user; not threads or replies (lib/api/discussions.rb)
+            limit="notes",  # GitLab limits the notes API per user, not the discussions API (lib/api/discussions.rb)
         )
         if "id" not in obj.attributes:  # 202: GitLab ran it as commands and saved nothing
             raise UnsafeBody("GitLab treated the comment as quick actions only and saved nothing")
