@@ -325,3 +325,41 @@ def test_postgres_replicas_draw_from_one_budget(postgres_database: Any) -> None:
     finally:
         for s in stores:
             s.close()
+
+
+# --------------------------------------------------------------------------- the operator's settings
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("notes_per_minute", -1, "api.notes_per_minute: input should be greater than or equal to 0"),
+        ("issues_per_minute", "lots", "api.issues_per_minute"),
+        ("limit_wait_s", 0, "api.limit_wait_s: input should be greater than 0"),
+    ],
+)
+def test_a_mistyped_limit_is_told_in_one_line_naming_it(tmp_path: Path, key: str, value: Any, said: str) -> None:
+    import yaml
+
+    from bot.config import ConfigError, load_config
+
+    root = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load((root / "config" / "bot.yaml").read_text())
+    data["api"][key] = value
+    data["templates_dir"] = str(root / "issue_templates")
+    path = tmp_path / "bot.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert said in str(err.value) and "\n" not in str(err.value).strip()
+
+
+def test_the_bundled_policy_paces_to_gitlab_com() -> None:
+    from bot.config import load_config
+    from bot.wiring import call_policy
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "config" / "bot.yaml")
+    budgets = call_policy(cfg.api).budgets
+    assert budgets is not None
+    assert {name: spec.per_minute for name, spec in budgets.specs.items()} == {"notes": 60, "issues": 200}
+    assert budgets.max_wait_s == 65
