@@ -40,6 +40,7 @@ from bot.chat.job import SlackPlanner, SlackWorker
 from bot.clock import utcnow
 from bot.core.model import IncidentRef
 from bot.gitlab.apply import LeaseGone, RepeatedCreate, WriteGuard
+from bot.gitlab.budget import BudgetWait
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.remit import OutsideRemit
 from bot.lease import LeaseKeeper
@@ -113,6 +114,7 @@ class Outcome(StrEnum):
     IGNORED = "ignored"  # the incident is outside the bot's remit: nothing written, the job is done
     LEASE_LOST = "lease_lost"  # the lease went to another worker mid-reconcile: stopped before the next write
     RELEASED = "released"  # shutdown began between claim and reconcile: handed back unstarted
+    DEFERRED = "deferred"  # GitLab's limit on new notes or issues is spent: back when it allows, not failed
 
 
 @dataclass(frozen=True)
@@ -293,6 +295,10 @@ class Worker:
             if self.metrics is not None:
                 self.metrics.reconciled(Outcome.LEASE_LOST.value, time.perf_counter() - start)
             return JobResult(job.id, job.incident_key, Outcome.LEASE_LOST, str(exc), None)
+        except BudgetWait as exc:  # not a failure: the job comes back when GitLab's limit allows, attempts kept
+            at = self.clock() + max(timedelta(seconds=exc.retry_after or 0.0), MIN_REQUEUE)
+            return self._report(job, Outcome.DEFERRED, None, None, time.perf_counter() - start, requeue_at=at,
+                                changes=(str(exc),))
         except RepeatedCreate as exc:
             return self._report(job, Outcome.PERMANENT, str(exc), None, time.perf_counter() - start, kind="final")
         except GitLabCallError as exc:
@@ -359,7 +365,7 @@ class Worker:
                 error = name + error[len(key) :]
             error = redact(error)  # it is stored, listed by dead-letters and logged
         try:
-            if outcome in (Outcome.OK, Outcome.IGNORED):
+            if outcome in (Outcome.OK, Outcome.IGNORED, Outcome.DEFERRED):
                 state = self.store.complete(job.id, self.worker_id, now=self.clock(), requeue_at=requeue_at)
             else:
                 assert error is not None
@@ -375,6 +381,8 @@ class Worker:
             return JobResult(job.id, job.incident_key, outcome, error, None)
         if outcome is Outcome.IGNORED:
             pass
+        elif outcome is Outcome.DEFERRED:
+            log.info("job %d (%s): %s", job.id, self.name(job), changes[0], extra=self._extra(job))
         elif outcome is Outcome.OK:
             later = f", next at {requeue_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z" if requeue_at is not None else ""
             said = "; ".join(changes) if changes else "no change"

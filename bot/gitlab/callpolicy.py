@@ -30,6 +30,7 @@ import gitlab.exceptions
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
+from bot.gitlab.budget import Budgets
 from bot.gitlab.connect import connection_reason
 from bot.gitlab.errors import (
     GitLabAuthError,
@@ -436,6 +437,7 @@ class CallPolicy:
         on_call: OnCall | None = None,
         limiter: TokenBucket | None = None,
         burst: float = 1.0,
+        budgets: Budgets | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -452,6 +454,7 @@ class CallPolicy:
         self._rng_lock = threading.Lock()
         self.on_call = on_call
         self.limiter = limiter or TokenBucket(rate_per_minute, burst=burst, clock=clock, sleep=sleep)
+        self.budgets = budgets  # GitLab's per-endpoint limits (bot.gitlab.budget), for calls that name one
         self.stats = CallStats()
 
     def call(
@@ -461,6 +464,7 @@ class CallPolicy:
         step: str,
         incident: str = "",
         write: WriteKind = "read",
+        limit: str | None = None,
     ) -> T:
         """Run ``fn`` (one GitLab request) under the policy and return its result.
 
@@ -468,14 +472,19 @@ class CallPolicy:
         whole body, DELETE, link creation where 409 means done) are retried on transient errors;
         ``"create"`` is retried only when GitLab provably did nothing (429, failure to connect),
         otherwise :class:`OutcomeUnknown` is raised so the caller re-reads before creating again.
+        ``limit`` names the call's budget of GitLab's per-endpoint limits (``notes``, ``issues:<project>``): the
+        call waits for it, and a bare 429 waits for GitLab's next window without spending an attempt.
         Raises :class:`GitLabCallError` (or a subclass) on failure.
         """
         if write not in _WRITE_KINDS:
             raise ValueError(f"write must be one of {_WRITE_KINDS}, got {write!r}")
         self.stats.record_call()
         start = self._clock()
-        attempt = 0
+        attempt = refusals = 0
+        budgets = self.budgets if limit is not None else None
         while True:
+            if budgets is not None and limit is not None:
+                start += self._budget_wait(budgets.pace(limit, step, incident))
             self._throttle(step, incident, start, attempt)
             attempt += 1
             began = self._clock()
@@ -486,6 +495,11 @@ class CallPolicy:
             except Exception as exc:
                 outcome = classify(exc, write)
                 self._observe(step, outcome.label, self._clock() - began)
+                if budgets is not None and limit is not None and self._bare_429(outcome):
+                    refusals += 1
+                    start += self._budget_wait(budgets.back_off(limit, step, incident, refusals=refusals))
+                    attempt -= 1  # GitLab's window was full: no attempt spent
+                    continue
                 wait = self._next_wait(outcome, attempt, start)
                 if wait is None:
                     raise self._error(step, incident, outcome, attempt) from exc
@@ -507,6 +521,14 @@ class CallPolicy:
             return result
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _bare_429(self, outcome: CallOutcome) -> bool:
+        return outcome.status == 429 and server_wait(outcome.headers, 429, now_wall=self._wallclock()) is None
+
+    def _budget_wait(self, waited: float) -> float:
+        if waited:
+            self.stats.record_throttle(waited)
+        return waited
 
     def _remaining(self, start: float) -> float:
         return self.call_budget_s - (self._clock() - start)

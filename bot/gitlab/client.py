@@ -148,8 +148,8 @@ class GitLabClient:
     def _issue(self, ref: IncidentRef) -> Any:
         return self._project(ref.project).issues.get(ref.iid, lazy=True)
 
-    def _call(self, step: str, fn: Callable[[], Any], write: str = "read") -> Any:
-        return self.policy.call(fn, step=step, incident=self.incident, write=write)  # type: ignore[arg-type]
+    def _call(self, step: str, fn: Callable[[], Any], write: str = "read", limit: str | None = None) -> Any:
+        return self.policy.call(fn, step=step, incident=self.incident, write=write, limit=limit)  # type: ignore[arg-type]
 
     def _page(self, path: str, query: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         response = self._gl().http_request("get", path, query_data=query)
@@ -333,6 +333,7 @@ class GitLabClient:
             "create a child issue",
             lambda: self._project(project).issues.create(data, extra_headers=self._headers),
             write="create",
+            limit=f"issues:{project.lower()}",  # GitLab limits issue creation per project and user
         )
         return issue_from_api(obj.attributes, project)
 
@@ -403,6 +404,7 @@ class GitLabClient:
             "post a comment",
             lambda: self._issue(ref).notes.create(data, extra_headers=self._headers),
             write="create",
+            limit="notes",  # GitLab limits the notes API per user, not the discussions API (lib/api/discussions.rb)
         )
         if "id" not in obj.attributes:  # 202: GitLab ran it as commands and saved nothing
             raise UnsafeBody("GitLab treated the comment as quick actions only and saved nothing")

@@ -330,6 +330,8 @@ def get_issue(ctx: Ctx) -> ApiResponse:
 def create_issue(ctx: Ctx) -> ApiResponse:
     project = _project(ctx)
     ctx.required("title")
+    # Issues::CreateService is a RateLimitedService: scope [project, current_user] (see ratelimits.py)
+    ctx.state.rate_limits.check("issues_create", (project.id, ctx.actor.id), ctx.actor.username)
     title = _title(ctx) or ""
     description = ctx.text("description") or ""
     labels = ctx.items("labels") or []
@@ -444,6 +446,8 @@ def list_notes(ctx: Ctx) -> ApiResponse:
 
 @router.add("POST", "/projects/:id/issues/:iid/notes")
 def create_note(ctx: Ctx) -> ApiResponse:
+    # lib/api/notes.rb: check_rate_limit! :notes_create, scope: current_user, before the noteable is looked up
+    ctx.state.rate_limits.check("notes_create", (ctx.actor.id,), ctx.actor.username)
     return _post_note(ctx)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import entities
 from .clock import Clock, as_utc, iso, utc_now
+from .ratelimits import ApplicationRateLimits
 from .records import (
     ACCESS_LEVELS,
     ADMIN_ACCESS,
@@ -57,6 +58,8 @@ class GitLabState:
     ) -> None:
         self.lock = threading.RLock()
         self.now: Clock = now or utc_now
+        # GitLab's note and issue creation limits; off until configured (GitLab's own defaults: SELF_MANAGED_DEFAULTS)
+        self.rate_limits = ApplicationRateLimits(lambda: self.now(), {"notes_create": 0, "issues_create": 0})
         self.base_url = base_url.rstrip("/")
         self.system_notes = system_notes
         self.listeners: list[Callable[[Event], None]] = []

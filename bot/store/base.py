@@ -677,6 +677,18 @@ class DeliveryStore(abc.ABC):
     def incident_marks(self) -> dict[str, IncidentMark]:
         """Every remembered incident, by key."""
 
+    # -- budgets of GitLab's per-endpoint limits (bot.gitlab.budget): shared by every process of the bot ------
+
+    @abc.abstractmethod
+    def budget_take(self, key: str, now: float, cap: int, window: float, max_wait: float) -> float:
+        """The wait (seconds from ``now``, Unix time) before the next slot of budget ``key`` (at most ``cap`` grants
+        in any ``window`` seconds: ``bot.gitlab.budget.window_take``), reserved atomically only when it is at most
+        ``max_wait``."""
+
+    @abc.abstractmethod
+    def budget_block(self, key: str, until: float) -> None:
+        """Grant nothing from budget ``key`` before ``until`` (Unix time)."""
+
     @abc.abstractmethod
     def stats(self) -> StoreStats:
         """Counts for metrics, read from one consistent snapshot."""

@@ -70,6 +70,7 @@ import psycopg.errors
 from psycopg import conninfo as pg_conninfo
 from psycopg.pq import TransactionStatus
 
+from bot.gitlab.budget import window_take
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
     CreateRecord,
@@ -212,6 +213,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # +1: how far back a Slack message's history read goes (its first send attempt, or the incident's start).
     ("ALTER TABLE chat_outbox ADD COLUMN history_from timestamptz",),
+    # +1: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
+    # replica: the times of its last grants, and a time before which nothing is granted, Unix seconds
+    # (bot.gitlab.budget).
+    (
+        """
+        CREATE TABLE IF NOT EXISTS api_budgets (
+            key        text               PRIMARY KEY,
+            not_before double precision   NOT NULL DEFAULT 0,
+            grants     double precision[] NOT NULL DEFAULT '{}'
+        )
+        """,
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it. Keep the numbering in step with
@@ -312,6 +325,12 @@ _CLAIM = f"""
     )
     SELECT c.id, claimed.* FROM c LEFT JOIN claimed ON claimed.id = c.id
 """
+
+# Lock a budget of GitLab's per-endpoint limits for this transaction (creating its row on first use) and read it.
+_BUDGET_LOCK = (
+    "INSERT INTO api_budgets AS b (key) VALUES (%s) ON CONFLICT (key) DO UPDATE SET key = b.key"
+    " RETURNING not_before, grants"
+)
 
 _CLAIMS = {kind: _CLAIM.replace("__KIND__", job_kind_clause(kind)) for kind in ("gitlab", "slack")}
 
@@ -978,6 +997,25 @@ class PostgresStore(DeliveryStore):
                 require_aware(seen_at, "seen_at"),
                 None if next_due is None else require_aware(next_due, "next_due"),
             ),
+        )
+
+    def budget_take(self, key: str, now: float, cap: int, window: float, max_wait: float) -> float:
+        def body(cur: psycopg.Cursor[Any]) -> float:
+            # The upsert locks the budget's row (creating it if new) until commit: replicas take turns.
+            row = cur.execute(_BUDGET_LOCK, (key,)).fetchone()
+            assert row is not None
+            wait, grants = window_take([float(g) for g in row[1]], float(row[0]), now, cap, window)
+            if wait <= max_wait:
+                cur.execute("UPDATE api_budgets SET grants = %s WHERE key = %s", (grants, key))
+            return wait
+
+        return self._run(body)
+
+    def budget_block(self, key: str, until: float) -> None:
+        self._execute(
+            "INSERT INTO api_budgets AS b (key, not_before) VALUES (%s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET not_before = greatest(b.not_before, excluded.not_before)",
+            (key, until),
         )
 
     def incident_marks(self) -> dict[str, IncidentMark]:

@@ -33,6 +33,7 @@ The database file is created ``0600``: payloads hold confidential issue text. SQ
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -43,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.gitlab.budget import window_take
 from bot.private import private_file
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
@@ -182,6 +184,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # +1: how far back a Slack message's history read goes (its first send attempt, or the incident's start).
     ("ALTER TABLE chat_outbox ADD COLUMN history_from INTEGER",),
+    # +1: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
+    # process on the host: the times of its last grants (a JSON list), and a time before which nothing is
+    # granted, Unix seconds (bot.gitlab.budget).
+    (
+        """
+        CREATE TABLE IF NOT EXISTS api_budgets (
+            key        TEXT PRIMARY KEY,
+            not_before REAL NOT NULL DEFAULT 0,
+            grants     TEXT NOT NULL DEFAULT '[]'
+        )
+        """,
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it."""
@@ -813,6 +827,27 @@ class SQLiteStore(DeliveryStore):
                 "INSERT INTO incident_marks (incident_key, seen_at, next_due) VALUES (?, ?, ?) "
                 "ON CONFLICT (incident_key) DO UPDATE SET seen_at = excluded.seen_at, next_due = excluded.next_due",
                 (incident_key, _us(seen_at, "seen_at"), due),
+            )
+
+    def budget_take(self, key: str, now: float, cap: int, window: float, max_wait: float) -> float:
+        with self._write() as conn:
+            row = conn.execute("SELECT not_before, grants FROM api_budgets WHERE key = ?", (key,)).fetchone()
+            not_before, known = (0.0, []) if row is None else (float(row[0]), json.loads(row[1]))
+            wait, grants = window_take(known, not_before, now, cap, window)
+            if wait <= max_wait:
+                conn.execute(
+                    "INSERT INTO api_budgets (key, grants) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET grants = excluded.grants",
+                    (key, json.dumps(grants)),
+                )
+            return wait
+
+    def budget_block(self, key: str, until: float) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO api_budgets (key, not_before) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET not_before = max(not_before, excluded.not_before)",
+                (key, until),
             )
 
     def incident_marks(self) -> dict[str, IncidentMark]:

@@ -876,7 +876,7 @@ def test_upgrade_from_schema_1_keeps_queued_work_and_dead_letters(tmp_path):
             (us,),
         )
     with open_store(path) as new:
-        assert new.stats().schema_version == len(sqlite_store.MIGRATIONS) == 5
+        assert new.stats().schema_version == len(sqlite_store.MIGRATIONS)
         assert [(j.incident_key, j.last_error) for j in new.dead_jobs()] == [("42#1", "boom")]
         assert peek.depth(new)["pending"] == 1
         assert peek.get_delivery(new, "d2").payload == b"{}"
@@ -1048,9 +1048,9 @@ def test_postgres_upgrade_from_schema_1_keeps_queued_work_and_dead_letters(
             " SELECT 'd2', '42#2', 'Issue Hook', %s, '\\x7b7d'::bytea, id FROM jobs WHERE incident_key = '42#2'",
             (then,),
         )
-    assert upgrade(url) == (1, len(pg_store.MIGRATIONS)) == (1, 5)
+    assert upgrade(url) == (1, len(pg_store.MIGRATIONS))
     with open_store(url) as new:
-        assert new.stats().schema_version == 5
+        assert new.stats().schema_version == len(pg_store.MIGRATIONS)
         assert [(j.incident_key, j.last_error) for j in new.dead_jobs()] == [("42#1", "boom")]
         assert peek.depth(new)["pending"] == 1
         delivery = peek.get_delivery(new, "d2")
