@@ -356,9 +356,9 @@ class UrgentFirst:
     the others wait their turn, and the next turn goes to the caller working for the most urgent job
     (:data:`caller_priority`), first come first served among equals. Same interface as the bucket."""
 
-    def __init__(self, bucket: TokenBucket) -> None:
+    def __init__(self, bucket: TokenBucket, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.bucket = bucket
-        self._clock = bucket._clock
+        self._clock = clock
         self._turn = threading.Condition()
         self._waiting: list[tuple[int, int]] = []  # a heap of (priority, arrival)
         self._arrivals = itertools.count()
@@ -539,7 +539,9 @@ class CallPolicy:
         self._rng = rng if rng is not None else random.Random()
         self._rng_lock = threading.Lock()
         self.on_call = on_call
-        self.limiter = limiter or UrgentFirst(TokenBucket(rate_per_minute, burst=burst, clock=clock, sleep=sleep))
+        self.limiter = limiter or UrgentFirst(
+            TokenBucket(rate_per_minute, burst=burst, clock=clock, sleep=sleep), clock=clock
+        )
         self.stats = CallStats()
 
     def call(
