@@ -52,6 +52,7 @@ __all__ = [
     "UrgentFirst",
     "WriteKind",
     "caller_priority",
+    "carry_priority",
     "classify",
     "parse_retry_after",
     "working_for",
