@@ -24,6 +24,7 @@ from bot.simgitlab.world import World
 from bot.store import DeliveryStore, open_store
 from bot.web.app import WebSettings, create_app
 from bot.worker import Outcome, Worker
+from tests import store_inspect as peek
 
 SECRET = "s3cret-token"
 BACKLOG = 4
@@ -86,6 +87,10 @@ def test_a_new_critical_incident_is_converged_before_the_backlog_queued_ahead_of
     assert not any(has_checklist(w, iid) for iid in queued), "while the backlog waits"
     assert list(worked) == [f"{w.project_id}#{iid}" for iid in queued], "then the backlog, first in first out"
     assert all(has_checklist(w, iid) for iid in queued)
+    reminder = peek.active_job(store, f"{w.project_id}#{critical}")
+    assert reminder is not None and reminder.delayed and reminder.priority == Priority.HIGH, (
+        "its next status update is queued as a critical incident's reminder"
+    )
 
 
 def test_a_command_is_answered_before_the_backlog(
