@@ -15,13 +15,17 @@ pages after ``call`` returns are outside the policy.
 from __future__ import annotations
 
 import email.utils
+import heapq
+import itertools
 import logging
 import math
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Literal, TypeVar
@@ -30,6 +34,7 @@ import gitlab.exceptions
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
+from bot.core.urgency import Priority, clamp
 from bot.gitlab.budget import Budgets
 from bot.gitlab.connect import connection_reason
 from bot.gitlab.errors import (
@@ -45,9 +50,13 @@ __all__ = [
     "CallStats",
     "StatsSnapshot",
     "TokenBucket",
+    "UrgentFirst",
     "WriteKind",
+    "caller_priority",
+    "carry_priority",
     "classify",
     "parse_retry_after",
+    "working_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -310,6 +319,86 @@ class TokenBucket:
         return wait
 
 
+# --------------------------------------------------------------------------- urgent callers first
+
+caller_priority: ContextVar[Priority] = ContextVar("incident_bot_caller_priority", default=Priority.NORMAL)
+"""The priority of the job the current caller works for (``bot.core.urgency``); the worker sets it per job
+(:func:`working_for`) and :class:`UrgentFirst` admits callers by it."""
+
+
+@contextmanager
+def working_for(priority: int) -> Iterator[None]:
+    """GitLab calls made inside (in this thread, or a task carried by :func:`carry_priority`) are admitted at
+    ``priority``."""
+    token = caller_priority.set(clamp(priority))
+    try:
+        yield
+    finally:
+        caller_priority.reset(token)
+
+
+def carry_priority(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` run at the caller's priority in whichever thread runs it (a pool's worker thread starts with
+    the default)."""
+    priority = caller_priority.get()
+
+    def run(*args: object, **kwargs: object) -> T:
+        with working_for(priority):
+            return fn(*args, **kwargs)
+
+    return run
+
+
+class UrgentFirst:
+    """A :class:`TokenBucket` that hands its tokens to the most urgent caller waiting.
+
+    A plain bucket reserves tokens first come, first served, and a caller sleeps off its reservation: when
+    the rate is used up, a new critical incident's calls queue behind every background call already in
+    flight. Here at most one caller at a time holds a reservation (so at most one token is promised ahead);
+    the others wait their turn, and the next turn goes to the caller working for the most urgent job
+    (:data:`caller_priority`), first come first served among equals. Same interface as the bucket."""
+
+    def __init__(self, bucket: TokenBucket, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.bucket = bucket
+        self._clock = clock
+        self._turn = threading.Condition()
+        self._waiting: list[tuple[int, int]] = []  # a heap of (priority, arrival)
+        self._arrivals = itertools.count()
+        self._taking = False  # a caller holds the bucket: reserving, and sleeping off its reservation
+
+    def waiting(self) -> list[int]:
+        """The priorities of the callers waiting for their turn, most urgent first."""
+        with self._turn:
+            return [priority for priority, _ in sorted(self._waiting)]
+
+    def acquire(self, max_wait: float = math.inf) -> float | None:
+        """Wait for a token, in turn by priority; the seconds waited, or ``None`` (nothing taken) when that
+        would exceed ``max_wait``."""
+        start = self._clock()
+        me = (int(caller_priority.get()), next(self._arrivals))
+        with self._turn:
+            heapq.heappush(self._waiting, me)
+            try:
+                while self._taking or self._waiting[0] != me:
+                    left = max_wait - (self._clock() - start)
+                    if left <= 0:
+                        return None
+                    self._turn.wait(None if left == math.inf else left)
+                self._taking = True
+            finally:
+                self._waiting.remove(me)
+                heapq.heapify(self._waiting)
+                self._turn.notify_all()
+        try:
+            queued = self._clock() - start
+            waited = self.bucket.acquire(max(0.0, max_wait - queued))
+            return None if waited is None else queued + waited
+        finally:
+            with self._turn:
+                self._taking = False
+                self._turn.notify_all()
+
+
 # --------------------------------------------------------------------------- counters
 
 
@@ -435,7 +524,7 @@ class CallPolicy:
         wallclock: Callable[[], float] = time.time,
         base_wait: float = 0.5,
         on_call: OnCall | None = None,
-        limiter: TokenBucket | None = None,
+        limiter: TokenBucket | UrgentFirst | None = None,
         burst: float = 1.0,
         budgets: Budgets | None = None,
     ) -> None:
@@ -453,7 +542,9 @@ class CallPolicy:
         self._rng = rng if rng is not None else random.Random()
         self._rng_lock = threading.Lock()
         self.on_call = on_call
-        self.limiter = limiter or TokenBucket(rate_per_minute, burst=burst, clock=clock, sleep=sleep)
+        self.limiter = limiter or UrgentFirst(
+            TokenBucket(rate_per_minute, burst=burst, clock=clock, sleep=sleep), clock=clock
+        )
         self.budgets = budgets  # GitLab's per-endpoint limits (bot.gitlab.budget), for calls that name one
         self.stats = CallStats()
 

@@ -18,8 +18,10 @@ How the invariants of :mod:`bot.store.base` are kept
   claimers take different jobs instead of queueing on one row; ``complete``/``fail``/``release``/
   ``extend_lease`` only touch a row whose ``state = 'running' AND worker_id = <caller>``.
 - Readiness (pending: ``not_before``, running: ``lease_until``) is a stored generated column ``ready_at``
-  with a partial index on ``(ready_at, id)``: claim is one index scan in the order the interface defines
-  (ready the longest first, ties to the lower id), however long the backlog or the done history.
+  with a partial index on ``(priority, ready_at, id)``: claim reads the first few ready jobs of each
+  priority (one short index scan each, however long the backlog or the done history), ranks them as the
+  interface defines (ready time plus the priority's aging allowance) and locks the best one that no
+  concurrent claim holds.
 
 Every method is one transaction. Transactions run at READ COMMITTED; one that loses a deadlock (only
 possible between two multi-row ``retry_dead`` or ``prune`` calls) is retried from the start.
@@ -70,6 +72,7 @@ import psycopg.errors
 from psycopg import conninfo as pg_conninfo
 from psycopg.pq import TransactionStatus
 
+from bot.core.urgency import AGING, Priority, clamp
 from bot.gitlab.budget import window_take
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
@@ -211,9 +214,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX chat_outbox_incident ON chat_outbox (incident_key, state)",
     ),
-    # +1: how far back a Slack message's history read goes (its first send attempt, or the incident's start).
+    # 6: how far back a Slack message's history read goes (its first send attempt, or the incident's start).
     ("ALTER TABLE chat_outbox ADD COLUMN history_from timestamptz",),
-    # +1: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
+    # 7: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
     # replica: the times of its last grants, and a time before which nothing is granted, Unix seconds
     # (bot.gitlab.budget).
     (
@@ -224,6 +227,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             grants     double precision[] NOT NULL DEFAULT '{}'
         )
         """,
+    ),
+    # 8: priorities (``bot.core.urgency``): claims serve the most urgent ready job first, one short scan per
+    # priority in this index. Jobs queued before get NORMAL (3).
+    (
+        "ALTER TABLE jobs ADD COLUMN priority smallint NOT NULL DEFAULT 3",
+        "CREATE INDEX jobs_ready_by_priority ON jobs (priority, ready_at, id) WHERE state IN ('pending', 'running')",
     ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
@@ -251,7 +260,7 @@ _CONNECT_BACKOFF = 1.0
 
 _JOB_COLUMNS = (
     "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
-    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed"
+    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed, priority"
 )
 
 # Coalesce new work into the incident's active job, or create one. The arbiter is the partial unique index
@@ -259,8 +268,9 @@ _JOB_COLUMNS = (
 # dead (``enqueue(revive_dead=False)``): then every column keeps its value.
 _UPSERT_JOB = """
     INSERT INTO jobs AS j (incident_key, state, attempts, deliveries, not_before, reason, created_at, updated_at,
-                           event_uuid, change_key)
-    SELECT %(key)s, 'pending', 0, %(counted)s, %(now)s, %(reason)s, %(now)s, %(now)s, %(uuid)s, %(change)s
+                           event_uuid, change_key, priority)
+    SELECT %(key)s, 'pending', 0, %(counted)s, %(now)s, %(reason)s, %(now)s, %(now)s, %(uuid)s, %(change)s,
+           %(priority)s
     {guard}
     ON CONFLICT (incident_key) WHERE state <> 'done' DO UPDATE SET
         state = CASE WHEN j.state = 'dead' AND {revive} THEN 'pending' ELSE j.state END,
@@ -278,7 +288,10 @@ _UPSERT_JOB = """
         event_uuid = CASE WHEN j.state <> 'dead' OR {revive} THEN coalesce(excluded.event_uuid, j.event_uuid)
                           ELSE j.event_uuid END,
         change_key = CASE WHEN j.state <> 'dead' OR {revive} THEN coalesce(excluded.change_key, j.change_key)
-                          ELSE j.change_key END
+                          ELSE j.change_key END,
+        priority = CASE WHEN j.state = 'dead' AND {revive} THEN excluded.priority
+                        WHEN j.state = 'dead' THEN j.priority
+                        ELSE least(j.priority, excluded.priority) END
     RETURNING id
 """
 
@@ -309,14 +322,29 @@ _RECORD_WITHOUT_JOB = (
     " ON CONFLICT (delivery_id) DO NOTHING RETURNING job_id"
 )
 
-# Take the job ready the longest and, unless it is a running job whose lease expired on its last allowed
-# attempt (the caller buries that one, see claim), make it ours. ``c`` is materialised once: one row locked.
+_CLAIM_WINDOW = 32
+"""Ready jobs of each priority considered by one claim: more than claims that run at the same moment (replicas
+times threads), which skip each other's rows."""
+
+# Take the most urgent ready job (see ``DeliveryStore.claim``) and, unless it is a running job whose lease
+# expired on its last allowed attempt (the caller buries that one, see claim), make it ours. ``candidates``:
+# the first ready jobs of each priority, one index scan each, ranked by ready time plus the priority's aging
+# allowance; ``c`` locks the best one no other claim holds, and is materialised once: one row locked.
 _CLAIM = f"""
-    WITH c AS (
-        SELECT id, state, attempts FROM jobs
-        WHERE state IN ('pending', 'running') AND ready_at <= %(now)s AND __KIND__
-        ORDER BY ready_at, id LIMIT 1
-        FOR UPDATE SKIP LOCKED
+    WITH candidates AS (
+        SELECT x.id, x.ready_at + p.allowance AS rank, p.priority
+        FROM (VALUES {", ".join(f"({int(p)}, interval '{AGING[p].total_seconds():g} seconds')" for p in Priority)})
+             AS p (priority, allowance)
+        CROSS JOIN LATERAL (
+            SELECT id, ready_at FROM jobs
+            WHERE state IN ('pending', 'running') AND priority = p.priority AND ready_at <= %(now)s AND __KIND__
+            ORDER BY ready_at, id LIMIT {_CLAIM_WINDOW}
+        ) x
+    ), c AS (
+        SELECT jobs.id, jobs.state, jobs.attempts FROM candidates JOIN jobs ON jobs.id = candidates.id
+        WHERE jobs.state IN ('pending', 'running') AND jobs.ready_at <= %(now)s
+        ORDER BY candidates.rank, candidates.priority, jobs.id LIMIT 1
+        FOR UPDATE OF jobs SKIP LOCKED
     ), claimed AS (
         UPDATE jobs SET state = 'running', worker_id = %(worker)s, lease_until = %(until)s,
                         attempts = jobs.attempts + 1, dirty_at = NULL, delayed = false, updated_at = %(now)s
@@ -618,6 +646,7 @@ class PostgresStore(DeliveryStore):
         payload: bytes,
         event_uuid: str | None = None,
         change: str | None = None,
+        priority: int = Priority.NORMAL,
     ) -> RecordResult:
         if not delivery_id:
             raise ValueError("delivery_id must not be empty")
@@ -632,6 +661,7 @@ class PostgresStore(DeliveryStore):
             "counted": 1,
             "reason": event,
             "revive": True,
+            "priority": int(clamp(priority)),
         }
 
         def body(cur: psycopg.Cursor[Any]) -> RecordResult:
@@ -647,7 +677,15 @@ class PostgresStore(DeliveryStore):
             rows = self._execute("SELECT job_id FROM deliveries WHERE delivery_id = %s", (delivery_id,))
             return RecordResult(new=False, job_id=rows[0][0] if rows else None)
 
-    def enqueue(self, incident_key: str, now: datetime, reason: str, *, revive_dead: bool = True) -> int:
+    def enqueue(
+        self,
+        incident_key: str,
+        now: datetime,
+        reason: str,
+        *,
+        revive_dead: bool = True,
+        priority: int = Priority.NORMAL,
+    ) -> int:
         params = {
             "key": incident_key,
             "now": require_aware(now, "now"),
@@ -656,6 +694,7 @@ class PostgresStore(DeliveryStore):
             "change": None,
             "counted": 0,
             "revive": revive_dead,
+            "priority": int(clamp(priority)),
         }
         [(job_id,)] = self._execute(_ENQUEUE, params)
         return int(job_id)
@@ -740,10 +779,17 @@ class PostgresStore(DeliveryStore):
         return self._run(body)
 
     def complete(
-        self, job_id: int, worker_id: str, *, now: datetime | None = None, requeue_at: datetime | None = None
+        self,
+        job_id: int,
+        worker_id: str,
+        *,
+        now: datetime | None = None,
+        requeue_at: datetime | None = None,
+        priority: int | None = None,
     ) -> JobState:
         at = None if now is None else require_aware(now, "now")
         again = None if requeue_at is None else require_aware(requeue_at, "requeue_at")
+        later = None if priority is None else int(clamp(priority))
         # The reconcile converged: the children it was creating exist, so their create records are cleared.
         # Dirty: pending since the first change (or the requeue time if earlier). Else done, or delayed until
         # the requeue time.
@@ -755,11 +801,13 @@ class PostgresStore(DeliveryStore):
             " delayed = dirty_at IS NULL AND %(again)s::timestamptz IS NOT NULL,"
             " reason = CASE WHEN dirty_at IS NULL AND %(again)s::timestamptz IS NOT NULL THEN 'requeue'"
             " ELSE reason END,"
+            " priority = CASE WHEN dirty_at IS NULL AND %(again)s::timestamptz IS NOT NULL"
+            " THEN coalesce(%(later)s::smallint, priority) ELSE priority END,"
             " lease_until = NULL, dirty_at = NULL, updated_at = coalesce(%(at)s::timestamptz, updated_at)"
             " WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker)s RETURNING state, incident_key),"
             " cleared AS (DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM finished))"
             " SELECT state FROM finished",
-            {"at": at, "again": again, "id": job_id, "worker": worker_id},
+            {"at": at, "again": again, "later": later, "id": job_id, "worker": worker_id},
         )
         if not rows:
             raise self._lease_lost(job_id, worker_id, self._get_job(job_id))

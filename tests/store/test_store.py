@@ -667,10 +667,10 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
             self.step += 1
             return self.step
 
-        @rule(delivery=st.integers(0, 14), key=st.sampled_from((*KEYS, None)))
-        def record(self, delivery: int, key: str | None) -> None:
+        @rule(delivery=st.integers(0, 14), key=st.sampled_from((*KEYS, None)), priority=st.integers(0, 4))
+        def record(self, delivery: int, key: str | None, priority: int) -> None:
             did = f"d{delivery}"
-            result = self.store.record_delivery(did, key, "Issue Hook", self.now, b"{}")
+            result = self.store.record_delivery(did, key, "Issue Hook", self.now, b"{}", priority=priority)
             assert result.new == (did not in self.recorded)
             if result.new:
                 self.recorded[did] = key
@@ -678,9 +678,9 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
                     self.changed[key] = self.tick_step()
                     self.assert_queued(key)
 
-        @rule(key=st.sampled_from(KEYS))
-        def enqueue(self, key: str) -> None:
-            self.store.enqueue(key, self.now, "sweep")
+        @rule(key=st.sampled_from(KEYS), priority=st.integers(0, 4))
+        def enqueue(self, key: str, priority: int) -> None:
+            self.store.enqueue(key, self.now, "sweep", priority=priority)
             self.changed[key] = self.tick_step()
             self.assert_queued(key)
 
