@@ -2,7 +2,8 @@
 #
 #   docker build -t incident-bot .
 #   docker run -d --name incident-bot -p 8080:8080 -v incident-bot-data:/data --stop-timeout 30 \
-#     -e GITLAB_URL=https://gitlab.example.com -e GITLAB_TOKEN=... -e GITLAB_WEBHOOK_SECRET=... incident-bot
+#     -e GITLAB_URL=https://gitlab.example.com -e GITLAB_TOKEN=... -e GITLAB_WEBHOOK_SECRET=... \
+#     -e INCIDENT_BOT_SCOPE=acme/security-incidents incident-bot
 #
 # Your own policy: mount a directory holding it and point INCIDENT_BOT_CONFIG at the file. Templates are the
 # bundled ones unless the policy sets `templates_dir` (relative to the policy file, e.g. `templates_dir:

@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.config import parse_duration
+from bot.config import gitlab_path, parse_duration
 from bot.errors import UserError
 from bot.redact import SECRET_ENV, URL_ENV, redact, register_secret, url_password
 
@@ -61,6 +61,8 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)
     webhook_signing_token: str | None = field(default=None, repr=False)
     config: Path | None = None
+    scope: tuple[str, ...] | None = None
+    """``INCIDENT_BOT_SCOPE``: the incident scope, overriding the policy's ``scope:``; None when unset."""
     db: str = DEFAULT_DB
     db_durability: Durability = "full"
     spool: str = DEFAULT_SPOOL
@@ -230,6 +232,24 @@ def _slack_url(text: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def _scope(text: str) -> tuple[str, ...]:
+    """Comma-separated GitLab group or project paths (spaces around them are ignored)."""
+    paths = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            paths.append(gitlab_path(part))
+        except ValueError:
+            raise ValueError(
+                f"INCIDENT_BOT_SCOPE: {part.strip()!r} is not a GitLab group or project path (expected "
+                "comma-separated full paths such as acme/security-incidents,acme-sec)"
+            ) from None
+    if not paths:
+        raise ValueError("INCIDENT_BOT_SCOPE is set but names no group or project (e.g. acme/security-incidents)")
+    return tuple(dict.fromkeys(paths))
+
+
 def _db(text: str) -> str:
     register_secret(url_password(text))
     return text.strip()
@@ -267,6 +287,10 @@ FIELDS: dict[str, Variable] = {
         "GITLAB_WEBHOOK_SIGNING_TOKEN", "", "the webhook's signing token (`whsec_…`); verifies `webhook-signature`",
         _strip, secret=True),
     "config": Variable("INCIDENT_BOT_CONFIG", "`config/bot.yaml`", "the policy file", lambda t: Path(t.strip())),
+    "scope": Variable(
+        "INCIDENT_BOT_SCOPE", "the policy's `scope:`", "the incident scope: comma-separated GitLab groups or projects "
+        "(full paths) where incidents live, overriding the policy's `scope:`; `serve`, `worker`, `sweep` and "
+        "`reconcile` refuse to start without one", _scope),
     "db": Variable("INCIDENT_BOT_DB", f"`{DEFAULT_DB}`", "the store: a SQLite file or a `postgresql://` URL", _db),
     "db_durability": Variable(
         "INCIDENT_BOT_DB_DURABILITY", "`full`",
@@ -310,16 +334,17 @@ _GITLAB = ("GITLAB_URL", "GITLAB_TOKEN", "INCIDENT_BOT_STATE_KEY", "INCIDENT_BOT
 _STORE = ("INCIDENT_BOT_DB", "INCIDENT_BOT_DB_DURABILITY")
 _WORKER = (*_GITLAB, *_STORE, "INCIDENT_BOT_SPOOL", "INCIDENT_BOT_SWEEP_SECONDS", "INCIDENT_BOT_LEASE_SECONDS",
            "INCIDENT_BOT_RETRY_SECONDS", "INCIDENT_BOT_DEAD_LETTER_DAYS", "SLACK_BOT_TOKEN", "SLACK_API_URL")
+_POLICY = ("INCIDENT_BOT_CONFIG", "INCIDENT_BOT_SCOPE")
 COMMAND_VARIABLES: dict[str, tuple[str, ...]] = {
     "check-config": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN"),  # GitLab with --live only
-    "plan": ("INCIDENT_BOT_CONFIG", *_GITLAB),
-    "reconcile": ("INCIDENT_BOT_CONFIG", *_GITLAB),
-    "init": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN", "GITLAB_WEBHOOK_SECRET"),
+    "plan": (*_POLICY, *_GITLAB),
+    "reconcile": (*_POLICY, *_GITLAB),
+    "init": (*_POLICY, "GITLAB_URL", "GITLAB_TOKEN", "GITLAB_WEBHOOK_SECRET"),
     "demo": ("INCIDENT_BOT_CONFIG",),
-    "serve": ("INCIDENT_BOT_CONFIG", *_WORKER, "GITLAB_WEBHOOK_SECRET", "GITLAB_WEBHOOK_SIGNING_TOKEN",
+    "serve": (*_POLICY, *_WORKER, "GITLAB_WEBHOOK_SECRET", "GITLAB_WEBHOOK_SIGNING_TOKEN",
               "INCIDENT_BOT_MAX_BODY_BYTES"),
-    "worker": ("INCIDENT_BOT_CONFIG", *_WORKER),
-    "sweep": ("INCIDENT_BOT_CONFIG", *_GITLAB, *_STORE),
+    "worker": (*_POLICY, *_WORKER),
+    "sweep": (*_POLICY, *_GITLAB, *_STORE),
     "db": _STORE,
     "dead-letters": _STORE,
 }

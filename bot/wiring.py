@@ -32,6 +32,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.service")
 
 
+def incident_scope(settings: Settings, cfg: Config, *, required: bool = True) -> Config:
+    """The policy with the incident scope the process acts in: ``INCIDENT_BOT_SCOPE`` over the policy's ``scope:``.
+    Without either and ``required`` (the services, ``reconcile``): one line saying what to set."""
+    from bot.config import scope_conflicts
+    from bot.core.scope import SCOPE_HINT
+
+    if settings.scope is not None:
+        conflicts = scope_conflicts(settings.scope, cfg)
+        if conflicts:
+            where, why = conflicts[0]
+            raise UserError(f"INCIDENT_BOT_SCOPE: {why} ({where} in {cfg.source})")
+        cfg = cfg.model_copy(update={"scope": list(settings.scope)})
+    if required and not cfg.scope:
+        raise UserError(f"no incident scope: {SCOPE_HINT} ({cfg.source} has none)")
+    return cfg
+
+
 def renderer_for(cfg: Config) -> TemplateRenderer:
     from bot.text.templates import TemplateRenderer
 

@@ -108,7 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     env = settings("gitlab", "webhook")
     wiring.web_settings(env)
-    cfg = load_config(args.config or env.config)
+    cfg = wiring.incident_scope(env, load_config(args.config or env.config))
     cfg = as_bot(cfg, wiring.check_gitlab(env))
     wiring.prepare_store(env)
 
@@ -176,7 +176,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level, args.log_format)
     env = settings("gitlab")
-    cfg = load_config(args.config or env.config)
+    cfg = wiring.incident_scope(env, load_config(args.config or env.config))
     username = wiring.check_gitlab(env)
     cfg = as_bot(cfg, username)
     store = wiring.open_service_store(env)
@@ -226,7 +226,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.exit_with_parent:
         _watch_parent(args.exit_with_parent, stop)
     env = settings("gitlab")
-    cfg = load_config(args.config or env.config)
+    cfg = wiring.incident_scope(env, load_config(args.config or env.config))
     username = wiring.check_gitlab(env)
     cfg = as_bot(cfg, username)
     store = wiring.wait_for_store(env, stop)
