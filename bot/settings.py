@@ -61,6 +61,8 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)
     webhook_signing_token: str | None = field(default=None, repr=False)
     config: Path | None = None
+    config_blank: bool = False
+    """``INCIDENT_BOT_CONFIG`` is set but empty (what a compose file passes by default): no policy named."""
     scope: tuple[str, ...] | None = None
     """``INCIDENT_BOT_SCOPE``: the incident scope, overriding the policy's ``scope:``; None when unset."""
     db: str = DEFAULT_DB
@@ -95,6 +97,7 @@ class Settings:
                     values[attr] = var.parse(text)
             except ValueError as exc:
                 problems.append(str(exc))
+        values["config_blank"] = "INCIDENT_BOT_CONFIG" in env and not env["INCIDENT_BOT_CONFIG"].strip()
         settings = cls(**values)
         problems += settings.missing(need)
         if problems:
@@ -286,7 +289,10 @@ FIELDS: dict[str, Variable] = {
     "webhook_signing_token": Variable(
         "GITLAB_WEBHOOK_SIGNING_TOKEN", "", "the webhook's signing token (`whsec_…`); verifies `webhook-signature`",
         _strip, secret=True),
-    "config": Variable("INCIDENT_BOT_CONFIG", "`config/bot.yaml`", "the policy file", lambda t: Path(t.strip())),
+    "config": Variable(
+        "INCIDENT_BOT_CONFIG", "`config/bot.yaml` where the bot runs", "the policy file; `serve`, `worker`, `sweep` "
+        "and `reconcile` refuse to start when none is found (the bundled example runs only when named here)",
+        lambda t: Path(t.strip())),
     "scope": Variable(
         "INCIDENT_BOT_SCOPE", "the policy's `scope:`", "the incident scope: comma-separated GitLab groups or projects "
         "(full paths) where incidents live, overriding the policy's `scope:`; `serve`, `worker`, `sweep` and "

@@ -159,7 +159,7 @@ def test_every_command_names_only_variables_that_exist() -> None:
         ("plan", ["GITLAB_URL:", "INCIDENT_BOT_CONFIG:"], ["INCIDENT_BOT_DB"]),
         (
             "check-config",  # GitLab for --live
-            ["INCIDENT_BOT_CONFIG: the policy file (default config/bot.yaml)", "GITLAB_URL:"],
+            ["INCIDENT_BOT_CONFIG: the policy file;", "(default config/bot.yaml", "GITLAB_URL:"],
             ["INCIDENT_BOT_DB"],
         ),
     ],

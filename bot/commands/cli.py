@@ -146,7 +146,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     env = Settings.from_env(need=("gitlab",))
-    cfg = wiring.incident_scope(env, _load(args))
+    cfg, loaded = wiring.load_policy(env, getattr(args, "config", None))
+    cfg = wiring.incident_scope(env, cfg)
+    print(f"{ref}: {loaded}")
     reconciler = wiring.reconciler(env, cfg)
     try:
         report = reconciler.reconcile(ref)
