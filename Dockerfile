@@ -2,9 +2,12 @@
 #
 #   docker build -t incident-bot .
 #   docker run -d --name incident-bot -p 8080:8080 -v incident-bot-data:/data --stop-timeout 30 \
-#     -e GITLAB_URL=https://gitlab.example.com -e GITLAB_TOKEN=... -e GITLAB_WEBHOOK_SECRET=... incident-bot
+#     -e GITLAB_URL=https://gitlab.example.com -e GITLAB_TOKEN=... -e GITLAB_WEBHOOK_SECRET=... \
+#     -e INCIDENT_BOT_SCOPE=acme/security-incidents \
+#     -v "$PWD/my-policy:/policy:ro" -e INCIDENT_BOT_CONFIG=/policy/bot.yaml incident-bot
 #
-# Your own policy: mount a directory holding it and point INCIDENT_BOT_CONFIG at the file. Templates are the
+# Your policy: mount a directory holding it and point INCIDENT_BOT_CONFIG at the file (the image has no policy
+# of its own to run: serve refuses to start without one). Templates are the
 # bundled ones unless the policy sets `templates_dir` (relative to the policy file, e.g. `templates_dir:
 # templates` for my-policy/templates/*.md.j2). Check it first, then run with the same two options:
 #

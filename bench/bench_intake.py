@@ -187,7 +187,9 @@ def real_app(db: str, mode: str) -> Any:
                 store = HostLockStore(store)
             else:
                 store = CheckpointStore(store, pages=4000)
-    return create_app(WebSettings(secret=SECRET), store=store, config=load_config(), metrics=Metrics())
+    # The example payload's project is the incident scope, as INCIDENT_BOT_SCOPE sets it for `serve`.
+    cfg = load_config().model_copy(update={"scope": ["acme/security-incidents"]})
+    return create_app(WebSettings(secret=SECRET), store=store, config=cfg, metrics=Metrics())
 
 
 def serve(mode: str, port: int, workers: int, worker_class: str, threads: int, db: str, loglevel: str) -> None:

@@ -1,5 +1,5 @@
 """The remit check's cost: API calls of one no-op reconcile in a warm process (membership answered from the
-cache) and in a fresh one, without and with ``scope:``.
+cache) and in a fresh one, with the incident scope naming the project or its group.
 
     .venv/bin/python bench/bench_remit.py
 """
@@ -17,19 +17,19 @@ from bot.simgitlab import SimulatedGitLab
 from bot.simgitlab.world import world
 
 S1 = ("severity::1", "data-breach", "comms-email")
-for scope in ([], ["acme"]):
+for scope in (["acme/security-incidents"], ["acme"]):
     cfg = load_config().model_copy(update={"scope": scope})
     with SimulatedGitLab() as sim:
         w = world(sim, cfg)
-        w.remit = Remit(cfg.bot.username, cfg.scope)
+        w.remit = Remit.for_config(cfg)
         iid = w.incident(*S1)
         r = w.reconciler()
         r.reconcile(IncidentRef(str(w.project_id), iid))
         r.close()
-        for label, remit in (("warm process", w.remit), ("fresh process", Remit(cfg.bot.username, cfg.scope))):
+        for label, remit in (("warm process", w.remit), ("fresh process", Remit.for_config(cfg))):
             sim.reset_log()
             r = w.reconciler(remit=remit)
             r.reconcile(IncidentRef(str(w.project_id), iid))
             r.close()
             routes = Counter(f"{q.method} {q.route}" for q in sim.requests)
-            print(f"scope={scope or '[]'} {label}: no-op reconcile = {len(sim.requests)} calls: {dict(routes)}")
+            print(f"scope={scope} {label}: no-op reconcile = {len(sim.requests)} calls: {dict(routes)}")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.config import load_config  # noqa: E402
 from bot.simgitlab import SimulatedGitLab  # noqa: E402
-from bot.simgitlab.world import world  # noqa: E402
+from bot.simgitlab.world import PROJECT, world  # noqa: E402
 from bot.store import open_store  # noqa: E402
 from tests import store_inspect as peek  # noqa: E402
 from tests.pg import PostgresServer  # noqa: E402
@@ -49,6 +49,7 @@ def workers(n: int, sim: SimulatedGitLab, db: str, config: Path, log: Path) -> l
         "GITLAB_TOKEN": sim.token,
         "INCIDENT_BOT_DB": db,
         "INCIDENT_BOT_CONFIG": str(config),
+        "INCIDENT_BOT_SCOPE": PROJECT,
         "INCIDENT_BOT_SWEEP_SECONDS": "off",
     }
     out = log.open("ab")

@@ -216,6 +216,7 @@ def main() -> int:
             "INCIDENT_BOT_DB_DURABILITY": "normal",
             "INCIDENT_BOT_SWEEP_SECONDS": "off",
             "INCIDENT_BOT_CONFIG": str(ROOT / "config" / "bot.yaml"),
+            "INCIDENT_BOT_SCOPE": "acme/security-incidents",  # the example payload's project
             "PYTHONPATH": str(ROOT),
         }
         argv = [sys.executable, "-m", "bot", "serve", "--port", str(port), "--workers", str(args.workers)]

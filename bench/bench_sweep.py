@@ -56,7 +56,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--incidents", type=int, default=1000)
     parser.add_argument("--due", type=int, default=10)
-    parser.add_argument("--scope", default="", help="comma-separated GitLab paths for the config's scope")
+    parser.add_argument("--scope", default="", help="comma-separated GitLab paths for the config's scope "
+                        "(default: the incident project)")
     parser.add_argument("--outsider-issues", type=int, default=0)
     args = parser.parse_args()
     cfg = load_config()
@@ -70,6 +71,7 @@ def main() -> None:
     started = time.perf_counter()
     with SimulatedGitLab(now=clock) as sim, tempfile.TemporaryDirectory() as tmp:
         w = world(sim, cfg)
+        cfg = w.cfg  # without --scope, the world's project is the incident scope
         store = open_store(Path(tmp) / "bench.sqlite3")
         iids = [w.incident("severity::1", title=f"incident {n}") for n in range(args.incidents)]
         if args.outsider_issues:

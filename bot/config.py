@@ -115,7 +115,8 @@ Party = Annotated[str, BeforeValidator(_party)]
 _GITLAB_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 
 
-def _gitlab_path(value: Any) -> str:
+def gitlab_path(value: Any) -> str:
+    """A group or project's full path as GitLab writes it, or ``ValueError`` saying what is expected."""
     text = str(value).strip().strip("/") if isinstance(value, str) else ""
     if not text or len(text) > 255 or not _GITLAB_PATH.match(text) or ".." in text:
         raise ValueError(
@@ -124,7 +125,7 @@ def _gitlab_path(value: Any) -> str:
     return text
 
 
-GitLabPath = Annotated[str, BeforeValidator(_gitlab_path)]
+GitLabPath = Annotated[str, BeforeValidator(gitlab_path)]
 
 
 class BotSettings(_Model):
@@ -487,8 +488,9 @@ class Config(_Model):
     comms_order: list[OrderRule] = Field(default_factory=list)
     scope: list[GitLabPath] = Field(
         default_factory=list,
-        description="Groups or projects (full paths) the bot acts in, besides being a member; empty: wherever it "
-        "is a member.",
+        description="The incident scope: groups or projects (full paths) where incidents live. Only there is a "
+        "labelled issue an incident; the bot user must also be a member. INCIDENT_BOT_SCOPE overrides it. Empty: "
+        "the services refuse to start.",
     )
     # None: the bundled templates, so a policy file copied anywhere works. A path: the policy's own
     # templates, relative to the policy file; it must then hold every template the policy names.
@@ -638,10 +640,19 @@ def _pydantic_problems(source: str, err: ValidationError, data: Any = None) -> l
     return problems
 
 
-def _within(path: str, scope: Iterable[str]) -> bool:
-    """Whether ``path`` is one of ``scope`` or inside one of its groups (case-insensitive, as on GitLab)."""
-    lowered = path.lower()
-    return any(lowered == s.lower() or lowered.startswith(s.lower() + "/") for s in scope)
+def scope_conflicts(scope: Iterable[str], cfg: Config) -> list[tuple[str, str]]:
+    """Channels whose team project is also named as a project of the incident scope: (where, why) each.
+    A team project never holds incidents, so naming it in both is a contradiction."""
+    named = {s.lower() for s in scope}
+    return [
+        (
+            f"channels[{ch.label}].project",
+            f"project {ch.project!r} is also named in the incident scope: a team project never holds incidents; "
+            "remove it from the scope, or point the channel at another project",
+        )
+        for ch in cfg.channels
+        if ch.project and ch.project.lower() in named
+    ]
 
 
 def _scope_key(label: str) -> str | None:
@@ -728,15 +739,7 @@ def semantic_problems(cfg: Config) -> list[Problem]:
         check_party(f"{entry('channels', i)}.assignee", ch.assignee)
         for j, engaged in enumerate(ch.engaged):
             check_party(f"{entry('channels', i)}.engaged[{j}].party", engaged.party)
-        if ch.project and cfg.scope and not _within(ch.project, cfg.scope):
-            out.append(
-                Problem(
-                    src,
-                    f"{entry('channels', i)}.project",
-                    f"project {ch.project!r} is outside the bot's scope ({', '.join(cfg.scope)}); add it to scope or "
-                    "its child would always be opened in the incident's project",
-                )
-            )
+    out.extend(Problem(src, where, why) for where, why in scope_conflicts(cfg.scope, cfg))
     if not cfg.phases:
         out.append(Problem(src, "phases", "at least one phase is needed"))
     out.extend(_cadence_problems(cfg))

@@ -139,8 +139,8 @@ class Metrics:
 
         self.outside_remit_total = Counter(
             "incident_bot_outside_remit",
-            "Reconciles refused because the incident's project is outside the bot's remit, by why "
-            "(not_a_member, not_in_scope, not_visible)",
+            "Deliveries and reconciles ignored because the issue is not an incident of the bot's remit, by why "
+            "(no_scope, not_in_scope, team_project, not_visible, not_a_member, bot_child)",
             ["kind"],
             registry=self.registry,
         )

@@ -21,12 +21,13 @@ from bot.core.actions import Action, PostNote, UpsertChecklist
 from bot.core.converge import DryRun, converge
 from bot.core.model import Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
+from bot.core.scope import BOT_CHILD, is_bot_child
 from bot.gitlab import targets
 from bot.gitlab.apply import GitLabApplier, WriteGuard
 from bot.gitlab.callpolicy import carry_priority
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.ports import GitLab, IncidentGitLab
-from bot.gitlab.remit import Remit
+from bot.gitlab.remit import OutsideRemit, Remit
 from bot.plaintext import as_read
 from bot.text.markers import StateKey
 
@@ -124,13 +125,15 @@ class Reconciler:
         self.bot = bot_username or cfg.bot.username
         self.clock = clock
         self.key = key
-        self.remit = remit or Remit(self.bot, cfg.scope)
+        self.remit = remit or Remit.for_config(cfg, self.bot)
         self.pool: Executor = CallPool(max_workers=concurrency, thread_name_prefix="gitlab")
 
     def _observe(
         self, client: IncidentGitLab, ref: IncidentRef, chat_refused: Mapping[str, str] | None = None
     ) -> tuple[Desired, Observed]:
         observed = observe(client, ref, self.cfg, self.bot, self.pool, key=self.key)
+        if is_bot_child(observed.incident, self.bot):  # whatever labels it carries: read, never written
+            raise OutsideRemit(ref.project, BOT_CHILD, f"{ref} is a child the bot opened, never an incident")
         if chat_refused:
             observed = replace(observed, chat_refused=dict(chat_refused))
         desired = plan_observed(observed, self.cfg, self.clock())
@@ -157,7 +160,8 @@ class Reconciler:
         chat_refused: Mapping[str, str] | None = None,
     ) -> ReconcileReport:
         """Converge the incident. Raises ``OutsideRemit`` (before reading or writing anything of the
-        incident) when its project is outside the bot's remit, and ``WriteRefused`` when ``guard``
+        incident) when its project is outside the bot's remit, or (before writing anything) when the issue is
+        one of the bot's own children; ``WriteRefused`` when ``guard``
         stops a write. ``chat_refused``: Slack targets that refused the incident's messages, for its log."""
         start = time.perf_counter()
         client = self.client.for_incident(ref.key, event_uuid)

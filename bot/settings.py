@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from bot.config import parse_duration
+from bot.config import gitlab_path, parse_duration
 from bot.errors import UserError
 from bot.redact import SECRET_ENV, URL_ENV, redact, register_secret, url_password
 
@@ -63,6 +63,10 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)
     webhook_signing_token: str | None = field(default=None, repr=False)
     config: Path | None = None
+    config_blank: bool = False
+    """``INCIDENT_BOT_CONFIG`` is set but empty (what a compose file passes by default): no policy named."""
+    scope: tuple[str, ...] | None = None
+    """``INCIDENT_BOT_SCOPE``: the incident scope, overriding the policy's ``scope:``; None when unset."""
     db: str = DEFAULT_DB
     db_durability: Durability = "full"
     spool: str = DEFAULT_SPOOL
@@ -96,6 +100,7 @@ class Settings:
                     values[attr] = var.parse(text)
             except ValueError as exc:
                 problems.append(str(exc))
+        values["config_blank"] = "INCIDENT_BOT_CONFIG" in env and not env["INCIDENT_BOT_CONFIG"].strip()
         settings = cls(**values)
         problems += settings.insecure()
         problems += settings.missing(need)
@@ -280,6 +285,24 @@ def _flag(name: str) -> Callable[[str], bool]:
     return parse
 
 
+def _scope(text: str) -> tuple[str, ...]:
+    """Comma-separated GitLab group or project paths (spaces around them are ignored)."""
+    paths = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            paths.append(gitlab_path(part))
+        except ValueError:
+            raise ValueError(
+                f"INCIDENT_BOT_SCOPE: {part.strip()!r} is not a GitLab group or project path (expected "
+                "comma-separated full paths such as acme/security-incidents,acme-sec)"
+            ) from None
+    if not paths:
+        raise ValueError("INCIDENT_BOT_SCOPE is set but names no group or project (e.g. acme/security-incidents)")
+    return tuple(dict.fromkeys(paths))
+
+
 def _db(text: str) -> str:
     register_secret(url_password(text))
     return text.strip()
@@ -316,7 +339,14 @@ FIELDS: dict[str, Variable] = {
     "webhook_signing_token": Variable(
         "GITLAB_WEBHOOK_SIGNING_TOKEN", "", "the webhook's signing token (`whsec_…`); verifies `webhook-signature`",
         _strip, secret=True),
-    "config": Variable("INCIDENT_BOT_CONFIG", "`config/bot.yaml`", "the policy file", lambda t: Path(t.strip())),
+    "config": Variable(
+        "INCIDENT_BOT_CONFIG", "`config/bot.yaml` where the bot runs", "the policy file; `serve`, `worker`, `sweep` "
+        "and `reconcile` refuse to start when none is found (the bundled example runs only when named here)",
+        lambda t: Path(t.strip())),
+    "scope": Variable(
+        "INCIDENT_BOT_SCOPE", "the policy's `scope:`", "the incident scope: comma-separated GitLab groups or projects "
+        "(full paths) where incidents live, overriding the policy's `scope:`; `serve`, `worker`, `sweep` and "
+        "`reconcile` refuse to start without one", _scope),
     "db": Variable("INCIDENT_BOT_DB", f"`{DEFAULT_DB}`", "the store: a SQLite file or a `postgresql://` URL", _db),
     "db_durability": Variable(
         "INCIDENT_BOT_DB_DURABILITY", "`full`",
@@ -362,16 +392,17 @@ _GITLAB = ("GITLAB_URL", "GITLAB_TOKEN", "INCIDENT_BOT_STATE_KEY", "INCIDENT_BOT
 _STORE = ("INCIDENT_BOT_DB", "INCIDENT_BOT_DB_DURABILITY")
 _WORKER = (*_GITLAB, *_STORE, "INCIDENT_BOT_SPOOL", "INCIDENT_BOT_SWEEP_SECONDS", "INCIDENT_BOT_LEASE_SECONDS",
            "INCIDENT_BOT_RETRY_SECONDS", "INCIDENT_BOT_DEAD_LETTER_DAYS", "SLACK_BOT_TOKEN", "SLACK_API_URL")
+_POLICY = ("INCIDENT_BOT_CONFIG", "INCIDENT_BOT_SCOPE")
 COMMAND_VARIABLES: dict[str, tuple[str, ...]] = {
     "check-config": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN", ALLOW_INSECURE_HTTP),  # --live only
-    "plan": ("INCIDENT_BOT_CONFIG", *_GITLAB),
-    "reconcile": ("INCIDENT_BOT_CONFIG", *_GITLAB),
-    "init": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN", "GITLAB_WEBHOOK_SECRET", ALLOW_INSECURE_HTTP),
+    "plan": (*_POLICY, *_GITLAB),
+    "reconcile": (*_POLICY, *_GITLAB),
+    "init": (*_POLICY, "GITLAB_URL", "GITLAB_TOKEN", "GITLAB_WEBHOOK_SECRET", ALLOW_INSECURE_HTTP),
     "demo": ("INCIDENT_BOT_CONFIG",),
-    "serve": ("INCIDENT_BOT_CONFIG", *_WORKER, "GITLAB_WEBHOOK_SECRET", "GITLAB_WEBHOOK_SIGNING_TOKEN",
+    "serve": (*_POLICY, *_WORKER, "GITLAB_WEBHOOK_SECRET", "GITLAB_WEBHOOK_SIGNING_TOKEN",
               "INCIDENT_BOT_MAX_BODY_BYTES"),
-    "worker": ("INCIDENT_BOT_CONFIG", *_WORKER),
-    "sweep": ("INCIDENT_BOT_CONFIG", *_GITLAB, *_STORE),
+    "worker": (*_POLICY, *_WORKER),
+    "sweep": (*_POLICY, *_GITLAB, *_STORE),
     "db": _STORE,
     "dead-letters": _STORE,
 }

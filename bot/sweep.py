@@ -2,10 +2,11 @@
 
 Webhooks get lost while the bot is down, or GitLab gives up on them. (Time needs no sweep: a reconcile
 returns when it next needs to run, and the worker keeps the incident's job delayed until then.) One
-sweep lists the open incidents inside the bot's remit (``bot.gitlab.remit``): the projects its user is a
-member of, one paginated listing, narrowed to the configured ``scope:``; then the labelled open issues,
-per scope entry, or without a scope per group holding member projects (``/groups/:path/issues``,
-``/projects/:id/issues``), keeping only the member projects' issues. It compares each
+sweep lists the open incidents inside the incident scope (``bot.core.scope``): the projects the bot user
+is a member of, one paginated listing, narrowed to the scope and without the team projects; then the
+labelled open issues per scope entry (``/groups/:path/issues``, ``/projects/:id/issues``), keeping only
+those member projects' issues and never the bot's own children. Without a scope it lists nothing: being a
+member of a project never makes its issues incidents. It compares each
 with what the bot remembers (``IncidentMark``: when it last converged the incident and when it next
 needs attention) and queues only those updated since, never seen, or due (a due one already has its
 delayed job; this only hurries one whose job went dead). The queue's
@@ -23,10 +24,11 @@ from typing import Protocol
 
 from bot.config import Config
 from bot.core.model import IncidentRef, Issue
+from bot.core.scope import is_bot_child, outside, team_projects
 from bot.core.urgency import Priority
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.ports import IssueListing, RemitProject, SweepLists
-from bot.gitlab.remit import MIN_MEMBER_LEVEL, in_scope
+from bot.gitlab.remit import MIN_MEMBER_LEVEL
 from bot.reconciler import ReconcileReport
 from bot.store import Enqueue, IncidentMark, Marks
 
@@ -51,36 +53,34 @@ class SweepReport:
 
 
 def remit_projects(client: SweepLists, cfg: Config) -> dict[int, RemitProject]:
-    """Every project the bot user is a member of (directly or through a group), inside the configured scope
-    if there is one: one paginated listing."""
+    """Every project where incidents may live: the bot user a member (directly or through a group), inside
+    the incident scope, not a team project. One paginated listing; none without a scope."""
+    if not cfg.scope:
+        return {}
+    teams = team_projects(cfg)
     return {
-        p.id: p for p in client.member_projects(MIN_MEMBER_LEVEL) if not cfg.scope or in_scope(p.path, cfg.scope)
+        p.id: p
+        for p in client.member_projects(MIN_MEMBER_LEVEL)
+        if outside(p.path, cfg.scope, teams) is None
     }
 
 
 def listings(projects: dict[int, RemitProject], scope: list[str]) -> list[IssueListing]:
-    """The fewest issue listings that cover the remit: each scope entry (a group or a project), or without
-    a scope each group that holds member projects, and member projects in users' namespaces one by one.
-    Never ``/issues?scope=all``: that lists every public issue on the instance with the label."""
+    """The fewest issue listings that cover the remit: each scope entry (a group or a project) that holds a
+    project of the remit. Never ``/issues?scope=all``: that lists every public issue on the instance with
+    the label."""
     paths = {p.path.lower() for p in projects.values()}
     out: list[IssueListing] = []
-    if scope:
-        for entry in dict.fromkeys(e.lower() for e in scope):
-            if entry in paths:
-                out.append(IssueListing("project", entry))
-            elif any(path.startswith(entry + "/") for path in paths):
-                out.append(IssueListing("group", entry))
-        return out
-    groups = sorted({p.group.lower() for p in projects.values() if p.group})
-    # A group's listing includes its subgroups: skip groups inside another listed one.
-    roots = [g for g in groups if not any(g.startswith(other + "/") for other in groups)]
-    out += [IssueListing("group", g) for g in roots]
-    out += [IssueListing("project", str(p.id)) for p in sorted(projects.values(), key=lambda p: p.id) if not p.group]
+    for entry in dict.fromkeys(e.lower() for e in scope):
+        if entry in paths:
+            out.append(IssueListing("project", entry))
+        elif any(path.startswith(entry + "/") for path in paths):
+            out.append(IssueListing("group", entry))
     return out
 
 
 def open_incidents(client: SweepLists, cfg: Config) -> list[Issue]:
-    """Every open issue carrying the trigger label in a project inside the bot's remit."""
+    """Every open issue carrying the trigger label in a project of the incident remit, but the bot's children."""
     projects = remit_projects(client, cfg)
     found: list[Issue] = []
     todo = listings(projects, cfg.scope)
@@ -98,8 +98,8 @@ def open_incidents(client: SweepLists, cfg: Config) -> list[Issue]:
             log.warning("sweep: %s %s is not visible to the bot user: %s", where.kind, where.path, exc)
     seen: set[int] = set()
     out = []
-    for issue in found:  # a group's listing includes projects the bot is not a member of: drop them
-        if issue.project_id in projects and issue.id not in seen:
+    for issue in found:  # a group's listing includes projects outside the remit (team, not a member): drop them
+        if issue.project_id in projects and issue.id not in seen and not is_bot_child(issue, cfg.bot.username):
             seen.add(issue.id or 0)
             out.append(issue)
     return out

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ApiSettings, Config
@@ -32,6 +33,65 @@ if TYPE_CHECKING:
     from bot.web.app import WebSettings
 
 log = logging.getLogger("bot.service")
+
+
+LOCAL_POLICY = Path("config/bot.yaml")
+
+
+def policy_file(settings: Settings, given: str | None) -> Path:
+    """The policy file a service (``serve``, ``worker``, ``sweep``, ``reconcile``) runs: named by ``--config``
+    or ``INCIDENT_BOT_CONFIG``, else ``config/bot.yaml`` where it runs. Never the bundled example unless it is
+    named: a service that silently ran the example would act on production with placeholder people."""
+    hint = "the example policy runs only when named explicitly"
+    if given:
+        path, named = Path(given), "--config"
+    elif settings.config is not None:
+        path, named = settings.config, "INCIDENT_BOT_CONFIG"
+    elif settings.config_blank:
+        raise UserError(f"INCIDENT_BOT_CONFIG is empty: set it to your policy file (e.g. /policy/bot.yaml); {hint}")
+    elif LOCAL_POLICY.is_file():
+        path, named = LOCAL_POLICY, "the working directory's"
+    else:
+        raise UserError(
+            f"no policy file: set INCIDENT_BOT_CONFIG (or --config) to your policy file; there is no "
+            f"{LOCAL_POLICY} in {Path.cwd()}, and {hint}"
+        )
+    if not path.is_file():
+        raise UserError(f"policy file {path} ({named}) not found: set INCIDENT_BOT_CONFIG (or --config) to your "
+                        f"policy file; {hint}")
+    return path
+
+
+def load_policy(settings: Settings, given: str | None) -> tuple[Config, str]:
+    """The service's policy (:func:`policy_file`) and a line naming the file and its SHA-256, for its log."""
+    import hashlib
+
+    from bot.config import load_config
+
+    path = policy_file(settings, given)
+    cfg = load_config(path)
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:  # read a moment ago; gone now
+        raise UserError(f"cannot read the policy file {path}: {exc.strerror}") from None
+    return cfg, f"policy {path.resolve()} (sha256 {digest})"
+
+
+def incident_scope(settings: Settings, cfg: Config, *, required: bool = True) -> Config:
+    """The policy with the incident scope the process acts in: ``INCIDENT_BOT_SCOPE`` over the policy's ``scope:``.
+    Without either and ``required`` (the services, ``reconcile``): one line saying what to set."""
+    from bot.config import scope_conflicts
+    from bot.core.scope import SCOPE_HINT
+
+    if settings.scope is not None:
+        conflicts = scope_conflicts(settings.scope, cfg)
+        if conflicts:
+            where, why = conflicts[0]
+            raise UserError(f"INCIDENT_BOT_SCOPE: {why} ({where} in {cfg.source})")
+        cfg = cfg.model_copy(update={"scope": list(settings.scope)})
+    if required and not cfg.scope:
+        raise UserError(f"no incident scope: {SCOPE_HINT} ({cfg.source} has none)")
+    return cfg
 
 
 def renderer_for(cfg: Config) -> TemplateRenderer:

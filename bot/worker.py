@@ -53,6 +53,7 @@ from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.remit import OutsideRemit
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
+from bot.once import Once
 from bot.reconciler import ReconcileReport
 from bot.redact import redact
 from bot.store import Job, LeaseLost, StoreError, WorkerStore
@@ -202,6 +203,7 @@ class Worker:
         retry_base: timedelta | None = None,
         wait: Wait = wait_on,
         chat: SlackPlanner | None = None,
+        outside_said: Once | None = None,
     ) -> None:
         if lease <= timedelta(0) or settle < timedelta(0):
             raise ValueError("lease must be positive and settle not negative")
@@ -224,6 +226,8 @@ class Worker:
         self._paths: dict[str, str] = {}  # numeric project id -> path, for log lines
         # With Slack configured: the reconciled incident's Slack messages go to the outbox (store writes only).
         self.chat = chat
+        # Which projects outside the remit were logged already (shared by a pool's workers).
+        self.outside_said = outside_said or Once()
 
     def name(self, job: Job) -> str:
         """The job's incident as people know it (``acme/security-incidents#12``), else its key."""
@@ -289,11 +293,15 @@ class Worker:
                 for engagement in report.reminded:
                     self.metrics.reminded(engagement)
         except OutsideRemit as exc:
-            log.warning(
-                "job %d (%s): ignored, outside the bot's remit: %s",
+            # Once per project and reason: an outsider's project can cause any number of deliveries.
+            said = self.outside_said.first((job.incident_key.rpartition("#")[0], exc.kind))
+            log.log(
+                logging.WARNING if said else logging.DEBUG,
+                "job %d (%s): ignored, outside the bot's remit: %s%s",
                 job.id,
                 self.name(job),
                 exc.reason,
+                "; said once per project, counted in incident_bot_outside_remit_total" if said else "",
                 extra=self._extra(job),
             )
             if self.metrics is not None:
@@ -478,6 +486,7 @@ class WorkerPool:
         if self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         prefix = self.id_prefix or f"{socket.gethostname()}:{os.getpid()}"
+        said = Once()
         self.workers = [
             Worker(
                 self.store,
@@ -489,6 +498,7 @@ class WorkerPool:
                 metrics=self.metrics,
                 retry_base=self.retry_base,
                 chat=self.chat,
+                outside_said=said,
             )
             for i in range(self.threads)
         ]

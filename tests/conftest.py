@@ -28,9 +28,15 @@ SHARED_PAYLOADS = ROOT / "tests" / "payloads" / "gitlab"  # real GitLab payloads
 EXAMPLES = ROOT / "examples" / "payloads"
 
 
+SCOPE = "acme/security-incidents"
+"""The incident scope the tests run with: the simulated world's project (``bot.simgitlab.world.PROJECT``) and
+the example payloads' project."""
+
+
 @pytest.fixture(scope="session")
 def default_config() -> Config:
-    return load_config(ROOT / "config" / "bot.yaml")
+    """The bundled policy as an operator deploys it: with the incident scope set (``INCIDENT_BOT_SCOPE``)."""
+    return load_config(ROOT / "config" / "bot.yaml").model_copy(update={"scope": [SCOPE]})
 
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

@@ -82,3 +82,9 @@ def depth(store: Any) -> dict[str, int]:
     """``{"pending": n, "running": n, "dead": n}``; delayed jobs are not pending work."""
     stats = _backend(store).stats()
     return {"pending": stats.pending, "running": stats.running, "dead": stats.dead}
+
+
+def outbox_incidents(store: Any) -> set[str]:
+    """The incidents that have any Slack message in the outbox, sent or not."""
+    rows, _, _ = _rows(store, "SELECT DISTINCT incident_key FROM chat_outbox")
+    return {str(r[0]) for r in rows}

@@ -91,6 +91,7 @@ def test_plan_against_a_live_gitlab_reads_and_writes_nothing(capsys, monkeypatch
     iid = w.incident("severity::1", "comms-email")
     monkeypatch.setenv("GITLAB_URL", sim.url)
     monkeypatch.setenv("GITLAB_TOKEN", sim.token)
+    monkeypatch.setenv("INCIDENT_BOT_SCOPE", w.project)
     sim.reset_log()
     code, out, _ = run(capsys, "plan", f"{w.project}#{iid}")
     assert code == 0 and "create confidential child issue" in out

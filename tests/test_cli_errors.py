@@ -30,6 +30,7 @@ def live(monkeypatch, sim):
     monkeypatch.setenv("GITLAB_URL", sim.url)
     monkeypatch.setenv("GITLAB_TOKEN", sim.token)
     monkeypatch.setenv("INCIDENT_BOT_STATE_KEY", "k" * 32)
+    monkeypatch.setenv("INCIDENT_BOT_SCOPE", "acme/security-incidents,nobody")
     return sim
 
 
@@ -68,6 +69,7 @@ def test_an_unreachable_gitlab_is_one_line_saying_to_check_the_url(capsys, monke
     monkeypatch.setenv("GITLAB_URL", url)
     monkeypatch.setenv("GITLAB_TOKEN", "x")
     monkeypatch.setenv("INCIDENT_BOT_STATE_KEY", "k" * 32)
+    monkeypatch.setenv("INCIDENT_BOT_SCOPE", "acme")
     target = "acme/sec" if command == "init" else "acme/sec#1"
     code, _, err = run(capsys, command, target)
     line = _one_line(err)

@@ -32,6 +32,7 @@ def live(monkeypatch, sim):
     monkeypatch.setenv("GITLAB_TOKEN", sim.token)
     monkeypatch.delenv("GITLAB_WEBHOOK_SECRET", raising=False)
     monkeypatch.delenv("INCIDENT_BOT_CONFIG", raising=False)
+    monkeypatch.delenv("INCIDENT_BOT_SCOPE", raising=False)
     return sim
 
 
@@ -128,6 +129,19 @@ def test_the_webhook_settings_name_the_secret_but_never_print_it(capsys, live, w
     assert "https://bot.example.com/webhook" in out
     assert "GITLAB_WEBHOOK_SECRET" in out and "s3cr3t-value-xyz" not in out
     assert "Issues events, Confidential issues events, Comments, Confidential comments" in out
+
+
+def test_init_prints_the_line_that_puts_the_project_in_the_incident_scope(capsys, live, w, monkeypatch):
+    code, out, _ = run(capsys, "init", w.project)  # the bundled policy: scope: [], no INCIDENT_BOT_SCOPE
+    assert code == 0
+    assert f"Incident scope: {w.project} is not in it, so the bot ignores incidents there" in out
+    assert f"  INCIDENT_BOT_SCOPE={w.project}\n" in out and f"scope: [{w.project}]" in out
+    monkeypatch.setenv("INCIDENT_BOT_SCOPE", "acme-other")
+    _, out, _ = run(capsys, "init", w.project)
+    assert f"  INCIDENT_BOT_SCOPE=acme-other,{w.project}\n" in out
+    monkeypatch.setenv("INCIDENT_BOT_SCOPE", "acme")
+    _, out, _ = run(capsys, "init", w.project)
+    assert f"Incident scope: {w.project} is inside it (acme): OK" in out and "INCIDENT_BOT_SCOPE=" not in out
 
 
 def test_the_label_palette_follows_the_kind_of_label(default_config):

@@ -25,6 +25,8 @@ def _sweep(sim, w, tmp_path, *extra: str) -> subprocess.CompletedProcess[str]:
         "GITLAB_TOKEN": sim.token,
         "INCIDENT_BOT_STATE_KEY": "k" * 32,
         "INCIDENT_BOT_DB": str(tmp_path / "bot.sqlite3"),
+        "INCIDENT_BOT_SCOPE": w.project,
+        "INCIDENT_BOT_CONFIG": str(ROOT / "config" / "bot.yaml"),
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.run(

@@ -23,7 +23,7 @@ from bot.core.events import parse_event
 from bot.core.routing import route
 from bot.simgitlab import SimulatedGitLab
 from bot.simgitlab.hooks import issue_hook
-from bot.simgitlab.world import World, world
+from bot.simgitlab.world import PROJECT, World, world
 from bot.store import open_store
 from bot.web.app import WebSettings, create_app
 from tests import store_inspect as peek
@@ -53,6 +53,7 @@ def start_worker(sim: SimulatedGitLab, db: str, config: Path, log: Path) -> subp
         "GITLAB_TOKEN": sim.token,
         "INCIDENT_BOT_DB": db,
         "INCIDENT_BOT_CONFIG": str(config),
+        "INCIDENT_BOT_SCOPE": PROJECT,
         "INCIDENT_BOT_LEASE_SECONDS": "3",
         "INCIDENT_BOT_RETRY_SECONDS": "0.2",
         "INCIDENT_BOT_SWEEP_SECONDS": "off",

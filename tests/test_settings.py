@@ -175,7 +175,7 @@ def test_every_command_names_only_variables_that_exist() -> None:
         ("plan", ["GITLAB_URL:", "INCIDENT_BOT_CONFIG:"], ["INCIDENT_BOT_DB"]),
         (
             "check-config",  # GitLab for --live
-            ["INCIDENT_BOT_CONFIG: the policy file (default config/bot.yaml)", "GITLAB_URL:"],
+            ["INCIDENT_BOT_CONFIG: the policy file;", "(default config/bot.yaml", "GITLAB_URL:"],
             ["INCIDENT_BOT_DB"],
         ),
     ],
@@ -189,3 +189,37 @@ def test_help_lists_the_environment_variables_the_command_reads(
         assert name in env
     for name in not_listed:
         assert name not in env
+
+
+def test_the_incident_scope_comes_from_the_environment_over_the_policy(default_config) -> None:
+    from bot.errors import UserError
+    from bot.wiring import incident_scope
+
+    settings = Settings.from_env({"INCIDENT_BOT_SCOPE": " acme/security , acme-sec,acme/security"})
+    assert settings.scope == ("acme/security", "acme-sec")
+    assert incident_scope(settings, default_config).scope == ["acme/security", "acme-sec"]
+    assert incident_scope(Settings.from_env({}), default_config).scope == default_config.scope
+    bundled = default_config.model_copy(update={"scope": []})
+    with pytest.raises(UserError, match=r"^no incident scope: set INCIDENT_BOT_SCOPE to .* or scope: in the policy"):
+        incident_scope(Settings.from_env({}), bundled)
+    assert incident_scope(Settings.from_env({}), bundled, required=False).scope == []
+
+
+@pytest.mark.parametrize("value", ["https://gitlab.com/acme", "acme//x", " , ", "acme/../x"])
+def test_a_malformed_incident_scope_is_one_line_naming_it(value: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"INCIDENT_BOT_SCOPE": value})
+    assert len(info.value.problems) == 1 and info.value.problems[0].startswith("INCIDENT_BOT_SCOPE")
+
+
+def test_a_team_project_in_the_incident_scope_from_the_environment_is_refused(default_config) -> None:
+    from bot.errors import UserError
+    from bot.wiring import incident_scope
+
+    channels = [c.model_copy(update={"project": "marketing/programs"}) if c.label == "comms-email" else c
+                for c in default_config.channels]
+    cfg = default_config.model_copy(update={"channels": channels})
+    with pytest.raises(UserError) as info:
+        incident_scope(Settings.from_env({"INCIDENT_BOT_SCOPE": "acme,Marketing/Programs"}), cfg)
+    assert str(info.value).startswith("INCIDENT_BOT_SCOPE: project 'marketing/programs' is also named in the incident")
+    assert "\n" not in str(info.value)

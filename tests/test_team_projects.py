@@ -379,15 +379,21 @@ def test_a_mistyped_team_setting_is_one_clear_line(fields, expected):
     assert expected in str(err.value)
 
 
-def test_a_team_project_outside_the_bots_scope_is_reported():
+def test_a_team_project_named_in_the_incident_scope_too_is_reported():
     data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text(encoding="utf-8"))
-    data["scope"] = ["acme"]
+    data["scope"] = ["acme", "Marketing/Programs"]
     for channel in data["channels"]:
         if channel["label"] == "comms-email":
             channel.update({"project": TEAM, "gitlab_template": NAME})
     with pytest.raises(ConfigError) as err:
         parse_config(data, source="t.yaml", base_dir=ROOT / "config")
-    assert "channels[comms-email].project: project 'marketing/programs' is outside the bot's scope" in str(err.value)
+    assert len(err.value.problems) == 1
+    assert (
+        "channels[comms-email].project: project 'marketing/programs' is also named in the incident scope: a team "
+        "project never holds incidents" in str(err.value)
+    )
+    data["scope"] = ["acme"]  # outside the incident scope is where a team project belongs
+    assert parse_config(data, source="t.yaml", base_dir=ROOT / "config").scope == ["acme"]
 
 
 # ---- check-config --live --------------------------------------------------------------------------------
@@ -489,17 +495,16 @@ def test_check_config_renders_the_plans_part_of_a_team_template_child(tmp_path):
     assert len(problems) == 1 and "rendering a sample incident failed" in problems[0]
 
 
-def test_outside_the_bots_remit_the_team_project_is_not_touched(sim, cfg):
+def test_a_team_project_outside_the_incident_scope_still_receives_its_child(sim, cfg):
+    """The incident scope says where incidents live; the team projects, where children go: two remits."""
     from bot.gitlab.remit import Remit
 
-    w = world(sim, cfg)
+    w = world(sim, cfg.model_copy(update={"scope": ["acme"]}))
     pid = w.team_project(TEAM, templates={NAME: TEMPLATE})
     iid = w.incident(*S1)
-    sim.reset_log()
-    reconcile(w, iid, remit=Remit(cfg.bot.username, ["acme"]))  # the operator narrowed the scope meanwhile
-    assert sim.state.issues(pid) == [] and writes_in(sim, pid) == [] and template_reads(sim) == 0
-    note = next(n["body"] for n in w.bot_notes(iid) if "fallback:comms-email" in bodies.logged_keys(n["body"]))
-    assert "is not in the configured scope" in note
+    reconcile(w, iid, remit=Remit.for_config(w.cfg))
+    [child] = sim.state.issues(pid)
+    assert child["confidential"] and "Audience list attached" in child["description"]
 
 
 def test_the_team_childs_description_reads_as_gitlab_renders_it(w, sim):

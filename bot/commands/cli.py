@@ -32,8 +32,12 @@ def _load(args: argparse.Namespace) -> Config:
 
 def remit_hint(exc: OutsideRemit) -> str:
     """What to do when the bot may not act in a project the user named."""
-    if exc.kind == "not_in_scope":
-        return "check the path, or add the project or its group to the config's scope"
+    if exc.kind in ("not_in_scope", "no_scope"):
+        return "check the path, or add the project or its group to INCIDENT_BOT_SCOPE or the policy's scope:"
+    if exc.kind == "team_project":
+        return "a team project (a channel's project:) receives children and never holds incidents"
+    if exc.kind == "bot_child":
+        return "name the incident the child belongs to"
     return "check the project path, and that the bot user is a member of the project (Reporter or higher)"
 
 
@@ -119,7 +123,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from bot import wiring
 
         def make() -> Reconciler:
-            return wiring.reconciler(Settings.from_env(need=("gitlab",)), cfg, clock=lambda: now)
+            env = Settings.from_env(need=("gitlab",))
+            return wiring.reconciler(env, wiring.incident_scope(env, cfg, required=False), clock=lambda: now)
 
         try:
             report = planview.plan_live(args.incident, make, outside_is_error=True)
@@ -138,12 +143,15 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from bot import wiring
     from bot.core.model import IncidentRef
 
-    cfg = _load(args)
     try:
         ref = IncidentRef.parse(args.incident)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    reconciler = wiring.reconciler(Settings.from_env(need=("gitlab",)), cfg)
+    env = Settings.from_env(need=("gitlab",))
+    cfg, loaded = wiring.load_policy(env, getattr(args, "config", None))
+    cfg = wiring.incident_scope(env, cfg)
+    print(f"{ref}: {loaded}")
+    reconciler = wiring.reconciler(env, cfg)
     try:
         report = reconciler.reconcile(ref)
     except OutsideRemit as exc:
@@ -165,7 +173,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from bot import wiring
-    from bot.commands.initproject import run_init, webhook_lines
+    from bot.commands.initproject import run_init, scope_lines, webhook_lines
     from bot.gitlab.projectsetup import ProjectSetup
 
     cfg = _load(args)
@@ -175,6 +183,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     settings = Settings.from_env(need=("gitlab",))
     gl = ProjectSetup(wiring.client(settings, cfg))
     run_init(gl, cfg, project, apply=args.apply, gitlab_url=settings.gitlab_url or "")
+    for line in scope_lines(wiring.incident_scope(settings, cfg, required=False), project):
+        print(line)
     for line in webhook_lines(args.url, secret_is_set=bool(settings.webhook_secret)):
         print(line)
     calls, writes = gl.calls()

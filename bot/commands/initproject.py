@@ -171,6 +171,28 @@ def webhook_lines(url: str | None, *, secret_is_set: bool) -> list[str]:
     ]
 
 
+def scope_lines(cfg: Config, project: str) -> list[str]:
+    """Whether ``project`` is inside the incident scope ``cfg`` acts in, and the line to add when it is not.
+    ``cfg`` carries the effective scope (``INCIDENT_BOT_SCOPE`` over the policy's ``scope:``)."""
+    from bot.core.scope import team_projects, within
+
+    shown = project if not project.isdigit() else "<the project's full path>"
+    if project.lower() in team_projects(cfg):
+        return [
+            f"Incident scope: {project} is a team project (a channel's project:): the bot opens children there and "
+            "ignores incidents there; hold incidents in another project"
+        ]
+    if cfg.scope and within(project, cfg.scope):
+        return [f"Incident scope: {project} is inside it ({', '.join(cfg.scope)}): OK"]
+    scope = ",".join([*cfg.scope, shown])
+    return [
+        f"Incident scope: {project} is not in it, so the bot ignores incidents there; add it to the bot's "
+        "environment (the services refuse to start without a scope):",
+        f"  INCIDENT_BOT_SCOPE={scope}",
+        f"  (or in the policy file: scope: [{', '.join([*cfg.scope, shown])}])",
+    ]
+
+
 # ------------------------------------------------------------------------------------------------ I/O
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from bot import heartbeat, wiring
 from bot.clock import utcnow
-from bot.config import Config, load_config
+from bot.config import Config
 from bot.errors import UserError
 from bot.redact import redact
 from bot.settings import Need, Settings, register_secrets
@@ -109,13 +109,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     env = settings("gitlab", "webhook")
     wiring.web_settings(env)
-    cfg = load_config(args.config or env.config)
+    cfg, loaded = wiring.load_policy(env, args.config)
+    cfg = wiring.incident_scope(env, cfg)
     try:
         cfg = as_bot(cfg, wiring.check_gitlab(env))
     except wiring.GitLabAway as exc:
         # As with PostgreSQL away: serve, record deliveries, and let the worker wait for GitLab and catch up
         # (/readyz says degraded meanwhile). Exiting here would only crash-loop under a supervisor.
         log.warning("%s; serving anyway: deliveries are recorded and worked on once GitLab answers", exc)
+    log.info("serve: %s", loaded)
     wiring.prepare_store(env)
 
     from bot.web.server import GunicornApp
@@ -129,8 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     heartbeat_dir = Path(tempfile.mkdtemp(prefix="incident-bot-worker-"))
     worker_heartbeat = heartbeat_dir / "heartbeat"
     child += ["--heartbeat-file", str(worker_heartbeat)]
-    if args.config:
-        child += ["--config", args.config]
+    child += ["--config", str(Path(cfg.source).resolve())]  # the very file this process loaded
     server = GunicornApp(
         _ReceiverFactory(cfg, env, worker_heartbeat),
         host=args.host,
@@ -188,9 +189,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level, args.log_format)
     env = settings("gitlab")
-    cfg = load_config(args.config or env.config)
+    cfg, loaded = wiring.load_policy(env, args.config)
+    cfg = wiring.incident_scope(env, cfg)
     username = wiring.check_gitlab(env)
     cfg = as_bot(cfg, username)
+    log.info("%s: %s", args.command, loaded)
     store = wiring.open_service_store(env)
     client = wiring.client(env, cfg, wiring.call_policy(cfg.api, ledger=store))
     report = sweep(client, store, cfg, utcnow())
@@ -238,7 +241,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.exit_with_parent:
         _watch_parent(args.exit_with_parent, stop)
     env = settings("gitlab")
-    cfg = load_config(args.config or env.config)
+    cfg, loaded = wiring.load_policy(env, args.config)
+    cfg = wiring.incident_scope(env, cfg)
     beat_file = Path(args.heartbeat_file) if args.heartbeat_file else None
 
     def waiting(reason: str) -> None:
@@ -249,6 +253,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if username is None:  # stopped while waiting for GitLab
         return 0
     cfg = as_bot(cfg, username)
+    log.info("%s: %s", args.command, loaded)
     store = wiring.wait_for_store(env, stop)
     if store is None:  # stopped while waiting for the database
         return 0

@@ -27,6 +27,7 @@ from bot.core.model import (
 )
 from bot.core.rotation import on_call
 from bot.core.routing import is_incident
+from bot.core.scope import is_bot_child
 from bot.core.state import next_revision
 
 
@@ -154,6 +155,8 @@ def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desire
             closed=not incident.is_open,
         )
 
+    if is_bot_child(incident, cfg.bot.username):
+        return out_of_scope("the issue is a child the bot opened, never an incident")
     if not is_incident(incident, cfg):
         return out_of_scope(f"the issue has no {cfg.labels.trigger} label")
     # Once engaged, an incident stays engaged: lowering the severity never tears anything down.

@@ -7,10 +7,12 @@ import re
 from bot.config import Config
 from bot.core.events import Event, Ignored, IssueEvent, NoteEvent
 from bot.core.model import IncidentRef, Issue
+from bot.core.scope import is_bot_child
 
 
 def is_incident(issue: Issue, cfg: Config) -> bool:
-    return cfg.labels.trigger in issue.labels
+    """Labelled as an incident, and not one of the bot's own children (whatever labels a child carries)."""
+    return cfg.labels.trigger in issue.labels and not is_bot_child(issue, cfg.bot.username)
 
 
 def addresses_bot(body: str, cfg: Config) -> bool:

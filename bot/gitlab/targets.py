@@ -1,8 +1,9 @@
 """Where a channel's new child is opened: the team's own project and issue template, read at reconcile time.
 
 A channel may name ``project:`` (the team's project) and ``gitlab_template:`` (an issue template there).
-Only for a child about to be created, and once per reconcile: the bot's remit and access level on the
-team's project (cached by :class:`bot.gitlab.remit.Remit` for every job of the process), then the template
+Only for a child about to be created, and once per reconcile: the bot's membership and access level on the
+team's project (its team remit, cached by :class:`bot.gitlab.remit.Remit` for every job of the process; the
+incident scope does not apply to team projects), then the template
 (one request per distinct project and template). A project outside the remit, where the bot is less than a
 Reporter (it could not set labels, assignee or links on a confidential issue), or a template GitLab does not
 give (missing, renamed, no access) makes the child fall back to the bundled template in the incident's
@@ -45,12 +46,12 @@ def _fallback(channel: str, project: str, template: str | None, why: str) -> str
 
 def reach(client: RemitReads, remit: Remit, observed: Observed, desired: Desired) -> Observed:
     """``observed`` with a target for each missing child of a channel with a team project: whether the bot
-    may act there (remit, Reporter or above). No request when no such child is missing."""
+    may act there (a member, Reporter or above). No request when no such child is missing."""
     targets = dict(observed.targets)
     for child in desired.children:
         if child.channel in observed.children or child.channel in targets or not child.project:
             continue
-        verdict = remit.verdict(client, child.project)
+        verdict = remit.team_verdict(client, child.project)
         if verdict.kind is not None:
             why = verdict.reason
         elif verdict.level < REPORTER:

@@ -137,8 +137,12 @@ class World:
 
 
 def world(sim: SimulatedGitLab, cfg: Config, *, project: str = PROJECT, tier: str = "free") -> World:
+    """The world of ``cfg``; a policy without an incident scope gets the world's project as its scope, as an
+    operator sets ``INCIDENT_BOT_SCOPE``."""
+    if not cfg.scope:
+        cfg = cfg.model_copy(update={"scope": [project]})
     add_users(sim, sorted(configured_users(cfg)))
     members = {name: 30 for name in configured_users(cfg)}
     members[cfg.bot.username] = 40
     pid = int(sim.state.add_project(project, members=members, tier=tier)["id"])
-    return World(sim, cfg, project, pid, Remit(cfg.bot.username, cfg.scope))
+    return World(sim, cfg, project, pid, Remit.for_config(cfg))

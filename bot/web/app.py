@@ -4,6 +4,8 @@ GitLab waits 10 s for an answer, never re-sends a failed delivery by itself and 
 four failures in a row. So the request path makes no GitLab API call: it checks the token before
 touching the body, reads a body of known, bounded length, records the delivery (and the work it
 implies) in the store, and answers 202 only once that write is durable. The worker does the rest.
+A delivery about an issue in a project outside the incident scope, or in a team project (by the path the
+payload names), is recorded as ignored and queues no job: counted, and logged once per project.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from werkzeug.wrappers import Request
 from bot import heartbeat
 from bot.clock import utcnow
 from bot.config import Config
-from bot.core.events import Ignored, parse_event
+from bot.core.events import Event, Ignored, IssueEvent, NoteEvent, parse_event
 from bot.core.routing import route, shown_ref
+from bot.core.scope import outside, team_projects
 from bot.core.urgency import intake_priority
 from bot.metrics import Metrics
+from bot.once import Once
 from bot.redact import redact
 from bot.settings import GITLAB_MAX_BODY
 from bot.store import Intake
@@ -106,6 +110,8 @@ class Receiver:
     def __post_init__(self) -> None:
         self.secret = self.settings.secret.encode("utf-8")
         self.degraded_logged: str | None = None
+        self.teams = team_projects(self.config)
+        self.outside_said = Once()
 
     def _answer(self, event: str, outcome: str, status: int, **body: Any) -> Response:
         self.metrics.delivery(event, outcome)
@@ -179,6 +185,9 @@ class Receiver:
     ) -> Response:
         parsed = parse_event(header, payload)
         routed = route(parsed, self.config)
+        outside_remit = None if isinstance(routed, Ignored) else self._outside(parsed)
+        if outside_remit is not None:  # recorded as ignored: no job, so nothing is ever read or written for it
+            routed = Ignored(outside_remit[1])
         incident_key = None if isinstance(routed, Ignored) else routed.key
         priority = intake_priority(parsed, self.config)
         did = delivery_id(req.headers, payload, body, signed_id=signed_id)
@@ -203,12 +212,32 @@ class Receiver:
         if not result.new:
             log.debug("delivery %s: duplicate", did)
             return self._answer(event, "duplicate", 200, delivery=did)
+        if outside_remit is not None:
+            self._count_outside(parsed, outside_remit[0])
         if isinstance(routed, Ignored):
             log.debug("delivery %s (%s): ignored: %s", did, event, routed.reason)
             return self._answer(event, "ignored", 202, delivery=did, reason=routed.reason)
         log.debug("delivery %s (%s): queued job %s for %s (%s)", did, event, result.job_id, incident_key, priority.name)
         assert not isinstance(routed, Ignored)
         return self._answer(event, "accepted", 202, delivery=did, incident=shown_ref(parsed, routed))
+
+
+    def _outside(self, parsed: Event) -> tuple[str, str] | None:
+        """Why the issue of a delivery that would queue work is no incident of the bot's, from its project's
+        path: outside the incident scope, or a team project (a kind and a reason). A delivery without a path
+        is queued; the worker's remit check decides, from GitLab."""
+        issue = parsed.issue if isinstance(parsed, IssueEvent | NoteEvent) else None
+        path = issue.project_path if issue is not None else ""
+        return outside(path, self.config.scope, self.teams) if path else None
+
+    def _count_outside(self, parsed: Event, kind: str) -> None:
+        """Counted every time, logged once per project: an outsider's project can send any number of them."""
+        self.metrics.outside_remit(kind)
+        issue = parsed.issue if isinstance(parsed, IssueEvent | NoteEvent) else None
+        path = issue.project_path if issue is not None else ""
+        if self.outside_said.first((path.lower(), kind)):
+            log.warning("webhook for project %r ignored, outside the bot's remit (%s): no job queued; said once "
+                        "per project, counted in incident_bot_outside_remit_total", path[:255], kind)
 
 
 class WebhookRoute:

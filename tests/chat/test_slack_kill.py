@@ -19,7 +19,7 @@ import pytest
 
 from bot.settings import Settings
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import world
+from bot.simgitlab.world import PROJECT, world
 from bot.simslack import SimulatedSlack
 from bot.store import open_store
 from bot.wiring import slack
@@ -50,6 +50,7 @@ def start_worker(sim: SimulatedGitLab, slack_url: str, db: str, config: Path, lo
         "SLACK_API_URL": slack_url,
         "INCIDENT_BOT_DB": db,
         "INCIDENT_BOT_CONFIG": str(config),
+        "INCIDENT_BOT_SCOPE": PROJECT,
         "INCIDENT_BOT_LEASE_SECONDS": "3",
         "INCIDENT_BOT_RETRY_SECONDS": "0.2",
         "INCIDENT_BOT_SWEEP_SECONDS": "off",

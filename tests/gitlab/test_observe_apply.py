@@ -49,8 +49,9 @@ _REMITS: dict[int, Remit] = {}
 
 
 def reconciler(gl: FakeGitLab, cfg: Config) -> Reconciler:
-    """A reconciler on the fake; the remit's answer is cached per fake, as per process in production."""
-    remit = _REMITS.setdefault(id(gl), Remit(cfg.bot.username, cfg.scope))
+    """A reconciler on the fake, its project the incident scope; the remit's answer is cached per fake, as per
+    process in production."""
+    remit = _REMITS.setdefault(id(gl), Remit(cfg.bot.username, [gl.project]))
     return Reconciler(cfg, TemplateRenderer([cfg.template_dir]), gl, key=KEY, remit=remit)
 
 

@@ -1,20 +1,27 @@
-"""The outsider: anyone with a GitLab account, who can create a public project and label an issue in it.
+"""The outsider: anyone with a GitLab account, who can create a project, label an issue in it, and make the
+bot user a member of it (GitLab adds an existing user at once, with nothing to accept:
+``app/services/members/create_service.rb``, and the REST API's ``POST /projects/:id/members``).
 
-The bot acts only where it was invited: in projects its user is a member of (directly or through a
-group) and, when ``scope:`` names groups or projects, only inside those. Everything else is read at most
-to find out, and never written to. Alongside: a reconcile that keeps failing never opens a child per
-attempt, dead letters do not pile up or come back on their own, and a worker that lost its lease stops.
+Membership is not consent. Incidents live only in the incident scope the operator names (``scope:`` or
+``INCIDENT_BOT_SCOPE``), and there only where the bot user is a member; without a scope the services do
+not start. A labelled issue anywhere else is answered 2xx, and nothing is written to GitLab, nothing sent
+to Slack, nothing queued by the sweep; it is counted, and logged once per project. Alongside: a reconcile
+that keeps failing never opens a child per attempt, dead letters do not pile up or come back on their own,
+and a worker that lost its lease stops.
 """
 
 from __future__ import annotations
 
-import copy
 import json
+import logging
 import sqlite3
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from bot import wiring
 from bot.commands.planview import plan_live
@@ -23,17 +30,28 @@ from bot.core.model import IncidentRef
 from bot.gitlab.remit import OutsideRemit
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.simgitlab.world import World
+from bot.simgitlab.hooks import issue_hook, note_hook
+from bot.simgitlab.world import PROJECT, World, add_users, world
+from bot.simslack import SimulatedSlack
 from bot.store import JobState, LeaseLost, SQLiteStore
 from bot.sweep import sweep
-from bot.web.app import WebSettings, create_app
 from bot.worker import Outcome, Worker, WorkerPool
 from tests import store_inspect as peek
 from tests.conftest import ROOT
+from tests.security.support import (
+    SECRET,
+    SLACK_TOKEN,
+    RunningBot,
+    Serve,
+    hook_headers,
+    seed_slack,
+    service_env,
+    wait_for,
+)
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
-SECRET = "s3cret-token"
 OUTSIDER = "mallory"
+MAINTAINER, GUEST = 40, 10
 
 
 @pytest.fixture
@@ -43,11 +61,13 @@ def store(tmp_path):
     s.close()
 
 
-def outsider_incident(w: World, visibility: str = "public") -> tuple[str, int, int]:
-    """An outsider's own project with a labelled S1 incident in it; the bot is no member there."""
-    w.sim.state.add_user(OUTSIDER)
-    project = f"{OUTSIDER}/bait-{visibility}"
-    pid = int(w.sim.state.add_project(project, members={OUTSIDER: 50}, visibility=visibility)["id"])
+def outsider_incident(w: World, visibility: str = "public", *, bot: int | None = None) -> tuple[str, int, int]:
+    """An outsider's own project with a labelled S1 incident in it; the bot user made a member at level ``bot``
+    (None: no member)."""
+    add_users(w.sim, [OUTSIDER])
+    project = f"{OUTSIDER}/bait-{visibility}" + (f"-{bot}" if bot else "")
+    members = {OUTSIDER: 50} | ({w.cfg.bot.username: bot} if bot else {})
+    pid = int(w.sim.state.add_project(project, members=members, visibility=visibility)["id"])
     issue = w.sim.state.create_issue(
         project,
         "Please escalate",
@@ -59,12 +79,113 @@ def outsider_incident(w: World, visibility: str = "public") -> tuple[str, int, i
     return project, pid, int(issue["iid"])
 
 
-def bot_writes(w: World, project_id: int) -> list:
-    return [r for r in w.sim.writes() if f"/projects/{project_id}/" in r.path or f"/projects/{project_id}" == r.path]
+def bot_writes(w: World, project_id: int, project: str = "") -> list:
+    """Writes to the project, named by id or by path."""
+    named = [f"/projects/{project_id}"] + ([f"/projects/{project.replace('/', '%2F')}"] if project else [])
+    return [r for r in w.sim.writes() if any(r.path == n or r.path.startswith(n + "/") for n in named)]
 
 
 def worker_for(w: World, store, clock, **kw) -> Worker:
     return Worker(store, w.reconciler(clock=clock), worker_id="w:1", clock=clock, settle=timedelta(0), **kw)
+
+
+# ------------------------------------------------------------------ membership is not consent
+
+
+def test_an_outsider_who_makes_the_bot_a_member_gets_nothing_from_a_running_bot(default_config, fast_config, tmp_path):
+    """``serve`` as deployed: the bundled policy (``scope: []``) with ``INCIDENT_BOT_SCOPE`` naming the security
+    team's project, and Slack configured. The outsider makes the bot user a Maintainer of one project and a Guest
+    of another, and labels an S1 incident in each. Neither the start-up sweep nor the deliveries of a hook that
+    covers those projects reach them: nothing is written in GitLab, nothing is sent to Slack, each delivery is
+    answered 2xx and counted, and the log says so once per project."""
+    from bot.simgitlab import SimulatedGitLab
+    from bot.store import open_store
+
+    with SimulatedGitLab() as sim, SimulatedSlack(token=SLACK_TOKEN, rate_limit=False) as slack:
+        seed_slack(slack.state)
+        w = world(sim, default_config)
+        mine = w.incident(*S1)  # inside the scope: the bot is seen at work on it
+        baits = [outsider_incident(w, bot=MAINTAINER), outsider_incident(w, "private", bot=GUEST)]
+        env = service_env(
+            sim.url, sim.token, tmp_path, GITLAB_WEBHOOK_SECRET=SECRET, INCIDENT_BOT_CONFIG=str(fast_config),
+            INCIDENT_BOT_SWEEP_SECONDS="300", SLACK_BOT_TOKEN=SLACK_TOKEN, SLACK_API_URL=slack.url,
+        )
+        assert env["INCIDENT_BOT_SCOPE"] == w.project and load_config(fast_config).scope == []
+        server = Serve(env, tmp_path, "--workers", "1").start()
+        try:
+            wait_for(lambda: len(slack.state.bot_messages()) >= 3, 60, "the incident's Slack messages")
+            answers = []
+            for project, _, iid in baits:
+                for action in ("open", "update"):
+                    body = json.dumps(issue_hook(sim.state, project, iid, action))
+                    answers.append(requests.post(server.url + "/webhook", data=body, headers=hook_headers(SECRET),
+                                                 timeout=10))
+            with open_store(env["INCIDENT_BOT_DB"]) as store:
+                wait_for(lambda: peek.depth(store)["pending"] + peek.depth(store)["running"] == 0, 60, "an idle queue")
+                queued = {j.incident_key for j in peek.jobs(store)}
+                outbox = peek.outbox_incidents(store)
+            metrics = requests.get(server.url + "/metrics", timeout=10).text
+        finally:
+            server.stop()
+        for project, pid, iid in baits:
+            assert bot_writes(w, pid, project) == [], f"{project}: the bot wrote there"
+            notes = w.sim.state.notes(project, iid, include_system=False)
+            assert [n for n in notes if n["author"]["username"] == w.cfg.bot.username] == []
+            assert w.sim.state.get_issue(project, iid)["assignees"] == []
+            assert not any(k.startswith(f"{pid}#") for k in queued | outbox), f"{project}: queued or in the outbox"
+            log = server.output().splitlines()
+            said = [line for line in log if "outside the bot's remit" in line and project in line]
+            assert len(said) == 1, server.tail(60)
+        assert [(a.status_code, a.json()["status"]) for a in answers] == [(202, "ignored")] * 4
+        assert 'incident_bot_outside_remit_total{kind="not_in_scope"} 4.0' in metrics
+        assert OUTSIDER not in "\n".join(m.text for m in slack.state.bot_messages())
+        assert w.bot_notes(mine), "the incident inside the scope converged"
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "sweep", "reconcile"])
+def test_without_an_incident_scope_the_services_refuse_to_start_in_one_line(command, sim, tmp_path):
+    """No ``scope:`` in the policy and no ``INCIDENT_BOT_SCOPE``: one line saying what to set, exit 2, no
+    traceback, and GitLab is not even asked."""
+    env = service_env(sim.url, sim.token, tmp_path, GITLAB_WEBHOOK_SECRET=SECRET)
+    del env["INCIDENT_BOT_SCOPE"]
+    argv = [sys.executable, "-m", "bot", command, *(["acme/security-incidents#1"] if command == "reconcile" else [])]
+    sim.reset_log()
+    result = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "incident-bot: no incident scope: set INCIDENT_BOT_SCOPE to the GitLab groups or projects where incidents "
+        "live (comma-separated full paths, e.g. INCIDENT_BOT_SCOPE=acme/security-incidents), or scope: in the "
+        f"policy file ({env['INCIDENT_BOT_CONFIG']} has none)"
+    ]
+    assert sim.requests == []
+
+
+def test_membership_alone_never_brings_a_project_into_the_remit(w, store, clock):
+    """The bot user is a Maintainer of one outsider's project and a Guest of another. With the operator's scope
+    they stay outside sweep after sweep, however often the outsider edits; without any scope nothing is an
+    incident, and deciding that asks GitLab nothing."""
+    from bot.gitlab.remit import Remit
+
+    baits = [outsider_incident(w, bot=MAINTAINER), outsider_incident(w, "private", bot=GUEST)]
+    mine = w.incident(*S1)
+    r = w.reconciler(clock=clock)
+    try:
+        queued: set[str] = set()
+        for _ in range(3):
+            queued |= set(sweep(r.client, store, w.cfg, clock()).queued)
+            for project, _, iid in baits:
+                w.sim.state.set_labels(project, iid, [w.cfg.labels.trigger, *S1, "edited"], actor=OUTSIDER)
+            clock.advance(minutes=10)
+        assert queued == {f"{w.project_id}#{mine}"}
+        unscoped = w.cfg.model_copy(update={"scope": []})
+        w.sim.reset_log()
+        assert sweep(r.client, store, unscoped, clock()).listed == 0
+        verdict = Remit.for_config(unscoped).verdict(r.client, baits[0][0])
+        assert verdict.kind == "no_scope" and "INCIDENT_BOT_SCOPE" in verdict.reason
+        assert w.sim.requests == []
+    finally:
+        r.close()
+    assert w.sim.writes() == []
 
 
 # ------------------------------------------------------------------ the outsider's public project
@@ -90,41 +211,44 @@ def outsider_incident_internal(w: World) -> tuple[str, int, int]:
     return project, pid, int(issue["iid"])
 
 
-def test_webhook_for_an_outsiders_incident_is_accepted_ignored_counted_and_nothing_is_written(
-    w, store, clock, default_config
+def test_an_outsiders_deliveries_are_answered_2xx_counted_each_logged_once_and_queue_nothing(
+    w, clock, tmp_path, caplog
 ):
-    project, pid, iid = outsider_incident(w)
-    payload = json.loads((ROOT / "examples" / "payloads" / "s1-incident.json").read_text())
-    payload = copy.deepcopy(payload)
-    payload["project"].update(id=pid, path_with_namespace=project)
-    payload["object_attributes"].update(project_id=pid, iid=iid)
-    metrics = Metrics()
-    app = create_app(WebSettings(secret=SECRET), store=store, config=default_config, metrics=metrics, clock=clock)
-    headers = {"X-Gitlab-Event": "Issue Hook", "X-Gitlab-Token": SECRET, "Content-Type": "application/json"}
-    w.sim.reset_log()
-    answer = app.test_client().post("/webhook", data=json.dumps(payload), headers=headers)
-    assert 200 <= answer.status_code < 300
-    assert w.sim.requests == [], "the receiver makes no GitLab call on the request path"
-
-    result = worker_for(w, store, clock, metrics=metrics).run_once()
-    assert bot_writes(w, pid) == [] and w.sim.writes() == []
-    assert result is not None and result.outcome is Outcome.IGNORED
-    assert w.sim.state.issues(project) and len(w.sim.state.issues(project)) == 1, "no child opened there"
-    assert metrics.registry.get_sample_value("incident_bot_outside_remit_total", {"kind": "not_a_member"}) == 1
-    assert peek.get_job(store, result.job_id).state is JobState.DONE
+    """A hook that also covers the outsider's project (a group or system hook) sends its deliveries: each is
+    answered 2xx and counted, none is queued, so nothing is read or written for them; one log line per project."""
+    project, _, iid = outsider_incident(w, bot=MAINTAINER)
+    with SimulatedSlack(token=SLACK_TOKEN, rate_limit=False) as slack:
+        bot = RunningBot(w, slack, clock, tmp_path)
+        try:
+            w.sim.reset_log()
+            with caplog.at_level(logging.INFO):
+                answers = [bot.deliver(issue_hook(w.sim.state, project, iid, "open")) for _ in range(3)]
+                note = w.sim.state.add_note(project, iid, "@incident-bot severity 1", author=OUTSIDER)
+                answers.append(bot.deliver(note_hook(w.sim.state, project, iid, note["id"]), "Note Hook"))
+                results = bot.run()
+        finally:
+            bot.close()
+    assert [(code, body["status"]) for code, body in answers] == [(202, "ignored")] * 4
+    assert all("not in the incident scope" in body["reason"] for _, body in answers)
+    assert results == [] and w.sim.requests == [], "no job: nothing read, nothing written"
+    assert bot.outside_remit("not_in_scope") == 4
+    said = [r for r in caplog.records if "outside the bot's remit" in r.getMessage()]
+    assert len(said) == 1 and project in said[0].getMessage() and said[0].levelno == logging.WARNING
+    assert slack.state.bot_messages() == []
 
 
 def test_reconcile_and_plan_say_outside_the_remit(w, clock, monkeypatch):
-    project, _, iid = outsider_incident(w)
+    project, _, iid = outsider_incident(w, bot=MAINTAINER)
     r = w.reconciler(clock=clock)
     try:
-        with pytest.raises(OutsideRemit, match="not a member"):
+        with pytest.raises(OutsideRemit, match="not in the incident scope"):
             r.reconcile(IncidentRef(project, iid))
     finally:
         r.close()
     assert w.sim.writes() == []
     monkeypatch.setenv("GITLAB_URL", w.sim.url)
     monkeypatch.setenv("GITLAB_TOKEN", w.sim.token)
+    monkeypatch.setenv("INCIDENT_BOT_SCOPE", w.project)
     now = clock()
     report = plan_live(f"{project}#{iid}", lambda: wiring.reconciler(Settings.from_env(), w.cfg, clock=lambda: now))
     assert "outside the bot's remit" in report.as_text() and report.actions == []
@@ -133,16 +257,20 @@ def test_reconcile_and_plan_say_outside_the_remit(w, clock, monkeypatch):
 def test_reconcile_command_refuses_an_outsiders_incident(w, monkeypatch, capsys):
     from bot.commands.cli import main
 
-    project, _, iid = outsider_incident(w)
+    project, _, iid = outsider_incident(w, bot=MAINTAINER)
     monkeypatch.setenv("GITLAB_URL", w.sim.url)
     monkeypatch.setenv("GITLAB_TOKEN", w.sim.token)
+    monkeypatch.setenv("INCIDENT_BOT_SCOPE", w.project)
     assert main(["reconcile", f"{project}#{iid}"]) == 2
-    assert "outside the bot's remit" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "outside the bot's remit" in err and "not in the incident scope" in err and "INCIDENT_BOT_SCOPE" in err
     assert w.sim.writes() == []
 
 
-def test_a_burst_for_an_outsiders_project_costs_one_membership_look_up(w, store, clock):
-    project, pid, first = outsider_incident(w)
+def test_a_burst_for_an_outsiders_project_costs_one_look_up_and_one_log_line(w, store, clock, caplog):
+    """Jobs for the outsider's project (by id: the receiver could not tell from a path) are ignored by the worker
+    after one read of the project's path, and said once."""
+    project, pid, first = outsider_incident(w, bot=MAINTAINER)
     iids = [first]
     for n in range(4):
         issue = w.sim.state.create_issue(project, f"x{n}", labels=(w.cfg.labels.trigger,), author=OUTSIDER)
@@ -151,24 +279,27 @@ def test_a_burst_for_an_outsiders_project_costs_one_membership_look_up(w, store,
     for n, key in enumerate(keys):
         store.record_delivery(f"d{n}", key, "Issue Hook", clock(), b"{}")
     w.sim.reset_log()
-    worker = worker_for(w, store, clock)
-    outcomes = [worker.run_once().outcome for _ in keys]
+    worker = worker_for(w, store, clock, metrics=(metrics := Metrics()))
+    with caplog.at_level(logging.INFO):
+        outcomes = [worker.run_once().outcome for _ in keys]
     assert outcomes == [Outcome.IGNORED] * 5 and w.sim.writes() == []
-    assert w.sim.count("GET", r"/members/all/") == 1 and len(w.sim.requests) == 2  # + the bot's user id, once
+    assert len(w.sim.requests) == 1 and w.sim.count("GET", r"/members/all/") == 0  # the project's path, once
+    assert metrics.registry.get_sample_value("incident_bot_outside_remit_total", {"kind": "not_in_scope"}) == 5
+    assert len([r for r in caplog.records if "outside the bot's remit" in r.getMessage()]) == 1
 
 
 def test_a_revoked_membership_is_noticed_once_the_cached_answer_expires(w, clock):
     from bot.gitlab.remit import Remit
 
     now = [0.0]
-    w.remit = Remit(w.cfg.bot.username, ttl_s=60, clock=lambda: now[0])
+    w.remit = Remit(w.cfg.bot.username, w.cfg.scope, ttl_s=60, clock=lambda: now[0])
     iid = w.incident(*S1)
     r = w.reconciler(clock=clock)
     try:
         r.reconcile(IncidentRef(w.project, iid))
         w.sim.state.remove_member(w.project, w.cfg.bot.username)
         now[0] = 61.0
-        with pytest.raises(OutsideRemit, match="not a member"):
+        with pytest.raises(OutsideRemit, match="cannot see project"):  # a private project, once no member
             r.reconcile(IncidentRef(w.project, iid))
     finally:
         r.close()
@@ -177,7 +308,9 @@ def test_a_revoked_membership_is_noticed_once_the_cached_answer_expires(w, clock
 # ------------------------------------------------------------------ invited through a group; scope
 
 
-def test_a_project_where_the_bot_is_a_member_through_its_group_is_acted_on(w, store, clock):
+def test_a_project_of_the_scope_where_the_bot_is_a_member_through_its_group_is_acted_on(sim, default_config, store,
+                                                                                       clock):
+    w = world(sim, default_config.model_copy(update={"scope": [PROJECT, "acme-sec"]}))
     w.sim.state.add_group_member("acme-sec", w.cfg.bot.username, 40)
     for name in ("sec-oncall", "sec-incident-manager"):
         w.sim.state.add_group_member("acme-sec", name, 30)
@@ -212,7 +345,7 @@ def test_scope_narrows_the_remit_to_the_named_groups_and_projects(w, store, cloc
     r = scoped.reconciler(clock=clock)
     try:
         report = sweep(r.client, store, cfg, clock())
-        with pytest.raises(OutsideRemit, match="not in the configured scope"):
+        with pytest.raises(OutsideRemit, match="not in the incident scope"):
             r.reconcile(IncidentRef(other, outside))
         r.reconcile(IncidentRef(scoped.project, inside))
     finally:

@@ -53,6 +53,7 @@ class Serve(support.Serve):
             "GITLAB_WEBHOOK_SECRET": SECRET,
             "INCIDENT_BOT_DB": str(workdir / "bot.sqlite3"),
             "INCIDENT_BOT_CONFIG": str(CONFIG),
+            "INCIDENT_BOT_SCOPE": PROJECT,
             "INCIDENT_BOT_LEASE_SECONDS": "3",
             "PYTHONUNBUFFERED": "1",
             **env,
@@ -368,7 +369,7 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedP
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "INCIDENT_BOT_"))}
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
-        env=clean | {"INCIDENT_BOT_CONFIG": str(CONFIG)} | env,
+        env=clean | {"INCIDENT_BOT_CONFIG": str(CONFIG), "INCIDENT_BOT_SCOPE": PROJECT} | env,
         cwd=cwd,
         capture_output=True,
         text=True,
