@@ -131,6 +131,7 @@ def test_help_lists_each_command_as_its_own_item(lived: tuple[World, int]) -> No
         "handoff",
         "snooze",
         "cadence",
+        "add",
         "channel",
         "done",
         "refresh",

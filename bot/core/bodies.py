@@ -462,6 +462,11 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
             for e in desired.engagements
         ],
         channels=channels,
+        proposed=[
+            {"title": p.title, "label": p.channel, "short": p.short, "reason": p.reason}
+            for p in desired.proposals
+            if p.channel not in observed.children
+        ],
         status=_status(desired),
         bot=cfg.bot.username,
     )
@@ -666,6 +671,10 @@ def reminder_body(desired: Desired, due: list[cadence.Due], cfg: Config, r: Rend
                 "cadence": every(d.engagement.cadence),
                 "channel": d.engagement.channel,
                 "due_at": d.due_at,
+                # From the second overdue window on, the next person in the chain is named, once per window.
+                "escalate": who(d.engagement.escalate) if d.engagement.escalate and d.window >= 2 else None,
+                "escalate_name": d.engagement.escalate.name if d.engagement.escalate else "",
+                "windows": d.window,
             }
             for d in due
         ],
@@ -765,4 +774,5 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         roles=list(cfg.roles),
         role_choices="|".join(cfg.roles),
         engagements=[e.id for e in cfg.engagements if e.cadence is not None],
+        channel_example=commands.short_name(cfg.channels[0].label, cfg) if cfg.channels else "email",
     )
