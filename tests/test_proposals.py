@@ -344,3 +344,23 @@ def test_the_help_reply_lists_add_on_its_own_line(w, clock):
     (reply,) = replies(w, iid)
     items = [line.text for line in rendered_lines(reply) if line.block == "li"]
     assert any(item.startswith("@incident-bot add email: select a communications channel") for item in items), items
+
+
+def test_plan_preview_lists_the_proposed_channels_as_not_opened(tmp_path, capsys):
+    import json
+
+    payload = json.loads((ROOT / "examples" / "payloads" / "s1-incident.json").read_text())
+    keep = [label for label in payload["labels"] if not label["title"].startswith("comms-")]
+    payload["labels"] = keep
+    payload["object_attributes"]["labels"] = keep
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps(payload))
+    assert main(["plan", "--config", str(ROOT / "config" / "bot.yaml"), "--payload", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Child issues (0), all confidential:" in out
+    assert "Proposed channels (2), opened only once a person adds them:" in out
+    assert "  - comms-faq: 'Customer FAQ' because data-breach is set (comment: add faq)" in out
+    assert "create confidential child issue" not in out
+    assert main(["plan", "--config", str(ROOT / "config" / "bot.yaml"), "--payload", str(path), "--json"]) == 0
+    proposed = json.loads(capsys.readouterr().out)["proposed"]
+    assert [p["add"] for p in proposed] == ["email", "faq"]
