@@ -195,3 +195,13 @@ def test_the_escalation_is_resolved_at_the_time_of_the_reminder(ew: World, clock
     look(ew, clock, iid)
     assert "escalated to @secops-oncall" in reminders(ew, iid)[-1]
 
+
+
+def test_an_escalation_to_the_dri_itself_names_nobody_twice(sim: SimulatedGitLab, clock: ManualClock):
+    w = world(sim, policy(team="team:sr_director_security"))  # the e-group's DRI is that team
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    at(clock, "11:00")
+    look(w, clock, iid)
+    (reminder,) = reminders(w, iid)
+    assert "escalated" not in reminder and reminder.count("@sec-director") == 1

@@ -657,6 +657,15 @@ def _child_rows(children: list[Child], desired: Desired, cfg: Config, incident: 
     return rows
 
 
+def _escalates(due: cadence.Due) -> bool:
+    """Whether a reminder names the engagement's escalation: from the second overdue window on, and only someone
+    other than the DRI it already names."""
+    person, dri = due.engagement.escalate, due.engagement.dri
+    if person is None or due.window < 2:
+        return False
+    return (person.handle or "").lower() != (dri.handle or "").lower()
+
+
 def reminder_body(desired: Desired, due: list[cadence.Due], cfg: Config, r: Renderer) -> str:
     last = desired.last_update
     return _render(
@@ -672,7 +681,7 @@ def reminder_body(desired: Desired, due: list[cadence.Due], cfg: Config, r: Rend
                 "channel": d.engagement.channel,
                 "due_at": d.due_at,
                 # From the second overdue window on, the next person in the chain is named, once per window.
-                "escalate": who(d.engagement.escalate) if d.engagement.escalate and d.window >= 2 else None,
+                "escalate": who(d.engagement.escalate) if d.engagement.escalate and _escalates(d) else None,
                 "escalate_name": d.engagement.escalate.name if d.engagement.escalate else "",
                 "windows": d.window,
             }
