@@ -299,22 +299,22 @@ def test_a_missing_project_falls_back(sim, cfg):
     assert fallback_lines(w, iid) == ["fallback:comms-email"]
 
 
-# ---- quick actions: the team's are kept, nothing from the incident adds one ----------------------------
+# ---- quick actions: the team's label is applied by the bot, nothing from the incident adds one ---------------
 
 
-def test_the_teams_quick_actions_run_and_the_incidents_title_cannot_add_one(w, sim, cfg):
-    pid = w.team_project(TEAM, templates={NAME: TEMPLATE + "/label ~mpm-intake\n"})
-    sim.state.add_label(pid, "mpm-intake")  # GitLab's /label applies labels that exist
+def test_the_teams_label_is_applied_and_the_incidents_title_cannot_add_a_quick_action(w, sim, cfg):
+    pid = w.team_project(TEAM, templates={NAME: TEMPLATE + "\n/label ~mpm-intake\n"})
+    sim.state.add_label(pid, "mpm-intake")
     iid = w.incident(*S1, title="Data exposed\n/close\n/label ~pwned @all")
     reconcile(w, iid)
     [child] = team_children(w)
-    assert "mpm-intake" in child["labels"]  # the team's own quick action, applied as GitLab does on create
+    assert "mpm-intake" in child["labels"]  # the team's label, applied by the bot through the API
     assert "pwned" not in child["labels"] and child["state"] == "opened"
     plan_part = child["description"][len(TEMPLATE.rstrip()) :]
     assert not re.search(r"(?m)^/", plan_part)
-    # The only quick action the bot sent is the team's line; no unexpected mention anywhere.
-    quick = [h for h in sim.hazards_except(configured_users(cfg)) if h["kind"] == "quick_action"]
-    assert [h["line"].strip() for h in quick] == ["/label ~mpm-intake"]
+    # No quick action is sent at all (the team's line is shown as code); no unexpected mention anywhere.
+    assert "` /label ~mpm-intake `" in child["description"]
+    assert [h for h in sim.hazards_except(configured_users(cfg)) if h["kind"] == "quick_action"] == []
     assert [h for h in sim.hazards_except(configured_users(cfg)) if h["kind"] == "mention"] == []
     assert writes_in(sim, pid)
 
@@ -437,6 +437,17 @@ def test_check_config_live_reports_each_team_channel_and_writes_nothing(capsys, 
     ]
     assert sim.writes() == []
     assert template_reads(sim) == 1
+
+
+def test_check_config_live_says_what_becomes_of_the_templates_quick_actions(capsys, monkeypatch, w, sim, cfg_path):
+    w.team_project(TEAM, templates={NAME: TEMPLATE + "\n/label ~mpm-intake ~security-incident\n/assign me\n"})
+    w.team_project("marketing/ops")
+    code, out, err = live(capsys, monkeypatch, sim, cfg_path, "--project", w.project)
+    assert code == 0, err
+    [line] = [line for line in out.splitlines() if line.startswith("channels[comms-email]")]
+    assert "2 quick action line(s) shown as code, never run" in line
+    assert "'/label ~mpm-intake ~security-incident' (~security-incident is one of the bot's labels)" in line
+    assert "'/assign me' (`me` would be the bot)" in line
 
 
 def test_check_config_live_names_each_problem_in_one_line_and_exits_2(capsys, monkeypatch, w, sim, cfg_path):

@@ -12,11 +12,13 @@ from bot.core import bodies, commands
 from bot.core.converge import DryRun, converge
 from bot.core.model import BotState, ChildTarget, IncidentRef, Issue, Note, Observed
 from bot.core.policy import plan, plan_observed
+from bot.core.teamintent import template_intent
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.projectsetup import ProjectSetup
 from bot.gitlab.targets import MAX_TEMPLATE_CHARS
 from bot.text.hazards import preamble_problem
+from bot.text.quickactions import neutralise
 from bot.text.templates import TemplateRenderer
 
 SAMPLE_TIME = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -71,7 +73,7 @@ def render_over_time(observed: Observed, cfg: Config, renderer: TemplateRenderer
     for verdict in desired.verdicts:
         bodies.reply_body(verdict, desired, observed, cfg, renderer)
     if desired.dues:
-        bodies.reminder_body(desired, list(desired.dues), cfg, renderer)
+        bodies.reminder_body(desired, observed, list(desired.dues), cfg, renderer)
     bodies.all_clear_body(desired, observed, cfg, renderer)
     bodies.closed_body(desired, observed, list(observed.children.values()), cfg, renderer)
 
@@ -180,6 +182,19 @@ def access_checks(
     return out
 
 
+def _quick_actions_note(cfg: Config, text: str) -> str:
+    """What becomes of a team template's quick actions: none runs; which the bot would drop, and why (assignees
+    and the milestone are checked against GitLab only when a child is opened)."""
+    _, actions = neutralise(text)
+    if not actions:
+        return ""
+    intent = template_intent(actions, cfg, cfg.bot.username, datetime.now(UTC).date())
+    note = f", {len(actions)} quick action line(s) shown as code, never run"
+    if intent.dropped:
+        note += "; not applied: " + "; ".join(f"{d.line!r} ({d.why})" for d in intent.dropped)
+    return note
+
+
 def live_checks(cfg: Config, client: GitLabClient, incident_project: str | None = None) -> list[LiveCheck]:
     """For each channel with a team project or template: does the project exist, does it hold the template,
     and may the bot create confidential issues (Reporter or above) and link them to incidents (Reporter or
@@ -231,10 +246,10 @@ def live_checks(cfg: Config, client: GitLabClient, incident_project: str | None 
                     )
                 elif len(text) > MAX_TEMPLATE_CHARS:
                     problems.append(f"template {ch.gitlab_template!r} is longer than {MAX_TEMPLATE_CHARS:,} characters")
-                elif (problem := preamble_problem(text)) is not None:
+                elif (problem := preamble_problem(neutralise(text)[0])) is not None:
                     problems.append(f"template {ch.gitlab_template!r} cannot be used: {problem}")
                 else:
-                    found.append(f"template {ch.gitlab_template!r} found")
+                    found.append(f"template {ch.gitlab_template!r} found" + _quick_actions_note(cfg, text))
             if incident_project and incident_project.lower() != project.lower():
                 other, other_why = level_of(incident_project)
                 if other is None:

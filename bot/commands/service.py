@@ -192,7 +192,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     username = wiring.check_gitlab(env)
     cfg = as_bot(cfg, username)
     store = wiring.open_service_store(env)
-    client = wiring.client(env, cfg)
+    client = wiring.client(env, cfg, wiring.call_policy(cfg.api, ledger=store))
     report = sweep(client, store, cfg, utcnow())
     print(report.summary())
     if args.queue_only:
@@ -258,7 +258,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, registry=metrics.registry)
-    client = wiring.client(env, cfg, wiring.call_policy(cfg.api, on_call=metrics.on_api_call))
+    client = wiring.client(env, cfg, wiring.call_policy(cfg.api, ledger=store, on_call=metrics.on_api_call))
     reconciler = wiring.reconciler(env, cfg, client, bot_username=username)
     sweep_every = env.sweep_every
     chat, slack = wiring.slack(env, cfg, store, metrics=metrics, clock=utcnow, worker_id=f"{default_worker_id()}:slack")

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.config import Config
-from bot.core import cadence, commands, order
+from bot.core import cadence, commands, order, records, teamintent
 from bot.core import state as bot_state
 from bot.core.model import BotState, Child, Desired, Issue, LogEntry, Observed, Person, Tick
 from bot.text.escape import (
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 CHECKLIST = bot_state.CHECKLIST
 CHILD = "child"
-LOG = "log"
+LOG = records.LOG
 ITEM = "item"
 
 
@@ -177,6 +177,11 @@ def _log_id(child: Issue, incident: Issue) -> str:
     """The child's part of its status log keys: ``IID``, or ``PID/IID`` in another project."""
     pid, iid = child_key(child, incident)
     return f"{pid}/{iid}" if pid is not None else str(iid)
+
+
+def log_id(child: Issue, incident: Issue) -> str:
+    """The child's part of its status log keys (``IID``, or ``PID/IID`` in another project)."""
+    return _log_id(child, incident)
 
 
 def _project_path(issue: Issue) -> str | None:
@@ -378,9 +383,10 @@ def order_log_text(b: order.Breach, desired: Desired, cfg: Config, incident: Iss
     return _breach_text(b, desired, cfg, incident)
 
 
-def order_child_body(b: order.Breach, desired: Desired, cfg: Config, incident: Issue) -> str:
+def order_child_body(b: order.Breach, desired: Desired, cfg: Config, observed: Observed) -> str:
     """The one comment on the child itself; its log marker carries ``b.key`` so it is found again. On a child
     in a team's project every reference is written in full (``#12`` there would be that project's issue)."""
+    incident = observed.incident
     elsewhere = "/" in child_ref(b.later.issue, incident)
     here = _full_ref(incident, incident) if elsewhere else issue_ref(desired.ref.iid)
     text = _checked_entry(
@@ -390,7 +396,7 @@ def order_child_body(b: order.Breach, desired: Desired, cfg: Config, incident: I
             + f". The incident ({here}) records this in its status log and checklist.",
         )
     )
-    return f"{marker(LOG, keys=[b.key])}\n{text}\n"
+    return f"{_log(observed, [b.key])}\n{text}\n"
 
 
 def _tickable(key: str, ticks: frozenset[str], done: Mapping[str, Tick], numbers: Mapping[str, int]) -> dict[str, Any]:
@@ -538,11 +544,17 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
         plan = plans.get(label)
         ref, log_id = child_ref(child.issue, inc), _log_id(child.issue, inc)
         if plan is not None:
+            target = observed.targets.get(label)
+            from_template = (
+                teamintent.describe(target.intent, child.issue.assignees)
+                if target is not None and target.template
+                else ""
+            )
             entries.append(
                 LogEntry(
                     f"child:{label}:{log_id}",
                     f"opened {ref} {escape_inline(plan.title)} for {who(plan.assignee)} "
-                    f"because {escape_inline(plan.reason)}",
+                    f"because {escape_inline(plan.reason)}" + (f"; {from_template}" if from_template else ""),
                 )
             )
         else:
@@ -579,17 +591,32 @@ def _checked_entry(entry: LogEntry) -> Safe:
 
 
 #: The field of a status log marker that says the note belongs to the incident's status log thread.
-LOG_THREAD = "thread"
+LOG_THREAD = records.THREAD
 
 
-def log_body(entries: list[LogEntry], cfg: Config, r: Renderer, copy: str = "", *, first: bool = True) -> str:
+def _log(observed: Observed, keys: list[str], **extra: Any) -> Safe:
+    """The signed marker recording ``keys`` (``bot.core.records``)."""
+    return Safe(records.log_marker(observed.key, observed.incident, keys, **extra))
+
+
+def log_body(
+    entries: list[LogEntry],
+    observed: Observed,
+    cfg: Config,
+    r: Renderer,
+    copy: str = "",
+    *,
+    first: bool = True,
+    carried: frozenset[str] = frozenset(),
+) -> str:
     """A status log note: the first note of the log's thread (``first``, with the log's heading) or a reply
-    in it (its entries only)."""
+    in it (its entries only). ``carried``: an earlier version's keys it re-signs (``bot.core.records``)."""
+    extra = " " + records.carried_markers(observed.key, observed.incident, carried) if carried else ""
     return _render(
         r,
         cfg.templates.log,
         "status log comment",
-        marker=Safe(marker(LOG, keys=[e.key for e in entries], **{LOG_THREAD: True}) + copy),
+        marker=Safe(_log(observed, [e.key for e in entries], **{LOG_THREAD: True}) + copy + extra),
         entries=[_checked_entry(e) for e in entries],
         first=first,
     )
@@ -605,7 +632,7 @@ def out_of_scope_body(desired: Desired, observed: Observed, cfg: Config, r: Rend
         r,
         cfg.templates.out_of_scope,
         "out-of-scope comment",
-        marker=Safe(marker(LOG, keys=["out-of-scope"])),
+        marker=_log(observed, ["out-of-scope"]),
         incident=_incident_context(observed),
         reason=desired.scope_reason,
         threshold=cfg.severity.in_scope_at_least.label,
@@ -666,13 +693,13 @@ def _escalates(due: cadence.Due) -> bool:
     return (person.handle or "").lower() != (dri.handle or "").lower()
 
 
-def reminder_body(desired: Desired, due: list[cadence.Due], cfg: Config, r: Renderer) -> str:
+def reminder_body(desired: Desired, observed: Observed, due: list[cadence.Due], cfg: Config, r: Renderer) -> str:
     last = desired.last_update
     return _render(
         r,
         cfg.templates.reminder,
         f"reminder on {desired.ref}",
-        marker=Safe(marker(LOG, keys=[d.key for d in due])),
+        marker=_log(observed, [d.key for d in due]),
         engagements=[
             {
                 "name": d.engagement.name,
@@ -698,7 +725,7 @@ def all_clear_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         r,
         cfg.templates.all_clear,
         "all-clear comment",
-        marker=Safe(marker(LOG, keys=["all-clear"])),
+        marker=_log(observed, ["all-clear"]),
         children=_child_rows(still_open, desired, cfg, observed.incident),
     )
 
@@ -710,7 +737,7 @@ def closed_body(desired: Desired, observed: Observed, still_open: list[Child], c
         r,
         cfg.templates.closed_open_children,
         "closed-incident comment",
-        marker=Safe(marker(LOG, keys=[key])),
+        marker=_log(observed, [key]),
         children=_child_rows(still_open, desired, cfg, observed.incident),
     )
 
@@ -772,7 +799,7 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         r,
         cfg.templates.reply,
         f"reply to comment {cmd.note.id} on {desired.ref}",
-        marker=Safe(marker(LOG, keys=[cmd.key]) + state_copy(desired, observed)),
+        marker=Safe(_log(observed, [cmd.key]) + state_copy(desired, observed)),
         author=author,
         command=" ".join((cmd.name, *cmd.args)),
         ok=verdict.ok,

@@ -113,6 +113,9 @@ class Verdict:
 # Markdown's line endings (not every Unicode break ``str.splitlines`` knows) and its blank lines.
 _MD_LINES = re.compile(r"\r\n|\r|\n")
 _SETEXT_UNDERLINE = re.compile(r" {0,3}(?:=+|-+)[ \t]*$")
+# A GFM table's delimiter row (``---|---``, ``:--``, ``|---|``): the line above it is the table's header row, not
+# a paragraph. Matched loosely (any such line refuses), which only ever refuses more than GitLab would.
+_TABLE_DELIMITER = re.compile(r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
 
 
 def _indent(line: str) -> int:
@@ -128,13 +131,27 @@ def _indent(line: str) -> int:
     return cols
 
 
+def addresses(line: str, bot: str) -> re.Match[str] | None:
+    """``@bot`` at the start of ``line`` as GitLab reads a mention of the bot, with the rest of the line.
+
+    ``User.reference_pattern`` (app/models/user.rb) is ``@`` followed by ``Gitlab::PathRegex``'s
+    ``FULL_NAMESPACE_FORMAT_REGEX`` (lib/gitlab/path_regex.rb): ASCII letters, digits, ``_``, ``-`` and
+    ``.`` only, the longest such run being the name, which GitLab then looks up case-insensitively. So
+    ``@Incident-Bot`` is the bot, but ``@ıncident-bot`` (dotless i) or ``@İncident-bot`` mention nobody, and
+    ``@incident-bot2``/``@incident-bot.x`` someone else: ``re.ASCII`` keeps Python's case folding from
+    matching ``ı``/``İ``/``K`` (Kelvin) with ASCII letters.
+    """
+    return re.match(rf"@{re.escape(bot)}(?![A-Za-z0-9_-]|\.+[A-Za-z0-9_-])[ \t]*(.*)$", line, re.IGNORECASE | re.ASCII)
+
+
 def parse(note: Note, bot: str) -> Command | None:
     """The command in a note's first non-blank line, if that line starts a plain paragraph addressing the bot.
 
     Like GitLab's own quick actions (``QuickActionPipeline`` reads only top-level paragraphs), a command
     that is shown as code or quoted is not a command: an indented line (4 columns or a tab) is a code
-    block, a fence, ``>`` or ``>>>`` quote, list item or HTML line does not start with the handle, and a
-    line underlined with ``===``/``---`` is a heading.
+    block, a fence, ``>`` or ``>>>`` quote, list item, table row or HTML line does not start with the
+    handle, a line underlined with ``===``/``---`` is a heading, and a line followed by a table's delimiter
+    row (``---|---``) is a table's header row.
     """
     lines = _MD_LINES.split(note.body)
     for index, line in enumerate(lines):
@@ -142,11 +159,11 @@ def parse(note: Note, bot: str) -> Command | None:
             continue
         if _indent(line) >= 4:
             return None
-        m = re.match(rf"@{re.escape(bot)}(?![\w.-])[ \t]*(.*)$", line.lstrip(" \t"), re.IGNORECASE)
+        m = addresses(line.lstrip(" \t"), bot)
         if not m:
             return None
         following = lines[index + 1] if index + 1 < len(lines) else ""
-        if _SETEXT_UNDERLINE.match(following):
+        if _SETEXT_UNDERLINE.match(following) or _TABLE_DELIMITER.match(following):
             return None
         words = m.group(1).split()
         name = words[0].lower() if words else "help"

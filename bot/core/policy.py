@@ -301,6 +301,9 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
                 cadences=state.cadences,
                 chat_channel=state.chat_channel,
                 done=state.done,
+                # Recorded once nothing unsigned is left to re-sign: the comment that re-signs comes first
+                # (``diff``), so a crash in between never loses an earlier version's keys.
+                signed_log=True,
             )
         ),
         verdicts=verdicts,

@@ -48,6 +48,8 @@ def encode(state: BotState) -> dict[str, Any]:
         fields["chat_channel"] = state.chat_channel
     if state.done:
         fields["done"] = {k: {"by": v.by, "at": v.at.isoformat()} for k, v in sorted(state.done.items())}
+    if state.signed_log:
+        fields["signed_log"] = True
     return fields
 
 
@@ -104,6 +106,7 @@ def decode(fields: Mapping[str, Any]) -> BotState:
         chat_channel=_channel(fields.get("chat_channel")),
         done=_done(fields.get("done")),
         rev=_int(fields.get("rev")),
+        signed_log=fields.get("signed_log") is True,
     )
 
 
@@ -123,6 +126,12 @@ def checklist_marker(state: BotState, key: StateKey, incident: Issue) -> str:
 
 def copy_marker(state: BotState, key: StateKey, incident: Issue) -> str:
     return signed_marker(COPY, key, scope_of(incident), **encode(state))
+
+
+def signed_checklist(body: str, key: StateKey, incident: Issue) -> bool:
+    """Whether ``body`` holds a checklist marker the bot signed for ``incident`` (the checklist itself, found
+    before any other of the bot's comments somebody put a checklist marker in)."""
+    return any(m.kind == CHECKLIST and verify(m, key, scope_of(incident)) in TRUSTED for _, _, m in marker_spans(body))
 
 
 @dataclass(frozen=True)

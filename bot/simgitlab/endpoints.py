@@ -195,6 +195,23 @@ def list_labels(ctx: Ctx) -> ApiResponse:
     return ctx.api.paginate(ctx, labels, lambda lab: entities.label(project, lab, counts))
 
 
+@router.add("GET", "/projects/:id/milestones")
+def list_milestones(ctx: Ctx) -> ApiResponse:
+    """GitLab's ``GET /projects/:id/milestones`` (doc/api/milestones.md): ``title`` (exact), ``state``
+    (``active``/``closed``), ``search``. The project's own milestones only: ``include_ancestors`` finds none
+    more here, as the simulator has no group milestones."""
+    project = _project(ctx)
+    if not ctx.state.can_read_project(ctx.actor, project):
+        raise ApiError.not_found("Project")
+    title, state = ctx.text("title"), ctx.text("state")
+    found = [
+        m
+        for m in project.milestones
+        if (title is None or m.title == title) and (state is None or m.state == state)
+    ]
+    return ctx.api.paginate(ctx, found, lambda m: entities.milestone(project, m))
+
+
 _LABEL_COLOR = re.compile(r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|[a-zA-Z]+)$")  # hex or a CSS colour name
 
 
@@ -313,6 +330,8 @@ def get_issue(ctx: Ctx) -> ApiResponse:
 def create_issue(ctx: Ctx) -> ApiResponse:
     project = _project(ctx)
     ctx.required("title")
+    # Issues::CreateService is a RateLimitedService: scope [project, current_user] (see ratelimits.py)
+    ctx.state.rate_limits.check("issues_create", (project.id, ctx.actor.id), ctx.actor.username)
     title = _title(ctx) or ""
     description = ctx.text("description") or ""
     labels = ctx.items("labels") or []
@@ -333,6 +352,7 @@ def create_issue(ctx: Ctx) -> ApiResponse:
     if not _can_set_metadata(ctx, project):
         labels, assignees = [], []  # GitLab silently drops metadata a guest may not set
     created_at = ctx.timestamp("created_at") if ctx.state.access_level(project, ctx.actor) >= 50 else None
+    milestone_id, weight = (str(ctx.params.get(k, "")) for k in ("milestone_id", "weight"))
     item = ctx.state.new_issue(
         project,
         ctx.actor,
@@ -344,6 +364,9 @@ def create_issue(ctx: Ctx) -> ApiResponse:
         issue_type=issue_type,
         severity=severity,
         created_at=created_at,
+        due_date=ctx.text("due_date"),
+        milestone_id=int(milestone_id) if milestone_id.isdigit() else None,
+        weight=int(weight) if weight.isdigit() else None,
     )
     return ok(entities.issue(ctx.state, item), 201)
 
@@ -423,6 +446,8 @@ def list_notes(ctx: Ctx) -> ApiResponse:
 
 @router.add("POST", "/projects/:id/issues/:iid/notes")
 def create_note(ctx: Ctx) -> ApiResponse:
+    # lib/api/notes.rb: check_rate_limit! :notes_create, scope: current_user, before the noteable is looked up
+    ctx.state.rate_limits.check("notes_create", (ctx.actor.id,), ctx.actor.username)
     return _post_note(ctx)
 
 
