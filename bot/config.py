@@ -201,18 +201,40 @@ class Rotation(_Model):
         return v.lower()
 
 
+_ESCALATION = re.compile(r"^(?:(?:role|team):[a-z][a-z0-9_]*|@?[A-Za-z0-9_][A-Za-z0-9_.-]*)$")
+
+
+def _escalation(value: Any) -> str:
+    text = str(value).strip() if isinstance(value, str) else ""
+    if not _ESCALATION.match(text) or len(text) > 255:
+        raise ValueError(
+            f"invalid escalation {value!r} (expected 'role:<seoc|simoc|cmoc>', 'team:<team id>' or a GitLab username)"
+        )
+    return text.lstrip("@")
+
+
+Escalation = Annotated[str, BeforeValidator(_escalation)]
+"""Who a status update overdue for a second window is escalated to: a role, a team or a GitLab username."""
+
+
 class Role(_Model):
     name: str
     description: str = ""
     roster: list[str] = Field(default_factory=list)
     rotation: Rotation | None = None
     overrides: list[Override] = Field(default_factory=list)
+    escalate_to: Escalation | None = Field(
+        None, description="Mentioned when an update this role owes is overdue for a second window (e.g. its backup)."
+    )
 
 
 class Team(_Model):
     name: str
     handle: str | None = Field(None, description="GitLab username or group path mentioned for this team.")
     assignee: str | None = Field(None, description="Username assigned to child issues owned by this team.")
+    escalate_to: Escalation | None = Field(
+        None, description="Mentioned when an update this team owes is overdue for a second window (e.g. its manager)."
+    )
 
 
 class Condition(_Model):
@@ -241,6 +263,11 @@ class Engagement(_Model):
     dri: Party
     cadence: Cadence = None
     channel: str
+    escalate_to: Escalation | None = Field(
+        None,
+        description="Mentioned when this engagement's update is overdue for a second window; default: the DRI's "
+        "role's or team's escalate_to.",
+    )
 
 
 class Engaged(_Model):
@@ -285,6 +312,11 @@ class Channel(_Model):
         None,
         description="An issue template of that project (.gitlab/issue_templates, without .md) the child starts with; "
         "`template` is then used only when the project or its template cannot be read.",
+    )
+    proposed_when: Condition | None = Field(
+        None,
+        description="When the plan implies this channel: the checklist proposes it (with the command that adds it) "
+        "until a person adds its label; nothing is opened before.",
     )
 
 
@@ -735,8 +767,19 @@ def semantic_problems(cfg: Config) -> list[Problem]:
     for i, eng in enumerate(cfg.engagements):
         check_party(f"{entry('engagements', i)}.dri", eng.dri)
         check_condition(f"{entry('engagements', i)}.when", eng.when)
+    for i, eng in enumerate(cfg.engagements):
+        if eng.escalate_to and ":" in eng.escalate_to:
+            check_party(f"{entry('engagements', i)}.escalate_to", eng.escalate_to)
+    for role_id, role in cfg.roles.items():
+        if role.escalate_to and ":" in role.escalate_to:
+            check_party(f"roles.{role_id}.escalate_to", role.escalate_to)
+    for team_id, team in cfg.teams.items():
+        if team.escalate_to and ":" in team.escalate_to:
+            check_party(f"teams.{team_id}.escalate_to", team.escalate_to)
     for i, ch in enumerate(cfg.channels):
         check_party(f"{entry('channels', i)}.assignee", ch.assignee)
+        if ch.proposed_when is not None:
+            check_condition(f"{entry('channels', i)}.proposed_when", ch.proposed_when)
         for j, engaged in enumerate(ch.engaged):
             check_party(f"{entry('channels', i)}.engaged[{j}].party", engaged.party)
     out.extend(Problem(src, where, why) for where, why in scope_conflicts(cfg.scope, cfg))

@@ -17,7 +17,7 @@ from tests.conftest import at, look
 from tests.rendered import Line, headings, rendered_lines, rendered_text
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
-COMMANDS = ("help", "status", "handoff", "snooze", "cadence", "channel", "refresh")
+COMMANDS = ("help", "status", "handoff", "snooze", "cadence", "channel", "add", "refresh")
 
 
 def say(w: World, iid: int, who: str, text: str) -> None:
@@ -39,9 +39,10 @@ def reply_to(w: World, iid: int, command: str) -> list[Line]:
 
 @pytest.fixture
 def lived(w: World, clock) -> tuple[World, int]:
-    """One incident through its life: declared, every command kind, a refused one, a reminder, a child closed out
-    of the plan's order, all clear, closed with children open; and an incident below the plan's threshold."""
-    iid = w.incident(*S1, "comms-blog")
+    """One incident through its life: declared with a channel proposed, every command kind (the proposed channel
+    added), a refused one, a reminder, a child closed out of the plan's order, all clear, closed with children
+    open; and an incident below the plan's threshold."""
+    iid = w.incident("severity::1", "data-breach", "comms-email", "comms-blog")
     look(w, clock, iid)
     for text in (
         "help",
@@ -49,6 +50,7 @@ def lived(w: World, clock) -> tuple[World, int]:
         "handoff seoc @secops-oncall",
         "snooze 2h",
         "cadence e-group 30m",
+        "add faq",
         "bogus",
         "refresh",
     ):
@@ -131,11 +133,21 @@ def test_help_lists_each_command_as_its_own_item(lived: tuple[World, int]) -> No
         "handoff",
         "snooze",
         "cadence",
+        "add",
         "channel",
         "done",
         "refresh",
         "help",
     ], items
+
+
+def test_an_added_channel_is_listed_and_no_longer_proposed(lived: tuple[World, int]) -> None:
+    w, iid = lived
+    checklist = next(b for b in bot_bodies(w, iid) if "incident-bot:checklist" in b)
+    shown = rendered_text(checklist)
+    assert not any(line.startswith("Proposed:") for line in shown), "added: no longer proposed"
+    assert any(re.match(r"\[ \] #\d+ Customer FAQ · DRI", line) for line in shown), shown
+    assert reply_to(w, iid, "add faq")[1].text.startswith("added comms-faq to the incident")
 
 
 def test_status_prefill_shows_six_points_alike(lived: tuple[World, int]) -> None:
@@ -147,7 +159,9 @@ def test_status_prefill_shows_six_points_alike(lived: tuple[World, int]) -> None
     assert {p.block for p in points} == {"p"}, points
 
 
-@pytest.mark.parametrize("command", ["handoff seoc @secops-oncall", "snooze 2h", "cadence e-group 30m", "bogus"])
+@pytest.mark.parametrize(
+    "command", ["handoff seoc @secops-oncall", "snooze 2h", "cadence e-group 30m", "add faq", "bogus"]
+)
 def test_a_replys_verdict_and_its_message_are_two_lines(lived: tuple[World, int], command: str) -> None:
     w, iid = lived
     lines = reply_to(w, iid, command)

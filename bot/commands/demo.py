@@ -338,18 +338,18 @@ def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] =
             )
 
         demo.step("09:00", "@sam-reporter", "declares incident #1 (severity::1, data-breach)", declare)
+        scoped = demo.labels("comms::scoped", "publicly-reported", "comms-blog", remove=("comms::investigating",))
+
+        def scope_and_channels() -> None:
+            scoped()
+            sim.state.add_note(w.project, demo.incident, "@incident-bot add email faq", author="sec-oncall")
+
         demo.step(
             "09:20",
             "@sec-oncall",
-            "scope and impact known: comms::scoped, publicly-reported; channels email, FAQ, blog",
-            demo.labels(
-                "comms::scoped",
-                "publicly-reported",
-                "comms-email",
-                "comms-faq",
-                "comms-blog",
-                remove=("comms::investigating",),
-            ),
+            "scope and impact known: comms::scoped, publicly-reported, channel blog; takes the proposed email and FAQ "
+            "with `@incident-bot add email faq`",
+            scope_and_channels,
         )
         demo.step("10:01", "the periodic sweep", "an hour has passed without a status update", lambda: None)
         demo.step(

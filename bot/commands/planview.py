@@ -85,6 +85,8 @@ class PlanReport:
                     {"channel": c.channel, "title": c.title, "assignee": c.assignee.assignee, "confidential": True}
                     for c in d.children
                 ],
+                proposed=[{"channel": p.channel, "title": p.title, "add": p.short, "reason": p.reason}
+                          for p in d.proposals],
             )
         out["actions"] = [_action_json(a) for a in self.actions]
         out["notes"] = list(self.notes)
@@ -128,6 +130,13 @@ class PlanReport:
             for c in d.children:
                 who = f"@{c.assignee.assignee}" if c.assignee.assignee else "unassigned"
                 lines.append(f"  - {c.channel}: {c.title!r} assigned to {who} ({c.assignee.name})")
+            if d.proposals:
+                lines.append(f"Proposed channels ({len(d.proposals)}), opened only once a person adds them:")
+                for proposal in d.proposals:
+                    lines.append(
+                        f"  - {proposal.channel}: {proposal.title!r} because {proposal.reason} "
+                        f"(comment: add {proposal.short})"
+                    )
         if d.verdicts:
             lines.append(f"Commands ({len(d.verdicts)}):")
             for v in d.verdicts:

@@ -468,6 +468,11 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
             for e in desired.engagements
         ],
         channels=channels,
+        proposed=[
+            {"title": p.title, "label": p.channel, "short": p.short, "reason": p.reason}
+            for p in desired.proposals
+            if p.channel not in observed.children
+        ],
         status=_status(desired),
         bot=cfg.bot.username,
     )
@@ -679,6 +684,15 @@ def _child_rows(children: list[Child], desired: Desired, cfg: Config, incident: 
     return rows
 
 
+def _escalates(due: cadence.Due) -> bool:
+    """Whether a reminder names the engagement's escalation: from the second overdue window on, and only someone
+    other than the DRI it already names."""
+    person, dri = due.engagement.escalate, due.engagement.dri
+    if person is None or due.window < 2:
+        return False
+    return (person.handle or "").lower() != (dri.handle or "").lower()
+
+
 def reminder_body(desired: Desired, observed: Observed, due: list[cadence.Due], cfg: Config, r: Renderer) -> str:
     last = desired.last_update
     return _render(
@@ -693,6 +707,10 @@ def reminder_body(desired: Desired, observed: Observed, due: list[cadence.Due], 
                 "cadence": every(d.engagement.cadence),
                 "channel": d.engagement.channel,
                 "due_at": d.due_at,
+                # From the second overdue window on, the next person in the chain is named, once per window.
+                "escalate": who(d.engagement.escalate) if d.engagement.escalate and _escalates(d) else None,
+                "escalate_name": d.engagement.escalate.name if d.engagement.escalate else "",
+                "windows": d.window,
             }
             for d in due
         ],
@@ -792,4 +810,5 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         roles=list(cfg.roles),
         role_choices="|".join(cfg.roles),
         engagements=[e.id for e in cfg.engagements if e.cadence is not None],
+        channel_example=commands.short_name(cfg.channels[0].label, cfg) if cfg.channels else "email",
     )

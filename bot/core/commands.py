@@ -20,7 +20,7 @@ from bot.config import ROLE_IDS, ChatSettings, Config, parse_duration
 from bot.core.model import BotState, CadenceRequest, Note, Tick
 from bot.text.escape import is_valid_username
 
-COMMANDS = ("help", "status", "handoff", "snooze", "cadence", "channel", "done", "undo", "refresh")
+COMMANDS = ("help", "status", "handoff", "snooze", "cadence", "channel", "add", "done", "undo", "refresh")
 CHAT_CHANNEL = re.compile(r"#[a-z0-9][a-z0-9_-]{0,79}")
 """A Slack channel name as the ``channel`` command takes it (Slack's own rules: lowercase, digits, ``-``, ``_``)."""
 MAX_SNOOZE = timedelta(days=7)
@@ -107,6 +107,7 @@ class Verdict:
     cadence: tuple[str, CadenceRequest] | None = None  # (engagement id, what was requested)
     chat_channel: str | None = None  # the incident response channel in Slack
     tick: tuple[Item, Tick | None] | None = None  # an item marked done (a Tick) or not done (None)
+    add_channels: tuple[str, ...] = ()  # channel labels to put on the incident (``add``)
 
 
 # Markdown's line endings (not every Unicode break ``str.splitlines`` knows) and its blank lines.
@@ -170,9 +171,12 @@ def parse(note: Note, bot: str) -> Command | None:
     return None
 
 
-def judge(cmd: Command, cfg: Config, ticks: Ticks | None = None) -> Verdict:
+def judge(
+    cmd: Command, cfg: Config, ticks: Ticks | None = None, selected: Collection[str] = ()
+) -> Verdict:
     """Decide a command's effect and reply text (plain text; the renderer escapes it). ``ticks``: the
-    checklist as it stands, for ``done`` and ``undo`` (default: every item, none ticked)."""
+    checklist as it stands, for ``done`` and ``undo`` (default: every item, none ticked); ``selected``: the
+    channels already selected on the incident (their label set and their issue opened), for ``add``."""
     if not cmd.allowed:
         return Verdict(
             cmd,
@@ -209,6 +213,8 @@ def judge(cmd: Command, cfg: Config, ticks: Ticks | None = None) -> Verdict:
         return _cadence(cmd, cfg)
     if name == "channel":
         return _channel(cmd, cfg)
+    if name == "add":
+        return _add(cmd, cfg, selected)
     if name in ("done", "undo"):
         return _done(cmd, cfg, ticks or Ticks(checklist_items(cfg)))
     # handoff
@@ -301,6 +307,65 @@ def _channel(cmd: Command, cfg: Config) -> Verdict:
         return Verdict(cmd, False, Reply("refused: ", Echo(name), f" cannot be the incident channel: {why}"))
     return Verdict(cmd, True, Reply("incident response channel set to ", Echo(name), " by ", Echo(cmd.note.author)),
                    chat_channel=name)
+
+
+def short_name(label: str, cfg: Config) -> str:
+    """A channel's short name for ``add``: its label without the prefix all channel labels share up to a ``-``
+    (``email`` for ``comms-email``); the label itself when there is no such prefix."""
+    labels = [c.label for c in cfg.channels]
+    prefix = labels[0] if len(labels) > 1 else ""
+    for other in labels[1:]:
+        while not other.startswith(prefix):
+            prefix = prefix[:-1]
+    prefix = prefix[: prefix.rfind("-") + 1]
+    short = label[len(prefix) :] if prefix and label.startswith(prefix) else ""
+    return short or label
+
+
+def channel_names(cfg: Config) -> dict[str, str]:
+    """Every name ``add`` takes, lowercase, to the channel's label: the label and its short name."""
+    names = {short_name(c.label, cfg).lower(): c.label for c in cfg.channels}
+    names.update({c.label.lower(): c.label for c in cfg.channels})
+    return names
+
+
+def _add(cmd: Command, cfg: Config, selected: Collection[str]) -> Verdict:
+    """``add CHANNEL [CHANNEL ...]``: put channel labels on the incident, so their issues are opened (as if a
+    person had added the labels). All or nothing: one unknown name and nothing is added."""
+    names = channel_names(cfg)
+    listing = ", ".join(short_name(c.label, cfg) for c in cfg.channels)
+    if not cmd.args:
+        return Verdict(cmd, False, f"usage: add CHANNEL [CHANNEL ...], e.g. add email; channels: {listing}")
+    labels: list[str] = []
+    for arg in cmd.args:
+        wanted = arg.lower().lstrip("~")
+        label = names.get(wanted)
+        if label is None:
+            close = difflib.get_close_matches(wanted, list(names), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}? " if close else ""
+            return Verdict(
+                cmd, False, Reply("unknown channel ", Echo(arg), f"; nothing added ({hint}channels: {listing})")
+            )
+        if label not in labels:
+            labels.append(label)
+    added = tuple(label for label in labels if label not in selected)
+    already = [label for label in labels if label in selected]
+    parts: list[str | Echo] = []
+    if added:
+        parts += ["added ", *_joined(added), " to the incident, asked by ", Echo(cmd.note.author),
+                  "; the checklist lists " + ("their issues" if len(added) > 1 else "its issue")]
+    if already:
+        parts += ["; " if added else "", *_joined(already),
+                  " is already selected" if len(already) == 1 else " are already selected"]
+    return Verdict(cmd, True, Reply(*parts), add_channels=added)
+
+
+def _joined(labels: Collection[str]) -> list[str | Echo]:
+    out: list[str | Echo] = []
+    for n, label in enumerate(labels):
+        out += [", "] if n else []
+        out.append(Echo(label))
+    return out
 
 
 def _find_item(wanted: str, items: tuple[Item, ...]) -> Item | None:

@@ -263,6 +263,8 @@ class EngagementPlan:
     cadence_source: str = ""
     # When the cadence was last changed by a command: the next reminder window is counted from there.
     cadence_changed: datetime | None = None
+    # Who is mentioned when an update stays overdue for a second window (``escalate_to``), if anyone.
+    escalate: Person | None = None
 
 
 @dataclass(frozen=True)
@@ -293,6 +295,17 @@ class ChildPlan:
 
 
 @dataclass(frozen=True)
+class ProposalPlan:
+    """A channel the plan implies (its ``proposed_when`` holds) that nobody has selected: the checklist proposes
+    it with the command that adds it; nothing is opened until a person does."""
+
+    channel: str
+    title: str
+    short: str  # the name ``add`` takes besides the label (``email`` for ``comms-email``)
+    reason: str
+
+
+@dataclass(frozen=True)
 class Desired:
     """What GitLab should show for one incident, computed by ``policy.plan`` from facts alone."""
 
@@ -310,6 +323,7 @@ class Desired:
     first_actions: tuple[FirstActionPlan, ...] = ()
     engagements: tuple[EngagementPlan, ...] = ()
     children: tuple[ChildPlan, ...] = ()
+    proposals: tuple[ProposalPlan, ...] = ()
     closed: bool = False
     # The incident over time.
     now: datetime | None = None

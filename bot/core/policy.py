@@ -24,6 +24,7 @@ from bot.core.model import (
     Issue,
     Observed,
     Person,
+    ProposalPlan,
 )
 from bot.core.rotation import on_call
 from bot.core.routing import is_incident
@@ -99,6 +100,30 @@ def resolve_party(party: str, roles: dict[str, str | None], cfg: Config) -> Pers
         return Person(party, cfg.roles[cast(RoleId, name)].name, holder, holder)
     team = cfg.teams[name]
     return Person(party, team.name, team.handle, team.assignee or team.handle)
+
+
+def escalation(engagement: Engagement, roles: dict[str, str | None], cfg: Config) -> Person | None:
+    """Who an update overdue for a second window is escalated to: the engagement's ``escalate_to``, else the
+    one its DRI's role or team names. A role or team resolves as a DRI does; a username is that user."""
+    target = engagement.escalate_to
+    if target is None:
+        kind, _, name = engagement.dri.partition(":")
+        owner = cfg.roles.get(cast(RoleId, name)) if kind == "role" else cfg.teams.get(name)
+        target = owner.escalate_to if owner is not None else None
+    if target is None:
+        return None
+    if ":" in target:
+        return resolve_party(target, roles, cfg)
+    return Person(f"user:{target}", target, target, target)
+
+
+def proposals(incident: Issue, facts: Facts, cfg: Config) -> tuple[ProposalPlan, ...]:
+    """The channels the plan implies (``proposed_when`` holds) whose label is not on the incident."""
+    return tuple(
+        ProposalPlan(ch.label, ch.title, commands.short_name(ch.label, cfg), explain(ch.proposed_when, facts, cfg))
+        for ch in cfg.channels
+        if ch.proposed_when is not None and ch.label not in incident.labels and holds(ch.proposed_when, facts, cfg)
+    )
 
 
 def role_holders(state: BotState, cfg: Config, now: datetime) -> dict[str, str | None]:
@@ -181,6 +206,7 @@ def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desire
             reason=explain(e.when, facts, cfg) or f"severity is {severity.label}",
             cadence_source=source,
             cadence_changed=changed,
+            escalate=escalation(e, holders, cfg),
         )
         for e in cfg.engagements
         if holds(e.when, facts, cfg)
@@ -222,6 +248,7 @@ def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desire
         first_actions=first_actions,
         engagements=engagements,
         children=children,
+        proposals=proposals(incident, facts, cfg),
     )
 
 
@@ -233,11 +260,24 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
     )
     engaged = {e.id for e in plan(observed.incident, before, cfg, now).engagements}
     ticks = commands.Ticks(commands.checklist_items(cfg, engaged), before.done, observed.checklist_ticks)
-    verdicts = tuple(commands.judge(c, cfg, ticks) for c in observed.commands if c.key not in observed.logged)
+    verdicts = _judge_all(observed, cfg, ticks)
     state = commands.apply(before, list(verdicts))
-    desired = plan(observed.incident, state, cfg, now)
+    # Channels added with ``add`` count as selected at once: their issues are opened in this same run.
+    added = {label for v in verdicts if v.ok for label in v.add_channels}
+    incident = observed.incident
+    desired = plan(replace(incident, labels=incident.labels | added), state, cfg, now)
     if not desired.in_scope:
-        return replace(desired, verdicts=verdicts, now=now)
+        return replace(desired, verdicts=tuple(_not_added(v, desired.scope_reason) for v in verdicts), now=now)
+    new = added - incident.labels
+    by = {label: v.command.note.author for v in verdicts if v.ok for label in v.add_channels}
+    desired = replace(
+        desired,
+        add_labels=desired.add_labels + tuple(sorted(new)),
+        children=tuple(
+            replace(c, reason=f"{by[c.channel]} added {c.channel} with the add command") if c.channel in new else c
+            for c in desired.children
+        ),
+    )
     holders = {rid: p.handle for rid, p in desired.roles.items() if p.handle}
     handoffs = [v.handoff[1] for v in verdicts if v.handoff and v.handoff[0] == "seoc"]
     assignees = {a.lower() for a in observed.incident.assignees}
@@ -275,4 +315,35 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
         last_update=last,
         all_clear=all_clear,
         reminders_paused=paused,
+    )
+
+
+def _judge_all(observed: Observed, cfg: Config, ticks: commands.Ticks) -> tuple[commands.Verdict, ...]:
+    """Each command not answered yet, in the order written. For ``add``, a channel is already selected when its
+    label is on the incident and the bot logged its issue as opened (so a run that crashed after writing the
+    label, before answering, still answers "added"), or an earlier command of this run added it."""
+    selected = {
+        label
+        for label in observed.incident.labels
+        if any(key.startswith(f"child:{label}:") for key in observed.logged)
+    }
+    out = []
+    for c in observed.commands:
+        if c.key in observed.logged:
+            continue
+        verdict = commands.judge(c, cfg, ticks, frozenset(selected))
+        selected |= set(verdict.add_channels)
+        out.append(verdict)
+    return tuple(out)
+
+
+def _not_added(verdict: commands.Verdict, reason: str) -> commands.Verdict:
+    """An ``add`` on an incident the plan does not cover (yet) adds nothing, and says why."""
+    if not verdict.add_channels:
+        return verdict
+    return replace(
+        verdict,
+        ok=False,
+        add_channels=(),
+        reply=f"nothing added: the communications plan does not apply to this incident ({reason})",
     )

@@ -30,6 +30,9 @@ def configured_users(cfg: Config) -> set[str]:
         names.update(o.user for o in role.overrides)
     for team in cfg.teams.values():
         names.update(h for h in (team.handle, team.assignee) if h)
+    escalations = [r.escalate_to for r in cfg.roles.values()] + [t.escalate_to for t in cfg.teams.values()]
+    escalations += [e.escalate_to for e in cfg.engagements]
+    names.update(e for e in escalations if e and ":" not in e)
     return {n for n in names if is_valid_username(n)}
 
 
