@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.chat.deliver import Outgoing, Scan, deliver
-from bot.chat.plan import Render, chat_messages
+from bot.chat.plan import Render, chat_messages, engagement_of
 from bot.chat.ports import ChatMessage, ChatPort
 from bot.config import Config
+from bot.core.model import ChatEngaged
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.redact import redact
-from bot.store.base import SLACK_JOB_PREFIX, Job, LeaseLost, StoreError, WorkerStore, backoff_delay
+from bot.store.base import SLACK_JOB_PREFIX, Job, LeaseLost, OutboxItem, StoreError, WorkerStore, backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,14 @@ class SlackPlanner:
             log.warning("%s: cannot plan its Slack messages: %s", incident_key, redact(str(exc)))
             return False
 
+
+    def engaged(self, store: WorkerStore, incident_key: str) -> dict[str, ChatEngaged]:
+        """The incident's engagements whose Slack message was sent, with when and where; never raises."""
+        try:
+            return engagements_sent(store.outbox(incident_key))
+        except StoreError as exc:
+            log.warning("%s: cannot read its Slack engagements: %s", incident_key, redact(str(exc)))
+            return {}
 
     def refused(self, store: WorkerStore, incident_key: str) -> dict[str, str]:
         """Slack targets that refused the incident's messages, for its status log; never raises."""
@@ -157,9 +166,12 @@ class SlackWorker:
             self._count(key, "refused")
             log.warning("%s: Slack refused %s: %s", incident_key, key.split("|")[2], reason)
         target_of = {i.key: i.target for i in items}
-        # A target refused for the first time: the incident's GitLab job says so in its status log.
-        if {target_of[key] for key in report.refused} - set(known_refusals):
-            self.store.enqueue(incident_key, now, "slack refused")
+        # A target refused for the first time: the incident's GitLab job says so in its status log. An
+        # engagement message sent: its checklist row shows it engaged. One GitLab job for the whole batch.
+        newly_refused = bool({target_of[key] for key in report.refused} - set(known_refusals))
+        engaged = any(engagement_of(s.key) for s in report.sent)
+        if newly_refused or engaged:
+            self.store.enqueue(incident_key, now, "slack refused" if newly_refused else "slack engaged")
         done = {s.key for s in report.sent} | set(report.refused)
         for key in texts:
             if key not in done and (report.unavailable or report.auth_error):
@@ -212,6 +224,18 @@ class SlackWorker:
                 state = None
             if state is None:
                 stop.wait(self.poll_interval)
+
+
+def engagements_sent(items: Iterable[OutboxItem]) -> dict[str, ChatEngaged]:
+    """Engagement id -> when and to which target its Slack message was first sent, from the outbox."""
+    engaged: dict[str, ChatEngaged] = {}
+    for item in items:
+        eid = engagement_of(item.key)
+        if eid is None or item.state != "sent" or item.updated_at is None:
+            continue
+        if eid not in engaged or item.updated_at < engaged[eid].at:
+            engaged[eid] = ChatEngaged(item.updated_at, item.target)
+    return engaged
 
 
 def _oldest(history_from: datetime | None) -> float | None:

@@ -40,6 +40,14 @@ def incident_channel(chat: ChatSettings, observed: Observed) -> str | None:
     return None
 
 
+def engagement_of(key: str) -> str | None:
+    """The engagement id of an engagement message's key (``"<incident>|engage:<id>|<target>|0"``), else None."""
+    parts = key.split("|")
+    if len(parts) > 1 and parts[1].startswith("engage:"):
+        return parts[1].removeprefix("engage:") or None
+    return None
+
+
 def _resolve(route: ChatRoute | None, chat: ChatSettings, observed: Observed) -> _Route | None:
     if route is None:
         return None

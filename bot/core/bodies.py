@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from bot.config import Config
 from bot.core import cadence, commands, order
 from bot.core import state as bot_state
-from bot.core.model import BotState, Child, Desired, Issue, LogEntry, Observed, Person
+from bot.core.model import BotState, ChatEngaged, Child, Desired, Issue, LogEntry, Observed, Person
 from bot.text.escape import (
     UnsafeValue,
     code_span,
@@ -376,6 +376,11 @@ def order_child_body(b: order.Breach, desired: Desired, cfg: Config, incident: I
     return f"{marker(LOG, keys=[b.key])}\n{text}\n"
 
 
+def _engaged(sent: ChatEngaged | None) -> dict[str, Any] | None:
+    """When and where the bot's own Slack message engaged a stakeholder, for its checklist row."""
+    return None if sent is None else {"at": sent.at, "target": sent.target}
+
+
 def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
     ticks = observed.checklist_ticks
     plans = {c.channel: c for c in desired.children}
@@ -427,7 +432,9 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
                 "cadence_source": e.cadence_source,
                 "channel": e.channel,
                 "reason": e.reason,
-                "done": f"engagement:{e.id}" in ticks,
+                # Engaged by the bot itself (its Slack message was sent), or ticked by a person: a tick stays.
+                "done": f"engagement:{e.id}" in ticks or e.id in observed.chat_engaged,
+                "engaged": _engaged(observed.chat_engaged.get(e.id)),
                 "item": _item(f"engagement:{e.id}"),
             }
             for e in desired.engagements

@@ -158,6 +158,14 @@ class LogEntry:
 
 
 @dataclass(frozen=True)
+class ChatEngaged:
+    """The bot engaged someone itself: its Slack message went to ``target`` (as configured) at ``at``."""
+
+    at: datetime
+    target: str
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything the bot read from GitLab about one incident."""
 
@@ -189,6 +197,8 @@ class Observed:
     targets: Mapping[str, ChildTarget] = field(default_factory=dict)
     # Slack target -> why Slack refused the bot's messages there (from the outbox; empty without Slack).
     chat_refused: Mapping[str, str] = field(default_factory=dict)
+    # Engagement id -> when and where the bot's Slack message engaging it was sent (from the outbox).
+    chat_engaged: Mapping[str, ChatEngaged] = field(default_factory=dict)
 
 
 # ---- desired state -------------------------------------------------------------------------------
