@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -22,6 +23,7 @@ from bot.wiring import renderer_for
 
 if TYPE_CHECKING:
     from bot.reconciler import Reconciler
+    from bot.store.base import OutboxItem
 
 __all__ = ["build_parser", "main", "renderer_for"]
 
@@ -118,11 +120,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     elif args.incident:
         from bot import wiring
 
+        settings = functools.cache(lambda: Settings.from_env(need=("gitlab",)))
+
         def make() -> Reconciler:
-            return wiring.reconciler(Settings.from_env(need=("gitlab",)), cfg, clock=lambda: now)
+            return wiring.reconciler(settings(), cfg, clock=lambda: now)
+
+        def outbox(incident_key: str) -> list[OutboxItem] | None:  # which Slack messages were sent
+            return planview.read_outbox(settings().db, settings().db_durability)(incident_key)
 
         try:
-            report = planview.plan_live(args.incident, make, outside_is_error=True)
+            report = planview.plan_live(args.incident, make, outside_is_error=True, outbox=outbox)
         except OutsideRemit as exc:
             raise UserError(f"{args.incident}: outside the bot's remit: {exc.reason}; {remit_hint(exc)}") from None
     else:
