@@ -18,7 +18,7 @@ from bot.config import Config
 from bot.core import bodies, cadence
 from bot.core.actions import Action, PostNote, UpsertChecklist
 from bot.core.converge import DryRun, converge
-from bot.core.model import ChatEngaged, Desired, IncidentRef, Observed
+from bot.core.model import ChatChannel, ChatEngaged, Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
 from bot.gitlab import targets
 from bot.gitlab.apply import GitLabApplier, WriteGuard
@@ -121,12 +121,15 @@ class Reconciler:
         ref: IncidentRef,
         chat_refused: Mapping[str, str] | None = None,
         chat_engaged: Mapping[str, ChatEngaged] | None = None,
+        chat_created: ChatChannel | None = None,
     ) -> tuple[Desired, Observed]:
         observed = observe(client, ref, self.cfg, self.bot, self.pool, key=self.key)
         if chat_refused:
             observed = replace(observed, chat_refused=dict(chat_refused))
         if chat_engaged:
             observed = replace(observed, chat_engaged=dict(chat_engaged))
+        if chat_created is not None:
+            observed = replace(observed, chat_created=chat_created)
         desired = plan_observed(observed, self.cfg, self.clock())
         # Users that new children or the incident will be assigned to, looked up alongside the orphan
         # search rather than one by one in front of each write.
@@ -150,15 +153,17 @@ class Reconciler:
         guard: WriteGuard | None = None,
         chat_refused: Mapping[str, str] | None = None,
         chat_engaged: Mapping[str, ChatEngaged] | None = None,
+        chat_created: ChatChannel | None = None,
     ) -> ReconcileReport:
         """Converge the incident. Raises ``OutsideRemit`` (before reading or writing anything of the
         incident) when its project is outside the bot's remit, and ``WriteRefused`` when ``guard``
         stops a write. ``chat_refused``: Slack targets that refused the incident's messages, for its log;
-        ``chat_engaged``: engagements whose Slack message was sent, shown engaged in the checklist."""
+        ``chat_engaged``: engagements whose Slack message was sent, shown engaged in the checklist;
+        ``chat_created``: the incident channel the bot created in Slack, recorded as the incident's."""
         start = time.perf_counter()
         client = self.client.for_incident(ref.key, event_uuid)
         self.remit.require(client, ref.project)
-        desired, observed = self._observe(client, ref, chat_refused, chat_engaged)
+        desired, observed = self._observe(client, ref, chat_refused, chat_engaged, chat_created)
         applier = GitLabApplier(client, self.pool, guard, self.bot)
         final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
         seconds = time.perf_counter() - start

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from bot import heartbeat
 from bot.chat.job import SlackPlanner, SlackWorker
 from bot.clock import utcnow
-from bot.core.model import ChatEngaged, IncidentRef
+from bot.core.model import ChatChannel, ChatEngaged, IncidentRef
 from bot.gitlab.apply import LeaseGone, RepeatedCreate, WriteGuard
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.remit import OutsideRemit
@@ -103,6 +103,7 @@ class Reconciles(Protocol):
         guard: WriteGuard | None = None,
         chat_refused: Mapping[str, str] | None = None,
         chat_engaged: Mapping[str, ChatEngaged] | None = None,
+        chat_created: ChatChannel | None = None,
     ) -> ReconcileReport: ...
 
 
@@ -269,9 +270,9 @@ class Worker:
                     report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard)
                 else:  # Slack's refusals go into the status log, once; its engagements sent tick the checklist
                     refused = self.chat.refused(self.store, job.incident_key)
-                    engaged = self.chat.engaged(self.store, job.incident_key)
+                    engaged, created = self.chat.engaged(self.store, job.incident_key)
                     report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard, chat_refused=refused,
-                                                       chat_engaged=engaged)
+                                                       chat_engaged=engaged, chat_created=created)
             self._remember(job, report)
             if self.chat is not None:
                 self.chat.offer(self.store, job.incident_key, report.desired, report.observed, self.clock())

@@ -516,6 +516,15 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
     for label, target in sorted(observed.targets.items()):
         if target.fallback and label in plans:
             entries.append(LogEntry(f"fallback:{label}", target.fallback))
+    created = observed.chat_created
+    if created is not None:
+        entries.append(
+            LogEntry(
+                f"slack-channel:{created.name}",
+                f"created the incident response channel {code_span(created.name)} in Slack, invited the role "
+                "holders and the engaged teams' people, and shared its link in the summary channels",
+            )
+        )
     for chat_target, reason in sorted(observed.chat_refused.items()):
         entries.append(
             LogEntry(

@@ -166,6 +166,15 @@ class ChatEngaged:
 
 
 @dataclass(frozen=True)
+class ChatChannel:
+    """The incident response channel the bot created in Slack: ``name`` (``#inc-12``), its id, when."""
+
+    name: str
+    id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything the bot read from GitLab about one incident."""
 
@@ -199,6 +208,8 @@ class Observed:
     chat_refused: Mapping[str, str] = field(default_factory=dict)
     # Engagement id -> when and where the bot's Slack message engaging it was sent (from the outbox).
     chat_engaged: Mapping[str, ChatEngaged] = field(default_factory=dict)
+    # The incident response channel the bot created for the incident in Slack (from the outbox), if any.
+    chat_created: ChatChannel | None = None
 
 
 # ---- desired state -------------------------------------------------------------------------------

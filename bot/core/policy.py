@@ -253,7 +253,7 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
                 began=began,
                 handled=state.handled,
                 cadences=state.cadences,
-                chat_channel=state.chat_channel,
+                chat_channel=state.chat_channel or _created_channel(observed, cfg),
             )
         ),
         verdicts=verdicts,
@@ -263,3 +263,12 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
         all_clear=all_clear,
         reminders_paused=paused,
     )
+
+
+def _created_channel(observed: Observed, cfg: Config) -> str:
+    """The incident channel the bot created in Slack, recorded as the incident's (as the ``channel`` command
+    records one) so the incident keeps it; a name the policy no longer accepts is not recorded."""
+    created = observed.chat_created
+    if created is None or cfg.chat is None or not cfg.chat.may_be_incident_channel(created.name):
+        return ""
+    return created.name
