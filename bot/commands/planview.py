@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.chat.plan import chat_messages
+from bot.chat.plan import chat_messages, is_channel_key, read_channel_spec
 from bot.chat.ports import ChatMessage
 from bot.chat.text import first_line
 from bot.config import Config
@@ -161,6 +161,12 @@ class PlanReport:
             if self.outbox_unknown:
                 lines.append("  (the store is not reachable: which were sent is unknown)")
             for m in self.slack:
+                if is_channel_key(m.key):
+                    private, people = read_channel_spec(m.text)
+                    what = (f"create this {'private' if private else 'public'} channel, inviting "
+                            f"{len(people)} {'person' if len(people) == 1 else 'people'}")
+                    lines.append(f"  - {_clean(m.target)}: {what}{self._shown_state(m)}")
+                    continue
                 edit = " (edited in place)" if m.summary else ""
                 lines.append(f"  - {_clean(m.target)}: {_clean(first_line(m.text))}{edit}{self._shown_state(m)}")
         lines.extend(f"Note: {_clean(note)}" for note in self.notes)
