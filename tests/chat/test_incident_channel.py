@@ -31,7 +31,8 @@ PEOPLE = {
 
 
 def creating(make: Any, **chat: Any) -> Incident:
-    inc: Incident = make(incident_channel="#inc-{iid}", create_incident_channel=True, people=PEOPLE, **chat)
+    chat.setdefault("people", PEOPLE)
+    inc: Incident = make(incident_channel="#inc-{iid}", create_incident_channel=True, **chat)
     state = inc.slack.state
     for name in ("seoc", "cmoc", "mallory"):
         state.add_user(name, f"{name}@example.com")
@@ -147,3 +148,49 @@ def test_an_operator_without_the_scope_gets_one_line_and_the_rest_still_goes_out
     assert len(inc.texts("#e-group")) == 1, "the other targets still get theirs"
     inc.reconcile()
     assert "groups:write" in status_log(inc, iid), "the incident's status log says it too"
+
+
+def test_whoever_takes_over_a_role_is_invited_later_without_a_second_channel(make: Any) -> None:
+    inc = creating(make, people={**PEOPLE, "bob": "email:bob@example.com"})
+    inc.slack.state.add_user("bob", "bob@example.com")
+    inc.w.sim.state.add_user("bob")
+    inc.w.sim.state.add_member(inc.w.project, "bob", 30)
+    iid = inc.w.incident("severity::1", "data-breach")
+    inc.reconcile(iid)
+    inc.send()
+    inc.note(iid, "@incident-bot handoff simoc @bob", author="sec-oncall")
+    inc.clock.advance(60)
+    inc.reconcile(iid)
+    inc.send()
+    assert user(inc, "bob@example.com") in channel(inc, f"inc-{iid}").members
+    assert inc.slack.count("conversations.create") == 1 and inc.slack.count("conversations.invite") == 2
+
+
+def test_creating_without_a_name_pattern_is_one_config_line(tmp_path) -> None:
+    import pytest
+    import yaml
+
+    from bot.config import ConfigError, load_config
+    from tests.conftest import ROOT
+
+    data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text())
+    data["chat"]["create_incident_channel"] = True
+    path = tmp_path / "bot.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    (line,) = str(err.value).splitlines()
+    assert "chat" in line and "create_incident_channel needs incident_channel" in line
+
+
+def test_plan_shows_the_channel_it_would_create(make: Any, capsys, monkeypatch) -> None:
+    from bot.commands.cli import main
+
+    inc = creating(make)
+    iid = inc.w.incident("severity::1", "data-breach")
+    monkeypatch.setenv("GITLAB_URL", inc.w.sim.url)
+    monkeypatch.setenv("GITLAB_TOKEN", inc.w.sim.token)
+    monkeypatch.setenv("INCIDENT_BOT_DB", str(inc.db))
+    assert main(["plan", f"{inc.w.project}#{iid}", "--config", str(inc.w.cfg.source)]) == 0
+    out = capsys.readouterr().out
+    assert f"  - #inc-{iid}: create this private channel, inviting 4 people [pending]" in out
