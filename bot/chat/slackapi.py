@@ -82,6 +82,8 @@ class AuthInfo:
     team_id: str
     url: str
     bot_id: str = ""
+    scopes: frozenset[str] | None = None
+    """The token's scopes (Slack's ``X-OAuth-Scopes`` answer header), None when Slack did not say."""
 
 
 def _retry_after(response: SlackResponse | None) -> float | None:
@@ -172,10 +174,12 @@ class SlackChat:
 
     def auth_test(self) -> AuthInfo:
         """Who the token belongs to (``auth.test``): for live checks."""
-        data = self._call("auth.test", "the workspace", self.client.auth_test).data
+        response = self._call("auth.test", "the workspace", self.client.auth_test)
+        data = response.data
         assert isinstance(data, dict)
         return AuthInfo(str(data.get("user", "")), str(data.get("user_id", "")), str(data.get("team", "")),
-                        str(data.get("team_id", "")), str(data.get("url", "")), str(data.get("bot_id") or ""))
+                        str(data.get("team_id", "")), str(data.get("url", "")), str(data.get("bot_id") or ""),
+                        _scopes(response))
 
     def me(self) -> AuthInfo:
         """Who the bot is (``auth.test``, once per process): its messages are the only ones it believes."""
@@ -409,6 +413,14 @@ class SlackChat:
         assert isinstance(data, dict)
         info = data.get("channel") or {}
         return bool(info.get("is_im") or info.get("is_mpim") or info.get("is_member"))
+
+
+def _scopes(response: SlackResponse) -> frozenset[str] | None:
+    for name, value in (response.headers or {}).items():
+        if name.lower() == "x-oauth-scopes":
+            raw = value[0] if isinstance(value, list) else value
+            return frozenset(s.strip() for s in str(raw).split(",") if s.strip())
+    return None
 
 
 def _by(message: dict[str, Any], me: AuthInfo) -> bool:

@@ -102,7 +102,9 @@ def _check_live(cfg: Config, incident_project: str | None) -> int:
     if env.slack and cfg.chat is not None:
         from bot.chat.live import live_checks as slack_checks
 
-        checks += [(c.ok, c.line) for c in slack_checks(wiring.slack_chat(env), cfg.chat.targets())]
+        create = cfg.chat.private_incident_channel if cfg.chat.create_incident_channel else None
+        checks += [(c.ok, c.line) for c in slack_checks(wiring.slack_chat(env), cfg.chat.targets(),
+                                                        create_channels=create)]
     elif cfg.chat is not None:
         print("SLACK_BOT_TOKEN is not set: the chat: section is not used and Slack is not checked")
     for ok, line in checks:

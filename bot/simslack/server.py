@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.simslack.state import DISTRIBUTED_HISTORY_LIMIT, HISTORY_LIMIT_MAX, SlackFailure, SlackState
+from bot.simslack.state import ALL_SCOPES, DISTRIBUTED_HISTORY_LIMIT, HISTORY_LIMIT_MAX, SlackFailure, SlackState
 
 _HTML_ERROR = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>Bad Gateway</body>\r\n</html>\r\n"
 WRITES = frozenset({"chat.postMessage", "chat.update", "conversations.create", "conversations.invite"})
@@ -309,6 +309,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         for name, value in headers.items():
             self.send_header(name, value)
+        # Slack answers every Web API call with the token's scopes in X-OAuth-Scopes (the scopes docs,
+        # "Checking scopes"); auth.test is how an app reads them.
+        scopes = self.server.sim.state.scopes
+        self.send_header("X-OAuth-Scopes", ",".join(sorted(ALL_SCOPES if scopes is None else scopes)))
         self.end_headers()
         self.wfile.write(payload)
 

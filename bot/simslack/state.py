@@ -22,6 +22,9 @@ hyphens, and underscores, and must be 80 characters or less"."""
 CHANNEL_NAME_MAX = 80
 INVITE_MAX = 1000
 """conversations.invite: "A comma separated list of user IDs. Up to 1000 users may be listed"."""
+ALL_SCOPES = frozenset({"chat:write", "channels:read", "groups:read", "im:write", "users:read", "users:read.email",
+                        "channels:history", "groups:history", "im:history", "groups:write", "channels:manage"})
+"""The scopes the simulated token has when a test does not set ``SlackState.scopes``."""
 LIST_LIMIT_MAX = 999
 """conversations.list's ``limit``: "Must be an integer under 1000" (its method page); more is ``invalid_limit``."""
 HISTORY_LIMIT_MAX = 999
