@@ -43,7 +43,7 @@ def test_an_operator_whose_token_cannot_create_channels_is_told_in_one_line(
 ) -> None:
     """Slack lists the token's scopes in every answer's X-OAuth-Scopes header (read from auth.test)."""
     slack.state.scopes = {"chat:write", "channels:read", "groups:read"}
-    token, scope, *_ = live_checks(chat, ["#incidents"], create_channels=True)
+    _, scope, *_ = live_checks(chat, ["#incidents"], create_channels=True)
     assert not scope.ok and "lacks groups:write" in scope.line and "create_incident_channel: false" in scope.line
     slack.state.scopes = {"chat:write", "channels:read", "groups:read", "groups:write"}
     fresh = SlackChat(slack.token, slack.url)
