@@ -274,7 +274,8 @@ def _messages(
             yield message("all-clear", target, "0", "all-clear.j2", **common)
 
     created = observed.chat_created
-    if created is not None and _CHANNEL_ID.fullmatch(created.id) and not desired.closed:
+    if (created is not None and _CHANNEL_ID.fullmatch(created.id) and not desired.closed
+            and incident_channel(chat, observed) == created.name):  # not when a person named another since
         # The plan: "The link to this channel should also be shared in #security-department".
         for target in dict.fromkeys(chat.summary):
             if target not in (INCIDENT_CHANNEL, created.name):
