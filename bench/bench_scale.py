@@ -35,7 +35,7 @@ from tests.pg import PostgresServer  # noqa: E402
 
 def fast_config(tmp: Path) -> Path:
     data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text())
-    data["api"].update(rate_per_minute=1_000_000, burst=1000)
+    data["api"].update(rate_per_minute=1_000_000, burst=1000, notes_per_minute=0, issues_per_minute=0)
     data["templates_dir"] = str(ROOT / "issue_templates")
     path = tmp / "bot.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -152,6 +152,15 @@ class ApiSettings(_Model):
     timeout_s: float = Field(10, gt=0, description="Per-request timeout.")
     max_attempts: int = Field(4, ge=1)
     call_budget_s: float = Field(30, gt=0, description="The longest one call may take, retries included.")
+    notes_per_minute: int = Field(
+        60, ge=0, description="GitLab's limit on new comments per user (GitLab.com 60; self-managed 300; 0: none)."
+    )
+    issues_per_minute: int = Field(
+        200, ge=0, description="GitLab's limit on new issues per project and user (GitLab.com 200; self-managed 300)."
+    )
+    limit_wait_s: float = Field(
+        65, gt=0, description="The longest a call waits for those limits; a longer wait puts the job back until then."
+    )
 
 
 class LabelSettings(_Model):

@@ -8,10 +8,11 @@ crash at any point is repaired by the next run.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, TypeVar
 
 from bot.clock import Clock, utcnow
 from bot.config import Config
@@ -22,11 +23,22 @@ from bot.core.model import ChatChannel, ChatEngaged, Desired, IncidentRef, Obser
 from bot.core.policy import plan_observed
 from bot.gitlab import targets
 from bot.gitlab.apply import GitLabApplier, WriteGuard
+from bot.gitlab.callpolicy import carry_priority
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.ports import GitLab, IncidentGitLab
 from bot.gitlab.remit import Remit
 from bot.plaintext import as_read
 from bot.text.markers import StateKey
+
+_T = TypeVar("_T")
+
+
+class CallPool(ThreadPoolExecutor):
+    """The reconciler's threads for concurrent GitLab calls: each task runs at the priority of the job that
+    submitted it, so the API budget serves the most urgent job's calls first (``bot.gitlab.callpolicy``)."""
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        return super().submit(carry_priority(fn), *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,7 @@ class Reconciler:
         self.clock = clock
         self.key = key
         self.remit = remit or Remit(self.bot, cfg.scope)
-        self.pool: Executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gitlab")
+        self.pool: Executor = CallPool(max_workers=concurrency, thread_name_prefix="gitlab")
 
     def _observe(
         self,
@@ -140,7 +152,7 @@ class Reconciler:
         # orphan search (there too), then the team's template for a child still missing. Nothing when none is.
         observed = targets.reach(client, self.remit, observed, desired)
         observed = find_orphans(client, observed, desired, self.cfg, self.bot)
-        observed = targets.read_templates(client, observed, desired)
+        observed = targets.read_templates(client, observed, desired, self.cfg, self.bot)
         for lookup in lookups:
             lookup.result()
         return desired, observed

@@ -7,6 +7,7 @@ README's table of variables is generated from :data:`VARIABLES` (:func:`markdown
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import textwrap
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from bot.config import parse_duration
 from bot.errors import UserError
@@ -73,6 +75,7 @@ class Settings:
     state_key_previous: str | None = field(default=None, repr=False)
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_api_url: str | None = None
+    allow_insecure_http: bool = False
 
     @property
     def slack(self) -> bool:
@@ -94,6 +97,7 @@ class Settings:
             except ValueError as exc:
                 problems.append(str(exc))
         settings = cls(**values)
+        problems += settings.insecure()
         problems += settings.missing(need)
         if problems:
             raise SettingsError(problems)
@@ -111,6 +115,21 @@ class Settings:
                 "the receiver refuses unauthenticated webhooks"
             )
         return problems
+
+    def insecure(self) -> list[str]:
+        """A plain ``http://`` URL the bot would send a token to in clear, one line each: refused unless its
+        host is this machine (loopback) or ``INCIDENT_BOT_ALLOW_INSECURE_HTTP=1`` says it is meant."""
+        if self.allow_insecure_http:
+            return []
+        return [
+            f"{name}={redact(url)!r} is plain HTTP: the bot would send {token} in clear; use https:// "
+            f"(plain HTTP is allowed for loopback only; to allow it here on purpose set {ALLOW_INSECURE_HTTP}=1)"
+            for name, url, token in (
+                ("GITLAB_URL", self.gitlab_url, "GITLAB_TOKEN"),
+                ("SLACK_API_URL", self.slack_api_url, "SLACK_BOT_TOKEN"),
+            )
+            if url and not secure_enough(url)
+        ]
 
     def gitlab(self) -> tuple[str, str]:
         """``GITLAB_URL`` and ``GITLAB_TOKEN``, or ``SettingsError`` naming what is missing."""
@@ -231,6 +250,36 @@ def _slack_url(text: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+ALLOW_INSECURE_HTTP = "INCIDENT_BOT_ALLOW_INSECURE_HTTP"
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` or ``::1``: a connection that never leaves this machine."""
+    host = host.lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def secure_enough(url: str) -> bool:
+    """An ``https://`` URL, or a plain ``http://`` one to a loopback address (a simulator, a local proxy)."""
+    parts = urlsplit(url)
+    return parts.scheme.lower() != "http" or is_loopback(parts.hostname or "")
+
+
+def _flag(name: str) -> Callable[[str], bool]:
+    def parse(text: str) -> bool:
+        value = text.strip().lower()
+        if value not in ("1", "0", "true", "false", "yes", "no", ""):
+            raise ValueError(f"{name} must be 1 or 0, got {text!r}")
+        return value in ("1", "true", "yes")
+
+    return parse
+
+
 def _db(text: str) -> str:
     register_secret(url_password(text))
     return text.strip()
@@ -302,18 +351,22 @@ FIELDS: dict[str, Variable] = {
         "SLACK_BOT_TOKEN", "", "optional: the Slack app's bot token (`xoxb-…`); unset, nothing about Slack runs",
         _strip, secret=True),
     "slack_api_url": Variable("SLACK_API_URL", "`https://slack.com/api/`", "the Slack Web API's base URL", _slack_url),
+    "allow_insecure_http": Variable(
+        ALLOW_INSECURE_HTTP, "`0`", "`1`: accept a plain `http://` `GITLAB_URL` or `SLACK_API_URL` for a host other "
+        "than loopback (the tokens then travel in clear)", _flag(ALLOW_INSECURE_HTTP)),
 }
 VARIABLES = tuple(FIELDS.values())
 
-_GITLAB = ("GITLAB_URL", "GITLAB_TOKEN", "INCIDENT_BOT_STATE_KEY", "INCIDENT_BOT_STATE_KEY_PREVIOUS")
+_GITLAB = ("GITLAB_URL", "GITLAB_TOKEN", "INCIDENT_BOT_STATE_KEY", "INCIDENT_BOT_STATE_KEY_PREVIOUS",
+           ALLOW_INSECURE_HTTP)
 _STORE = ("INCIDENT_BOT_DB", "INCIDENT_BOT_DB_DURABILITY")
 _WORKER = (*_GITLAB, *_STORE, "INCIDENT_BOT_SPOOL", "INCIDENT_BOT_SWEEP_SECONDS", "INCIDENT_BOT_LEASE_SECONDS",
            "INCIDENT_BOT_RETRY_SECONDS", "INCIDENT_BOT_DEAD_LETTER_DAYS", "SLACK_BOT_TOKEN", "SLACK_API_URL")
 COMMAND_VARIABLES: dict[str, tuple[str, ...]] = {
-    "check-config": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN"),  # GitLab with --live only
+    "check-config": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN", ALLOW_INSECURE_HTTP),  # --live only
     "plan": ("INCIDENT_BOT_CONFIG", *_GITLAB),
     "reconcile": ("INCIDENT_BOT_CONFIG", *_GITLAB),
-    "init": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN", "GITLAB_WEBHOOK_SECRET"),
+    "init": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN", "GITLAB_WEBHOOK_SECRET", ALLOW_INSECURE_HTTP),
     "demo": ("INCIDENT_BOT_CONFIG",),
     "serve": ("INCIDENT_BOT_CONFIG", *_WORKER, "GITLAB_WEBHOOK_SECRET", "GITLAB_WEBHOOK_SIGNING_TOKEN",
               "INCIDENT_BOT_MAX_BODY_BYTES"),

@@ -10,7 +10,8 @@ with what the bot remembers (``IncidentMark``: when it last converged the incide
 needs attention) and queues only those updated since, never seen, or due (a due one already has its
 delayed job; this only hurries one whose job went dead). The queue's
 one-job-per-incident lease keeps a sweep and the workers (and several replicas) from ever working on
-one incident at once.
+one incident at once. What it queues comes last (``Priority.BACKGROUND``): a resync waits behind
+deliveries, commands and reminders, and waiting raises its priority so that it is not starved.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Protocol
 
 from bot.config import Config
 from bot.core.model import IncidentRef, Issue
+from bot.core.urgency import Priority
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.ports import IssueListing, RemitProject, SweepLists
 from bot.gitlab.remit import MIN_MEMBER_LEVEL, in_scope
@@ -122,7 +124,7 @@ def sweep(client: SweepLists, store: SweepStore, cfg: Config, now: datetime) -> 
         key = IncidentRef(str(issue.project_id or issue.ref.project), issue.ref.iid).key
         why = needs_attention(issue, marks.get(key), now)
         if why:
-            store.enqueue(key, now, f"sweep: {why}", revive_dead=False)
+            store.enqueue(key, now, f"sweep: {why}", revive_dead=False, priority=Priority.BACKGROUND)
             report.queued[key] = why
     return report
 

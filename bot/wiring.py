@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bot.chat.ports import ChatPort
     from bot.chat.render import SlackRenderer
     from bot.chat.slackapi import SlackChat
+    from bot.gitlab.budget import BudgetLedger
     from bot.gitlab.callpolicy import CallPolicy
     from bot.gitlab.client import GitLabClient
     from bot.metrics import Metrics
@@ -78,15 +79,21 @@ def slack(
     return planner, sender
 
 
-def call_policy(api: ApiSettings, **overrides: Any) -> CallPolicy:
-    """The config's API budget as the client's call policy (``overrides``: e.g. ``on_call`` for metrics)."""
+def call_policy(api: ApiSettings, *, ledger: BudgetLedger | None = None, **overrides: Any) -> CallPolicy:
+    """The config's API budget as the client's call policy (``overrides``: e.g. ``on_call`` for metrics).
+
+    ``ledger`` keeps the budgets of GitLab's per-endpoint limits: the store, so that every process (and, on
+    PostgreSQL, every replica) of the bot's GitLab user draws from one; without it, this process alone."""
+    from bot.gitlab.budget import Budgets
     from bot.gitlab.callpolicy import CallPolicy
 
+    limits = {"notes": api.notes_per_minute, "issues": api.issues_per_minute}
     settings: dict[str, Any] = {
         "rate_per_minute": api.rate_per_minute,
         "burst": api.burst,
         "max_attempts": api.max_attempts,
         "call_budget_s": api.call_budget_s,
+        "budgets": Budgets(limits, ledger, max_wait_s=api.limit_wait_s),
         **overrides,
     }
     return CallPolicy(**settings)

@@ -5,6 +5,12 @@ reads the incident afresh from GitLab, so a job stands for any number of coalesc
 renews the lease while it runs, and reports the outcome to the store: ``complete``, or ``fail`` with a
 retry delay (the store dead-letters a job after its maximum attempts, keeping the last error).
 
+The most urgent ready job goes first (``bot.core.urgency``: a command or a new critical incident before
+ordinary changes, the sweep's resyncs last, waiting raising a job's priority), and the GitLab calls made for
+it are admitted to the API budget at its priority (``bot.gitlab.callpolicy.working_for``), so a backlog in
+flight does not hold the budget against it. A reconcile that asks to run again later is queued at the
+priority of a reminder at its due time.
+
 A job is claimed only once it has been ready for ``settle`` (default 0.5 s): a burst of deliveries for
 one incident (GitLab fires several hooks per user action, and people make several edits in a row)
 then costs one reconcile instead of one per delivery. The store keeps deliveries that arrive while a
@@ -39,7 +45,10 @@ from bot import heartbeat
 from bot.chat.job import SlackPlanner, SlackWorker
 from bot.clock import utcnow
 from bot.core.model import ChatChannel, ChatEngaged, IncidentRef
+from bot.core.urgency import Priority, requeue_priority
 from bot.gitlab.apply import LeaseGone, RepeatedCreate, WriteGuard
+from bot.gitlab.budget import BudgetWait
+from bot.gitlab.callpolicy import working_for
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.remit import OutsideRemit
 from bot.lease import LeaseKeeper
@@ -115,6 +124,7 @@ class Outcome(StrEnum):
     IGNORED = "ignored"  # the incident is outside the bot's remit: nothing written, the job is done
     LEASE_LOST = "lease_lost"  # the lease went to another worker mid-reconcile: stopped before the next write
     RELEASED = "released"  # shutdown began between claim and reconcile: handed back unstarted
+    DEFERRED = "deferred"  # GitLab's limit on new notes or issues is spent: back when it allows, not failed
 
 
 @dataclass(frozen=True)
@@ -235,10 +245,10 @@ class Worker:
 
     def _extra(self, job: Job) -> dict[str, Any]:
         """Fields of the job's log records, for ``--log-format json``."""
-        return {"incident": self.name(job), "job": job.id, "event": job.reason}
+        return {"incident": self.name(job), "job": job.id, "event": job.reason, "priority": job.priority.name}
 
     def claim(self) -> Job | None:
-        """The job that has been ready longest, once it has been ready for ``settle``.
+        """The most urgent ready job (the store's order), once it has been ready for ``settle``.
 
         Asking the store "as of ``now - settle``" selects exactly those jobs; the lease is lengthened
         by the same amount, so it still ends ``lease`` after the real now.
@@ -264,7 +274,7 @@ class Worker:
                 self.store, job, worker_id=self.worker_id, clock=self.clock, lease=self.lease,
                 every=self.heartbeat, name=self.name(job),
             )
-            with keeper as heartbeat:
+            with keeper as heartbeat, working_for(job.priority):
                 guard = _JobGuard(self, job, heartbeat)
                 if self.chat is None:
                     report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard)
@@ -277,6 +287,7 @@ class Worker:
             if self.chat is not None:
                 self.chat.offer(self.store, job.incident_key, report.desired, report.observed, self.clock())
             requeue_at = self._requeue_at(report)
+            due_priority = requeue_priority(report.desired.severity)
             changes = report.changes
             if self.metrics is not None:
                 for engagement in report.reminded:
@@ -297,6 +308,10 @@ class Worker:
             if self.metrics is not None:
                 self.metrics.reconciled(Outcome.LEASE_LOST.value, time.perf_counter() - start)
             return JobResult(job.id, job.incident_key, Outcome.LEASE_LOST, str(exc), None)
+        except BudgetWait as exc:  # not a failure: the job comes back when GitLab's limit allows, attempts kept
+            at = self.clock() + max(timedelta(seconds=exc.retry_after or 0.0), MIN_REQUEUE)
+            return self._report(job, Outcome.DEFERRED, None, None, time.perf_counter() - start, requeue_at=at,
+                                changes=(str(exc),))
         except RepeatedCreate as exc:
             return self._report(job, Outcome.PERMANENT, str(exc), None, time.perf_counter() - start, kind="final")
         except GitLabCallError as exc:
@@ -316,7 +331,14 @@ class Worker:
             self._release(job)
             raise
         return self._report(
-            job, Outcome.OK, None, None, time.perf_counter() - start, requeue_at=requeue_at, changes=changes
+            job,
+            Outcome.OK,
+            None,
+            None,
+            time.perf_counter() - start,
+            requeue_at=requeue_at,
+            changes=changes,
+            requeue_priority=due_priority,
         )
 
     def _requeue_at(self, report: ReconcileReport) -> datetime | None:
@@ -354,6 +376,7 @@ class Worker:
         kind: FailureKind = "retry",
         requeue_at: datetime | None = None,
         changes: Sequence[str] = (),
+        requeue_priority: Priority | None = None,
     ) -> JobResult:
         if self.metrics is not None:
             self.metrics.reconciled(outcome.value, seconds)
@@ -363,8 +386,10 @@ class Worker:
                 error = name + error[len(key) :]
             error = redact(error)  # it is stored, listed by dead-letters and logged
         try:
-            if outcome in (Outcome.OK, Outcome.IGNORED):
-                state = self.store.complete(job.id, self.worker_id, now=self.clock(), requeue_at=requeue_at)
+            if outcome in (Outcome.OK, Outcome.IGNORED, Outcome.DEFERRED):
+                state = self.store.complete(
+                    job.id, self.worker_id, now=self.clock(), requeue_at=requeue_at, priority=requeue_priority
+                )
             else:
                 assert error is not None
                 state = self.store.fail(job.id, self.worker_id, error, self.clock(), retry_in=retry_in, kind=kind)
@@ -379,6 +404,8 @@ class Worker:
             return JobResult(job.id, job.incident_key, outcome, error, None)
         if outcome is Outcome.IGNORED:
             pass
+        elif outcome is Outcome.DEFERRED:
+            log.info("job %d (%s): %s", job.id, self.name(job), changes[0], extra=self._extra(job))
         elif outcome is Outcome.OK:
             later = f", next at {requeue_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z" if requeue_at is not None else ""
             said = "; ".join(changes) if changes else "no change"
@@ -546,7 +573,8 @@ class WorkerPool:
     def sweep(self) -> None:
         assert self.sweeper is not None
         try:
-            report = self.sweeper()
+            with working_for(Priority.BACKGROUND):  # its listings wait behind the jobs' calls
+                report = self.sweeper()
         except Exception as exc:  # GitLab or the store unreachable: the next sweep tries again
             log.warning("sweep failed: %s", exc)
             return

@@ -58,6 +58,7 @@ def fast_config(tmp_path: Path) -> Path:
 
     data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text())
     data["api"].update(rate_per_minute=1_000_000, burst=1000, timeout_s=1.0, call_budget_s=3)
+    data["api"].update(notes_per_minute=0, issues_per_minute=0)  # the simulator limits neither unless told
     data["templates_dir"] = str(ROOT / "issue_templates")
     path = tmp_path / "bot.yaml"
     path.write_text(yaml.safe_dump(data))

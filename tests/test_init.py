@@ -76,13 +76,15 @@ def test_apply_creates_exactly_the_missing_labels_and_keeps_a_teams_colours(caps
     assert project_labels(live, w.project) == labels
 
 
-def test_a_bot_without_developer_access_is_one_line_and_exit_2(capsys, live, default_config):
+def test_a_bot_without_reporter_access_is_one_line_and_exit_2(capsys, live, default_config):
+    """Reporter is what GitLab requires for everything the bot does where incidents live (ProjectPolicy:
+    ``reporter_access`` enables admin_issue, admin_label, read_confidential_issues, read_internal_note)."""
     add_users(live, ["someone"])
-    live.state.add_project("acme/reporters", members={"someone": 40, default_config.bot.username: 20})
-    code, out, err = run(capsys, "init", "acme/reporters", "--apply")
+    live.state.add_project("acme/guests", members={"someone": 40, default_config.bot.username: 10})
+    code, out, err = run(capsys, "init", "acme/guests", "--apply")
     assert code == 2 and out == ""
     assert err.strip().count("\n") == 0
-    assert "has Reporter (20) on acme/reporters; it needs Developer (30)" in err
+    assert "has Guest (10) on acme/guests; it needs Reporter (20)" in err
     assert live.writes() == []
 
 
@@ -211,7 +213,7 @@ def test_a_label_create_refused_with_403_is_one_line_naming_the_role_needed(defa
         run_init(ProjectSetup(client), default_config, "acme/sec", apply=True,
                  gitlab_url="https://gitlab.example.com", out=lambda _line: None)  # fmt: skip
     message = str(caught.value)
-    assert "\n" not in message and "(403)" in message and "Developer role" in message
+    assert "\n" not in message and "(403)" in message and "Reporter role" in message
     assert len(responses.calls) == 3  # stopped at the first refusal
 
 

@@ -10,6 +10,7 @@ from bot.core import bodies
 from bot.simgitlab.world import World
 from tests.conftest import at, look
 from tests.security.gitlab_render import read, references
+from tests.security.test_maintainer import as_written_by_the_earlier_version
 
 BOT = "incident-bot"
 
@@ -111,13 +112,14 @@ def test_an_s1_incident_through_all_clear_keeps_four_top_level_bot_comments(w, c
 
 
 def test_a_log_made_of_separate_comments_is_left_alone_and_continued_in_a_thread(w, clock):
-    """An incident from before the log was a thread: its comments stay as they are, nothing is logged twice,
-    and the next change starts the thread."""
+    """An incident from before the log was a thread (and its keys were signed): its comments stay as they
+    are, nothing is logged twice, and the next change continues the thread the re-signing started."""
     iid = w.incident("severity::1", "data-breach")
     look(w, clock, iid)
     (log,) = [d for d in started_by_bot(w, iid) if kind(d) == "status log"]
     old = log["notes"][0]
-    # What an older version wrote: a plain top-level comment whose marker does not name the thread.
+    as_written_by_the_earlier_version(w, iid)
+    # What an older version wrote: a plain top-level comment whose (unsigned) marker does not name the thread.
     record = w.sim.state.notes_by_id[old["id"]]
     record.threaded = False
     record.body = re.sub(r',?"thread":true', "", record.body)
@@ -125,7 +127,9 @@ def test_a_log_made_of_separate_comments_is_left_alone_and_continued_in_a_thread
     assert not bodies.is_log_thread_note(before) and bodies.logged_keys(before)
 
     look(w, clock, iid)
-    assert record.body == before and len(w.bot_notes(iid)) == 2  # nothing re-logged, nothing edited
+    look(w, clock, iid)
+    assert record.body == before  # nothing edited
+    assert len(log_lines(w, iid)) == 1 and log_lines(w, iid)[0].startswith("re-signed ")  # nothing re-logged
 
     at(clock, "09:05")
     add_labels(w, iid, "comms-email")
@@ -134,7 +138,7 @@ def test_a_log_made_of_separate_comments_is_left_alone_and_continued_in_a_thread
     assert old["id"] in top and [kind(d) for d in started_by_bot(w, iid)].count("status log") == 1
     assert record.body == before
     lines = log_lines(w, iid)  # only the new change: what the old comment logged is not logged again
-    assert len(lines) == 1 and lines[0].startswith("opened #")
+    assert len(lines) == 2 and lines[1].startswith("opened #")
 
 
 def test_a_deleted_log_thread_is_started_again_and_a_deleted_command_thread_gets_a_top_level_reply(w, clock):

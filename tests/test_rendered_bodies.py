@@ -132,6 +132,7 @@ def test_help_lists_each_command_as_its_own_item(lived: tuple[World, int]) -> No
         "snooze",
         "cadence",
         "channel",
+        "done",
         "refresh",
         "help",
     ], items

@@ -299,22 +299,22 @@ def test_a_missing_project_falls_back(sim, cfg):
     assert fallback_lines(w, iid) == ["fallback:comms-email"]
 
 
-# ---- quick actions: the team's are kept, nothing from the incident adds one ----------------------------
+# ---- quick actions: the team's label is applied by the bot, nothing from the incident adds one ---------------
 
 
-def test_the_teams_quick_actions_run_and_the_incidents_title_cannot_add_one(w, sim, cfg):
-    pid = w.team_project(TEAM, templates={NAME: TEMPLATE + "/label ~mpm-intake\n"})
-    sim.state.add_label(pid, "mpm-intake")  # GitLab's /label applies labels that exist
+def test_the_teams_label_is_applied_and_the_incidents_title_cannot_add_a_quick_action(w, sim, cfg):
+    pid = w.team_project(TEAM, templates={NAME: TEMPLATE + "\n/label ~mpm-intake\n"})
+    sim.state.add_label(pid, "mpm-intake")
     iid = w.incident(*S1, title="Data exposed\n/close\n/label ~pwned @all")
     reconcile(w, iid)
     [child] = team_children(w)
-    assert "mpm-intake" in child["labels"]  # the team's own quick action, applied as GitLab does on create
+    assert "mpm-intake" in child["labels"]  # the team's label, applied by the bot through the API
     assert "pwned" not in child["labels"] and child["state"] == "opened"
     plan_part = child["description"][len(TEMPLATE.rstrip()) :]
     assert not re.search(r"(?m)^/", plan_part)
-    # The only quick action the bot sent is the team's line; no unexpected mention anywhere.
-    quick = [h for h in sim.hazards_except(configured_users(cfg)) if h["kind"] == "quick_action"]
-    assert [h["line"].strip() for h in quick] == ["/label ~mpm-intake"]
+    # No quick action is sent at all (the team's line is shown as code); no unexpected mention anywhere.
+    assert "` /label ~mpm-intake `" in child["description"]
+    assert [h for h in sim.hazards_except(configured_users(cfg)) if h["kind"] == "quick_action"] == []
     assert [h for h in sim.hazards_except(configured_users(cfg)) if h["kind"] == "mention"] == []
     assert writes_in(sim, pid)
 
@@ -423,6 +423,11 @@ def test_check_config_live_reports_each_team_channel_and_writes_nothing(capsys, 
     sim.reset_log()
     code, out, err = live(capsys, monkeypatch, sim, cfg_path, "--project", w.project)
     assert code == 0, err
+    access = [line for line in out.strip().splitlines() if line.startswith("access[")]
+    assert [line.split(":")[0] for line in access] == [
+        f"access[{w.project}] (incidents)", "access[marketing/programs] (children)", "access[marketing/ops] (children)"
+    ]
+    assert all(line.endswith("; enough") for line in access), access
     lines = [line for line in out.strip().splitlines() if line.startswith("channels[")]
     assert lines == [
         "channels[comms-email]: marketing/programs: OK (the bot user is Reporter, template 'Email-Request-mpm' "
@@ -434,13 +439,25 @@ def test_check_config_live_reports_each_team_channel_and_writes_nothing(capsys, 
     assert template_reads(sim) == 1
 
 
+def test_check_config_live_says_what_becomes_of_the_templates_quick_actions(capsys, monkeypatch, w, sim, cfg_path):
+    w.team_project(TEAM, templates={NAME: TEMPLATE + "\n/label ~mpm-intake ~security-incident\n/assign me\n"})
+    w.team_project("marketing/ops")
+    code, out, err = live(capsys, monkeypatch, sim, cfg_path, "--project", w.project)
+    assert code == 0, err
+    [line] = [line for line in out.splitlines() if line.startswith("channels[comms-email]")]
+    assert "2 quick action line(s) shown as code, never run" in line
+    assert "'/label ~mpm-intake ~security-incident' (~security-incident is one of the bot's labels)" in line
+    assert "'/assign me' (`me` would be the bot)" in line
+
+
 def test_check_config_live_names_each_problem_in_one_line_and_exits_2(capsys, monkeypatch, w, sim, cfg_path):
     w.team_project(TEAM, templates={"Other": "x"})  # the template is not there
     w.team_project("marketing/ops", bot_level=10)  # only a Guest
     code, _, err = live(capsys, monkeypatch, sim, cfg_path)
     assert code == 2
-    problems = err.strip().splitlines()
+    problems = [line for line in err.strip().splitlines() if line.startswith("channels[")]
     assert len(problems) == 2
+    assert "access[marketing/ops] (children): Guest (10): create issues: yes" in err
     assert problems[0].startswith("channels[comms-email]: marketing/programs: no issue template 'Email-Request-mpm'")
     assert problems[1].startswith("channels[comms-distribution-list]: marketing/ops: the bot user is Guest")
     assert all("bundled template in the incident's project" in p for p in problems)
@@ -520,3 +537,24 @@ def test_an_oversized_template_falls_back(w, sim):
     assert team_children(w) == []
     note = next(n["body"] for n in w.bot_notes(iid) if "fallback:comms-email" in bodies.logged_keys(n["body"]))
     assert "longer than 100\\,000 characters" in note  # as written, the comma escaped
+
+
+def test_check_config_live_judges_the_bots_access_as_gitlab_rules_it(capsys, monkeypatch, w, sim, cfg_path):
+    """GitLab 17+ lets Guests in both projects link issues (gitlabhq doc/user/project/issues/related_issues.md;
+    the simulated GitLab answers as GitLab 18); reading confidential incidents and internal notes and
+    labelling or assigning existing issues still take Reporter. One line per project, what the level permits."""
+    from bot.commands.checks import link_level, permits
+
+    w.team_project(TEAM, templates={NAME: TEMPLATE})
+    w.team_project("marketing/ops")
+    sim.state.add_member(w.project, w.cfg.bot.username, 10)  # the bot only a Guest where incidents live
+    code, _, err = live(capsys, monkeypatch, sim, cfg_path, "--project", w.project)
+    assert code == 2
+    line = next(x for x in err.splitlines() if x.startswith(f"access[{w.project}]"))
+    assert line.startswith(f"access[{w.project}] (incidents): Guest (10): create issues: yes; comment: yes; "
+                           "link issues: yes; read confidential issues and internal notes: no; ")
+    assert "linking needs Guest in both projects on GitLab 18" in line
+    assert line.endswith("not enough to read confidential issues and internal notes, label and assign existing issues")
+    # Before GitLab 17, linking took Reporter in both projects.
+    assert (link_level(16), link_level(None), link_level(17)) == (20, 20, 10)
+    assert permits(10, 16)["link issues"] is False and permits(10, 17)["link issues"] is True

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -11,11 +12,13 @@ from bot.core import bodies, commands
 from bot.core.converge import DryRun, converge
 from bot.core.model import BotState, ChildTarget, IncidentRef, Issue, Note, Observed
 from bot.core.policy import plan, plan_observed
+from bot.core.teamintent import template_intent
 from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.projectsetup import ProjectSetup
 from bot.gitlab.targets import MAX_TEMPLATE_CHARS
 from bot.text.hazards import preamble_problem
+from bot.text.quickactions import neutralise
 from bot.text.templates import TemplateRenderer
 
 SAMPLE_TIME = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -58,7 +61,7 @@ def render_over_time(observed: Observed, cfg: Config, renderer: TemplateRenderer
     """Render the templates of an incident's later life: replies to every command, a reminder, the
     status update, the all clear and the closing note."""
     later = SAMPLE_TIME + timedelta(hours=3)
-    said = ["help", "status", "refresh", "snooze 1h", "handoff simoc @sample-user", "nonsense"]
+    said = ["help", "status", "refresh", "snooze 1h", "handoff simoc @sample-user", "done 1", "undo 1", "nonsense"]
     notes = [
         Note(n, f"@{cfg.bot.username} {text}", "sample-user", SAMPLE_TIME, author_id=1) for n, text in enumerate(said)
     ]
@@ -70,14 +73,14 @@ def render_over_time(observed: Observed, cfg: Config, renderer: TemplateRenderer
     for verdict in desired.verdicts:
         bodies.reply_body(verdict, desired, observed, cfg, renderer)
     if desired.dues:
-        bodies.reminder_body(desired, list(desired.dues), cfg, renderer)
+        bodies.reminder_body(desired, observed, list(desired.dues), cfg, renderer)
     bodies.all_clear_body(desired, observed, cfg, renderer)
     bodies.closed_body(desired, observed, list(observed.children.values()), cfg, renderer)
 
 
 # ---- check-config --live: what GitLab itself says ---------------------------------------------------------
 
-REPORTER = 20
+GUEST, REPORTER = 10, 20
 _LEVELS = {
     0: "no access",
     5: "Minimal access",
@@ -89,6 +92,34 @@ _LEVELS = {
     50: "Owner",
     60: "administrator",
 }
+LINKS_BY_GUESTS = 17
+"""The GitLab major version from which Guests in both projects may link issues (Reporter before): gitlabhq
+doc/user/project/issues/related_issues.md, app/services/issue_links/create_service.rb."""
+
+
+def link_level(major: int | None) -> int:
+    """The role needed in both projects to link two issues, on GitLab ``major`` (unknown: the older rule)."""
+    return GUEST if major is not None and major >= LINKS_BY_GUESTS else REPORTER
+
+
+def permits(level: int, major: int | None) -> dict[str, bool]:
+    """What GitLab lets a member with ``level`` do that the bot does, as GitLab's own rules say: a Guest
+    member creates issues and comments, and sets labels, assignee and confidentiality on an issue it creates
+    (``IssuePolicy``: ``set_issue_metadata`` for members on new issues); reading confidential issues and
+    internal notes, and changing labels or assignees of existing issues, take Reporter; linking takes
+    ``link_level`` in both projects."""
+    return {
+        "create issues": level >= GUEST,
+        "comment": level >= GUEST,
+        "link issues": level >= link_level(major),
+        "read confidential issues and internal notes": level >= REPORTER,
+        "label and assign existing issues": level >= REPORTER,
+    }
+
+
+INCIDENTS_NEED = ("create issues", "comment", "link issues", "read confidential issues and internal notes",
+                  "label and assign existing issues")
+TEAMS_NEED = ("create issues", "link issues", "label and assign existing issues")
 
 
 @dataclass(frozen=True)
@@ -113,6 +144,57 @@ def _access(setup: ProjectSetup, project: str) -> tuple[int | None, str]:
         raise
 
 
+def _gitlab_major(client: GitLabClient) -> int | None:
+    """GitLab's major version (``GET /version``), or None when it does not say."""
+    try:
+        version = str(client._gl().version()[0])
+    except Exception:  # an unknown version only means the older, stricter rule applies
+        return None
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def access_checks(
+    cfg: Config, level_of: Callable[[str], tuple[int | None, str]], incident_project: str | None, major: int | None
+) -> list[LiveCheck]:
+    """One line per project the bot works in: the access level GitLab reports for the bot user, what it
+    permits of what the bot does there, and whether that is enough."""
+    projects: list[tuple[str, tuple[str, ...], str]] = []
+    if incident_project:
+        projects.append((incident_project, INCIDENTS_NEED, "incidents"))
+    for ch in cfg.channels:
+        if ch.project and all(ch.project.lower() != p.lower() for p, _, _ in projects):
+            projects.append((ch.project, TEAMS_NEED, "children"))
+    version = f"GitLab {major}" if major is not None else "GitLab of unknown version"
+    out: list[LiveCheck] = []
+    for project, needs, role in projects:
+        level, why = level_of(project)
+        head = f"access[{project}] ({role})"
+        if level is None:
+            out.append(LiveCheck(False, f"{head}: {why}"))
+            continue
+        allowed = permits(level, major)
+        said = "; ".join(f"{what}: {'yes' if allowed[what] else 'no'}" for what in allowed)
+        missing = [what for what in needs if not allowed[what]]
+        verdict = "enough" if not missing else f"not enough to {', '.join(missing)}"
+        link = f"linking needs {_level_name(link_level(major))} in both projects on {version}"
+        out.append(LiveCheck(not missing, f"{head}: {_level_name(level)} ({level}): {said} ({link}); {verdict}"))
+    return out
+
+
+def _quick_actions_note(cfg: Config, text: str) -> str:
+    """What becomes of a team template's quick actions: none runs; which the bot would drop, and why (assignees
+    and the milestone are checked against GitLab only when a child is opened)."""
+    _, actions = neutralise(text)
+    if not actions:
+        return ""
+    intent = template_intent(actions, cfg, cfg.bot.username, datetime.now(UTC).date())
+    note = f", {len(actions)} quick action line(s) shown as code, never run"
+    if intent.dropped:
+        note += "; not applied: " + "; ".join(f"{d.line!r} ({d.why})" for d in intent.dropped)
+    return note
+
+
 def live_checks(cfg: Config, client: GitLabClient, incident_project: str | None = None) -> list[LiveCheck]:
     """For each channel with a team project or template: does the project exist, does it hold the template,
     and may the bot create confidential issues (Reporter or above) and link them to incidents (Reporter or
@@ -126,7 +208,9 @@ def live_checks(cfg: Config, client: GitLabClient, incident_project: str | None 
             levels[project.lower()] = _access(setup, project)
         return levels[project.lower()]
 
-    out: list[LiveCheck] = []
+    major = _gitlab_major(client)
+    needed = link_level(major)
+    out = access_checks(cfg, level_of, incident_project, major)
     for ch in cfg.channels:
         if not ch.project and not ch.gitlab_template:
             continue
@@ -151,7 +235,7 @@ def live_checks(cfg: Config, client: GitLabClient, incident_project: str | None 
             if level < REPORTER:
                 problems.append(
                     f"the bot user is {_level_name(level)} of {project}; it needs Reporter to create "
-                    "confidential issues with labels and an assignee, and to link them"
+                    "confidential issues with labels and an assignee and keep them so, and to link them"
                 )
             if ch.gitlab_template:
                 text = client.issue_template(project, ch.gitlab_template)
@@ -162,18 +246,18 @@ def live_checks(cfg: Config, client: GitLabClient, incident_project: str | None 
                     )
                 elif len(text) > MAX_TEMPLATE_CHARS:
                     problems.append(f"template {ch.gitlab_template!r} is longer than {MAX_TEMPLATE_CHARS:,} characters")
-                elif (problem := preamble_problem(text)) is not None:
+                elif (problem := preamble_problem(neutralise(text)[0])) is not None:
                     problems.append(f"template {ch.gitlab_template!r} cannot be used: {problem}")
                 else:
-                    found.append(f"template {ch.gitlab_template!r} found")
+                    found.append(f"template {ch.gitlab_template!r} found" + _quick_actions_note(cfg, text))
             if incident_project and incident_project.lower() != project.lower():
                 other, other_why = level_of(incident_project)
                 if other is None:
                     problems.append(other_why)
-                elif other < REPORTER:
+                elif other < needed:
                     problems.append(
                         f"the bot user is {_level_name(other)} of {incident_project}; linking needs "
-                        "Reporter in both projects"
+                        f"{_level_name(needed)} in both projects"
                     )
         if problems:
             out.append(
@@ -185,8 +269,8 @@ def live_checks(cfg: Config, client: GitLabClient, incident_project: str | None 
                 )
             )
         else:
-            links = "and link them" if incident_project else "and link them (Reporter needed on the incidents' "
-            links += "" if incident_project else "projects too)"
+            links = "and link them" if incident_project else f"and link them ({_level_name(needed)} needed on the "
+            links += "" if incident_project else "incidents' projects too)"
             out.append(
                 LiveCheck(True, f"{head}: {project}: OK ({', '.join(found)}; may create confidential issues {links})")
             )

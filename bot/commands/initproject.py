@@ -16,7 +16,9 @@ from bot.config import Config, Severity
 from bot.errors import UserError
 from bot.gitlab.errors import GitLabAuthError, GitLabCallError
 
-DEVELOPER = 30
+REPORTER = 20
+"""What GitLab requires for all the bot does where incidents live: read confidential issues and internal notes,
+label and assign issues, create labels (``ProjectPolicy``: ``reporter_access``); comments and links need less."""
 ACCESS_NAMES = {0: "no access", 5: "Minimal access", 10: "Guest", 15: "Planner", 20: "Reporter", 30: "Developer",
                 40: "Maintainer", 50: "Owner", 60: "Admin"}  # fmt: skip
 
@@ -203,7 +205,7 @@ def explain(exc: GitLabCallError, project: str, gitlab_url: str) -> UserError:
         )
     if exc.status == 403:
         return UserError(
-            f"GitLab refused {exc.step} on {project} (403): give the bot user the Developer role (or higher) "
+            f"GitLab refused {exc.step} on {project} (403): give the bot user the Reporter role (or higher) "
             "on the project or its group, and a token with the api scope"
         )
     if exc.status is None:
@@ -228,12 +230,12 @@ def run_init(
     try:
         username, level = gl.access_level(project)
         who = f"the bot user @{username}" if username else "the bot user (GITLAB_TOKEN's)"
-        if level < DEVELOPER:
+        if level < REPORTER:
             raise UserError(
-                f"{who} has {access_name(level)} on {project}; it needs Developer (30) or higher: "
+                f"{who} has {access_name(level)} on {project}; it needs Reporter (20) or higher: "
                 "add it as a member of the project or its group"
             )
-        out(f"{project}: {who} has {access_name(level)}: OK (Developer or higher is needed)")
+        out(f"{project}: {who} has {access_name(level)}: OK (Reporter or higher is needed)")
         plan = plan_labels(cfg, gl.labels(project))
         report = InitReport(project, level, plan)
         out(f"Labels the policy relies on: {len(plan.wanted)}, of which {len(plan.missing)} missing")

@@ -14,7 +14,16 @@ from bot.chat.ports import ChatMessage
 from bot.chat.text import first_line
 from bot.config import Config
 from bot.core import bodies, commands
-from bot.core.actions import Action, CreateChild, LinkChild, PostNote, ReassignChild, UpdateIncident, UpsertChecklist
+from bot.core.actions import (
+    Action,
+    CreateChild,
+    FixChild,
+    LinkChild,
+    PostNote,
+    ReassignChild,
+    UpdateIncident,
+    UpsertChecklist,
+)
 from bot.core.converge import DryRun, converge
 from bot.core.events import Ignored, IssueEvent, NoteEvent, parse_event, parse_time
 from bot.core.model import ChildTarget, Desired, Issue, Note, Observed
@@ -202,6 +211,16 @@ def _action_json(action: Action) -> dict[str, Any]:
             confidential=action.confidential,
             description=action.description,
         )
+        if action.preamble:
+            out.update(
+                extra_assignees=list(action.extra_assignees),
+                milestone_id=action.milestone_id,
+                due_date=action.due_date,
+                weight=action.weight,
+            )
+    elif isinstance(action, FixChild):
+        out.update(child_iid=action.child_iid, confidential=action.confidential, add_labels=list(action.add_labels),
+                   assign=action.dri)
     elif isinstance(action, LinkChild):
         out.update(child_iid=action.child_iid, link_type="relates_to")
     elif isinstance(action, UpdateIncident):

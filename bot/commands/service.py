@@ -138,6 +138,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         worker_class=args.worker_class,
         read_timeout=args.read_timeout,
+        worker_connections=args.connections,
+        per_client=args.per_client,
         child_argv=child,
         child_grace=WORKER_GRACE,
         loglevel=args.log_level,
@@ -190,7 +192,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     username = wiring.check_gitlab(env)
     cfg = as_bot(cfg, username)
     store = wiring.open_service_store(env)
-    client = wiring.client(env, cfg)
+    client = wiring.client(env, cfg, wiring.call_policy(cfg.api, ledger=store))
     report = sweep(client, store, cfg, utcnow())
     print(report.summary())
     if args.queue_only:
@@ -256,7 +258,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, registry=metrics.registry)
-    client = wiring.client(env, cfg, wiring.call_policy(cfg.api, on_call=metrics.on_api_call))
+    client = wiring.client(env, cfg, wiring.call_policy(cfg.api, ledger=store, on_call=metrics.on_api_call))
     reconciler = wiring.reconciler(env, cfg, client, bot_username=username)
     sweep_every = env.sweep_every
     chat, slack = wiring.slack(env, cfg, store, metrics=metrics, clock=utcnow, worker_id=f"{default_worker_id()}:slack")
@@ -332,6 +334,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _not_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _log_format_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log-format",
@@ -360,6 +369,19 @@ def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
         type=_positive,
         default=5,
         help="seconds a client has to send its request header, and each part of its body (default 5)",
+    )
+    p.add_argument(
+        "--connections",
+        type=_positive,
+        default=1000,
+        help="connections each receiver process serves at once (gevent; default 1000)",
+    )
+    p.add_argument(
+        "--per-client",
+        type=_not_negative,
+        default=100,
+        help="connections one client address may hold in each receiver process; beyond it, its oldest idle "
+        "one is closed (gevent; default 100, 0: no bound; behind a proxy: at least the proxy's connections)",
     )
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     _log_format_option(p)

@@ -23,6 +23,12 @@ class CreateChild:
     # quick actions are the team's; ``description`` may hold none (``bot.gitlab.client`` checks both).
     preamble: str = ""
     template_name: str | None = None
+    # From the team's template, allow-listed (``bot.core.teamintent``): more assignees after the DRI, a
+    # milestone, a due date (ISO), a weight.
+    extra_assignees: tuple[str, ...] = ()
+    milestone_id: int | None = None
+    due_date: str | None = None
+    weight: int | None = None
 
     @property
     def key(self) -> str:
@@ -93,6 +99,33 @@ class ReassignChild:
 
 
 @dataclass(frozen=True)
+class FixChild:
+    """A child put back the way the plan says after someone (or a team's template) changed it: confidential,
+    the bot's labels on it, and its DRI assigned when nobody else is (``assignees``: the full list to set)."""
+
+    channel: str
+    child_project: str
+    child_iid: int
+    confidential: bool = False
+    add_labels: tuple[str, ...] = ()
+    assignees: tuple[str, ...] | None = None
+    dri: str | None = None
+    log_key: str = ""  # which change this repairs, once (the child's updated_at)
+
+    @property
+    def key(self) -> str:
+        return f"fix-child:{self.channel}:{self.child_project}#{self.child_iid}"
+
+    def describe(self) -> str:
+        parts = ["make it confidential"] if self.confidential else []
+        if self.add_labels:
+            parts.append(f"add label {', '.join(self.add_labels)}")
+        if self.dri:
+            parts.append(f"assign @{self.dri} (its DRI)")
+        return f"put child #{self.child_iid} ({self.channel}) back as the plan says: {' and '.join(parts)}"
+
+
+@dataclass(frozen=True)
 class UpsertChecklist:
     body: str
     note_id: int | None = None
@@ -157,4 +190,6 @@ class NoteOnChild:
         return f"comment on child #{self.child_iid} ({self.channel}): closed out of the plan's order"
 
 
-Action = CreateChild | LinkChild | UpdateIncident | ReassignChild | UpsertChecklist | PostNote | NoteOnChild
+Action = (
+    CreateChild | LinkChild | UpdateIncident | ReassignChild | FixChild | UpsertChecklist | PostNote | NoteOnChild
+)

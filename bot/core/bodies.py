@@ -10,15 +10,15 @@ import contextlib
 import contextvars
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.config import Config
-from bot.core import cadence, commands, order
+from bot.core import cadence, commands, order, records, teamintent
 from bot.core import state as bot_state
-from bot.core.model import BotState, ChatEngaged, Child, Desired, Issue, LogEntry, Observed, Person
+from bot.core.model import BotState, ChatEngaged, Child, Desired, Issue, LogEntry, Observed, Person, Tick
 from bot.text.escape import (
     UnsafeValue,
     code_span,
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 CHECKLIST = bot_state.CHECKLIST
 CHILD = "child"
-LOG = "log"
+LOG = records.LOG
 ITEM = "item"
 
 
@@ -179,6 +179,11 @@ def _log_id(child: Issue, incident: Issue) -> str:
     return f"{pid}/{iid}" if pid is not None else str(iid)
 
 
+def log_id(child: Issue, incident: Issue) -> str:
+    """The child's part of its status log keys (``IID``, or ``PID/IID`` in another project)."""
+    return _log_id(child, incident)
+
+
 def _project_path(issue: Issue) -> str | None:
     """The issue's project's full path, when known (GitLab's answer, or the path the bot named it by)."""
     if issue.project_path:
@@ -261,22 +266,39 @@ def _roles_context(desired: Desired) -> list[dict[str, Any]]:
     return [{"id": rid, "name": p.name, "who": who(p)} for rid, p in desired.roles.items()]
 
 
-def _item(key: str) -> Safe:
-    return Safe(marker(ITEM, id=key))
+#: The field of an item's marker saying the bot ticked the box for a ``done`` command (not a person by hand).
+BY_COMMAND = "done"
+
+
+def _item(key: str, by_command: bool = False) -> Safe:
+    return Safe(marker(ITEM, id=key, **{BY_COMMAND: True}) if by_command else marker(ITEM, id=key))
 
 
 _TICKED = re.compile(r"^\s*[-*+]\s+\[[xX]\]\s")
+_UNTICKED = re.compile(r"^\s*[-*+]\s+\[ \]\s")
+
+
+def _item_keys(body: str, box: re.Pattern[str], *, by_command: bool) -> frozenset[str]:
+    keys = set()
+    for line in body.splitlines():
+        if box.match(line):
+            for m in parse_markers(line):
+                key = m.fields.get("id") if m.kind == ITEM else None
+                if isinstance(key, str) and bool(m.fields.get(BY_COMMAND)) == by_command:
+                    keys.add(key)
+    return frozenset(keys)
 
 
 def ticked_items(body: str) -> frozenset[str]:
-    """Keys of the checklist items whose box is ticked, so a re-render keeps what people ticked."""
-    keys = set()
-    for line in body.splitlines():
-        if _TICKED.match(line):
-            for m in parse_markers(line):
-                if m.kind == ITEM and isinstance(m.fields.get("id"), str):
-                    keys.add(m.fields["id"])
-    return frozenset(keys)
+    """Keys of the checklist items whose box was ticked by hand, so a re-render keeps what people ticked (a
+    box the bot ticked for a ``done`` command is its state's, not a person's)."""
+    return _item_keys(body, _TICKED, by_command=False)
+
+
+def unticked_command_items(body: str) -> frozenset[str]:
+    """Keys of the items the bot showed ticked for a ``done`` command whose box was unticked since: only
+    the bot and Maintainers can edit the checklist, so a Maintainer took the tick back."""
+    return _item_keys(body, _UNTICKED, by_command=True)
 
 
 def _recorded(desired: Desired) -> BotState:
@@ -361,9 +383,10 @@ def order_log_text(b: order.Breach, desired: Desired, cfg: Config, incident: Iss
     return _breach_text(b, desired, cfg, incident)
 
 
-def order_child_body(b: order.Breach, desired: Desired, cfg: Config, incident: Issue) -> str:
+def order_child_body(b: order.Breach, desired: Desired, cfg: Config, observed: Observed) -> str:
     """The one comment on the child itself; its log marker carries ``b.key`` so it is found again. On a child
     in a team's project every reference is written in full (``#12`` there would be that project's issue)."""
+    incident = observed.incident
     elsewhere = "/" in child_ref(b.later.issue, incident)
     here = _full_ref(incident, incident) if elsewhere else issue_ref(desired.ref.iid)
     text = _checked_entry(
@@ -373,7 +396,28 @@ def order_child_body(b: order.Breach, desired: Desired, cfg: Config, incident: I
             + f". The incident ({here}) records this in its status log and checklist.",
         )
     )
-    return f"{marker(LOG, keys=[b.key])}\n{text}\n"
+    return f"{_log(observed, [b.key])}\n{text}\n"
+
+
+def _tickable(key: str, ticks: frozenset[str], done: Mapping[str, Tick], numbers: Mapping[str, int]) -> dict[str, Any]:
+    """A checklist item's box: ticked by hand (``ticks``) or for a ``done`` command (who and when shown)."""
+    tick = done.get(key)
+    return {
+        "done": key in ticks or tick is not None,
+        "number": numbers.get(key, 0),
+        "ticked": Safe(f"{escape_inline('@' + tick.by)} {tick.at:%Y-%m-%d %H:%M} UTC") if tick else "",
+        "item": _item(key, by_command=tick is not None and key not in ticks),
+    }
+
+
+def _engagement_box(key: str, ticks: frozenset[str], done: Mapping[str, Tick], numbers: Mapping[str, int],
+                    engaged: bool) -> dict[str, Any]:
+    """An engagement's box: ticked by hand, for a ``done`` command, or because the bot engaged it in Slack
+    itself (a fact of the outbox, marked as the bot's so it is never read back as a person's tick)."""
+    box = _tickable(key, ticks, done, numbers)
+    if engaged and not box["done"]:
+        box.update(done=True, item=_item(key, by_command=True))
+    return box
 
 
 def _engaged(sent: ChatEngaged | None) -> dict[str, Any] | None:
@@ -383,6 +427,8 @@ def _engaged(sent: ChatEngaged | None) -> dict[str, Any] | None:
 
 def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
     ticks = observed.checklist_ticks
+    done = desired.state.done
+    numbers = {item.key: item.number for item in commands.checklist_items(cfg)}
     plans = {c.channel: c for c in desired.children}
     marks = _order_marks(desired, observed, cfg)
     channels = []
@@ -421,7 +467,7 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         flags=list(desired.flags),
         roles=_roles_context(desired),
         first_actions=[
-            {"text": fa.text, "dri": who(fa.dri), "done": f"first:{fa.id}" in ticks, "item": _item(f"first:{fa.id}")}
+            _tickable(f"first:{fa.id}", ticks, done, numbers) | {"text": fa.text, "dri": who(fa.dri)}
             for fa in desired.first_actions
         ],
         engagements=[
@@ -432,11 +478,9 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
                 "cadence_source": e.cadence_source,
                 "channel": e.channel,
                 "reason": e.reason,
-                # Engaged by the bot itself (its Slack message was sent), or ticked by a person: a tick stays.
-                "done": f"engagement:{e.id}" in ticks or e.id in observed.chat_engaged,
                 "engaged": _engaged(observed.chat_engaged.get(e.id)),
-                "item": _item(f"engagement:{e.id}"),
             }
+            | _engagement_box(f"engagement:{e.id}", ticks, done, numbers, e.id in observed.chat_engaged)
             for e in desired.engagements
         ],
         channels=channels,
@@ -474,6 +518,19 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
                 )
             )
     for v in desired.verdicts:
+        if v.tick:
+            item, tick = v.tick
+            what = "done" if tick else "not done"
+            when = v.command.note.created_at
+            at_time = f" at {when:%Y-%m-%d %H:%M} UTC" if when else ""
+            entries.append(
+                LogEntry(
+                    f"done:{v.command.note.id}",
+                    f"({item.number}) **{escape_inline(item.name)}** marked {what} by "
+                    f"{escape_inline('@' + v.command.note.author)}{at_time}",
+                )
+            )
+    for v in desired.verdicts:
         if v.cadence:
             eid, request = v.cadence
             what = every(request.every) if request.every else "back to the plan's cadence"
@@ -498,11 +555,17 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
         plan = plans.get(label)
         ref, log_id = child_ref(child.issue, inc), _log_id(child.issue, inc)
         if plan is not None:
+            target = observed.targets.get(label)
+            from_template = (
+                teamintent.describe(target.intent, child.issue.assignees)
+                if target is not None and target.template
+                else ""
+            )
             entries.append(
                 LogEntry(
                     f"child:{label}:{log_id}",
                     f"opened {ref} {escape_inline(plan.title)} for {who(plan.assignee)} "
-                    f"because {escape_inline(plan.reason)}",
+                    f"because {escape_inline(plan.reason)}" + (f"; {from_template}" if from_template else ""),
                 )
             )
         else:
@@ -548,17 +611,32 @@ def _checked_entry(entry: LogEntry) -> Safe:
 
 
 #: The field of a status log marker that says the note belongs to the incident's status log thread.
-LOG_THREAD = "thread"
+LOG_THREAD = records.THREAD
 
 
-def log_body(entries: list[LogEntry], cfg: Config, r: Renderer, copy: str = "", *, first: bool = True) -> str:
+def _log(observed: Observed, keys: list[str], **extra: Any) -> Safe:
+    """The signed marker recording ``keys`` (``bot.core.records``)."""
+    return Safe(records.log_marker(observed.key, observed.incident, keys, **extra))
+
+
+def log_body(
+    entries: list[LogEntry],
+    observed: Observed,
+    cfg: Config,
+    r: Renderer,
+    copy: str = "",
+    *,
+    first: bool = True,
+    carried: frozenset[str] = frozenset(),
+) -> str:
     """A status log note: the first note of the log's thread (``first``, with the log's heading) or a reply
-    in it (its entries only)."""
+    in it (its entries only). ``carried``: an earlier version's keys it re-signs (``bot.core.records``)."""
+    extra = " " + records.carried_markers(observed.key, observed.incident, carried) if carried else ""
     return _render(
         r,
         cfg.templates.log,
         "status log comment",
-        marker=Safe(marker(LOG, keys=[e.key for e in entries], **{LOG_THREAD: True}) + copy),
+        marker=Safe(_log(observed, [e.key for e in entries], **{LOG_THREAD: True}) + copy + extra),
         entries=[_checked_entry(e) for e in entries],
         first=first,
     )
@@ -574,7 +652,7 @@ def out_of_scope_body(desired: Desired, observed: Observed, cfg: Config, r: Rend
         r,
         cfg.templates.out_of_scope,
         "out-of-scope comment",
-        marker=Safe(marker(LOG, keys=["out-of-scope"])),
+        marker=_log(observed, ["out-of-scope"]),
         incident=_incident_context(observed),
         reason=desired.scope_reason,
         threshold=cfg.severity.in_scope_at_least.label,
@@ -626,13 +704,13 @@ def _child_rows(children: list[Child], desired: Desired, cfg: Config, incident: 
     return rows
 
 
-def reminder_body(desired: Desired, due: list[cadence.Due], cfg: Config, r: Renderer) -> str:
+def reminder_body(desired: Desired, observed: Observed, due: list[cadence.Due], cfg: Config, r: Renderer) -> str:
     last = desired.last_update
     return _render(
         r,
         cfg.templates.reminder,
         f"reminder on {desired.ref}",
-        marker=Safe(marker(LOG, keys=[d.key for d in due])),
+        marker=_log(observed, [d.key for d in due]),
         engagements=[
             {
                 "name": d.engagement.name,
@@ -654,7 +732,7 @@ def all_clear_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         r,
         cfg.templates.all_clear,
         "all-clear comment",
-        marker=Safe(marker(LOG, keys=["all-clear"])),
+        marker=_log(observed, ["all-clear"]),
         children=_child_rows(still_open, desired, cfg, observed.incident),
     )
 
@@ -666,7 +744,7 @@ def closed_body(desired: Desired, observed: Observed, still_open: list[Child], c
         r,
         cfg.templates.closed_open_children,
         "closed-incident comment",
-        marker=Safe(marker(LOG, keys=[key])),
+        marker=_log(observed, [key]),
         children=_child_rows(still_open, desired, cfg, observed.incident),
     )
 
@@ -728,7 +806,7 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         r,
         cfg.templates.reply,
         f"reply to comment {cmd.note.id} on {desired.ref}",
-        marker=Safe(marker(LOG, keys=[cmd.key]) + state_copy(desired, observed)),
+        marker=Safe(_log(observed, [cmd.key]) + state_copy(desired, observed)),
         author=author,
         command=" ".join((cmd.name, *cmd.args)),
         ok=verdict.ok,

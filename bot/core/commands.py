@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.config import ROLE_IDS, ChatSettings, Config, parse_duration
-from bot.core.model import BotState, CadenceRequest, Note
+from bot.core.model import BotState, CadenceRequest, Note, Tick
 from bot.text.escape import is_valid_username
 
-COMMANDS = ("help", "status", "handoff", "snooze", "cadence", "channel", "refresh")
+COMMANDS = ("help", "status", "handoff", "snooze", "cadence", "channel", "done", "undo", "refresh")
 CHAT_CHANNEL = re.compile(r"#[a-z0-9][a-z0-9_-]{0,79}")
 """A Slack channel name as the ``channel`` command takes it (Slack's own rules: lowercase, digits, ``-``, ``_``)."""
 MAX_SNOOZE = timedelta(days=7)
@@ -61,6 +62,40 @@ class Reply(str):
 
 
 @dataclass(frozen=True)
+class Item:
+    """A checklist item a person can mark done: its number as the checklist shows it, its key, its name.
+    Numbers follow the policy (first actions, then engagements), so they do not move as engagements start."""
+
+    number: int
+    key: str
+    name: str
+
+
+def checklist_items(cfg: Config, engaged: Collection[str] | None = None) -> tuple[Item, ...]:
+    """The items of the checklist with a box people tick: every first action, and the engagements in
+    ``engaged`` (all of them when None)."""
+    items = [Item(n, f"first:{fa.id}", fa.text) for n, fa in enumerate(cfg.first_actions, 1)]
+    offset = len(items)
+    items += [
+        Item(offset + n, f"engagement:{e.id}", e.name)
+        for n, e in enumerate(cfg.engagements, 1)
+        if engaged is None or e.id in engaged
+    ]
+    return tuple(items)
+
+
+@dataclass(frozen=True)
+class Ticks:
+    """What ``done`` and ``undo`` judge against: the checklist's items, those marked done with ``done``, and
+    those whose box was ticked by hand (by the comment's author or a Maintainer, the only people GitLab
+    lets edit it)."""
+
+    items: tuple[Item, ...]
+    done: Mapping[str, Tick] = field(default_factory=dict)
+    hand: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Verdict:
     """What a command does: a reply (always), and perhaps a hand-off or a snooze."""
 
@@ -71,11 +106,15 @@ class Verdict:
     snooze_until: datetime | None = None
     cadence: tuple[str, CadenceRequest] | None = None  # (engagement id, what was requested)
     chat_channel: str | None = None  # the incident response channel in Slack
+    tick: tuple[Item, Tick | None] | None = None  # an item marked done (a Tick) or not done (None)
 
 
 # Markdown's line endings (not every Unicode break ``str.splitlines`` knows) and its blank lines.
 _MD_LINES = re.compile(r"\r\n|\r|\n")
 _SETEXT_UNDERLINE = re.compile(r" {0,3}(?:=+|-+)[ \t]*$")
+# A GFM table's delimiter row (``---|---``, ``:--``, ``|---|``): the line above it is the table's header row, not
+# a paragraph. Matched loosely (any such line refuses), which only ever refuses more than GitLab would.
+_TABLE_DELIMITER = re.compile(r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
 
 
 def _indent(line: str) -> int:
@@ -91,13 +130,27 @@ def _indent(line: str) -> int:
     return cols
 
 
+def addresses(line: str, bot: str) -> re.Match[str] | None:
+    """``@bot`` at the start of ``line`` as GitLab reads a mention of the bot, with the rest of the line.
+
+    ``User.reference_pattern`` (app/models/user.rb) is ``@`` followed by ``Gitlab::PathRegex``'s
+    ``FULL_NAMESPACE_FORMAT_REGEX`` (lib/gitlab/path_regex.rb): ASCII letters, digits, ``_``, ``-`` and
+    ``.`` only, the longest such run being the name, which GitLab then looks up case-insensitively. So
+    ``@Incident-Bot`` is the bot, but ``@ıncident-bot`` (dotless i) or ``@İncident-bot`` mention nobody, and
+    ``@incident-bot2``/``@incident-bot.x`` someone else: ``re.ASCII`` keeps Python's case folding from
+    matching ``ı``/``İ``/``K`` (Kelvin) with ASCII letters.
+    """
+    return re.match(rf"@{re.escape(bot)}(?![A-Za-z0-9_-]|\.+[A-Za-z0-9_-])[ \t]*(.*)$", line, re.IGNORECASE | re.ASCII)
+
+
 def parse(note: Note, bot: str) -> Command | None:
     """The command in a note's first non-blank line, if that line starts a plain paragraph addressing the bot.
 
     Like GitLab's own quick actions (``QuickActionPipeline`` reads only top-level paragraphs), a command
     that is shown as code or quoted is not a command: an indented line (4 columns or a tab) is a code
-    block, a fence, ``>`` or ``>>>`` quote, list item or HTML line does not start with the handle, and a
-    line underlined with ``===``/``---`` is a heading.
+    block, a fence, ``>`` or ``>>>`` quote, list item, table row or HTML line does not start with the
+    handle, a line underlined with ``===``/``---`` is a heading, and a line followed by a table's delimiter
+    row (``---|---``) is a table's header row.
     """
     lines = _MD_LINES.split(note.body)
     for index, line in enumerate(lines):
@@ -105,11 +158,11 @@ def parse(note: Note, bot: str) -> Command | None:
             continue
         if _indent(line) >= 4:
             return None
-        m = re.match(rf"@{re.escape(bot)}(?![\w.-])[ \t]*(.*)$", line.lstrip(" \t"), re.IGNORECASE)
+        m = addresses(line.lstrip(" \t"), bot)
         if not m:
             return None
         following = lines[index + 1] if index + 1 < len(lines) else ""
-        if _SETEXT_UNDERLINE.match(following):
+        if _SETEXT_UNDERLINE.match(following) or _TABLE_DELIMITER.match(following):
             return None
         words = m.group(1).split()
         name = words[0].lower() if words else "help"
@@ -117,8 +170,9 @@ def parse(note: Note, bot: str) -> Command | None:
     return None
 
 
-def judge(cmd: Command, cfg: Config) -> Verdict:
-    """Decide a command's effect and reply text (plain text; the renderer escapes it)."""
+def judge(cmd: Command, cfg: Config, ticks: Ticks | None = None) -> Verdict:
+    """Decide a command's effect and reply text (plain text; the renderer escapes it). ``ticks``: the
+    checklist as it stands, for ``done`` and ``undo`` (default: every item, none ticked)."""
     if not cmd.allowed:
         return Verdict(
             cmd,
@@ -155,6 +209,8 @@ def judge(cmd: Command, cfg: Config) -> Verdict:
         return _cadence(cmd, cfg)
     if name == "channel":
         return _channel(cmd, cfg)
+    if name in ("done", "undo"):
+        return _done(cmd, cfg, ticks or Ticks(checklist_items(cfg)))
     # handoff
     if len(args) != 2 or args[0].lower() not in ROLE_IDS or not args[1].startswith("@"):
         return Verdict(cmd, False, f"usage: handoff {'|'.join(ROLE_IDS)} @user")
@@ -247,12 +303,53 @@ def _channel(cmd: Command, cfg: Config) -> Verdict:
                    chat_channel=name)
 
 
+def _find_item(wanted: str, items: tuple[Item, ...]) -> Item | None:
+    """An item by its number, its id (``e-group``) or its name as the checklist shows it, in any case."""
+    text = wanted.strip().lstrip("(").rstrip(")").lower()
+    for item in items:
+        if text in (str(item.number), item.key.split(":", 1)[1].lower(), item.key.lower(), item.name.lower()):
+            return item
+    return None
+
+
+def _done(cmd: Command, cfg: Config, ticks: Ticks) -> Verdict:
+    """``done ITEM`` / ``undo ITEM``: mark a checklist item done or not, for those GitLab does not let tick
+    the bot's boxes (everyone but the bot and Maintainers)."""
+    undo = cmd.name == "undo"
+    listing = ", ".join(f"{i.number} {i.key.split(':', 1)[1]}" for i in ticks.items)
+    if not cmd.args:
+        return Verdict(cmd, False, f"usage: {cmd.name} ITEM, the item's number or name in the checklist ({listing})")
+    wanted = " ".join(cmd.args)
+    item = _find_item(wanted, ticks.items)
+    if item is None:
+        return Verdict(cmd, False, Reply("no checklist item ", Echo(wanted), f" (the items: {listing})"))
+    shown = f"({item.number}) {item.name}"
+    earlier = ticks.done.get(item.key)
+    if not undo:
+        if earlier is not None:
+            return Verdict(cmd, True, Reply(f"{shown} was already marked done by ", Echo(earlier.by),
+                                            f" at {earlier.at:%Y-%m-%d %H:%M} UTC"))
+        if item.key in ticks.hand:
+            return Verdict(cmd, True, f"{shown} is already ticked in the checklist")
+        if cmd.note.created_at is None:
+            return Verdict(cmd, False, "cannot tell when the command was written")
+        tick = Tick(cmd.note.author, cmd.note.created_at)
+        reply = Reply(f"{shown} marked done by ", Echo(cmd.note.author), f" at {tick.at:%Y-%m-%d %H:%M} UTC")
+        return Verdict(cmd, True, reply, tick=(item, tick))
+    if earlier is not None:
+        return Verdict(cmd, True, Reply(f"{shown} marked not done by ", Echo(cmd.note.author)), tick=(item, None))
+    if item.key in ticks.hand:
+        return Verdict(cmd, False, f"{shown} was ticked by hand in the checklist; only a Maintainer can untick it")
+    return Verdict(cmd, False, f"{shown} is not marked done")
+
+
 def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
     """The bot's state after the accepted commands, in the order they were written."""
     roles = dict(state.roles)
     snoozed = state.snoozed_until
     cadences = dict(state.cadences)
     chat_channel = state.chat_channel
+    done = dict(state.done)
     handled = max([state.handled, *(v.command.note.id for v in verdicts)])
     for v in sorted(verdicts, key=lambda v: v.command.note.id):
         if v.handoff:
@@ -263,6 +360,18 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
             cadences[v.cadence[0]] = v.cadence[1]
         if v.chat_channel:
             chat_channel = v.chat_channel
+        if v.tick:
+            item, tick = v.tick
+            if tick is None:
+                done.pop(item.key, None)
+            else:
+                done[item.key] = tick
     return replace(
-        state, roles=roles, snoozed_until=snoozed, cadences=cadences, handled=handled, chat_channel=chat_channel
+        state,
+        roles=roles,
+        snoozed_until=snoozed,
+        cadences=cadences,
+        handled=handled,
+        chat_channel=chat_channel,
+        done=done,
     )

@@ -16,6 +16,7 @@ from bot.core import state as bot_state
 from bot.core.actions import (
     Action,
     CreateChild,
+    FixChild,
     LinkChild,
     NoteOnChild,
     PostNote,
@@ -58,7 +59,13 @@ def fold(observed: Observed, result: Result) -> Observed:
     if isinstance(action, CreateChild):
         assert result.issue is not None
         children = {**observed.children, action.channel: Child(action.channel, result.issue, linked=False)}
-        return replace(observed, children=children)
+        kept = {a.lower() for a in result.issue.assignees}
+        refused = observed.dri_refused
+        if action.assignee and action.assignee.lower() not in kept:
+            refused = refused | {action.channel}
+        return replace(observed, children=children, dri_refused=refused)
+    if isinstance(action, FixChild):
+        return _fixed(observed, action, result.issue, refused=result.issue is None and bool(result.warnings))
     if isinstance(action, LinkChild):
         child = observed.children[action.channel]
         return replace(observed, children={**observed.children, action.channel: replace(child, linked=True)})
@@ -108,6 +115,42 @@ def _reassigned(observed: Observed, action: ReassignChild, *, kept: bool) -> Obs
         observed,
         children={**observed.children, action.channel: replace(child, issue=issue)},
         pending_log=(*observed.pending_log, line),
+    )
+
+
+def _fixed(observed: Observed, action: FixChild, answer: Issue | None, refused: bool) -> Observed:
+    """The child as GitLab answered ``action`` (as asked, in a dry run; unchanged when GitLab refused the write),
+    a status log line for what was put back, and no second try in this run."""
+    child = observed.children[action.channel]
+    tried = observed.children_fixed | {action.channel}
+    if refused:
+        return replace(observed, children_fixed=tried)
+    if answer is None:  # a dry run: as asked
+        answer = replace(
+            child.issue,
+            confidential=child.issue.confidential or action.confidential,
+            labels=child.issue.labels | set(action.add_labels),
+            assignees=action.assignees if action.assignees is not None else child.issue.assignees,
+        )
+    issue = replace(child.issue, confidential=answer.confidential, labels=answer.labels, assignees=answer.assignees)
+    done = []
+    if action.confidential and answer.confidential:
+        done.append("made it confidential again")
+    back = [label for label in action.add_labels if label in answer.labels]
+    if back:
+        done.append("put back " + ", ".join(escape_inline(f"~{label}") for label in back))
+    if action.dri and action.dri.lower() in {a.lower() for a in answer.assignees}:
+        done.append(f"assigned its DRI {bodies.at(action.dri)}")
+    pending = observed.pending_log
+    if done:
+        ref = bodies.child_ref(child.issue, observed.incident)
+        text = f"{ref} ({escape_inline(action.channel)}) had been changed; put back as the plan says: {', '.join(done)}"
+        pending = (*pending, LogEntry(action.log_key, text))
+    return replace(
+        observed,
+        children={**observed.children, action.channel: replace(child, issue=issue)},
+        children_fixed=tried,
+        pending_log=pending,
     )
 
 

@@ -15,10 +15,11 @@ into ``Observed`` and diffs again until nothing is left.
 from __future__ import annotations
 
 from bot.config import Config
-from bot.core import bodies, cadence, order
+from bot.core import bodies, cadence, order, records
 from bot.core.actions import (
     Action,
     CreateChild,
+    FixChild,
     LinkChild,
     NoteOnChild,
     PostNote,
@@ -26,7 +27,7 @@ from bot.core.actions import (
     UpdateIncident,
     UpsertChecklist,
 )
-from bot.core.model import Desired, Observed
+from bot.core.model import Desired, LogEntry, Observed, TemplateIntent
 from bot.core.routing import is_incident
 from bot.text.escape import escape_inline, issue_ref
 
@@ -50,10 +51,34 @@ def diff(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) 
             )
         return actions + _replies(desired, observed, cfg, r)
     return (
-        _structure(desired, observed, cfg, r)
+        (_resign(observed, cfg, r) + _structure(desired, observed, cfg, r))
         or _checklist(desired, observed, cfg, r)
         or _comments(desired, observed, cfg, r)
     )
+
+
+def _resign(observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
+    """An incident an earlier version ran: one status log comment re-signs the keys only its unsigned markers
+    hold (``bot.core.records``), before the checklist records that only signed keys count from now on. It
+    carries no copy of the state: the checklist is written after it, so a copy would look newer."""
+    if not observed.to_resign or records.RESIGNED in observed.logged:
+        return []
+    entry = LogEntry(
+        records.RESIGNED,
+        f"re-signed {len(observed.to_resign)} records an earlier version of the bot left unsigned in its comments "
+        "(what it posted and answered), so that an edit of them can be told from the bot's own",
+    )
+    first = observed.log_thread is None
+    return [
+        PostNote(
+            "log",
+            bodies.log_body([entry], observed, cfg, r, first=first, carried=observed.to_resign),
+            (entry.key,),
+            thread=observed.log_thread,
+            starts_thread=first,
+            lines=(entry.text,),
+        )
+    ]
 
 
 def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
@@ -79,9 +104,60 @@ def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rend
             pid = found.issue.project_id
             elsewhere = pid is not None and pid != incident.project_id
             actions.append(LinkChild(found.channel, str(pid) if elsewhere else found.issue.ref.project, found.iid))
-    actions += _children_follow_handoffs(desired, observed)
+    follows = _children_follow_handoffs(desired, observed)
+    actions += follows
+    actions += _fix_children(desired, observed, cfg, {f.channel for f in follows})
     actions += _order_notes(desired, observed, cfg)
     return actions
+
+
+def _dri_refused(channel: str, observed: Observed) -> bool:
+    """GitLab did not keep the child's DRI when the bot created or fixed the child (the warning is in the status
+    log, or came in this run): the bot does not ask again."""
+    if channel in observed.dri_refused:
+        return True
+    prefixes = (f"warning:create-child:{channel}:", f"warning:fix-child:{channel}:")
+    return any(key.startswith(prefixes) for key in observed.logged)
+
+
+def _fix_children(desired: Desired, observed: Observed, cfg: Config, following: set[str]) -> list[FixChild]:
+    """Each child of the plan put back as the plan says when someone (or, on an older version, a team's template)
+    changed it: confidential (open or closed), and while it is open the bot's labels on it and, when nobody but
+    the bot is assigned, its DRI. A person's reassignment to someone else is theirs to make (and a hand-off's
+    is ``ReassignChild``)."""
+    out = []
+    bot = cfg.bot.username.lower()
+    for plan in desired.children:
+        found = observed.children.get(plan.channel)
+        if found is None or plan.channel in observed.children_fixed:
+            continue
+        issue = found.issue
+        missing = tuple(label for label in plan.labels if label not in issue.labels) if issue.is_open else ()
+        dri = plan.assignee.assignee
+        others = [a for a in issue.assignees if a.lower() != bot]
+        assign = bool(
+            issue.is_open
+            and dri
+            and not others
+            and plan.channel not in following
+            and not _dri_refused(plan.channel, observed)
+        )
+        if issue.confidential and not missing and not assign:
+            continue
+        stamp = issue.updated_at.isoformat() if issue.updated_at else "unknown"
+        out.append(
+            FixChild(
+                plan.channel,
+                issue.ref.project,
+                found.iid,
+                confidential=not issue.confidential,
+                add_labels=missing,
+                assignees=(dri,) if assign and dri else None,
+                dri=dri if assign else None,
+                log_key=f"fixed:{plan.channel}:{bodies.log_id(issue, observed.incident)}:{stamp}",
+            )
+        )
+    return out
 
 
 def _order_notes(desired: Desired, observed: Observed, cfg: Config) -> list[NoteOnChild]:
@@ -97,7 +173,7 @@ def _order_notes(desired: Desired, observed: Observed, cfg: Config) -> list[Note
                 child.channel,
                 child.issue.ref.project,
                 child.iid,
-                bodies.order_child_body(breach, desired, cfg, observed.incident),
+                bodies.order_child_body(breach, desired, cfg, observed),
                 breach.key,
                 bodies.order_log_text(breach, desired, cfg, observed.incident),
             )
@@ -115,15 +191,21 @@ def _create_child(desired: Desired, observed: Observed, index: int, cfg: Config,
     description = bodies.child_description(
         desired, observed, index, r, template=cfg.templates.child_plan if preamble else None, project=project
     )
+    intent = target.intent if target is not None and preamble else TemplateIntent()
+    dri = (child.assignee.assignee or "").lower()
     return CreateChild(
         channel=child.channel,
         title=bodies.child_title(desired, child.title, observed, project),
         description=description,
-        labels=child.labels,
+        labels=child.labels + tuple(label for label in intent.labels if label not in child.labels),
         assignee=child.assignee.assignee,
         project=project,
         preamble=preamble,
         template_name=child.gitlab_template if preamble else None,
+        extra_assignees=tuple(a for a in intent.assignees if a.lower() != dri),
+        milestone_id=intent.milestone_id,
+        due_date=intent.due_date,
+        weight=intent.weight,
     )
 
 
@@ -159,7 +241,7 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
     entries = [e for e in bodies.log_entries(desired, observed) if e.key not in observed.logged]
     if entries:
         first = observed.log_thread is None
-        body = bodies.log_body(entries, cfg, r, bodies.state_copy(desired, observed), first=first)
+        body = bodies.log_body(entries, observed, cfg, r, bodies.state_copy(desired, observed), first=first)
         actions.append(
             PostNote(
                 "log",
@@ -178,7 +260,7 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
             actions.append(
                 PostNote(
                     "reminder",
-                    bodies.reminder_body(desired, due, cfg, r),
+                    bodies.reminder_body(desired, observed, due, cfg, r),
                     tuple(d.key for d in due),
                     lines=(f"reminded the DRIs that a status update is due ({names})",),
                 )

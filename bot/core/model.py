@@ -98,6 +98,14 @@ class Child:
 
 
 @dataclass(frozen=True)
+class Tick:
+    """A checklist item marked done with the ``done`` command: who and when (the command note's time)."""
+
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class CadenceRequest:
     """A ``cadence`` command's effect on one engagement: its interval (None: back to the plan's), who asked
     and when (the command note's time, the same on every run: the next reminder window starts there)."""
@@ -108,13 +116,37 @@ class CadenceRequest:
 
 
 @dataclass(frozen=True)
+class Dropped:
+    """A line of a team's template the bot did not apply, and why (plain text; escaped where it is written)."""
+
+    line: str
+    why: str
+
+
+@dataclass(frozen=True)
+class TemplateIntent:
+    """What of a team's template's quick actions the bot applies itself (``bot.core.teamintent``): labels, more
+    assignees (checked in GitLab: each can read the confidential child), a milestone (found in GitLab: its id),
+    a due date (ISO), a weight; and the lines it dropped."""
+
+    labels: tuple[str, ...] = ()
+    assignees: tuple[str, ...] = ()
+    milestone: str | None = None
+    milestone_id: int | None = None
+    due_date: str | None = None
+    weight: int | None = None
+    dropped: tuple[Dropped, ...] = ()
+
+
+@dataclass(frozen=True)
 class ChildTarget:
     """Where a channel's new child is opened, as read from GitLab in this reconcile (``bot.gitlab.targets``).
 
     ``project`` is the team's project (full path), ``template`` the text of its issue template (None: the
     bundled template). With ``fallback`` set the team's project or template could not be read, or is outside
     the bot's remit: the child is opened from the bundled template in the incident's project, and
-    ``fallback`` (safe markdown) says why in the status log.
+    ``fallback`` (safe markdown) says why in the status log. ``template`` holds no quick action any more
+    (``bot.text.quickactions.neutralise``); ``intent`` is what of them the bot applies itself.
     """
 
     channel: str
@@ -123,6 +155,7 @@ class ChildTarget:
     template: str | None = None
     fallback: str = ""
     reachable: bool = True  # whether the team's project may be searched for this channel's child
+    intent: TemplateIntent = field(default_factory=TemplateIntent)
 
     @property
     def in_team_project(self) -> bool:
@@ -145,8 +178,14 @@ class BotState:
     cadences: Mapping[str, CadenceRequest] = field(default_factory=dict)
     # The incident response channel in Slack (``#inc-123``), named with the ``channel`` command.
     chat_channel: str = ""
+    # Checklist items marked done with the ``done`` command, by item key (``first:<id>``, ``engagement:<id>``):
+    # GitLab lets only a comment's author and Maintainers tick its boxes.
+    done: Mapping[str, Tick] = field(default_factory=dict)
     # Counts the changes, so that the newest signed copy wins over an older one put back in its place.
     rev: int = 0
+    # The keys of the bot's comments (``bot.core.records``) are signed and only signed ones count. False for an
+    # incident an earlier version ran, until its unsigned keys have been re-signed.
+    signed_log: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,6 +221,8 @@ class Observed:
     children: Mapping[str, Child] = field(default_factory=dict)
     checklist: Note | None = None
     checklist_ticks: frozenset[str] = frozenset()
+    # Items the bot showed ticked for a ``done`` command whose box somebody unticked by hand (a Maintainer).
+    checklist_unticked: frozenset[str] = frozenset()
     state: BotState = field(default_factory=BotState)
     logged: frozenset[str] = frozenset()
     # The discussion the status log is written in (one thread per incident), once the bot has started it.
@@ -194,6 +235,12 @@ class Observed:
     child_noted: frozenset[str] = frozenset()
     # Set when GitLab refused the SEOC as assignee in this run, so the run does not ask again.
     assign_refused: bool = False
+    # Keys only unsigned markers of an earlier version hold, to re-sign once (``bot.core.records``).
+    to_resign: frozenset[str] = frozenset()
+    # Channels whose child's DRI GitLab did not keep in this run (not a member): the run does not ask again.
+    dri_refused: frozenset[str] = frozenset()
+    # Channels whose child this run has put back as the plan says (``FixChild``), or tried to: once a run.
+    children_fixed: frozenset[str] = frozenset()
     # People's comments that matter: status updates that count (content judged by ``cadence``, the author by
     # the GitLab adapter: a Reporter or above, or a role holder), and commands not answered yet.
     updates: tuple[Note, ...] = ()

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.config import Config
-from bot.core import bodies, commands
+from bot.core import bodies, commands, records
 from bot.core import state as bot_state
 from bot.core.cadence import is_status_update
 from bot.core.events import parse_time
@@ -77,35 +77,6 @@ def note_from_api(data: Mapping[str, Any], discussion: Mapping[str, Any] | None 
 
 
 # ---- the incident, its comments and its children ------------------------------------------------
-def channel_of(
-    child: Issue, observed: Observed, cfg: Config, bot: str, recorded: Mapping[bodies.ChildKey, str]
-) -> str | None:
-    """Which channel a linked issue is the bot's child for, or None if it is somebody else's issue.
-
-    Authorship first (only the bot's own issues count), then the bot's own status log (which child it
-    opened for which channel: Reporters cannot edit the bot's comments), then the child's marker if the
-    bot signed it for this incident, then the labels the bot put on it. An edited or removed marker
-    (Reporters can edit a child's description) therefore never makes a child disappear.
-    """
-    if child.author.lower() != bot.lower():
-        return None
-    channel = recorded.get(bodies.child_key(child, observed.incident))
-    if channel is not None:  # the status log names the child's project and iid
-        return channel
-    claim = bodies.child_claim(child.description, observed.key, observed.incident)
-    if claim is not None:
-        claimed_incident, channel, signed = claim
-        if signed:
-            return channel
-        if claimed_incident is not None and claimed_incident != observed.incident.id:
-            return None  # says it belongs to another incident, and nothing of ours says otherwise
-    if cfg.labels.child in child.labels:
-        channels = [c.label for c in cfg.channels if c.label in child.labels]
-        if len(channels) == 1:
-            return channels[0]
-    return None
-
-
 def observed_from(
     incident: Issue, links: Sequence[Issue], notes: Sequence[Note], cfg: Config, bot: str, *, key: StateKey
 ) -> Observed:
@@ -116,30 +87,33 @@ def observed_from(
     """
     mine = [n for n in notes if n.author.lower() == bot.lower() and not n.system]
     by_id = sorted(mine, key=lambda n: n.id)
-    checklist = next((n for n in by_id if bodies.find_checklist_marker(n.body)), None) or next(
-        (n for n in by_id if bodies.looks_like_checklist(n.body)), None
+    checklist = (
+        next((n for n in by_id if bot_state.signed_checklist(n.body, key, incident)), None)
+        or next((n for n in by_id if bodies.find_checklist_marker(n.body)), None)
+        or next((n for n in by_id if bodies.looks_like_checklist(n.body)), None)
     )
-    logged: set[str] = set()
-    for note in mine:
-        logged |= bodies.logged_keys(note.body)
-    # The status log's thread: the discussion of the bot's oldest threaded log note. Comments of an older
-    # log, one comment per change, still count above (their keys) and are left as they are.
-    log_thread = next(
-        (n.discussion_id for n in by_id if n.threaded and n.discussion_id and bodies.is_log_thread_note(n.body)), None
-    )
+    found = records.read(mine, key, incident)
     people = [n for n in notes if n.author.lower() != bot.lower() and not n.system]
     parsed = [c for n in people if (c := commands.parse(n, bot)) is not None]
-    answered = max((c.note.id for c in parsed if c.key in logged), default=0)
+    everything = records.any_keys(found)  # only where nothing signed is left (``bot_state.read``)
+    answered = max((c.note.id for c in parsed if c.key in everything), default=0)
     reading = bot_state.read(checklist, [n for n in mine if n is not checklist], key, incident, answered=answered)
+    belief = records.believe(found, legacy=not reading.state.signed_log)
+    logged = belief.logged
+    # The status log's thread: the discussion of the bot's oldest threaded log note. Comments of an older
+    # log, one comment per change, still count above (their keys) and are left as they are.
+    log_thread = next((n.discussion_id for n in belief.thread_notes if n.threaded and n.discussion_id), None)
     pending = [c for c in parsed if c.key not in logged and c.note.id > reading.state.handled]
     observed = Observed(
         incident=incident,
         checklist=checklist,
         checklist_ticks=bodies.ticked_items(checklist.body) if checklist else frozenset(),
+        checklist_unticked=bodies.unticked_command_items(checklist.body) if checklist else frozenset(),
         state=reading.state,
-        logged=frozenset(logged),
+        logged=logged,
         log_thread=log_thread,
-        pending_log=(reading.report,) if reading.report else (),
+        to_resign=belief.to_resign,
+        pending_log=((reading.report,) if reading.report else ()) + belief.reports,
         updates=tuple(n for n in people if is_status_update(n.body, cfg.status_update_points)),
         commands=tuple(pending),
         key=key,
@@ -147,7 +121,7 @@ def observed_from(
     recorded = bodies.recorded_children(observed.logged)
     children: dict[str, Child] = {}
     for linked in sorted(links, key=lambda i: i.ref.iid):
-        channel = channel_of(linked, observed, cfg, bot, recorded)
+        channel = signed_channel(linked, observed, bot, recorded)
         if channel and channel not in children:
             children[channel] = Child(channel, linked, linked=True)
     return replace(observed, children=children)
@@ -208,11 +182,14 @@ def update_needs_level(note: Note, observed: Observed, judged: bool | None) -> b
 # ---- children that exist but are not linked ----------------------------------------------------------
 @dataclass(frozen=True)
 class OrphanSearch:
-    """One search for the bot's unlinked children of an incident (created just before a crash): in the
-    incident's project, and in each team project a missing channel's child may have been opened in."""
+    """One search for the bot's unlinked children of an incident (created just before a crash, or whose link
+    failed or was removed): in the incident's project, and in each team project a missing channel's child
+    may have been opened in. By author and time only, recognised by the marker the bot signed: labels are
+    not asked for (a Reporter may remove them, GitLab drops them when the bot is only a Guest), so a child
+    that lost them is still found before another is opened (also after ``dead-letters retry`` cleared the
+    worker's record of the create)."""
 
     missing: frozenset[str]
-    labels: tuple[str, ...]
     created_after: datetime | None
     projects: tuple[str, ...] = ()  # team projects (full paths) searched besides the incident's
 
@@ -223,21 +200,25 @@ def orphan_search(observed: Observed, desired: Desired, cfg: Config) -> OrphanSe
     if not missing or observed.orphans_searched:
         return None
     created = observed.incident.created_at
-    # One missing channel (the usual case: a channel added later) narrows the search to its label.
-    labels = (cfg.labels.child, *missing) if len(missing) == 1 else (cfg.labels.child,)
     teams = {c.project for c in desired.children if c.channel in missing and c.project}
     # A team project the bot may not read (no access, outside its remit) holds no child of the bot's.
     unreachable = {t.project for t in observed.targets.values() if t.project and not t.reachable}
     projects = tuple(sorted(p for p in teams if p not in unreachable))
-    return OrphanSearch(frozenset(missing), labels, created - CLOCK_SLACK if created else None, projects)
+    return OrphanSearch(frozenset(missing), created - CLOCK_SLACK if created else None, projects)
 
 
 def signed_channel(
     issue: Issue, observed: Observed, bot: str, recorded: Mapping[bodies.ChildKey, str]
 ) -> str | None:
-    """The channel of a child the bot created for this incident, believing only the bot's own word: its
-    status log (``recorded``), or a marker it signed for this incident. An unsigned or edited marker never
-    counts (anyone with update rights can type one)."""
+    """The channel of a child the bot created for this incident, or None if it is somebody else's issue (or
+    the bot's child of another incident).
+
+    Believing only the bot's own word: authorship (only the bot's own issues count), then its signed status
+    log (``recorded``: which child it opened for which channel), then a marker it signed for this incident.
+    An edited or removed marker (Reporters can edit a child's description) therefore never makes a child
+    disappear, and a link alone never makes one: the bot's child of another incident, its marker removed
+    and linked here by hand, stays that incident's. An unsigned marker and labels prove nothing (anyone with
+    update rights can type or set them)."""
     if issue.author.lower() != bot.lower():
         return None
     channel = recorded.get(bodies.child_key(issue, observed.incident))

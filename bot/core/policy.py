@@ -224,8 +224,14 @@ def plan(incident: Issue, state: BotState, cfg: Config, now: datetime) -> Desire
 
 def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
     """``plan`` plus everything that depends on the comments and the time: commands, cadence, all clear."""
-    verdicts = tuple(commands.judge(c, cfg) for c in observed.commands if c.key not in observed.logged)
-    state = commands.apply(observed.state, list(verdicts))
+    # A box the bot ticked for ``done`` and a Maintainer unticked by hand is not done any more.
+    before = replace(
+        observed.state, done={k: v for k, v in observed.state.done.items() if k not in observed.checklist_unticked}
+    )
+    engaged = {e.id for e in plan(observed.incident, before, cfg, now).engagements}
+    ticks = commands.Ticks(commands.checklist_items(cfg, engaged), before.done, observed.checklist_ticks)
+    verdicts = tuple(commands.judge(c, cfg, ticks) for c in observed.commands if c.key not in observed.logged)
+    state = commands.apply(before, list(verdicts))
     desired = plan(observed.incident, state, cfg, now)
     if not desired.in_scope:
         return replace(desired, verdicts=verdicts, now=now)
@@ -254,6 +260,10 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
                 handled=state.handled,
                 cadences=state.cadences,
                 chat_channel=state.chat_channel or _created_channel(observed, cfg),
+                done=state.done,
+                # Recorded once nothing unsigned is left to re-sign: the comment that re-signs comes first
+                # (``diff``), so a crash in between never loses an earlier version's keys.
+                signed_log=True,
             )
         ),
         verdicts=verdicts,

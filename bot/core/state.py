@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.core.commands import CHAT_CHANNEL
 from bot.core.events import parse_time
-from bot.core.model import BotState, CadenceRequest, Issue, LogEntry, Note
+from bot.core.model import BotState, CadenceRequest, Issue, LogEntry, Note, Tick
 from bot.text.escape import is_valid_username
 from bot.text.markers import Marker, StateKey, Trust, find_marker, marker_spans, signed_marker, verify
 
@@ -46,6 +46,10 @@ def encode(state: BotState) -> dict[str, Any]:
         }
     if state.chat_channel:
         fields["chat_channel"] = state.chat_channel
+    if state.done:
+        fields["done"] = {k: {"by": v.by, "at": v.at.isoformat()} for k, v in sorted(state.done.items())}
+    if state.signed_log:
+        fields["signed_log"] = True
     return fields
 
 
@@ -64,6 +68,19 @@ def _cadences(raw: Any) -> dict[str, CadenceRequest]:
         seconds, by, when = _int(v.get("every")), v.get("by"), parse_time(v.get("at"))
         if isinstance(by, str) and when is not None:
             out[k] = CadenceRequest(timedelta(seconds=seconds) if seconds else None, by, when)
+    return out
+
+
+def _done(raw: Any) -> dict[str, Tick]:
+    """Items marked done with the ``done`` command; a state written before it has none."""
+    out: dict[str, Tick] = {}
+    if not isinstance(raw, dict):
+        return out
+    for k, v in raw.items():
+        if isinstance(k, str) and isinstance(v, dict) and isinstance(v.get("by"), str):
+            when = parse_time(v.get("at"))
+            if when is not None:
+                out[k] = Tick(v["by"], when)
     return out
 
 
@@ -87,7 +104,9 @@ def decode(fields: Mapping[str, Any]) -> BotState:
         handled=_int(fields.get("handled")),
         cadences=_cadences(fields.get("cadences")),
         chat_channel=_channel(fields.get("chat_channel")),
+        done=_done(fields.get("done")),
         rev=_int(fields.get("rev")),
+        signed_log=fields.get("signed_log") is True,
     )
 
 
@@ -107,6 +126,12 @@ def checklist_marker(state: BotState, key: StateKey, incident: Issue) -> str:
 
 def copy_marker(state: BotState, key: StateKey, incident: Issue) -> str:
     return signed_marker(COPY, key, scope_of(incident), **encode(state))
+
+
+def signed_checklist(body: str, key: StateKey, incident: Issue) -> bool:
+    """Whether ``body`` holds a checklist marker the bot signed for ``incident`` (the checklist itself, found
+    before any other of the bot's comments somebody put a checklist marker in)."""
+    return any(m.kind == CHECKLIST and verify(m, key, scope_of(incident)) in TRUSTED for _, _, m in marker_spans(body))
 
 
 @dataclass(frozen=True)

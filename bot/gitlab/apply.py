@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
+from bot.core import records
 from bot.core.actions import (
     Action,
     CreateChild,
+    FixChild,
     LinkChild,
     NoteOnChild,
     PostNote,
@@ -17,12 +19,12 @@ from bot.core.actions import (
     UpdateIncident,
     UpsertChecklist,
 )
-from bot.core.bodies import child_ref, logged_keys
+from bot.core.bodies import child_ref
 from bot.core.converge import Result
 from bot.core.model import IncidentRef, Issue, Note, Observed
 from bot.core.observed import assignee_kept, earlier_child
 from bot.gitlab.errors import GitLabCallError, OutcomeUnknown
-from bot.gitlab.ports import ApplyWrites
+from bot.gitlab.ports import ApplyWrites, ChildFields
 from bot.text.escape import escape_inline
 
 SEARCH_SLACK = timedelta(minutes=5)  # clocks of the bot and GitLab differ
@@ -145,14 +147,19 @@ class GitLabApplier:
             return note
         return self.client.create_note(ref, action.body, internal=action.internal)
 
-    def _note_on_child(self, action: NoteOnChild) -> Result:
+    def _note_on_child(self, action: NoteOnChild, observed: Observed) -> Result:
         """Post the comment unless the child already has it (an earlier run posted it, then stopped before
         the incident's log said so): one read of the child's comments, then at most one write."""
         child = IncidentRef(action.child_project, action.child_iid)
         try:
             notes = self.client.notes(child)
             bot = self.client_bot.lower()
-            if any(n.author.lower() == bot and action.log_key in logged_keys(n.body) for n in notes):
+            legacy = not observed.state.signed_log
+            if any(
+                n.author.lower() == bot
+                and action.log_key in records.keys_in(n.body, observed.key, observed.incident, legacy=legacy)
+                for n in notes
+            ):
                 return Result(action)
             return Result(action, note=self.client.create_note(child, action.body))
         except GitLabCallError as exc:
@@ -164,19 +171,48 @@ class GitLabApplier:
                           f"GitLab answered {exc.status}",),
             )
 
+    def _fix_child(self, action: FixChild, observed: Observed) -> Result:
+        """One write putting the child back; a child the bot may no longer write is reported, not retried in
+        this run (GitLab answered 403 or 404)."""
+        what = f"#{action.child_iid} ({escape_inline(action.channel)})"
+        ids, warnings = self._assignee_ids(action.dri, what) if action.assignees is not None else ([], [])
+        child = IncidentRef(action.child_project, action.child_iid)
+        try:
+            issue = self.client.fix_child(
+                child, assignee_ids=ids or None, confidential=action.confidential, add_labels=action.add_labels
+            )
+        except GitLabCallError as exc:
+            if exc.status not in (403, 404):
+                raise
+            return Result(action, warnings=(f"could not put #{action.child_iid} ({escape_inline(action.channel)}) "
+                                            f"back as the plan says: GitLab answered {exc.status}",))
+        if ids and action.dri and not assignee_kept(action.dri, issue):
+            warnings.append(
+                f"GitLab did not keep {escape_inline('@' + action.dri)} as assignee of "
+                f"{child_ref(issue, observed.incident)} (not a project member?); not asked again"
+            )
+        return Result(action, issue=issue, warnings=tuple(warnings))
+
     def _one(self, action: Action, observed: Observed) -> Result:
         ref = observed.incident.ref
         if self.guard is not None:
             self.guard.before_write()
         if isinstance(action, CreateChild):
             ids, warnings = self._assignee_ids(action.assignee, f"the new {escape_inline(action.channel)} issue")
+            for extra_user in action.extra_assignees:  # from the team's template, checked by bot.gitlab.targets
+                extra_ids, _ = self._assignee_ids(extra_user, f"the new {escape_inline(action.channel)} issue")
+                ids += [i for i in extra_ids if i not in ids]
             if self.guard is not None:
                 earlier = self._earlier_create(action, observed)
                 if earlier is not None:
                     return Result(action, issue=earlier)
             try:
-                # The team's template goes along only when there is one (it is sent ahead of the description).
-                extra = {"preamble": action.preamble} if action.preamble else {}
+                # The team's template goes along only when there is one (it is sent ahead of the description),
+                # with what of its quick actions the bot applies itself.
+                extra: dict[str, Any] = {"preamble": action.preamble} if action.preamble else {}
+                fields = ChildFields(action.milestone_id, action.due_date, action.weight)
+                if fields != ChildFields():
+                    extra["extra"] = fields
                 issue = self.client.create_issue(
                     action.project or ref.project,
                     title=action.title,
@@ -234,7 +270,9 @@ class GitLabApplier:
                         raise
             return Result(action, note=self.client.create_note(ref, action.body))
         if isinstance(action, NoteOnChild):
-            return self._note_on_child(action)
+            return self._note_on_child(action, observed)
+        if isinstance(action, FixChild):
+            return self._fix_child(action, observed)
         if isinstance(action, PostNote):
             return Result(action, note=self._post(ref, action))
         raise TypeError(f"unknown action {action!r}")

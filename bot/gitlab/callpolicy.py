@@ -15,13 +15,17 @@ pages after ``call`` returns are outside the policy.
 from __future__ import annotations
 
 import email.utils
+import heapq
+import itertools
 import logging
 import math
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Literal, TypeVar
@@ -30,6 +34,8 @@ import gitlab.exceptions
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
+from bot.core.urgency import Priority, clamp
+from bot.gitlab.budget import Budgets
 from bot.gitlab.connect import connection_reason
 from bot.gitlab.errors import (
     GitLabAuthError,
@@ -44,9 +50,13 @@ __all__ = [
     "CallStats",
     "StatsSnapshot",
     "TokenBucket",
+    "UrgentFirst",
     "WriteKind",
+    "caller_priority",
+    "carry_priority",
     "classify",
     "parse_retry_after",
+    "working_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -309,6 +319,86 @@ class TokenBucket:
         return wait
 
 
+# --------------------------------------------------------------------------- urgent callers first
+
+caller_priority: ContextVar[Priority] = ContextVar("incident_bot_caller_priority", default=Priority.NORMAL)
+"""The priority of the job the current caller works for (``bot.core.urgency``); the worker sets it per job
+(:func:`working_for`) and :class:`UrgentFirst` admits callers by it."""
+
+
+@contextmanager
+def working_for(priority: int) -> Iterator[None]:
+    """GitLab calls made inside (in this thread, or a task carried by :func:`carry_priority`) are admitted at
+    ``priority``."""
+    token = caller_priority.set(clamp(priority))
+    try:
+        yield
+    finally:
+        caller_priority.reset(token)
+
+
+def carry_priority(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` run at the caller's priority in whichever thread runs it (a pool's worker thread starts with
+    the default)."""
+    priority = caller_priority.get()
+
+    def run(*args: object, **kwargs: object) -> T:
+        with working_for(priority):
+            return fn(*args, **kwargs)
+
+    return run
+
+
+class UrgentFirst:
+    """A :class:`TokenBucket` that hands its tokens to the most urgent caller waiting.
+
+    A plain bucket reserves tokens first come, first served, and a caller sleeps off its reservation: when
+    the rate is used up, a new critical incident's calls queue behind every background call already in
+    flight. Here at most one caller at a time holds a reservation (so at most one token is promised ahead);
+    the others wait their turn, and the next turn goes to the caller working for the most urgent job
+    (:data:`caller_priority`), first come first served among equals. Same interface as the bucket."""
+
+    def __init__(self, bucket: TokenBucket, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.bucket = bucket
+        self._clock = clock
+        self._turn = threading.Condition()
+        self._waiting: list[tuple[int, int]] = []  # a heap of (priority, arrival)
+        self._arrivals = itertools.count()
+        self._taking = False  # a caller holds the bucket: reserving, and sleeping off its reservation
+
+    def waiting(self) -> list[int]:
+        """The priorities of the callers waiting for their turn, most urgent first."""
+        with self._turn:
+            return [priority for priority, _ in sorted(self._waiting)]
+
+    def acquire(self, max_wait: float = math.inf) -> float | None:
+        """Wait for a token, in turn by priority; the seconds waited, or ``None`` (nothing taken) when that
+        would exceed ``max_wait``."""
+        start = self._clock()
+        me = (int(caller_priority.get()), next(self._arrivals))
+        with self._turn:
+            heapq.heappush(self._waiting, me)
+            try:
+                while self._taking or self._waiting[0] != me:
+                    left = max_wait - (self._clock() - start)
+                    if left <= 0:
+                        return None
+                    self._turn.wait(None if left == math.inf else left)
+                self._taking = True
+            finally:
+                self._waiting.remove(me)
+                heapq.heapify(self._waiting)
+                self._turn.notify_all()
+        try:
+            queued = self._clock() - start
+            waited = self.bucket.acquire(max(0.0, max_wait - queued))
+            return None if waited is None else queued + waited
+        finally:
+            with self._turn:
+                self._taking = False
+                self._turn.notify_all()
+
+
 # --------------------------------------------------------------------------- counters
 
 
@@ -434,8 +524,9 @@ class CallPolicy:
         wallclock: Callable[[], float] = time.time,
         base_wait: float = 0.5,
         on_call: OnCall | None = None,
-        limiter: TokenBucket | None = None,
+        limiter: TokenBucket | UrgentFirst | None = None,
         burst: float = 1.0,
+        budgets: Budgets | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -451,7 +542,10 @@ class CallPolicy:
         self._rng = rng if rng is not None else random.Random()
         self._rng_lock = threading.Lock()
         self.on_call = on_call
-        self.limiter = limiter or TokenBucket(rate_per_minute, burst=burst, clock=clock, sleep=sleep)
+        self.limiter = limiter or UrgentFirst(
+            TokenBucket(rate_per_minute, burst=burst, clock=clock, sleep=sleep), clock=clock
+        )
+        self.budgets = budgets  # GitLab's per-endpoint limits (bot.gitlab.budget), for calls that name one
         self.stats = CallStats()
 
     def call(
@@ -461,6 +555,7 @@ class CallPolicy:
         step: str,
         incident: str = "",
         write: WriteKind = "read",
+        limit: str | None = None,
     ) -> T:
         """Run ``fn`` (one GitLab request) under the policy and return its result.
 
@@ -468,14 +563,19 @@ class CallPolicy:
         whole body, DELETE, link creation where 409 means done) are retried on transient errors;
         ``"create"`` is retried only when GitLab provably did nothing (429, failure to connect),
         otherwise :class:`OutcomeUnknown` is raised so the caller re-reads before creating again.
+        ``limit`` names the call's budget of GitLab's per-endpoint limits (``notes``, ``issues:<project>``): the
+        call waits for it, and a bare 429 waits for GitLab's next window without spending an attempt.
         Raises :class:`GitLabCallError` (or a subclass) on failure.
         """
         if write not in _WRITE_KINDS:
             raise ValueError(f"write must be one of {_WRITE_KINDS}, got {write!r}")
         self.stats.record_call()
         start = self._clock()
-        attempt = 0
+        attempt = refusals = 0
+        budgets = self.budgets if limit is not None else None
         while True:
+            if budgets is not None and limit is not None:
+                start += self._budget_wait(budgets.pace(limit, step, incident))
             self._throttle(step, incident, start, attempt)
             attempt += 1
             began = self._clock()
@@ -486,6 +586,11 @@ class CallPolicy:
             except Exception as exc:
                 outcome = classify(exc, write)
                 self._observe(step, outcome.label, self._clock() - began)
+                if budgets is not None and limit is not None and self._bare_429(outcome):
+                    refusals += 1
+                    start += self._budget_wait(budgets.back_off(limit, step, incident, refusals=refusals))
+                    attempt -= 1  # GitLab's window was full: no attempt spent
+                    continue
                 wait = self._next_wait(outcome, attempt, start)
                 if wait is None:
                     raise self._error(step, incident, outcome, attempt) from exc
@@ -507,6 +612,14 @@ class CallPolicy:
             return result
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _bare_429(self, outcome: CallOutcome) -> bool:
+        return outcome.status == 429 and server_wait(outcome.headers, 429, now_wall=self._wallclock()) is None
+
+    def _budget_wait(self, waited: float) -> float:
+        if waited:
+            self.stats.record_throttle(waited)
+        return waited
 
     def _remaining(self, start: float) -> float:
         return self.call_budget_s - (self._clock() - start)

@@ -19,7 +19,7 @@ from bot.core.model import IncidentRef, Issue, Note
 from bot.core.observed import INACTIVE_STATES, issue_from_api, note_from_api
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.errors import GitLabCallError
-from bot.gitlab.ports import IssueListing, RemitProject
+from bot.gitlab.ports import ChildFields, IssueListing, RemitProject
 from bot.text.hazards import UnsafeOutput, find_hazards, with_preamble
 
 PER_PAGE = 100
@@ -36,14 +36,17 @@ def _refuse_quick_actions(body: str) -> None:
 
 
 def child_body(preamble: str, description: str) -> str:
-    """What a child's description is sent as: a team's own template (``preamble``, whose quick actions are
-    the team's and run as when a person opens an issue from it) followed by the part the bot rendered from
-    the incident, which may hold none and which the template may not change (``with_preamble``)."""
+    """What a child's description is sent as: a team's own template (``preamble``, neutralised already by
+    ``bot.text.quickactions``: GitLab would run its quick actions as the bot) followed by the part the bot
+    rendered from the incident, which the template may not change (``with_preamble``). Neither may hold a
+    quick action."""
     _refuse_quick_actions(description)
     try:
-        return with_preamble(preamble, description) if preamble else description
+        body = with_preamble(preamble, description) if preamble else description
     except UnsafeOutput as exc:
         raise UnsafeBody(f"refusing to send the child's description: {exc}") from None
+    _refuse_quick_actions(body)
+    return body
 
 
 class UserCache:
@@ -145,8 +148,8 @@ class GitLabClient:
     def _issue(self, ref: IncidentRef) -> Any:
         return self._project(ref.project).issues.get(ref.iid, lazy=True)
 
-    def _call(self, step: str, fn: Callable[[], Any], write: str = "read") -> Any:
-        return self.policy.call(fn, step=step, incident=self.incident, write=write)  # type: ignore[arg-type]
+    def _call(self, step: str, fn: Callable[[], Any], write: str = "read", limit: str | None = None) -> Any:
+        return self.policy.call(fn, step=step, incident=self.incident, write=write, limit=limit)  # type: ignore[arg-type]
 
     def _page(self, path: str, query: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         response = self._gl().http_request("get", path, query_data=query)
@@ -314,18 +317,23 @@ class GitLabClient:
         assignee_ids: list[int],
         confidential: bool = True,
         preamble: str = "",
+        extra: ChildFields | None = None,
     ) -> Issue:
-        data = {
+        data: dict[str, Any] = {
             "title": title,
             "description": child_body(preamble, description),
             "labels": list(labels),
             "confidential": confidential,
             "assignee_ids": assignee_ids,
         }
+        if extra is not None:
+            fields = {"milestone_id": extra.milestone_id, "due_date": extra.due_date, "weight": extra.weight}
+            data.update({k: v for k, v in fields.items() if v is not None})
         obj = self._call(
             "create a child issue",
             lambda: self._project(project).issues.create(data, extra_headers=self._headers),
             write="create",
+            limit=f"issues:{project.lower()}",  # GitLab limits issue creation per project and user
         )
         return issue_from_api(obj.attributes, project)
 
@@ -342,6 +350,36 @@ class GitLabClient:
             # is transient (the policy retried it) and means the link was not made.
             if exc.status != 409 or exc.transient:
                 raise
+
+    def fix_child(
+        self, ref: IncidentRef, *, assignee_ids: list[int] | None, confidential: bool, add_labels: Iterable[str]
+    ) -> Issue:
+        data: dict[str, Any] = {}
+        if assignee_ids is not None:
+            data["assignee_ids"] = assignee_ids
+        if confidential:
+            data["confidential"] = True
+        labels = list(add_labels)
+        if labels:
+            data["add_labels"] = ",".join(labels)
+        result = self._call(
+            f"put child #{ref.iid} back as the plan says",
+            lambda: self._project(ref.project).issues.update(ref.iid, data, extra_headers=self._headers),
+            write="idempotent",
+        )
+        return issue_from_api(result, ref.project)
+
+    def milestone_id(self, project: str, title: str) -> int | None:
+        """GitLab's ``GET /projects/:id/milestones?title=...&include_ancestors=true``: the active milestone of the
+        project or its groups with exactly this title."""
+        query = {"title": title, "state": "active", "include_ancestors": "true"}
+        try:
+            found = self._list(f"look up milestone {title}", f"/projects/{quote(project, safe='')}/milestones", query)
+        except GitLabCallError as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        return next((int(m["id"]) for m in found if m.get("title") == title and isinstance(m.get("id"), int)), None)
 
     def update_issue(
         self, ref: IncidentRef, *, assignee_ids: list[int] | None = None, add_labels: Iterable[str] = ()
@@ -366,18 +404,36 @@ class GitLabClient:
             "post a comment",
             lambda: self._issue(ref).notes.create(data, extra_headers=self._headers),
             write="create",
+            limit="notes",  # GitLab limits the notes API per user, not the discussions API (lib/api/discussions.rb)
         )
         if "id" not in obj.attributes:  # 202: GitLab ran it as commands and saved nothing
             raise UnsafeBody("GitLab treated the comment as quick actions only and saved nothing")
         return note_from_api(obj.attributes)
 
     def start_thread(self, ref: IncidentRef, body: str, *, internal: bool = False) -> tuple[str, Note]:
-        """A comment that starts a thread (GitLab's Discussions API); returns its discussion id and note."""
+        """A comment that starts a thread; returns its discussion id and note.
+
+        GitLab's Discussions API takes no ``internal`` parameter (gitlabhq ``lib/api/discussions.rb``: the
+        create endpoint passes only the body, so the thread is never internal); only the Notes API does
+        (``lib/api/notes.rb``). So an internal thread starts as an internal comment made with the Notes API,
+        which GitLab turns into a thread at its first reply (``Notes::BuildService`` converts an individual
+        note to a discussion), every reply taking the thread's confidentiality. The Notes API does not say
+        which discussion the comment is in; one read of the discussions finds it.
+        """
         _refuse_quick_actions(body)
-        data: dict[str, Any] = {"body": body, "internal": True} if internal else {"body": body}
+        if internal:
+            note = self.create_note(ref, body, internal=True)
+            discussions = self._list("find the internal thread", f"{self._issue_path(ref)}/discussions")
+            for discussion in reversed(discussions):
+                for item in discussion.get("notes") or []:
+                    if isinstance(item, dict) and item.get("id") == note.id:
+                        return str(discussion["id"]), note_from_api(item, discussion)
+            raise GitLabCallError(
+                "find the internal thread", self.incident, 404, "the comment just posted is not listed", False
+            )
         obj = self._call(
             "start a thread",
-            lambda: self._issue(ref).discussions.create(data, extra_headers=self._headers),
+            lambda: self._issue(ref).discussions.create({"body": body}, extra_headers=self._headers),
             write="create",
         )
         notes = obj.attributes.get("notes") or []
@@ -386,7 +442,8 @@ class GitLabClient:
         return str(obj.attributes["id"]), note_from_api(notes[0], obj.attributes)
 
     def reply_in_thread(self, ref: IncidentRef, discussion_id: str, body: str) -> Note:
-        """A reply in the discussion ``discussion_id`` (internal if the thread is)."""
+        """A reply in the discussion ``discussion_id``. It is internal exactly when the thread is: GitLab gives a
+        reply its thread's confidentiality, whatever the request asks (``Notes::BuildService#new_note``)."""
         _refuse_quick_actions(body)
         discussion = self._issue(ref).discussions.get(discussion_id, lazy=True)
         obj = self._call(

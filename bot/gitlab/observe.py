@@ -2,9 +2,9 @@
 
 Thin I/O around ``bot.core.observed``, which builds ``Observed`` from the answers and decides what is
 the bot's own, which comments are commands and which status updates count. Here: the three reads, the
-access levels of the authors those decisions need, and ``find_orphans``, a label-filtered search that
-only runs when a child seems to be missing (created but not yet linked: a crash in between), in the
-incident's project and in the team projects configured for the missing channels.
+access levels of the authors those decisions need, and ``find_orphans``, a search of the bot's own issues that
+only runs when a child seems to be missing (created but not linked: a crash in between, a link refused or
+removed), in the incident's project and in the team projects configured for the missing channels.
 """
 
 from __future__ import annotations
@@ -82,16 +82,15 @@ def check_command(
 
 
 def find_orphans(client: ObserveReads, observed: Observed, desired: Desired, cfg: Config, bot: str) -> Observed:
-    """Add children that exist but are not linked (created just before a crash). One read, when needed."""
+    """Add children that exist but are not linked (created just before a crash, link refused or removed), found
+    by the marker the bot signed. One read per project a missing child may be in, when one is missing."""
     search = pure.orphan_search(observed, desired, cfg)
     if search is None:
         return observed
-    found = client.find_issues(
-        observed.incident.ref.project, labels=search.labels, author=bot, created_after=search.created_after
-    )
+    found = client.find_issues(observed.incident.ref.project, labels=(), author=bot, created_after=search.created_after)
     for project in search.projects:  # team projects a missing child may have been opened in
         try:
-            found += client.find_issues(project, labels=search.labels, author=bot, created_after=search.created_after)
+            found += client.find_issues(project, labels=(), author=bot, created_after=search.created_after)
         except GitLabCallError as exc:
             if exc.status not in (403, 404):  # the bot lost access since: nothing of its own to find there
                 raise

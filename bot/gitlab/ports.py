@@ -26,6 +26,15 @@ class RemitProject:
 
 
 @dataclass(frozen=True)
+class ChildFields:
+    """What of a team's template the bot applies to a new child through the API (``bot.core.teamintent``)."""
+
+    milestone_id: int | None = None
+    due_date: str | None = None
+    weight: int | None = None
+
+
+@dataclass(frozen=True)
 class IssueListing:
     """Where the sweep lists issues: a group (with its subgroups) or one project, by id or full path."""
 
@@ -56,6 +65,15 @@ class ChildSearch(Protocol):
 class TemplateReads(Protocol):
     def issue_template(self, project: str, name: str) -> str | None:
         """The text of a project's issue template, or None when the project or template cannot be read."""
+        ...
+
+
+class TeamTemplateReads(TemplateReads, UserLookup, AccessLevels, Protocol):
+    """What reading a team's template for a new child reads: the template, and whether the people and the
+    milestone its quick actions name may be applied (``bot.gitlab.targets``)."""
+
+    def milestone_id(self, project: str, title: str) -> int | None:
+        """The id of the project's (or its groups') active milestone with this title, or None."""
         ...
 
 
@@ -91,9 +109,16 @@ class ApplyWrites(UserLookup, ChildSearch, Protocol):
         assignee_ids: list[int],
         confidential: bool = True,
         preamble: str = "",
+        extra: ChildFields | None = None,
     ) -> Issue: ...
 
     def link(self, ref: IncidentRef, target: IncidentRef) -> None: ...
+
+    def fix_child(
+        self, ref: IncidentRef, *, assignee_ids: list[int] | None, confidential: bool, add_labels: Iterable[str]
+    ) -> Issue:
+        """Put a child back the way the plan says: its DRI (``assignee_ids``), confidential, the bot's labels."""
+        ...
 
     def update_issue(
         self, ref: IncidentRef, *, assignee_ids: list[int] | None = None, add_labels: Iterable[str] = ()
@@ -132,7 +157,7 @@ class SweepLists(Protocol):
         ...
 
 
-class IncidentGitLab(ObserveReads, ApplyWrites, RemitReads, TemplateReads, Protocol):
+class IncidentGitLab(ObserveReads, ApplyWrites, RemitReads, TeamTemplateReads, Protocol):
     """Everything one reconcile of one incident reads and writes."""
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from . import entities
 from .app import ApiResponse, Ctx, Router, as_list, ok
 from .commands import Interpretation, interpret
-from .records import ISSUE_TYPES, LINK_TYPES, PLANNER, ApiError, Issue, Link, Note, Project, User
+from .records import GUEST, ISSUE_TYPES, LINK_TYPES, PLANNER, ApiError, Issue, Link, Note, Project, User
 
 router = Router()
 ISSUE_TYPE_VALUES = tuple(ISSUE_TYPES)
@@ -195,6 +195,23 @@ def list_labels(ctx: Ctx) -> ApiResponse:
     return ctx.api.paginate(ctx, labels, lambda lab: entities.label(project, lab, counts))
 
 
+@router.add("GET", "/projects/:id/milestones")
+def list_milestones(ctx: Ctx) -> ApiResponse:
+    """GitLab's ``GET /projects/:id/milestones`` (doc/api/milestones.md): ``title`` (exact), ``state``
+    (``active``/``closed``), ``search``. The project's own milestones only: ``include_ancestors`` finds none
+    more here, as the simulator has no group milestones."""
+    project = _project(ctx)
+    if not ctx.state.can_read_project(ctx.actor, project):
+        raise ApiError.not_found("Project")
+    title, state = ctx.text("title"), ctx.text("state")
+    found = [
+        m
+        for m in project.milestones
+        if (title is None or m.title == title) and (state is None or m.state == state)
+    ]
+    return ctx.api.paginate(ctx, found, lambda m: entities.milestone(project, m))
+
+
 _LABEL_COLOR = re.compile(r"^(#[0-9a-fA-F]{3}|#[0-9a-fA-F]{6}|[a-zA-Z]+)$")  # hex or a CSS colour name
 
 
@@ -313,6 +330,8 @@ def get_issue(ctx: Ctx) -> ApiResponse:
 def create_issue(ctx: Ctx) -> ApiResponse:
     project = _project(ctx)
     ctx.required("title")
+    # Issues::CreateService is a RateLimitedService: scope [project, current_user] (see ratelimits.py)
+    ctx.state.rate_limits.check("issues_create", (project.id, ctx.actor.id), ctx.actor.username)
     title = _title(ctx) or ""
     description = ctx.text("description") or ""
     labels = ctx.items("labels") or []
@@ -333,6 +352,7 @@ def create_issue(ctx: Ctx) -> ApiResponse:
     if not _can_set_metadata(ctx, project):
         labels, assignees = [], []  # GitLab silently drops metadata a guest may not set
     created_at = ctx.timestamp("created_at") if ctx.state.access_level(project, ctx.actor) >= 50 else None
+    milestone_id, weight = (str(ctx.params.get(k, "")) for k in ("milestone_id", "weight"))
     item = ctx.state.new_issue(
         project,
         ctx.actor,
@@ -344,6 +364,9 @@ def create_issue(ctx: Ctx) -> ApiResponse:
         issue_type=issue_type,
         severity=severity,
         created_at=created_at,
+        due_date=ctx.text("due_date"),
+        milestone_id=int(milestone_id) if milestone_id.isdigit() else None,
+        weight=int(weight) if weight.isdigit() else None,
     )
     return ok(entities.issue(ctx.state, item), 201)
 
@@ -423,6 +446,8 @@ def list_notes(ctx: Ctx) -> ApiResponse:
 
 @router.add("POST", "/projects/:id/issues/:iid/notes")
 def create_note(ctx: Ctx) -> ApiResponse:
+    # lib/api/notes.rb: check_rate_limit! :notes_create, scope: current_user, before the noteable is looked up
+    ctx.state.rate_limits.check("notes_create", (ctx.actor.id,), ctx.actor.username)
     return _post_note(ctx)
 
 
@@ -432,8 +457,7 @@ def _post_note(ctx: Ctx, *, thread: bool = False, in_discussion: str | None = No
     item = _issue(ctx, project)
     first = _discussion_notes(ctx, project, item, in_discussion)[0] if in_discussion is not None else None
     body = str(ctx.required("body"))
-    internal = bool(ctx.flag("internal", None) or ctx.flag("confidential", False))
-    internal = internal or bool(first and first.internal)  # a reply in an internal thread is internal
+    internal = _note_internal(ctx, project, first, thread=thread)
     if not body.strip():
         raise ApiError.bad_request('Note {:note=>["can\'t be blank"]}')
     if len(body) > 1_000_000:
@@ -449,6 +473,27 @@ def _post_note(ctx: Ctx, *, thread: bool = False, in_discussion: str | None = No
     if thread:
         return ok(entities.discussion(ctx.state, [note]), 201)
     return ok(entities.note(ctx.state, note, interp.changes), 201)
+
+
+def _note_internal(ctx: Ctx, project: Project, first: Note | None, *, thread: bool) -> bool:
+    """Whether a new note is internal, as GitLab decides it.
+
+    - Starting a discussion takes no ``internal`` parameter: gitlabhq ``lib/api/discussions.rb`` (POST
+      ``:noteable_id/discussions``) passes only the body, type and position on, so the thread is never
+      internal, whatever the request says. Only the Notes API (``lib/api/notes.rb``) reads ``internal``
+      (and the deprecated ``confidential``).
+    - A reply takes its thread's confidentiality, whatever it asks: ``Notes::BuildService#new_note`` sets
+      ``note.confidential = parent_confidential`` whenever there is a discussion to reply to.
+    - A new comment is internal only if asked and the author may mark notes internal
+      (``can_set_confidential``: ``NotePolicy`` enables ``mark_note_as_internal`` from the Reporter role, the
+      Planner role since 17.7); anyone else's request is silently ignored.
+    """
+    if thread:
+        return False
+    if first is not None:
+        return first.internal
+    asked = bool(ctx.flag("internal", None) or ctx.flag("confidential", False))
+    return asked and ctx.state.access_level(project, ctx.actor) >= PLANNER
 
 
 def _discussion_notes(ctx: Ctx, project: Project, item: Issue, discussion_id: str) -> list[Note]:
@@ -559,10 +604,11 @@ def create_link(ctx: Ctx) -> ApiResponse:
     target = ctx.state.find_issue(target_project, target_iid)
     if not ctx.state.can_read_issue(ctx.actor, target):
         raise ApiError.not_found()
-    if ctx.state.access_level(project, ctx.actor) < PLANNER:
-        raise ApiError.forbidden()
-    if ctx.state.access_level(target_project, ctx.actor) < PLANNER:
-        raise ApiError.forbidden("Couldn't link issue. You must have at least the Reporter role in both projects.")
+    # GitLab 17.0 lowered linking from Reporter to Guest (doc/user/project/issues/related_issues.md: "You
+    # must have at least the Guest role for both projects"; app/services/issue_links/create_service.rb
+    # keeps the targets the user may ``admin_issue_link`` and answers 403 with this message).
+    if ctx.state.access_level(project, ctx.actor) < GUEST or ctx.state.access_level(target_project, ctx.actor) < GUEST:
+        raise ApiError.forbidden("Couldn't link issues. You must have at least the Guest role in both projects.")
     link = ctx.state.new_link(source, target, link_type, ctx.actor)
     return ok(entities.issue_link(ctx.state, link), 201)
 
@@ -583,7 +629,9 @@ def get_link(ctx: Ctx) -> ApiResponse:
 @router.add("DELETE", "/projects/:id/issues/:iid/links/:link_id")
 def delete_link(ctx: Ctx) -> ApiResponse:
     link = _link(ctx)
-    if ctx.state.access_level(_project(ctx), ctx.actor) < PLANNER:
+    # IssueLinks::DestroyService: ``admin_issue_link`` on both issues (Guest since 17.0).
+    ends = (ctx.state.issues_by_id[link.source_id], ctx.state.issues_by_id[link.target_id])
+    if any(ctx.state.access_level(ctx.state.projects_by_id[i.project_id], ctx.actor) < GUEST for i in ends):
         raise ApiError.forbidden()
     body = entities.issue_link(ctx.state, link)
     ctx.state.delete_link(link, ctx.actor)

@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .clock import iso
-from .records import ISSUE_TYPES, Issue, Label, Link, Note, Project, User
+from .records import ISSUE_TYPES, Issue, Label, Link, Milestone, Note, Project, User
 
 if TYPE_CHECKING:
     from .state import GitLabState
@@ -137,7 +137,7 @@ def issue(state: GitLabState, item: Issue) -> dict[str, Any]:
         "closed_at": iso(item.closed_at),
         "closed_by": user_basic(state, closed_by) if closed_by else None,
         "labels": sorted(item.labels),
-        "milestone": None,
+        "milestone": milestone(proj, found) if (found := state.milestone_of(item)) else None,
         "assignees": assignees,
         "author": user_basic(state, state.users_by_id[item.author_id]),
         "type": ISSUE_TYPES[item.issue_type],
@@ -180,7 +180,7 @@ def issue(state: GitLabState, item: Issue) -> dict[str, Any]:
     }
     if proj.premium:
         data |= {
-            "weight": None,
+            "weight": item.weight,
             "epic_iid": None,
             "epic": None,
             "iteration": None,
@@ -188,6 +188,20 @@ def issue(state: GitLabState, item: Issue) -> dict[str, Any]:
             "blocking_issues_count": state.blocking_count(item),
         }
     return data
+
+
+def milestone(project: Project, item: Milestone) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "iid": item.iid,
+        "project_id": project.id,
+        "title": item.title,
+        "description": None,
+        "state": item.state,
+        "due_date": None,
+        "start_date": None,
+        "expired": False,
+    }
 
 
 def related_issue(state: GitLabState, item: Issue, link: Link, link_type: str) -> dict[str, Any]:

@@ -74,6 +74,15 @@ class Label:
 
 
 @dataclass
+class Milestone:
+    id: int
+    iid: int
+    project_id: int
+    title: str
+    state: str = "active"  # or "closed"
+
+
+@dataclass
 class Project:
     id: int
     path_with_namespace: str
@@ -83,6 +92,7 @@ class Project:
     members: dict[int, int] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)
     templates: dict[str, str] = field(default_factory=dict)
+    milestones: list[Milestone] = field(default_factory=list)
     last_iid: int = 0
 
     @property
@@ -119,6 +129,8 @@ class Issue:
     updated_by_id: int | None = None
     discussion_locked: bool | None = None
     due_date: str | None = None
+    milestone_id: int | None = None
+    weight: int | None = None
 
 
 @dataclass

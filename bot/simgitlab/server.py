@@ -356,6 +356,8 @@ class SimulatedGitLab:
             return self._fault_outcome(entry, decision)
         assert response is not None
         entry.status = response.status
+        if response.status == 429:  # an application rate limit (ratelimits.py): GitLab sends no headers with it
+            return _Outcome("respond", response)
         return _Outcome("respond", response, self._rate_headers(headers))
 
     def _apply(self, request: ApiRequest) -> ApiResponse:

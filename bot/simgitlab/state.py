@@ -19,6 +19,7 @@ from typing import Any
 
 from . import entities
 from .clock import Clock, as_utc, iso, utc_now
+from .ratelimits import ApplicationRateLimits
 from .records import (
     ACCESS_LEVELS,
     ADMIN_ACCESS,
@@ -35,6 +36,7 @@ from .records import (
     Issue,
     Label,
     Link,
+    Milestone,
     Note,
     Project,
     User,
@@ -56,6 +58,8 @@ class GitLabState:
     ) -> None:
         self.lock = threading.RLock()
         self.now: Clock = now or utc_now
+        # GitLab's note and issue creation limits; off until configured (GitLab's own defaults: SELF_MANAGED_DEFAULTS)
+        self.rate_limits = ApplicationRateLimits(lambda: self.now(), {"notes_create": 0, "issues_create": 0})
         self.base_url = base_url.rstrip("/")
         self.system_notes = system_notes
         self.listeners: list[Callable[[Event], None]] = []
@@ -80,6 +84,7 @@ class GitLabState:
             "issue": itertools.count(5001),
             "note": itertools.count(90001),
             "link": itertools.count(3001),
+            "milestone": itertools.count(601),
         }
         self.add_user("root", "Administrator", admin=True)
 
@@ -329,6 +334,18 @@ class GitLabState:
             assert lab is not None
             return entities.label(proj, lab)
 
+    def add_milestone(self, project: ProjectRef, title: str, state: str = "active") -> dict[str, Any]:
+        """A project milestone (``POST /projects/:id/milestones``; closed with ``state="closed"``)."""
+        with self.lock:
+            proj = self.find_project(project)
+            milestone = Milestone(self._next("milestone"), len(proj.milestones) + 1, proj.id, title, state)
+            proj.milestones.append(milestone)
+            return entities.milestone(proj, milestone)
+
+    def milestone_of(self, item: Issue) -> Milestone | None:
+        proj = self.projects_by_id[item.project_id]
+        return next((m for m in proj.milestones if m.id == item.milestone_id), None)
+
     def add_issue_template(self, project: ProjectRef, name: str, content: str) -> None:
         """Add (or replace) ``.gitlab/issue_templates/NAME.md``, served by ``GET /projects/:id/templates/issues``."""
         with self.lock:
@@ -420,7 +437,7 @@ class GitLabState:
                 item,
                 self.find_user(author),
                 body,
-                internal=internal or bool(parent and parent.internal),
+                internal=parent.internal if parent else internal,  # a reply takes its thread's confidentiality
                 system=system,
                 created_at=created_at,
                 discussion=parent,
@@ -537,6 +554,9 @@ class GitLabState:
         issue_type: str = "issue",
         severity: str = "UNKNOWN",
         created_at: datetime | None = None,
+        due_date: str | None = None,
+        milestone_id: int | None = None,
+        weight: int | None = None,
     ) -> Issue:
         if issue_type not in ISSUE_TYPES:
             raise ApiError.invalid("issue_type")
@@ -561,6 +581,11 @@ class GitLabState:
                 assignee_ids=assignees or [],
                 issue_type=issue_type,
                 severity=severity.upper(),
+                due_date=due_date,
+                # IssuableBaseService#filter_milestone: a milestone of another project is dropped silently.
+                milestone_id=milestone_id if any(m.id == milestone_id for m in project.milestones) else None,
+                # EE: weights are a licensed feature (issue_weights); Free ignores the parameter.
+                weight=weight if project.premium else None,
             )
             self.issues_by_id[item.id] = item
             self._issues_by_iid[(project.id, item.iid)] = item

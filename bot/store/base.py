@@ -43,6 +43,13 @@ I5. **Exclusive lease.** Two workers never hold the same job: ``claim`` is atomi
 I6. **Nothing dropped.** A job that keeps failing ends ``dead`` with its last error; it is never deleted
     until it is revived and done, and then only by :meth:`DeliveryStore.prune`.
 
+Order: every job has a priority (``bot.core.urgency``: a command or a new critical incident first, the
+sweep's resyncs last), set when it is queued and raised, never lowered, by more work for it while it waits.
+``claim`` takes the ready job with the earliest *rank*: the time it became ready plus its priority's aging
+allowance (``AGING``). Within one priority that is first in, first out; across priorities the more urgent
+goes first unless the other has waited longer than the difference of their allowances, so nothing starves.
+Both backends find it with one short index lookup per priority (an index on ``(priority, ready time)``).
+
 Time is always passed in (``now``, ``received_at``): the store has no hidden clock in its logic, so tests
 drive time by hand and never sleep. All datetimes must be timezone-aware (naive ones raise ``ValueError``:
 the receiver and the workers may run in different processes and hosts, and naive times are ambiguous).
@@ -66,6 +73,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
+
+from bot.core.urgency import AGING, Priority, clamp
 
 __all__ = [
     "BACKOFF_BASE",
@@ -97,6 +106,7 @@ __all__ = [
     "WorkQueue",
     "WorkerStore",
     "after_failure",
+    "aging_case",
     "backoff_delay",
     "job_kind_clause",
     "require_aware",
@@ -228,6 +238,9 @@ class Job:
     delayed: bool = False
     """Pending until ``not_before`` because the last reconcile asked to run again then (a reminder falls
     due, a snooze ends), not because of a back-off: new work for the incident makes it due at once."""
+    priority: Priority = Priority.NORMAL
+    """How urgent the job is (``bot.core.urgency``): claims serve the most urgent ready job first, each
+    ranked by when it became ready plus its priority's :data:`~bot.core.urgency.AGING`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +307,13 @@ class StoreStats:
     are not counted in ``pending`` nor in ``oldest_pending``."""
 
 
+def aging_case(column: str, scale: Callable[[timedelta], str]) -> str:
+    """SQL for the aging allowance (:data:`~bot.core.urgency.AGING`) of the priority in ``column``; ``scale``
+    writes a duration in the backend's time unit. Both backends rank ready jobs with it."""
+    whens = " ".join(f"WHEN {int(p)} THEN {scale(AGING[p])}" for p in Priority)
+    return f"(CASE {column} {whens} ELSE {scale(AGING[Priority.BACKGROUND])} END)"
+
+
 def job_from_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> Job:
     """A ``Job`` from a row of the jobs columns in their canonical order (both backends select them so);
     ``when`` turns the backend's stored time into an aware UTC datetime."""
@@ -314,6 +334,7 @@ def job_from_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> Job:
         event_uuid=row[13],
         sticky=bool(row[14]),
         delayed=bool(row[15]),
+        priority=clamp(row[16]),
     )
 
 
@@ -380,6 +401,7 @@ class Intake(Protocol):
         payload: bytes,
         event_uuid: str | None = None,
         change: str | None = None,
+        priority: int = Priority.NORMAL,
     ) -> RecordResult: ...
 
     def ping(self) -> None: ...
@@ -390,7 +412,15 @@ class Intake(Protocol):
 class Enqueue(Protocol):
     """Queue work that no delivery caused (the sweep, ``refresh``)."""
 
-    def enqueue(self, incident_key: str, now: datetime, reason: str, *, revive_dead: bool = True) -> int: ...
+    def enqueue(
+        self,
+        incident_key: str,
+        now: datetime,
+        reason: str,
+        *,
+        revive_dead: bool = True,
+        priority: int = Priority.NORMAL,
+    ) -> int: ...
 
 
 class WorkQueue(Enqueue, Protocol):
@@ -399,7 +429,13 @@ class WorkQueue(Enqueue, Protocol):
     def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None: ...
 
     def complete(
-        self, job_id: int, worker_id: str, *, now: datetime | None = None, requeue_at: datetime | None = None
+        self,
+        job_id: int,
+        worker_id: str,
+        *,
+        now: datetime | None = None,
+        requeue_at: datetime | None = None,
+        priority: int | None = None,
     ) -> JobState: ...
 
     def fail(
@@ -494,6 +530,7 @@ class DeliveryStore(abc.ABC):
         payload: bytes,
         event_uuid: str | None = None,
         change: str | None = None,
+        priority: int = Priority.NORMAL,
     ) -> RecordResult:
         """Record an accepted webhook delivery and enqueue work for its incident, durably, in one transaction.
 
@@ -512,14 +549,27 @@ class DeliveryStore(abc.ABC):
           sticky dead job only when ``change`` (what the delivery says about the incident's state, e.g. its
           ``updated_at``) differs from the last one it saw (:func:`revives`); otherwise it stays dead.
 
+        ``priority`` (``bot.core.urgency.intake_priority``): a new job gets it, a revived one too; a pending or
+        running job keeps the more urgent of its own and this one (a running job's comes round again with it
+        when it completes dirty).
+
         Returns only after the write is durable (I2): the receiver answers 2xx after this call.
         """
 
     @abc.abstractmethod
-    def enqueue(self, incident_key: str, now: datetime, reason: str, *, revive_dead: bool = True) -> int:
+    def enqueue(
+        self,
+        incident_key: str,
+        now: datetime,
+        reason: str,
+        *,
+        revive_dead: bool = True,
+        priority: int = Priority.NORMAL,
+    ) -> int:
         """Queue work not caused by a delivery (periodic sweep, ``refresh`` command); returns the job id.
 
-        Same coalescing as :meth:`record_delivery` except that ``deliveries`` is not incremented. With
+        Same coalescing (and ``priority``) as :meth:`record_delivery` except that ``deliveries`` is not
+        incremented; the sweep queues with ``Priority.BACKGROUND``. With
         ``revive_dead=False`` a dead job is left dead (a sweep may prefer to leave dead letters to a human)
         and its id returned.
         """
@@ -528,11 +578,14 @@ class DeliveryStore(abc.ABC):
 
     @abc.abstractmethod
     def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None:
-        """Atomically take the job of ``kind`` that has been ready the longest, or return None.
+        """Atomically take the most urgent ready job of ``kind``, or return None.
 
         Ready means pending with ``not_before <= now``, or running with ``lease_until <= now`` (its worker
-        died or hung). Readiness time is ``not_before`` or ``lease_until`` respectively; ties go to the lower
-        id. The job becomes running with ``worker_id``, ``lease_until = now + lease``, ``attempts += 1``
+        died or hung). Readiness time is ``not_before`` or ``lease_until`` respectively. Jobs are ranked by
+        readiness time plus their priority's aging allowance (:data:`bot.core.urgency.AGING`): the most
+        urgent first, by readiness time within one priority, and a job that has waited long enough goes
+        before newer, more urgent ones (nothing starves). Ties go to the more urgent, then the lower id.
+        The job becomes running with ``worker_id``, ``lease_until = now + lease``, ``attempts += 1``
         and ``dirty`` cleared (this claim reads the incident afresh).
 
         A running job whose lease expired after ``max_attempts`` claims is treated as a failure instead
@@ -543,12 +596,20 @@ class DeliveryStore(abc.ABC):
 
     @abc.abstractmethod
     def complete(
-        self, job_id: int, worker_id: str, *, now: datetime | None = None, requeue_at: datetime | None = None
+        self,
+        job_id: int,
+        worker_id: str,
+        *,
+        now: datetime | None = None,
+        requeue_at: datetime | None = None,
+        priority: int | None = None,
     ) -> JobState:
         """Mark a job the caller holds as finished; returns the new state.
 
         Not dirty → ``done``, or with ``requeue_at`` (the reconcile asked to run again then) ``pending`` and
-        delayed, ready at ``requeue_at``, ``attempts = 0``. Dirty → ``pending`` with ``attempts = 0``, ready
+        delayed, ready at ``requeue_at``, ``attempts = 0``, with ``priority`` when given
+        (``bot.core.urgency.requeue_priority``: a reminder at its due time), else its own. Dirty → ``pending``
+        with ``attempts = 0`` and its priority (raised by the changes, see :meth:`record_delivery`), ready
         since the first change that arrived during the run (so it is next in line, I4), or at ``requeue_at``
         if that is earlier: a requeue never postpones work that is due. Raises :class:`LeaseLost` if ``worker_id`` does
         not hold the job (I5). A lease that expired but was not yet re-claimed still counts as held: the
@@ -686,6 +747,18 @@ class DeliveryStore(abc.ABC):
     @abc.abstractmethod
     def incident_marks(self) -> dict[str, IncidentMark]:
         """Every remembered incident, by key."""
+
+    # -- budgets of GitLab's per-endpoint limits (bot.gitlab.budget): shared by every process of the bot ------
+
+    @abc.abstractmethod
+    def budget_take(self, key: str, now: float, cap: int, window: float, max_wait: float) -> float:
+        """The wait (seconds from ``now``, Unix time) before the next slot of budget ``key`` (at most ``cap`` grants
+        in any ``window`` seconds: ``bot.gitlab.budget.window_take``), reserved atomically only when it is at most
+        ``max_wait``."""
+
+    @abc.abstractmethod
+    def budget_block(self, key: str, until: float) -> None:
+        """Grant nothing from budget ``key`` before ``until`` (Unix time)."""
 
     @abc.abstractmethod
     def stats(self) -> StoreStats:

@@ -18,8 +18,10 @@ How the invariants of :mod:`bot.store.base` are kept
   claimers take different jobs instead of queueing on one row; ``complete``/``fail``/``release``/
   ``extend_lease`` only touch a row whose ``state = 'running' AND worker_id = <caller>``.
 - Readiness (pending: ``not_before``, running: ``lease_until``) is a stored generated column ``ready_at``
-  with a partial index on ``(ready_at, id)``: claim is one index scan in the order the interface defines
-  (ready the longest first, ties to the lower id), however long the backlog or the done history.
+  with a partial index on ``(priority, ready_at, id)``: claim reads the first few ready jobs of each
+  priority (one short index scan each, however long the backlog or the done history), ranks them as the
+  interface defines (ready time plus the priority's aging allowance) and locks the best one that no
+  concurrent claim holds.
 
 Every method is one transaction. Transactions run at READ COMMITTED; one that loses a deadlock (only
 possible between two multi-row ``retry_dead`` or ``prune`` calls) is retried from the start.
@@ -70,6 +72,8 @@ import psycopg.errors
 from psycopg import conninfo as pg_conninfo
 from psycopg.pq import TransactionStatus
 
+from bot.core.urgency import AGING, Priority, clamp
+from bot.gitlab.budget import window_take
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
     CreateRecord,
@@ -210,8 +214,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX chat_outbox_incident ON chat_outbox (incident_key, state)",
     ),
-    # +1: how far back a Slack message's history read goes (its first send attempt, or the incident's start).
+    # 6: how far back a Slack message's history read goes (its first send attempt, or the incident's start).
     ("ALTER TABLE chat_outbox ADD COLUMN history_from timestamptz",),
+    # 7: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
+    # replica: the times of its last grants, and a time before which nothing is granted, Unix seconds
+    # (bot.gitlab.budget).
+    (
+        """
+        CREATE TABLE IF NOT EXISTS api_budgets (
+            key        text               PRIMARY KEY,
+            not_before double precision   NOT NULL DEFAULT 0,
+            grants     double precision[] NOT NULL DEFAULT '{}'
+        )
+        """,
+    ),
+    # 8: priorities (``bot.core.urgency``): claims serve the most urgent ready job first, one short scan per
+    # priority in this index. Jobs queued before get NORMAL (3).
+    (
+        "ALTER TABLE jobs ADD COLUMN priority smallint NOT NULL DEFAULT 3",
+        "CREATE INDEX jobs_ready_by_priority ON jobs (priority, ready_at, id) WHERE state IN ('pending', 'running')",
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it. Keep the numbering in step with
@@ -238,7 +260,7 @@ _CONNECT_BACKOFF = 1.0
 
 _JOB_COLUMNS = (
     "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
-    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed"
+    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed, priority"
 )
 
 # Coalesce new work into the incident's active job, or create one. The arbiter is the partial unique index
@@ -246,8 +268,9 @@ _JOB_COLUMNS = (
 # dead (``enqueue(revive_dead=False)``): then every column keeps its value.
 _UPSERT_JOB = """
     INSERT INTO jobs AS j (incident_key, state, attempts, deliveries, not_before, reason, created_at, updated_at,
-                           event_uuid, change_key)
-    SELECT %(key)s, 'pending', 0, %(counted)s, %(now)s, %(reason)s, %(now)s, %(now)s, %(uuid)s, %(change)s
+                           event_uuid, change_key, priority)
+    SELECT %(key)s, 'pending', 0, %(counted)s, %(now)s, %(reason)s, %(now)s, %(now)s, %(uuid)s, %(change)s,
+           %(priority)s
     {guard}
     ON CONFLICT (incident_key) WHERE state <> 'done' DO UPDATE SET
         state = CASE WHEN j.state = 'dead' AND {revive} THEN 'pending' ELSE j.state END,
@@ -265,7 +288,10 @@ _UPSERT_JOB = """
         event_uuid = CASE WHEN j.state <> 'dead' OR {revive} THEN coalesce(excluded.event_uuid, j.event_uuid)
                           ELSE j.event_uuid END,
         change_key = CASE WHEN j.state <> 'dead' OR {revive} THEN coalesce(excluded.change_key, j.change_key)
-                          ELSE j.change_key END
+                          ELSE j.change_key END,
+        priority = CASE WHEN j.state = 'dead' AND {revive} THEN excluded.priority
+                        WHEN j.state = 'dead' THEN j.priority
+                        ELSE least(j.priority, excluded.priority) END
     RETURNING id
 """
 
@@ -296,14 +322,29 @@ _RECORD_WITHOUT_JOB = (
     " ON CONFLICT (delivery_id) DO NOTHING RETURNING job_id"
 )
 
-# Take the job ready the longest and, unless it is a running job whose lease expired on its last allowed
-# attempt (the caller buries that one, see claim), make it ours. ``c`` is materialised once: one row locked.
+_CLAIM_WINDOW = 32
+"""Ready jobs of each priority considered by one claim: more than claims that run at the same moment (replicas
+times threads), which skip each other's rows."""
+
+# Take the most urgent ready job (see ``DeliveryStore.claim``) and, unless it is a running job whose lease
+# expired on its last allowed attempt (the caller buries that one, see claim), make it ours. ``candidates``:
+# the first ready jobs of each priority, one index scan each, ranked by ready time plus the priority's aging
+# allowance; ``c`` locks the best one no other claim holds, and is materialised once: one row locked.
 _CLAIM = f"""
-    WITH c AS (
-        SELECT id, state, attempts FROM jobs
-        WHERE state IN ('pending', 'running') AND ready_at <= %(now)s AND __KIND__
-        ORDER BY ready_at, id LIMIT 1
-        FOR UPDATE SKIP LOCKED
+    WITH candidates AS (
+        SELECT x.id, x.ready_at + p.allowance AS rank, p.priority
+        FROM (VALUES {", ".join(f"({int(p)}, interval '{AGING[p].total_seconds():g} seconds')" for p in Priority)})
+             AS p (priority, allowance)
+        CROSS JOIN LATERAL (
+            SELECT id, ready_at FROM jobs
+            WHERE state IN ('pending', 'running') AND priority = p.priority AND ready_at <= %(now)s AND __KIND__
+            ORDER BY ready_at, id LIMIT {_CLAIM_WINDOW}
+        ) x
+    ), c AS (
+        SELECT jobs.id, jobs.state, jobs.attempts FROM candidates JOIN jobs ON jobs.id = candidates.id
+        WHERE jobs.state IN ('pending', 'running') AND jobs.ready_at <= %(now)s
+        ORDER BY candidates.rank, candidates.priority, jobs.id LIMIT 1
+        FOR UPDATE OF jobs SKIP LOCKED
     ), claimed AS (
         UPDATE jobs SET state = 'running', worker_id = %(worker)s, lease_until = %(until)s,
                         attempts = jobs.attempts + 1, dirty_at = NULL, delayed = false, updated_at = %(now)s
@@ -312,6 +353,12 @@ _CLAIM = f"""
     )
     SELECT c.id, claimed.* FROM c LEFT JOIN claimed ON claimed.id = c.id
 """
+
+# Lock a budget of GitLab's per-endpoint limits for this transaction (creating its row on first use) and read it.
+_BUDGET_LOCK = (
+    "INSERT INTO api_budgets AS b (key) VALUES (%s) ON CONFLICT (key) DO UPDATE SET key = b.key"
+    " RETURNING not_before, grants"
+)
 
 _CLAIMS = {kind: _CLAIM.replace("__KIND__", job_kind_clause(kind)) for kind in ("gitlab", "slack")}
 
@@ -599,6 +646,7 @@ class PostgresStore(DeliveryStore):
         payload: bytes,
         event_uuid: str | None = None,
         change: str | None = None,
+        priority: int = Priority.NORMAL,
     ) -> RecordResult:
         if not delivery_id:
             raise ValueError("delivery_id must not be empty")
@@ -613,6 +661,7 @@ class PostgresStore(DeliveryStore):
             "counted": 1,
             "reason": event,
             "revive": True,
+            "priority": int(clamp(priority)),
         }
 
         def body(cur: psycopg.Cursor[Any]) -> RecordResult:
@@ -628,7 +677,15 @@ class PostgresStore(DeliveryStore):
             rows = self._execute("SELECT job_id FROM deliveries WHERE delivery_id = %s", (delivery_id,))
             return RecordResult(new=False, job_id=rows[0][0] if rows else None)
 
-    def enqueue(self, incident_key: str, now: datetime, reason: str, *, revive_dead: bool = True) -> int:
+    def enqueue(
+        self,
+        incident_key: str,
+        now: datetime,
+        reason: str,
+        *,
+        revive_dead: bool = True,
+        priority: int = Priority.NORMAL,
+    ) -> int:
         params = {
             "key": incident_key,
             "now": require_aware(now, "now"),
@@ -637,6 +694,7 @@ class PostgresStore(DeliveryStore):
             "change": None,
             "counted": 0,
             "revive": revive_dead,
+            "priority": int(clamp(priority)),
         }
         [(job_id,)] = self._execute(_ENQUEUE, params)
         return int(job_id)
@@ -721,10 +779,17 @@ class PostgresStore(DeliveryStore):
         return self._run(body)
 
     def complete(
-        self, job_id: int, worker_id: str, *, now: datetime | None = None, requeue_at: datetime | None = None
+        self,
+        job_id: int,
+        worker_id: str,
+        *,
+        now: datetime | None = None,
+        requeue_at: datetime | None = None,
+        priority: int | None = None,
     ) -> JobState:
         at = None if now is None else require_aware(now, "now")
         again = None if requeue_at is None else require_aware(requeue_at, "requeue_at")
+        later = None if priority is None else int(clamp(priority))
         # The reconcile converged: the children it was creating exist, so their create records are cleared.
         # Dirty: pending since the first change (or the requeue time if earlier). Else done, or delayed until
         # the requeue time.
@@ -736,11 +801,13 @@ class PostgresStore(DeliveryStore):
             " delayed = dirty_at IS NULL AND %(again)s::timestamptz IS NOT NULL,"
             " reason = CASE WHEN dirty_at IS NULL AND %(again)s::timestamptz IS NOT NULL THEN 'requeue'"
             " ELSE reason END,"
+            " priority = CASE WHEN dirty_at IS NULL AND %(again)s::timestamptz IS NOT NULL"
+            " THEN coalesce(%(later)s::smallint, priority) ELSE priority END,"
             " lease_until = NULL, dirty_at = NULL, updated_at = coalesce(%(at)s::timestamptz, updated_at)"
             " WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker)s RETURNING state, incident_key),"
             " cleared AS (DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM finished))"
             " SELECT state FROM finished",
-            {"at": at, "again": again, "id": job_id, "worker": worker_id},
+            {"at": at, "again": again, "later": later, "id": job_id, "worker": worker_id},
         )
         if not rows:
             raise self._lease_lost(job_id, worker_id, self._get_job(job_id))
@@ -987,6 +1054,25 @@ class PostgresStore(DeliveryStore):
                 require_aware(seen_at, "seen_at"),
                 None if next_due is None else require_aware(next_due, "next_due"),
             ),
+        )
+
+    def budget_take(self, key: str, now: float, cap: int, window: float, max_wait: float) -> float:
+        def body(cur: psycopg.Cursor[Any]) -> float:
+            # The upsert locks the budget's row (creating it if new) until commit: replicas take turns.
+            row = cur.execute(_BUDGET_LOCK, (key,)).fetchone()
+            assert row is not None
+            wait, grants = window_take([float(g) for g in row[1]], float(row[0]), now, cap, window)
+            if wait <= max_wait:
+                cur.execute("UPDATE api_budgets SET grants = %s WHERE key = %s", (grants, key))
+            return wait
+
+        return self._run(body)
+
+    def budget_block(self, key: str, until: float) -> None:
+        self._execute(
+            "INSERT INTO api_budgets AS b (key, not_before) VALUES (%s, %s)"
+            " ON CONFLICT (key) DO UPDATE SET not_before = greatest(b.not_before, excluded.not_before)",
+            (key, until),
         )
 
     def incident_marks(self) -> dict[str, IncidentMark]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from bot.core.urgency import Priority
 from bot.private import private_file
 from bot.store.base import DeliveryStore, Intake, RecordResult, StoreError, StoreStats
 
@@ -28,9 +29,11 @@ CREATE TABLE IF NOT EXISTS spool (
     event        TEXT NOT NULL,
     received_at  TEXT NOT NULL,
     payload      BLOB NOT NULL,
-    event_uuid   TEXT
+    event_uuid   TEXT,
+    priority     INTEGER NOT NULL DEFAULT 3
 )
 """
+_COLUMNS = "delivery_id, incident_key, event, received_at, payload, event_uuid, priority"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Spooled:
     received_at: datetime
     payload: bytes
     event_uuid: str | None
+    priority: int = Priority.NORMAL
 
 
 class Spool:
@@ -52,6 +56,9 @@ class Spool:
         self._local = threading.local()
         with self._tx() as conn:
             conn.execute(_SCHEMA)
+            if "priority" not in {row[1] for row in conn.execute("PRAGMA table_info(spool)")}:
+                # A spool written before priorities: what it holds is moved as NORMAL work.
+                conn.execute("ALTER TABLE spool ADD COLUMN priority INTEGER NOT NULL DEFAULT 3")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -77,14 +84,22 @@ class Spool:
         """Keep a delivery; False if it was already spooled (a resend while the store is away)."""
         with self._tx() as conn:
             cur = conn.execute(
-                "INSERT OR IGNORE INTO spool VALUES (?, ?, ?, ?, ?, ?)",
-                (d.delivery_id, d.incident_key, d.event, d.received_at.isoformat(), d.payload, d.event_uuid),
+                f"INSERT OR IGNORE INTO spool ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    d.delivery_id,
+                    d.incident_key,
+                    d.event,
+                    d.received_at.isoformat(),
+                    d.payload,
+                    d.event_uuid,
+                    int(d.priority),
+                ),
             )
             return cur.rowcount == 1
 
     def pending(self, limit: int = 500) -> list[Spooled]:
-        rows = self._conn().execute("SELECT * FROM spool ORDER BY received_at LIMIT ?", (limit,)).fetchall()
-        return [Spooled(r[0], r[1], r[2], datetime.fromisoformat(r[3]), bytes(r[4]), r[5]) for r in rows]
+        rows = self._conn().execute(f"SELECT {_COLUMNS} FROM spool ORDER BY received_at LIMIT ?", (limit,)).fetchall()
+        return [Spooled(r[0], r[1], r[2], datetime.fromisoformat(r[3]), bytes(r[4]), r[5], r[6]) for r in rows]
 
     def remove(self, delivery_id: str) -> None:
         with self._tx() as conn:
@@ -100,7 +115,13 @@ def drain(spool: Spool, store: Intake, *, limit: int = 500) -> int:
     for d in spool.pending(limit):
         try:
             store.record_delivery(
-                d.delivery_id, d.incident_key, d.event, d.received_at, d.payload, event_uuid=d.event_uuid
+                d.delivery_id,
+                d.incident_key,
+                d.event,
+                d.received_at,
+                d.payload,
+                event_uuid=d.event_uuid,
+                priority=d.priority,
             )
         except StoreError:
             break
@@ -142,14 +163,23 @@ class SpoolingStore:
         payload: bytes,
         event_uuid: str | None = None,
         change: str | None = None,
+        priority: int = Priority.NORMAL,
     ) -> RecordResult:
         try:
             result = self.shared.record_delivery(
-                delivery_id, incident_key, event, received_at, payload, event_uuid=event_uuid, change=change
+                delivery_id,
+                incident_key,
+                event,
+                received_at,
+                payload,
+                event_uuid=event_uuid,
+                change=change,
+                priority=priority,
             )
         except (StoreError, OSError) as exc:
             self.degraded = f"the shared store is unreachable ({exc}); deliveries are spooled in {self.spool.path}"
-            new = self.spool.put(Spooled(delivery_id, incident_key, event, received_at, payload, event_uuid))
+            spooled = Spooled(delivery_id, incident_key, event, received_at, payload, event_uuid, priority)
+            new = self.spool.put(spooled)
             return RecordResult(new=new, job_id=None)
         self.degraded = None
         return result

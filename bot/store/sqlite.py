@@ -33,6 +33,7 @@ The database file is created ``0600``: payloads hold confidential issue text. SQ
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -43,6 +44,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.core.urgency import AGING, Priority, clamp
+from bot.gitlab.budget import window_take
 from bot.private import private_file
 from bot.store.base import (
     DEFAULT_MAX_ATTEMPTS,
@@ -63,6 +66,7 @@ from bot.store.base import (
     StoreError,
     StoreStats,
     after_failure,
+    aging_case,
     backoff_delay,
     job_from_row,
     job_kind_clause,
@@ -180,8 +184,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX chat_outbox_incident ON chat_outbox (incident_key, state)",
     ),
-    # +1: how far back a Slack message's history read goes (its first send attempt, or the incident's start).
+    # 6: how far back a Slack message's history read goes (its first send attempt, or the incident's start).
     ("ALTER TABLE chat_outbox ADD COLUMN history_from INTEGER",),
+    # 7: budgets of GitLab's per-endpoint limits (new notes, new issues), one row per budget, shared by every
+    # process on the host: the times of its last grants (a JSON list), and a time before which nothing is
+    # granted, Unix seconds (bot.gitlab.budget).
+    (
+        """
+        CREATE TABLE IF NOT EXISTS api_budgets (
+            key        TEXT PRIMARY KEY,
+            not_before REAL NOT NULL DEFAULT 0,
+            grants     TEXT NOT NULL DEFAULT '[]'
+        )
+        """,
+    ),
+    # 8: priorities (``bot.core.urgency``): claims serve the most urgent ready job first, one short lookup per
+    # priority in this index. Jobs queued before get NORMAL (3).
+    (
+        "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 3",
+        "CREATE INDEX jobs_pending_by_priority ON jobs (priority, not_before, id) WHERE state = 'pending'",
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it."""
@@ -194,8 +216,29 @@ _PRUNE_BATCH = 500
 
 _JOB_COLUMNS = (
     "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
-    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed"
+    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed, priority"
 )
+
+
+def _claim_sql(kind: JobKind) -> str:
+    """The ready job of ``kind`` to claim next (see :meth:`DeliveryStore.claim`): the first ready pending job
+    of each priority by ``not_before`` (one index lookup each), and the running jobs whose lease expired (as
+    many as there are workers at most), ranked by ready time plus the priority's aging allowance."""
+    of_kind = job_kind_clause(kind)
+    pending = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT id, not_before + {AGING[p] // _MICRO} AS rank, priority FROM jobs"
+        f" WHERE state = 'pending' AND priority = {int(p)} AND not_before <= :now AND {of_kind}"
+        " ORDER BY not_before, id LIMIT 1)"
+        for p in Priority
+    )
+    expired = (
+        f"SELECT id, lease_until + {aging_case('priority', lambda d: str(d // _MICRO))} AS rank, priority FROM jobs"
+        f" WHERE state = 'running' AND lease_until <= :now AND {of_kind}"
+    )
+    return f"SELECT id FROM ({pending} UNION ALL {expired}) ORDER BY rank, priority, id LIMIT 1"
+
+
+_CLAIMS = {kind: _claim_sql(kind) for kind in ("gitlab", "slack")}
 
 
 def _us(value: datetime, name: str = "datetime") -> int:
@@ -384,12 +427,14 @@ class SQLiteStore(DeliveryStore):
         revive_dead: bool,
         event_uuid: str | None = None,
         change: str | None = None,
+        priority: int = Priority.NORMAL,
     ) -> int:
         """Coalesce new work for ``incident_key`` into its active job, creating one if there is none.
 
         The job keeps the event UUID of the latest delivery that had one; work without one (a sweep)
-        leaves it as it is."""
+        leaves it as it is. A waiting or running job keeps the more urgent priority of the two."""
         counted = 1 if delivery else 0
+        priority = int(clamp(priority))
         row = conn.execute(
             "SELECT id, state, sticky, change_key FROM jobs WHERE incident_key = ? AND state <> 'done'",
             (incident_key,),
@@ -397,8 +442,8 @@ class SQLiteStore(DeliveryStore):
         if row is None:
             cur = conn.execute(
                 "INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, reason, created_at,"
-                " updated_at, event_uuid, change_key) VALUES (?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?)",
-                (incident_key, counted, now, reason, now, now, event_uuid, change),
+                " updated_at, event_uuid, change_key, priority) VALUES (?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (incident_key, counted, now, reason, now, now, event_uuid, change, priority),
             )
             assert cur.lastrowid is not None
             return cur.lastrowid
@@ -408,22 +453,23 @@ class SQLiteStore(DeliveryStore):
             conn.execute(
                 "UPDATE jobs SET deliveries = deliveries + ?, reason = ?, updated_at = max(updated_at, ?),"
                 " not_before = CASE WHEN delayed THEN min(not_before, ?) ELSE not_before END, delayed = 0,"
-                " event_uuid = coalesce(?, event_uuid), change_key = coalesce(?, change_key) WHERE id = ?",
-                (counted, reason, now, now, event_uuid, change, job_id),
+                " event_uuid = coalesce(?, event_uuid), change_key = coalesce(?, change_key),"
+                " priority = min(priority, ?) WHERE id = ?",
+                (counted, reason, now, now, event_uuid, change, priority, job_id),
             )
         elif state == JobState.RUNNING:
             conn.execute(
                 "UPDATE jobs SET deliveries = deliveries + ?, reason = ?, dirty_at = coalesce(dirty_at, ?),"
                 " updated_at = max(updated_at, ?), event_uuid = coalesce(?, event_uuid),"
-                " change_key = coalesce(?, change_key) WHERE id = ?",
-                (counted, reason, now, now, event_uuid, change, job_id),
+                " change_key = coalesce(?, change_key), priority = min(priority, ?) WHERE id = ?",
+                (counted, reason, now, now, event_uuid, change, priority, job_id),
             )
         elif revive_dead and revives(bool(sticky), known_change, change):
             conn.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, sticky = 0, deliveries = deliveries + ?,"
                 " not_before = ?, reason = ?, updated_at = max(updated_at, ?), event_uuid = coalesce(?, event_uuid),"
-                " change_key = coalesce(?, change_key) WHERE id = ?",
-                (counted, now, reason, now, event_uuid, change, job_id),
+                " change_key = coalesce(?, change_key), priority = ? WHERE id = ?",
+                (counted, now, reason, now, event_uuid, change, priority, job_id),
             )
         return int(job_id)
 
@@ -436,6 +482,7 @@ class SQLiteStore(DeliveryStore):
         payload: bytes,
         event_uuid: str | None = None,
         change: str | None = None,
+        priority: int = Priority.NORMAL,
     ) -> RecordResult:
         if not delivery_id:
             raise ValueError("delivery_id must not be empty")
@@ -447,7 +494,7 @@ class SQLiteStore(DeliveryStore):
             job_id = None
             if incident_key is not None:
                 job_id = self._upsert_job(
-                    conn, incident_key, now, event, True, True, event_uuid=event_uuid, change=change
+                    conn, incident_key, now, event, True, True, event_uuid=event_uuid, change=change, priority=priority
                 )
             conn.execute(
                 "INSERT INTO deliveries (delivery_id, incident_key, event, received_at, payload, job_id, event_uuid)"
@@ -456,10 +503,20 @@ class SQLiteStore(DeliveryStore):
             )
         return RecordResult(new=True, job_id=job_id)
 
-    def enqueue(self, incident_key: str, now: datetime, reason: str, *, revive_dead: bool = True) -> int:
+    def enqueue(
+        self,
+        incident_key: str,
+        now: datetime,
+        reason: str,
+        *,
+        revive_dead: bool = True,
+        priority: int = Priority.NORMAL,
+    ) -> int:
         at = _us(now, "now")
         with self._write() as conn:
-            return self._upsert_job(conn, incident_key, at, reason, delivery=False, revive_dead=revive_dead)
+            return self._upsert_job(
+                conn, incident_key, at, reason, delivery=False, revive_dead=revive_dead, priority=priority
+            )
 
     # -- worker side ----------------------------------------------------------------------------------
 
@@ -510,19 +567,9 @@ class SQLiteStore(DeliveryStore):
             raise ValueError("worker_id must not be empty")
         at = _us(now, "now")
         lease_us = _positive(lease, "lease")
-        of_kind = job_kind_clause(kind)
         with self._write() as conn:
             while True:
-                row = conn.execute(
-                    "SELECT id, ready FROM ("
-                    "  SELECT id, not_before AS ready FROM jobs"
-                    f"  WHERE state = 'pending' AND not_before <= :now AND {of_kind} ORDER BY not_before, id LIMIT 1)"
-                    " UNION ALL SELECT id, ready FROM ("
-                    "  SELECT id, lease_until AS ready FROM jobs"
-                    f"  WHERE state = 'running' AND lease_until <= :now AND {of_kind} ORDER BY lease_until, id LIMIT 1)"
-                    " ORDER BY ready, id LIMIT 1",
-                    {"now": at},
-                ).fetchone()
+                row = conn.execute(_CLAIMS[kind], {"now": at}).fetchone()
                 if row is None:
                     return None
                 job = self._fetch(conn, row[0])
@@ -543,10 +590,17 @@ class SQLiteStore(DeliveryStore):
                 return claimed
 
     def complete(
-        self, job_id: int, worker_id: str, *, now: datetime | None = None, requeue_at: datetime | None = None
+        self,
+        job_id: int,
+        worker_id: str,
+        *,
+        now: datetime | None = None,
+        requeue_at: datetime | None = None,
+        priority: int | None = None,
     ) -> JobState:
         at = None if now is None else _us(now, "now")
         again = None if requeue_at is None else _us(requeue_at, "requeue_at")
+        later = None if priority is None else int(clamp(priority))
         with self._write() as conn:
             job = self._held(conn, job_id, worker_id)
             conn.execute("DELETE FROM create_attempts WHERE incident_key = ?", (job.incident_key,))
@@ -561,8 +615,9 @@ class SQLiteStore(DeliveryStore):
             if again is not None:
                 conn.execute(
                     "UPDATE jobs SET state = 'pending', attempts = 0, not_before = ?, delayed = 1, reason = 'requeue',"
-                    " lease_until = NULL, updated_at = coalesce(?, updated_at) WHERE id = ?",
-                    (again, at, job_id),
+                    " lease_until = NULL, updated_at = coalesce(?, updated_at), priority = coalesce(?, priority)"
+                    " WHERE id = ?",
+                    (again, at, later, job_id),
                 )
                 return JobState.PENDING
             conn.execute(
@@ -823,6 +878,27 @@ class SQLiteStore(DeliveryStore):
                 "INSERT INTO incident_marks (incident_key, seen_at, next_due) VALUES (?, ?, ?) "
                 "ON CONFLICT (incident_key) DO UPDATE SET seen_at = excluded.seen_at, next_due = excluded.next_due",
                 (incident_key, _us(seen_at, "seen_at"), due),
+            )
+
+    def budget_take(self, key: str, now: float, cap: int, window: float, max_wait: float) -> float:
+        with self._write() as conn:
+            row = conn.execute("SELECT not_before, grants FROM api_budgets WHERE key = ?", (key,)).fetchone()
+            not_before, known = (0.0, []) if row is None else (float(row[0]), json.loads(row[1]))
+            wait, grants = window_take(known, not_before, now, cap, window)
+            if wait <= max_wait:
+                conn.execute(
+                    "INSERT INTO api_budgets (key, grants) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET grants = excluded.grants",
+                    (key, json.dumps(grants)),
+                )
+            return wait
+
+    def budget_block(self, key: str, until: float) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO api_budgets (key, not_before) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET not_before = max(not_before, excluded.not_before)",
+                (key, until),
             )
 
     def incident_marks(self) -> dict[str, IncidentMark]:

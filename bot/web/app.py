@@ -25,6 +25,7 @@ from bot.clock import utcnow
 from bot.config import Config
 from bot.core.events import Ignored, parse_event
 from bot.core.routing import route, shown_ref
+from bot.core.urgency import intake_priority
 from bot.metrics import Metrics
 from bot.redact import redact
 from bot.settings import GITLAB_MAX_BODY
@@ -179,12 +180,20 @@ class Receiver:
         parsed = parse_event(header, payload)
         routed = route(parsed, self.config)
         incident_key = None if isinstance(routed, Ignored) else routed.key
+        priority = intake_priority(parsed, self.config)
         did = delivery_id(req.headers, payload, body, signed_id=signed_id)
         reason = event_name(header)
         event_uuid = clean_event_uuid(req.headers.get("X-Gitlab-Event-UUID"))
         try:
             result = self.store.record_delivery(
-                did, incident_key, reason, self.clock(), body, event_uuid=event_uuid, change=change_key(reason, payload)
+                did,
+                incident_key,
+                reason,
+                self.clock(),
+                body,
+                event_uuid=event_uuid,
+                change=change_key(reason, payload),
+                priority=priority,
             )
         except Exception as exc:
             # The only 5xx: the delivery is not safe, so GitLab must see a failure (it shows in the
@@ -197,7 +206,7 @@ class Receiver:
         if isinstance(routed, Ignored):
             log.debug("delivery %s (%s): ignored: %s", did, event, routed.reason)
             return self._answer(event, "ignored", 202, delivery=did, reason=routed.reason)
-        log.debug("delivery %s (%s): queued job %s for %s", did, event, result.job_id, incident_key)
+        log.debug("delivery %s (%s): queued job %s for %s (%s)", did, event, result.job_id, incident_key, priority.name)
         assert not isinstance(routed, Ignored)
         return self._answer(event, "accepted", 202, delivery=did, incident=shown_ref(parsed, routed))
 

@@ -18,11 +18,14 @@ from gunicorn.glogging import Logger
 from bot import logformat
 from bot.metrics import mark_process_dead
 from bot.redact import install as install_redaction
+from bot.web.clientcap import DEFAULT_PER_CLIENT
 
 WORKER_CLASSES = ("gevent", "sync", "gthread")
 GUNICORN_CLASSES = {"gevent": "bot.web.evworker.IntakeWorker", "sync": "sync", "gthread": "gthread"}
 DEFAULT_READ_TIMEOUT = 5
 """Seconds a client has to send its whole request header, and each part of its body."""
+DEFAULT_CONNECTIONS = 1000
+"""Connections one receiver process serves at once (gunicorn's ``worker_connections``)."""
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
@@ -143,7 +146,8 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
         worker_class: str = "gevent",
         threads: int = 4,
         read_timeout: int = DEFAULT_READ_TIMEOUT,
-        worker_connections: int = 1000,
+        worker_connections: int = DEFAULT_CONNECTIONS,
+        per_client: int = DEFAULT_PER_CLIENT,
         child_argv: Sequence[str] | None = None,
         child_grace: float = 20.0,
         graceful_timeout: int = 25,
@@ -154,7 +158,11 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
             raise ValueError(f"worker class must be one of {', '.join(WORKER_CLASSES)}")
         if read_timeout < 1:
             raise ValueError(f"the read timeout must be at least 1 s, got {read_timeout}")
+        if per_client < 0:
+            raise ValueError(f"the connections per client must be 0 (no bound) or more, got {per_client}")
         self.factory = factory
+        # Read by the gevent worker (bot.web.evworker) through its ``app``.
+        self.per_client = per_client
         self.child_argv = list(child_argv or [])
         self.child_grace = child_grace
         self.options: dict[str, Any] = {

@@ -500,16 +500,6 @@ WRITES = [
         lambda result: _check_thread(result, "d55"),
     ),
     WriteCase(
-        "start_thread internal",
-        lambda c, p: c.start_thread(IncidentRef(p, 7), "- engaged", internal=True),
-        "POST",
-        "/projects/{p}/issues/7/discussions",
-        lambda p: {"body": "- engaged", "internal": True},
-        201,
-        discussion_json("d55", {**note_json(55), "type": "DiscussionNote", "internal": True}),
-        lambda result: _check_thread(result, "d55"),
-    ),
-    WriteCase(
         "reply_in_thread",
         lambda c, p: c.reply_in_thread(IncidentRef(p, 7), "d12", "- opened #13"),
         "POST",

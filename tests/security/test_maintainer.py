@@ -16,7 +16,8 @@ import pytest
 
 from bot.core.bodies import logged_keys
 from bot.simgitlab.world import World
-from bot.text.markers import find_marker, marker, marker_spans
+from bot.statekey import derived_key
+from bot.text.markers import StateKey, find_marker, marker, marker_spans, signed_marker
 from tests.conftest import at, look
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
@@ -223,3 +224,170 @@ def test_deleting_the_checklist_brings_it_back_with_the_handoff(w, clock):
     look(w, clock, iid)
     assert w.snapshot(iid)["checklists"] == 1
     assert "@secops-oncall" in role_line(checklist(w, iid)["body"], "SIMOC")
+
+
+# ---- the keys of the bot's comments (``bot/core/records.py``) ------------------------------------------
+
+
+def began(w: World, iid: int, engagement: str) -> str:
+    found = find_marker(checklist(w, iid)["body"], "checklist")
+    assert found is not None
+    return str(found.fields["began"][engagement])
+
+
+def append_keys(w: World, iid: int, keys: list[str], note: dict[str, Any] | None = None) -> None:
+    """As the Maintainer, append a hidden log marker with ``keys`` to one of the bot's comments."""
+    note = note or w.bot_notes(iid)[-1]
+    edit_as(w, MAINTAINER, iid, note["id"], note["body"] + "\n" + marker("log", keys=keys))
+
+
+def record_reports(w: World, iid: int) -> list[str]:
+    return [n["body"] for n in w.bot_notes(iid) if "hidden record of the bot" in n["body"]]
+
+
+def test_reminder_keys_appended_to_a_bots_comment_do_not_silence_reminders_and_are_reported_once(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)  # 09:00: the Sr. Director's updates are due hourly from now
+    start = began(w, iid, "sr-director-security")
+    windows = [f"reminder:{e}:{start}:{k}" for e in ("sr-director-security", "e-group") for k in range(1, 9)]
+    append_keys(w, iid, windows)
+    at(clock, "10:05")
+    look(w, clock, iid)
+    look(w, clock, iid)
+    reminders = [n for n in w.bot_notes(iid) if "Status update due" in n["body"]]
+    assert len(reminders) == 1 and "Sr. Director of Security" in reminders[0]["body"].replace("\\", "")
+    reports = record_reports(w, iid)
+    assert len(reports) == 1, reports
+    assert "someone other than the bot" in reports[0]
+
+
+def test_a_key_added_inside_a_signed_record_breaks_its_signature_and_is_reported_once(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    at(clock, "10:05")
+    look(w, clock, iid)  # the first reminder
+    start = began(w, iid, "sr-director-security")
+    reminder = next(n for n in w.bot_notes(iid) if "Status update due" in n["body"])
+    body = reminder["body"]
+    s, e, found = next((s, e, m) for s, e, m in marker_spans(body) if m.kind == "log")
+    fields = {**found.fields, "keys": [*found.fields["keys"], f"reminder:sr-director-security:{start}:2"]}
+    edit_as(w, MAINTAINER, iid, reminder["id"], body[:s] + marker("log", **fields) + body[e:])
+    at(clock, "11:05")
+    look(w, clock, iid)
+    look(w, clock, iid)
+    due = [n["body"] for n in w.bot_notes(iid) if "Status update due" in n["body"]]
+    assert len(due) == 2  # window 2 is reminded all the same
+    assert len(record_reports(w, iid)) == 1
+
+
+def test_a_commands_key_appended_to_a_bots_comment_does_not_swallow_the_command(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    at(clock, "09:10")
+    cmd = w.sim.state.add_note(w.project, iid, "@incident-bot handoff simoc @secops-oncall", author="sec-oncall")
+    append_keys(w, iid, [f"cmd:{cmd['id']}"])
+    look(w, clock, iid)
+    look(w, clock, iid)
+    assert "@secops-oncall" in role_line(checklist(w, iid)["body"], "SIMOC")
+    assert len([n for n in w.bot_notes(iid) if f"cmd:{cmd['id']}" in logged_keys(n["body"])]) == 2  # forged + reply
+    assert len(record_reports(w, iid)) == 1
+
+
+# ---- an incident the earlier version ran (unsigned keys): upgraded without duplicates -------------------
+
+
+def as_written_by_the_earlier_version(w: World, iid: int) -> None:
+    """Rewrite the bot's comments as the version before signed keys wrote them: ``log`` markers unsigned, the
+    state signed but without ``signed_log``."""
+    key = StateKey(derived_key(w.sim.token))
+    scope = f"{w.project_id}#{iid}"
+    for note in w.bot_notes(iid):
+        body = note["body"]
+        for start, end, found in reversed(marker_spans(body)):
+            fields = {k: v for k, v in found.fields.items() if k not in ("mac", "signed_log")}
+            if found.kind == "log":
+                body = body[:start] + marker("log", **fields) + body[end:]
+            elif found.kind in ("checklist", "state"):
+                body = body[:start] + signed_marker(found.kind, key, scope, **fields) + body[end:]
+        w.sim.state.edit_note_body(w.project, iid, note["id"], body, actor=w.cfg.bot.username)
+
+
+def test_an_incident_the_earlier_version_ran_neither_duplicates_children_nor_reposts_reminders(w, clock):
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    at(clock, "09:10")
+    w.sim.state.add_note(w.project, iid, "@incident-bot handoff simoc @secops-oncall", author="sec-oncall")
+    look(w, clock, iid)
+    at(clock, "10:05")
+    look(w, clock, iid)  # the first reminder
+    # A Reporter emptied the FAQ child's description and labels: only the status log says it is the bot's.
+    faq = next(c for c in w.children() if "comms-faq" in c["labels"])
+    w.sim.state.update_issue(w.project, faq["iid"], description="notes", labels=[])
+    as_written_by_the_earlier_version(w, iid)
+    comments = len(w.bot_notes(iid))
+    at(clock, "10:20")
+    look(w, clock, iid)  # the first look of the new version
+    look(w, clock, iid)
+    assert len([n for n in w.bot_notes(iid) if "Status update due" in n["body"]]) == 1
+    assert len([n for n in w.bot_notes(iid) if "handed over" in n["body"]]) == 2  # the reply and its log line
+    assert len(w.sim.state.issues(w.project)) == 3, "a child was opened again"
+    assert w.snapshot(iid)["links"] == 2
+    resigned = [n for n in w.bot_notes(iid) if "re-signed" in n["body"]]
+    # One re-signing comment, and one line for the FAQ child the Reporter stripped, which is put back.
+    added = w.bot_notes(iid)[comments:]
+    assert len(resigned) == 1 and len(added) == 2, [n["body"][-200:] for n in added]
+    assert "(comms\\-faq) had been changed; put back" in added[1]["body"]
+    assert record_reports(w, iid) == [] and tamper_reports(w, iid) == []
+    assert find_marker(checklist(w, iid)["body"], "checklist").fields.get("signed_log") is True
+    # From now on an unsigned key is an edit: appended to one of the earlier version's comments, it is
+    # not believed and reported once.
+    start = began(w, iid, "sr-director-security")
+    oldest = w.bot_notes(iid)[1]
+    append_keys(w, iid, [f"reminder:{e}:{start}:2" for e in ("sr-director-security", "e-group")], oldest)
+    at(clock, "11:05")
+    look(w, clock, iid)
+    look(w, clock, iid)
+    assert len([n for n in w.bot_notes(iid) if "Status update due" in n["body"]]) == 2
+    assert len(record_reports(w, iid)) == 1
+
+
+def test_a_reminder_record_copied_from_another_incident_does_not_silence_reminders(w, clock):
+    """Both incidents began at 09:00, so their first reminder windows have the same key: the record of
+    incident A's reminder, copied into one of incident B's comments, is signed, but for A."""
+    a, b = w.incident(*S1, title="A"), w.incident(*S1, title="B")
+    look(w, clock, a)
+    look(w, clock, b)
+    at(clock, "10:05")
+    look(w, clock, a)  # A's first reminder
+    reminder = next(n for n in w.bot_notes(a) if "Status update due" in n["body"])
+    _, _, signed = next((s, e, m) for s, e, m in marker_spans(reminder["body"]) if m.kind == "log")
+    note = w.bot_notes(b)[-1]
+    edit_as(w, MAINTAINER, b, note["id"], note["body"] + "\n" + marker("log", **signed.fields))
+    look(w, clock, b)
+    look(w, clock, b)
+    assert len([n for n in w.bot_notes(b) if "Status update due" in n["body"]]) == 1
+    assert len(record_reports(w, b)) == 1
+
+
+def test_a_child_record_appended_to_a_bots_comment_does_not_lend_another_incidents_child(w, clock):
+    """The status log's ``child:<label>:<iid>`` keys say which child the bot opened: a Maintainer who appends one
+    naming incident A's FAQ child to incident B's comment, and links that child to B, does not make B take it
+    for its own (B opens its own FAQ child)."""
+    a = w.incident(*S1, title="A")
+    look(w, clock, a)
+    faq = next(c for c in w.children() if "comms-faq" in c["labels"])
+    stripped = "\n".join(line for line in faq["description"].splitlines() if "incident-bot:child" not in line)
+    w.sim.state.update_issue(w.project, faq["iid"], description=stripped)
+    b = w.incident("severity::1", "comms-email", title="B")
+    look(w, clock, b)
+    append_keys(w, b, [f"child:comms-faq:{faq['iid']}"])
+    w.sim.state.link_issues(w.project, b, w.project, faq["iid"], actor=MAINTAINER)
+    labels = w.sim.state.get_issue(w.project, b)["labels"]
+    w.sim.state.set_labels(w.project, b, [*labels, "comms-faq"])
+    look(w, clock, b)
+    look(w, clock, b)
+    b_id = w.sim.state.get_issue(w.project, b)["id"]
+    own = [c for c in w.children() if f'"incident":{b_id}' in c["description"]]
+    assert sorted(label for c in own for label in c["labels"] if label.startswith("comms-")) == [
+        "comms-email", "comms-faq"]
+    assert len(record_reports(w, b)) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from bot.web.app import WebSettings, create_app
 from bot.web.auth import sign
 from tests import store_inspect as peek
 from tests.security.support import (
+    HALF_HEADER,
     Serve,
     half_open,
     hook_headers,
@@ -106,6 +108,57 @@ def test_a_body_that_stops_arriving_is_answered_or_dropped_by_the_read_timeout(s
         sock.close()
     assert data == b"" or data.startswith(b"HTTP/1.1 4"), data[:80]
     assert time.monotonic() - start < 12
+
+
+def _half_open_from(address: str, port: int) -> socket.socket:
+    """A connection from ``address`` (any 127.x address is loopback) that sent half a header, then nothing."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(address, 0))
+    sock.sendall(HALF_HEADER)
+    return sock
+
+
+def _dropped(sock: socket.socket) -> bool:
+    """Whether the server closed the connection (it never answers a half header before its read timeout)."""
+    ready, _, _ = select.select([sock], [], [], 0)
+    if not ready:
+        return False
+    try:
+        return sock.recv(1) == b""
+    except OSError:
+        return True
+
+
+def test_one_address_cannot_hold_every_connection_and_a_delivery_still_gets_in(
+    gitlab: SimulatedGitLab, tmp_path: Path
+) -> None:
+    """One receiver process serving 20 connections, 4 per client address: of a client at 127.0.0.2 opening
+    30 half-open connections, 4 are served and the others held unread outside the pool; a delivery from
+    127.0.0.1 is answered at once (without the bound it waits for the 10 s read timeout to free a slot). A
+    newer connection from the same client, once the served ones have waited a second for their header,
+    replaces the oldest."""
+    env = service_env(gitlab.url, gitlab.token, tmp_path, GITLAB_WEBHOOK_SECRET=SECRET)
+    server = Serve(
+        env, tmp_path, "--workers", "1", "--connections", "20", "--per-client", "4", "--read-timeout", "10"
+    ).start()
+    held: list[socket.socket] = []
+    try:
+        held = [_half_open_from("127.0.0.2", server.port) for _ in range(30)]
+        start = time.monotonic()
+        answer = requests.post(
+            server.url + "/webhook", data=incident_body(), headers=hook_headers(SECRET), timeout=8
+        )
+        took = time.monotonic() - start
+        assert answer.status_code == 202, answer.text
+        assert took < 3, f"a delivery waited {took:.1f} s behind one client's idle connections"
+        time.sleep(1.2)  # the four served ones have now waited longer than the grace for their header
+        newer = _half_open_from("127.0.0.2", server.port)
+        held.append(newer)
+        wait_for(lambda: _dropped(held[0]), 5, "the oldest idle connection to make room")
+        assert not any(_dropped(s) for s in held[1:])  # the others are served, or held unread
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
 
 
 # ---------------------------------------------------------------------- unauthenticated /readyz

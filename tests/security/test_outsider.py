@@ -236,7 +236,8 @@ def test_a_malformed_scope_path_is_a_clear_config_error(tmp_path, bad):
 
 def test_a_reconcile_that_keeps_failing_never_opens_a_second_child(w, store, clock):
     """As a Guest, the bot's children lose their labels and the link is refused (403): the orphan
-    search cannot find them. The retry dead-letters instead of opening more children."""
+    search finds them by the bot's signed marker, and the retry dead-letters again instead of opening
+    more children."""
     w.sim.state.add_member(w.project, w.cfg.bot.username, 10)
     iid = w.incident(*S1)
     store.record_delivery("d1", f"{w.project_id}#{iid}", "Issue Hook", clock(), b"{}")
@@ -255,7 +256,7 @@ def test_a_reconcile_that_keeps_failing_never_opens_a_second_child(w, store, clo
     store.record_delivery("d-edit", f"{w.project_id}#{iid}", "Issue Hook", clock(), b"{}", change="edited")
     second = worker.run_once()
     assert len(children()) == opened
-    assert second is not None and "not creating another" in (second.error or "")
+    assert second is not None and second.outcome is Outcome.PERMANENT
     assert peek.get_job(store, second.job_id).state is JobState.DEAD
     clock.advance(hours=2)
     store.record_delivery("d2", f"{w.project_id}#{iid}", "Issue Hook", clock(), b"{}")  # a replay, no change

@@ -2,9 +2,10 @@
 
 Reporters (and anyone with ``update_issue``) can edit a child's description, where the bot's marker
 lives, and its labels; children are working documents, so this also happens by accident. They cannot
-edit the bot's comments. The bot recognises its children by link and authorship, then by its own
-status log, then by a marker it signed, then by labels: an edited marker never makes it open a
-duplicate, also after a crash and with an empty database.
+edit the bot's comments. The bot recognises its children by authorship, then by its own signed
+status log, then by a marker it signed for the incident: an edited marker never makes it open a
+duplicate, also after a crash and with an empty database, and a link alone (or labels) never makes
+an issue one of its children.
 """
 
 from __future__ import annotations
@@ -114,3 +115,29 @@ def test_a_reporter_cannot_edit_or_delete_the_bots_comments(w):
         issue.notes.update(note["id"], {"body": "edited"})
     with pytest.raises(Exception, match="403"):
         issue.notes.delete(note["id"])
+
+
+def test_another_incidents_child_stripped_of_its_marker_and_linked_here_is_not_adopted(w):
+    """A Reporter removes the hidden marker from incident A's FAQ child and links it to incident B. The child
+    is the bot's, linked, labelled ``incident-comms`` and ``comms-faq``: before, B took it for its own FAQ
+    child and never opened one (its FAQ team working on A's text). Now only the bot's signed marker for B,
+    or B's own signed record of creating it, makes a child B's."""
+    a = w.incident(*S1, title="A")
+    reconcile(w, a)
+    faq = child(w, "comms-faq")
+    without_marker = re.sub(r"<!-- incident-bot:child [^\n]*-->", "", faq["description"])
+    edit_child_as_reporter(w, faq["iid"], description=without_marker)
+    b = w.incident("severity::1", "comms-faq", title="B")
+    issue = w.sim.client(REPORTER).projects.get(w.project, lazy=True).issues.get(b, lazy=True)
+    issue.links.create({"target_project_id": w.project_id, "target_issue_iid": faq["iid"]})
+    reconcile(w, b)
+    reconcile(w, b)
+    b_id = w.sim.state.get_issue(w.project, b)["id"]
+    own = [c for c in w.children() if f'"incident":{b_id}' in c["description"]]
+    assert [("comms-faq" in c["labels"]) for c in own] == [True], "B opened no FAQ child of its own"
+    log = "\n".join(n["body"] for n in w.bot_notes(b))
+    assert f"opened #{own[0]['iid']}" in log.replace("\\", "")
+    assert f"#{faq['iid']} " not in log.replace("\\", ""), "B's log calls A's child its own"
+    # A keeps its child: its own status log says so.
+    reconcile(w, a)
+    assert per_channel(w) == {"comms-email": 1, "comms-faq": 2}

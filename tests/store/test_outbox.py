@@ -9,7 +9,6 @@ from datetime import timedelta
 
 from bot.chat.ports import ChatMessage
 from bot.store import DeliveryStore, open_store
-from bot.store.sqlite import SCHEMA_VERSION
 from tests.store.test_store import LEASE, at, backend, store, url  # noqa: F401  (fixtures)
 
 K = "42#7"
@@ -67,14 +66,18 @@ def test_slack_jobs_are_claimed_only_by_the_slack_worker(store: DeliveryStore) -
 
 
 def test_a_version_4_sqlite_database_is_migrated_with_its_jobs(tmp_path) -> None:
+    import bot.store.sqlite as sqlite_store
+
     path = tmp_path / "old.db"
-    with open_store(str(path)):
-        pass
-    with sqlite3.connect(path) as conn:
-        conn.execute("DROP TABLE chat_outbox")
-        conn.execute("DELETE FROM schema_version WHERE version >= 5")
+    with sqlite3.connect(path) as conn:  # what version 4 of the store wrote
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for version in range(4):
+            for statement in sqlite_store.MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, 'then')", (version + 1,))
+    conn.close()
     with open_store(str(path)) as store:
-        assert store.stats().schema_version == SCHEMA_VERSION
+        assert store.stats().schema_version == len(sqlite_store.MIGRATIONS)
         assert store.offer_messages(K, [msg("engage:a")], at(0)) == 1
 
 

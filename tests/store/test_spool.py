@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,6 +12,7 @@ from bot.store.spool import Spool, SpoolingStore, drain
 from tests import store_inspect as peek
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
 
 
 class Outage:
@@ -94,3 +95,34 @@ def test_a_receiver_starts_while_the_database_is_away(tmp_path, shared):
     assert intake.record_delivery("d1", "42#1", "Issue Hook", NOW, b"{}").job_id is None  # spooled
     assert intake.record_delivery("d2", "42#2", "Issue Hook", NOW, b"{}").job_id is not None  # then reached
     assert len(attempts) == 2
+
+
+def test_a_spooled_delivery_keeps_its_priority_when_it_is_moved_over(tmp_path, shared):
+    """A new critical incident that arrived during the outage is still served before the sweep's backlog."""
+    from bot.core.urgency import Priority
+
+    intake = receiver(shared, tmp_path)
+    shared.down = True
+    intake.record_delivery("critical", "42#1", "Issue Hook", NOW, b"{}", priority=Priority.URGENT)
+    shared.down = False
+    shared.inner.enqueue("42#2", NOW - timedelta(minutes=1), "sweep", priority=Priority.BACKGROUND)
+    assert drain(intake.spool, shared) == 1
+    assert peek.active_job(shared.inner, "42#1").priority == Priority.URGENT
+    assert shared.inner.claim("w", NOW, LEASE).incident_key == "42#1"
+
+
+def test_a_spool_written_before_priorities_is_moved_over_as_normal_work(tmp_path, shared):
+    import sqlite3
+
+    from bot.core.urgency import Priority
+
+    path = tmp_path / "old-spool.sqlite3"
+    with sqlite3.connect(path) as conn:  # the spool's table before priorities
+        conn.execute(
+            "CREATE TABLE spool (delivery_id TEXT PRIMARY KEY, incident_key TEXT, event TEXT NOT NULL,"
+            " received_at TEXT NOT NULL, payload BLOB NOT NULL, event_uuid TEXT)"
+        )
+        conn.execute("INSERT INTO spool VALUES ('d1', '42#1', 'Issue Hook', ?, x'7b7d', NULL)", (NOW.isoformat(),))
+    conn.close()
+    assert drain(Spool(path), shared) == 1
+    assert peek.active_job(shared.inner, "42#1").priority == Priority.NORMAL
