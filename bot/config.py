@@ -18,7 +18,16 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bot import paths
 
@@ -442,6 +451,14 @@ class ChatSettings(_Model):
         "'#inc-*'); without it, the incident_channel pattern with '*' for '{iid}', else '#inc-*'. A target the "
         "chat section names for anything else (an engagement, a team, a role, a person, a summary) never is one.",
     )
+    create_incident_channel: bool = Field(
+        False,
+        description="Create the incident response channel in Slack (private, named by incident_channel) when an "
+        "incident is engaged and no channel was named with the channel command; invite the role holders and the "
+        "engaged teams' people (by chat.people) and share its link in the summary targets. Needs the Slack app's "
+        "groups:write scope (channels:manage with private_incident_channel: false).",
+    )
+    private_incident_channel: bool = Field(True, description="A created incident channel is private.")
     update_every: Every = Field(
         timedelta(minutes=5),
         description="Forwarded status updates are coalesced: at most one message per target this often, "
@@ -450,6 +467,13 @@ class ChatSettings(_Model):
     updates_per_person: int = Field(
         4, ge=1, description="Status updates one person may have forwarded per hour; later ones only in GitLab."
     )
+
+    @model_validator(mode="after")
+    def _creatable(self) -> ChatSettings:
+        if self.create_incident_channel and not self.incident_channel:
+            raise ValueError("create_incident_channel needs incident_channel, the pattern its name is made from "
+                             "(e.g. '#inc-{iid}')")
+        return self
 
     def targets(self) -> list[str]:
         """Every fixed target, in the order configured (``incident-channel`` is per incident: not listed)."""

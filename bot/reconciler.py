@@ -19,7 +19,7 @@ from bot.config import Config
 from bot.core import bodies, cadence
 from bot.core.actions import Action, PostNote, UpsertChecklist
 from bot.core.converge import DryRun, converge
-from bot.core.model import Desired, IncidentRef, Observed
+from bot.core.model import ChatChannel, ChatEngaged, Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
 from bot.core.scope import BOT_CHILD, is_bot_child
 from bot.gitlab import targets
@@ -129,13 +129,22 @@ class Reconciler:
         self.pool: Executor = CallPool(max_workers=concurrency, thread_name_prefix="gitlab")
 
     def _observe(
-        self, client: IncidentGitLab, ref: IncidentRef, chat_refused: Mapping[str, str] | None = None
+        self,
+        client: IncidentGitLab,
+        ref: IncidentRef,
+        chat_refused: Mapping[str, str] | None = None,
+        chat_engaged: Mapping[str, ChatEngaged] | None = None,
+        chat_created: ChatChannel | None = None,
     ) -> tuple[Desired, Observed]:
         observed = observe(client, ref, self.cfg, self.bot, self.pool, key=self.key)
         if is_bot_child(observed.incident, self.bot):  # whatever labels it carries: read, never written
             raise OutsideRemit(ref.project, BOT_CHILD, f"{ref} is a child the bot opened, never an incident")
         if chat_refused:
             observed = replace(observed, chat_refused=dict(chat_refused))
+        if chat_engaged:
+            observed = replace(observed, chat_engaged=dict(chat_engaged))
+        if chat_created is not None:
+            observed = replace(observed, chat_created=chat_created)
         desired = plan_observed(observed, self.cfg, self.clock())
         # Users that new children or the incident will be assigned to, looked up alongside the orphan
         # search rather than one by one in front of each write.
@@ -158,15 +167,19 @@ class Reconciler:
         event_uuid: str | None = None,
         guard: WriteGuard | None = None,
         chat_refused: Mapping[str, str] | None = None,
+        chat_engaged: Mapping[str, ChatEngaged] | None = None,
+        chat_created: ChatChannel | None = None,
     ) -> ReconcileReport:
         """Converge the incident. Raises ``OutsideRemit`` (before reading or writing anything of the
         incident) when its project is outside the bot's remit, or (before writing anything) when the issue is
-        one of the bot's own children; ``WriteRefused`` when ``guard``
-        stops a write. ``chat_refused``: Slack targets that refused the incident's messages, for its log."""
+        one of the bot's own children; ``WriteRefused`` when ``guard`` stops a write. ``chat_refused``: Slack
+        targets that refused the incident's messages, for its log; ``chat_engaged``: engagements whose Slack
+        message was sent, shown engaged in the checklist; ``chat_created``: the incident channel the bot created
+        in Slack, recorded as the incident's."""
         start = time.perf_counter()
         client = self.client.for_incident(ref.key, event_uuid)
         self.remit.require(client, ref.project)
-        desired, observed = self._observe(client, ref, chat_refused)
+        desired, observed = self._observe(client, ref, chat_refused, chat_engaged, chat_created)
         applier = GitLabApplier(client, self.pool, guard, self.bot)
         final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
         seconds = time.perf_counter() - start

@@ -44,7 +44,7 @@ from typing import Any, Protocol
 from bot import heartbeat
 from bot.chat.job import SlackPlanner, SlackWorker
 from bot.clock import utcnow
-from bot.core.model import IncidentRef
+from bot.core.model import ChatChannel, ChatEngaged, IncidentRef
 from bot.core.urgency import Priority, requeue_priority
 from bot.gitlab.apply import LeaseGone, RepeatedCreate, WriteGuard
 from bot.gitlab.budget import BudgetWait
@@ -112,6 +112,8 @@ class Reconciles(Protocol):
         event_uuid: str | None = None,
         guard: WriteGuard | None = None,
         chat_refused: Mapping[str, str] | None = None,
+        chat_engaged: Mapping[str, ChatEngaged] | None = None,
+        chat_created: ChatChannel | None = None,
     ) -> ReconcileReport: ...
 
 
@@ -280,9 +282,11 @@ class Worker:
                 guard = _JobGuard(self, job, heartbeat)
                 if self.chat is None:
                     report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard)
-                else:  # Slack targets that refused this incident's messages go into its status log, once
+                else:  # Slack's refusals go into the status log, once; its engagements sent tick the checklist
                     refused = self.chat.refused(self.store, job.incident_key)
-                    report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard, chat_refused=refused)
+                    engaged, created = self.chat.engaged(self.store, job.incident_key)
+                    report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard, chat_refused=refused,
+                                                       chat_engaged=engaged, chat_created=created)
             self._remember(job, report)
             if self.chat is not None:
                 self.chat.offer(self.store, job.incident_key, report.desired, report.observed, self.clock())

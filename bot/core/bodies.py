@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from bot.config import Config
 from bot.core import cadence, commands, order, records, teamintent
 from bot.core import state as bot_state
-from bot.core.model import BotState, Child, Desired, Issue, LogEntry, Observed, Person, Tick
+from bot.core.model import BotState, ChatEngaged, Child, Desired, Issue, LogEntry, Observed, Person, Tick
 from bot.text.escape import (
     UnsafeValue,
     code_span,
@@ -410,6 +410,21 @@ def _tickable(key: str, ticks: frozenset[str], done: Mapping[str, Tick], numbers
     }
 
 
+def _engagement_box(key: str, ticks: frozenset[str], done: Mapping[str, Tick], numbers: Mapping[str, int],
+                    engaged: bool) -> dict[str, Any]:
+    """An engagement's box: ticked by hand, for a ``done`` command, or because the bot engaged it in Slack
+    itself (a fact of the outbox, marked as the bot's so it is never read back as a person's tick)."""
+    box = _tickable(key, ticks, done, numbers)
+    if engaged and not box["done"]:
+        box.update(done=True, item=_item(key, by_command=True))
+    return box
+
+
+def _engaged(sent: ChatEngaged | None) -> dict[str, Any] | None:
+    """When and where the bot's own Slack message engaged a stakeholder, for its checklist row."""
+    return None if sent is None else {"at": sent.at, "target": sent.target}
+
+
 def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
     ticks = observed.checklist_ticks
     done = desired.state.done
@@ -463,8 +478,9 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
                 "cadence_source": e.cadence_source,
                 "channel": e.channel,
                 "reason": e.reason,
+                "engaged": _engaged(observed.chat_engaged.get(e.id)),
             }
-            | _tickable(f"engagement:{e.id}", ticks, done, numbers)
+            | _engagement_box(f"engagement:{e.id}", ticks, done, numbers, e.id in observed.chat_engaged)
             for e in desired.engagements
         ],
         channels=channels,
@@ -568,6 +584,15 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
     for label, target in sorted(observed.targets.items()):
         if target.fallback and label in plans:
             entries.append(LogEntry(f"fallback:{label}", target.fallback))
+    created = observed.chat_created
+    if created is not None:
+        entries.append(
+            LogEntry(
+                f"slack-channel:{created.name}",
+                f"created the incident response channel {code_span(created.name)} in Slack, invited the role "
+                "holders and the engaged teams' people, and shared its link in the summary channels",
+            )
+        )
     for chat_target, reason in sorted(observed.chat_refused.items()):
         entries.append(
             LogEntry(

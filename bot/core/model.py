@@ -197,6 +197,23 @@ class LogEntry:
 
 
 @dataclass(frozen=True)
+class ChatEngaged:
+    """The bot engaged someone itself: its Slack message went to ``target`` (as configured) at ``at``."""
+
+    at: datetime
+    target: str
+
+
+@dataclass(frozen=True)
+class ChatChannel:
+    """The incident response channel the bot created in Slack: ``name`` (``#inc-12``), its id, when."""
+
+    name: str
+    id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything the bot read from GitLab about one incident."""
 
@@ -236,6 +253,10 @@ class Observed:
     targets: Mapping[str, ChildTarget] = field(default_factory=dict)
     # Slack target -> why Slack refused the bot's messages there (from the outbox; empty without Slack).
     chat_refused: Mapping[str, str] = field(default_factory=dict)
+    # Engagement id -> when and where the bot's Slack message engaging it was sent (from the outbox).
+    chat_engaged: Mapping[str, ChatEngaged] = field(default_factory=dict)
+    # The incident response channel the bot created for the incident in Slack (from the outbox), if any.
+    chat_created: ChatChannel | None = None
 
 
 # ---- desired state -------------------------------------------------------------------------------

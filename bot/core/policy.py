@@ -302,7 +302,7 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
                 began=began,
                 handled=state.handled,
                 cadences=state.cadences,
-                chat_channel=state.chat_channel,
+                chat_channel=state.chat_channel or _created_channel(observed, cfg),
                 done=state.done,
                 # Recorded once nothing unsigned is left to re-sign: the comment that re-signs comes first
                 # (``diff``), so a crash in between never loses an earlier version's keys.
@@ -347,3 +347,12 @@ def _not_added(verdict: commands.Verdict, reason: str) -> commands.Verdict:
         add_channels=(),
         reply=f"nothing added: the communications plan does not apply to this incident ({reason})",
     )
+
+
+def _created_channel(observed: Observed, cfg: Config) -> str:
+    """The incident channel the bot created in Slack, recorded as the incident's (as the ``channel`` command
+    records one) so the incident keeps it; a name the policy no longer accepts is not recorded."""
+    created = observed.chat_created
+    if created is None or cfg.chat is None or not cfg.chat.may_be_incident_channel(created.name):
+        return ""
+    return created.name
