@@ -24,6 +24,7 @@ from bot.core.actions import (
     NoteOnChild,
     PostNote,
     ReassignChild,
+    RenameInChild,
     UpdateIncident,
     UpsertChecklist,
 )
@@ -107,6 +108,7 @@ def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rend
     follows = _children_follow_handoffs(desired, observed)
     actions += follows
     actions += _fix_children(desired, observed, cfg, {f.channel for f in follows})
+    actions += _rename_in_children(desired, observed, r)
     actions += _order_notes(desired, observed, cfg)
     return actions
 
@@ -157,6 +159,19 @@ def _fix_children(desired: Desired, observed: Observed, cfg: Config, following: 
                 log_key=f"fixed:{plan.channel}:{bodies.log_id(issue, observed.incident)}:{stamp}",
             )
         )
+    return out
+
+
+def _rename_in_children(desired: Desired, observed: Observed, r: bodies.Renderer) -> list[RenameInChild]:
+    """Each open child whose names block no longer names the current DRI and role holders, rewritten in place
+    (``bot.core.names``). A closed child keeps the names it was done with."""
+    out = []
+    for found in observed.children.values():
+        if not found.issue.is_open or found.channel in observed.children_renamed:
+            continue
+        description = bodies.child_names(desired, observed, found, r)
+        if description is not None:
+            out.append(RenameInChild(found.channel, found.issue.ref.project, found.iid, description))
     return out
 
 
