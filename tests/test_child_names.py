@@ -201,3 +201,54 @@ def test_a_team_engagement_names_its_dri_and_mentions_its_handle(sim, clock):
     assert "DRI @sec-director (@sec-leadership), every 1h" in engaged
     row = next(line for line in rendered_text(checklist(w, iid)) if "Broader e-group" in line)
     assert "DRI @sec-director" in row and "@sec-leadership" not in row
+
+
+def test_a_description_holding_a_quick_action_line_is_not_sent_and_the_log_says_why(w, sim, clock):
+    """GitLab would run ``/close`` in a description the bot sends, as the bot (the simulator does too)."""
+    iid = w.incident(*S1)
+    look(w, clock, iid)
+    faq = child(w, "comms-faq")
+    hostile = faq["description"] + "\n/close\n"
+    w.sim.state.update_issue(w.project, faq["iid"], description=hostile, actor="sec-oncall")
+    say(w, iid, "sec-oncall", HANDOFF)
+    look(w, clock, iid)
+    after = child(w, "comms-faq")
+    assert after["state"] == "opened" and after["description"] == hostile
+    assert f"could not update the names in #{faq['iid']} (comms-faq)" in log_text(w, iid)
+    assert "Security Engineer On Call (SEOC): @secops-oncall" in shown(w, "comms-blog"), "the others are updated"
+    sim.reset_log()
+    assert look(w, clock, iid).actions == [] and sim.writes() == [], "not tried again on every look"
+
+    w.sim.state.update_issue(w.project, faq["iid"], description=faq["description"], actor="sec-oncall")
+    look(w, clock, iid)
+    assert "Security Engineer On Call (SEOC): @secops-oncall" in shown(w, "comms-faq"), "once the line is gone"
+
+
+# ---- the names block, pure ---------------------------------------------------------------------------------
+
+
+def _sealed(text: str, key: str = "k1") -> str:
+    return names.seal(f"{names.START}\n{text}\n{names.END}", key)
+
+
+def test_only_the_block_changes_and_people_text_around_it_stays():
+    old = f"team text\n{_sealed('**DRI:** @alice')}\n- [x] ticked by a person\nA person's note.\n"
+    new = names.replace_block(old, _sealed("**DRI:** @bob", "k2"))
+    assert new == f"team text\n{_sealed('**DRI:** @bob', 'k2')}\n- [x] ticked by a person\nA person's note.\n"
+    assert names.replace_block(old, _sealed("**DRI:** @bob", "k1")) is None, "same names recorded: no edit"
+
+
+def test_markers_the_bot_cannot_pair_leave_the_description_alone():
+    wanted = _sealed("**DRI:** @bob", "k2")
+    two_starts = f"{names.START}\n{_sealed('**DRI:** @alice')}"
+    assert names.replace_block(two_starts, wanted) is None
+    no_end = f"{names.marker(names.KIND, h='k1')}\n**DRI:** @alice\n**Incident roles:**\n- SEOC: @alice\n"
+    assert names.replace_block(no_end, wanted) is None
+    assert names.replace_block("a description people rewrote entirely", wanted) is None
+
+
+def test_a_block_only_after_the_bots_own_marker_counts():
+    before = _sealed("**DRI:** @mallory")
+    old = f"{before}\nBOT\n{_sealed('**DRI:** @alice')}\n"
+    new = names.replace_block(old, _sealed("**DRI:** @bob", "k2"), after=old.index("BOT"))
+    assert new is not None and new.startswith(before) and "@bob" in new and "@alice" not in new

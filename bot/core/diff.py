@@ -31,6 +31,7 @@ from bot.core.actions import (
 from bot.core.model import Desired, LogEntry, Observed, TemplateIntent
 from bot.core.routing import is_incident
 from bot.text.escape import escape_inline, issue_ref
+from bot.text.hazards import find_hazards
 
 
 def diff(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
@@ -170,8 +171,15 @@ def _rename_in_children(desired: Desired, observed: Observed, r: bodies.Renderer
         if not found.issue.is_open or found.channel in observed.children_renamed:
             continue
         description = bodies.child_names(desired, observed, found, r)
-        if description is not None:
-            out.append(RenameInChild(found.channel, found.issue.ref.project, found.iid, description))
+        if description is None:
+            continue
+        action = RenameInChild(found.channel, found.issue.ref.project, found.iid, description)
+        # Text around the bot's part that GitLab would run as a quick action: the edit is refused (the status
+        # log says so, once); asked again only when that line is gone.
+        refused = any(key.startswith(f"warning:{action.key}:") for key in observed.logged)
+        if refused and any(h.kind == "quick_action" for h in find_hazards(description)):
+            continue
+        out.append(action)
     return out
 
 
