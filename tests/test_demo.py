@@ -68,3 +68,18 @@ def test_the_demo_shows_the_slack_messages_once_each_and_never_the_title(default
     assert any(line.startswith("Slack #security-department (summary edited):") for line in lines)
     assert any(line.startswith("Slack #marketing-programs: :white_check_mark: All clear") for line in lines)
     assert not any("Customer data exposed" in line for line in lines)
+
+
+def test_the_handoff_shows_each_open_childs_names_edited_in_place(default_config):
+    lines = transcript(default_config)
+    start = next(i for i, line in enumerate(lines) if line.startswith("=== 10:40"))
+    end = next(i for i, line in enumerate(lines) if i > start and line.startswith("=== "))
+    step = [line.strip() for line in lines[start:end]]
+    edited = [line for line in step if line.startswith("~ edited description of issue")]
+    assert edited == [
+        "~ edited description of issue #2 (changed lines):",
+        "~ edited description of issue #3 (changed lines):",
+        "~ edited description of issue marketing/programs#1 (changed lines):",
+    ]
+    assert "+ **DRI:** @secops-oncall (Security Engineer On Call (SEOC))" in step
+    assert step.count("+ - Security Engineer On Call (SEOC): @secops-oncall") == 3

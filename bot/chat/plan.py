@@ -178,7 +178,9 @@ def _shown(issue: Issue) -> str:
 
 
 def _who(person: Person) -> str:
-    return f"{person.name} ({person.handle})" if person.handle else person.name
+    """The DRI as the GitLab texts name it: the person (a team's assignee), with the party's name."""
+    name = person.assignee or person.handle
+    return f"{person.name} ({name})" if name else person.name
 
 
 def _owner_route(cfg: Config, chat: ChatSettings, label: str) -> tuple[str, ChatRoute | None]:
@@ -234,8 +236,8 @@ def _messages(
     if not desired.closed and not desired.reminders_paused:
         people = {name.lower(): target for name, target in chat.people.items()}
         for due in cadence.overdue(desired.dues):
-            handle = due.engagement.dri.handle
-            target = people.get(handle.lower()) if handle else None
+            dri = due.engagement.dri  # the person first (a team's assignee), then the team's handle
+            target = next((people[n.lower()] for n in (dri.assignee, dri.handle) if n and n.lower() in people), None)
             if target == INCIDENT_CHANNEL:
                 target = incident_channel(chat, observed)
             if target:

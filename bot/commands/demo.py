@@ -183,6 +183,9 @@ def changes(before: Snapshot, after: Snapshot, bot: str) -> list[str]:
             out.append(f"~ issue {iid} labels " + " ".join([*("+" + a for a in added), *("-" + r for r in removed)]))
         if old["state"] != issue["state"]:
             out.append(f"~ issue {iid} {issue['state']}")
+        if old["description"] != issue["description"]:
+            out.append(f"~ edited description of issue {iid} (changed lines):")
+            out.extend(_changed_lines(old["description"], issue["description"]))
     for a, b in sorted(after.links - before.links):
         out.append(f"+ link {a} <-> {b} (relates to)")
     for note_id, (iid, author, body, thread) in after.notes.items():
@@ -195,11 +198,17 @@ def changes(before: Snapshot, after: Snapshot, bot: str) -> list[str]:
             out.extend("    | " + line for line in readable(body).splitlines())
             continue
         out.append(f"~ edited comment by @{author} on {iid} (changed lines):")
-        old_lines, new_lines = readable(old_note[2]).splitlines(), readable(body).splitlines()
-        for line in difflib.unified_diff(old_lines, new_lines, lineterm="", n=0):
-            if line[:1] in "+-" and not line.startswith(("+++", "---")):
-                out.append(f"    {line[0]} {line[1:]}")
+        out.extend(_changed_lines(old_note[2], body))
     return out
+
+
+def _changed_lines(old: str, new: str) -> list[str]:
+    old_lines, new_lines = readable(old).splitlines(), readable(new).splitlines()
+    return [
+        f"    {line[0]} {line[1:]}"
+        for line in difflib.unified_diff(old_lines, new_lines, lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
 
 
 class InlineExecutor(Executor):

@@ -21,6 +21,7 @@ from bot.core.actions import (
     LinkChild,
     PostNote,
     ReassignChild,
+    RenameInChild,
     UpdateIncident,
     UpsertChecklist,
 )
@@ -236,6 +237,8 @@ def _action_json(action: Action) -> dict[str, Any]:
         out.update(assign=action.assign, add_labels=list(action.add_labels))
     elif isinstance(action, ReassignChild):
         out.update(child_iid=action.child_iid, assign=action.assignee, previous=action.previous)
+    elif isinstance(action, RenameInChild):
+        out.update(child_iid=action.child_iid, description=action.description)
     elif isinstance(action, UpsertChecklist | PostNote):
         out.update(body=action.body)
     return out

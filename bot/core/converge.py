@@ -21,6 +21,7 @@ from bot.core.actions import (
     NoteOnChild,
     PostNote,
     ReassignChild,
+    RenameInChild,
     UpdateIncident,
     UpsertChecklist,
 )
@@ -80,6 +81,8 @@ def fold(observed: Observed, result: Result) -> Observed:
         return replace(observed, incident=incident, assign_refused=bool(action.assign and not assigned))
     if isinstance(action, ReassignChild):
         return _reassigned(observed, action, kept=not result.warnings)
+    if isinstance(action, RenameInChild):
+        return _renamed(observed, action, written=not result.warnings)
     if isinstance(action, UpsertChecklist):
         note = result.note or Note(action.note_id or 0, action.body, "")
         return replace(observed, checklist=note, state=state_from_checklist(note.body))
@@ -116,6 +119,17 @@ def _reassigned(observed: Observed, action: ReassignChild, *, kept: bool) -> Obs
         children={**observed.children, action.channel: replace(child, issue=issue)},
         pending_log=(*observed.pending_log, line),
     )
+
+
+def _renamed(observed: Observed, action: RenameInChild, *, written: bool) -> Observed:
+    """The child's description as rewritten (unchanged when GitLab refused: the warning says why), once a run."""
+    tried = observed.children_renamed | {action.channel}
+    child = observed.children[action.channel]
+    if not written:
+        return replace(observed, children_renamed=tried)
+    issue = replace(child.issue, description=action.description)
+    return replace(observed, children={**observed.children, action.channel: replace(child, issue=issue)},
+                   children_renamed=tried)
 
 
 def _fixed(observed: Observed, action: FixChild, answer: Issue | None, refused: bool) -> Observed:

@@ -241,6 +241,8 @@ class Observed:
     dri_refused: frozenset[str] = frozenset()
     # Channels whose child this run has put back as the plan says (``FixChild``), or tried to: once a run.
     children_fixed: frozenset[str] = frozenset()
+    # Channels whose child's names block this run rewrote (``RenameInChild``), or tried to: once a run.
+    children_renamed: frozenset[str] = frozenset()
     # People's comments that matter: status updates that count (content judged by ``cadence``, the author by
     # the GitLab adapter: a Reporter or above, or a role holder), and commands not answered yet.
     updates: tuple[Note, ...] = ()

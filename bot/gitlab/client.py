@@ -369,6 +369,18 @@ class GitLabClient:
         )
         return issue_from_api(result, ref.project)
 
+    def update_description(self, ref: IncidentRef, description: str) -> None:
+        """Rewrite an issue's description (a child's names block, ``bot.core.names``). GitLab runs quick actions
+        in a description it is sent, as the bot: refused here, whoever wrote the line."""
+        _refuse_quick_actions(description)
+        self._call(
+            f"update the names in child #{ref.iid}",
+            lambda: self._project(ref.project).issues.update(
+                ref.iid, {"description": description}, extra_headers=self._headers
+            ),
+            write="idempotent",
+        )
+
     def milestone_id(self, project: str, title: str) -> int | None:
         """GitLab's ``GET /projects/:id/milestones?title=...&include_ancestors=true``: the active milestone of the
         project or its groups with exactly this title."""
