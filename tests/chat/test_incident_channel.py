@@ -191,6 +191,7 @@ def test_plan_shows_the_channel_it_would_create(make: Any, capsys, monkeypatch) 
     monkeypatch.setenv("GITLAB_URL", inc.w.sim.url)
     monkeypatch.setenv("GITLAB_TOKEN", inc.w.sim.token)
     monkeypatch.setenv("INCIDENT_BOT_DB", str(inc.db))
+    monkeypatch.setenv("INCIDENT_BOT_SCOPE", inc.w.project)
     assert main(["plan", f"{inc.w.project}#{iid}", "--config", str(inc.w.cfg.source)]) == 0
     out = capsys.readouterr().out
     assert f"  - #inc-{iid}: create this private channel, inviting 4 people [pending]" in out

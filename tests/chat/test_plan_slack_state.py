@@ -21,6 +21,7 @@ def plan(capsys: Any, monkeypatch: pytest.MonkeyPatch, w: World, iid: int, db: P
     monkeypatch.setenv("GITLAB_URL", w.sim.url)
     monkeypatch.setenv("GITLAB_TOKEN", w.sim.token)
     monkeypatch.setenv("INCIDENT_BOT_DB", str(db))
+    monkeypatch.setenv("INCIDENT_BOT_SCOPE", w.project)
     assert main(["plan", f"{w.project}#{iid}", *extra]) == 0
     out: str = capsys.readouterr().out
     return out
