@@ -185,7 +185,7 @@ class Reconciler:
         """``exc``, or :class:`CannotAct` when the bot's role explains why GitLab refused a write on the incident
         it read: then the bot says so on the incident, once per cause (a signed log key), before the job ends
         as a dead letter with the same reason. Not a word when the refusal is anything else."""
-        if exc.transient or isinstance(exc, GitLabAuthError) or exc.status not in (403, 404):
+        if exc.transient or isinstance(exc, GitLabAuthError) or exc.status != 403:
             return exc
         incident = observed.incident
         project = incident.project_path or incident.ref.project

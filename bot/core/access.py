@@ -126,9 +126,12 @@ def refusal(
     step: str, status: int | None, *, level: int, project: str, bot: str, major: int | None = None
 ) -> Refusal | None:
     """The refusal to tell people about, when GitLab answered ``status`` to the write ``step`` and the bot user
-    has ``level`` in the incident's ``project``: only a 403 or 404 on a write a role governs, and only when
-    ``level`` is below the role GitLab asks for it (else the role does not explain it, and nothing is said)."""
-    if status not in (403, 404):
+    has ``level`` in the incident's ``project``: only a 403 on a write a role governs, and only when ``level`` is
+    below the role GitLab asks for it (else the role does not explain it, and nothing is said). A 404 is not
+    explained by a role: the issue may be gone (GitLab also answers 404 for a link target the bot may not link;
+    that job is retried, then dead, as before). An unknown ``major`` takes the older, stricter link rule: a
+    Guest is refused a link with 403 only before GitLab 17, where Reporter is what it needs."""
+    if status != 403:
         return None
     what = doing(step)
     if what is None:
