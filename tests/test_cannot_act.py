@@ -11,11 +11,13 @@ but not change the labels or assignees of an issue it did not open (``IssuePolic
 
 from __future__ import annotations
 
+import pickle
 from datetime import timedelta
 
 import pytest
 
 from bot.core.access import Refusal, doing, refusal
+from bot.gitlab.errors import CannotAct, GitLabCallError
 from bot.store import JobState, SQLiteStore
 from bot.worker import Outcome, Worker
 from tests import store_inspect as peek
@@ -167,3 +169,31 @@ def test_only_a_refusal_the_role_explains_is_said(step, status, level, expected)
         f"incident-bot cannot work on this incident: it needs the Reporter role (or higher) in acme/x_y {expected}; "
         "it has Guest."
     )
+
+
+@pytest.mark.parametrize("applied", [False, True])
+def test_a_notice_whose_post_was_lost_is_said_at_the_next_look_or_found_again(w, store, clock, applied):
+    """GitLab's answer to the notice is lost (502, before or after it saved the comment): the dead letter says
+    it could not say so; the next look posts it, or finds it by its signed key. One comment either way."""
+    guest_bot(w)
+    iid = w.incident(*S1)
+    deliver(w, store, clock, iid, "d1")
+    w.sim.inject("502", times=1, method="POST", path_regex=r"/issues/\d+/notes$", applied=applied)
+    worker = worker_for(w, store, clock)
+    first = worker.run_once()
+    assert first is not None and first.outcome is Outcome.PERMANENT
+    assert first.error is not None and REASON + " (could not say so on the incident: 502)" in first.error
+    clock.advance(minutes=30)
+    deliver(w, store, clock, iid, "d2", change="edited")
+    second = worker.run_once()
+    assert second is not None and second.error is not None
+    assert len(notices(w, iid)) == 1
+    expected = " (said on the incident before)" if applied else " (said on the incident)"
+    assert REASON + expected in second.error
+
+
+def test_the_refusal_survives_a_trip_through_a_queue():
+    failed = GitLabCallError("update the incident", "11#1", 403, "403 Forbidden", False)
+    exc = CannotAct(failed, REASON, "said on the incident")
+    back = pickle.loads(pickle.dumps(exc))
+    assert isinstance(back, CannotAct) and str(back) == str(exc) and back.status == 403 and not back.transient
