@@ -1,12 +1,11 @@
 """An incident the bot can read but not work on: it says so once on the incident, in GitLab's roles, and the job
 ends as a dead letter with the same reason; raised to Reporter, a ``refresh`` brings the incident round.
 
-Against the simulated GitLab, which applies GitLab's rules for a Guest member: it may read a public project's
-issues and comment on them (``NotePolicy``: ``create_note`` for anyone who can read the issue), create issues,
-but not change the labels or assignees of an issue it did not open (``IssuePolicy``: ``update_issue`` and
-``set_issue_metadata`` need Planner or Reporter: ``PUT /projects/:id/issues/:iid`` answers 403,
-``lib/api/issues.rb`` ``authorize! :update_issue``), nor read a confidential issue (404,
-``IssuePolicy#read_confidential``). The comment is read as GitLab renders it (comrak, ``tests/rendered.py``).
+Against the simulated GitLab, which applies GitLab's rules for a Guest member (gitlabhq ``doc/user/permissions.md``:
+a Guest may create issues and leave comments; assigning and labelling issues, and viewing confidential ones, take
+Reporter): it reads a public project's issues and comments on them, but ``PUT /projects/:id/issues/:iid`` on an
+issue it did not open answers 403 (``lib/api/issues.rb``: ``authorize! :update_issue``), and a confidential issue
+answers 404. The comment is read as GitLab renders it (comrak, ``tests/rendered.py``).
 """
 
 from __future__ import annotations
