@@ -7,6 +7,7 @@ crash at any point is repaired by the next run.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -16,7 +17,8 @@ from typing import Any, TypeVar
 
 from bot.clock import Clock, utcnow
 from bot.config import Config
-from bot.core import bodies, cadence
+from bot.core import bodies, cadence, records
+from bot.core.access import refusal
 from bot.core.actions import Action, PostNote, UpsertChecklist
 from bot.core.converge import DryRun, converge
 from bot.core.model import ChatChannel, ChatEngaged, Desired, IncidentRef, Observed
@@ -25,6 +27,7 @@ from bot.core.scope import BOT_CHILD, is_bot_child
 from bot.gitlab import targets
 from bot.gitlab.apply import GitLabApplier, WriteGuard
 from bot.gitlab.callpolicy import carry_priority
+from bot.gitlab.errors import CannotAct, GitLabAuthError, GitLabCallError
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.ports import GitLab, IncidentGitLab
 from bot.gitlab.remit import OutsideRemit, Remit
@@ -32,6 +35,7 @@ from bot.plaintext import as_read
 from bot.text.markers import StateKey
 
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 
 class CallPool(ThreadPoolExecutor):
@@ -181,9 +185,41 @@ class Reconciler:
         self.remit.require(client, ref.project)
         desired, observed = self._observe(client, ref, chat_refused, chat_engaged, chat_created)
         applier = GitLabApplier(client, self.pool, guard, self.bot)
-        final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
+        try:
+            final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
+        except GitLabCallError as exc:
+            raise self._explained(client, observed, exc, guard) from exc
         seconds = time.perf_counter() - start
         return ReconcileReport(ref, desired, final, actions, seconds, cadence.next_attention(desired), before=observed)
+
+    def _explained(
+        self, client: IncidentGitLab, observed: Observed, exc: GitLabCallError, guard: WriteGuard | None
+    ) -> GitLabCallError:
+        """``exc``, or :class:`CannotAct` when the bot's role explains why GitLab refused a write on the incident
+        it read: then the bot says so on the incident, once per cause (a signed log key), before the job ends
+        as a dead letter with the same reason. Not a word when the refusal is anything else."""
+        if exc.transient or isinstance(exc, GitLabAuthError) or exc.status != 403:
+            return exc
+        incident = observed.incident
+        project = incident.project_path or incident.ref.project
+        try:
+            level = self.remit.level_now(client, incident.ref.project)
+        except GitLabCallError:
+            return exc
+        said = None if level is None else refusal(exc.step, exc.status, level=level, project=project, bot=self.bot)
+        if said is None:
+            return exc
+        if said.key in observed.logged:
+            return CannotAct(exc, said.reason, "said on the incident before")
+        body = f"{said.body()}\n{records.log_marker(observed.key, incident, [said.key])}"
+        try:
+            if guard is not None:
+                guard.before_write()
+            client.create_note(incident.ref, body)
+        except GitLabCallError as failed:
+            log.warning("%s: cannot say on the incident that %s: %s", incident.ref, said.reason, failed)
+            return CannotAct(exc, said.reason, f"could not say so on the incident: {failed.status or failed}")
+        return CannotAct(exc, said.reason, "said on the incident")
 
     def dry_run(self, ref: IncidentRef) -> ReconcileReport:
         """What ``reconcile`` would do now; reads GitLab, writes nothing. Raises ``OutsideRemit`` too."""

@@ -49,7 +49,7 @@ from bot.core.urgency import Priority, requeue_priority
 from bot.gitlab.apply import LeaseGone, RepeatedCreate, WriteGuard
 from bot.gitlab.budget import BudgetWait
 from bot.gitlab.callpolicy import working_for
-from bot.gitlab.errors import GitLabCallError
+from bot.gitlab.errors import CannotAct, GitLabCallError
 from bot.gitlab.remit import OutsideRemit
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
@@ -94,9 +94,12 @@ def failure_kind(exc: GitLabCallError) -> FailureKind:
     """How the store treats a failed reconcile. GitLab refused (403), or the incident or its project is
     not there (404 on reading it): asking again in a minute gets the same answer, so the job is dead at
     once and waits for a delivery that shows a change, or a retry by hand. A 404 on a part of the incident
-    (a note or child deleted meanwhile) may pass with the next read: retried, then dead and waiting."""
+    (a note or child deleted meanwhile) may pass with the next read: retried, then dead and waiting. A
+    refusal the bot's role explains (:class:`CannotAct`, said on the incident) is dead at once too."""
     if exc.transient:
         return "retry"
+    if isinstance(exc, CannotAct):
+        return "final"
     if exc.status == 403 or (exc.status == 404 and exc.step in _INCIDENT_STEPS):
         return "final"
     return "sticky" if exc.status == 404 else "retry"
