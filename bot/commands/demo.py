@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.chat.job import engagement_of
 from bot.chat.ports import ChatPort, Sent
 from bot.config import Config
 from bot.core import bodies
-from bot.core.model import IncidentRef
+from bot.core.model import ChatEngaged, IncidentRef
 from bot.reconciler import ReconcileReport
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.world import World, world
@@ -248,26 +249,28 @@ class Demo:
     slack_sim: SimulatedSlack | None = None
     slack: dict[str, Sent] = field(default_factory=dict)  # what is in Slack, by message key
     slack_texts: dict[str, str] = field(default_factory=dict)  # the text each message was sent with
+    engaged: dict[str, ChatEngaged] = field(default_factory=dict)  # engagements the bot carried out in Slack
 
-    def step(self, at: str, who: str, what: str, act: Callable[[], Any]) -> None:
-        hours, minutes = (int(x) for x in at.split(":"))
-        self.clock.set(START.replace(hour=hours, minute=minutes))
-        self.log(f"\n=== {at}  {who}: {what}")
-        act()
-        before = take(self.w, self.teams)
-        self.w.sim.reset_log()
+    def look(self) -> ReconcileReport:
+        """One reconcile, one GitLab call at a time in a fixed order, with what the Slack side has sent (as the
+        worker passes it from the store)."""
         reconciler = self.w.reconciler(clock=self.clock, concurrency=1)
         reconciler.pool.shutdown()
-        reconciler.pool = InlineExecutor()  # one GitLab call at a time, in a fixed order
+        reconciler.pool = InlineExecutor()
         try:
-            report = reconciler.reconcile(IncidentRef(self.w.project, self.incident))
+            return reconciler.reconcile(IncidentRef(self.w.project, self.incident), chat_engaged=dict(self.engaged))
         finally:
             reconciler.close()
+
+    def report(self, title: str, act: Callable[[], ReconcileReport]) -> ReconcileReport:
+        before = take(self.w, self.teams)
+        self.w.sim.reset_log()
+        report = act()
         after = take(self.w, self.teams)
         calls = len(self.w.sim.requests)
         writes = len(self.w.sim.writes())
         self.log(
-            f"    incident-bot looks again: {count(len(report.actions), 'change')}, "
+            f"    {title}: {count(len(report.actions), 'change')}, "
             f"{count(calls, 'API call')} ({count(writes, 'write')})"
         )
         if self.verbose:
@@ -276,8 +279,19 @@ class Demo:
         lines = changes(before, after, self.w.cfg.bot.username)
         for line in lines or ["(nothing to change)"]:
             self.log("  " + line)
+        return report
+
+    def step(self, at: str, who: str, what: str, act: Callable[[], Any]) -> None:
+        hours, minutes = (int(x) for x in at.split(":"))
+        self.clock.set(START.replace(hour=hours, minute=minutes))
+        self.log(f"\n=== {at}  {who}: {what}")
+        act()
+        report = self.report("incident-bot looks again", self.look)
+        engaged = len(self.engaged)
         for line in self.slack_lines(report):
             self.log("  " + line)
+        if len(self.engaged) > engaged:  # the Slack worker queues the incident's GitLab job: the checklist says so
+            self.report("incident-bot looks again (its Slack engagements went out)", self.look)
 
     def slack_lines(self, report: ReconcileReport) -> list[str]:
         """What this step sends to the simulated Slack over HTTP, through the same delivery as the Slack
@@ -308,6 +322,9 @@ class Demo:
             m = by_key[sent.key]
             edited = " (summary edited)" if sent.key in self.slack else ""
             self.slack[sent.key], self.slack_texts[sent.key] = sent, m.text
+            engagement = engagement_of(sent.key)
+            if engagement is not None and engagement not in self.engaged:
+                self.engaged[engagement] = ChatEngaged(self.clock(), m.target)
             out.append(f"Slack {m.target}{edited}: {slack_readable(m.text)}")
         out += [f"Slack refused {by_key[k].target}: {why}" for k, why in result.refused.items()]
         return out
