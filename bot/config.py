@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from bot import paths
+from bot import clockcheck, paths
 
 
 class Severity(IntEnum):
@@ -942,6 +942,29 @@ def _chat_problems(cfg: Config) -> list[Problem]:
     return out
 
 
+def _clock_calendars(cfg: Config, base_dir: Path) -> tuple[dict[str, HolidayCalendar], list[Problem]]:
+    """The holiday calendars the clocks name, and every problem of the ``clocks`` section."""
+    raw = {"clocks": [c.model_dump() for c in cfg.clocks]}
+    out = [Problem(cfg.source, where, what) for where, what in clockcheck.clock_problems(
+        cfg.clocks, lambda i: _entry("clocks", i, raw))]
+    calendars: dict[str, HolidayCalendar] = {}
+    for i, clock in enumerate(cfg.clocks):
+        if clock.calendar is None or clock.calendar in calendars:
+            continue
+        where = f"{_entry('clocks', i, raw)}.calendar"
+        data, file, why = clockcheck.read_calendar(clock.calendar, base_dir)
+        if why:
+            out.append(Problem(cfg.source, where, why))
+            continue
+        try:
+            calendars[clock.calendar] = HolidayCalendar.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            out.append(Problem(cfg.source, where, f"holiday calendar {file}: {loc}: {first['msg'].lower()}"))
+    return calendars, out
+
+
 def parse_config(data: Any, *, source: str = "<memory>", base_dir: str | Path = ".") -> Config:
     """Validate a config mapping; raise ``ConfigError`` with every problem found."""
     if not isinstance(data, dict):
@@ -950,9 +973,7 @@ def parse_config(data: Any, *, source: str = "<memory>", base_dir: str | Path = 
         cfg = Config.model_validate({**data, "source": source, "base_dir": str(base_dir)})
     except ValidationError as err:
         raise ConfigError(_pydantic_problems(source, err, data)) from None
-    from bot.clockcheck import load_calendars  # it builds on the models here
-
-    calendars, problems = load_calendars(cfg, Path(base_dir))
+    calendars, problems = _clock_calendars(cfg, Path(base_dir))
     problems = semantic_problems(cfg) + problems
     if problems:
         raise ConfigError(problems)

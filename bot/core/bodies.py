@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.config import Config
-from bot.core import cadence, commands, order, records, teamintent
+from bot.core import cadence, clockbodies, commands, order, records, teamintent
 from bot.core import state as bot_state
 from bot.core.model import BotState, Child, Desired, Issue, LogEntry, Observed, Person, Tick
 from bot.text.escape import (
@@ -475,7 +475,12 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         ],
         status=_status(desired),
         bot=cfg.bot.username,
+        **_clock_context(desired, cfg),
     )
+
+
+def _clock_context(desired: Desired, cfg: Config) -> dict[str, Any]:
+    return {"clocks": clockbodies.rows(desired), "clock_offers": clockbodies.offers(desired, cfg)}
 
 
 def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
@@ -811,4 +816,5 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         role_choices="|".join(cfg.roles),
         engagements=[e.id for e in cfg.engagements if e.cadence is not None],
         channel_example=commands.short_name(cfg.channels[0].label, cfg) if cfg.channels else "email",
+        clocks=[c.id for c in cfg.clocks if c.enabled],
     )

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.config import Clock, ClockStage, HolidayCalendar
-from bot.core.model import ClockFiling, ClockRecord
+from bot.core.model import ClockFiling, ClockRecord, Person
 
 END_OF_DAY = time(23, 59)
 """A business day's deadline: its last minute in the owner's time zone."""
@@ -176,3 +176,43 @@ def next_threshold(stages: Sequence[StageDue], now: datetime) -> datetime | None
 def offered(clock: Clock, now: datetime) -> bool:
     """Whether the rule is in force at ``now`` (``applies_from``); ``when`` is judged by the policy engine."""
     return clock.enabled and (clock.applies_from is None or now.date() >= clock.applies_from)
+
+
+@dataclass(frozen=True)
+class ClockView:
+    """A clock its owner recorded on the incident, with its stages' deadlines (``problem``: why none could be
+    counted, e.g. a year missing from the calendar)."""
+
+    clock: Clock
+    record: ClockRecord
+    owner: Person
+    stages: tuple[StageDue, ...]
+    problem: str = ""
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.record.not_required)
+
+
+def views(
+    cfg_clocks: Sequence[Clock],
+    records: Mapping[str, ClockRecord],
+    owners: Mapping[str, Person],
+    calendars: Mapping[str, HolidayCalendar],
+) -> tuple[ClockView, ...]:
+    """Each recorded clock the policy still names, in the policy's order."""
+    out = []
+    for clock in cfg_clocks:
+        record = records.get(clock.id)
+        if record is None:
+            continue
+        try:
+            stages, problem = schedule(clock, record, calendars), ""
+        except CalendarGap as gap:
+            stages, problem = (), str(gap)
+        out.append(ClockView(clock, record, owners[clock.id], () if record.not_required else stages, problem))
+    return tuple(out)
+
+
+def open_stages(items: Sequence[ClockView]) -> list[StageDue]:
+    return [s for v in items if not v.stopped for s in v.stages]

@@ -16,6 +16,7 @@ from bot.text.markers import PREVIEW_KEY, StateKey
 
 if TYPE_CHECKING:  # they build on the types here
     from bot.core.cadence import Due
+    from bot.core.clocks import ClockView
     from bot.core.commands import Command, Verdict
 
 
@@ -362,3 +363,5 @@ class Desired:
     last_update: Note | None = None
     all_clear: bool = False
     reminders_paused: str = ""  # why no reminder is posted now (snoozed, all clear), if so
+    clocks: tuple[ClockView, ...] = ()  # the regulatory clocks their owner recorded on this incident
+    clock_offers: tuple[str, ...] = ()  # ids of the clocks the policy offers (``when`` holds) and nobody recorded
