@@ -122,11 +122,15 @@ def test_restarting_every_minute_around_each_threshold_reminds_exactly_once_per_
 def test_the_worker_is_told_to_look_again_at_the_next_threshold(default_config: Config):
     incident = Issue(IncidentRef("acme/security-incidents", 1), labels=frozenset({*S1, "security-incident"}),
                      assignees=("sec-oncall",))
-    state = BotState({"seoc": "sec-oncall"}, clocks={"gdpr": ClockRecord(started=FRIDAY_18, by=LEGAL)})
+    # Status update reminders snoozed for days: the clock's halfway mark still brings the incident back.
+    state = BotState({"seoc": "sec-oncall"}, snoozed_until=FRIDAY_18 + timedelta(days=5),
+                     clocks={"gdpr": ClockRecord(started=FRIDAY_18, by=LEGAL)})
     now = FRIDAY_18 + timedelta(hours=1)
     desired = policy.plan_observed(Observed(incident, state=state), default_config, now)
-    assert cadence.next_attention(desired) is not None
-    assert cadence.next_attention(desired) <= FRIDAY_18 + timedelta(hours=36)
+    assert cadence.next_attention(desired) == FRIDAY_18 + timedelta(hours=36)
+    now = FRIDAY_18 + timedelta(hours=70, minutes=30)
+    desired = policy.plan_observed(Observed(incident, state=state), default_config, now)
+    assert cadence.next_attention(desired) == FRIDAY_18 + timedelta(hours=72)
     filed = ClockRecord(started=FRIDAY_18, by=LEGAL, filings=(ClockFiling("notification", "x", LEGAL, now),))
     desired = policy.plan_observed(Observed(incident, state=BotState({"seoc": "sec-oncall"}, clocks={"gdpr": filed})),
                                    default_config, now)
