@@ -171,3 +171,19 @@ def test_the_state_keeps_clock_records_and_reads_states_written_before_them():
     assert decode(encode(state)) == state
     assert decode({"roles": {}}).clocks == {}
     assert decode({"clocks": {"gdpr": {"filed": "nonsense"}, "x": 3}}).clocks == {"gdpr": ClockRecord()}
+
+
+def test_what_legal_writes_is_shown_as_text_never_as_a_mention_link_or_reference(w: World, clock: ManualClock):
+    clock.set(FRIDAY_18)
+    iid = w.incident(*S1)
+    _say(w, iid, "clock start gdpr")
+    _say(w, iid, "clock filed gdpr @all #1 [x](https://evil.example) <b>hi</b>")
+    look(w, clock, iid)
+    body = _checklist(w, iid)
+    row = next(ln.text for ln in rendered_lines(body) if ln.text.startswith("GDPR Art. 33"))
+    assert "reference @all #1 [x](https://evil.example) <b>hi</b>" in row
+    from tests.security.gitlab_render import to_html
+
+    html = to_html(body)
+    assert "evil.example\"" not in html and "<b>hi" not in html
+    assert all("@all" not in n["body"] or "`" in n["body"] or "\\@all" in n["body"] for n in w.bot_notes(iid))
