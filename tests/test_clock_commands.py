@@ -187,3 +187,19 @@ def test_what_legal_writes_is_shown_as_text_never_as_a_mention_link_or_reference
     html = to_html(body)
     assert "evil.example\"" not in html and "<b>hi" not in html
     assert all("@all" not in n["body"] or "`" in n["body"] or "\\@all" in n["body"] for n in w.bot_notes(iid))
+
+
+def test_filed_takes_the_next_open_stage_or_the_one_named(default_config):
+    owners = policy.clock_owners(BotState(), default_config, FRIDAY_18)
+    oct1 = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
+    records = {"cra": ClockRecord(started=oct1, by=LEGAL, at=oct1)}
+    ctx = ClockContext(owners, records)
+    later = oct1 + timedelta(hours=5)
+    first = clockcmd.judge(_cmd("clock filed cra ENISA-1", at=later), default_config, ctx)
+    assert first.ok and first.clock and first.clock[1].filings[0].stage == "early-warning"
+    assert "after the deadline" not in first.reply
+    named = clockcmd.judge(_cmd("clock filed cra final-report FR-9", at=later), default_config, ctx)
+    assert named.ok and named.clock and named.clock[1].filings[0] == ClockFiling("final-report", "FR-9", LEGAL, later)
+    again = clockcmd.judge(_cmd("clock filed cra early-warning X", at=later),
+                           default_config, ClockContext(owners, {"cra": first.clock[1]}))
+    assert not again.ok and "already filed" in again.reply
