@@ -3,7 +3,7 @@ person (a reference, a reason) escaped; times in UTC and in the owner's time zon
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.config import Config
 from bot.core import clocks, records
@@ -31,9 +31,18 @@ def _stage(s: clocks.StageDue, now: datetime) -> str:
         return f"{name}: filed {shown(s.filed.at, clock)}, reference {code_span(s.filed.reference)} ({when})"
     if s.deadline is None:
         return f"{name}: due {_span_of(s)} after a fix is available (not counted by the bot)"
-    left = s.deadline - now
-    state = f"{_span(left)} left" if left.total_seconds() > 0 else f"**overdue** by {_span(-left)}"
+    state = _left(s.deadline - now)
     return f"{name}: due {shown(s.deadline, clock)} · {state} · open"
+
+
+def _left(left: timedelta) -> str:
+    """Time left in whole hours (the checklist is rewritten at most once an hour for it, not at every look)."""
+    hours = int(abs(left.total_seconds()) // 3600)
+    days, rest = divmod(hours, 24)
+    text = " ".join(p for p in (f"{days}d" if days else "", f"{rest}h" if rest else "") if p)
+    if left.total_seconds() > 0:
+        return f"{text} left" if text else "under 1h left"
+    return f"**overdue** by {text}" if text else "**overdue** by under 1h"
 
 
 def _span_of(s: clocks.StageDue) -> str:
