@@ -203,3 +203,15 @@ def test_filed_takes_the_next_open_stage_or_the_one_named(default_config):
     again = clockcmd.judge(_cmd("clock filed cra early-warning X", at=later),
                            default_config, ClockContext(owners, {"cra": first.clock[1]}))
     assert not again.ok and "already filed" in again.reply
+
+
+def test_a_started_clock_costs_no_call_on_a_quiet_look(w: World, clock: ManualClock):
+    clock.set(FRIDAY_18 + timedelta(minutes=5))
+    iid = w.incident(*S1)
+    _say(w, iid, "clock start gdpr 2026-12-04T18:00Z")
+    look(w, clock, iid)
+    look(w, clock, iid)
+    clock.advance(20 * 60)  # minutes later, within the same hour of time left
+    w.sim.reset_log()
+    look(w, clock, iid)
+    assert w.sim.writes() == [] and len(w.sim.requests) == 3, "the time left is whole hours: nothing to rewrite"
