@@ -153,3 +153,18 @@ def test_clock_config_problems_are_one_line_each(clock, problem):
     lines = str(err.value).splitlines()
     assert len(lines) == 1, lines
     assert problem in lines[0]
+
+
+def test_a_policy_brings_its_own_calendar_and_a_broken_one_is_one_line(tmp_path):
+    data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text())
+    (tmp_path / "calendars").mkdir()
+    (tmp_path / "calendars" / "us-federal.yaml").write_text("years:\n  2030: [2030-01-01]\n")
+    cfg = parse_config(data, base_dir=tmp_path)
+    assert list(cfg.calendars["us-federal"].years) == [2030]
+    with pytest.raises(clocks.CalendarGap, match="no 2026"):
+        _due(cfg, "sec-8k", "2026-07-01T15:00")
+    (tmp_path / "calendars" / "us-federal.yaml").write_text("years:\n  2030: [not-a-date]\n")
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, source="bot.yaml", base_dir=tmp_path)
+    (line,) = str(err.value).splitlines()
+    assert line.startswith("bot.yaml: clocks[sec-8k].calendar: holiday calendar ") and "years.2030.0" in line
