@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot import paths
+from bot import clockcheck, paths
 
 
 class Severity(IntEnum):
@@ -277,6 +277,53 @@ class Engagement(_Model):
         description="Mentioned when this engagement's update is overdue for a second window; default: the DRI's "
         "role's or team's escalate_to.",
     )
+
+
+class ClockStage(_Model):
+    """One deadline of a clock: a span counted from the clock's start, from an earlier stage (its filing if
+    recorded, else its deadline), or from when a fix is available (``after: fix``, not counted by the bot)."""
+
+    id: str
+    name: str
+    hours: int | None = Field(None, gt=0, description="Continuous hours, nights and weekends included.")
+    business_days: int | None = Field(
+        None, gt=0, description="Business days after the start's date in the clock's time zone, ending at midnight."
+    )
+    days: int | None = Field(None, gt=0, description="Calendar days (24 hours each).")
+    months: int | None = Field(None, gt=0, description="Calendar months (the same day of the month, or its last).")
+    after: str = "start"
+
+
+class HolidayCalendar(_Model):
+    """Holidays by year (``config/calendars/<name>.yaml``): business days are weekdays not listed here."""
+
+    name: str = ""
+    years: dict[int, list[date]]
+
+
+class Clock(_Model):
+    """A regulatory or contractual clock the owner may start on an incident. The bot never decides that it
+    applies, nor when it started: ``when`` only says when the checklist offers it."""
+
+    id: str
+    name: str
+    enabled: bool = True
+    owner: Party = "team:legal"
+    when: Condition = Field(default_factory=Condition)
+    timezone: str = Field("UTC", description="The owner's time zone: shown next to UTC; business days count there.")
+    calendar: str | None = Field(None, description="The holiday calendar business days skip (config/calendars).")
+    applies_from: date | None = Field(None, description="The day the rule takes effect; no start before it.")
+    stages: list[ClockStage]
+    note: str = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (expected an IANA name such as Europe/Amsterdam)") from None
+        return v
 
 
 class Engaged(_Model):
@@ -553,6 +600,9 @@ class Config(_Model):
     templates_dir: str | None = None
     templates: Templates = Field(default_factory=Templates)
     chat: ChatSettings | None = Field(None, description="Slack targets; without it (or a token) nothing goes to Slack.")
+    clocks: list[Clock] = Field(default_factory=list)
+    # Filled by parse_config from config/calendars: the holiday calendars the clocks name.
+    calendars: dict[str, HolidayCalendar] = Field(default_factory=dict, exclude=True)
 
     # Filled by load_config: where the file and its templates are.
     source: str = Field("<memory>", exclude=True)
@@ -569,6 +619,9 @@ class Config(_Model):
 
     def engagement(self, engagement_id: str) -> Engagement | None:
         return next((e for e in self.engagements if e.id == engagement_id), None)
+
+    def clock(self, clock_id: str) -> Clock | None:
+        return next((c for c in self.clocks if c.id == clock_id), None)
 
     def channel(self, label: str) -> Channel | None:
         return next((c for c in self.channels if c.label == label), None)
@@ -610,6 +663,7 @@ _ENTRY_KEYS = {
     "channels": "label",
     "phases": "label",
     "comms_order": "id",
+    "clocks": "id",
 }
 
 
@@ -664,6 +718,9 @@ def _known_keys() -> list[str]:
         Templates,
         ChatSettings,
         ChatRoute,
+        Clock,
+        ClockStage,
+        HolidayCalendar,
     )
     return sorted({(f.alias or name) for m in models for name, f in m.model_fields.items()})
 
@@ -812,6 +869,9 @@ def semantic_problems(cfg: Config) -> list[Problem]:
     out.extend(_cadence_problems(cfg))
     out.extend(_order_problems(cfg))
     out.extend(_chat_problems(cfg))
+    for i, clk in enumerate(cfg.clocks):
+        check_party(f"{_entry('clocks', i, {'clocks': [c.model_dump() for c in cfg.clocks]})}.owner", clk.owner)
+        check_condition(f"{_entry('clocks', i, {'clocks': [c.model_dump() for c in cfg.clocks]})}.when", clk.when)
 
     # Labels that must sit on one issue together may not share a scope key: GitLab Premium keeps only
     # one label per scope, so adding the second silently removes the first.
@@ -906,6 +966,29 @@ def _chat_problems(cfg: Config) -> list[Problem]:
     return out
 
 
+def _clock_calendars(cfg: Config, base_dir: Path) -> tuple[dict[str, HolidayCalendar], list[Problem]]:
+    """The holiday calendars the clocks name, and every problem of the ``clocks`` section."""
+    raw = {"clocks": [c.model_dump() for c in cfg.clocks]}
+    out = [Problem(cfg.source, where, what) for where, what in clockcheck.clock_problems(
+        cfg.clocks, lambda i: _entry("clocks", i, raw))]
+    calendars: dict[str, HolidayCalendar] = {}
+    for i, clock in enumerate(cfg.clocks):
+        if clock.calendar is None or clock.calendar in calendars:
+            continue
+        where = f"{_entry('clocks', i, raw)}.calendar"
+        data, file, why = clockcheck.read_calendar(clock.calendar, base_dir)
+        if why:
+            out.append(Problem(cfg.source, where, why))
+            continue
+        try:
+            calendars[clock.calendar] = HolidayCalendar.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            out.append(Problem(cfg.source, where, f"holiday calendar {file}: {loc}: {first['msg'].lower()}"))
+    return calendars, out
+
+
 def parse_config(data: Any, *, source: str = "<memory>", base_dir: str | Path = ".") -> Config:
     """Validate a config mapping; raise ``ConfigError`` with every problem found."""
     if not isinstance(data, dict):
@@ -914,10 +997,11 @@ def parse_config(data: Any, *, source: str = "<memory>", base_dir: str | Path = 
         cfg = Config.model_validate({**data, "source": source, "base_dir": str(base_dir)})
     except ValidationError as err:
         raise ConfigError(_pydantic_problems(source, err, data)) from None
-    problems = semantic_problems(cfg)
+    calendars, problems = _clock_calendars(cfg, Path(base_dir))
+    problems = semantic_problems(cfg) + problems
     if problems:
         raise ConfigError(problems)
-    return cfg
+    return cfg.model_copy(update={"calendars": calendars}) if calendars else cfg
 
 
 def load_config(path: str | Path | None = None) -> Config:

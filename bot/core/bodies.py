@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.config import Config
-from bot.core import cadence, commands, names, order, records, teamintent
+from bot.core import cadence, clockbodies, commands, names, order, records, teamintent
 from bot.core import state as bot_state
 from bot.core.model import BotState, ChatEngaged, Child, Desired, Issue, LogEntry, Observed, Person, Tick
 from bot.text.escape import (
@@ -572,7 +572,12 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         ],
         status=_status(desired),
         bot=cfg.bot.username,
+        **_clock_context(desired, cfg),
     )
+
+
+def _clock_context(desired: Desired, cfg: Config) -> dict[str, Any]:
+    return {"clocks": clockbodies.rows(desired), "clock_offers": clockbodies.offers(desired, cfg)}
 
 
 def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
@@ -917,4 +922,5 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         role_choices="|".join(cfg.roles),
         engagements=[e.id for e in cfg.engagements if e.cadence is not None],
         channel_example=commands.short_name(cfg.channels[0].label, cfg) if cfg.channels else "email",
+        clocks=[c.id for c in cfg.clocks if c.enabled],
     )

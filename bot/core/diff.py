@@ -15,7 +15,7 @@ into ``Observed`` and diffs again until nothing is left.
 from __future__ import annotations
 
 from bot.config import Config
-from bot.core import bodies, cadence, order, records
+from bot.core import bodies, cadence, clockbodies, clocks, order, records
 from bot.core.actions import (
     Action,
     CreateChild,
@@ -288,6 +288,7 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
                     lines=(f"reminded the DRIs that a status update is due ({names})",),
                 )
             )
+    actions += _clock_reminders(desired, observed)
     if desired.all_clear and "all-clear" not in observed.logged:
         actions.append(
             PostNote(
@@ -298,6 +299,25 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
             )
         )
     return actions
+
+
+def _clock_reminders(desired: Desired, observed: Observed) -> list[Action]:
+    """One comment for the regulatory clocks' thresholds passed since the last look (each key once, ever). A
+    snooze or the all clear does not pause them: the deadlines do not move."""
+    if desired.now is None:
+        return []
+    due = clocks.reminders(clocks.open_stages(desired.clocks), desired.now, observed.logged)
+    if not due:
+        return []
+    names = ", ".join(f"{escape_inline(r.due.clock.id)} {escape_inline(r.due.stage.id)} ({r.threshold})" for r in due)
+    return [
+        PostNote(
+            "clock-reminder",
+            clockbodies.reminder_body(desired, observed, due),
+            tuple(k for r in due for k in r.keys),
+            lines=(f"reminded the owners of a regulatory deadline: {names}",),
+        )
+    ]
 
 
 def _replies(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:

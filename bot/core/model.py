@@ -16,6 +16,7 @@ from bot.text.markers import PREVIEW_KEY, StateKey
 
 if TYPE_CHECKING:  # they build on the types here
     from bot.core.cadence import Due
+    from bot.core.clocks import ClockView
     from bot.core.commands import Command, Verdict
 
 
@@ -116,6 +117,32 @@ class CadenceRequest:
 
 
 @dataclass(frozen=True)
+class ClockFiling:
+    """A stage of a regulatory clock filed with the ``clock filed`` command: its reference, who and when."""
+
+    stage: str
+    reference: str
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ClockRecord:
+    """What the clock's owner recorded about one clock with the ``clock`` command. ``started`` is the time
+    the owner gave (awareness, the materiality determination), ``by``/``at`` who recorded it and when."""
+
+    started: datetime | None = None
+    by: str = ""
+    at: datetime | None = None
+    filings: tuple[ClockFiling, ...] = ()
+    not_required: str = ""  # the owner's reason, when the clock does not apply to this incident
+    delay_reason: str = ""  # the reasons for a late filing (GDPR Art. 33(1))
+
+    def filed(self, stage: str) -> ClockFiling | None:
+        return next((f for f in self.filings if f.stage == stage), None)
+
+
+@dataclass(frozen=True)
 class Dropped:
     """A line of a team's template the bot did not apply, and why (plain text; escaped where it is written)."""
 
@@ -181,6 +208,8 @@ class BotState:
     # Checklist items marked done with the ``done`` command, by item key (``first:<id>``, ``engagement:<id>``):
     # GitLab lets only a comment's author and Maintainers tick its boxes.
     done: Mapping[str, Tick] = field(default_factory=dict)
+    # Regulatory clocks the owner recorded with the ``clock`` command, by clock id.
+    clocks: Mapping[str, ClockRecord] = field(default_factory=dict)
     # Counts the changes, so that the newest signed copy wins over an older one put back in its place.
     rev: int = 0
     # The keys of the bot's comments (``bot.core.records``) are signed and only signed ones count. False for an
@@ -357,3 +386,5 @@ class Desired:
     last_update: Note | None = None
     all_clear: bool = False
     reminders_paused: str = ""  # why no reminder is posted now (snoozed, all clear), if so
+    clocks: tuple[ClockView, ...] = ()  # the regulatory clocks their owner recorded on this incident
+    clock_offers: tuple[str, ...] = ()  # ids of the clocks the policy offers (``when`` holds) and nobody recorded
