@@ -145,6 +145,12 @@ class ApiSettings(_Model):
     call_budget_s: float = Field(30, gt=0, description="The longest one call may take, retries included.")
 
 
+class TimelineSettings(_Model):
+    """The incident's GitLab timeline (its GraphQL timeline events): the bot mirrors its facts there."""
+
+    enabled: bool = Field(True, description="Write the bot's facts as timeline events of each incident.")
+
+
 class LabelSettings(_Model):
     trigger: Label = "security-incident"
     child: Label = "incident-comms"
@@ -486,6 +492,7 @@ class Config(_Model):
     templates_dir: str | None = None
     templates: Templates = Field(default_factory=Templates)
     chat: ChatSettings | None = Field(None, description="Slack targets; without it (or a token) nothing goes to Slack.")
+    timeline: TimelineSettings = Field(default_factory=TimelineSettings)
 
     # Filled by load_config: where the file and its templates are.
     source: str = Field("<memory>", exclude=True)

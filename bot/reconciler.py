@@ -7,6 +7,7 @@ crash at any point is repaired by the next run.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -15,18 +16,24 @@ from datetime import datetime
 
 from bot.clock import Clock, utcnow
 from bot.config import Config
-from bot.core import bodies, cadence
+from bot.core import bodies, cadence, timeline
 from bot.core.actions import Action, PostNote, UpsertChecklist
 from bot.core.converge import DryRun, converge
-from bot.core.model import Desired, IncidentRef, Observed
+from bot.core.model import Desired, IncidentRef, LogEntry, Observed
 from bot.core.policy import plan_observed
+from bot.core.state import next_revision
 from bot.gitlab import targets
 from bot.gitlab.apply import GitLabApplier, WriteGuard
+from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.ports import GitLab, IncidentGitLab
 from bot.gitlab.remit import Remit
+from bot.gitlab.timeline import GraphQL, TimelineRefused, create_event, read_events
 from bot.plaintext import as_read
+from bot.text.escape import escape_inline
 from bot.text.markers import StateKey
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -153,8 +160,40 @@ class Reconciler:
         desired, observed = self._observe(client, ref, chat_refused)
         applier = GitLabApplier(client, self.pool, guard, self.bot)
         final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
+        final, actions = self._timeline(client, desired, final, actions, applier)
         seconds = time.perf_counter() - start
         return ReconcileReport(ref, desired, final, actions, seconds, cadence.next_attention(desired), before=observed)
+
+    def _timeline(
+        self, client: IncidentGitLab, desired: Desired, final: Observed, actions: list[Action], applier: GitLabApplier
+    ) -> tuple[Observed, list[Action]]:
+        """Mirror the incident's facts into its GitLab timeline, each once. Nothing is read while the signed state
+        says the same facts are there already; else one read, the missing events, and the state recorded."""
+        incident = final.incident
+        if not desired.in_scope or not timeline.applies(incident, self.cfg) or not isinstance(client, GraphQL):
+            return final, actions
+        now = desired.now or self.clock()
+        facts = timeline.facts(final, desired, self.cfg, now)
+        digest = timeline.digest(facts)
+        if digest == final.state.timeline:
+            return final, actions
+        found = timeline.mirrored(read_events(client, incident), self.bot, self.key, incident)
+        pending = final.pending_log
+        for fact in timeline.missing(facts, found):
+            try:
+                create_event(client, incident, fact, timeline.note(fact, self.key, incident))
+            except (TimelineRefused, GitLabCallError) as exc:
+                if isinstance(exc, GitLabCallError) and exc.transient:
+                    raise  # maybe saved (a lost answer): the next run reads the timeline again before writing
+                log.warning("%s: GitLab refused a timeline event: %s", desired.ref, exc)
+                text = f"GitLab refused the incident's timeline events: {escape_inline(str(exc))}"
+                pending = (*pending, LogEntry(f"timeline-refused:{digest}", text))
+                break
+        state = next_revision(final.state, replace(final.state, timeline=digest))
+        more, done = converge(
+            replace(desired, state=state), replace(final, pending_log=pending), self.cfg, self.renderer, applier
+        )
+        return more, actions + done
 
     def dry_run(self, ref: IncidentRef) -> ReconcileReport:
         """What ``reconcile`` would do now; reads GitLab, writes nothing. Raises ``OutsideRemit`` too."""

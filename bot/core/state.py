@@ -50,6 +50,8 @@ def encode(state: BotState) -> dict[str, Any]:
         fields["done"] = {k: {"by": v.by, "at": v.at.isoformat()} for k, v in sorted(state.done.items())}
     if state.signed_log:
         fields["signed_log"] = True
+    if state.timeline:
+        fields["timeline"] = state.timeline
     return fields
 
 
@@ -84,6 +86,10 @@ def _done(raw: Any) -> dict[str, Tick]:
     return out
 
 
+def _digest(raw: Any) -> str:
+    return raw if isinstance(raw, str) and len(raw) <= 64 and raw.isalnum() else ""
+
+
 def _channel(raw: Any) -> str:
     return raw if isinstance(raw, str) and CHAT_CHANNEL.fullmatch(raw) else ""
 
@@ -107,6 +113,7 @@ def decode(fields: Mapping[str, Any]) -> BotState:
         done=_done(fields.get("done")),
         rev=_int(fields.get("rev")),
         signed_log=fields.get("signed_log") is True,
+        timeline=_digest(fields.get("timeline")),
     )
 
 

@@ -462,6 +462,25 @@ class GitLabClient:
         )
         return note_from_api(result)
 
+    # ---- GraphQL (the incident's timeline) ------------------------------------------------------
+    def graphql(self, step: str, query: str, variables: dict[str, Any], *, write: str = "read") -> dict[str, Any]:
+        """One request to GitLab's GraphQL API (``/api/graphql``, the same session and token), under the call
+        policy; the answer's ``data``. A GraphQL error (HTTP 200 with ``errors``) raises ``GitLabCallError``."""
+
+        def post() -> Any:
+            gl = self._gl()
+            return gl.http_post(f"{gl.url}/api/graphql", post_data={"query": query, "variables": variables})
+
+        answer = self._call(step, post, write=write)
+        if not isinstance(answer, dict):
+            raise GitLabCallError(step, self.incident, None, "the GraphQL answer is not an object", False)
+        errors = answer.get("errors")
+        if errors:
+            first = errors[0].get("message") if isinstance(errors[0], dict) else errors[0]
+            raise GitLabCallError(step, self.incident, None, f"GraphQL: {str(first)[:200]}", False)
+        data = answer.get("data")
+        return data if isinstance(data, dict) else {}
+
     # ---- people (check-config --live) -----------------------------------------------------------
     def find_user(self, username: str) -> dict[str, Any] | None:
         """The user named ``username`` (GitLab matches it case-insensitively), with its ``state``; None when

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from . import graphql
 from .app import Api, ApiRequest, ApiResponse
 from .clock import Clock, http_date
 from .delivery import Subscription, WebhookDispatcher
@@ -96,7 +97,7 @@ class SimulatedGitLab:
             self.bot_user = self.state.find_user(bot_username)
         self.token = self.bot_user.token
         self.root_token = self.state.find_user("root").token
-        self.api = Api(self.state, router)
+        self.api = Api(self.state, router, graphql.handle)
         self.faults = FaultPlan(seed)
         self.latency = 0.0
         self.timeout_hold = 2.0
