@@ -98,6 +98,40 @@ def _checklist_change(old: str | None, new: str) -> str:
     return "checklist: " + "; ".join(shown[:CHECKLIST_LINES_SHOWN]) + more
 
 
+class TimelineMirror:
+    """Mirrors the incident's facts into its GitLab timeline, each once, before the checklist records that it did
+    (``converge``'s ``before_checklist``). Nothing is read while the signed state says the same facts are there
+    already; else one read, the missing events, and the digest in the state."""
+
+    def __init__(self, client: GraphQL, cfg: Config, bot: str, key: StateKey, clock: Clock) -> None:
+        self.client, self.cfg, self.bot, self.key, self.clock = client, cfg, bot, key, clock
+        self.digest: str | None = None
+
+    def __call__(self, desired: Desired, observed: Observed) -> tuple[Desired, Observed]:
+        incident = observed.incident
+        if not timeline.applies(incident, self.cfg):
+            self.digest = observed.state.timeline
+            return desired, observed
+        facts = timeline.facts(observed, desired, self.cfg, desired.now or self.clock())
+        self.digest = digest = timeline.digest(facts)
+        if digest == observed.state.timeline:
+            return desired, observed
+        found = timeline.mirrored(read_events(self.client, incident), self.bot, self.key, incident)
+        pending = observed.pending_log
+        for fact in timeline.missing(facts, found):
+            try:
+                create_event(self.client, incident, fact, timeline.note(fact, self.key, incident))
+            except (TimelineRefused, GitLabCallError) as exc:
+                if isinstance(exc, GitLabCallError) and exc.transient:
+                    raise  # maybe saved (a lost answer): the next run reads the timeline again before writing
+                log.warning("%s: GitLab refused a timeline event: %s", desired.ref, exc)
+                text = f"GitLab refused the incident's timeline events: {escape_inline(str(exc))}"
+                pending = (*pending, LogEntry(f"timeline-refused:{digest}", text))
+                break
+        state = next_revision(observed.state, replace(desired.state, timeline=digest))
+        return replace(desired, state=state), replace(observed, pending_log=pending)
+
+
 class Reconciler:
     """Shared by all jobs of a process: one thread pool, one user cache, one call policy."""
 
@@ -159,41 +193,20 @@ class Reconciler:
         self.remit.require(client, ref.project)
         desired, observed = self._observe(client, ref, chat_refused)
         applier = GitLabApplier(client, self.pool, guard, self.bot)
-        final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
-        final, actions = self._timeline(client, desired, final, actions, applier)
+        mirror = self._mirror(client, desired)
+        final, actions = converge(desired, observed, self.cfg, self.renderer, applier, before_checklist=mirror)
+        if mirror is not None and mirror.digest is None:  # the checklist was not written: did a fact change?
+            more, done = converge(*mirror(desired, final), self.cfg, self.renderer, applier)
+            final, actions = more, actions + done
         seconds = time.perf_counter() - start
         return ReconcileReport(ref, desired, final, actions, seconds, cadence.next_attention(desired), before=observed)
 
-    def _timeline(
-        self, client: IncidentGitLab, desired: Desired, final: Observed, actions: list[Action], applier: GitLabApplier
-    ) -> tuple[Observed, list[Action]]:
-        """Mirror the incident's facts into its GitLab timeline, each once. Nothing is read while the signed state
-        says the same facts are there already; else one read, the missing events, and the state recorded."""
-        incident = final.incident
-        if not desired.in_scope or not timeline.applies(incident, self.cfg) or not isinstance(client, GraphQL):
-            return final, actions
-        now = desired.now or self.clock()
-        facts = timeline.facts(final, desired, self.cfg, now)
-        digest = timeline.digest(facts)
-        if digest == final.state.timeline:
-            return final, actions
-        found = timeline.mirrored(read_events(client, incident), self.bot, self.key, incident)
-        pending = final.pending_log
-        for fact in timeline.missing(facts, found):
-            try:
-                create_event(client, incident, fact, timeline.note(fact, self.key, incident))
-            except (TimelineRefused, GitLabCallError) as exc:
-                if isinstance(exc, GitLabCallError) and exc.transient:
-                    raise  # maybe saved (a lost answer): the next run reads the timeline again before writing
-                log.warning("%s: GitLab refused a timeline event: %s", desired.ref, exc)
-                text = f"GitLab refused the incident's timeline events: {escape_inline(str(exc))}"
-                pending = (*pending, LogEntry(f"timeline-refused:{digest}", text))
-                break
-        state = next_revision(final.state, replace(final.state, timeline=digest))
-        more, done = converge(
-            replace(desired, state=state), replace(final, pending_log=pending), self.cfg, self.renderer, applier
-        )
-        return more, actions + done
+    def _mirror(self, client: IncidentGitLab, desired: Desired) -> TimelineMirror | None:
+        """The step that keeps the incident's GitLab timeline, or None when it is off, the issue is not a GitLab
+        incident, or the client speaks no GraphQL."""
+        if not desired.in_scope or not isinstance(client, GraphQL):
+            return None
+        return TimelineMirror(client, self.cfg, self.bot, self.key, self.clock)
 
     def dry_run(self, ref: IncidentRef) -> ReconcileReport:
         """What ``reconcile`` would do now; reads GitLab, writes nothing. Raises ``OutsideRemit`` too."""

@@ -7,6 +7,7 @@ python-gitlab sessions are not documented as thread-safe, so each thread gets it
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -465,13 +466,17 @@ class GitLabClient:
     # ---- GraphQL (the incident's timeline) ------------------------------------------------------
     def graphql(self, step: str, query: str, variables: dict[str, Any], *, write: str = "read") -> dict[str, Any]:
         """One request to GitLab's GraphQL API (``/api/graphql``, the same session and token), under the call
-        policy; the answer's ``data``. A GraphQL error (HTTP 200 with ``errors``) raises ``GitLabCallError``."""
+        policy; the answer's ``data``. A query goes by GET (``config/routes/api.rb`` routes GET and POST), a
+        mutation by POST. A GraphQL error (HTTP 200 with ``errors``) raises ``GitLabCallError``."""
 
-        def post() -> Any:
+        def send() -> Any:
             gl = self._gl()
-            return gl.http_post(f"{gl.url}/api/graphql", post_data={"query": query, "variables": variables})
+            url = f"{gl.url}/api/graphql"
+            if write == "read":  # a query by GET: not a write for proxies, logs and retries
+                return gl.http_get(url, query_data={"query": query, "variables": json.dumps(variables)})
+            return gl.http_post(url, post_data={"query": query, "variables": variables})
 
-        answer = self._call(step, post, write=write)
+        answer = self._call(step, send, write=write)
         if not isinstance(answer, dict):
             raise GitLabCallError(step, self.incident, None, "the GraphQL answer is not an object", False)
         errors = answer.get("errors")

@@ -237,7 +237,7 @@ class Api:
         return user if user and user.state == "active" else None
 
     def _handle(self, request: ApiRequest) -> ApiResponse:
-        if request.path == GRAPHQL_PATH and request.method == "POST" and self.graphql is not None:
+        if request.path == GRAPHQL_PATH and request.method in ("GET", "POST") and self.graphql is not None:
             actor = self.authenticate(request)
             if actor is None:
                 return ApiResponse(401, {"message": "401 Unauthorized"})

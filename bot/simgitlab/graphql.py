@@ -47,13 +47,19 @@ def _error(message: str) -> ApiResponse:
 
 def handle(state: GitLabState, actor: User, request: ApiRequest) -> ApiResponse:
     try:
-        body = json.loads(request.body or b"{}")
+        if request.method == "GET":  # ``config/routes/api.rb``: GET and POST; variables as a JSON string
+            params = dict(request.query)
+            body = {"query": params.get("query"), "variables": json.loads(params.get("variables") or "{}")}
+        else:
+            body = json.loads(request.body or b"{}")
     except ValueError:
         raise ApiError(400, {"errors": [{"message": "Invalid JSON"}]}) from None
     query = body.get("query") if isinstance(body, dict) else None
     variables = body.get("variables") or {} if isinstance(body, dict) else {}
     if not isinstance(query, str) or not isinstance(variables, dict):
         return _error("No query string was present")
+    if request.method == "GET" and query.lstrip().startswith("mutation"):
+        return _error("a mutation cannot be sent by GET (the simulator's wording)")
     with state.lock:
         if "timelineEventCreate" in query:
             return _create(state, actor, variables.get("input") or {})
