@@ -263,3 +263,56 @@ def test_a_refusal_is_said_once_in_the_status_log_and_not_retried_on_every_look(
     w.sim.reset_log()
     look(w, clock, iid)
     assert graphql_calls(w) == 0
+
+
+# ---- check-config --live ------------------------------------------------------------------------------
+
+
+def _timeline_line(text: str) -> str:
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("timeline:")]
+    return line
+
+
+def test_check_config_live_says_the_timeline_api_answers_and_writes_nothing(capsys, monkeypatch, w, sim, tmp_path):
+    from tests.test_people import live, policy
+
+    sim.reset_log()
+    code, out, err = live(capsys, monkeypatch, sim, policy(tmp_path), "--project", w.project)
+    assert code == 0, err
+    line = _timeline_line(out)
+    assert "GraphQL API answers for acme/security-incidents" in line and "may add timeline events" in line
+    assert sim.writes() == []
+
+
+def test_check_config_live_says_when_the_timeline_api_is_not_available(capsys, monkeypatch, w, sim, tmp_path):
+    from tests.test_people import live, policy
+
+    sim.inject("502", times=None, method="GET", path_regex=GRAPHQL)  # e.g. a proxy that does not pass /api/graphql
+    code, _, err = live(capsys, monkeypatch, sim, policy(tmp_path), "--project", w.project)
+    assert code == 2
+    line = _timeline_line(err)
+    assert "did not answer for acme/security-incidents" in line and "will not be written" in line
+
+
+def test_check_config_live_says_a_reporter_bot_cannot_add_timeline_events(capsys, monkeypatch, w, sim, tmp_path):
+    from tests.test_people import live, policy
+
+    sim.state.add_member(w.project, BOT, 20)
+    code, _, err = live(capsys, monkeypatch, sim, policy(tmp_path), "--project", w.project)
+    assert code == 2
+    assert "needs Developer" in _timeline_line(err)
+
+
+def test_timeline_notes_hold_nothing_gitlab_would_run_or_link(w, clock, default_config):
+    """The values in a note (role holders, channel labels) are escaped like every other value the bot writes back:
+    the simulator scans each mutation's note as it scans comments (``bot/simgitlab/hazards.py``)."""
+    iid = w.incident("severity::1", "data-breach", "comms-email")
+    look(w, clock, iid)
+    assert [e for e in events(w, iid) if e["author"] == BOT]
+    assert [h for h in w.sim.hazards if h["path"] == "/api/graphql"] == []
+    # (the scan sees a note: a person's "@all" is found)
+    incident = incident_issue(w, iid)
+    mutation = "mutation($input: TimelineEventCreateInput!) { timelineEventCreate(input: $input) { errors } }"
+    args = {"incidentId": f"gid://gitlab/Issue/{incident.id}", "note": "ping @all", "occurredAt": T0.isoformat()}
+    graphql_as(w, "sec-oncall", mutation, {"input": args})
+    assert [h["handle"] for h in w.sim.hazards if h["path"] == "/api/graphql"] == ["all"]

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import graphql
-from .app import Api, ApiRequest, ApiResponse
+from .app import GRAPHQL_PATH, Api, ApiRequest, ApiResponse
 from .clock import Clock, http_date
 from .delivery import Subscription, WebhookDispatcher
 from .endpoints import router
@@ -303,8 +303,13 @@ class SimulatedGitLab:
         if not entry.is_write or not isinstance(entry.json, dict):
             return
         found = []
+        fields = entry.json
+        if entry.path == GRAPHQL_PATH:  # a timeline event's note (``graphql.py``)
+            variables = entry.json.get("variables")
+            given = variables.get("input") if isinstance(variables, dict) else None
+            fields = {"body": given.get("note")} if isinstance(given, dict) else {}
         for name in SCANNED_FIELDS:
-            value = entry.json.get(name)
+            value = fields.get(name)
             if not isinstance(value, str):
                 continue
             for finding in scan_hazards(value):
