@@ -116,18 +116,19 @@ class TimelineMirror:
         self.digest = digest = timeline.digest(facts)
         if digest == observed.state.timeline:
             return desired, observed
-        found = timeline.mirrored(read_events(self.client, incident), self.bot, self.key, incident)
         pending = observed.pending_log
-        for fact in timeline.missing(facts, found):
-            try:
+        try:
+            found = timeline.mirrored(read_events(self.client, incident), self.bot, self.key, incident)
+            for fact in timeline.missing(facts, found):
                 create_event(self.client, incident, fact, timeline.note(fact, self.key, incident))
-            except (TimelineRefused, GitLabCallError) as exc:
-                if isinstance(exc, GitLabCallError) and exc.transient:
-                    raise  # maybe saved (a lost answer): the next run reads the timeline again before writing
-                log.warning("%s: GitLab refused a timeline event: %s", desired.ref, exc)
-                text = f"GitLab refused the incident's timeline events: {escape_inline(str(exc))}"
-                pending = (*pending, LogEntry(f"timeline-refused:{digest}", text))
-                break
+        except (TimelineRefused, GitLabCallError) as exc:
+            if isinstance(exc, GitLabCallError) and exc.transient:
+                raise  # maybe saved (a lost answer): the next run reads the timeline again before writing
+            # Permanent (no Developer role, GraphQL blocked): said once in the status log; the incident goes on,
+            # and the timeline is tried again when a fact changes.
+            log.warning("%s: GitLab refused the incident's timeline: %s", desired.ref, exc)
+            text = f"GitLab refused the incident's timeline events: {escape_inline(str(exc))}"
+            pending = (*pending, LogEntry("timeline-refused", text))
         state = next_revision(observed.state, replace(desired.state, timeline=digest))
         return replace(desired, state=state), replace(observed, pending_log=pending)
 

@@ -263,6 +263,12 @@ def test_a_refusal_is_said_once_in_the_status_log_and_not_retried_on_every_look(
     w.sim.reset_log()
     look(w, clock, iid)
     assert graphql_calls(w) == 0
+    at(clock, "09:05")  # a new fact: tried again (a role may have been granted since), said no second time
+    add_labels(w, iid, "comms-email")
+    w.sim.reset_log()
+    look(w, clock, iid)
+    assert graphql_calls(w) >= 1 and w.children() and events(w, iid) == []
+    assert sum("refused the incident's timeline" in n["body"] for n in w.bot_notes(iid)) == 1
 
 
 # ---- check-config --live ------------------------------------------------------------------------------
