@@ -19,7 +19,7 @@ from bot.config import Config
 from bot.core import bodies, cadence, timeline
 from bot.core.actions import Action, PostNote, UpsertChecklist
 from bot.core.converge import DryRun, converge
-from bot.core.model import Desired, IncidentRef, LogEntry, Observed
+from bot.core.model import Desired, IncidentRef, Issue, LogEntry, Observed
 from bot.core.policy import plan_observed
 from bot.core.state import next_revision
 from bot.gitlab import targets
@@ -118,9 +118,9 @@ class TimelineMirror:
             return desired, observed
         pending = observed.pending_log
         try:
-            found = timeline.mirrored(read_events(self.client, incident), self.bot, self.key, incident)
+            found = self._found(incident)
             for fact in timeline.missing(facts, found):
-                create_event(self.client, incident, fact, timeline.note(fact, self.key, incident))
+                self._create(incident, fact)
         except (TimelineRefused, GitLabCallError) as exc:
             if isinstance(exc, GitLabCallError) and exc.transient:
                 raise  # maybe saved (a lost answer): the next run reads the timeline again before writing
@@ -131,6 +131,23 @@ class TimelineMirror:
             pending = (*pending, LogEntry("timeline-refused", text))
         state = next_revision(observed.state, replace(desired.state, timeline=digest))
         return replace(desired, state=state), replace(observed, pending_log=pending)
+
+
+    def _found(self, incident: Issue) -> set[str]:
+        return timeline.mirrored(read_events(self.client, incident), self.bot, self.key, incident)
+
+    def _create(self, incident: Issue, fact: timeline.Fact) -> None:
+        """One event for ``fact``. When its answer is lost (GitLab may have saved it), the timeline is read again
+        before a second try, and a second lost answer ends the run (the next one reads first too)."""
+        note = timeline.note(fact, self.key, incident)
+        try:
+            create_event(self.client, incident, fact, note)
+        except GitLabCallError as exc:
+            if not exc.transient:
+                raise
+            if fact.key in self._found(incident):
+                return  # saved: the answer alone was lost
+            create_event(self.client, incident, fact, note)
 
 
 class Reconciler:

@@ -322,3 +322,24 @@ def test_timeline_notes_hold_nothing_gitlab_would_run_or_link(w, clock, default_
     args = {"incidentId": f"gid://gitlab/Issue/{incident.id}", "note": "ping @all", "occurredAt": T0.isoformat()}
     graphql_as(w, "sec-oncall", mutation, {"input": args})
     assert [h["handle"] for h in w.sim.hazards if h["path"] == "/api/graphql"] == ["all"]
+
+
+def test_a_lost_answer_is_found_again_in_the_same_run_before_a_second_try(w, clock):
+    """The connection resets after GitLab saved an event (``applied=True``): the run reads the timeline, finds it,
+    and goes on; nothing is written twice and the run does not fail."""
+    iid = w.incident("severity::1", "data-breach")
+    w.sim.inject("reset", times=1, method="POST", path_regex=GRAPHQL, applied=True)  # the first event's answer
+    w.sim.reset_log()
+    look(w, clock, iid)
+    assert len(w.sim.fault_log) == 1
+    keys = bot_keys(w, iid)
+    assert "declared" in keys and all(n == 1 for n in keys.values()), keys
+    assert w.sim.count("GET", GRAPHQL) == 2  # the first read, and the one after the lost answer
+
+
+def test_a_create_that_gitlab_never_saw_is_sent_again_after_the_read(w, clock):
+    iid = w.incident("severity::1", "data-breach")
+    w.sim.inject("reset", times=1, method="POST", path_regex=GRAPHQL, applied=False)
+    look(w, clock, iid)
+    keys = bot_keys(w, iid)
+    assert "declared" in keys and all(n == 1 for n in keys.values()), keys
