@@ -7,7 +7,6 @@ crash at any point is repaired by the next run.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -16,24 +15,19 @@ from datetime import datetime
 
 from bot.clock import Clock, utcnow
 from bot.config import Config
-from bot.core import bodies, cadence, timeline
+from bot.core import bodies, cadence
 from bot.core.actions import Action, PostNote, UpsertChecklist
 from bot.core.converge import DryRun, converge
-from bot.core.model import Desired, IncidentRef, Issue, LogEntry, Observed
+from bot.core.model import Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
-from bot.core.state import next_revision
 from bot.gitlab import targets
 from bot.gitlab.apply import GitLabApplier, WriteGuard
-from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.ports import GitLab, IncidentGitLab
 from bot.gitlab.remit import Remit
-from bot.gitlab.timeline import GraphQL, TimelineRefused, create_event, read_events
+from bot.gitlab.timeline import GraphQL, TimelineMirror
 from bot.plaintext import as_read
-from bot.text.escape import escape_inline
 from bot.text.markers import StateKey
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,58 +90,6 @@ def _checklist_change(old: str | None, new: str) -> str:
         return "rewrote the checklist's hidden record"
     more = f"; and {len(shown) - CHECKLIST_LINES_SHOWN} more" if len(shown) > CHECKLIST_LINES_SHOWN else ""
     return "checklist: " + "; ".join(shown[:CHECKLIST_LINES_SHOWN]) + more
-
-
-class TimelineMirror:
-    """Mirrors the incident's facts into its GitLab timeline, each once, before the checklist records that it did
-    (``converge``'s ``before_checklist``). Nothing is read while the signed state says the same facts are there
-    already; else one read, the missing events, and the digest in the state."""
-
-    def __init__(self, client: GraphQL, cfg: Config, bot: str, key: StateKey, clock: Clock) -> None:
-        self.client, self.cfg, self.bot, self.key, self.clock = client, cfg, bot, key, clock
-        self.digest: str | None = None
-
-    def __call__(self, desired: Desired, observed: Observed) -> tuple[Desired, Observed]:
-        incident = observed.incident
-        if not timeline.applies(incident, self.cfg):
-            self.digest = observed.state.timeline
-            return desired, observed
-        facts = timeline.facts(observed, desired, self.cfg, desired.now or self.clock())
-        self.digest = digest = timeline.digest(facts)
-        if digest == observed.state.timeline:
-            return desired, observed
-        pending = observed.pending_log
-        try:
-            found = self._found(incident)
-            for fact in timeline.missing(facts, found):
-                self._create(incident, fact)
-        except (TimelineRefused, GitLabCallError) as exc:
-            if isinstance(exc, GitLabCallError) and exc.transient:
-                raise  # maybe saved (a lost answer): the next run reads the timeline again before writing
-            # Permanent (no Developer role, GraphQL blocked): said once in the status log; the incident goes on,
-            # and the timeline is tried again when a fact changes.
-            log.warning("%s: GitLab refused the incident's timeline: %s", desired.ref, exc)
-            text = f"GitLab refused the incident's timeline events: {escape_inline(str(exc))}"
-            pending = (*pending, LogEntry("timeline-refused", text))
-        state = next_revision(observed.state, replace(desired.state, timeline=digest))
-        return replace(desired, state=state), replace(observed, pending_log=pending)
-
-
-    def _found(self, incident: Issue) -> set[str]:
-        return timeline.mirrored(read_events(self.client, incident), self.bot, self.key, incident)
-
-    def _create(self, incident: Issue, fact: timeline.Fact) -> None:
-        """One event for ``fact``. When its answer is lost (GitLab may have saved it), the timeline is read again
-        before a second try, and a second lost answer ends the run (the next one reads first too)."""
-        note = timeline.note(fact, self.key, incident)
-        try:
-            create_event(self.client, incident, fact, note)
-        except GitLabCallError as exc:
-            if not exc.transient:
-                raise
-            if fact.key in self._found(incident):
-                return  # saved: the answer alone was lost
-            create_event(self.client, incident, fact, note)
 
 
 class Reconciler:
@@ -224,7 +166,7 @@ class Reconciler:
         incident, or the client speaks no GraphQL."""
         if not desired.in_scope or not isinstance(client, GraphQL):
             return None
-        return TimelineMirror(client, self.cfg, self.bot, self.key, self.clock)
+        return TimelineMirror(client, self.cfg, self.bot, self.key, desired.now or self.clock())
 
     def dry_run(self, ref: IncidentRef) -> ReconcileReport:
         """What ``reconcile`` would do now; reads GitLab, writes nothing. Raises ``OutsideRemit`` too."""

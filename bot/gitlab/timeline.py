@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from bot.config import Config
+from bot.core import timeline
 from bot.core.events import parse_time
-from bot.core.model import Issue
+from bot.core.model import Desired, Issue, LogEntry, Observed
+from bot.core.state import next_revision
 from bot.core.timeline import Event, Fact
+from bot.gitlab.errors import GitLabCallError
+from bot.text.escape import escape_inline
+from bot.text.markers import StateKey
 
 log = logging.getLogger(__name__)
 
@@ -129,3 +136,54 @@ def probe(client: GraphQL, project: str) -> Probe:
     if not (data.get("project") or {}).get("id"):
         return Probe(False, f"timeline: GitLab's GraphQL API does not show project {project} to the bot")
     return Probe(True, f"timeline: GitLab's GraphQL API answers for {project}")
+
+
+class TimelineMirror:
+    """Mirrors the incident's facts into its GitLab timeline, each once, before the checklist records that it did
+    (``converge``'s ``before_checklist``). Nothing is read while the signed state says the same facts are there
+    already; else one read, the missing events, and the digest in the state."""
+
+    def __init__(self, client: GraphQL, cfg: Config, bot: str, key: StateKey, now: datetime) -> None:
+        self.client, self.cfg, self.bot, self.key, self.now = client, cfg, bot, key, now
+        self.digest: str | None = None
+
+    def __call__(self, desired: Desired, observed: Observed) -> tuple[Desired, Observed]:
+        incident = observed.incident
+        if not timeline.applies(incident, self.cfg):
+            self.digest = observed.state.timeline
+            return desired, observed
+        facts = timeline.facts(observed, desired, self.cfg, desired.now or self.now)
+        self.digest = digest = timeline.digest(facts)
+        if digest == observed.state.timeline:
+            return desired, observed
+        pending = observed.pending_log
+        try:
+            found = self._found(incident)
+            for fact in timeline.missing(facts, found):
+                self._create(incident, fact)
+        except (TimelineRefused, GitLabCallError) as exc:
+            if isinstance(exc, GitLabCallError) and exc.transient:
+                raise  # maybe saved (a lost answer): the next run reads the timeline again before writing
+            # Permanent (no Developer role, GraphQL blocked): said once in the status log; the incident goes on,
+            # and the timeline is tried again when a fact changes.
+            log.warning("%s: GitLab refused the incident's timeline: %s", desired.ref, exc)
+            text = f"GitLab refused the incident's timeline events: {escape_inline(str(exc))}"
+            pending = (*pending, LogEntry("timeline-refused", text))
+        state = next_revision(observed.state, replace(desired.state, timeline=digest))
+        return replace(desired, state=state), replace(observed, pending_log=pending)
+
+    def _found(self, incident: Issue) -> set[str]:
+        return timeline.mirrored(read_events(self.client, incident), self.bot, self.key, incident)
+
+    def _create(self, incident: Issue, fact: timeline.Fact) -> None:
+        """One event for ``fact``. When its answer is lost (GitLab may have saved it), the timeline is read again
+        before a second try, and a second lost answer ends the run (the next one reads first too)."""
+        note = timeline.note(fact, self.key, incident)
+        try:
+            create_event(self.client, incident, fact, note)
+        except GitLabCallError as exc:
+            if not exc.transient:
+                raise
+            if fact.key in self._found(incident):
+                return  # saved: the answer alone was lost
+            create_event(self.client, incident, fact, note)
