@@ -164,6 +164,12 @@ class ApiSettings(_Model):
     )
 
 
+class TimelineSettings(_Model):
+    """The incident's GitLab timeline (its GraphQL timeline events): the bot mirrors its facts there."""
+
+    enabled: bool = Field(True, description="Write the bot's facts as timeline events of each incident.")
+
+
 class LabelSettings(_Model):
     trigger: Label = "security-incident"
     child: Label = "incident-comms"
@@ -603,6 +609,7 @@ class Config(_Model):
     clocks: list[Clock] = Field(default_factory=list)
     # Filled by parse_config from config/calendars: the holiday calendars the clocks name.
     calendars: dict[str, HolidayCalendar] = Field(default_factory=dict, exclude=True)
+    timeline: TimelineSettings = Field(default_factory=TimelineSettings)
 
     # Filled by load_config: where the file and its templates are.
     source: str = Field("<memory>", exclude=True)

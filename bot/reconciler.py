@@ -31,6 +31,7 @@ from bot.gitlab.errors import CannotAct, GitLabAuthError, GitLabCallError
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.ports import GitLab, IncidentGitLab
 from bot.gitlab.remit import OutsideRemit, Remit
+from bot.gitlab.timeline import GraphQL, TimelineMirror
 from bot.plaintext import as_read
 from bot.text.markers import StateKey
 
@@ -185,8 +186,12 @@ class Reconciler:
         self.remit.require(client, ref.project)
         desired, observed = self._observe(client, ref, chat_refused, chat_engaged, chat_created)
         applier = GitLabApplier(client, self.pool, guard, self.bot)
+        mirror = self._mirror(client, desired)
         try:
-            final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
+            final, actions = converge(desired, observed, self.cfg, self.renderer, applier, before_checklist=mirror)
+            if mirror is not None and mirror.digest is None:  # the checklist was not written: did a fact change?
+                more, done = converge(*mirror(desired, final), self.cfg, self.renderer, applier)
+                final, actions = more, actions + done
         except GitLabCallError as exc:
             raise self._explained(client, observed, exc, guard) from exc
         seconds = time.perf_counter() - start
@@ -220,6 +225,13 @@ class Reconciler:
             log.warning("%s: cannot say on the incident that %s: %s", incident.ref, said.reason, failed)
             return CannotAct(exc, said.reason, f"could not say so on the incident: {failed.status or failed}")
         return CannotAct(exc, said.reason, "said on the incident")
+
+    def _mirror(self, client: IncidentGitLab, desired: Desired) -> TimelineMirror | None:
+        """The step that keeps the incident's GitLab timeline, or None when it is off, the issue is not a GitLab
+        incident, or the client speaks no GraphQL."""
+        if not desired.in_scope or not isinstance(client, GraphQL):
+            return None
+        return TimelineMirror(client, self.cfg, self.bot, self.key, desired.now or self.clock())
 
     def dry_run(self, ref: IncidentRef) -> ReconcileReport:
         """What ``reconcile`` would do now; reads GitLab, writes nothing. Raises ``OutsideRemit`` too."""

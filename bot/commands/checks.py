@@ -19,6 +19,7 @@ from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.projectsetup import ProjectSetup
 from bot.gitlab.targets import MAX_TEMPLATE_CHARS
+from bot.gitlab.timeline import probe
 from bot.text.hazards import preamble_problem
 from bot.text.quickactions import neutralise
 from bot.text.templates import TemplateRenderer
@@ -82,6 +83,7 @@ def render_over_time(observed: Observed, cfg: Config, renderer: TemplateRenderer
 
 # ---- check-config --live: what GitLab itself says ---------------------------------------------------------
 
+DEVELOPER_LEVEL = 30
 INCIDENTS_NEED = ("create issues", "comment", "link issues", "read confidential issues and internal notes",
                   "label and assign existing issues")
 TEAMS_NEED = ("create issues", "link issues", "label and assign existing issues")
@@ -236,3 +238,28 @@ def live_checks(cfg: Config, client: GitLabClient, incident_project: str | None 
                 LiveCheck(True, f"{head}: {project}: OK ({', '.join(found)}; may create confidential issues {links})")
             )
     return out
+
+
+def timeline_checks(cfg: Config, client: GitLabClient, incident_project: str | None) -> list[LiveCheck]:
+    """One line on the incident's GitLab timeline: whether GitLab's GraphQL API answers for the incidents'
+    project (a harmless query, one request) and whether the bot's role lets it add timeline events (Developer:
+    gitlabhq ``app/policies/issuable_policy.rb``, ``admin_incident_management_timeline_event``)."""
+    if not cfg.timeline.enabled:
+        return [LiveCheck(True, "timeline: off (timeline.enabled: false): no timeline event is written")]
+    if not incident_project:
+        return [LiveCheck(True, "timeline: give --project GROUP/PROJECT to check GitLab's GraphQL API for it")]
+    answer = probe(client, incident_project)
+    if not answer.ok:
+        return [LiveCheck(False, answer.line + "; the incidents' timelines will not be written")]
+    level, why = _access(ProjectSetup(client), incident_project)
+    if level is None:
+        return [LiveCheck(False, f"{answer.line}, but {why}")]
+    if level < DEVELOPER_LEVEL:
+        return [
+            LiveCheck(
+                False,
+                f"{answer.line}, but the bot user is {_level_name(level)} there: adding timeline events needs "
+                "Developer (set timeline.enabled: false to go without)",
+            )
+        ]
+    return [LiveCheck(True, f"{answer.line}; the bot user is {_level_name(level)}: may add timeline events")]

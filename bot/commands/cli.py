@@ -94,7 +94,7 @@ def _check_live(cfg: Config, incident_project: str | None) -> int:
     """``check-config --live``: one line per channel with a team project or template, then, with
     ``SLACK_BOT_TOKEN`` and a ``chat:`` section, the Slack token and each Slack target; exit 2 on a problem."""
     from bot import wiring
-    from bot.commands.checks import live_checks
+    from bot.commands.checks import live_checks, timeline_checks
     from bot.commands.people import people_checks
 
     env = Settings.from_env(need=("gitlab",))
@@ -103,6 +103,7 @@ def _check_live(cfg: Config, incident_project: str | None) -> int:
     if not checks:
         print("no channel names a team project or template: nothing to check in GitLab")
     checks += [(c.ok, c.line) for c in people_checks(cfg, client, [incident_project] if incident_project else [])]
+    checks += [(c.ok, c.line) for c in timeline_checks(cfg, client, incident_project)]
     if env.slack and cfg.chat is not None:
         from bot.chat.live import live_checks as slack_checks
 

@@ -215,6 +215,9 @@ class BotState:
     # The keys of the bot's comments (``bot.core.records``) are signed and only signed ones count. False for an
     # incident an earlier version ran, until its unsigned keys have been re-signed.
     signed_log: bool = False
+    # A digest of the timeline facts (``bot.core.timeline``) found in the incident's GitLab timeline: while the
+    # facts are the same, the timeline is not read again.
+    timeline: str = ""
 
 
 @dataclass(frozen=True)

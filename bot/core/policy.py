@@ -315,6 +315,7 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
                 # Recorded once nothing unsigned is left to re-sign: the comment that re-signs comes first
                 # (``diff``), so a crash in between never loses an earlier version's keys.
                 signed_log=True,
+                timeline=observed.state.timeline,
             )
         ),
         verdicts=verdicts,

@@ -52,6 +52,8 @@ def encode(state: BotState) -> dict[str, Any]:
         fields["clocks"] = {k: _clock_fields(v) for k, v in sorted(state.clocks.items())}
     if state.signed_log:
         fields["signed_log"] = True
+    if state.timeline:
+        fields["timeline"] = state.timeline
     return fields
 
 
@@ -131,6 +133,10 @@ def _done(raw: Any) -> dict[str, Tick]:
     return out
 
 
+def _digest(raw: Any) -> str:
+    return raw if isinstance(raw, str) and len(raw) <= 64 and raw.isalnum() else ""
+
+
 def _channel(raw: Any) -> str:
     return raw if isinstance(raw, str) and CHAT_CHANNEL.fullmatch(raw) else ""
 
@@ -155,6 +161,7 @@ def decode(fields: Mapping[str, Any]) -> BotState:
         clocks=_clocks(fields.get("clocks")),
         rev=_int(fields.get("rev")),
         signed_log=fields.get("signed_log") is True,
+        timeline=_digest(fields.get("timeline")),
     )
 
 
