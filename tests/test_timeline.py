@@ -127,8 +127,9 @@ def test_each_fact_is_one_timeline_event_at_the_time_it_happened(w, clock):
 def test_a_no_op_look_costs_the_same_calls_with_the_timeline_on_or_off(sim, clock, default_config):
     calls = {}
     for enabled in (True, False):
-        cfg = default_config.model_copy(update={"timeline": TimelineSettings(enabled=enabled)})
-        w = world(sim, cfg, project=f"acme/incidents-{enabled}".lower())
+        project = f"acme/incidents-{enabled}".lower()
+        update = {"timeline": TimelineSettings(enabled=enabled), "scope": [project]}
+        w = world(sim, default_config.model_copy(update=update), project=project)
         iid = w.incident("severity::1", "data-breach")
         look(w, clock, iid)
         sim.reset_log()
