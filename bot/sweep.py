@@ -48,6 +48,10 @@ CHILDREN_MARK = "sweep:children"
 #: GitLab's clock and the bot's may differ: each listing of children reaches back this much before the last.
 CHILDREN_SLACK = timedelta(minutes=2)
 CHILD_CHANGED = "a child changed"
+#: A reconcile's length, at most: how long before an incident's mark a change of its child may have come in
+#: unseen (the mark is taken when the reconcile ends). A change of the bot's own in that window costs one
+#: reconcile that changes nothing.
+CHANGE_RACE = timedelta(seconds=30)
 
 
 class SweepStore(Enqueue, Marks, Protocol):
@@ -162,6 +166,19 @@ def children_since(marks: dict[str, IncidentMark]) -> datetime | None:
     return min(seen) - CHILDREN_SLACK if seen else None
 
 
+def changed_since(child: Issue, mark: IncidentMark | None) -> bool:
+    """Whether ``child`` may have changed after the bot last read it for its incident.
+
+    The mark is taken when a reconcile ends, so a child changed while that reconcile ran (after it was read)
+    would look older than the mark: a change up to :data:`CHANGE_RACE` before the mark still counts. A child
+    never changed since the bot created it (its ``updated_at`` within a second of ``created_at``) does not."""
+    if mark is None or child.updated_at is None:
+        return True
+    if child.created_at is not None and child.updated_at - child.created_at < timedelta(seconds=1):
+        return False
+    return child.updated_at > mark.seen_at - CHANGE_RACE
+
+
 def changed_children(
     client: SweepLists,
     store: SweepStore,
@@ -184,8 +201,7 @@ def changed_children(
         if named is None or not named.ref.project.isdigit() or int(named.ref.project) not in projects:
             continue  # not a child the bot signed, or its incident's project is outside the remit
         ikey = named.ref.key
-        mark = marks.get(ikey)
-        if ikey in report.queued or (mark and child.updated_at and child.updated_at <= mark.seen_at):
+        if ikey in report.queued or not changed_since(child, marks.get(ikey)):
             continue
         store.enqueue(ikey, now, f"sweep: {CHILD_CHANGED}", revive_dead=False, priority=child_priority())
         report.queued[ikey] = CHILD_CHANGED

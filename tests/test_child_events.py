@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -251,3 +252,22 @@ def test_without_a_state_key_the_receiver_queues_no_childs_event(
     assert answer["status"] == "ignored" and "no state key" in answer["reason"]
     assert not ready(store, key)
 
+
+
+def test_a_child_closed_while_its_incident_was_being_reconciled_is_still_found_by_the_sweep(
+    w: World, store: DeliveryStore, clock: ManualClock, receiver: FlaskClient, key: StateKey
+) -> None:
+    """The incident's mark is taken when a reconcile ends: a child closed after the reconcile read it, a few
+    seconds before the mark, is a change the bot has not seen."""
+    _, incident_key = declared(w, store, clock, receiver)
+    r = w.reconciler(clock=clock)
+    try:
+        sweep(r.client, store, w.cfg, clock(), key=key)
+        clock.advance(minutes=10)
+        email = child(w, "comms-email")
+        w.sim.state.close_issue(TEAM, email["iid"], actor="mpm-oncall")
+        store.mark_incident(incident_key, clock() + timedelta(seconds=5), None)  # a reconcile ending just after
+        clock.advance(minutes=1)
+        assert sweep(r.client, store, w.cfg, clock(), key=key).queued == {incident_key: CHILD_CHANGED}
+    finally:
+        r.close()
