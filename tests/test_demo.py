@@ -68,3 +68,13 @@ def test_the_demo_shows_the_slack_messages_once_each_and_never_the_title(default
     assert any(line.startswith("Slack #security-department (summary edited):") for line in lines)
     assert any(line.startswith("Slack #marketing-programs: :white_check_mark: All clear") for line in lines)
     assert not any("Customer data exposed" in line for line in lines)
+
+
+def test_the_demo_looks_at_the_incident_after_a_child_closes_only_because_the_childs_own_webhook_names_it(
+    default_config,
+):
+    text = "\n".join(transcript(default_config))
+    for child in ("acme/security-incidents#2", "marketing/programs#1"):
+        assert f"GitLab sends the Issue Hook for {child} (a webhook on {child.split('#')[0]}); its signed marker " \
+               "names acme/security-incidents#1: queued" in text
+    assert "not queued" not in text
