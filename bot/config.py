@@ -18,9 +18,18 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from bot import paths
+from bot import clockcheck, paths
 
 
 class Severity(IntEnum):
@@ -155,6 +164,12 @@ class ApiSettings(_Model):
     )
 
 
+class TimelineSettings(_Model):
+    """The incident's GitLab timeline (its GraphQL timeline events): the bot mirrors its facts there."""
+
+    enabled: bool = Field(True, description="Write the bot's facts as timeline events of each incident.")
+
+
 class LabelSettings(_Model):
     trigger: Label = "security-incident"
     child: Label = "incident-comms"
@@ -268,6 +283,53 @@ class Engagement(_Model):
         description="Mentioned when this engagement's update is overdue for a second window; default: the DRI's "
         "role's or team's escalate_to.",
     )
+
+
+class ClockStage(_Model):
+    """One deadline of a clock: a span counted from the clock's start, from an earlier stage (its filing if
+    recorded, else its deadline), or from when a fix is available (``after: fix``, not counted by the bot)."""
+
+    id: str
+    name: str
+    hours: int | None = Field(None, gt=0, description="Continuous hours, nights and weekends included.")
+    business_days: int | None = Field(
+        None, gt=0, description="Business days after the start's date in the clock's time zone, ending at midnight."
+    )
+    days: int | None = Field(None, gt=0, description="Calendar days (24 hours each).")
+    months: int | None = Field(None, gt=0, description="Calendar months (the same day of the month, or its last).")
+    after: str = "start"
+
+
+class HolidayCalendar(_Model):
+    """Holidays by year (``config/calendars/<name>.yaml``): business days are weekdays not listed here."""
+
+    name: str = ""
+    years: dict[int, list[date]]
+
+
+class Clock(_Model):
+    """A regulatory or contractual clock the owner may start on an incident. The bot never decides that it
+    applies, nor when it started: ``when`` only says when the checklist offers it."""
+
+    id: str
+    name: str
+    enabled: bool = True
+    owner: Party = "team:legal"
+    when: Condition = Field(default_factory=Condition)
+    timezone: str = Field("UTC", description="The owner's time zone: shown next to UTC; business days count there.")
+    calendar: str | None = Field(None, description="The holiday calendar business days skip (config/calendars).")
+    applies_from: date | None = Field(None, description="The day the rule takes effect; no start before it.")
+    stages: list[ClockStage]
+    note: str = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (expected an IANA name such as Europe/Amsterdam)") from None
+        return v
 
 
 class Engaged(_Model):
@@ -442,6 +504,14 @@ class ChatSettings(_Model):
         "'#inc-*'); without it, the incident_channel pattern with '*' for '{iid}', else '#inc-*'. A target the "
         "chat section names for anything else (an engagement, a team, a role, a person, a summary) never is one.",
     )
+    create_incident_channel: bool = Field(
+        False,
+        description="Create the incident response channel in Slack (private, named by incident_channel) when an "
+        "incident is engaged and no channel was named with the channel command; invite the role holders and the "
+        "engaged teams' people (by chat.people) and share its link in the summary targets. Needs the Slack app's "
+        "groups:write scope (channels:manage with private_incident_channel: false).",
+    )
+    private_incident_channel: bool = Field(True, description="A created incident channel is private.")
     update_every: Every = Field(
         timedelta(minutes=5),
         description="Forwarded status updates are coalesced: at most one message per target this often, "
@@ -450,6 +520,13 @@ class ChatSettings(_Model):
     updates_per_person: int = Field(
         4, ge=1, description="Status updates one person may have forwarded per hour; later ones only in GitLab."
     )
+
+    @model_validator(mode="after")
+    def _creatable(self) -> ChatSettings:
+        if self.create_incident_channel and not self.incident_channel:
+            raise ValueError("create_incident_channel needs incident_channel, the pattern its name is made from "
+                             "(e.g. '#inc-{iid}')")
+        return self
 
     def targets(self) -> list[str]:
         """Every fixed target, in the order configured (``incident-channel`` is per incident: not listed)."""
@@ -529,6 +606,10 @@ class Config(_Model):
     templates_dir: str | None = None
     templates: Templates = Field(default_factory=Templates)
     chat: ChatSettings | None = Field(None, description="Slack targets; without it (or a token) nothing goes to Slack.")
+    clocks: list[Clock] = Field(default_factory=list)
+    # Filled by parse_config from config/calendars: the holiday calendars the clocks name.
+    calendars: dict[str, HolidayCalendar] = Field(default_factory=dict, exclude=True)
+    timeline: TimelineSettings = Field(default_factory=TimelineSettings)
 
     # Filled by load_config: where the file and its templates are.
     source: str = Field("<memory>", exclude=True)
@@ -545,6 +626,9 @@ class Config(_Model):
 
     def engagement(self, engagement_id: str) -> Engagement | None:
         return next((e for e in self.engagements if e.id == engagement_id), None)
+
+    def clock(self, clock_id: str) -> Clock | None:
+        return next((c for c in self.clocks if c.id == clock_id), None)
 
     def channel(self, label: str) -> Channel | None:
         return next((c for c in self.channels if c.label == label), None)
@@ -586,6 +670,7 @@ _ENTRY_KEYS = {
     "channels": "label",
     "phases": "label",
     "comms_order": "id",
+    "clocks": "id",
 }
 
 
@@ -640,6 +725,9 @@ def _known_keys() -> list[str]:
         Templates,
         ChatSettings,
         ChatRoute,
+        Clock,
+        ClockStage,
+        HolidayCalendar,
     )
     return sorted({(f.alias or name) for m in models for name, f in m.model_fields.items()})
 
@@ -788,6 +876,9 @@ def semantic_problems(cfg: Config) -> list[Problem]:
     out.extend(_cadence_problems(cfg))
     out.extend(_order_problems(cfg))
     out.extend(_chat_problems(cfg))
+    for i, clk in enumerate(cfg.clocks):
+        check_party(f"{_entry('clocks', i, {'clocks': [c.model_dump() for c in cfg.clocks]})}.owner", clk.owner)
+        check_condition(f"{_entry('clocks', i, {'clocks': [c.model_dump() for c in cfg.clocks]})}.when", clk.when)
 
     # Labels that must sit on one issue together may not share a scope key: GitLab Premium keeps only
     # one label per scope, so adding the second silently removes the first.
@@ -882,6 +973,29 @@ def _chat_problems(cfg: Config) -> list[Problem]:
     return out
 
 
+def _clock_calendars(cfg: Config, base_dir: Path) -> tuple[dict[str, HolidayCalendar], list[Problem]]:
+    """The holiday calendars the clocks name, and every problem of the ``clocks`` section."""
+    raw = {"clocks": [c.model_dump() for c in cfg.clocks]}
+    out = [Problem(cfg.source, where, what) for where, what in clockcheck.clock_problems(
+        cfg.clocks, lambda i: _entry("clocks", i, raw))]
+    calendars: dict[str, HolidayCalendar] = {}
+    for i, clock in enumerate(cfg.clocks):
+        if clock.calendar is None or clock.calendar in calendars:
+            continue
+        where = f"{_entry('clocks', i, raw)}.calendar"
+        data, file, why = clockcheck.read_calendar(clock.calendar, base_dir)
+        if why:
+            out.append(Problem(cfg.source, where, why))
+            continue
+        try:
+            calendars[clock.calendar] = HolidayCalendar.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            out.append(Problem(cfg.source, where, f"holiday calendar {file}: {loc}: {first['msg'].lower()}"))
+    return calendars, out
+
+
 def parse_config(data: Any, *, source: str = "<memory>", base_dir: str | Path = ".") -> Config:
     """Validate a config mapping; raise ``ConfigError`` with every problem found."""
     if not isinstance(data, dict):
@@ -890,10 +1004,11 @@ def parse_config(data: Any, *, source: str = "<memory>", base_dir: str | Path = 
         cfg = Config.model_validate({**data, "source": source, "base_dir": str(base_dir)})
     except ValidationError as err:
         raise ConfigError(_pydantic_problems(source, err, data)) from None
-    problems = semantic_problems(cfg)
+    calendars, problems = _clock_calendars(cfg, Path(base_dir))
+    problems = semantic_problems(cfg) + problems
     if problems:
         raise ConfigError(problems)
-    return cfg
+    return cfg.model_copy(update={"calendars": calendars}) if calendars else cfg
 
 
 def load_config(path: str | Path | None = None) -> Config:

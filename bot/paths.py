@@ -22,6 +22,19 @@ def bundled_templates_dir() -> Path:
             return candidate
     return _TEMPLATE_CANDIDATES[0]
 
+_CALENDAR_CANDIDATES = (
+    _PACKAGE.parent / "config" / "calendars",
+    _PACKAGE / "_defaults" / "config" / "calendars",
+)
+
+
+def bundled_calendars_dir() -> Path:
+    """The holiday calendars shipped with the bot (``us-federal.yaml``), used when the policy's folder has none."""
+    for candidate in _CALENDAR_CANDIDATES:
+        if candidate.is_dir():
+            return candidate
+    return _CALENDAR_CANDIDATES[0]
+
 
 def default_config_path() -> Path:
     """``config/bot.yaml`` in the working directory, else the bundled one (``INCIDENT_BOT_CONFIG`` is

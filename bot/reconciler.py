@@ -7,6 +7,7 @@ crash at any point is repaired by the next run.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -16,22 +17,26 @@ from typing import Any, TypeVar
 
 from bot.clock import Clock, utcnow
 from bot.config import Config
-from bot.core import bodies, cadence
+from bot.core import bodies, cadence, records
+from bot.core.access import refusal
 from bot.core.actions import Action, PostNote, UpsertChecklist
 from bot.core.converge import DryRun, converge
-from bot.core.model import Desired, IncidentRef, Observed
+from bot.core.model import ChatChannel, ChatEngaged, Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
 from bot.core.scope import BOT_CHILD, is_bot_child
 from bot.gitlab import targets
 from bot.gitlab.apply import GitLabApplier, WriteGuard
 from bot.gitlab.callpolicy import carry_priority
+from bot.gitlab.errors import CannotAct, GitLabAuthError, GitLabCallError
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.ports import GitLab, IncidentGitLab
 from bot.gitlab.remit import OutsideRemit, Remit
+from bot.gitlab.timeline import GraphQL, TimelineMirror
 from bot.plaintext import as_read
 from bot.text.markers import StateKey
 
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 
 class CallPool(ThreadPoolExecutor):
@@ -129,13 +134,22 @@ class Reconciler:
         self.pool: Executor = CallPool(max_workers=concurrency, thread_name_prefix="gitlab")
 
     def _observe(
-        self, client: IncidentGitLab, ref: IncidentRef, chat_refused: Mapping[str, str] | None = None
+        self,
+        client: IncidentGitLab,
+        ref: IncidentRef,
+        chat_refused: Mapping[str, str] | None = None,
+        chat_engaged: Mapping[str, ChatEngaged] | None = None,
+        chat_created: ChatChannel | None = None,
     ) -> tuple[Desired, Observed]:
         observed = observe(client, ref, self.cfg, self.bot, self.pool, key=self.key)
         if is_bot_child(observed.incident, self.bot):  # whatever labels it carries: read, never written
             raise OutsideRemit(ref.project, BOT_CHILD, f"{ref} is a child the bot opened, never an incident")
         if chat_refused:
             observed = replace(observed, chat_refused=dict(chat_refused))
+        if chat_engaged:
+            observed = replace(observed, chat_engaged=dict(chat_engaged))
+        if chat_created is not None:
+            observed = replace(observed, chat_created=chat_created)
         desired = plan_observed(observed, self.cfg, self.clock())
         # Users that new children or the incident will be assigned to, looked up alongside the orphan
         # search rather than one by one in front of each write.
@@ -158,19 +172,66 @@ class Reconciler:
         event_uuid: str | None = None,
         guard: WriteGuard | None = None,
         chat_refused: Mapping[str, str] | None = None,
+        chat_engaged: Mapping[str, ChatEngaged] | None = None,
+        chat_created: ChatChannel | None = None,
     ) -> ReconcileReport:
         """Converge the incident. Raises ``OutsideRemit`` (before reading or writing anything of the
         incident) when its project is outside the bot's remit, or (before writing anything) when the issue is
-        one of the bot's own children; ``WriteRefused`` when ``guard``
-        stops a write. ``chat_refused``: Slack targets that refused the incident's messages, for its log."""
+        one of the bot's own children; ``WriteRefused`` when ``guard`` stops a write. ``chat_refused``: Slack
+        targets that refused the incident's messages, for its log; ``chat_engaged``: engagements whose Slack
+        message was sent, shown engaged in the checklist; ``chat_created``: the incident channel the bot created
+        in Slack, recorded as the incident's."""
         start = time.perf_counter()
         client = self.client.for_incident(ref.key, event_uuid)
         self.remit.require(client, ref.project)
-        desired, observed = self._observe(client, ref, chat_refused)
+        desired, observed = self._observe(client, ref, chat_refused, chat_engaged, chat_created)
         applier = GitLabApplier(client, self.pool, guard, self.bot)
-        final, actions = converge(desired, observed, self.cfg, self.renderer, applier)
+        mirror = self._mirror(client, desired)
+        try:
+            final, actions = converge(desired, observed, self.cfg, self.renderer, applier, before_checklist=mirror)
+            if mirror is not None and mirror.digest is None:  # the checklist was not written: did a fact change?
+                more, done = converge(*mirror(desired, final), self.cfg, self.renderer, applier)
+                final, actions = more, actions + done
+        except GitLabCallError as exc:
+            raise self._explained(client, observed, exc, guard) from exc
         seconds = time.perf_counter() - start
         return ReconcileReport(ref, desired, final, actions, seconds, cadence.next_attention(desired), before=observed)
+
+    def _explained(
+        self, client: IncidentGitLab, observed: Observed, exc: GitLabCallError, guard: WriteGuard | None
+    ) -> GitLabCallError:
+        """``exc``, or :class:`CannotAct` when the bot's role explains why GitLab refused a write on the incident
+        it read: then the bot says so on the incident, once per cause (a signed log key), before the job ends
+        as a dead letter with the same reason. Not a word when the refusal is anything else."""
+        if exc.transient or isinstance(exc, GitLabAuthError) or exc.status != 403:
+            return exc
+        incident = observed.incident
+        project = incident.project_path or incident.ref.project
+        try:
+            level = self.remit.level_now(client, incident.ref.project)
+        except GitLabCallError:
+            return exc
+        said = None if level is None else refusal(exc.step, exc.status, level=level, project=project, bot=self.bot)
+        if said is None:
+            return exc
+        if said.key in observed.logged:
+            return CannotAct(exc, said.reason, "said on the incident before")
+        body = f"{said.body()}\n{records.log_marker(observed.key, incident, [said.key])}"
+        try:
+            if guard is not None:
+                guard.before_write()
+            client.create_note(incident.ref, body)
+        except GitLabCallError as failed:
+            log.warning("%s: cannot say on the incident that %s: %s", incident.ref, said.reason, failed)
+            return CannotAct(exc, said.reason, f"could not say so on the incident: {failed.status or failed}")
+        return CannotAct(exc, said.reason, "said on the incident")
+
+    def _mirror(self, client: IncidentGitLab, desired: Desired) -> TimelineMirror | None:
+        """The step that keeps the incident's GitLab timeline, or None when it is off, the issue is not a GitLab
+        incident, or the client speaks no GraphQL."""
+        if not desired.in_scope or not isinstance(client, GraphQL):
+            return None
+        return TimelineMirror(client, self.cfg, self.bot, self.key, desired.now or self.clock())
 
     def dry_run(self, ref: IncidentRef) -> ReconcileReport:
         """What ``reconcile`` would do now; reads GitLab, writes nothing. Raises ``OutsideRemit`` too."""

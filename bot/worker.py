@@ -44,12 +44,12 @@ from typing import Any, Protocol
 from bot import heartbeat
 from bot.chat.job import SlackPlanner, SlackWorker
 from bot.clock import utcnow
-from bot.core.model import IncidentRef
+from bot.core.model import ChatChannel, ChatEngaged, IncidentRef
 from bot.core.urgency import Priority, requeue_priority
 from bot.gitlab.apply import LeaseGone, RepeatedCreate, WriteGuard
 from bot.gitlab.budget import BudgetWait
 from bot.gitlab.callpolicy import working_for
-from bot.gitlab.errors import GitLabCallError
+from bot.gitlab.errors import CannotAct, GitLabCallError
 from bot.gitlab.remit import OutsideRemit
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
@@ -94,9 +94,12 @@ def failure_kind(exc: GitLabCallError) -> FailureKind:
     """How the store treats a failed reconcile. GitLab refused (403), or the incident or its project is
     not there (404 on reading it): asking again in a minute gets the same answer, so the job is dead at
     once and waits for a delivery that shows a change, or a retry by hand. A 404 on a part of the incident
-    (a note or child deleted meanwhile) may pass with the next read: retried, then dead and waiting."""
+    (a note or child deleted meanwhile) may pass with the next read: retried, then dead and waiting. A
+    refusal the bot's role explains (:class:`CannotAct`, said on the incident) is dead at once too."""
     if exc.transient:
         return "retry"
+    if isinstance(exc, CannotAct):
+        return "final"
     if exc.status == 403 or (exc.status == 404 and exc.step in _INCIDENT_STEPS):
         return "final"
     return "sticky" if exc.status == 404 else "retry"
@@ -112,6 +115,8 @@ class Reconciles(Protocol):
         event_uuid: str | None = None,
         guard: WriteGuard | None = None,
         chat_refused: Mapping[str, str] | None = None,
+        chat_engaged: Mapping[str, ChatEngaged] | None = None,
+        chat_created: ChatChannel | None = None,
     ) -> ReconcileReport: ...
 
 
@@ -280,9 +285,11 @@ class Worker:
                 guard = _JobGuard(self, job, heartbeat)
                 if self.chat is None:
                     report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard)
-                else:  # Slack targets that refused this incident's messages go into its status log, once
+                else:  # Slack's refusals go into the status log, once; its engagements sent tick the checklist
                     refused = self.chat.refused(self.store, job.incident_key)
-                    report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard, chat_refused=refused)
+                    engaged, created = self.chat.engaged(self.store, job.incident_key)
+                    report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard, chat_refused=refused,
+                                                       chat_engaged=engaged, chat_created=created)
             self._remember(job, report)
             if self.chat is not None:
                 self.chat.offer(self.store, job.incident_key, report.desired, report.observed, self.clock())

@@ -252,6 +252,11 @@ class FakeGitLab:
         self.issues[ref.iid] = issue
         return replace(issue, ref=ref)
 
+    def update_description(self, ref: IncidentRef, description: str) -> None:
+        self._count("update_description")
+        self.writes.append(("update_description", ref.iid))
+        self.issues[ref.iid] = replace(self.issues[ref.iid], description=description, updated_at=self.clock())
+
     def create_note(self, ref: IncidentRef, body: str, *, internal: bool = False) -> Note:
         self._count("create_note")
         self.writes.append(("create_note", internal))

@@ -21,7 +21,7 @@ def test_the_demo_is_the_same_on_every_run(default_config):
 
 def test_demo_verbose_lists_every_api_call_of_each_step_in_order(default_config):
     lines = transcript(default_config, verbose=True)
-    call = re.compile(r"^      (GET|POST|PUT|DELETE) /api/v4/\S+ -> \d{3}$")
+    call = re.compile(r"^      (GET|POST|PUT|DELETE) (/api/v4/\S+|/api/graphql) -> \d{3}$")  # graphql: the timeline
     steps = [i for i, line in enumerate(lines) if "incident-bot looks again:" in line]
     assert len(steps) == 11
     for i in steps:
@@ -39,7 +39,7 @@ def test_demo_verbose_lists_every_api_call_of_each_step_in_order(default_config)
 def test_demo_wording_is_plain(default_config):
     text = "\n".join(transcript(default_config))
     assert "1 change, 4 API calls (1 write)" in text
-    assert "(s)" not in text and "1 writes" not in text and "1 changes" not in text
+    assert "(s)" not in text and not re.search(r"\b1 (writes|changes)\b", text)
     assert "3 child issues, all confidential" in text and "True" not in text
 
 
@@ -78,3 +78,18 @@ def test_the_demo_looks_at_the_incident_after_a_child_closes_only_because_the_ch
         assert f"GitLab sends the Issue Hook for {child} (a webhook on {child.split('#')[0]}); its signed marker " \
                "names acme/security-incidents#1: queued" in text
     assert "not queued" not in text
+
+
+def test_the_handoff_shows_each_open_childs_names_edited_in_place(default_config):
+    lines = transcript(default_config)
+    start = next(i for i, line in enumerate(lines) if line.startswith("=== 10:40"))
+    end = next(i for i, line in enumerate(lines) if i > start and line.startswith("=== "))
+    step = [line.strip() for line in lines[start:end]]
+    edited = [line for line in step if line.startswith("~ edited description of issue")]
+    assert edited == [
+        "~ edited description of issue #2 (changed lines):",
+        "~ edited description of issue #3 (changed lines):",
+        "~ edited description of issue marketing/programs#1 (changed lines):",
+    ]
+    assert "+ **DRI:** @secops-oncall (Security Engineer On Call (SEOC))" in step
+    assert step.count("+ - Security Engineer On Call (SEOC): @secops-oncall") == 3

@@ -84,7 +84,13 @@ def test_new_s1_writes_only_the_lower_bound(w, sim):
     sim.reset_log()
     reconcile(w, iid)
     k = 5
-    assert len(sim.writes()) == k + k + 1 + 1 + 1  # creates, links, checklist, log comment, incident update
+    rest = [r for r in sim.writes() if r.path != "/api/graphql"]
+    assert len(rest) == k + k + 1 + 1 + 1  # creates, links, checklist, log comment, incident update
+    # and one timeline event per fact (tests/test_timeline.py): declared, 3 role holders, the engagements begun,
+    # k children opened
+    events = [str(r.json) for r in sim.writes() if r.path == "/api/graphql"]
+    engaged = sum('"k":"engaged' in e for e in events)
+    assert engaged and len(events) == 1 + 3 + engaged + k
 
 
 def test_nothing_is_written_that_gitlab_would_run_or_that_mentions_strangers(w, sim, default_config):

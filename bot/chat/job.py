@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.chat.deliver import Outgoing, Scan, deliver
-from bot.chat.plan import Render, chat_messages
-from bot.chat.ports import ChatMessage, ChatPort
+from bot.chat.plan import Render, chat_messages, engagement_of, is_channel_key, read_channel_spec
+from bot.chat.ports import ChatAuthError, ChatError, ChatMessage, ChatPort, ChatUnavailable
 from bot.config import Config
+from bot.core.model import ChatChannel, ChatEngaged
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.redact import redact
-from bot.store.base import SLACK_JOB_PREFIX, Job, LeaseLost, StoreError, WorkerStore, backoff_delay
+from bot.store.base import SLACK_JOB_PREFIX, Job, LeaseLost, OutboxItem, StoreError, WorkerStore, backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,15 @@ REFUSED_RETRY = timedelta(minutes=10)
 have been created, or the bot invited, since."""
 SCANS_KEPT = timedelta(minutes=15)
 """How long a history read held back by Slack's rate limit may be resumed where it stopped."""
+
+
+@dataclass
+class _Opened:
+    """What creating the incident channel did: ``first`` when the GitLab side has news (created, or refused
+    for the first time); ``stop`` when Slack was unavailable or refused the token (the job is retried/dead)."""
+
+    first: bool = False
+    stop: ChatError | None = None
 
 
 def kind_of(key: str) -> str:
@@ -70,6 +81,16 @@ class SlackPlanner:
             log.warning("%s: cannot plan its Slack messages: %s", incident_key, redact(str(exc)))
             return False
 
+
+    def engaged(self, store: WorkerStore, incident_key: str) -> tuple[dict[str, ChatEngaged], ChatChannel | None]:
+        """The incident's engagements whose Slack message was sent, with when and where, and the incident
+        channel the bot created for it; never raises."""
+        try:
+            items = store.outbox(incident_key)
+        except StoreError as exc:
+            log.warning("%s: cannot read its Slack engagements: %s", incident_key, redact(str(exc)))
+            return {}, None
+        return engagements_sent(items), channel_created(items)
 
     def refused(self, store: WorkerStore, incident_key: str) -> dict[str, str]:
         """Slack targets that refused the incident's messages, for its status log; never raises."""
@@ -124,6 +145,13 @@ class SlackWorker:
         incident_key = job.incident_key[len(SLACK_JOB_PREFIX):]
         try:
             items = self.store.pending_messages(incident_key)
+            # The incident channel first: the messages to it can go there only once it exists.
+            channels = [i for i in items if is_channel_key(i.key)]
+            items = [i for i in items if not is_channel_key(i.key)]
+            created = self._open_channels(incident_key, channels) if channels else _Opened()
+            if created.stop is not None:
+                return self._stopped(job, created.stop)
+            items = self._hold_back(items)
             start = self.clock()
             outgoing = [
                 Outgoing(ChatMessage(i.key, i.target, i.text, i.summary), i.ts, i.sent_text == i.text, i.unsure,
@@ -145,6 +173,8 @@ class SlackWorker:
         except Exception as exc:
             return self._fail(job, f"Slack: {type(exc).__name__}: {exc}", None)
         if report is None:
+            if created.first:
+                self.store.enqueue(incident_key, self.clock(), "slack channel")
             return self._complete(job)
         texts = {i.key: i.text for i in items}
         now = self.clock()
@@ -157,9 +187,12 @@ class SlackWorker:
             self._count(key, "refused")
             log.warning("%s: Slack refused %s: %s", incident_key, key.split("|")[2], reason)
         target_of = {i.key: i.target for i in items}
-        # A target refused for the first time: the incident's GitLab job says so in its status log.
-        if {target_of[key] for key in report.refused} - set(known_refusals):
-            self.store.enqueue(incident_key, now, "slack refused")
+        # A target refused for the first time: the incident's GitLab job says so in its status log. An
+        # engagement message sent: its checklist row shows it engaged. One GitLab job for the whole batch.
+        newly_refused = bool({target_of[key] for key in report.refused} - set(known_refusals))
+        engaged = any(engagement_of(s.key) for s in report.sent)
+        if newly_refused or engaged or created.first:
+            self.store.enqueue(incident_key, now, "slack refused" if newly_refused else "slack engaged")
         done = {s.key for s in report.sent} | set(report.refused)
         for key in texts:
             if key not in done and (report.unavailable or report.auth_error):
@@ -177,6 +210,60 @@ class SlackWorker:
                      wait.total_seconds(), next(iter(report.deferred.values())))
             return self._complete(job, requeue_at=now + wait)
         return self._complete(job)
+
+    def _open_channels(self, incident_key: str, items: list[OutboxItem]) -> _Opened:
+        """Create the incident channel (once: ``create_channel`` adopts the bot's own after a lost answer) and
+        invite its people; record it sent with the channel's id, or refused with Slack's reason."""
+        opened = _Opened()
+        for item in items:
+            private, people = read_channel_spec(item.text)
+            try:
+                channel = item.channel or self.port.create_channel(item.target, private=private)
+                failed = self.port.invite(channel, people) if people else []
+            except (ChatUnavailable, ChatAuthError) as err:
+                opened.stop = err
+                return opened
+            except ChatError as err:
+                self.store.mark_refused(item.key, err.reason, self.clock())
+                self._count(item.key, "refused")
+                log.warning("%s: cannot create the incident channel %s in Slack: %s", incident_key, item.target,
+                            err.reason)
+                opened.first = opened.first or not item.reason  # refused before: in the status log already
+                continue
+            for reason in failed:
+                log.warning("%s: %s", incident_key, reason)
+            self.store.mark_sent(item.key, channel, "", item.text, self.clock())
+            self._count(item.key, "sent")
+            if not item.sent:
+                log.info("%s: created the incident channel %s (%s) in Slack, %d invited", incident_key,
+                         item.target, channel, len(people) - len(failed))
+                opened.first = True
+        return opened
+
+    def _hold_back(self, items: list[OutboxItem]) -> list[OutboxItem]:
+        """The messages that may go out: none to an incident channel the bot was to create and could not
+        (a channel of that name someone else made is never used for the incident); those are refused with
+        the channel's reason."""
+        if not items:
+            return items
+        incident_key = items[0].incident_key
+        unmade = {i.target: i.reason or "" for i in self.store.outbox(incident_key)
+                  if is_channel_key(i.key) and not i.sent and i.state == "refused"}
+        if not unmade:
+            return items
+        now = self.clock()
+        for item in items:
+            if item.target in unmade:
+                self.store.mark_refused(item.key, unmade[item.target], now)
+                self._count(item.key, "refused")
+        return [i for i in items if i.target not in unmade]
+
+    def _stopped(self, job: Job, err: ChatError) -> str | None:
+        if isinstance(err, ChatAuthError):
+            return self._fail(job, err.reason, None, final=True)
+        after = err.retry_after if isinstance(err, ChatUnavailable) else None
+        retry_in = max(timedelta(seconds=after), MIN_RETRY) if after is not None else None
+        return self._fail(job, f"Slack unavailable: {err.reason}", retry_in)
 
     def _count(self, key: str, outcome: str) -> None:
         if self.metrics is not None:
@@ -212,6 +299,26 @@ class SlackWorker:
                 state = None
             if state is None:
                 stop.wait(self.poll_interval)
+
+
+def engagements_sent(items: Iterable[OutboxItem]) -> dict[str, ChatEngaged]:
+    """Engagement id -> when and to which target its Slack message was first sent, from the outbox."""
+    engaged: dict[str, ChatEngaged] = {}
+    for item in items:
+        eid = engagement_of(item.key)
+        if eid is None or item.state != "sent" or item.updated_at is None:
+            continue
+        if eid not in engaged or item.updated_at < engaged[eid].at:
+            engaged[eid] = ChatEngaged(item.updated_at, item.target)
+    return engaged
+
+
+def channel_created(items: Iterable[OutboxItem]) -> ChatChannel | None:
+    """The incident channel the bot created (or adopted as its own) in Slack, from the outbox."""
+    for item in items:
+        if is_channel_key(item.key) and item.sent and item.channel and item.updated_at is not None:
+            return ChatChannel(item.target, item.channel, item.updated_at)
+    return None
 
 
 def _oldest(history_from: datetime | None) -> float | None:

@@ -8,6 +8,7 @@ incident by reference and link, its severity, phase and DRI; never its title, de
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,66 @@ def incident_channel(chat: ChatSettings, observed: Observed) -> str | None:
         return observed.state.chat_channel
     if chat.incident_channel:
         return chat.incident_channel.format(iid=observed.incident.ref.iid)
+    return None
+
+
+CHANNEL_EVENT = "channel"
+"""The event of the outbox item that creates the incident channel (not a message: the Slack worker creates the
+channel and invites its people). Its text is :func:`channel_spec`'s; it is redone when the text changes."""
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,30}")
+
+
+def is_channel_key(key: str) -> bool:
+    """Whether an outbox key is the incident channel's creation (not a message)."""
+    parts = key.split("|")
+    return len(parts) > 1 and parts[1] == CHANNEL_EVENT
+
+
+def channel_spec(private: bool, invite: list[str]) -> str:
+    """The creation item's text: ``private`` or ``public``, then one Slack user target per line to invite."""
+    return "\n".join(["private" if private else "public", *invite])
+
+
+def read_channel_spec(text: str) -> tuple[bool, list[str]]:
+    """``channel_spec``'s inverse."""
+    first, *invite = text.splitlines() or ["private"]
+    return first != "public", [t for t in invite if t]
+
+
+def _invitable(target: str) -> bool:
+    """A Slack target naming one person: a user id or ``email:``."""
+    return target.startswith("email:") or (target[:1] in ("U", "W") and target[1:].isalnum())
+
+
+def channel_wanted(cfg: Config, desired: Desired, observed: Observed) -> ChatMessage | None:
+    """The incident channel to create, when the policy asks for it (``chat.create_incident_channel``) and
+    nobody named one with the ``channel`` command: named by ``chat.incident_channel``, to invite the role
+    holders and the people of the engaged teams whom ``chat.people`` maps to a Slack user (nobody else)."""
+    chat = cfg.chat
+    if chat is None or not chat.create_incident_channel or not chat.incident_channel:
+        return None
+    if not desired.in_scope or desired.closed:
+        return None
+    named = observed.state.chat_channel
+    if named and chat.may_be_incident_channel(named) and (
+            observed.chat_created is None or named != observed.chat_created.name):
+        return None  # a channel a person named: theirs, nothing created
+    name = chat.incident_channel.format(iid=observed.incident.ref.iid)
+    people = {n.lower(): t for n, t in chat.people.items()}
+    handles = [p.handle for p in desired.roles.values()]
+    handles += [e.dri.handle for e in desired.engagements]
+    handles += [h for c in desired.children for h in (c.assignee.handle, c.assignee.assignee)]
+    invite = sorted({t for h in handles if h and (t := people.get(h.lower())) and _invitable(t)})
+    key = f"{observed.incident.ref.key}|{CHANNEL_EVENT}|{name}|0"
+    spec = channel_spec(chat.private_incident_channel, invite)
+    return ChatMessage(key, name, spec, True, observed.incident.created_at)
+
+
+def engagement_of(key: str) -> str | None:
+    """The engagement id of an engagement message's key (``"<incident>|engage:<id>|<target>|0"``), else None."""
+    parts = key.split("|")
+    if len(parts) > 1 and parts[1].startswith("engage:"):
+        return parts[1].removeprefix("engage:") or None
     return None
 
 
@@ -117,7 +178,9 @@ def _shown(issue: Issue) -> str:
 
 
 def _who(person: Person) -> str:
-    return f"{person.name} ({person.handle})" if person.handle else person.name
+    """The DRI as the GitLab texts name it: the person (a team's assignee), with the party's name."""
+    name = person.assignee or person.handle
+    return f"{person.name} ({name})" if name else person.name
 
 
 def _owner_route(cfg: Config, chat: ChatSettings, label: str) -> tuple[str, ChatRoute | None]:
@@ -137,7 +200,8 @@ def chat_messages(cfg: Config, desired: Desired, observed: Observed, render: Ren
     chat = cfg.chat
     if chat is None or not desired.in_scope:
         return []
-    return list(_messages(cfg, chat, desired, observed, render))
+    channel = channel_wanted(cfg, desired, observed)  # first: created before anything is posted in it
+    return [*([channel] if channel else []), *_messages(cfg, chat, desired, observed, render)]
 
 
 def _messages(
@@ -172,8 +236,8 @@ def _messages(
     if not desired.closed and not desired.reminders_paused:
         people = {name.lower(): target for name, target in chat.people.items()}
         for due in cadence.overdue(desired.dues):
-            handle = due.engagement.dri.handle
-            target = people.get(handle.lower()) if handle else None
+            dri = due.engagement.dri  # the person first (a team's assignee), then the team's handle
+            target = next((people[n.lower()] for n in (dri.assignee, dri.handle) if n and n.lower() in people), None)
             if target == INCIDENT_CHANNEL:
                 target = incident_channel(chat, observed)
             if target:
@@ -210,6 +274,15 @@ def _messages(
     if desired.all_clear:
         for target in engaged:
             yield message("all-clear", target, "0", "all-clear.j2", **common)
+
+    created = observed.chat_created
+    if (created is not None and _CHANNEL_ID.fullmatch(created.id) and not desired.closed
+            and incident_channel(chat, observed) == created.name):  # not when a person named another since
+        # The plan: "The link to this channel should also be shared in #security-department".
+        for target in dict.fromkeys(chat.summary):
+            if target not in (INCIDENT_CHANNEL, created.name):
+                yield message("channel-link", target, "0", "channel-link.j2", **common,
+                              channel=Mrkdwn(f"<#{created.id}>"), name=created.name)
 
     simoc = desired.roles.get("simoc")
     for target in dict.fromkeys(chat.summary):

@@ -102,3 +102,13 @@ class ChatPort(Protocol):
     def update(self, channel: str, ts: str, text: str) -> None:
         """Replace the text of the bot's message ``ts`` (a summary)."""
         ...
+
+    def create_channel(self, name: str, *, private: bool) -> str:
+        """Create the channel ``name`` (``#inc-12``), once: its id. A channel of that name the bot created
+        before (an answer lost) is adopted; one anybody else created is :class:`ChatRefused`."""
+        ...
+
+    def invite(self, channel: str, people: list[str]) -> list[str]:
+        """Invite ``people`` (user ids ``U…`` or ``email:…``) to ``channel``; those already in it, and the bot
+        itself, count as done. The one-line reasons for those who could not be invited."""
+        ...

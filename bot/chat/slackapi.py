@@ -65,6 +65,8 @@ _REFUSALS = {
     "msg_too_long": "message for {target} is too long for Slack",
     "invalid_metadata_format": "Slack rejected the message metadata for {target}",
 }
+_INVITED = ("already_in_channel", "cant_invite_self")
+"""conversations.invite errors that leave the person in the channel: nothing to do."""
 _UNAVAILABLE = frozenset({"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
                           "request_timeout", "team_added_to_org"})
 _CODE = re.compile(r"[a-z0-9_.]{1,60}")
@@ -80,6 +82,8 @@ class AuthInfo:
     team_id: str
     url: str
     bot_id: str = ""
+    scopes: frozenset[str] | None = None
+    """The token's scopes (Slack's ``X-OAuth-Scopes`` answer header), None when Slack did not say."""
 
 
 def _retry_after(response: SlackResponse | None) -> float | None:
@@ -170,10 +174,12 @@ class SlackChat:
 
     def auth_test(self) -> AuthInfo:
         """Who the token belongs to (``auth.test``): for live checks."""
-        data = self._call("auth.test", "the workspace", self.client.auth_test).data
+        response = self._call("auth.test", "the workspace", self.client.auth_test)
+        data = response.data
         assert isinstance(data, dict)
         return AuthInfo(str(data.get("user", "")), str(data.get("user_id", "")), str(data.get("team", "")),
-                        str(data.get("team_id", "")), str(data.get("url", "")), str(data.get("bot_id") or ""))
+                        str(data.get("team_id", "")), str(data.get("url", "")), str(data.get("bot_id") or ""),
+                        _scopes(response))
 
     def me(self) -> AuthInfo:
         """Who the bot is (``auth.test``, once per process): its messages are the only ones it believes."""
@@ -324,12 +330,97 @@ class SlackChat:
         self._call("chat.update", channel, self.client.chat_update, channel=channel, ts=ts, text=text,
                    parse="none", link_names=False)
 
+    # ------------------------------------------------------- incident channel
+
+    def create_channel(self, name: str, *, private: bool) -> str:
+        """``conversations.create`` (``is_private``); on ``name_taken`` (an answer lost after Slack created it,
+        or someone else's channel) the channel of that name is adopted only if the bot created it (its
+        ``creator`` is the bot's user from ``auth.test``)."""
+        bare = name.removeprefix("#")
+        try:
+            data = self._call("conversations.create", name, self.client.conversations_create, name=bare,
+                              is_private=private).data
+            assert isinstance(data, dict)
+            channel = str((data.get("channel") or {}).get("id", ""))
+        except ChatAuthError as err:
+            if "missing_scope" not in err.reason:
+                raise
+            scope = "groups:write" if private else "channels:manage"
+            raise ChatRefused(f"the bot may not create {'private' if private else 'public'} channels "
+                              f"(missing_scope): add the Slack app's {scope} scope and reinstall it, or set "
+                              "chat.create_incident_channel: false") from None
+        except ChatRefused as err:
+            if "name_taken" not in err.reason:
+                raise
+            channel = self._adopt(name)
+        with self._lock:
+            self._resolved[name] = channel
+            if self._names is not None:
+                self._names[bare] = channel
+        return channel
+
+    def _adopt(self, name: str) -> str:
+        channel = self.channel_names(fresh=True).get(name.removeprefix("#"))
+        if channel is None:
+            raise ChatRefused(f"channel {name} exists and the bot is not in it: rename it, or name the incident's "
+                              "channel with the channel command and invite the bot there")
+        data = self._call("conversations.info", name, self.client.conversations_info, channel=channel).data
+        assert isinstance(data, dict)
+        creator = str((data.get("channel") or {}).get("creator") or "")
+        if not creator or creator != self.me().user_id:
+            raise ChatRefused(f"channel {name} already exists and the bot did not create it: name it with the "
+                              "channel command to use it, or rename it")
+        return channel
+
+    def invite(self, channel: str, people: list[str]) -> list[str]:
+        """``conversations.invite`` once for everyone (``force``: the valid ones are invited whatever the
+        others' errors); ``already_in_channel`` and ``cant_invite_self`` count as done."""
+        me = self.me().user_id
+        failed: list[str] = []
+        users: list[str] = []
+        for target in people:
+            try:
+                user = self._user_by_email(target) if target.startswith("email:") else target
+            except ChatRefused as err:
+                failed.append(err.reason)
+                continue
+            if user and user != me and user not in users:
+                users.append(user)
+        if not users:
+            return failed
+        try:
+            data = self._call("conversations.invite", channel, self.client.conversations_invite, channel=channel,
+                              users=",".join(users), force=True).data
+        except ChatAuthError as err:
+            if "missing_scope" not in err.reason:
+                raise
+            raise ChatRefused(f"the bot may not invite people to {channel} (missing_scope): add the Slack app's "
+                              "groups:write scope (channels:manage for a public channel) and reinstall it") from None
+        except ChatRefused as err:
+            if not any(code in err.reason for code in _INVITED):
+                raise
+            return failed
+        assert isinstance(data, dict)
+        for error in data.get("errors") or []:
+            code = str(error.get("error") or "")
+            if code not in _INVITED:
+                failed.append(f"Slack could not invite {error.get('user')} to {channel}: {code}")
+        return failed
+
     def is_member(self, channel: str) -> bool:
         """Whether the bot is in the conversation (``conversations.info``); direct messages count as in."""
         data = self._call("conversations.info", channel, self.client.conversations_info, channel=channel).data
         assert isinstance(data, dict)
         info = data.get("channel") or {}
         return bool(info.get("is_im") or info.get("is_mpim") or info.get("is_member"))
+
+
+def _scopes(response: SlackResponse) -> frozenset[str] | None:
+    for name, value in (response.headers or {}).items():
+        if name.lower() == "x-oauth-scopes":
+            raw = value[0] if isinstance(value, list) else value
+            return frozenset(s.strip() for s in str(raw).split(",") if s.strip())
+    return None
 
 
 def _by(message: dict[str, Any], me: AuthInfo) -> bool:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from bot.config import Config, Problem
 from bot.core import bodies, commands
+from bot.core.access import REPORTER, link_level, permits
+from bot.core.access import level_name as _level_name
 from bot.core.converge import DryRun, converge
 from bot.core.model import BotState, ChildTarget, IncidentRef, Issue, Note, Observed
 from bot.core.policy import plan, plan_observed
@@ -17,6 +19,7 @@ from bot.gitlab.client import GitLabClient
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.projectsetup import ProjectSetup
 from bot.gitlab.targets import MAX_TEMPLATE_CHARS
+from bot.gitlab.timeline import probe
 from bot.text.hazards import preamble_problem
 from bot.text.quickactions import neutralise
 from bot.text.templates import TemplateRenderer
@@ -80,43 +83,7 @@ def render_over_time(observed: Observed, cfg: Config, renderer: TemplateRenderer
 
 # ---- check-config --live: what GitLab itself says ---------------------------------------------------------
 
-GUEST, REPORTER = 10, 20
-_LEVELS = {
-    0: "no access",
-    5: "Minimal access",
-    10: "Guest",
-    15: "Planner",
-    20: "Reporter",
-    30: "Developer",
-    40: "Maintainer",
-    50: "Owner",
-    60: "administrator",
-}
-LINKS_BY_GUESTS = 17
-"""The GitLab major version from which Guests in both projects may link issues (Reporter before): gitlabhq
-doc/user/project/issues/related_issues.md, app/services/issue_links/create_service.rb."""
-
-
-def link_level(major: int | None) -> int:
-    """The role needed in both projects to link two issues, on GitLab ``major`` (unknown: the older rule)."""
-    return GUEST if major is not None and major >= LINKS_BY_GUESTS else REPORTER
-
-
-def permits(level: int, major: int | None) -> dict[str, bool]:
-    """What GitLab lets a member with ``level`` do that the bot does, as GitLab's own rules say: a Guest
-    member creates issues and comments, and sets labels, assignee and confidentiality on an issue it creates
-    (``IssuePolicy``: ``set_issue_metadata`` for members on new issues); reading confidential issues and
-    internal notes, and changing labels or assignees of existing issues, take Reporter; linking takes
-    ``link_level`` in both projects."""
-    return {
-        "create issues": level >= GUEST,
-        "comment": level >= GUEST,
-        "link issues": level >= link_level(major),
-        "read confidential issues and internal notes": level >= REPORTER,
-        "label and assign existing issues": level >= REPORTER,
-    }
-
-
+DEVELOPER_LEVEL = 30
 INCIDENTS_NEED = ("create issues", "comment", "link issues", "read confidential issues and internal notes",
                   "label and assign existing issues")
 TEAMS_NEED = ("create issues", "link issues", "label and assign existing issues")
@@ -128,10 +95,6 @@ class LiveCheck:
 
     ok: bool
     line: str
-
-
-def _level_name(level: int) -> str:
-    return _LEVELS.get(level, f"access level {level}")
 
 
 def _access(setup: ProjectSetup, project: str) -> tuple[int | None, str]:
@@ -275,3 +238,28 @@ def live_checks(cfg: Config, client: GitLabClient, incident_project: str | None 
                 LiveCheck(True, f"{head}: {project}: OK ({', '.join(found)}; may create confidential issues {links})")
             )
     return out
+
+
+def timeline_checks(cfg: Config, client: GitLabClient, incident_project: str | None) -> list[LiveCheck]:
+    """One line on the incident's GitLab timeline: whether GitLab's GraphQL API answers for the incidents'
+    project (a harmless query, one request) and whether the bot's role lets it add timeline events (Developer:
+    gitlabhq ``app/policies/issuable_policy.rb``, ``admin_incident_management_timeline_event``)."""
+    if not cfg.timeline.enabled:
+        return [LiveCheck(True, "timeline: off (timeline.enabled: false): no timeline event is written")]
+    if not incident_project:
+        return [LiveCheck(True, "timeline: give --project GROUP/PROJECT to check GitLab's GraphQL API for it")]
+    answer = probe(client, incident_project)
+    if not answer.ok:
+        return [LiveCheck(False, answer.line + "; the incidents' timelines will not be written")]
+    level, why = _access(ProjectSetup(client), incident_project)
+    if level is None:
+        return [LiveCheck(False, f"{answer.line}, but {why}")]
+    if level < DEVELOPER_LEVEL:
+        return [
+            LiveCheck(
+                False,
+                f"{answer.line}, but the bot user is {_level_name(level)} there: adding timeline events needs "
+                "Developer (set timeline.enabled: false to go without)",
+            )
+        ]
+    return [LiveCheck(True, f"{answer.line}; the bot user is {_level_name(level)}: may add timeline events")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -22,6 +23,7 @@ from bot.wiring import renderer_for
 
 if TYPE_CHECKING:
     from bot.reconciler import Reconciler
+    from bot.store.base import OutboxItem
 
 __all__ = ["build_parser", "main", "renderer_for"]
 
@@ -92,7 +94,7 @@ def _check_live(cfg: Config, incident_project: str | None) -> int:
     """``check-config --live``: one line per channel with a team project or template, then, with
     ``SLACK_BOT_TOKEN`` and a ``chat:`` section, the Slack token and each Slack target; exit 2 on a problem."""
     from bot import wiring
-    from bot.commands.checks import live_checks
+    from bot.commands.checks import live_checks, timeline_checks
     from bot.commands.people import people_checks
 
     env = Settings.from_env(need=("gitlab",))
@@ -101,10 +103,13 @@ def _check_live(cfg: Config, incident_project: str | None) -> int:
     if not checks:
         print("no channel names a team project or template: nothing to check in GitLab")
     checks += [(c.ok, c.line) for c in people_checks(cfg, client, [incident_project] if incident_project else [])]
+    checks += [(c.ok, c.line) for c in timeline_checks(cfg, client, incident_project)]
     if env.slack and cfg.chat is not None:
         from bot.chat.live import live_checks as slack_checks
 
-        checks += [(c.ok, c.line) for c in slack_checks(wiring.slack_chat(env), cfg.chat.targets())]
+        create = cfg.chat.private_incident_channel if cfg.chat.create_incident_channel else None
+        checks += [(c.ok, c.line) for c in slack_checks(wiring.slack_chat(env), cfg.chat.targets(),
+                                                        create_channels=create)]
     elif cfg.chat is not None:
         print("SLACK_BOT_TOKEN is not set: the chat: section is not used and Slack is not checked")
     for ok, line in checks:
@@ -122,12 +127,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     elif args.incident:
         from bot import wiring
 
+        settings = functools.cache(lambda: Settings.from_env(need=("gitlab",)))
+
         def make() -> Reconciler:
             env = Settings.from_env(need=("gitlab",))
             return wiring.reconciler(env, wiring.incident_scope(env, cfg, required=False), clock=lambda: now)
 
+        def outbox(incident_key: str) -> list[OutboxItem] | None:  # which Slack messages were sent
+            return planview.read_outbox(settings().db, settings().db_durability)(incident_key)
+
         try:
-            report = planview.plan_live(args.incident, make, outside_is_error=True)
+            report = planview.plan_live(args.incident, make, outside_is_error=True, outbox=outbox)
         except OutsideRemit as exc:
             raise UserError(f"{args.incident}: outside the bot's remit: {exc.reason}; {remit_hint(exc)}") from None
     else:

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.chat.job import engagement_of
 from bot.chat.ports import ChatPort, Sent
 from bot.config import Config
 from bot.core import bodies
-from bot.core.model import IncidentRef
+from bot.core.model import ChatEngaged, IncidentRef
 from bot.reconciler import ReconcileReport
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.world import World, world
@@ -183,6 +184,9 @@ def changes(before: Snapshot, after: Snapshot, bot: str) -> list[str]:
             out.append(f"~ issue {iid} labels " + " ".join([*("+" + a for a in added), *("-" + r for r in removed)]))
         if old["state"] != issue["state"]:
             out.append(f"~ issue {iid} {issue['state']}")
+        if old["description"] != issue["description"]:
+            out.append(f"~ edited description of issue {iid} (changed lines):")
+            out.extend(_changed_lines(old["description"], issue["description"]))
     for a, b in sorted(after.links - before.links):
         out.append(f"+ link {a} <-> {b} (relates to)")
     for note_id, (iid, author, body, thread) in after.notes.items():
@@ -195,11 +199,17 @@ def changes(before: Snapshot, after: Snapshot, bot: str) -> list[str]:
             out.extend("    | " + line for line in readable(body).splitlines())
             continue
         out.append(f"~ edited comment by @{author} on {iid} (changed lines):")
-        old_lines, new_lines = readable(old_note[2]).splitlines(), readable(body).splitlines()
-        for line in difflib.unified_diff(old_lines, new_lines, lineterm="", n=0):
-            if line[:1] in "+-" and not line.startswith(("+++", "---")):
-                out.append(f"    {line[0]} {line[1:]}")
+        out.extend(_changed_lines(old_note[2], body))
     return out
+
+
+def _changed_lines(old: str, new: str) -> list[str]:
+    old_lines, new_lines = readable(old).splitlines(), readable(new).splitlines()
+    return [
+        f"    {line[0]} {line[1:]}"
+        for line in difflib.unified_diff(old_lines, new_lines, lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
 
 
 class InlineExecutor(Executor):
@@ -239,6 +249,37 @@ class Demo:
     slack_sim: SimulatedSlack | None = None
     slack: dict[str, Sent] = field(default_factory=dict)  # what is in Slack, by message key
     slack_texts: dict[str, str] = field(default_factory=dict)  # the text each message was sent with
+    engaged: dict[str, ChatEngaged] = field(default_factory=dict)  # engagements the bot carried out in Slack
+
+    def look(self) -> ReconcileReport:
+        """One reconcile, one GitLab call at a time in a fixed order, with what the Slack side has sent (as the
+        worker passes it from the store)."""
+        reconciler = self.w.reconciler(clock=self.clock, concurrency=1)
+        reconciler.pool.shutdown()
+        reconciler.pool = InlineExecutor()
+        try:
+            return reconciler.reconcile(IncidentRef(self.w.project, self.incident), chat_engaged=dict(self.engaged))
+        finally:
+            reconciler.close()
+
+    def report(self, title: str, act: Callable[[], ReconcileReport]) -> ReconcileReport:
+        before = take(self.w, self.teams)
+        self.w.sim.reset_log()
+        report = act()
+        after = take(self.w, self.teams)
+        calls = len(self.w.sim.requests)
+        writes = len(self.w.sim.writes())
+        self.log(
+            f"    {title}: {count(len(report.actions), 'change')}, "
+            f"{count(calls, 'API call')} ({count(writes, 'write')})"
+        )
+        if self.verbose:
+            for req in self.w.sim.requests:
+                self.log(f"      {req.method} {req.path} -> {req.status}")
+        lines = changes(before, after, self.w.cfg.bot.username)
+        for line in lines or ["(nothing to change)"]:
+            self.log("  " + line)
+        return report
 
     def step(
         self, at: str, who: str, what: str, act: Callable[[], Any], *, child: tuple[int, int] | None = None
@@ -252,30 +293,12 @@ class Demo:
         act()
         if child is not None and not self.child_hook(who, *child):
             return
-        before = take(self.w, self.teams)
-        self.w.sim.reset_log()
-        reconciler = self.w.reconciler(clock=self.clock, concurrency=1)
-        reconciler.pool.shutdown()
-        reconciler.pool = InlineExecutor()  # one GitLab call at a time, in a fixed order
-        try:
-            report = reconciler.reconcile(IncidentRef(self.w.project, self.incident))
-        finally:
-            reconciler.close()
-        after = take(self.w, self.teams)
-        calls = len(self.w.sim.requests)
-        writes = len(self.w.sim.writes())
-        self.log(
-            f"    incident-bot looks again: {count(len(report.actions), 'change')}, "
-            f"{count(calls, 'API call')} ({count(writes, 'write')})"
-        )
-        if self.verbose:
-            for req in self.w.sim.requests:
-                self.log(f"      {req.method} {req.path} -> {req.status}")
-        lines = changes(before, after, self.w.cfg.bot.username)
-        for line in lines or ["(nothing to change)"]:
-            self.log("  " + line)
+        report = self.report("incident-bot looks again", self.look)
+        engaged = len(self.engaged)
         for line in self.slack_lines(report):
             self.log("  " + line)
+        if len(self.engaged) > engaged:  # the Slack worker queues the incident's GitLab job: the checklist says so
+            self.report("incident-bot looks again (its Slack engagements went out)", self.look)
 
     def child_hook(self, who: str, project: int, iid: int) -> bool:
         """Route GitLab's Issue Hook for the child as the receiver does; True when it queues this incident."""
@@ -326,6 +349,9 @@ class Demo:
             m = by_key[sent.key]
             edited = " (summary edited)" if sent.key in self.slack else ""
             self.slack[sent.key], self.slack_texts[sent.key] = sent, m.text
+            engagement = engagement_of(sent.key)
+            if engagement is not None and engagement not in self.engaged:
+                self.engaged[engagement] = ChatEngaged(self.clock(), m.target)
             out.append(f"Slack {m.target}{edited}: {slack_readable(m.text)}")
         out += [f"Slack refused {by_key[k].target}: {why}" for k, why in result.refused.items()]
         return out

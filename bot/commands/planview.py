@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.chat.plan import chat_messages
+from bot.chat.plan import chat_messages, is_channel_key, read_channel_spec
 from bot.chat.ports import ChatMessage
 from bot.chat.text import first_line
 from bot.config import Config
@@ -21,6 +21,7 @@ from bot.core.actions import (
     LinkChild,
     PostNote,
     ReassignChild,
+    RenameInChild,
     UpdateIncident,
     UpsertChecklist,
 )
@@ -31,6 +32,7 @@ from bot.core.policy import plan_observed
 from bot.core.routing import route
 from bot.errors import UserError
 from bot.plaintext import as_read
+from bot.store.base import Durability, OutboxItem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,6 +59,26 @@ class PlanReport:
     """What the dry run assumed or could not know (e.g. offline: who may command the bot)."""
     slack: list[ChatMessage] | None = None
     """The Slack messages the incident calls for (None: the policy has no ``chat:`` section)."""
+    outbox: dict[str, OutboxItem] | None = None
+    """Live, with the store reachable: the incident's outbox by message key (what was sent, and when)."""
+    outbox_unknown: bool = False
+    """Live, without a reachable store: which Slack messages were sent is unknown."""
+
+    def slack_state(self, message: ChatMessage) -> tuple[str, datetime | None, str]:
+        """``sent``, ``pending``, ``refused`` or ``unknown`` for one message, with when it was sent (or
+        refused) and what remains (a summary's edit, Slack's reason)."""
+        if self.outbox is None:
+            return "unknown", None, ""
+        item = self.outbox.get(_unkeyed(message.key))
+        if item is None:
+            return "pending", None, ""
+        if item.state == "refused":
+            return "refused", item.updated_at, item.reason or ""
+        if item.sent:  # a summary edited since keeps its first post's ts, not its time: no time shown then
+            if item.state == "sent" and item.sent_text == message.text:
+                return "sent", item.updated_at, ""
+            return "sent", None, "an edit to this text is pending"
+        return "pending", None, item.reason or ""
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"target": self.target, "ignored": self.ignored}
@@ -91,9 +113,11 @@ class PlanReport:
         out["actions"] = [_action_json(a) for a in self.actions]
         out["notes"] = list(self.notes)
         if self.slack is not None:
-            out["slack"] = [
-                {"key": m.key, "target": m.target, "text": m.text, "summary": m.summary} for m in self.slack
-            ]
+            out["slack"] = []
+            for m in self.slack:
+                state, at, detail = self.slack_state(m)
+                out["slack"].append({"key": m.key, "target": m.target, "text": m.text, "summary": m.summary,
+                                     "state": state, "at": at.isoformat() if at else None, "detail": detail})
         if d is not None:
             out["commands"] = [
                 {"command": v.command.name, "author": v.command.note.author, "ok": v.ok, "reply": str(v.reply)}
@@ -153,13 +177,30 @@ class PlanReport:
                     lines.extend("       | " + _clean(line) for line in shown.splitlines())
         if self.slack is not None:
             lines.append(f"Slack messages ({len(self.slack)}), with SLACK_BOT_TOKEN set, each sent once:")
+            if self.outbox_unknown:
+                lines.append("  (the store is not reachable: which were sent is unknown)")
             for m in self.slack:
+                if is_channel_key(m.key):
+                    private, people = read_channel_spec(m.text)
+                    what = (f"create this {'private' if private else 'public'} channel, inviting "
+                            f"{len(people)} {'person' if len(people) == 1 else 'people'}")
+                    lines.append(f"  - {_clean(m.target)}: {what}{self._shown_state(m)}")
+                    continue
                 edit = " (edited in place)" if m.summary else ""
-                lines.append(f"  - {_clean(m.target)}: {_clean(first_line(m.text))}{edit}")
+                lines.append(f"  - {_clean(m.target)}: {_clean(first_line(m.text))}{edit}{self._shown_state(m)}")
         lines.extend(f"Note: {_clean(note)}" for note in self.notes)
         if self.placeholders and any(isinstance(a, CreateChild) for a in self.actions):
             lines.append("(issue numbers of new children are placeholders)")
         return "\n".join(lines)
+
+
+    def _shown_state(self, message: ChatMessage) -> str:
+        state, at, detail = self.slack_state(message)
+        if state == "unknown":
+            return ""
+        when = f" {at:%Y-%m-%d %H:%M} UTC" if at else ""
+        more = f" ({_clean(detail)})" if detail else ""
+        return f" [{state}{when}{more}]"
 
 
 def _body(action: Action) -> str:
@@ -196,6 +237,8 @@ def _action_json(action: Action) -> dict[str, Any]:
         out.update(assign=action.assign, add_labels=list(action.add_labels))
     elif isinstance(action, ReassignChild):
         out.update(child_iid=action.child_iid, assign=action.assignee, previous=action.previous)
+    elif isinstance(action, RenameInChild):
+        out.update(child_iid=action.child_iid, description=action.description)
     elif isinstance(action, UpsertChecklist | PostNote):
         out.update(body=action.body)
     return out
@@ -273,11 +316,38 @@ def plan_from_payload(
                       slack=slack_preview(cfg, desired, observed))
 
 
-def plan_live(text: str, make_reconciler: Callable[[], Reconciler], *, outside_is_error: bool = False) -> PlanReport:
+def read_outbox(db: str, durability: Durability = "full") -> Callable[[str], list[OutboxItem] | None]:
+    """A reader of an incident's outbox in the store ``db`` (``INCIDENT_BOT_DB``): None when the store is not
+    reachable. A SQLite file that does not exist is not created (nothing was sent from it)."""
+
+    def read(incident_key: str) -> list[OutboxItem] | None:
+        from bot.store import StoreError, is_postgres_url, open_store, sqlite_path
+
+        if not is_postgres_url(db):
+            path = sqlite_path(db)
+            if path is None or not Path(path).is_file():
+                return None
+        try:
+            with open_store(db, durability=durability) as store:
+                return store.outbox(incident_key)
+        except (StoreError, ValueError, OSError):
+            return None
+
+    return read
+
+
+def plan_live(
+    text: str,
+    make_reconciler: Callable[[], Reconciler],
+    *,
+    outside_is_error: bool = False,
+    outbox: Callable[[str], list[OutboxItem] | None] | None = None,
+) -> PlanReport:
     """The dry run against a live GitLab (GITLAB_URL, GITLAB_TOKEN): reads only.
 
     An incident outside the bot's remit is a report saying so, or with ``outside_is_error`` the
-    :class:`OutsideRemit` itself (the command line: the user named a project the bot cannot act in)."""
+    :class:`OutsideRemit` itself (the command line: the user named a project the bot cannot act in).
+    ``outbox`` reads the incident's Slack outbox from the store, so each message shows whether it was sent."""
     from bot.core.model import IncidentRef
     from bot.gitlab.remit import OutsideRemit
 
@@ -294,5 +364,33 @@ def plan_live(text: str, make_reconciler: Callable[[], Reconciler], *, outside_i
         return PlanReport(str(ref), ignored=f"outside the bot's remit: {exc.reason}")
     finally:
         reconciler.close()
-    return PlanReport(str(ref), desired=report.desired, incident=report.observed.incident, actions=report.actions,
+    plan = PlanReport(str(ref), desired=report.desired, incident=report.observed.incident, actions=report.actions,
                       slack=slack_preview(reconciler.cfg, report.desired, report.observed))
+    if plan.slack is not None:
+        plan.outbox = _outbox_of(report.observed.incident, outbox)
+        plan.outbox_unknown = plan.outbox is None
+    return plan
+
+
+def _outbox_of(incident: Issue, outbox: Callable[[str], list[OutboxItem] | None] | None
+               ) -> dict[str, OutboxItem] | None:
+    """The incident's outbox by message key without its incident part: the worker keys an incident by its
+    project's numeric id (as webhooks name it), ``plan`` by the path it was given."""
+    if outbox is None:
+        return None
+    keys = [incident.ref.key]
+    if incident.project_id is not None:
+        keys.insert(0, f"{incident.project_id}#{incident.ref.iid}")
+    found: dict[str, OutboxItem] = {}
+    for key in dict.fromkeys(keys):
+        items = outbox(key)
+        if items is None:
+            return None
+        for item in items:
+            found.setdefault(_unkeyed(item.key), item)
+    return found
+
+
+def _unkeyed(key: str) -> str:
+    """A message key without its incident part (``"<event>|<target>|<window>"``)."""
+    return key.partition("|")[2]

@@ -126,6 +126,25 @@ class FixChild:
 
 
 @dataclass(frozen=True)
+class RenameInChild:
+    """An open child's names block (its DRI, who else is engaged, the role holders) rewritten with the current
+    names, in place: ``description`` is the child's whole description with only that block changed
+    (``bot.core.names``)."""
+
+    channel: str
+    child_project: str
+    child_iid: int
+    description: str
+
+    @property
+    def key(self) -> str:
+        return f"rename-in-child:{self.channel}:{self.child_project}#{self.child_iid}"
+
+    def describe(self) -> str:
+        return f"update the DRI and role holders named in child #{self.child_iid} ({self.channel})"
+
+
+@dataclass(frozen=True)
 class UpsertChecklist:
     body: str
     note_id: int | None = None
@@ -191,5 +210,13 @@ class NoteOnChild:
 
 
 Action = (
-    CreateChild | LinkChild | UpdateIncident | ReassignChild | FixChild | UpsertChecklist | PostNote | NoteOnChild
+    CreateChild
+    | LinkChild
+    | UpdateIncident
+    | ReassignChild
+    | FixChild
+    | RenameInChild
+    | UpsertChecklist
+    | PostNote
+    | NoteOnChild
 )

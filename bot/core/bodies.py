@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -16,9 +17,9 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.config import Config
-from bot.core import cadence, commands, order, records, teamintent
+from bot.core import cadence, clockbodies, commands, names, order, records, teamintent
 from bot.core import state as bot_state
-from bot.core.model import BotState, Child, Desired, Issue, LogEntry, Observed, Person, Tick
+from bot.core.model import BotState, ChatEngaged, Child, Desired, Issue, LogEntry, Observed, Person, Tick
 from bot.text.escape import (
     UnsafeValue,
     code_span,
@@ -29,7 +30,16 @@ from bot.text.escape import (
     mention,
 )
 from bot.text.hazards import UnsafeOutput, unexpected_hazards, valid_mentions_in
-from bot.text.markers import StateKey, Trust, marker, parse_markers, signed_marker, strip_markers, verify
+from bot.text.markers import (
+    StateKey,
+    Trust,
+    marker,
+    marker_spans,
+    parse_markers,
+    signed_marker,
+    strip_markers,
+    verify,
+)
 from bot.text.safe import Safe, TemplateRenderError
 
 log = logging.getLogger(__name__)
@@ -97,7 +107,8 @@ def _render(r: Renderer, name: str, what: str, fallback_extra: str = "", /, **co
 
 
 def who(person: Person) -> Safe:
-    """``@handle`` for a configured or GitLab-resolved handle, else the escaped name."""
+    """``@handle`` for a configured or GitLab-resolved handle, else the escaped name: who is mentioned to engage
+    them (a team's group handle)."""
     if person.handle:
         try:
             return Safe(mention(person.handle, allow_group=True))
@@ -105,6 +116,26 @@ def who(person: Person) -> Safe:
             log.warning("%s: %s; named without a mention", person.party, _one_line(exc))
             return Safe(f"{escape_inline(person.name)} ({escape_inline(person.handle)})")
     return Safe(f"{escape_inline(person.name)} (nobody configured)")
+
+
+def dri_of(person: Person) -> Safe:
+    """The DRI, a person: ``@assignee`` (the user a team's work is assigned to), else ``who``. The same name in
+    the checklist, the child, the status log and Slack; a team's group handle is who is engaged (``who``)."""
+    if person.assignee and person.assignee != person.handle:
+        return at(person.assignee)
+    return who(person)
+
+
+def _engaged_as(person: Person) -> str:
+    """`` (@group)``: the team's handle, mentioned to engage it, when its DRI is a person other than it."""
+    return f" ({who(person)})" if person.assignee and person.handle and person.assignee != person.handle else ""
+
+
+def team_name(person: Person) -> str:
+    """The party's name, with its group handle when the DRI is a person other than it (``Legal, @legal``)."""
+    if person.assignee and person.handle and person.assignee != person.handle:
+        return Safe(f"{escape_inline(person.name)}, {who(person)}")
+    return person.name
 
 
 def every(cadence: timedelta | None) -> str:
@@ -240,27 +271,77 @@ def child_description(
     project: str | None = None,
 ) -> str:
     """The part of a child's description the bot renders: the channel's bundled template, or ``template``
-    (the plan's part after a team's own template). ``project``: the team's project it is opened in."""
+    (the plan's part after a team's own template). ``project``: the team's project it is opened in.
+
+    The names in it (the DRI, who else is engaged, the incident's role holders) sit between two markers
+    (``names.py``), so the bot can rewrite them in place when they change."""
     child = desired.children[index]
-    return _render(
+    context, roles = _child_context(desired, index), _roles_context(desired)
+    body = _render(
         r,
         template or child.template,
         f"child issue {child.channel} of {desired.ref}",
         marker=child_marker(observed, child.channel),
+        names_start=Safe(names.START),
+        names_end=Safe(names.END),
         incident={**_incident_context(observed), "ref": _incident_ref_from(observed.incident, project)},
-        child={
-            "title": child.title,
-            "channel": child.channel,
-            "reason": child.reason,
-            "assignee": who(child.assignee),
-            "assignee_name": child.assignee.name,
-            "engaged": [{"who": who(e.who), "name": e.who.name, "note": e.note} for e in child.engaged],
-            "rules": list(child.rules),
-        },
-        roles=_roles_context(desired),
+        child=context,
+        roles=roles,
         severity=desired.severity.label,
         flags=list(desired.flags),
     )
+    return names.seal(body, _names_key(context, roles))
+
+
+def _child_context(desired: Desired, index: int) -> dict[str, Any]:
+    child = desired.children[index]
+    return {
+        "title": child.title,
+        "channel": child.channel,
+        "reason": child.reason,
+        "assignee": dri_of(child.assignee),
+        "assignee_name": team_name(child.assignee),
+        "engaged": [{"who": who(e.who), "name": e.who.name, "note": e.note} for e in child.engaged],
+        "rules": list(child.rules),
+    }
+
+
+def _names_key(child: dict[str, Any], roles: list[dict[str, Any]]) -> str:
+    """What the names block shows, as a digest: the DRI, who else is engaged, the role holders."""
+    shown = [child["assignee"], child["assignee_name"], child["engaged"], [(r["name"], r["who"]) for r in roles]]
+    return names.digest(json.dumps(shown, sort_keys=True, default=str))
+
+
+def child_names(desired: Desired, observed: Observed, child: Child, r: Renderer) -> str | None:
+    """The child's description with its names block as the plan has it now, or None when nothing is to change:
+    the names are the ones the bot last wrote there (a person's edit inside the block stays until they change),
+    or the description has no names block the bot can find (a person removed its markers, or a policy's own
+    template has none). Renders the child only when the names changed (or the block records none)."""
+    index = next((i for i, c in enumerate(desired.children) if c.channel == child.channel), None)
+    if index is None:
+        return None
+    after = _own_marker_end(child, observed)
+    key = _names_key(_child_context(desired, index), _roles_context(desired))
+    if names.recorded(child.issue.description, after) == key:
+        return None
+    with contextlib.suppress(*RENDER_FAILURES):
+        wanted = names.block(child_description(desired, observed, index, r))
+        if wanted is None:
+            return None
+        return names.replace_block(child.issue.description, wanted, after=after)
+    return None
+
+
+def _own_marker_end(child: Child, observed: Observed) -> int:
+    """Where the bot's part of a child's description starts: after the marker it signed for the incident (a
+    team's template before it, or a person's text, cannot move the names block)."""
+    body = child.issue.description
+    scope = bot_state.scope_of(observed.incident)
+    for _, end, m in marker_spans(body):
+        mine = m.kind == CHILD and m.fields.get("channel") == child.channel
+        if mine and verify(m, observed.key, scope) in (Trust.SIGNED, Trust.SIGNED_EARLIER):
+            return end
+    return 0
 
 
 def _incident_context(observed: Observed) -> dict[str, Any]:
@@ -349,7 +430,7 @@ def _child_dri(child: Child, desired: Desired) -> Safe:
     """Who a child is with: its assignees as GitLab shows them, else the planned DRI."""
     plan = next((c for c in desired.children if c.channel == child.channel), None)
     people = [at(a) for a in child.issue.assignees if is_valid_username(a)]
-    return Safe(", ".join(people)) if people else (who(plan.assignee) if plan else Safe("unassigned"))
+    return Safe(", ".join(people)) if people else (dri_of(plan.assignee) if plan else Safe("unassigned"))
 
 
 def _full_ref(issue: Issue, incident: Issue) -> str:
@@ -416,6 +497,21 @@ def _tickable(key: str, ticks: frozenset[str], done: Mapping[str, Tick], numbers
     }
 
 
+def _engagement_box(key: str, ticks: frozenset[str], done: Mapping[str, Tick], numbers: Mapping[str, int],
+                    engaged: bool) -> dict[str, Any]:
+    """An engagement's box: ticked by hand, for a ``done`` command, or because the bot engaged it in Slack
+    itself (a fact of the outbox, marked as the bot's so it is never read back as a person's tick)."""
+    box = _tickable(key, ticks, done, numbers)
+    if engaged and not box["done"]:
+        box.update(done=True, item=_item(key, by_command=True))
+    return box
+
+
+def _engaged(sent: ChatEngaged | None) -> dict[str, Any] | None:
+    """When and where the bot's own Slack message engaged a stakeholder, for its checklist row."""
+    return None if sent is None else {"at": sent.at, "target": sent.target}
+
+
 def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
     ticks = observed.checklist_ticks
     done = desired.state.done
@@ -428,7 +524,7 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         ch_cfg = cfg.channel(label)
         title = plan.title if plan else (ch_cfg.title if ch_cfg else label)
         people = [at(a) for a in child.issue.assignees if is_valid_username(a)]
-        dri = Safe(", ".join(people)) if people else (who(plan.assignee) if plan else Safe("unassigned"))
+        dri = Safe(", ".join(people)) if people else (dri_of(plan.assignee) if plan else Safe("unassigned"))
         channels.append(
             {
                 "ref": Safe(child_ref(child.issue, observed.incident)),
@@ -458,19 +554,20 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         flags=list(desired.flags),
         roles=_roles_context(desired),
         first_actions=[
-            _tickable(f"first:{fa.id}", ticks, done, numbers) | {"text": fa.text, "dri": who(fa.dri)}
+            _tickable(f"first:{fa.id}", ticks, done, numbers) | {"text": fa.text, "dri": dri_of(fa.dri)}
             for fa in desired.first_actions
         ],
         engagements=[
             {
                 "name": e.name,
-                "dri": who(e.dri),
+                "dri": dri_of(e.dri),
                 "cadence": every(e.cadence),
                 "cadence_source": e.cadence_source,
                 "channel": e.channel,
                 "reason": e.reason,
+                "engaged": _engaged(observed.chat_engaged.get(e.id)),
             }
-            | _tickable(f"engagement:{e.id}", ticks, done, numbers)
+            | _engagement_box(f"engagement:{e.id}", ticks, done, numbers, e.id in observed.chat_engaged)
             for e in desired.engagements
         ],
         channels=channels,
@@ -481,7 +578,12 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         ],
         status=_status(desired),
         bot=cfg.bot.username,
+        **_clock_context(desired, cfg),
     )
+
+
+def _clock_context(desired: Desired, cfg: Config) -> dict[str, Any]:
+    return {"clocks": clockbodies.rows(desired), "clock_offers": clockbodies.offers(desired, cfg)}
 
 
 def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
@@ -540,7 +642,7 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
         entries.append(
             LogEntry(
                 f"engagement:{e.id}",
-                f"engage **{escape_inline(e.name)}**: DRI {who(e.dri)}, {every(e.cadence)}, via "
+                f"engage **{escape_inline(e.name)}**: DRI {dri_of(e.dri)}{_engaged_as(e.dri)}, {every(e.cadence)}, via "
                 f"{escape_inline(e.channel)}, because {escape_inline(e.reason)}",
             )
         )
@@ -559,7 +661,7 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
             entries.append(
                 LogEntry(
                     f"child:{label}:{log_id}",
-                    f"opened {ref} {escape_inline(plan.title)} for {who(plan.assignee)} "
+                    f"opened {ref} {escape_inline(plan.title)} for {dri_of(plan.assignee)} "
                     f"because {escape_inline(plan.reason)}" + (f"; {from_template}" if from_template else ""),
                 )
             )
@@ -574,6 +676,15 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
     for label, target in sorted(observed.targets.items()):
         if target.fallback and label in plans:
             entries.append(LogEntry(f"fallback:{label}", target.fallback))
+    created = observed.chat_created
+    if created is not None:
+        entries.append(
+            LogEntry(
+                f"slack-channel:{created.name}",
+                f"created the incident response channel {code_span(created.name)} in Slack, invited the role "
+                "holders and the engaged teams' people, and shared its link in the summary channels",
+            )
+        )
     for chat_target, reason in sorted(observed.chat_refused.items()):
         entries.append(
             LogEntry(
@@ -674,7 +785,7 @@ def _child_rows(children: list[Child], desired: Desired, cfg: Config, incident: 
         ch_cfg = cfg.channel(child.channel)
         title = plan.title if plan else (ch_cfg.title if ch_cfg else child.channel)
         people = [at(a) for a in child.issue.assignees if is_valid_username(a)]
-        dri = Safe(", ".join(people)) if people else (who(plan.assignee) if plan else Safe("unassigned"))
+        dri = Safe(", ".join(people)) if people else (dri_of(plan.assignee) if plan else Safe("unassigned"))
         assignees = [escape_inline("@" + a) for a in child.issue.assignees if is_valid_username(a)]
         rows.append(
             {
@@ -709,7 +820,7 @@ def reminder_body(desired: Desired, observed: Observed, due: list[cadence.Due], 
         engagements=[
             {
                 "name": d.engagement.name,
-                "dri": who(d.engagement.dri),
+                "dri": dri_of(d.engagement.dri),
                 "cadence": every(d.engagement.cadence),
                 "channel": d.engagement.channel,
                 "due_at": d.due_at,
@@ -817,4 +928,5 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         role_choices="|".join(cfg.roles),
         engagements=[e.id for e in cfg.engagements if e.cadence is not None],
         channel_example=commands.short_name(cfg.channels[0].label, cfg) if cfg.channels else "email",
+        clocks=[c.id for c in cfg.clocks if c.enabled],
     )

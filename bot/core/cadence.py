@@ -158,12 +158,26 @@ def overdue(items: Sequence[Due]) -> list[Due]:
 
 def next_attention(desired: Desired) -> datetime | None:
     """When the incident next needs a look without any webhook: the end of the current overdue
-    window of an engagement with a cadence, or the end of a snooze. None when nothing is timed."""
-    if not desired.in_scope or desired.closed or desired.all_clear:
+    window of an engagement with a cadence, or the end of a snooze, or a regulatory clock's next reminder
+    threshold. None when nothing is timed."""
+    if not desired.in_scope or desired.closed:
         return None
+    clock = _next_clock(desired)
+    if desired.all_clear:
+        return clock
     times = [d.anchor + cadence * (d.window + 1) for d in desired.dues if (cadence := d.engagement.cadence)]
     if not times:
-        return None
+        return clock
     soonest = min(times)
     snoozed = desired.state.snoozed_until
-    return max(soonest, snoozed) if snoozed else soonest
+    soonest = max(soonest, snoozed) if snoozed else soonest
+    return min(soonest, clock) if clock else soonest
+
+
+def _next_clock(desired: Desired) -> datetime | None:
+    """The next reminder threshold of a regulatory clock (a snooze or the all clear does not pause them)."""
+    from bot.core import clocks  # it builds on the model, as this module does
+
+    if desired.now is None:
+        return None
+    return clocks.next_threshold(clocks.open_stages(desired.clocks), desired.now)

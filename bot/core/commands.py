@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.config import ROLE_IDS, ChatSettings, Config, parse_duration
-from bot.core.model import BotState, CadenceRequest, Note, Tick
+from bot.core.model import BotState, CadenceRequest, ClockRecord, Note, Tick
 from bot.text.escape import is_valid_username
 
-COMMANDS = ("help", "status", "handoff", "snooze", "cadence", "channel", "add", "done", "undo", "refresh")
+COMMANDS = ("help", "status", "handoff", "snooze", "cadence", "channel", "add", "done", "undo", "refresh", "clock")
 CHAT_CHANNEL = re.compile(r"#[a-z0-9][a-z0-9_-]{0,79}")
 """A Slack channel name as the ``channel`` command takes it (Slack's own rules: lowercase, digits, ``-``, ``_``)."""
 MAX_SNOOZE = timedelta(days=7)
@@ -108,6 +108,7 @@ class Verdict:
     chat_channel: str | None = None  # the incident response channel in Slack
     tick: tuple[Item, Tick | None] | None = None  # an item marked done (a Tick) or not done (None)
     add_channels: tuple[str, ...] = ()  # channel labels to put on the incident (``add``)
+    clock: tuple[str, ClockRecord] | None = None  # (clock id, what its owner has recorded now) (``clock``)
 
 
 # Markdown's line endings (not every Unicode break ``str.splitlines`` knows) and its blank lines.
@@ -172,7 +173,10 @@ def parse(note: Note, bot: str) -> Command | None:
 
 
 def judge(
-    cmd: Command, cfg: Config, ticks: Ticks | None = None, selected: Collection[str] = ()
+    cmd: Command,
+    cfg: Config,
+    ticks: Ticks | None = None,
+    selected: Collection[str] = (),
 ) -> Verdict:
     """Decide a command's effect and reply text (plain text; the renderer escapes it). ``ticks``: the
     checklist as it stands, for ``done`` and ``undo`` (default: every item, none ticked); ``selected``: the
@@ -217,6 +221,8 @@ def judge(
         return _add(cmd, cfg, selected)
     if name in ("done", "undo"):
         return _done(cmd, cfg, ticks or Ticks(checklist_items(cfg)))
+    if name == "clock":  # judged with the clocks' owners and records (``bot.core.clockcmd``)
+        return Verdict(cmd, False, "usage: clock start|filed|not-required|delay-reason CLOCK ...")
     # handoff
     if len(args) != 2 or args[0].lower() not in ROLE_IDS or not args[1].startswith("@"):
         return Verdict(cmd, False, f"usage: handoff {'|'.join(ROLE_IDS)} @user")
@@ -415,6 +421,7 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
     cadences = dict(state.cadences)
     chat_channel = state.chat_channel
     done = dict(state.done)
+    clocks = dict(state.clocks)
     handled = max([state.handled, *(v.command.note.id for v in verdicts)])
     for v in sorted(verdicts, key=lambda v: v.command.note.id):
         if v.handoff:
@@ -425,6 +432,8 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
             cadences[v.cadence[0]] = v.cadence[1]
         if v.chat_channel:
             chat_channel = v.chat_channel
+        if v.clock:
+            clocks[v.clock[0]] = v.clock[1]
         if v.tick:
             item, tick = v.tick
             if tick is None:
@@ -439,4 +448,5 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
         handled=handled,
         chat_channel=chat_channel,
         done=done,
+        clocks=clocks,
     )

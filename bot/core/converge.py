@@ -6,7 +6,7 @@ prints is exactly what ``reconcile`` would do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -21,6 +21,7 @@ from bot.core.actions import (
     NoteOnChild,
     PostNote,
     ReassignChild,
+    RenameInChild,
     UpdateIncident,
     UpsertChecklist,
 )
@@ -80,6 +81,8 @@ def fold(observed: Observed, result: Result) -> Observed:
         return replace(observed, incident=incident, assign_refused=bool(action.assign and not assigned))
     if isinstance(action, ReassignChild):
         return _reassigned(observed, action, kept=not result.warnings)
+    if isinstance(action, RenameInChild):
+        return _renamed(observed, action, written=not result.warnings)
     if isinstance(action, UpsertChecklist):
         note = result.note or Note(action.note_id or 0, action.body, "")
         return replace(observed, checklist=note, state=state_from_checklist(note.body))
@@ -102,8 +105,10 @@ def _reassigned(observed: Observed, action: ReassignChild, *, kept: bool) -> Obs
     """The child now assigned to the new holder (or, refused, left as it was), and a status log line saying so."""
     child = observed.children[action.channel]
     if not kept:  # the warning says why; GitLab dropped the assignee or was not asked: do not ask again
-        return replace(observed, children={**observed.children, action.channel: replace(child, issue=replace(
-            child.issue, assignees=()))})
+        return replace(
+            observed,
+            children={**observed.children, action.channel: replace(child, issue=replace(child.issue, assignees=()))},
+        )
     issue = replace(child.issue, assignees=(action.assignee,))
     line = LogEntry(
         f"reassigned:{action.channel}:{action.child_iid}:{action.assignee.lower()}",
@@ -116,6 +121,17 @@ def _reassigned(observed: Observed, action: ReassignChild, *, kept: bool) -> Obs
         children={**observed.children, action.channel: replace(child, issue=issue)},
         pending_log=(*observed.pending_log, line),
     )
+
+
+def _renamed(observed: Observed, action: RenameInChild, *, written: bool) -> Observed:
+    """The child's description as rewritten (unchanged when GitLab refused: the warning says why), once a run."""
+    tried = observed.children_renamed | {action.channel}
+    child = observed.children[action.channel]
+    if not written:
+        return replace(observed, children_renamed=tried)
+    issue = replace(child.issue, description=action.description)
+    return replace(observed, children={**observed.children, action.channel: replace(child, issue=issue)},
+                   children_renamed=tried)
 
 
 def _fixed(observed: Observed, action: FixChild, answer: Issue | None, refused: bool) -> Observed:
@@ -161,8 +177,19 @@ def state_from_checklist(body: str) -> BotState:
     return BotState() if m is None else bot_state.decode(m.fields)
 
 
+#: Called once, before the checklist is written, with everything else of that round written: what the state should
+#: record after all (``bot.reconciler``: the incident's timeline, written before the state that says so).
+BeforeChecklist = Callable[[Desired, Observed], tuple[Desired, Observed]]
+
+
 def converge(
-    desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer, applier: Applier
+    desired: Desired,
+    observed: Observed,
+    cfg: Config,
+    r: bodies.Renderer,
+    applier: Applier,
+    *,
+    before_checklist: BeforeChecklist | None = None,
 ) -> tuple[Observed, list[Action]]:
     """Apply rounds of actions until the diff is empty; return the final state and what was done."""
     done: list[Action] = []
@@ -170,6 +197,15 @@ def converge(
         actions = diff(desired, observed, cfg, r)
         if not actions:
             return observed, done
+        if before_checklist is not None and any(isinstance(a, UpsertChecklist) for a in actions):
+            for result in applier.apply([a for a in actions if not isinstance(a, UpsertChecklist)], observed):
+                observed = fold(observed, result)
+                done.append(result.action)
+            desired, observed = before_checklist(desired, observed)
+            before_checklist = None
+            actions = diff(desired, observed, cfg, r)
+            if not actions:
+                return observed, done
         for result in applier.apply(actions, observed):
             observed = fold(observed, result)
             done.append(result.action)

@@ -15,7 +15,7 @@ into ``Observed`` and diffs again until nothing is left.
 from __future__ import annotations
 
 from bot.config import Config
-from bot.core import bodies, cadence, order, records
+from bot.core import bodies, cadence, clockbodies, clocks, order, records
 from bot.core.actions import (
     Action,
     CreateChild,
@@ -24,12 +24,14 @@ from bot.core.actions import (
     NoteOnChild,
     PostNote,
     ReassignChild,
+    RenameInChild,
     UpdateIncident,
     UpsertChecklist,
 )
 from bot.core.model import Desired, LogEntry, Observed, TemplateIntent
 from bot.core.routing import is_incident
 from bot.text.escape import escape_inline, issue_ref
+from bot.text.hazards import find_hazards
 
 
 def diff(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
@@ -107,6 +109,7 @@ def _structure(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rend
     follows = _children_follow_handoffs(desired, observed)
     actions += follows
     actions += _fix_children(desired, observed, cfg, {f.channel for f in follows})
+    actions += _rename_in_children(desired, observed, r)
     actions += _order_notes(desired, observed, cfg)
     return actions
 
@@ -157,6 +160,26 @@ def _fix_children(desired: Desired, observed: Observed, cfg: Config, following: 
                 log_key=f"fixed:{plan.channel}:{bodies.log_id(issue, observed.incident)}:{stamp}",
             )
         )
+    return out
+
+
+def _rename_in_children(desired: Desired, observed: Observed, r: bodies.Renderer) -> list[RenameInChild]:
+    """Each open child whose names block no longer names the current DRI and role holders, rewritten in place
+    (``bot.core.names``). A closed child keeps the names it was done with."""
+    out = []
+    for found in observed.children.values():
+        if not found.issue.is_open or found.channel in observed.children_renamed:
+            continue
+        description = bodies.child_names(desired, observed, found, r)
+        if description is None:
+            continue
+        action = RenameInChild(found.channel, found.issue.ref.project, found.iid, description)
+        # Text around the bot's part that GitLab would run as a quick action: the edit is refused (the status
+        # log says so, once); asked again only when that line is gone.
+        refused = any(key.startswith(f"warning:{action.key}:") for key in observed.logged)
+        if refused and any(h.kind == "quick_action" for h in find_hazards(description)):
+            continue
+        out.append(action)
     return out
 
 
@@ -265,6 +288,7 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
                     lines=(f"reminded the DRIs that a status update is due ({names})",),
                 )
             )
+    actions += _clock_reminders(desired, observed)
     if desired.all_clear and "all-clear" not in observed.logged:
         actions.append(
             PostNote(
@@ -275,6 +299,25 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
             )
         )
     return actions
+
+
+def _clock_reminders(desired: Desired, observed: Observed) -> list[Action]:
+    """One comment for the regulatory clocks' thresholds passed since the last look (each key once, ever). A
+    snooze or the all clear does not pause them: the deadlines do not move."""
+    if desired.now is None:
+        return []
+    due = clocks.reminders(clocks.open_stages(desired.clocks), desired.now, observed.logged)
+    if not due:
+        return []
+    names = ", ".join(f"{escape_inline(r.due.clock.id)} {escape_inline(r.due.stage.id)} ({r.threshold})" for r in due)
+    return [
+        PostNote(
+            "clock-reminder",
+            clockbodies.reminder_body(desired, observed, due),
+            tuple(k for r in due for k in r.keys),
+            lines=(f"reminded the owners of a regulatory deadline: {names}",),
+        )
+    ]
 
 
 def _replies(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:

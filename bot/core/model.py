@@ -16,6 +16,7 @@ from bot.text.markers import PREVIEW_KEY, StateKey
 
 if TYPE_CHECKING:  # they build on the types here
     from bot.core.cadence import Due
+    from bot.core.clocks import ClockView
     from bot.core.commands import Command, Verdict
 
 
@@ -116,6 +117,32 @@ class CadenceRequest:
 
 
 @dataclass(frozen=True)
+class ClockFiling:
+    """A stage of a regulatory clock filed with the ``clock filed`` command: its reference, who and when."""
+
+    stage: str
+    reference: str
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ClockRecord:
+    """What the clock's owner recorded about one clock with the ``clock`` command. ``started`` is the time
+    the owner gave (awareness, the materiality determination), ``by``/``at`` who recorded it and when."""
+
+    started: datetime | None = None
+    by: str = ""
+    at: datetime | None = None
+    filings: tuple[ClockFiling, ...] = ()
+    not_required: str = ""  # the owner's reason, when the clock does not apply to this incident
+    delay_reason: str = ""  # the reasons for a late filing (GDPR Art. 33(1))
+
+    def filed(self, stage: str) -> ClockFiling | None:
+        return next((f for f in self.filings if f.stage == stage), None)
+
+
+@dataclass(frozen=True)
 class Dropped:
     """A line of a team's template the bot did not apply, and why (plain text; escaped where it is written)."""
 
@@ -181,11 +208,16 @@ class BotState:
     # Checklist items marked done with the ``done`` command, by item key (``first:<id>``, ``engagement:<id>``):
     # GitLab lets only a comment's author and Maintainers tick its boxes.
     done: Mapping[str, Tick] = field(default_factory=dict)
+    # Regulatory clocks the owner recorded with the ``clock`` command, by clock id.
+    clocks: Mapping[str, ClockRecord] = field(default_factory=dict)
     # Counts the changes, so that the newest signed copy wins over an older one put back in its place.
     rev: int = 0
     # The keys of the bot's comments (``bot.core.records``) are signed and only signed ones count. False for an
     # incident an earlier version ran, until its unsigned keys have been re-signed.
     signed_log: bool = False
+    # A digest of the timeline facts (``bot.core.timeline``) found in the incident's GitLab timeline: while the
+    # facts are the same, the timeline is not read again.
+    timeline: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,6 +226,23 @@ class LogEntry:
 
     key: str
     text: str
+
+
+@dataclass(frozen=True)
+class ChatEngaged:
+    """The bot engaged someone itself: its Slack message went to ``target`` (as configured) at ``at``."""
+
+    at: datetime
+    target: str
+
+
+@dataclass(frozen=True)
+class ChatChannel:
+    """The incident response channel the bot created in Slack: ``name`` (``#inc-12``), its id, when."""
+
+    name: str
+    id: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -224,6 +273,8 @@ class Observed:
     dri_refused: frozenset[str] = frozenset()
     # Channels whose child this run has put back as the plan says (``FixChild``), or tried to: once a run.
     children_fixed: frozenset[str] = frozenset()
+    # Channels whose child's names block this run rewrote (``RenameInChild``), or tried to: once a run.
+    children_renamed: frozenset[str] = frozenset()
     # People's comments that matter: status updates that count (content judged by ``cadence``, the author by
     # the GitLab adapter: a Reporter or above, or a role holder), and commands not answered yet.
     updates: tuple[Note, ...] = ()
@@ -236,6 +287,10 @@ class Observed:
     targets: Mapping[str, ChildTarget] = field(default_factory=dict)
     # Slack target -> why Slack refused the bot's messages there (from the outbox; empty without Slack).
     chat_refused: Mapping[str, str] = field(default_factory=dict)
+    # Engagement id -> when and where the bot's Slack message engaging it was sent (from the outbox).
+    chat_engaged: Mapping[str, ChatEngaged] = field(default_factory=dict)
+    # The incident response channel the bot created for the incident in Slack (from the outbox), if any.
+    chat_created: ChatChannel | None = None
 
 
 # ---- desired state -------------------------------------------------------------------------------
@@ -334,3 +389,5 @@ class Desired:
     last_update: Note | None = None
     all_clear: bool = False
     reminders_paused: str = ""  # why no reminder is posted now (snoozed, all clear), if so
+    clocks: tuple[ClockView, ...] = ()  # the regulatory clocks their owner recorded on this incident
+    clock_offers: tuple[str, ...] = ()  # ids of the clocks the policy offers (``when`` holds) and nobody recorded

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from bot.config import Condition, Config, Engagement, RoleId, Severity
-from bot.core import cadence, commands
+from bot.core import cadence, clockcmd, clocks, commands
+from bot.core.clockcmd import ClockContext
 from bot.core.model import (
     BotState,
     ChildPlan,
@@ -260,7 +261,7 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
     )
     engaged = {e.id for e in plan(observed.incident, before, cfg, now).engagements}
     ticks = commands.Ticks(commands.checklist_items(cfg, engaged), before.done, observed.checklist_ticks)
-    verdicts = _judge_all(observed, cfg, ticks)
+    verdicts = _judge_all(observed, cfg, ticks, now)
     state = commands.apply(before, list(verdicts))
     # Channels added with ``add`` count as selected at once: their issues are opened in this same run.
     added = {label for v in verdicts if v.ok for label in v.add_channels}
@@ -287,6 +288,12 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
     changed = {e.id: e.cadence_changed for e in desired.engagements if e.cadence_changed is not None}
     dues = cadence.dues(desired.engagements, last.created_at if last else None, began, now, now, changed=changed)
     all_clear = desired.phase == cfg.phases[-1].label
+    facts = Facts(frozenset(desired.flags), desired.severity, desired.phase, cfg.phase_index(desired.phase))
+    owners = clock_owners(state, cfg, now)
+    clock_views = clocks.views(cfg.clocks, state.clocks, owners, cfg.calendars)
+    offers = tuple(
+        c.id for c in cfg.clocks if c.id not in state.clocks and clocks.offered(c, now) and holds(c.when, facts, cfg)
+    )
     paused = ""
     if all_clear:
         paused = "all clear"
@@ -302,11 +309,13 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
                 began=began,
                 handled=state.handled,
                 cadences=state.cadences,
-                chat_channel=state.chat_channel,
+                chat_channel=state.chat_channel or _created_channel(observed, cfg),
                 done=state.done,
+                clocks=state.clocks,
                 # Recorded once nothing unsigned is left to re-sign: the comment that re-signs comes first
                 # (``diff``), so a crash in between never loses an earlier version's keys.
                 signed_log=True,
+                timeline=observed.state.timeline,
             )
         ),
         verdicts=verdicts,
@@ -315,10 +324,14 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
         last_update=last,
         all_clear=all_clear,
         reminders_paused=paused,
+        clocks=clock_views,
+        clock_offers=offers,
     )
 
 
-def _judge_all(observed: Observed, cfg: Config, ticks: commands.Ticks) -> tuple[commands.Verdict, ...]:
+def _judge_all(
+    observed: Observed, cfg: Config, ticks: commands.Ticks, now: datetime
+) -> tuple[commands.Verdict, ...]:
     """Each command not answered yet, in the order written. For ``add``, a channel is already selected when its
     label is on the incident and the bot logged its issue as opened (so a run that crashed after writing the
     label, before answering, still answers "added"), or an earlier command of this run added it."""
@@ -328,17 +341,37 @@ def _judge_all(observed: Observed, cfg: Config, ticks: commands.Ticks) -> tuple[
         if any(key.startswith(f"child:{label}:") for key in observed.logged)
     }
     out = []
+    ctx = ClockContext(clock_owners(observed.state, cfg, now), dict(observed.state.clocks))
     for c in observed.commands:
         if c.key in observed.logged:
             continue
-        verdict = commands.judge(c, cfg, ticks, frozenset(selected))
+        if c.name == "clock" and c.allowed:
+            verdict = clockcmd.judge(c, cfg, ctx)
+        else:
+            verdict = commands.judge(c, cfg, ticks, frozenset(selected))
         selected |= set(verdict.add_channels)
+        if verdict.clock:
+            ctx = replace(ctx, records={**ctx.records, verdict.clock[0]: verdict.clock[1]})
         out.append(verdict)
     return tuple(out)
 
 
+def clock_owners(state: BotState, cfg: Config, now: datetime) -> dict[str, Person]:
+    """Each clock's owner as a person: a team's handle and assignee, or a role's holder now."""
+    holders = role_holders(state, cfg, now)
+    return {c.id: resolve_party(c.owner, holders, cfg) for c in cfg.clocks}
+
+
 def _not_added(verdict: commands.Verdict, reason: str) -> commands.Verdict:
-    """An ``add`` on an incident the plan does not cover (yet) adds nothing, and says why."""
+    """An ``add`` on an incident the plan does not cover (yet) adds nothing, and says why; nor is a ``clock``
+    recorded there (the checklist that would hold it is not written)."""
+    if verdict.clock:
+        return replace(
+            verdict,
+            ok=False,
+            clock=None,
+            reply=f"nothing recorded: the communications plan does not apply to this incident ({reason})",
+        )
     if not verdict.add_channels:
         return verdict
     return replace(
@@ -347,3 +380,12 @@ def _not_added(verdict: commands.Verdict, reason: str) -> commands.Verdict:
         add_channels=(),
         reply=f"nothing added: the communications plan does not apply to this incident ({reason})",
     )
+
+
+def _created_channel(observed: Observed, cfg: Config) -> str:
+    """The incident channel the bot created in Slack, recorded as the incident's (as the ``channel`` command
+    records one) so the incident keeps it; a name the policy no longer accepts is not recorded."""
+    created = observed.chat_created
+    if created is None or cfg.chat is None or not cfg.chat.may_be_incident_channel(created.name):
+        return ""
+    return created.name

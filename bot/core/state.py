@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.core.commands import CHAT_CHANNEL
 from bot.core.events import parse_time
-from bot.core.model import BotState, CadenceRequest, Issue, LogEntry, Note, Tick
+from bot.core.model import BotState, CadenceRequest, ClockFiling, ClockRecord, Issue, LogEntry, Note, Tick
 from bot.text.escape import is_valid_username
 from bot.text.markers import Marker, StateKey, Trust, find_marker, marker_spans, signed_marker, verify
 
@@ -48,9 +48,58 @@ def encode(state: BotState) -> dict[str, Any]:
         fields["chat_channel"] = state.chat_channel
     if state.done:
         fields["done"] = {k: {"by": v.by, "at": v.at.isoformat()} for k, v in sorted(state.done.items())}
+    if state.clocks:
+        fields["clocks"] = {k: _clock_fields(v) for k, v in sorted(state.clocks.items())}
     if state.signed_log:
         fields["signed_log"] = True
+    if state.timeline:
+        fields["timeline"] = state.timeline
     return fields
+
+
+def _clock_fields(record: ClockRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {"by": record.by}
+    if record.started is not None:
+        out["started"] = record.started.isoformat()
+    if record.at is not None:
+        out["at"] = record.at.isoformat()
+    if record.filings:
+        out["filed"] = [{"stage": f.stage, "ref": f.reference, "by": f.by, "at": f.at.isoformat()}
+                        for f in record.filings]
+    if record.not_required:
+        out["not_required"] = record.not_required
+    if record.delay_reason:
+        out["delay_reason"] = record.delay_reason
+    return out
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _clocks(raw: Any) -> dict[str, ClockRecord]:
+    """What clock owners recorded; a state written before the ``clock`` command has none."""
+    out: dict[str, ClockRecord] = {}
+    if not isinstance(raw, dict):
+        return out
+    for k, v in raw.items():
+        if not isinstance(k, str) or not isinstance(v, dict):
+            continue
+        raw_filed = v.get("filed")
+        filings = tuple(
+            ClockFiling(f["stage"], _text(f.get("ref")), _text(f.get("by")), when)
+            for f in (raw_filed if isinstance(raw_filed, list) else [])
+            if isinstance(f, dict) and isinstance(f.get("stage"), str) and (when := parse_time(f.get("at")))
+        )
+        out[k] = ClockRecord(
+            started=parse_time(v.get("started")),
+            by=_text(v.get("by")),
+            at=parse_time(v.get("at")),
+            filings=filings,
+            not_required=_text(v.get("not_required")),
+            delay_reason=_text(v.get("delay_reason")),
+        )
+    return out
 
 
 def _int(value: Any) -> int:
@@ -84,6 +133,10 @@ def _done(raw: Any) -> dict[str, Tick]:
     return out
 
 
+def _digest(raw: Any) -> str:
+    return raw if isinstance(raw, str) and len(raw) <= 64 and raw.isalnum() else ""
+
+
 def _channel(raw: Any) -> str:
     return raw if isinstance(raw, str) and CHAT_CHANNEL.fullmatch(raw) else ""
 
@@ -105,8 +158,10 @@ def decode(fields: Mapping[str, Any]) -> BotState:
         cadences=_cadences(fields.get("cadences")),
         chat_channel=_channel(fields.get("chat_channel")),
         done=_done(fields.get("done")),
+        clocks=_clocks(fields.get("clocks")),
         rev=_int(fields.get("rev")),
         signed_log=fields.get("signed_log") is True,
+        timeline=_digest(fields.get("timeline")),
     )
 
 

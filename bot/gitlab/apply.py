@@ -16,6 +16,7 @@ from bot.core.actions import (
     NoteOnChild,
     PostNote,
     ReassignChild,
+    RenameInChild,
     UpdateIncident,
     UpsertChecklist,
 )
@@ -26,6 +27,7 @@ from bot.core.observed import assignee_kept, earlier_child
 from bot.gitlab.errors import GitLabCallError, OutcomeUnknown
 from bot.gitlab.ports import ApplyWrites, ChildFields
 from bot.text.escape import escape_inline
+from bot.text.hazards import find_hazards
 
 SEARCH_SLACK = timedelta(minutes=5)  # clocks of the bot and GitLab differ
 
@@ -193,6 +195,24 @@ class GitLabApplier:
             )
         return Result(action, issue=issue, warnings=tuple(warnings))
 
+    def _rename_in_child(self, action: RenameInChild) -> Result:
+        """One write of the child's description; a child the bot may no longer write (403, 404) or whose text
+        around the bot's part holds a quick-action line is reported, not retried in this run."""
+        child = IncidentRef(action.child_project, action.child_iid)
+        quick = [h for h in find_hazards(action.description) if h.kind == "quick_action"]
+        why = f"its text holds a line GitLab would run as a quick action ({quick[0]})" if quick else ""
+        try:
+            if not why:
+                self.client.update_description(child, action.description)
+        except GitLabCallError as exc:
+            if exc.status not in (403, 404):
+                raise
+            why = f"GitLab answered {exc.status}"
+        if why:
+            return Result(action, warnings=(f"could not update the names in #{action.child_iid} "
+                                            f"({escape_inline(action.channel)}): {escape_inline(why)}",))
+        return Result(action)
+
     def _one(self, action: Action, observed: Observed) -> Result:
         ref = observed.incident.ref
         if self.guard is not None:
@@ -273,6 +293,8 @@ class GitLabApplier:
             return self._note_on_child(action, observed)
         if isinstance(action, FixChild):
             return self._fix_child(action, observed)
+        if isinstance(action, RenameInChild):
+            return self._rename_in_child(action)
         if isinstance(action, PostNote):
             return Result(action, note=self._post(ref, action))
         raise TypeError(f"unknown action {action!r}")

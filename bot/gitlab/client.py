@@ -7,6 +7,7 @@ python-gitlab sessions are not documented as thread-safe, so each thread gets it
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -377,6 +378,18 @@ class GitLabClient:
         )
         return issue_from_api(result, ref.project)
 
+    def update_description(self, ref: IncidentRef, description: str) -> None:
+        """Rewrite an issue's description (a child's names block, ``bot.core.names``). GitLab runs quick actions
+        in a description it is sent, as the bot: refused here, whoever wrote the line."""
+        _refuse_quick_actions(description)
+        self._call(
+            f"update the names in child #{ref.iid}",
+            lambda: self._project(ref.project).issues.update(
+                ref.iid, {"description": description}, extra_headers=self._headers
+            ),
+            write="idempotent",
+        )
+
     def milestone_id(self, project: str, title: str) -> int | None:
         """GitLab's ``GET /projects/:id/milestones?title=...&include_ancestors=true``: the active milestone of the
         project or its groups with exactly this title."""
@@ -471,6 +484,29 @@ class GitLabClient:
             write="idempotent",
         )
         return note_from_api(result)
+
+    # ---- GraphQL (the incident's timeline) ------------------------------------------------------
+    def graphql(self, step: str, query: str, variables: dict[str, Any], *, write: str = "read") -> dict[str, Any]:
+        """One request to GitLab's GraphQL API (``/api/graphql``, the same session and token), under the call
+        policy; the answer's ``data``. A query goes by GET (``config/routes/api.rb`` routes GET and POST), a
+        mutation by POST. A GraphQL error (HTTP 200 with ``errors``) raises ``GitLabCallError``."""
+
+        def send() -> Any:
+            gl = self._gl()
+            url = f"{gl.url}/api/graphql"
+            if write == "read":  # a query by GET: not a write for proxies, logs and retries
+                return gl.http_get(url, query_data={"query": query, "variables": json.dumps(variables)})
+            return gl.http_post(url, post_data={"query": query, "variables": variables})
+
+        answer = self._call(step, send, write=write)
+        if not isinstance(answer, dict):
+            raise GitLabCallError(step, self.incident, None, "the GraphQL answer is not an object", False)
+        errors = answer.get("errors")
+        if errors:
+            first = errors[0].get("message") if isinstance(errors[0], dict) else errors[0]
+            raise GitLabCallError(step, self.incident, None, f"GraphQL: {str(first)[:200]}", False)
+        data = answer.get("data")
+        return data if isinstance(data, dict) else {}
 
     # ---- people (check-config --live) -----------------------------------------------------------
     def find_user(self, username: str) -> dict[str, Any] | None:

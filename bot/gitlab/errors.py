@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 __all__ = [
+    "CannotAct",
     "GitLabAuthError",
     "GitLabCallError",
     "GitLabConfigError",
@@ -166,3 +167,23 @@ class GitLabConfigError(Exception):
 class GitLabUnreachable(GitLabConfigError):
     """GitLab did not answer (connection refused, a timeout) or answered 5xx: it may come back by itself,
     unlike a rejected token or a wrong URL."""
+
+
+class CannotAct(GitLabCallError):
+    """GitLab refused a write on an incident the bot can read, and the bot user's role explains it
+    (``bot.core.access.refusal``): the failed call's fields, plus the reason in GitLab's roles and whether the
+    bot said so on the incident. Trying again gives the same answer until someone changes the bot's role."""
+
+    def __init__(self, failed: GitLabCallError, reason: str, said: str) -> None:
+        self.reason = reason
+        self.said = said  # "said on the incident", "said on the incident before", or why it could not say it
+        super().__init__(
+            failed.step, failed.incident, failed.status, failed.message, False, attempts=failed.attempts
+        )
+
+    def _render(self) -> str:
+        return f"{super()._render()}; {self.reason} ({self.said})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        failed = GitLabCallError(self.step, self.incident, self.status, self.message, False, attempts=self.attempts)
+        return (CannotAct, (failed, self.reason, self.said))

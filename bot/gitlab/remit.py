@@ -92,6 +92,12 @@ class Remit:
         ``project:``): the bot user must be a member there. The incident scope does not apply."""
         return self._cached("team:" + project.lower(), lambda: self._membership(client, project))
 
+    def level_now(self, client: RemitReads, project: str) -> int | None:
+        """The bot user's access level on ``project`` as GitLab says it now (not cached: asked after GitLab
+        refused a write, to say which role the bot has); None when the bot user does not exist."""
+        bot_id = self._bot_id = self._bot_id or client.user_id(self.bot)
+        return None if bot_id is None else client.access_level(project, bot_id)
+
     def _cached(self, key: str, look_up: Callable[[], Verdict]) -> Verdict:
         with self._lock:
             gate = self._gates.setdefault(key, threading.Lock())

@@ -24,6 +24,7 @@ from .state import GitLabState
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v4"
+GRAPHQL_PATH = "/api/graphql"
 DEFAULT_PER_PAGE, MAX_PER_PAGE = 20, 100
 _TRUE, _FALSE = {"true", "1", "yes", "on", "t"}, {"false", "0", "no", "off", "f", ""}
 
@@ -153,6 +154,7 @@ def as_list(value: Any) -> list[str]:
 
 
 Handler = Callable[[Ctx], ApiResponse]
+GraphQLHandler = Callable[[GitLabState, User, ApiRequest], ApiResponse]
 
 
 @dataclass(frozen=True)
@@ -201,9 +203,10 @@ def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> A
 
 
 class Api:
-    def __init__(self, state: GitLabState, router: Router) -> None:
+    def __init__(self, state: GitLabState, router: Router, graphql: GraphQLHandler | None = None) -> None:
         self.state = state
         self.router = router
+        self.graphql = graphql  # ``POST /api/graphql`` (``graphql.handle``)
         self.errors: list[str] = []  # tracebacks of unexpected exceptions (simulator bugs)
 
     def route_name(self, method: str, path: str) -> str | None:
@@ -234,6 +237,11 @@ class Api:
         return user if user and user.state == "active" else None
 
     def _handle(self, request: ApiRequest) -> ApiResponse:
+        if request.path == GRAPHQL_PATH and request.method in ("GET", "POST") and self.graphql is not None:
+            actor = self.authenticate(request)
+            if actor is None:
+                return ApiResponse(401, {"message": "401 Unauthorized"})
+            return self.graphql(self.state, actor, request)
         if not (request.path == API_PREFIX or request.path.startswith(API_PREFIX + "/")):
             return ApiResponse(404, {"error": "404 Not Found"})
         route, path_params, allowed = self.router.resolve(request.method, request.path[len(API_PREFIX) :])

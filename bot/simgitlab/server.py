@@ -26,7 +26,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .app import Api, ApiRequest, ApiResponse
+from . import graphql
+from .app import GRAPHQL_PATH, Api, ApiRequest, ApiResponse
 from .clock import Clock, http_date
 from .delivery import Subscription, WebhookDispatcher
 from .endpoints import router
@@ -96,7 +97,7 @@ class SimulatedGitLab:
             self.bot_user = self.state.find_user(bot_username)
         self.token = self.bot_user.token
         self.root_token = self.state.find_user("root").token
-        self.api = Api(self.state, router)
+        self.api = Api(self.state, router, graphql.handle)
         self.faults = FaultPlan(seed)
         self.latency = 0.0
         self.timeout_hold = 2.0
@@ -302,8 +303,13 @@ class SimulatedGitLab:
         if not entry.is_write or not isinstance(entry.json, dict):
             return
         found = []
+        fields = entry.json
+        if entry.path == GRAPHQL_PATH:  # a timeline event's note (``graphql.py``)
+            variables = entry.json.get("variables")
+            given = variables.get("input") if isinstance(variables, dict) else None
+            fields = {"body": given.get("note")} if isinstance(given, dict) else {}
         for name in SCANNED_FIELDS:
-            value = entry.json.get(name)
+            value = fields.get(name)
             if not isinstance(value, str):
                 continue
             for finding in scan_hazards(value):

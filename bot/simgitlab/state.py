@@ -76,6 +76,10 @@ class GitLabState:
         self.notes_by_id: dict[int, Note] = {}
         self._notes_by_issue: dict[int, list[Note]] = {}
         self.links_by_id: dict[int, Link] = {}
+        # Incident timeline events (GraphQL only, ``bot/simgitlab/graphql.py``) by issue id, and the tags a
+        # project created besides the predefined ones, by project id.
+        self.timeline_events: dict[int, list[dict[str, Any]]] = {}
+        self.timeline_tags: dict[int, set[str]] = {}
         # Distinct ranges so that confusing an id with an iid (or a note id) fails loudly.
         self._seq = {
             "user": itertools.count(1),

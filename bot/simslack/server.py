@@ -22,10 +22,10 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.simslack.state import DISTRIBUTED_HISTORY_LIMIT, HISTORY_LIMIT_MAX, SlackFailure, SlackState
+from bot.simslack.state import ALL_SCOPES, DISTRIBUTED_HISTORY_LIMIT, HISTORY_LIMIT_MAX, SlackFailure, SlackState
 
 _HTML_ERROR = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>Bad Gateway</body>\r\n</html>\r\n"
-WRITES = frozenset({"chat.postMessage", "chat.update"})
+WRITES = frozenset({"chat.postMessage", "chat.update", "conversations.create", "conversations.invite"})
 HISTORY_INTERVAL = 60.0
 """A distributed non-Marketplace app: conversations.history "limited to 1 request per minute"."""
 
@@ -57,7 +57,8 @@ class SimulatedSlack:
       ``up()`` serves again on the same port;
     * ``rate_limit``: at most one ``chat.postMessage`` per ``post_interval`` seconds per channel, else 429 with
       ``Retry-After``;
-    * ``fail_after_commit(n)``: the next ``n`` posts are stored but answered 500, as if the answer was lost;
+    * ``fail_after_commit(n)``: the next ``n`` posts are stored but answered 500, as if the answer was lost
+      (``method="conversations.create"``: the next channels created);
     * ``distributed_app``: the limits Slack puts on a commercially distributed app outside its Marketplace
       (changelog 2025-05-29, "Rate limit changes for non-Marketplace apps"; the conversations.history method
       page): ``conversations.history`` one call a minute (Tier 1 for it) and at most 15 messages a page. Over
@@ -87,6 +88,7 @@ class SimulatedSlack:
         self.calls: list[Call] = []
         self._random = random.Random(seed)
         self._after_commit = 0
+        self._after_commit_method = "chat.postMessage"
         self._down: str | None = None
         self._last_post: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -161,10 +163,11 @@ class SimulatedSlack:
         self._down = None
         self.start()
 
-    def fail_after_commit(self, count: int = 1) -> None:
-        """The next ``count`` posts are stored, then answered 500 (the client cannot know they landed)."""
+    def fail_after_commit(self, count: int = 1, method: str = "chat.postMessage") -> None:
+        """The next ``count`` calls of ``method`` (a post, or a channel created) are applied, then answered 500
+        (the client cannot know they landed)."""
         with self._lock:
-            self._after_commit = count
+            self._after_commit, self._after_commit_method = count, method
 
     # ------------------------------------------------------------- record
 
@@ -240,7 +243,7 @@ class SimulatedSlack:
             self._record(method, args, 404 if failure.code == "unknown_method" else 200, failure.code)
             return (404 if failure.code == "unknown_method" else 200), {"ok": False, "error": failure.code,
                                                                          **failure.extra}, {}
-        if method == "chat.postMessage":
+        if method == self._after_commit_method:
             with self._lock:
                 lost = self._after_commit > 0
                 self._after_commit -= 1 if lost else 0
@@ -306,6 +309,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         for name, value in headers.items():
             self.send_header(name, value)
+        # Slack answers every Web API call with the token's scopes in X-OAuth-Scopes (the scopes docs,
+        # "Checking scopes"); auth.test is how an app reads them.
+        scopes = self.server.sim.state.scopes
+        self.send_header("X-OAuth-Scopes", ",".join(sorted(ALL_SCOPES if scopes is None else scopes)))
         self.end_headers()
         self.wfile.write(payload)
 

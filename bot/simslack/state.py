@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,15 @@ TEAM_ID = "T00000001"
 MAX_TEXT = 40_000
 """chat.postMessage (its method page, "Truncating content"): Slack truncates past 40,000 characters and
 lists ``msg_too_long`` ("Message text is too long"); the simulator answers that error past the limit."""
+CHANNEL_NAME = re.compile(r"[a-z0-9_-]+")
+"""conversations.create (its method page, "Naming"): "Channel names may only contain lowercase letters, numbers,
+hyphens, and underscores, and must be 80 characters or less"."""
+CHANNEL_NAME_MAX = 80
+INVITE_MAX = 1000
+"""conversations.invite: "A comma separated list of user IDs. Up to 1000 users may be listed"."""
+ALL_SCOPES = frozenset({"chat:write", "channels:read", "groups:read", "im:write", "users:read", "users:read.email",
+                        "channels:history", "groups:history", "im:history", "groups:write", "channels:manage"})
+"""The scopes the simulated token has when a test does not set ``SlackState.scopes``."""
 LIST_LIMIT_MAX = 999
 """conversations.list's ``limit``: "Must be an integer under 1000" (its method page); more is ``invalid_limit``."""
 HISTORY_LIMIT_MAX = 999
@@ -43,12 +53,17 @@ class Channel:
     archived: bool = False
     im_user: str | None = None
     """For a direct message conversation: the other person."""
+    creator: str = "U00000000"
+    """Who created it (the conversation object's ``creator``): the bot's user for a channel it created."""
+    members: set[str] = field(default_factory=set)
+    """The people in it besides the bot (``member`` says whether the bot is)."""
 
     def info(self) -> dict[str, Any]:
         if self.im_user is not None:
             return {"id": self.id, "is_im": True, "user": self.im_user, "is_member": True}
         return {"id": self.id, "name": self.name, "is_channel": not self.private, "is_group": self.private,
-                "is_private": self.private, "is_archived": self.archived, "is_member": self.member}
+                "is_private": self.private, "is_archived": self.archived, "is_member": self.member,
+                "creator": self.creator}
 
 
 @dataclass
@@ -117,6 +132,8 @@ class SlackState:
     lock: threading.RLock = field(default_factory=threading.RLock)
     history_limit: int = HISTORY_LIMIT_MAX
     """The most messages a ``conversations.history`` page holds (15 for a distributed non-Marketplace app)."""
+    scopes: set[str] | None = None
+    """The bot token's scopes where a method checks them (channel creation and invites); None: all granted."""
     _seq: int = 0
 
     def __post_init__(self) -> None:
@@ -282,6 +299,62 @@ class SlackState:
         message.edited += 1
         return {"channel": channel.id, "ts": ts, "text": message.text}
 
+    def _scope(self, private: bool) -> None:
+        """conversations.create and conversations.invite need ``groups:write`` for a private channel and
+        ``channels:manage`` for a public one (their method pages, "Scopes"); without it Slack answers
+        ``missing_scope`` with the scope ``needed`` and those ``provided``."""
+        needed = "groups:write" if private else "channels:manage"
+        if self.scopes is not None and needed not in self.scopes:
+            raise SlackFailure("missing_scope", needed=needed, provided=",".join(sorted(self.scopes)))
+
+    def conversations_create(self, args: dict[str, Any]) -> dict[str, Any]:
+        """conversations.create: ``name_taken`` when any channel has the name (archived, or private without
+        the bot, too: "A channel cannot be created with the given name"), the naming rules' errors."""
+        name = str(args.get("name") or "")
+        private = _flag(args.get("is_private"))
+        self._scope(private)
+        if not name:
+            raise SlackFailure("invalid_name_required")
+        if len(name) > CHANNEL_NAME_MAX:
+            raise SlackFailure("invalid_name_maxlength")
+        if not CHANNEL_NAME.fullmatch(name):
+            raise SlackFailure("invalid_name_specials")
+        if any(c.name == name and c.im_user is None for c in self.channels.values()):
+            raise SlackFailure("name_taken")
+        channel = self.add_channel(name, private=private)
+        channel.creator = BOT_USER
+        return {"channel": channel.info()}
+
+    def conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
+        """conversations.invite: the bot must be in the channel; each user must exist, not be the bot
+        (``cant_invite_self``) nor in it already (``already_in_channel``). Without ``force`` one failing user
+        fails the call and nobody is invited; with it the others are, and the failures come back in
+        ``errors``."""
+        channel = self._channel(args.get("channel", ""))
+        self._scope(channel.private)
+        if channel.archived:
+            raise SlackFailure("is_archived")
+        if not channel.member:
+            raise SlackFailure("not_in_channel")
+        users = [u for u in str(args.get("users") or "").split(",") if u]
+        if not users:
+            raise SlackFailure("no_user")
+        if len(users) > INVITE_MAX:
+            raise SlackFailure("too_many_users")
+        errors = []
+        for user in users:
+            if user == BOT_USER:
+                errors.append({"user": user, "ok": False, "error": "cant_invite_self"})
+            elif user not in self.users:
+                errors.append({"user": user, "ok": False, "error": "user_not_found"})
+            elif user in channel.members:
+                errors.append({"user": user, "ok": False, "error": "already_in_channel"})
+        if errors and not _flag(args.get("force")):
+            raise SlackFailure(str(errors[0]["error"]), errors=errors)
+        failed = {e["user"] for e in errors}
+        channel.members.update(u for u in users if u not in failed)
+        return {"channel": channel.info(), **({"errors": errors} if errors else {})}
+
     def users_lookup_by_email(self, args: dict[str, Any]) -> dict[str, Any]:
         email = str(args.get("email") or "").lower()
         user = next((u for u in self.users.values() if u.email and u.email.lower() == email), None)
@@ -295,6 +368,8 @@ METHODS: dict[str, Callable[[SlackState, dict[str, Any]], dict[str, Any]]] = {
     "conversations.list": SlackState.conversations_list,
     "conversations.info": SlackState.conversations_info,
     "conversations.open": SlackState.conversations_open,
+    "conversations.create": SlackState.conversations_create,
+    "conversations.invite": SlackState.conversations_invite,
     "conversations.history": SlackState.conversations_history,
     "chat.postMessage": SlackState.chat_post_message,
     "chat.update": SlackState.chat_update,

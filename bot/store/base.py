@@ -157,6 +157,9 @@ class OutboxItem:
     history_from: datetime | None = None
     """It cannot be in Slack from before this time: its first send attempt, or (first offered unsure) the
     time the plan gave (the incident's start). The history read for it stops there."""
+    updated_at: datetime | None = None
+    """When its state last changed: for a message ``sent`` that is not a summary, when it was sent (or found
+    already in Slack); for a ``refused`` one, when Slack refused it."""
 
     @property
     def sent(self) -> bool:
@@ -496,6 +499,8 @@ class ChatOutbox(Protocol):
 
     def refused_targets(self, incident_key: str) -> dict[str, str]: ...
 
+    def outbox(self, incident_key: str) -> list[OutboxItem]: ...
+
     def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None: ...
 
     def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int: ...
@@ -729,6 +734,11 @@ class DeliveryStore(abc.ABC):
     def refused_targets(self, incident_key: str) -> dict[str, str]:
         """The incident's Slack targets that refused a message, with the latest reason (for its status log);
         a refused message tried again counts until it is sent."""
+
+    @abc.abstractmethod
+    def outbox(self, incident_key: str) -> list[OutboxItem]:
+        """Every message of the incident's outbox, whatever its state, in the order first offered (with
+        ``updated_at``): what was sent when, what waits, what Slack refused."""
 
     @abc.abstractmethod
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:

@@ -814,6 +814,16 @@ class SQLiteStore(DeliveryStore):
         return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]),
                            _dt_or_none(r[11])) for r in rows]
 
+    def outbox(self, incident_key: str) -> list[OutboxItem]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure,"
+                " history_from, updated_at FROM chat_outbox WHERE incident_key = ? ORDER BY seq",
+                (incident_key,),
+            ).fetchall()
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]),
+                           _dt_or_none(r[11]), _dt_or_none(r[12])) for r in rows]
+
     def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None:
         at = _us(now or datetime.now(UTC), "now")
         with self._write() as conn:

@@ -36,3 +36,18 @@ def test_slack_down_is_reported_not_raised(chat: SlackChat, slack: SimulatedSlac
     slack.down("503")
     lines = live_checks(chat, ["#incidents"])
     assert lines == [(False, lines[0].line)] and "retry later" in lines[0].line
+
+
+def test_an_operator_whose_token_cannot_create_channels_is_told_in_one_line(
+    chat: SlackChat, slack: SimulatedSlack, ws: Workspace
+) -> None:
+    """Slack lists the token's scopes in every answer's X-OAuth-Scopes header (read from auth.test)."""
+    slack.state.scopes = {"chat:write", "channels:read", "groups:read"}
+    _, scope, *_ = live_checks(chat, ["#incidents"], create_channels=True)
+    assert not scope.ok and "lacks groups:write" in scope.line and "create_incident_channel: false" in scope.line
+    slack.state.scopes = {"chat:write", "channels:read", "groups:read", "groups:write"}
+    fresh = SlackChat(slack.token, slack.url)
+    _, scope, *_ = live_checks(fresh, ["#incidents"], create_channels=True)
+    assert scope.ok and "can create private channels" in scope.line
+    assert len(live_checks(fresh, ["#incidents"])) == 2, "no scope line when the policy creates no channel"
+    assert slack.count("conversations.create") == 0

@@ -108,3 +108,15 @@ def test_a_refused_message_is_tried_again_once_its_refusal_is_old_enough(store: 
     assert store.refused_targets(K) == {"#e-group": "channel #inc-1 not found"}, "still said, until sent"
     store.mark_sent(a.key, "C1", "1.1", a.text, at(20))
     assert store.revive_refused(K, [a.key], at(30)) == 0
+
+
+def test_the_whole_outbox_says_what_was_sent_when_and_what_waits(store: DeliveryStore) -> None:
+    """What ``plan`` and the checklist's engaged rows read: every state, with when it last changed."""
+    store.offer_messages(K, [msg("engage:a"), msg("engage:b"), msg("engage:c")], at(0))
+    store.mark_sent(msg("engage:a").key, "C1", "1.1", "hello", at(5))
+    store.mark_refused(msg("engage:b").key, "channel_not_found", at(6))
+    a, b, c = store.outbox(K)
+    assert (a.state, a.updated_at, a.channel) == ("sent", at(5), "C1")
+    assert (b.state, b.updated_at, b.reason) == ("refused", at(6), "channel_not_found")
+    assert (c.state, c.sent) == ("pending", False)
+    assert store.outbox("other#1") == []

@@ -15,6 +15,7 @@ from tests import store_inspect as peek
 
 INCIDENT_KEY = "42#12"
 COMMAND = json.loads((ROOT / "tests" / "payloads" / "note_command.json").read_text())
+COMMAND["project"]["path_with_namespace"] = "acme/security-incidents"  # inside the incident scope
 
 
 def post(client: FlaskClient, payload: Any, event: str = "Issue Hook", did: str = "d-1") -> int:

@@ -1,0 +1,158 @@
+"""The incident's GitLab timeline: the bot's facts as timeline events, each exactly once. Pure.
+
+GitLab shows an incident's timeline from timeline events, which only its GraphQL API writes
+(``timelineEventCreate``: gitlabhq ``app/graphql/mutations/incident_management/timeline_event/create.rb``).
+What was checked in GitLab's source, and what follows for the bot:
+
+- ``app/models/incident_management/timeline_event.rb``: ``note`` is required and at most 10,000 characters;
+  it is rendered by ``lib/banzai/pipeline/incident_management/timeline_event_pipeline.rb`` (plain Markdown,
+  references, a sanitiser allowing only ``p b i strong em pre code a img``), so an HTML comment is not shown,
+  but the ``note`` field of ``TimelineEventType`` returns the text as written. The bot's key rides in the note
+  as a signed marker (``bot.text.markers``) that readers of the timeline do not see and the bot reads back.
+- ``TimelineEventType`` has an ``author``: an event counts as the bot's only when its author is the bot's user
+  and its marker verifies for this incident. Creating events needs ``admin_incident_management_timeline_event``
+  (``app/policies/issuable_policy.rb``: ``can?(:read_issue) & can?(:developer_access)``, the Developer role), so
+  Guests and Reporters cannot write any; a Developer who copies the text is still not the bot.
+- ``app/services/incident_management/timeline_events/create_service.rb``: tag names must exist in the project,
+  except the predefined ones (``TimelineEventTag::PREDEFINED_TAGS``), which GitLab creates on first use. The bot
+  uses only those (``PREDEFINED_TAGS`` here).
+- The service does not check the issue's type, but GitLab shows the timeline only on incidents (and the
+  ``/timeline`` quick action requires ``work_item_type.incident?``): the bot writes events only there.
+
+A new kind of fact (approvals, pages and acknowledgements, status page posts, clock decisions) is one more
+function in ``SOURCES``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.config import Config
+from bot.core.model import Desired, Issue, Observed
+from bot.core.state import TRUSTED, scope_of
+from bot.text.escape import escape_inline
+from bot.text.markers import StateKey, marker_spans, signed_marker, verify
+
+#: The marker kind in the bot's timeline events.
+KIND = "timeline"
+#: ``IncidentManagement::TimelineEvent`` validates ``note`` to at most this many characters.
+MAX_NOTE_CHARS = 10_000
+#: The tags every project has (GitLab creates them on first use); any other must be created first.
+START, IMPACT_DETECTED, RESPONSE_INITIATED = "Start time", "Impact detected", "Response initiated"
+IMPACT_MITIGATED, CAUSE_IDENTIFIED, END = "Impact mitigated", "Cause identified", "End time"
+PREDEFINED_TAGS = (START, IMPACT_DETECTED, RESPONSE_INITIATED, IMPACT_MITIGATED, CAUSE_IDENTIFIED, END)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One thing that happened, as one timeline event. ``key`` is stable: the same fact on every run."""
+
+    key: str
+    occurred_at: datetime
+    text: str  # safe markdown: values from GitLab escaped
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    """A timeline event as GitLab lists it."""
+
+    id: str
+    author: str
+    note: str
+    occurred_at: datetime | None = None
+
+
+def applies(incident: Issue, cfg: Config) -> bool:
+    """Whether the bot keeps this issue's timeline: the setting is on and the issue is a GitLab incident."""
+    return cfg.timeline.enabled and incident.issue_type == "incident"
+
+
+# ---- the facts -------------------------------------------------------------------------------------
+
+FactSource = Callable[[Observed, Desired, Config, datetime], Iterable[Fact]]
+
+
+def _declared(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
+    when = observed.incident.created_at or now
+    yield Fact("declared", when, f"Incident declared: {desired.severity.name.lower()} severity", (START,))
+
+
+def _roles(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
+    for rid, user in sorted(desired.state.roles.items()):
+        role = next((r for r_id, r in cfg.roles.items() if r_id == rid), None)
+        name = role.name if role else rid.upper()
+        text = f"{escape_inline(name)}: {escape_inline(user)}"
+        yield Fact(f"role:{rid}:{user.lower()}", now, text)
+
+
+def _engagements(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
+    began = sorted(desired.state.began.items(), key=lambda kv: (kv[1], kv[0]))
+    names = {e.id: e.name for e in desired.engagements}
+    for n, (eid, when) in enumerate(began):
+        tags = (RESPONSE_INITIATED,) if n == 0 else ()
+        yield Fact(f"engaged:{eid}", when, f"Engaged: {escape_inline(names.get(eid, eid))}", tags)
+
+
+def _children(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
+    for channel, child in sorted(observed.children.items()):
+        ref = f"{escape_inline(channel)} (child issue {child.iid})"
+        yield Fact(f"child:{channel}:opened", child.issue.created_at or now, f"Opened the communication {ref}")
+        if not child.issue.is_open:
+            yield Fact(f"child:{channel}:sent", child.issue.closed_at or now, f"Sent the communication {ref}")
+
+
+def _all_clear(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
+    if desired.all_clear:
+        yield Fact("all-clear", now, "All clear", (END,))
+
+
+#: Where facts come from, in order. Approvals, pages and acknowledgements, status page posts and clock decisions
+#: are one more source each when those features exist.
+SOURCES: tuple[FactSource, ...] = (_declared, _roles, _engagements, _children, _all_clear)
+
+
+def facts(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> list[Fact]:
+    """Every fact of the incident so far, each key once."""
+    out: dict[str, Fact] = {}
+    for source in SOURCES:
+        for fact in source(observed, desired, cfg, now):
+            out.setdefault(fact.key, fact)
+    return list(out.values())
+
+
+def digest(found: Iterable[Fact]) -> str:
+    """A short digest of the facts' keys: recorded in the signed state once all of them are in GitLab."""
+    return hashlib.sha256("\n".join(sorted(f.key for f in found)).encode()).hexdigest()[:16]
+
+
+# ---- found again -----------------------------------------------------------------------------------
+
+
+def note(fact: Fact, key: StateKey, incident: Issue) -> str:
+    """The event's note: the fact's text, then its key in a signed marker bound to this incident."""
+    mark = signed_marker(KIND, key, scope_of(incident), k=fact.key)
+    return f"{fact.text[: MAX_NOTE_CHARS - len(mark) - 2]}\n\n{mark}"
+
+
+def mirrored(events: Sequence[Event], bot: str, key: StateKey, incident: Issue) -> set[str]:
+    """The keys of the facts already in the timeline: events by the bot's user with a marker it signed for this
+    incident. Anyone else's event, or one whose marker does not verify, is not the bot's."""
+    scope = scope_of(incident)
+    keys: set[str] = set()
+    for event in events:
+        if event.author.lower() != bot.lower():
+            continue
+        for _, _, m in marker_spans(event.note):
+            k = m.fields.get("k")
+            if m.kind == KIND and isinstance(k, str) and verify(m, key, scope) in TRUSTED:
+                keys.add(k)
+    return keys
+
+
+def missing(all_facts: Sequence[Fact], found: set[str]) -> list[Fact]:
+    """The facts not in the timeline yet, oldest first."""
+    return sorted((f for f in all_facts if f.key not in found), key=lambda f: f.occurred_at)
