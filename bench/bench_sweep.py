@@ -1,6 +1,7 @@
 """Sweep cost: API calls of one sweep over 1,000 open incidents of which 10 are due, and of one with none due.
 
     .venv/bin/python bench/bench_sweep.py [--incidents 1000] [--due 10] [--scope acme] [--outsider-issues 0]
+        [--children] [--closed-children 0]
 
 Against the simulated GitLab on loopback. Setup: N open S1 incidents; the N - due "busy" ones got a status
 update 30 minutes in, the due ones never did; every incident is converged once (warming the store's
@@ -8,7 +9,9 @@ marks, as a running bot would have), then the clock moves to 65 minutes: exactly
 overdue hourly window. The sweep then lists, queues, and a worker drains the queue; every API call is
 counted by route. ``--scope`` sets the config's ``scope:`` (the sweep then lists per group or project);
 ``--outsider-issues N`` adds a public project of somebody else's with N labelled open issues, which the bot
-can see but must not act on.
+can see but must not act on. ``--children`` gives the sweep the state key, so it also lists the bot's children
+changed since its last listing; ``--closed-children K`` gives K of the busy incidents a blog post child, closed by
+a person at 60 minutes with no webhook (implies ``--children``): the sweep queues exactly those K.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from bot.core.model import IncidentRef
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.world import world
 from bot.store import open_store
-from bot.sweep import remember, sweep
+from bot.sweep import remember
+from bot.sweep import sweep as sweep_once
 from tests import store_inspect as peek
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -59,7 +63,10 @@ def main() -> None:
     parser.add_argument("--scope", default="", help="comma-separated GitLab paths for the config's scope "
                         "(default: the incident project)")
     parser.add_argument("--outsider-issues", type=int, default=0)
+    parser.add_argument("--children", action="store_true", help="the sweep also lists the bot's changed children")
+    parser.add_argument("--closed-children", type=int, default=0)
     args = parser.parse_args()
+    args.children = args.children or args.closed_children > 0
     cfg = load_config()
     if args.scope:
         cfg = cfg.model_copy(update={"scope": args.scope.split(",")})
@@ -67,13 +74,19 @@ def main() -> None:
     extra = (f" --scope {args.scope}" if args.scope else "") + (
         f" --outsider-issues {args.outsider_issues}" if args.outsider_issues else ""
     )
+    if args.children:
+        extra += f" --closed-children {args.closed_children}" if args.closed_children else " --children"
     print(f"$ .venv/bin/python bench/bench_sweep.py --incidents {args.incidents} --due {args.due}{extra}")
     started = time.perf_counter()
     with SimulatedGitLab(now=clock) as sim, tempfile.TemporaryDirectory() as tmp:
         w = world(sim, cfg)
         cfg = w.cfg  # without --scope, the world's project is the incident scope
         store = open_store(Path(tmp) / "bench.sqlite3")
-        iids = [w.incident("severity::1", title=f"incident {n}") for n in range(args.incidents)]
+        with_child = set(range(args.due, args.due + args.closed_children))
+        iids = [
+            w.incident("severity::1", *(("comms-blog",) if n in with_child else ()), title=f"incident {n}")
+            for n in range(args.incidents)
+        ]
         if args.outsider_issues:
             sim.state.add_user("outsider")
             sim.state.add_project("outsider/bait", members={"outsider": 50}, visibility="public")
@@ -82,6 +95,11 @@ def main() -> None:
         busy = iids[args.due :]
         reconciler = w.reconciler(clock=clock)
         client = reconciler.client
+        key = reconciler.key if args.children else None
+
+        def sweep(client, store, cfg, now):  # the sweep as the worker runs it, with the state key or without
+            return sweep_once(client, store, cfg, now, key=key)
+
         try:
             # Warm-up, as a live bot would have done: everything engaged at 09:00, the busy ones got a
             # status update at 09:30 and were looked at again.
@@ -96,6 +114,10 @@ def main() -> None:
                         sim.state.add_note(w.project, iid, STATUS_UPDATE, author="sec-incident-manager")
             print(f"setup: {args.incidents} incidents converged in {time.perf_counter() - started:.1f}s")
 
+            clock.set(T0 + timedelta(minutes=60))
+            for n in sorted(with_child):
+                blog = next(c for c in w.children() if f"#{iids[n]}" in c["title"])
+                sim.state.close_issue(w.project, blog["iid"], actor="sec-oncall")  # no webhook: the sweep finds it
             clock.set(T0 + timedelta(minutes=65))
             sim.reset_log()
             report = sweep(client, store, cfg, clock())

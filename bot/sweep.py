@@ -13,26 +13,45 @@ delayed job; this only hurries one whose job went dead). The queue's
 one-job-per-incident lease keeps a sweep and the workers (and several replicas) from ever working on
 one incident at once. What it queues comes last (``Priority.BACKGROUND``): a resync waits behind
 deliveries, commands and reminders, and waiting raises its priority so that it is not starved.
+
+Children change too, and a child's event reaches the bot only through a webhook on the child's project (none
+on a team's project, often). So a sweep given the state key also lists the bot's own issues updated since
+the last such listing (one ``GET /issues``, the token user's own, in every project and state) and queues the
+incident each one's signed marker names (``bot.core.children``) when the child changed after the bot last
+converged that incident, and the incident's project is in the remit: a closed child is ticked within one
+sweep, after the all clear too. That listing's time is remembered as a mark of its own (``CHILDREN_MARK``).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.config import Config
+from bot.core.children import claimed_incident
 from bot.core.model import IncidentRef, Issue
-from bot.core.scope import is_bot_child, outside, team_projects
-from bot.core.urgency import Priority
+from bot.core.scope import TEAM_PROJECT, is_bot_child, outside, team_projects
+from bot.core.urgency import Priority, child_priority
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.ports import IssueListing, RemitProject, SweepLists
 from bot.gitlab.remit import MIN_MEMBER_LEVEL
 from bot.reconciler import ReconcileReport
 from bot.store import Enqueue, IncidentMark, Marks
+from bot.text.markers import StateKey
 
 log = logging.getLogger(__name__)
+
+#: The mark (in the incident marks, under a key no incident has) of when the sweep last listed the children.
+CHILDREN_MARK = "sweep:children"
+#: GitLab's clock and the bot's may differ: each listing of children reaches back this much before the last.
+CHILDREN_SLACK = timedelta(minutes=2)
+CHILD_CHANGED = "a child changed"
+#: A reconcile's length, at most: how long before an incident's mark a change of its child may have come in
+#: unseen (the mark is taken when the reconcile ends). A change of the bot's own in that window costs one
+#: reconcile that changes nothing.
+CHANGE_RACE = timedelta(seconds=30)
 
 
 class SweepStore(Enqueue, Marks, Protocol):
@@ -79,9 +98,9 @@ def listings(projects: dict[int, RemitProject], scope: list[str]) -> list[IssueL
     return out
 
 
-def open_incidents(client: SweepLists, cfg: Config) -> list[Issue]:
+def open_incidents(client: SweepLists, cfg: Config, projects: dict[int, RemitProject] | None = None) -> list[Issue]:
     """Every open issue carrying the trigger label in a project of the incident remit, but the bot's children."""
-    projects = remit_projects(client, cfg)
+    projects = remit_projects(client, cfg) if projects is None else projects
     found: list[Issue] = []
     todo = listings(projects, cfg.scope)
     while todo:
@@ -116,17 +135,77 @@ def needs_attention(issue: Issue, mark: IncidentMark | None, now: datetime) -> s
     return None
 
 
-def sweep(client: SweepLists, store: SweepStore, cfg: Config, now: datetime) -> SweepReport:
+def sweep(
+    client: SweepLists, store: SweepStore, cfg: Config, now: datetime, *, key: StateKey | None = None
+) -> SweepReport:
+    """Queue the open incidents that need a look; with the bot's state ``key``, also those whose children
+    changed since the bot last converged them (without it a child's marker cannot be believed)."""
     marks = store.incident_marks()
     report = SweepReport()
-    for issue in open_incidents(client, cfg):
+    projects = remit_projects(client, cfg)
+    incidents = open_incidents(client, cfg, projects)
+    for issue in incidents:
         report.listed += 1
-        key = IncidentRef(str(issue.project_id or issue.ref.project), issue.ref.iid).key
-        why = needs_attention(issue, marks.get(key), now)
+        ikey = IncidentRef(str(issue.project_id or issue.ref.project), issue.ref.iid).key
+        why = needs_attention(issue, marks.get(ikey), now)
         if why:
-            store.enqueue(key, now, f"sweep: {why}", revive_dead=False, priority=Priority.BACKGROUND)
-            report.queued[key] = why
+            store.enqueue(ikey, now, f"sweep: {why}", revive_dead=False, priority=Priority.BACKGROUND)
+            report.queued[ikey] = why
+    if key is not None and projects:
+        changed_children(client, store, cfg, now, key, marks, incidents, projects, report)
     return report
+
+
+def children_since(marks: dict[str, IncidentMark]) -> datetime | None:
+    """Where the listing of children starts: a little before the last one; the first time, at the oldest
+    incident the bot remembers converging (any child changed since may matter); None, never converged any."""
+    last = marks.get(CHILDREN_MARK)
+    if last is not None:
+        return last.seen_at - CHILDREN_SLACK
+    seen = [m.seen_at for k, m in marks.items() if k != CHILDREN_MARK]
+    return min(seen) - CHILDREN_SLACK if seen else None
+
+
+def changed_since(child: Issue, mark: IncidentMark | None) -> bool:
+    """Whether ``child`` may have changed after the bot last read it for its incident.
+
+    The mark is taken when a reconcile ends, so a child changed while that reconcile ran (after it was read)
+    would look older than the mark: a change up to :data:`CHANGE_RACE` before the mark still counts. A child
+    never changed since the bot created it (its ``updated_at`` within a second of ``created_at``) does not."""
+    if mark is None or child.updated_at is None:
+        return True
+    if child.created_at is not None and child.updated_at - child.created_at < timedelta(seconds=1):
+        return False
+    return child.updated_at > mark.seen_at - CHANGE_RACE
+
+
+def changed_children(
+    client: SweepLists,
+    store: SweepStore,
+    cfg: Config,
+    now: datetime,
+    key: StateKey,
+    marks: dict[str, IncidentMark],
+    incidents: list[Issue],
+    projects: dict[int, RemitProject],
+    report: SweepReport,
+) -> None:
+    """Queue the incidents whose children (the bot's own issues) changed after the bot last converged them."""
+    by_id = {i.id: i for i in incidents if i.id is not None}
+    teams = team_projects(cfg)
+    for child in client.bot_issues(children_since(marks)):
+        where = outside(child.project_path, cfg.scope, teams) if child.project_path else None
+        if where is not None and where[0] != TEAM_PROJECT:
+            continue  # children live in a team project or in their incident's project
+        named = claimed_incident(child, key, by_id)
+        if named is None or not named.ref.project.isdigit() or int(named.ref.project) not in projects:
+            continue  # not a child the bot signed, or its incident's project is outside the remit
+        ikey = named.ref.key
+        if ikey in report.queued or not changed_since(child, marks.get(ikey)):
+            continue
+        store.enqueue(ikey, now, f"sweep: {CHILD_CHANGED}", revive_dead=False, priority=child_priority())
+        report.queued[ikey] = CHILD_CHANGED
+    store.mark_incident(CHILDREN_MARK, now, None)
 
 
 def remember(store: Marks, key: str, report: ReconcileReport, now: datetime) -> None:

@@ -70,6 +70,16 @@ def test_the_demo_shows_the_slack_messages_once_each_and_never_the_title(default
     assert not any("Customer data exposed" in line for line in lines)
 
 
+def test_the_demo_looks_at_the_incident_after_a_child_closes_only_because_the_childs_own_webhook_names_it(
+    default_config,
+):
+    text = "\n".join(transcript(default_config))
+    for child in ("acme/security-incidents#2", "marketing/programs#1"):
+        assert f"GitLab sends the Issue Hook for {child} (a webhook on {child.split('#')[0]}); its signed marker " \
+               "names acme/security-incidents#1: queued" in text
+    assert "not queued" not in text
+
+
 def test_the_handoff_shows_each_open_childs_names_edited_in_place(default_config):
     lines = transcript(default_config)
     start = next(i for i, line in enumerate(lines) if line.startswith("=== 10:40"))

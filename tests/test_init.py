@@ -10,7 +10,7 @@ import pytest
 import responses
 
 from bot.commands.cli import main
-from bot.commands.initproject import plan_labels, run_init, wanted_labels, webhook_lines
+from bot.commands.initproject import plan_labels, run_init, team_webhook_lines, wanted_labels, webhook_lines
 from bot.config import load_config
 from bot.errors import UserError
 from bot.gitlab.callpolicy import CallPolicy
@@ -164,6 +164,18 @@ def test_the_label_palette_follows_the_kind_of_label(default_config):
 def test_webhook_url_without_a_path_gets_the_webhook_path():
     assert "https://bot.example.com/webhook" in "\n".join(webhook_lines("https://bot.example.com/", secret_is_set=True))
     assert "https://x.example/hooks/ib" in "\n".join(webhook_lines("https://x.example/hooks/ib", secret_is_set=True))
+
+
+def test_init_names_the_webhook_each_team_project_needs_and_what_it_brings(default_config):
+    """A child in a team's project reports its close only to a webhook on that project."""
+    from tests.test_team_projects import team_config
+
+    assert team_webhook_lines(default_config, None) == [], "no team project, nothing to add"
+    lines = team_webhook_lines(team_config(), "https://bot.example.com")
+    assert "ticked on its incident's checklist within seconds" in lines[0] and "next sweep" in lines[0]
+    [team] = lines[1:]
+    assert team.split()[0] == "marketing/programs" and "https://bot.example.com/webhook" in team
+    assert "Issues events, Confidential issues events; nothing else" in team
 
 
 @responses.activate

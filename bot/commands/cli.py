@@ -183,7 +183,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from bot import wiring
-    from bot.commands.initproject import run_init, scope_lines, webhook_lines
+    from bot.commands.initproject import run_init, scope_lines, team_webhook_lines, webhook_lines
     from bot.gitlab.projectsetup import ProjectSetup
 
     cfg = _load(args)
@@ -196,6 +196,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     for line in scope_lines(wiring.incident_scope(settings, cfg, required=False), project):
         print(line)
     for line in webhook_lines(args.url, secret_is_set=bool(settings.webhook_secret)):
+        print(line)
+    for line in team_webhook_lines(cfg, args.url):
         print(line)
     calls, writes = gl.calls()
     print(f"{calls} API calls ({writes} writes)")

@@ -281,17 +281,44 @@ class Demo:
             self.log("  " + line)
         return report
 
-    def step(self, at: str, who: str, what: str, act: Callable[[], Any]) -> None:
+    def step(
+        self, at: str, who: str, what: str, act: Callable[[], Any], *, child: tuple[int, int] | None = None
+    ) -> None:
+        """One person's action, then the bot looks at the incident again. ``child`` (project id, iid): the action
+        was on that child, and only the child's own Issue Hook tells the bot; the incident is looked at again
+        only when the receiver's routing finds it from the child's signed marker (as ``serve`` does)."""
         hours, minutes = (int(x) for x in at.split(":"))
         self.clock.set(START.replace(hour=hours, minute=minutes))
         self.log(f"\n=== {at}  {who}: {what}")
         act()
+        if child is not None and not self.child_hook(who, *child):
+            return
         report = self.report("incident-bot looks again", self.look)
         engaged = len(self.engaged)
         for line in self.slack_lines(report):
             self.log("  " + line)
         if len(self.engaged) > engaged:  # the Slack worker queues the incident's GitLab job: the checklist says so
             self.report("incident-bot looks again (its Slack engagements went out)", self.look)
+
+    def child_hook(self, who: str, project: int, iid: int) -> bool:
+        """Route GitLab's Issue Hook for the child as the receiver does; True when it queues this incident."""
+        from bot.core.children import ChildOf, child_event
+        from bot.core.events import parse_event
+        from bot.core.scope import team_projects
+        from bot.simgitlab.hooks import issue_hook
+        from bot.statekey import derived_key
+        from bot.text.markers import StateKey
+
+        payload = issue_hook(self.w.sim.state, project, iid, "close", user=who.lstrip("@"))
+        path = payload["project"]["path_with_namespace"]
+        key = StateKey(derived_key(self.w.sim.token))  # the receiver's, as the worker's (World.reconciler)
+        found = child_event(parse_event("Issue Hook", payload), self.w.cfg, key, team_projects(self.w.cfg))
+        if isinstance(found, ChildOf) and found.ref.key == f"{self.w.project_id}#{self.incident}":
+            self.log(f"    GitLab sends the Issue Hook for {path}#{iid} (a webhook on {path}); its signed marker "
+                     f"names {found.shown}: queued")
+            return True
+        self.log(f"    GitLab sends the Issue Hook for {path}#{iid}; not queued: {getattr(found, 'reason', found)}")
+        return False
 
     def slack_lines(self, report: ReconcileReport) -> list[str]:
         """What this step sends to the simulated Slack over HTTP, through the same delivery as the Slack
@@ -400,12 +427,14 @@ def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] =
             "@sec-oncall",
             f"publishes the blog post and closes #{blog} before the customer email ({email_ref}) went out",
             lambda: sim.state.close_issue(w.project, blog, actor="sec-oncall"),
+            child=(w.project_id, blog),
         )
         demo.step(
             "11:30",
             "@mpm-oncall",
             f"sends the customer email and closes {email_ref}",
             lambda: sim.state.close_issue(email["project_id"], email["iid"], actor="mpm-oncall"),
+            child=(email["project_id"], email["iid"]),
         )
         demo.step(
             "12:00",

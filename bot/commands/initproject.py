@@ -171,6 +171,28 @@ def webhook_lines(url: str | None, *, secret_is_set: bool) -> list[str]:
     ]
 
 
+TEAM_WEBHOOK_TRIGGERS = ("Issues events", "Confidential issues events")
+
+
+def team_webhook_lines(cfg: Config, url: str | None) -> list[str]:
+    """The webhook for each team project (a channel's ``project:``), and what it brings: a child there closed
+    or reopened is ticked on its incident within seconds; without it, at the next sweep."""
+    from bot.core.scope import team_projects
+
+    teams = sorted({ch.project for ch in cfg.channels if ch.project and ch.project.lower() in team_projects(cfg)})
+    if not teams:
+        return []
+    lines = [
+        "Team projects: the same webhook on each (Settings -> Webhooks), so a child closed or reopened there is "
+        "ticked on its incident's checklist within seconds; without it, at the next sweep "
+        "(INCIDENT_BOT_SWEEP_SECONDS):"
+    ]
+    for project in teams:
+        lines.append(f"  {project:<23} URL {webhook_url(url)}, the same secret token; "
+                     f"trigger: {', '.join(TEAM_WEBHOOK_TRIGGERS)}; nothing else")
+    return lines
+
+
 def scope_lines(cfg: Config, project: str) -> list[str]:
     """Whether ``project`` is inside the incident scope ``cfg`` acts in, and the line to add when it is not.
     ``cfg`` carries the effective scope (``INCIDENT_BOT_SCOPE`` over the policy's ``scope:``)."""

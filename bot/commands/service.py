@@ -25,6 +25,7 @@ from bot.settings import Need, Settings, register_secrets
 from bot.store.base import DeadLetters
 from bot.store.spool import drain
 from bot.sweep import sweep
+from bot.text.markers import StateKey
 
 log = logging.getLogger("bot.service")
 
@@ -88,7 +89,21 @@ class _ReceiverFactory:
 
         web = wiring.web_settings(self.settings)
         store = wiring.open_receiver_store(self.settings)
-        return create_app(web, store=store, config=self.cfg, metrics=Metrics(), worker_heartbeat=self.worker_heartbeat)
+        return create_app(
+            web,
+            store=store,
+            config=self.cfg,
+            metrics=Metrics(),
+            worker_heartbeat=self.worker_heartbeat,
+            state_key=self._state_key(),
+        )
+
+    def _state_key(self) -> StateKey | None:
+        """The bot's state key, to believe a child's marker; None (child events wait for the sweep) when the
+        settings name none and no token to derive one from."""
+        if not (self.settings.state_key or self.settings.gitlab_token):
+            return None
+        return wiring.state_key(self.settings)
 
 
 def _metrics_dir() -> tuple[str, bool]:
@@ -196,7 +211,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     log.info("%s: %s", args.command, loaded)
     store = wiring.open_service_store(env)
     client = wiring.client(env, cfg, wiring.call_policy(cfg.api, ledger=store))
-    report = sweep(client, store, cfg, utcnow())
+    report = sweep(client, store, cfg, utcnow(), key=wiring.state_key(env))
     print(report.summary())
     if args.queue_only:
         return 0
@@ -276,7 +291,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         retry_base=env.retry_base,
         dead_letter_retention=env.dead_letter_retention,
         drainer=(lambda: drain(spool, store)) if (spool := wiring.spool(env)) is not None else None,
-        sweeper=(lambda: sweep(client, store, cfg, utcnow())) if sweep_every else None,
+        sweeper=(lambda: sweep(client, store, cfg, utcnow(), key=reconciler.key)) if sweep_every else None,
         sweep_every=sweep_every or timedelta(minutes=5),
         heartbeat=beat_file,
         chat=chat,

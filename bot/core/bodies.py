@@ -147,9 +147,15 @@ def every(cadence: timedelta | None) -> str:
 
 
 def child_marker(observed: Observed, channel: str) -> Safe:
-    """A child's marker, signed for the incident: which incident and channel the child is for."""
+    """A child's marker, signed for the incident: which incident and channel the child is for.
+
+    Besides the incident's global id it names the incident's project id, iid and path, so that an event on
+    the child alone leads the receiver (and the sweep) to the incident's job (``bot.core.children``)."""
     inc = observed.incident
-    return Safe(signed_marker(CHILD, observed.key, bot_state.scope_of(inc), incident=inc.id, channel=channel))
+    where: dict[str, Any] = {}
+    if inc.project_id is not None:
+        where = {"project": inc.project_id, "iid": inc.ref.iid, "path": _project_path(inc) or ""}
+    return Safe(signed_marker(CHILD, observed.key, bot_state.scope_of(inc), incident=inc.id, channel=channel, **where))
 
 
 def child_claim(description: str, key: StateKey, incident: Issue) -> tuple[int | None, str, bool] | None:

@@ -95,3 +95,9 @@ def intake_priority(event: Event, cfg: Config) -> Priority:
 def requeue_priority(severity: Severity) -> Priority:
     """The priority of an incident's job when it falls due by time (a reminder, the end of a snooze)."""
     return Priority.HIGH if severity >= Severity.CRITICAL else Priority.ELEVATED
+
+
+def child_priority() -> Priority:
+    """The priority of an incident's job queued because one of its children changed (a person closed or
+    reopened it): a change of the incident whose severity the child's event does not say."""
+    return Priority.NORMAL

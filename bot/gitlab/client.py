@@ -223,6 +223,14 @@ class GitLabClient:
         query: dict[str, Any] = {"state": "opened", "labels": label, "order_by": "updated_at"}
         return [issue_from_api(item) for item in self._list("list open incidents", path, query)]
 
+    def bot_issues(self, updated_after: datetime | None) -> list[Issue]:
+        """Every issue the bot user created, in any project and state, updated after ``updated_after``: one
+        listing (``GET /issues``, whose default scope ``created_by_me`` is the token's user's own issues)."""
+        query: dict[str, Any] = {"scope": "created_by_me", "state": "all", "order_by": "updated_at"}
+        if updated_after is not None:
+            query["updated_after"] = updated_after.isoformat()
+        return [issue_from_api(item) for item in self._list("list the bot's children", "/issues", query)]
+
     def project_labels(self, project: str) -> dict[str, str]:
         """Label name -> colour of a project and its ancestor groups (GitLab lists both), every page."""
         path = f"/projects/{quote(project, safe='')}/labels"

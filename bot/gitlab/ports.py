@@ -160,6 +160,10 @@ class SweepLists(Protocol):
         """Open issues carrying ``label``, most recently updated first (a group's include its subgroups')."""
         ...
 
+    def bot_issues(self, updated_after: datetime | None) -> list[Issue]:
+        """Every issue the bot user created (its children, in any project and state) updated after the time."""
+        ...
+
 
 class IncidentGitLab(ObserveReads, ApplyWrites, RemitReads, TeamTemplateReads, Protocol):
     """Everything one reconcile of one incident reads and writes."""

@@ -6,6 +6,8 @@ touching the body, reads a body of known, bounded length, records the delivery (
 implies) in the store, and answers 202 only once that write is durable. The worker does the rest.
 A delivery about an issue in a project outside the incident scope, or in a team project (by the path the
 payload names), is recorded as ignored and queues no job: counted, and logged once per project.
+An event on one of the bot's children queues the child's incident, when the child's marker is signed by the
+bot for it (``bot.core.children``): the checklist ticks a closed child at once.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ from werkzeug.wrappers import Request
 from bot import heartbeat
 from bot.clock import utcnow
 from bot.config import Config
+from bot.core.children import ChildOf, child_event
 from bot.core.events import Event, Ignored, IssueEvent, NoteEvent, parse_event
 from bot.core.routing import route, shown_ref
 from bot.core.scope import outside, team_projects
-from bot.core.urgency import intake_priority
+from bot.core.urgency import child_priority, intake_priority
 from bot.metrics import Metrics
 from bot.once import Once
 from bot.redact import redact
 from bot.settings import GITLAB_MAX_BODY
 from bot.store import Intake
+from bot.text.markers import StateKey
 from bot.web.auth import (
     DEFAULT_TOLERANCE,
     check_signature_headers,
@@ -106,6 +110,8 @@ class Receiver:
     clock: Callable[[], datetime]
     worker_heartbeat: Path | None = None
     """The heartbeat file of the worker this receiver's deliveries wait for (``serve``); None: not watched."""
+    state_key: StateKey | None = field(default=None, repr=False)
+    """The key the bot signs its markers with: a child's event queues its incident only when it verifies."""
 
     def __post_init__(self) -> None:
         self.secret = self.settings.secret.encode("utf-8")
@@ -188,8 +194,13 @@ class Receiver:
         outside_remit = None if isinstance(routed, Ignored) else self._outside(parsed)
         if outside_remit is not None:  # recorded as ignored: no job, so nothing is ever read or written for it
             routed = Ignored(outside_remit[1])
-        incident_key = None if isinstance(routed, Ignored) else routed.key
-        priority = intake_priority(parsed, self.config)
+        child = child_event(parsed, self.config, self.state_key, self.teams) if isinstance(routed, Ignored) else None
+        if isinstance(child, Ignored):
+            routed = child
+        incident_key = child.ref.key if isinstance(child, ChildOf) else None
+        if incident_key is None and not isinstance(routed, Ignored):
+            incident_key = routed.key
+        priority = child_priority() if isinstance(child, ChildOf) else intake_priority(parsed, self.config)
         did = delivery_id(req.headers, payload, body, signed_id=signed_id)
         reason = event_name(header)
         event_uuid = clean_event_uuid(req.headers.get("X-Gitlab-Event-UUID"))
@@ -214,6 +225,9 @@ class Receiver:
             return self._answer(event, "duplicate", 200, delivery=did)
         if outside_remit is not None:
             self._count_outside(parsed, outside_remit[0])
+        if isinstance(child, ChildOf):
+            log.debug("delivery %s (%s): a child changed; queued job %s for %s", did, event, result.job_id, child.shown)
+            return self._answer(event, "accepted", 202, delivery=did, incident=child.shown, child=True)
         if isinstance(routed, Ignored):
             log.debug("delivery %s (%s): ignored: %s", did, event, routed.reason)
             return self._answer(event, "ignored", 202, delivery=did, reason=routed.reason)
@@ -340,16 +354,18 @@ def create_app(
     metrics: Metrics | None = None,
     clock: Callable[[], datetime] = utcnow,
     worker_heartbeat: Path | None = None,
+    state_key: StateKey | None = None,
 ) -> Flask:
     """The receiver as a WSGI app. ``clock`` stamps deliveries and checks signature timestamps;
-    ``worker_heartbeat``: /readyz is ready only while that worker is alive and claiming (``bot.heartbeat``)."""
+    ``worker_heartbeat``: /readyz is ready only while that worker is alive and claiming (``bot.heartbeat``);
+    ``state_key``: the bot's, to believe a child's marker (without it a child's event queues nothing)."""
     app = Flask(__name__)
     # A second line of defence: Werkzeug refuses to read more than this whatever the handler does.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     if metrics is None:
         metrics = Metrics()
     metrics.watch_store(store, clock)
-    receiver = Receiver(settings, store, config, metrics, clock, worker_heartbeat)
+    receiver = Receiver(settings, store, config, metrics, clock, worker_heartbeat, state_key)
     app.extensions[EXTENSION] = receiver
     app.register_blueprint(bp)
     app.wsgi_app = WebhookRoute(app.wsgi_app, receiver)  # type: ignore[method-assign]
