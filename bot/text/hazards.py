@@ -144,7 +144,7 @@ _HTML_BLOCK_STARTS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
 _CONTAINER_PREFIX_RE = re.compile(r"(?:[ \t]*(?:>|[-+*][ \t]|\d{1,9}[.)][ \t]))*[ \t]*")
 
 
-def _indent_width(line: str) -> tuple[int, int]:
+def indent_width(line: str) -> tuple[int, int]:
     """(columns of leading whitespace with tab stops of 4, number of characters)."""
     cols = 0
     for count, ch in enumerate(line):
@@ -409,7 +409,7 @@ def find_hazards(body: str) -> list[Hazard]:
     lines = _MD_BREAK_RE.split(body)
     table_chunks = _table_chunks(lines)
     for lineno, line in enumerate(lines, start=1):
-        indent, lead = _indent_width(line)
+        indent, lead = indent_width(line)
         rest = line[lead:]
         blank = not rest
 

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 
 from bot.text.escape import code_span
+from bot.text.hazards import indent_width
 
 #: GitLab's quick actions and their aliases (issues, merge requests, epics, work items), a generous union; the
 #: no-op ``/cc`` counts too: GitLab leaves its line in the text, where it mentions people.
@@ -95,15 +96,9 @@ _HTML_7 = re.compile(
 
 
 def _indent(line: str) -> tuple[int, str]:
-    cols = 0
-    for n, ch in enumerate(line):
-        if ch == " ":
-            cols += 1
-        elif ch == "\t":
-            cols += 4 - cols % 4
-        else:
-            return cols, line[n:]
-    return cols, ""
+    """(columns of leading whitespace with tab stops of 4, the rest of the line)."""
+    cols, count = indent_width(line)
+    return cols, line[count:]
 
 
 def _list_item(rest: str, indent: int) -> tuple[int, bool, bool] | None:
