@@ -50,8 +50,8 @@ def desired(**kw) -> Desired:
     return Desired(**(base | kw))  # type: ignore[arg-type]
 
 
-def metrics(cfg, observed: Observed, plan: Desired | None = None, labels=None, now: datetime | None = None):
-    got = review.review(observed, plan or desired(), cfg, now or t("18:00"), labels)
+def metrics(cfg, observed: Observed, plan: Desired | None = None, labels=None):
+    got = review.review(observed, plan or desired(), cfg, labels)
     return {m.name: m for m in got.metrics}
 
 
@@ -113,23 +113,31 @@ def _engagement(every: timedelta = timedelta(hours=1)) -> EngagementPlan:
 
 
 @pytest.mark.parametrize(
-    ("updates", "seconds", "held"),
+    ("updates", "clear", "seconds", "held"),
     [
-        (["09:50", "10:45", "11:40"], 55 * 60, "cadence held"),
-        (["09:50", "11:30"], 100 * 60, "cadence missed"),
-        ([], 3 * 3600, "cadence missed"),  # began 09:00, all clear 12:00, no update at all
+        (["09:50", "10:45", "11:40"], "12:00", 55 * 60, "cadence held"),
+        (["09:50", "11:30"], "12:00", 100 * 60, "cadence missed"),
+        ([], "12:00", 3 * 3600, "cadence missed"),  # began 09:00, all clear 12:00, no update at all
+        # Before the all clear the running stretch is not measured (the review does not change with the time).
+        (["09:50", "10:45"], None, 55 * 60, "cadence held"),
     ],
 )
-def test_an_engagements_longest_gap_between_updates_against_its_cadence(default_config, updates, seconds, held):
+def test_an_engagements_longest_gap_between_updates_against_its_cadence(default_config, updates, clear, seconds, held):
     notes = tuple(Note(100 + i, "update", "sec-im", created_at=t(u)) for i, u in enumerate(updates))
-    clear = Note(90050, "log", "incident-bot", created_at=t("12:00"))
+    logged_at = {"all-clear": Note(90050, "log", "incident-bot", created_at=t(clear))} if clear else {}
     observed = Observed(
         incident(), updates=notes, state=BotState(began={"e-group": T}),
-        logged=frozenset({"all-clear", "reminder:e-group:x:1"}), logged_at={"all-clear": clear},
+        logged=frozenset({*logged_at, "reminder:e-group:x:1"}), logged_at=logged_at,
     )
     m = metrics(default_config, observed, desired(engagements=(_engagement(),)))["engagement:e-group:longest_gap"]
     assert m.seconds == seconds and m.note.startswith(held)
     assert f"{len(updates)} status updates; 1 windows missed (reminders posted)" in m.note
+
+
+def test_an_engagement_without_an_update_or_the_all_clear_is_not_measured_yet(default_config):
+    observed = Observed(incident(), state=BotState(began={"e-group": T}))
+    m = metrics(default_config, observed, desired(engagements=(_engagement(),)))["engagement:e-group:longest_gap"]
+    assert m.seconds is None and m.note.startswith("no status update yet and no all clear")
 
 
 def test_order_rules_kept_and_broken_with_their_times(default_config):
@@ -159,7 +167,7 @@ def _child_plan(channel: str):
 @pytest.mark.parametrize(
     ("filed", "seconds", "note"),
     [
-        (None, 24 * 3600, "not filed yet: time left"),  # started Monday 09:00, review Wednesday 09:00
+        (None, None, "not filed yet: due 2026-12-03T09:00:00Z"),  # started Monday 09:00: 72 hours
         (t("08:00", 4), -23 * 3600, "filed late"),
         (t("09:00", 2), 24 * 3600, "filed on time"),
     ],
@@ -170,7 +178,7 @@ def test_each_clock_has_its_margin(default_config, filed, seconds, note):
     record = ClockRecord(started=T, by="legal", at=T, filings=filings)
     view = clocks.views([gdpr], {"gdpr": record}, {"gdpr": Person("team:legal", "Legal", "legal")},
                         default_config.calendars)
-    m = metrics(default_config, Observed(incident()), desired(clocks=view), now=t("09:00", 2))[
+    m = metrics(default_config, Observed(incident()), desired(clocks=view))[
         "clock:gdpr:notification:margin"]
     assert (m.seconds, m.note) == (seconds, note)
 
@@ -182,7 +190,7 @@ def test_facts_this_version_does_not_record_are_null_with_the_reason(default_con
 
 
 def test_the_json_names_the_schema_and_the_incident(default_config):
-    got = review.review(Observed(incident(confidential=True)), desired(), default_config, T).as_json()
+    got = review.review(Observed(incident(confidential=True)), desired(), default_config).as_json()
     assert got["schema"] == review.SCHEMA == 1
     assert got["incident"] == "acme/sec#12" and got["confidential"] is True
     assert {"name", "seconds", "from", "to", "note"} == set(got["metrics"][0])

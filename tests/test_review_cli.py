@@ -34,12 +34,12 @@ def test_report_prints_the_review_and_writes_nothing(capsys, monkeypatch, w, sim
     assert data["schema"] == 1 and data["incident"] == f"{w.project}#{iid}"
     metrics = {m["name"]: m for m in data["metrics"]}
     assert metrics["declared_to_scoped"]["seconds"] == 45 * 60
-    assert metrics["declared_to_scoped"]["to"]["event"] == "comms::scoped added by @sec-oncall"
+    assert metrics["declared_to_scoped"]["to"]["event"] == "comms::scoped added by sec-oncall"
     assert metrics["scoped_to_first_external_comms"]["seconds"] == 45 * 60
     assert metrics["channel:comms-email:opened_to_sent"]["seconds"] == 90 * 60
     code, out, _ = run(capsys, "report", f"{w.project}#{iid}")
     assert code == 0 and out.startswith(f"Communications review of {w.project}#{iid}")
-    assert "declared_to_scoped: 45 min (incident declared (issue created) → comms::scoped added by @sec-oncall)" in out
+    assert "declared_to_scoped: 45 min (incident declared (issue created) → comms::scoped added by sec-oncall)" in out
     assert sim.writes() == []
 
 

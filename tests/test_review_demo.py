@@ -28,7 +28,7 @@ def _demo_review(cfg) -> tuple[dict[str, Any], dict[str, Any]]:
         sim = demo.w.sim
         reconciler = demo.w.reconciler(clock=demo.clock)
         sim.reset_log()
-        review = report_live(f"{demo.w.project}#{demo.incident}", lambda: reconciler, demo.clock())
+        review = report_live(f"{demo.w.project}#{demo.incident}", lambda: reconciler)
         assert sim.writes() == [], "the review reads only"
         out["json"] = json.loads(json.dumps(review.as_json()).replace(sim.url, BASE))
         truth: dict[str, set[str]] = {}

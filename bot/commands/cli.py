@@ -161,7 +161,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return wiring.reconciler(env, wiring.incident_scope(env, cfg, required=False), clock=lambda: now)
 
     try:
-        result = reportview.report_live(args.incident, make, now)
+        result = reportview.report_live(args.incident, make)
     except OutsideRemit as exc:
         raise UserError(f"{args.incident}: outside the bot's remit: {exc.reason}; {remit_hint(exc)}") from None
     if args.json:

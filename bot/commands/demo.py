@@ -278,7 +278,8 @@ class Demo:
                 self.log(f"      {req.method} {req.path} -> {req.status}")
         lines = changes(before, after, self.w.cfg.bot.username)
         for line in lines or ["(nothing to change)"]:
-            self.log("  " + line)
+            # Links into the simulated GitLab are shown from its root: its port differs on every run.
+            self.log("  " + line.replace(self.w.sim.url + "/", "/"))
         return report
 
     def step(

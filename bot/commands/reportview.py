@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
 from bot.core import review
 from bot.core.model import IncidentRef
@@ -11,7 +10,7 @@ from bot.errors import UserError
 from bot.reconciler import Reconciler
 
 
-def report_live(text: str, make_reconciler: Callable[[], Reconciler], now: datetime) -> review.Review:
+def report_live(text: str, make_reconciler: Callable[[], Reconciler]) -> review.Review:
     """Read the incident as a dry run does (nothing is written) and compute its review.
     Raises ``OutsideRemit`` for an incident the bot may not act on."""
     try:
@@ -21,10 +20,12 @@ def report_live(text: str, make_reconciler: Callable[[], Reconciler], now: datet
     reconciler = make_reconciler()
     try:
         report = reconciler.dry_run(ref)
-        labels = reconciler.client.for_incident(ref.key).label_events(ref)
+        labels = report.observed.label_changes
+        if labels is None:  # read by the dry run when the review is due; else read here
+            labels = tuple(reconciler.client.for_incident(ref.key).label_events(ref))
     finally:
         reconciler.close()
-    return review.review(report.observed, report.desired, reconciler.cfg, now, labels)
+    return review.review(report.observed, report.desired, reconciler.cfg, labels)
 
 
 def as_text(result: review.Review) -> str:

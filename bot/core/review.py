@@ -29,6 +29,8 @@ NOT_RECORDED = "not recorded by this version"
 #: The status log key of the bot's first entry on an incident: the plan engaged, its roles named.
 ENGAGED = "engaged"
 SCOPED_LABEL = "comms::scoped"
+#: The signed log key of the review's comment: it is found again by it and edited in place.
+REVIEW_KEY = "review"
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,6 @@ class Facts:
     observed: Observed
     desired: Desired
     cfg: Config
-    now: datetime
     labels: Sequence[LabelChange] | None = None  # the incident's label events; None: not read
 
 
@@ -143,7 +144,7 @@ def _label_added(f: Facts, label: str) -> Event | None:
     added = next((c for c in f.labels or () if c.label == label and c.action == "add"), None)
     if added is None:
         return None
-    by = f" by @{added.by}" if added.by else ""
+    by = f" by {added.by}" if added.by else ""
     return Event(f"{label} added{by}", added.at, f.observed.incident.web_url)
 
 
@@ -206,7 +207,9 @@ def engagements(f: Facts) -> Iterator[Metric]:
     for windows missed, and the snoozes and cadence changes that explain them."""
     state = f.observed.state
     updates = _updates(f)
-    end_at = _logged(f, "all-clear", "all clear") or Event("review made", f.now)
+    # Until the all clear the last stretch is still running: only the stretches that ended are measured, so the
+    # review says the same on every look (and its comment is not edited for the time alone).
+    clear = _logged(f, "all-clear", "all clear")
     for e in f.desired.engagements:
         if e.cadence is None:
             continue
@@ -215,17 +218,24 @@ def engagements(f: Facts) -> Iterator[Metric]:
             yield Metric(f"engagement:{e.id}:longest_gap", None, None, "the engagement's start is not recorded")
             continue
         points = [Event(f"{e.name} engaged", began)] + [
-            Event(f"status update by @{n.author}", n.created_at, _note_url(f, n))
+            Event(f"status update by {n.author}", n.created_at, _note_url(f, n))
             for n in updates
-            if n.created_at and began < n.created_at < end_at.at
-        ] + [end_at]
+            if n.created_at and began < n.created_at and (clear is None or n.created_at < clear.at)
+        ] + ([clear] if clear else [])
+        if len(points) < 2:
+            yield Metric(f"engagement:{e.id}:longest_gap", points[0], None,
+                         "no status update yet and no all clear: the first stretch is still running")
+            continue
         start, end = max(itertools.pairwise(points), key=lambda p: p[1].at - p[0].at)
         missed = sorted(k for k in f.observed.logged if k.startswith(f"reminder:{e.id}:"))
-        explain = [f"{len(points) - 2} status updates", f"{len(missed)} windows missed (reminders posted)",
-                   f"cadence {_span(e.cadence)}"]
+        explain = [
+            f"{len(points) - 1 - bool(clear)} status updates",
+            f"{len(missed)} windows missed (reminders posted)",
+            f"cadence {_span(e.cadence)}",
+        ]
         request = state.cadences.get(e.id)
         if request is not None:
-            explain.append(f"cadence changed by @{request.by} at {_iso(request.at)}")
+            explain.append(f"cadence changed by {request.by} at {_iso(request.at)}")
         if state.snoozed_until is not None:
             explain.append(f"reminders snoozed until {_iso(state.snoozed_until)}")
         met = end.at - start.at <= e.cadence
@@ -276,7 +286,7 @@ def clocks(f: Facts) -> Iterator[Metric]:
             filed = Event(f"{stage.stage.name} filed ({got.reference})", got.at) if got else None
             due = Event(f"{stage.stage.name} due", stage.deadline)
             if filed is None:
-                yield Metric(label, Event("review made", f.now), due, "not filed yet: time left")
+                yield Metric(label, None, due, f"not filed yet: due {_iso(due.at)}")
             else:
                 yield Metric(label, filed, due, "filed on time" if filed.at <= due.at else "filed late")
 
@@ -293,15 +303,12 @@ SECTIONS: tuple[Callable[[Facts], Iterable[Metric]], ...] = (
 
 
 def review(
-    observed: Observed,
-    desired: Desired,
-    cfg: Config,
-    now: datetime,
-    labels: Sequence[LabelChange] | None = None,
+    observed: Observed, desired: Desired, cfg: Config, labels: Sequence[LabelChange] | None = None
 ) -> Review:
     """The communications review of one incident from what GitLab and the bot's records show; ``labels``, the
-    incident's label events, oldest first (None: not read, the metrics that need them say so)."""
-    facts = Facts(observed, desired, cfg, now, labels)
+    incident's label events, oldest first (None: not read, the metrics that need them say so). It does not
+    depend on the time it is made: the same facts give the same review."""
+    facts = Facts(observed, desired, cfg, labels)
     inc = observed.incident
     name = f"{inc.project_path or inc.ref.project}#{inc.ref.iid}"
     return Review(name, inc.confidential, tuple(m for section in SECTIONS for m in section(facts)))
