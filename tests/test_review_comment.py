@@ -14,7 +14,7 @@ TITLE = "Communications review"
 
 
 def reviews(w: World, iid: int) -> list[dict]:
-    return [n for n in w.bot_notes(iid) if f"## {TITLE}" in n["body"]]
+    return [n for n in w.bot_notes(iid) if f"### {TITLE}" in n["body"]]
 
 
 def line(note: dict, name: str) -> str:
@@ -80,7 +80,7 @@ def test_each_metric_is_its_own_line_in_gitlab(w, clock):
              "scoped_to_first_external_comms", "channel:comms-email:opened_to_sent", "status_page:first_post")
     for name in names:
         assert sum(text.startswith(f"{name}:") for text in items) == 1, (name, items)
-    assert lines[0].text == TITLE and lines[0].block == "h2"
+    assert lines[0].text == TITLE and lines[0].block == "h3"
 
 
 def _writes_until_review(w: World, clock) -> int:
