@@ -131,3 +131,18 @@ def test_before_the_all_clear_and_without_the_command_there_is_no_review_and_no_
     look(w, clock, iid)
     assert reviews(w, iid) == []
     assert not any(r.path.endswith("/resource_label_events") for r in w.sim.requests)
+
+
+def test_a_child_sent_after_the_incident_was_closed_still_reaches_the_review(w, clock):
+    iid = to_all_clear(w, clock)
+    look(w, clock, iid)
+    at(clock, "11:30")
+    w.sim.state.close_issue(w.project, iid, actor="secops-oncall")
+    look(w, clock, iid)
+    [review] = reviews(w, iid)
+    at(clock, "13:00")
+    w.sim.state.close_issue(w.project, child_iid(w, "comms-faq"), actor="comms-oncall")
+    look(w, clock, iid)
+    [edited] = reviews(w, iid)
+    assert edited["id"] == review["id"]
+    assert line(edited, "channel:comms-faq:opened_to_sent").startswith("channel:comms-faq:opened_to_sent: 4 h 00 min")

@@ -360,14 +360,15 @@ def _replies(desired: Desired, observed: Observed, cfg: Config, r: bodies.Render
 
 
 def _closed(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
-    """A closed incident gets one comment listing the children still open, once per closing."""
+    """A closed incident gets one comment listing the children still open, once per closing; its review is still
+    kept up to date (a child sent after the incident was closed)."""
     if observed.checklist is None:
         return []
     still_open = [c for c in observed.children.values() if c.issue.is_open]
     closed_at = observed.incident.closed_at
     key = f"closed:{closed_at.isoformat() if closed_at else 'unknown'}"
     if not still_open or key in observed.logged:
-        return []
+        return _review(desired, observed, cfg, r)
     refs = ", ".join(issue_ref(c.iid) for c in still_open)
     return [
         PostNote(
