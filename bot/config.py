@@ -430,6 +430,7 @@ class Templates(_Model):
     reply: str = "reply.md.j2"
     # The plan's part of a child opened from a team's own GitLab template (a channel's ``gitlab_template``).
     child_plan: str = "child-plan.md.j2"
+    review: str = "review.md.j2"
 
 
 INCIDENT_CHANNEL = "incident-channel"

@@ -21,6 +21,7 @@ from bot.core import bodies, cadence, records
 from bot.core.access import refusal
 from bot.core.actions import Action, PostNote, UpsertChecklist
 from bot.core.converge import DryRun, converge
+from bot.core.diff import wants_review
 from bot.core.model import ChatChannel, ChatEngaged, Desired, IncidentRef, Observed
 from bot.core.policy import plan_observed
 from bot.core.scope import BOT_CHILD, is_bot_child
@@ -151,6 +152,8 @@ class Reconciler:
         if chat_created is not None:
             observed = replace(observed, chat_created=chat_created)
         desired = plan_observed(observed, self.cfg, self.clock())
+        if wants_review(desired):  # the communications review measures from the incident's label events
+            observed = replace(observed, label_changes=tuple(client.label_events(ref)))
         # Users that new children or the incident will be assigned to, looked up alongside the orphan
         # search rather than one by one in front of each write.
         missing = [c.assignee.assignee for c in desired.children if c.channel not in observed.children]

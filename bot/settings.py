@@ -397,6 +397,7 @@ COMMAND_VARIABLES: dict[str, tuple[str, ...]] = {
     "check-config": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN", ALLOW_INSECURE_HTTP),  # --live only
     "plan": (*_POLICY, *_GITLAB),
     "reconcile": (*_POLICY, *_GITLAB),
+    "report": (*_POLICY, *_GITLAB),  # reads only; the state key verifies the records it measures from
     "init": (*_POLICY, "GITLAB_URL", "GITLAB_TOKEN", "GITLAB_WEBHOOK_SECRET", ALLOW_INSECURE_HTTP),
     "demo": ("INCIDENT_BOT_CONFIG",),
     "serve": (*_POLICY, *_WORKER, "GITLAB_WEBHOOK_SECRET", "GITLAB_WEBHOOK_SIGNING_TOKEN",

@@ -155,7 +155,9 @@ def test_config_from_environment(monkeypatch, tmp_path):
     assert load_config(Settings.from_env().config).bot.username == "incident-bot"
 
 
-@pytest.mark.parametrize("template", ["reminder.md.j2", "reply.md.j2", "all-clear.md.j2", "status-update.md.j2"])
+@pytest.mark.parametrize(
+    "template", ["reminder.md.j2", "reply.md.j2", "all-clear.md.j2", "status-update.md.j2", "review.md.j2"]
+)
 def test_check_config_renders_the_templates_of_an_incidents_later_life(tmp_path, capsys, template):
     import shutil
 

@@ -1,5 +1,6 @@
 """A quiet incident: the status log is one thread, a command is answered in its own thread, and only what
-must be seen (the checklist, the log's thread, reminders, the final comms) is a top-level comment."""
+must be seen (the checklist, the log's thread, reminders, the final comms, the communications review) is a
+top-level comment."""
 
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ def kind(discussion: dict[str, Any]) -> str:
         return "reminder"
     if "All clear" in body:
         return "final comms"
+    if "### Communications review" in body:
+        return "communications review"
     return body[:60]
 
 
@@ -61,7 +64,7 @@ def log_lines(w: World, iid: int) -> list[str]:
     return lines
 
 
-def test_an_s1_incident_through_all_clear_keeps_four_top_level_bot_comments(w, clock):
+def test_an_s1_incident_through_all_clear_keeps_five_top_level_bot_comments(w, clock):
     iid = w.incident("severity::1", "data-breach")
     look(w, clock, iid)
     at(clock, "09:05")
@@ -91,7 +94,9 @@ def test_an_s1_incident_through_all_clear_keeps_four_top_level_bot_comments(w, c
     look(w, clock, iid)
     look(w, clock, iid)  # and a look with nothing new
 
-    assert [kind(d) for d in started_by_bot(w, iid)] == ["checklist", "status log", "reminder", "final comms"]
+    assert [kind(d) for d in started_by_bot(w, iid)] == [
+        "checklist", "status log", "reminder", "final comms", "communications review"
+    ]
 
     # Each command is answered in its own thread, right under it; the internal one internally.
     for command in (status, handoff, helpme):

@@ -137,6 +137,7 @@ def test_help_lists_each_command_as_its_own_item(lived: tuple[World, int]) -> No
         "channel",
         "done",
         "refresh",
+        "report",
         "clock",
         "help",
     ], items

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.config import Config, Problem
-from bot.core import bodies, commands
+from bot.core import bodies, commands, review
 from bot.core.access import REPORTER, link_level, permits
 from bot.core.access import level_name as _level_name
 from bot.core.converge import DryRun, converge
@@ -62,9 +62,10 @@ def check_templates(cfg: Config, renderer: TemplateRenderer) -> list[str]:
 
 def render_over_time(observed: Observed, cfg: Config, renderer: TemplateRenderer) -> None:
     """Render the templates of an incident's later life: replies to every command, a reminder, the
-    status update, the all clear and the closing note."""
+    status update, the all clear, the communications review and the closing note."""
     later = SAMPLE_TIME + timedelta(hours=3)
-    said = ["help", "status", "refresh", "snooze 1h", "handoff simoc @sample-user", "done 1", "undo 1", "nonsense"]
+    said = ["help", "status", "refresh", "report", "snooze 1h", "handoff simoc @sample-user", "done 1", "undo 1",
+            "nonsense"]
     notes = [
         Note(n, f"@{cfg.bot.username} {text}", "sample-user", SAMPLE_TIME, author_id=1) for n, text in enumerate(said)
     ]
@@ -78,6 +79,7 @@ def render_over_time(observed: Observed, cfg: Config, renderer: TemplateRenderer
     if desired.dues:
         bodies.reminder_body(desired, observed, list(desired.dues), cfg, renderer)
     bodies.all_clear_body(desired, observed, cfg, renderer)
+    bodies.review_body(review.review(observed, desired, cfg, ()), observed, cfg, renderer)
     bodies.closed_body(desired, observed, list(observed.children.values()), cfg, renderer)
 
 

@@ -149,6 +149,28 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from bot import wiring
+    from bot.commands import reportview
+
+    cfg = _load(args)
+    now = datetime.now(UTC)
+
+    def make() -> Reconciler:
+        env = Settings.from_env(need=("gitlab",))
+        return wiring.reconciler(env, wiring.incident_scope(env, cfg, required=False), clock=lambda: now)
+
+    try:
+        result = reportview.report_live(args.incident, make)
+    except OutsideRemit as exc:
+        raise UserError(f"{args.incident}: outside the bot's remit: {exc.reason}; {remit_hint(exc)}") from None
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        print(reportview.as_text(result))
+    return 0
+
+
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from bot import wiring
     from bot.core.model import IncidentRef
@@ -246,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--verbose", "-v", action="store_true", help="print every body as a person reads it in GitLab")
     p.add_argument("--raw", action="store_true", help="print every body as the exact Markdown the bot writes")
+
+    p = add("report", cmd_report, "the communications review of one incident (reads GitLab, writes nothing)")
+    p.add_argument("incident", help="GROUP/PROJECT#IID")
+    p.add_argument("--json", action="store_true", help="machine-readable output (schema: docs/review.md)")
 
     p = add("reconcile", cmd_reconcile, "converge one incident in GitLab now")
     p.add_argument("incident", help="GROUP/PROJECT#IID")

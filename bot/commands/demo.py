@@ -278,7 +278,8 @@ class Demo:
                 self.log(f"      {req.method} {req.path} -> {req.status}")
         lines = changes(before, after, self.w.cfg.bot.username)
         for line in lines or ["(nothing to change)"]:
-            self.log("  " + line)
+            # Links into the simulated GitLab are shown from its root: its port differs on every run.
+            self.log("  " + line.replace(self.w.sim.url + "/", "/"))
         return report
 
     def step(
@@ -365,7 +366,14 @@ class Demo:
         return act
 
 
-def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] = print) -> int:
+def run_demo(
+    cfg: Config,
+    *,
+    verbose: bool = False,
+    log: Callable[[str], None] = print,
+    at_end: Callable[[Demo], None] | None = None,
+) -> int:
+    """The demo's story; ``at_end`` is called with the demo's world before the simulated GitLab stops."""
     clock = ManualClock(START)
     cfg = demo_config(cfg)
     with SimulatedGitLab(now=clock) as sim, ExitStack() as stack:
@@ -450,6 +458,8 @@ def run_demo(cfg: Config, *, verbose: bool = False, log: Callable[[str], None] =
             lambda: sim.state.close_issue(w.project, demo.incident, actor="secops-oncall"),
         )
         demo.step("14:01", "GitLab", "delivers the same webhook again", lambda: None)
+        if at_end is not None:
+            at_end(demo)
         hazards = sim.hazards_except(allowed_mentions=_people(cfg))
         log("\nSafety: " + ("no quick action or unexpected mention reached GitLab" if not hazards else f"{hazards}"))
         children = w.all_children()

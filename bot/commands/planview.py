@@ -24,6 +24,7 @@ from bot.core.actions import (
     RenameInChild,
     UpdateIncident,
     UpsertChecklist,
+    UpsertReview,
 )
 from bot.core.converge import DryRun, converge
 from bot.core.events import Ignored, IssueEvent, NoteEvent, parse_event, parse_time
@@ -206,7 +207,7 @@ class PlanReport:
 def _body(action: Action) -> str:
     if isinstance(action, CreateChild):
         return action.description
-    if isinstance(action, UpsertChecklist | PostNote):
+    if isinstance(action, UpsertChecklist | UpsertReview | PostNote):
         return action.body
     return ""
 
@@ -239,7 +240,7 @@ def _action_json(action: Action) -> dict[str, Any]:
         out.update(child_iid=action.child_iid, assign=action.assignee, previous=action.previous)
     elif isinstance(action, RenameInChild):
         out.update(child_iid=action.child_iid, description=action.description)
-    elif isinstance(action, UpsertChecklist | PostNote):
+    elif isinstance(action, UpsertChecklist | UpsertReview | PostNote):
         out.update(body=action.body)
     return out
 

@@ -158,6 +158,21 @@ class UpsertChecklist:
 
 
 @dataclass(frozen=True)
+class UpsertReview:
+    """The communications review: one comment, found again by its signed log key and edited in place."""
+
+    body: str
+    note_id: int | None = None
+
+    @property
+    def key(self) -> str:
+        return "review"
+
+    def describe(self) -> str:
+        return "post the communications review" if self.note_id is None else "update the communications review"
+
+
+@dataclass(frozen=True)
 class PostNote:
     """A comment: a status log entry, a command reply, the out-of-scope note, a reminder. ``log_keys`` mark
     it done.
@@ -217,6 +232,7 @@ Action = (
     | FixChild
     | RenameInChild
     | UpsertChecklist
+    | UpsertReview
     | PostNote
     | NoteOnChild
 )

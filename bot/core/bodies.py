@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.config import Config
-from bot.core import cadence, clockbodies, commands, names, order, records, teamintent
+from bot.core import cadence, clockbodies, commands, names, order, records, review, teamintent
 from bot.core import state as bot_state
 from bot.core.model import BotState, ChatEngaged, Child, Desired, Issue, LogEntry, Observed, Person, Tick
 from bot.text.escape import (
@@ -844,6 +844,41 @@ def all_clear_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         "all-clear comment",
         marker=_log(observed, ["all-clear"]),
         children=_child_rows(still_open, desired, cfg, observed.incident),
+    )
+
+
+_LINKABLE = re.compile(r"https?://[A-Za-z0-9._~/:%-]+(?:#note_[0-9]+)?")
+
+
+def _review_end(event: review.Event | None) -> Safe | None:
+    """One end of a metric: what happened, linked to where GitLab shows it, and when."""
+    if event is None:
+        return None
+    what = escape_inline(event.what)
+    shown = f"[{what}]({event.url})" if _LINKABLE.fullmatch(event.url) else what
+    return Safe(f"{shown} ({event.at:%Y-%m-%d %H:%M})")
+
+
+def review_body(result: review.Review, observed: Observed, cfg: Config, r: Renderer) -> str:
+    """The communications review comment (``bot.core.review``), its signed key finding it again."""
+    rows = [
+        {
+            "name": m.name,
+            "value": review.duration(m.seconds),
+            "start": _review_end(m.start),
+            "end": _review_end(m.end),
+            "note": m.note,
+        }
+        for m in result.metrics
+    ]
+    return _render(
+        r,
+        cfg.templates.review,
+        "communications review",
+        marker=_log(observed, [review.REVIEW_KEY]),
+        metrics=rows,
+        incident=result.incident,
+        schema=review.SCHEMA,
     )
 
 

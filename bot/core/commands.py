@@ -20,7 +20,9 @@ from bot.config import ROLE_IDS, ChatSettings, Config, parse_duration
 from bot.core.model import BotState, CadenceRequest, ClockRecord, Note, Tick
 from bot.text.escape import is_valid_username
 
-COMMANDS = ("help", "status", "handoff", "snooze", "cadence", "channel", "add", "done", "undo", "refresh", "clock")
+COMMANDS = (
+    "help", "status", "handoff", "snooze", "cadence", "channel", "add", "done", "undo", "refresh", "clock", "report"
+)
 CHAT_CHANNEL = re.compile(r"#[a-z0-9][a-z0-9_-]{0,79}")
 """A Slack channel name as the ``channel`` command takes it (Slack's own rules: lowercase, digits, ``-``, ``_``)."""
 MAX_SNOOZE = timedelta(days=7)
@@ -109,6 +111,7 @@ class Verdict:
     tick: tuple[Item, Tick | None] | None = None  # an item marked done (a Tick) or not done (None)
     add_channels: tuple[str, ...] = ()  # channel labels to put on the incident (``add``)
     clock: tuple[str, ClockRecord] | None = None  # (clock id, what its owner has recorded now) (``clock``)
+    review: bool = False  # the communications review is asked for (``report``)
 
 
 # Markdown's line endings (not every Unicode break ``str.splitlines`` knows) and its blank lines.
@@ -195,6 +198,13 @@ def judge(
         return Verdict(cmd, True, "help")
     if name == "status":
         return Verdict(cmd, True, "status")
+    if name == "report":
+        return Verdict(
+            cmd,
+            True,
+            "the communications review is posted on the incident as one comment, edited in place as facts arrive",
+            review=True,
+        )
     if name == "refresh":
         return Verdict(cmd, True, "looked at the incident again; the checklist and the child issues are up to date")
     if name == "snooze":
@@ -422,6 +432,7 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
     chat_channel = state.chat_channel
     done = dict(state.done)
     clocks = dict(state.clocks)
+    review = state.review or any(v.review for v in verdicts)
     handled = max([state.handled, *(v.command.note.id for v in verdicts)])
     for v in sorted(verdicts, key=lambda v: v.command.note.id):
         if v.handoff:
@@ -449,4 +460,5 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
         chat_channel=chat_channel,
         done=done,
         clocks=clocks,
+        review=review,
     )

@@ -24,6 +24,7 @@ from bot.core.actions import (
     RenameInChild,
     UpdateIncident,
     UpsertChecklist,
+    UpsertReview,
 )
 from bot.core.diff import diff
 from bot.core.model import BotState, Child, Desired, IncidentRef, Issue, LogEntry, Note, Observed
@@ -86,9 +87,16 @@ def fold(observed: Observed, result: Result) -> Observed:
     if isinstance(action, UpsertChecklist):
         note = result.note or Note(action.note_id or 0, action.body, "")
         return replace(observed, checklist=note, state=state_from_checklist(note.body))
+    if isinstance(action, UpsertReview):
+        note = result.note or Note(action.note_id or 0, action.body, "")
+        return replace(observed, logged=observed.logged | {action.key},
+                       logged_at={**observed.logged_at, action.key: note})
     if isinstance(action, PostNote):
         pending = () if action.kind == "log" else observed.pending_log
-        observed = replace(observed, logged=observed.logged | set(action.log_keys), pending_log=pending)
+        # The comment's time (GitLab's answer) is when its keys were first recorded: the review measures to it.
+        first = {k: result.note for k in action.log_keys if k not in observed.logged_at} if result.note else {}
+        observed = replace(observed, logged=observed.logged | set(action.log_keys), pending_log=pending,
+                           logged_at={**observed.logged_at, **first})
         if action.kind == "log" and result.note is not None and result.note.discussion_id:
             observed = replace(observed, log_thread=result.note.discussion_id)
         return observed

@@ -15,7 +15,7 @@ into ``Observed`` and diffs again until nothing is left.
 from __future__ import annotations
 
 from bot.config import Config
-from bot.core import bodies, cadence, clockbodies, clocks, order, records
+from bot.core import bodies, cadence, clockbodies, clocks, order, records, review
 from bot.core.actions import (
     Action,
     CreateChild,
@@ -27,8 +27,10 @@ from bot.core.actions import (
     RenameInChild,
     UpdateIncident,
     UpsertChecklist,
+    UpsertReview,
 )
 from bot.core.model import Desired, LogEntry, Observed, TemplateIntent
+from bot.core.review import REVIEW_KEY
 from bot.core.routing import is_incident
 from bot.text.escape import escape_inline, issue_ref
 from bot.text.hazards import find_hazards
@@ -298,7 +300,24 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
                 lines=("posted the all clear: final comms",),
             )
         )
-    return actions
+    return actions or _review(desired, observed, cfg, r)
+
+
+def wants_review(desired: Desired) -> bool:
+    """The review is written at the all clear, or from when the ``report`` command asked for it."""
+    return desired.in_scope and (desired.all_clear or desired.state.review)
+
+
+def _review(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
+    """The communications review, last (it measures to the comments above it): posted once, then edited in
+    place when a late fact changes its text. Never before the incident's label events were read."""
+    if not wants_review(desired) or observed.label_changes is None or desired.now is None:
+        return []
+    body = bodies.review_body(review.review(observed, desired, cfg, observed.label_changes), observed, cfg, r)
+    found = observed.logged_at.get(REVIEW_KEY) if REVIEW_KEY in observed.logged else None
+    if found is not None and found.body.strip() == body.strip():
+        return []
+    return [UpsertReview(body, found.id if found is not None else None)]
 
 
 def _clock_reminders(desired: Desired, observed: Observed) -> list[Action]:
@@ -341,14 +360,15 @@ def _replies(desired: Desired, observed: Observed, cfg: Config, r: bodies.Render
 
 
 def _closed(desired: Desired, observed: Observed, cfg: Config, r: bodies.Renderer) -> list[Action]:
-    """A closed incident gets one comment listing the children still open, once per closing."""
+    """A closed incident gets one comment listing the children still open, once per closing; its review is still
+    kept up to date (a child sent after the incident was closed)."""
     if observed.checklist is None:
         return []
     still_open = [c for c in observed.children.values() if c.issue.is_open]
     closed_at = observed.incident.closed_at
     key = f"closed:{closed_at.isoformat() if closed_at else 'unknown'}"
     if not still_open or key in observed.logged:
-        return []
+        return _review(desired, observed, cfg, r)
     refs = ", ".join(issue_ref(c.iid) for c in still_open)
     return [
         PostNote(

@@ -86,6 +86,17 @@ class Note:
 
 
 @dataclass(frozen=True)
+class LabelChange:
+    """A label added to or removed from an issue, as GitLab's resource label events API records it."""
+
+    id: int
+    label: str  # empty once the label was deleted
+    action: str  # "add" or "remove"
+    at: datetime
+    by: str = ""
+
+
+@dataclass(frozen=True)
 class Child:
     """A child issue the bot made for one channel, found again by issue link or by its hidden marker."""
 
@@ -218,6 +229,8 @@ class BotState:
     # A digest of the timeline facts (``bot.core.timeline``) found in the incident's GitLab timeline: while the
     # facts are the same, the timeline is not read again.
     timeline: str = ""
+    # The communications review was asked for with the ``report`` command: it is kept up to date from then on.
+    review: bool = False
 
 
 @dataclass(frozen=True)
@@ -257,6 +270,10 @@ class Observed:
     checklist_unticked: frozenset[str] = frozenset()
     state: BotState = field(default_factory=BotState)
     logged: frozenset[str] = frozenset()
+    # The comment that first recorded each key in ``logged`` (its time, from GitLab): the review's events.
+    logged_at: Mapping[str, Note] = field(default_factory=dict)
+    # The incident's label events (GitLab's resource label events), read only when the review is written.
+    label_changes: tuple[LabelChange, ...] | None = None
     # The discussion the status log is written in (one thread per incident), once the bot has started it.
     log_thread: str | None = None
     orphans_searched: bool = False

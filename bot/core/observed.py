@@ -18,7 +18,7 @@ from bot.core import bodies, commands, records
 from bot.core import state as bot_state
 from bot.core.cadence import is_status_update
 from bot.core.events import parse_time
-from bot.core.model import Child, Desired, IncidentRef, Issue, Note, Observed
+from bot.core.model import Child, Desired, IncidentRef, Issue, LabelChange, Note, Observed
 from bot.text.markers import StateKey
 
 #: Account states that may not steer the bot, whatever their membership says.
@@ -76,6 +76,23 @@ def note_from_api(data: Mapping[str, Any], discussion: Mapping[str, Any] | None 
     )
 
 
+def label_change_from_api(data: Mapping[str, Any]) -> LabelChange | None:
+    """A ``LabelChange`` from GitLab's resource label event (doc/api/resource_label_events.md); None without a
+    time or an action GitLab documents."""
+    at = parse_time(data.get("created_at"))
+    action = data.get("action")
+    if at is None or action not in ("add", "remove"):
+        return None
+    label, user = data.get("label") or {}, data.get("user") or {}
+    return LabelChange(
+        id=int(data.get("id") or 0),
+        label=str(label.get("name") or "") if isinstance(label, dict) else "",
+        action=str(action),
+        at=at,
+        by=str(user.get("username") or "") if isinstance(user, dict) else "",
+    )
+
+
 # ---- the incident, its comments and its children ------------------------------------------------
 def observed_from(
     incident: Issue, links: Sequence[Issue], notes: Sequence[Note], cfg: Config, bot: str, *, key: StateKey
@@ -111,6 +128,7 @@ def observed_from(
         checklist_unticked=bodies.unticked_command_items(checklist.body) if checklist else frozenset(),
         state=reading.state,
         logged=logged,
+        logged_at=belief.first_at,
         log_thread=log_thread,
         to_resign=belief.to_resign,
         pending_log=((reading.report,) if reading.report else ()) + belief.reports,

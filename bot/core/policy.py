@@ -316,6 +316,7 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
                 # (``diff``), so a crash in between never loses an earlier version's keys.
                 signed_log=True,
                 timeline=observed.state.timeline,
+                review=state.review,
             )
         ),
         verdicts=verdicts,

@@ -18,7 +18,7 @@ unsigned key that the re-signed ones do not hold is then an edit: not believed, 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +125,8 @@ class Belief:
     thread_notes: tuple[Note, ...]
     to_resign: frozenset[str] = frozenset()
     reports: tuple[LogEntry, ...] = field(default=())
+    # Each believed key's first record: the oldest of the bot's comments holding it (its time and link).
+    first_at: Mapping[str, Note] = field(default_factory=dict)
 
 
 def _fingerprint(note: Note, markers: Sequence[Marker]) -> str:
@@ -164,7 +166,13 @@ def believe(records: Sequence[NoteRecords], *, legacy: bool) -> Belief:
                     "comment; only Maintainers, Owners and administrators can edit the bot's comments",
                 )
             )
-    return Belief(frozenset(logged), tuple(thread), frozenset(resign), tuple(reports))
+    first_at: dict[str, Note] = {}
+    for r in sorted(records, key=lambda r: r.note.id):
+        if r.note.created_at is not None:
+            # A re-signed (carried) key was recorded earlier than the comment that re-signed it: no time.
+            for k in ((r.signed - r.carried) | (r.unsigned if legacy else frozenset())) & logged:
+                first_at.setdefault(k, r.note)
+    return Belief(frozenset(logged), tuple(thread), frozenset(resign), tuple(reports), first_at)
 
 
 def keys_in(body: str, key: StateKey, incident: Issue, *, legacy: bool) -> frozenset[str]:

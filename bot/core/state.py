@@ -54,6 +54,8 @@ def encode(state: BotState) -> dict[str, Any]:
         fields["signed_log"] = True
     if state.timeline:
         fields["timeline"] = state.timeline
+    if state.review:
+        fields["review"] = True
     return fields
 
 
@@ -162,6 +164,7 @@ def decode(fields: Mapping[str, Any]) -> BotState:
         rev=_int(fields.get("rev")),
         signed_log=fields.get("signed_log") is True,
         timeline=_digest(fields.get("timeline")),
+        review=fields.get("review") is True,
     )
 
 

@@ -19,6 +19,7 @@ from bot.core.actions import (
     RenameInChild,
     UpdateIncident,
     UpsertChecklist,
+    UpsertReview,
 )
 from bot.core.bodies import child_ref
 from bot.core.converge import Result
@@ -282,6 +283,14 @@ class GitLabApplier:
                 )
             return Result(action, warnings=tuple(warnings))
         if isinstance(action, UpsertChecklist):
+            if action.note_id is not None:
+                try:
+                    return Result(action, note=self.client.update_note(ref, action.note_id, action.body))
+                except GitLabCallError as exc:
+                    if exc.status != 404:  # somebody deleted it: post a new one
+                        raise
+            return Result(action, note=self.client.create_note(ref, action.body))
+        if isinstance(action, UpsertReview):
             if action.note_id is not None:
                 try:
                     return Result(action, note=self.client.update_note(ref, action.note_id, action.body))

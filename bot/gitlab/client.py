@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import gitlab
 
-from bot.core.model import IncidentRef, Issue, Note
-from bot.core.observed import INACTIVE_STATES, issue_from_api, note_from_api
+from bot.core.model import IncidentRef, Issue, LabelChange, Note
+from bot.core.observed import INACTIVE_STATES, issue_from_api, label_change_from_api, note_from_api
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.errors import GitLabCallError
 from bot.gitlab.ports import ChildFields, IssueListing, RemitProject
@@ -257,6 +257,13 @@ class GitLabClient:
             if isinstance(item, dict)
         ]
         return sorted(notes, key=lambda n: n.id)
+
+    def label_events(self, ref: IncidentRef) -> list[LabelChange]:
+        """Every label added to or removed from the issue, oldest first (GitLab's resource label events API,
+        doc/api/resource_label_events.md: ``GET /projects/:id/issues/:iid/resource_label_events``)."""
+        items = self._list("read the incident's label events", f"{self._issue_path(ref)}/resource_label_events")
+        found = [c for item in items if (c := label_change_from_api(item)) is not None]
+        return sorted(found, key=lambda c: (c.at, c.id))
 
     def find_issues(
         self, project: str, *, labels: Iterable[str], author: str, created_after: datetime | None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from bot.core.model import IncidentRef, Issue, Note
+from bot.core.model import IncidentRef, Issue, LabelChange, Note
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,13 @@ class SweepLists(Protocol):
         ...
 
 
-class IncidentGitLab(ObserveReads, ApplyWrites, RemitReads, TeamTemplateReads, Protocol):
+class ReviewReads(Protocol):
+    """What the communications review reads besides what a reconcile observes."""
+
+    def label_events(self, ref: IncidentRef) -> list[LabelChange]: ...
+
+
+class IncidentGitLab(ObserveReads, ApplyWrites, RemitReads, TeamTemplateReads, ReviewReads, Protocol):
     """Everything one reconcile of one incident reads and writes."""
 
 

@@ -433,6 +433,15 @@ def update_issue(ctx: Ctx) -> ApiResponse:
 # ------------------------------------------------------------------- notes
 
 
+@router.add("GET", "/projects/:id/issues/:iid/resource_label_events")
+def list_label_events(ctx: Ctx) -> ApiResponse:
+    """lib/api/resource_label_events.rb: the issue's label events, oldest first, paginated."""
+    project = _project(ctx)
+    item = _issue(ctx, project)
+    events = sorted(ctx.state.label_events_of(item), key=lambda e: e.id)
+    return ctx.api.paginate(ctx, events, lambda e: entities.label_event(ctx.state, project, e))
+
+
 @router.add("GET", "/projects/:id/issues/:iid/notes")
 def list_notes(ctx: Ctx) -> ApiResponse:
     project = _project(ctx)

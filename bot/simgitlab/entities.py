@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .clock import iso
-from .records import ISSUE_TYPES, Issue, Label, Link, Milestone, Note, Project, User
+from .records import ISSUE_TYPES, Issue, Label, LabelEvent, Link, Milestone, Note, Project, User
 
 if TYPE_CHECKING:
     from .state import GitLabState
@@ -93,6 +93,24 @@ def project(state: GitLabState, proj: Project, viewer: User | None = None) -> di
             "project_access": {"access_level": access, "notification_level": 3} if access else None,
             "group_access": {"access_level": group_level, "notification_level": 3} if group_level else None,
         },
+    }
+
+
+def label_event(state: GitLabState, proj: Project, event: LabelEvent) -> dict[str, Any]:
+    """``API::Entities::ResourceLabelEvent`` (doc/api/resource_label_events.md): the label as ``LabelBasic``,
+    null once the label is deleted."""
+    lab = next((lab for lab in proj.labels.values() if lab.id == event.label_id), None)
+    return {
+        "id": event.id,
+        "user": user_basic(state, state.users_by_id[event.user_id]),
+        "created_at": iso(event.created_at),
+        "resource_type": "Issue",
+        "resource_id": event.issue_id,
+        "label": None if lab is None else {
+            "id": lab.id, "name": lab.name, "color": lab.color, "description": lab.description,
+            "description_html": lab.description or "", "text_color": "#FFFFFF",
+        },
+        "action": event.action,
     }
 
 

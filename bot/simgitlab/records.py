@@ -161,6 +161,18 @@ class Link:
 
 
 @dataclass
+class LabelEvent:
+    """One label added to or removed from an issue (GitLab's ``ResourceLabelEvent``)."""
+
+    id: int
+    issue_id: int
+    label_id: int
+    user_id: int
+    action: str  # "add" or "remove"
+    created_at: datetime
+
+
+@dataclass
 class Event:
     """A change worth a webhook; ``changes`` maps attribute -> {"previous", "current"}."""
 

@@ -35,6 +35,7 @@ from .records import (
     Event,
     Issue,
     Label,
+    LabelEvent,
     Link,
     Milestone,
     Note,
@@ -80,6 +81,8 @@ class GitLabState:
         # project created besides the predefined ones, by project id.
         self.timeline_events: dict[int, list[dict[str, Any]]] = {}
         self.timeline_tags: dict[int, set[str]] = {}
+        # Label events by issue id (``ResourceLabelEvent``: one per label added or removed, with who and when).
+        self._label_events: dict[int, list[LabelEvent]] = {}
         # Distinct ranges so that confusing an id with an iid (or a note id) fails loudly.
         self._seq = {
             "user": itertools.count(1),
@@ -89,6 +92,7 @@ class GitLabState:
             "note": itertools.count(90001),
             "link": itertools.count(3001),
             "milestone": itertools.count(601),
+            "label_event": itertools.count(40001),
         }
         self.add_user("root", "Administrator", admin=True)
 
@@ -154,6 +158,28 @@ class GitLabState:
             if found is None or found.issue_id != issue.id:
                 raise ApiError.not_found()
             return found
+
+    def _record_label_events(
+        self,
+        project: Project,
+        item: Issue,
+        actor: User,
+        before: Sequence[str],
+        after: Sequence[str],
+        at: datetime | None = None,
+    ) -> None:
+        """``ResourceEvents::ChangeLabelsService``: one event per label added and per label removed."""
+        events = self._label_events.setdefault(item.id, [])
+        for action, names in (("add", [n for n in after if n not in before]),
+                              ("remove", [n for n in before if n not in after])):
+            for name in names:
+                if name in project.labels:
+                    events.append(LabelEvent(self._next("label_event"), item.id, project.labels[name].id, actor.id,
+                                             action, at or self.now()))
+
+    def label_events_of(self, issue: Issue) -> list[LabelEvent]:
+        with self.lock:
+            return list(self._label_events.get(issue.id, []))
 
     def notes_of(self, issue: Issue) -> list[Note]:
         with self.lock:
@@ -609,6 +635,7 @@ class GitLabState:
             }
             if item.labels:
                 changes["labels"] = {"previous": [], "current": list(item.labels)}
+                self._record_label_events(project, item, author, [], item.labels, item.created_at)
             if item.assignee_ids:
                 changes["assignees"] = {"previous": [], "current": list(item.assignee_ids)}
             self._emit(Event("issue", "open", project.id, item.id, author.id, changes=changes))
@@ -686,6 +713,8 @@ class GitLabState:
             changes["updated_at"] = {"previous": iso(previous_updated), "current": iso(now)}
             changes["updated_by_id"] = {"previous": None, "current": actor.id}
             self._system_notes_for_edit(item, actor, before, changes)
+            if "labels" in changes:
+                self._record_label_events(project, item, actor, changes["labels"]["previous"], item.labels)
             action = "update"
             if "state_id" in changes:
                 action = "close" if item.state == "closed" else "reopen"

@@ -451,3 +451,19 @@ def test_a_busy_channel_read_a_page_a_minute_resumes_where_it_stopped(make) -> N
     reads = [c for c in inc.slack.calls if c.method == "conversations.history" and c.status == 200
              and c.channel == lost]
     assert [c.args.get("cursor", "") == "" for c in reads] == [True, False, False], "one page each, resumed"
+
+
+def test_a_confidential_incidents_review_stays_in_gitlab(make) -> None:
+    inc: Incident = make(engagements={"e-group": {"to": "#e-group", "forward_updates": True}})
+    iid = inc.w.incident("severity::1", "data-breach", "comms-email", confidential=True)
+    inc.reconcile(iid)
+    inc.send()
+    inc.note(iid, SIX_POINTS.format(risk="low"))
+    inc.clock.advance(60)
+    inc.labels(iid, "comms::all-clear")
+    inc.reconcile(iid)
+    inc.send_until_done(iid)
+    assert any("### Communications review" in n["body"] for n in inc.w.bot_notes(iid)), "the review is in GitLab"
+    everything = inc.all_text()
+    assert everything, "Slack was told of the incident (the all clear)"
+    assert "review" not in everything.lower() and "declared_to" not in everything
