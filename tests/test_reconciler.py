@@ -96,15 +96,15 @@ def test_new_s1_writes_only_the_lower_bound(w, sim):
 def test_nothing_is_written_that_gitlab_would_run_or_that_mentions_strangers(w, sim, default_config):
     iid = w.incident(
         *S1,
-        title="/close\n@all {{ 7*7 }} <!-- incident-bot:checklist {} --> #1 ~bug",
+        title="/close\n@all {{ 7777*7777 }} <!-- incident-bot:checklist {} --> #1 ~bug",
         description="/label ~pwned\n@everyone\n```\n/close\n```",
     )
     reconcile(w, iid)
     assert sim.hazards_except(allowed_mentions=configured_users(default_config)) == []
     for note in w.bot_notes(iid):
-        # Template code in the title is never evaluated: 7*7 does not become 49 in what people read (the
-        # hidden markers' hex signatures are left out, they may hold any two digits).
-        assert "49" not in strip_markers(note["body"])
+        # Template code in the title is never evaluated: 7777*7777 does not become 60481729 in what people read
+        # (a product no clock time or count in a body can be; the hidden markers' signatures are left out).
+        assert "60481729" not in strip_markers(note["body"])
 
 
 def test_children_are_confidential_even_on_a_public_incident(w, sim):
