@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from bot.simgitlab.ratelimits import THROTTLED_MESSAGE
 from bot.store import JobState, SQLiteStore
 from bot.worker import Outcome, Worker
 from tests import store_inspect as peek
+from tests.gitlab.faketime import FakeTime, no_real_sleep  # noqa: F401  (fixture)
 
 URL = "https://gitlab.test"
 NOTES = f"{URL}/api/v4/projects/42/issues/7/notes"
@@ -41,34 +41,9 @@ THROTTLED = {"message": {"error": THROTTLED_MESSAGE}}
 NOTE = {"id": 1, "body": "hi", "author": {"username": "incident-bot"}}
 
 
-class FakeTime:
-    """Wall clock (Unix seconds) and sleep that only move when told; records every sleep."""
-
-    def __init__(self) -> None:
-        self.now = WALL0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
-
-
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(seconds: float) -> None:
-        raise AssertionError(f"real sleep({seconds}) called")
-
-    monkeypatch.setattr(time, "sleep", boom)
-
-
 @pytest.fixture
 def ft() -> FakeTime:
-    return FakeTime()
+    return FakeTime(WALL0)
 
 
 @pytest.fixture

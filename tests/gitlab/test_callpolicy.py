@@ -11,7 +11,6 @@ import itertools
 import pickle
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +33,8 @@ from bot.gitlab.errors import (
     OutcomeUnknown,
     compact_message,
 )
+from tests.gitlab.faketime import FakeTime as SharedFakeTime
+from tests.gitlab.faketime import no_real_sleep  # noqa: F401  (fixture)
 
 URL = "https://gitlab.test"
 API = f"{URL}/api/v4"
@@ -43,35 +44,14 @@ LINKS = f"{ISSUE7}/links"
 WALL0 = 1_900_000_000.0
 
 
-class FakeTime:
-    """Monotonic clock, wall clock and sleep that only move when told; records every sleep."""
+class FakeTime(SharedFakeTime):
+    """The shared fake time, with a wall clock (Unix seconds) that moves with it."""
 
     def __init__(self) -> None:
-        self.now = 5_000.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def clock(self) -> float:
-        return self.now
+        super().__init__(5_000.0)
 
     def wall(self) -> float:
-        return WALL0 + (self.now - 5_000.0)
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(seconds: float) -> None:
-        raise AssertionError(f"real sleep({seconds}) called")
-
-    monkeypatch.setattr(time, "sleep", boom)
+        return WALL0 + (self.now - self.start)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from bot.gitlab.client import GitLabClient, UnsafeBody, UserCache
 from bot.gitlab.connect import make_gitlab
 from bot.gitlab.errors import GitLabCallError, OutcomeUnknown
 from bot.gitlab.ports import IssueListing, RemitProject
+from tests.gitlab.faketime import FakeTime, no_real_sleep  # noqa: F401  (fixture)
 
 URL = "https://gitlab.test"
 API = f"{URL}/api/v4"
@@ -45,31 +45,6 @@ PAGE_1 = {"page": "1", "per_page": "100"}
 
 
 # --------------------------------------------------------------------------- fixtures and helpers
-
-
-class FakeTime:
-    """A monotonic clock and a sleep that only move when told; records every sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
-
-
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(seconds: float) -> None:
-        raise AssertionError(f"real sleep({seconds}) called")
-
-    monkeypatch.setattr(time, "sleep", boom)
 
 
 @pytest.fixture
