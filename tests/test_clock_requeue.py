@@ -4,7 +4,6 @@ workers and the simulator share one manual clock."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from bot.simgitlab import ManualClock
 from bot.simgitlab.world import World
 from bot.store import JobState, open_store
 from tests import store_inspect as peek
-from tests.test_requeue import run_all, worker
+from tests.test_requeue import run_all, two_replicas_drain, worker
 
 REMINDER = "Regulatory deadline"
 
@@ -64,22 +63,5 @@ def test_two_replicas_post_a_clock_reminder_once(w, clock, tmp_path: Path) -> No
     start = clock()
     iid, _ = _started(w, db, clock)
     clock.set(start + timedelta(hours=36, seconds=2))
-    stores = [open_store(db), open_store(db)]
-    workers = [worker(w, s, clock, f"replica-{n}:1") for n, s in enumerate(stores)]
-    go = threading.Barrier(2)
-
-    def replica(wk) -> None:  # type: ignore[no-untyped-def]
-        go.wait()
-        run_all(wk)
-
-    threads = [threading.Thread(target=replica, args=(wk,)) for wk in workers]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    finally:
-        for wk, s in zip(workers, stores, strict=True):
-            wk.reconciler.close()  # type: ignore[attr-defined]
-            s.close()
+    two_replicas_drain(w, db, clock)
     assert len(_reminders(w, iid)) == 1
