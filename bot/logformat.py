@@ -19,6 +19,8 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.redact import redact
+
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
@@ -88,9 +90,10 @@ def _unraisable(unraisable: Any) -> None:
     where = getattr(unraisable.object, "__qualname__", None) or repr(unraisable.object)
     if isinstance(exc, RuntimeError) and "greenlet is being finalized" in str(exc) and "HandlerRef" in where:
         return
-    message = f"exception ignored in {where}: {exc!r}"
+    # Written straight to fd 2: the logging handlers' redacting filter is not on this path.
+    message = redact(f"exception ignored in {where}: {exc!r}")
     if _chosen == "json":
-        detail = "".join(traceback.format_exception(unraisable.exc_type, exc, unraisable.exc_traceback))
+        detail = redact("".join(traceback.format_exception(unraisable.exc_type, exc, unraisable.exc_traceback)))
         line = json.dumps(
             {
                 "time": datetime.now(UTC).isoformat(timespec="milliseconds"),

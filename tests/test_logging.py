@@ -118,3 +118,29 @@ def test_an_exception_python_could_not_raise_is_one_json_line(monkeypatch, capfd
     (line,) = capfd.readouterr().err.splitlines()
     record = json.loads(line)
     assert record["level"] == "warning" and "finaliser" in record["message"] and "boom" in record["message"]
+
+
+def test_an_exception_python_could_not_raise_has_its_secrets_redacted(monkeypatch, capfd):
+    """That line bypasses the logging handlers' redacting filter, so it redacts by itself."""
+    from bot.redact import register_secret
+
+    register_secret("glpat-unraisable-secret-1234")
+    for kind in ("json", "text"):
+        monkeypatch.setattr(logformat, "_chosen", kind)
+        try:
+            raise RuntimeError("token glpat-unraisable-secret-1234 refused")
+        except RuntimeError as exc:
+            unraisable = type(
+                "U",
+                (),
+                {
+                    "exc_type": RuntimeError,
+                    "exc_value": exc,
+                    "exc_traceback": exc.__traceback__,
+                    "object": len,
+                    "err_msg": None,
+                },
+            )()
+        logformat._unraisable(unraisable)
+        err = capfd.readouterr().err
+        assert "refused" in err and "glpat-unraisable-secret-1234" not in err, err
