@@ -160,3 +160,17 @@ def test_only_settings_reads_the_environment() -> None:
         if not name.startswith(("bot.simgitlab", "bot.settings", "bot.metrics")) and reads_environment(path)
     )
     assert readers == []
+
+
+MAX_LINES = 700
+LONG_ALLOWED = ("bot.simgitlab", "bot.simslack", "bot.store.sqlite", "bot.store.postgres", "bot.store.base")
+"""The simulators and the store backends may be longer: each models one platform or one database."""
+
+
+def test_no_module_is_over_700_lines_outside_the_simulators_and_the_store_backends() -> None:
+    long = {
+        name: n
+        for name, path in modules().items()
+        if not name.startswith(LONG_ALLOWED) and (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert long == {}
