@@ -29,10 +29,10 @@ from typing import Any
 
 import yaml
 
-from bot.chat.job import SlackPlanner, SlackWorker
-from bot.chat.plan import chat_messages
-from bot.chat.slackapi import SlackChat
 from bot.config import load_config
+from bot.integrations.slack.job import SlackPlanner, SlackWorker
+from bot.integrations.slack.plan import chat_messages
+from bot.integrations.slack.slackapi import SlackChat
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.world import world
 from bot.simslack import SimulatedSlack

@@ -17,13 +17,13 @@ from bot.redact import redact
 from bot.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.chat.job import SlackPlanner, SlackWorker
-    from bot.chat.ports import ChatPort
-    from bot.chat.render import SlackRenderer
-    from bot.chat.slackapi import SlackChat
     from bot.gitlab.budget import BudgetLedger
     from bot.gitlab.callpolicy import CallPolicy
     from bot.gitlab.client import GitLabClient
+    from bot.integrations.slack.job import SlackPlanner, SlackWorker
+    from bot.integrations.slack.ports import ChatPort
+    from bot.integrations.slack.render import SlackRenderer
+    from bot.integrations.slack.slackapi import SlackChat
     from bot.metrics import Metrics
     from bot.reconciler import Reconciler
     from bot.store import DeliveryStore, Intake
@@ -103,14 +103,14 @@ def renderer_for(cfg: Config) -> TemplateRenderer:
 def slack_renderer(cfg: Config) -> SlackRenderer:
     """The policy's own ``slack/`` templates first, then the bundled ones."""
     from bot import paths
-    from bot.chat.render import SlackRenderer
+    from bot.integrations.slack.render import SlackRenderer
 
     return SlackRenderer([cfg.template_dir, paths.bundled_templates_dir()])
 
 
 def slack_chat(settings: Settings) -> SlackChat:
     """The Slack Web API adapter (``slack_sdk``); imported only when Slack is configured."""
-    from bot.chat.slackapi import SlackChat
+    from bot.integrations.slack.slackapi import SlackChat
 
     return SlackChat(settings.slack_bot_token or "", settings.slack_api_url)
 
@@ -131,7 +131,7 @@ def slack(
     if cfg.chat is None:
         log.info("SLACK_BOT_TOKEN is set but the policy has no chat: section; nothing is sent to Slack")
         return None, None
-    from bot.chat.job import SlackPlanner, SlackWorker
+    from bot.integrations.slack.job import SlackPlanner, SlackWorker
 
     planner = SlackPlanner(cfg, slack_renderer(cfg), metrics)
     sender = SlackWorker(store, port or (lambda: slack_chat(settings)), worker_id=worker_id, clock=clock,

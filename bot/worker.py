@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot import heartbeat
-from bot.chat.job import SlackPlanner, SlackWorker
 from bot.clock import utcnow
 from bot.core.model import ChatChannel, ChatEngaged, IncidentRef
 from bot.core.urgency import Priority, requeue_priority
@@ -51,6 +50,7 @@ from bot.gitlab.budget import BudgetWait
 from bot.gitlab.callpolicy import working_for
 from bot.gitlab.errors import CannotAct, GitLabCallError
 from bot.gitlab.remit import OutsideRemit
+from bot.integrations.slack.job import SlackPlanner, SlackWorker
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.once import Once

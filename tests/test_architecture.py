@@ -10,8 +10,8 @@ IMPURE = ("jinja2", "flask", "werkzeug", "gitlab", "requests", "psycopg", "sqlit
           "prometheus_client", "urllib3", "http", "subprocess", "threading", "concurrent", "slack_sdk")
 """Libraries that render, serve, talk to the network or a database, or run threads: not for the core."""
 IMPURE_BOT = ("bot.gitlab", "bot.web", "bot.store", "bot.text.templates", "bot.settings", "bot.wiring",
-              "bot.reconciler", "bot.worker", "bot.simgitlab", "bot.commands", "bot.simslack", "bot.chat.slackapi",
-              "bot.chat.live")
+              "bot.reconciler", "bot.worker", "bot.simgitlab", "bot.commands", "bot.simslack",
+              "bot.integrations.slack.slackapi", "bot.integrations.slack.live")
 
 
 def module_name(path: Path) -> str:
@@ -134,7 +134,7 @@ def closure(start: str) -> set[str]:
     return seen
 
 
-PURE = ("bot.core", "bot.chat.plan", "bot.chat.ports", "bot.chat.text")
+PURE = ("bot.core", "bot.integrations.slack.plan", "bot.integrations.slack.ports", "bot.integrations.slack.text")
 """The core, and the Slack plan beside it: facts in, decisions out."""
 
 

@@ -105,7 +105,7 @@ def _check_live(cfg: Config, incident_project: str | None) -> int:
     checks += [(c.ok, c.line) for c in people_checks(cfg, client, [incident_project] if incident_project else [])]
     checks += [(c.ok, c.line) for c in timeline_checks(cfg, client, incident_project)]
     if env.slack and cfg.chat is not None:
-        from bot.chat.live import live_checks as slack_checks
+        from bot.integrations.slack.live import live_checks as slack_checks
 
         create = cfg.chat.private_incident_channel if cfg.chat.create_incident_channel else None
         checks += [(c.ok, c.line) for c in slack_checks(wiring.slack_chat(env), cfg.chat.targets(),

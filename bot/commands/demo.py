@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.chat.job import engagement_of
-from bot.chat.ports import ChatPort, Sent
 from bot.config import Config
 from bot.core import bodies
 from bot.core.model import ChatEngaged, IncidentRef
+from bot.integrations.slack.job import engagement_of
+from bot.integrations.slack.ports import ChatPort, Sent
 from bot.reconciler import ReconcileReport
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.world import World, world
@@ -99,7 +99,7 @@ def demo_config(cfg: Config) -> Config:
 def _simulated_slack(cfg: Config, clock: ManualClock) -> Iterator[tuple[ChatPort, SimulatedSlack]]:
     """A simulated Slack workspace holding the policy's channels (the bot invited) and the people it
     messages directly, and the real Slack client (``slack_sdk``) talking to it."""
-    from bot.chat.slackapi import SlackChat
+    from bot.integrations.slack.slackapi import SlackChat
 
     assert cfg.chat is not None
     with SimulatedSlack(clock=lambda: clock().timestamp(), rate_limit=False) as slack:
@@ -327,8 +327,8 @@ class Demo:
         cfg = self.w.cfg
         if cfg.chat is None or self.chat is None or self.slack_sim is None:
             return []
-        from bot.chat.deliver import Outgoing, deliver
-        from bot.chat.plan import chat_messages
+        from bot.integrations.slack.deliver import Outgoing, deliver
+        from bot.integrations.slack.plan import chat_messages
         from bot.wiring import slack_renderer
 
         planned = chat_messages(cfg, report.desired, report.observed, slack_renderer(cfg))

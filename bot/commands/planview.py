@@ -9,9 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.chat.plan import chat_messages, is_channel_key, read_channel_spec
-from bot.chat.ports import ChatMessage
-from bot.chat.text import first_line
 from bot.config import Config
 from bot.core import bodies, commands
 from bot.core.actions import (
@@ -32,6 +29,9 @@ from bot.core.model import ChildTarget, Desired, Issue, Note, Observed
 from bot.core.policy import plan_observed
 from bot.core.routing import route
 from bot.errors import UserError
+from bot.integrations.slack.plan import chat_messages, is_channel_key, read_channel_spec
+from bot.integrations.slack.ports import ChatMessage
+from bot.integrations.slack.text import first_line
 from bot.plaintext import as_read
 from bot.store.base import Durability, OutboxItem
 

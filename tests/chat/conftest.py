@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.chat.slackapi import SlackChat
+from bot.integrations.slack.slackapi import SlackChat
 from bot.simslack import SimulatedSlack
 from bot.simslack.state import Channel, User
 

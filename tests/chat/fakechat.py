@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.chat.ports import ChatRefused, ChatUnavailable, HistoryPage
+from bot.integrations.slack.ports import ChatRefused, ChatUnavailable, HistoryPage
 
 
 @dataclass

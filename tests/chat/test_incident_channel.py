@@ -141,7 +141,7 @@ def test_an_operator_without_the_scope_gets_one_line_and_the_rest_still_goes_out
     inc.slack.state.scopes = {"chat:write", "channels:read", "groups:read", "users:read.email", "im:write"}
     iid = inc.w.incident("severity::1", "data-breach")
     inc.reconcile(iid)
-    with caplog.at_level(logging.WARNING, logger="bot.chat.job"):
+    with caplog.at_level(logging.WARNING, logger="bot.integrations.slack.job"):
         assert inc.send() == ["done"], "not a dead job: only the channel is refused"
     (line,) = [r.getMessage() for r in caplog.records if "incident channel" in r.getMessage()]
     assert "groups:write" in line and "chat.create_incident_channel: false" in line and "\n" not in line

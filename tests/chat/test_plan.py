@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.chat.plan import chat_messages
-from bot.chat.render import SlackRenderer
-from bot.chat.text import ZWJ
 from bot.config import Config, parse_config
 from bot.core.model import BotState, Child, IncidentRef, Issue, Note, Observed
 from bot.core.policy import plan_observed
+from bot.integrations.slack.plan import chat_messages
+from bot.integrations.slack.render import SlackRenderer
+from bot.integrations.slack.text import ZWJ
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 URL = "https://gitlab.example.com/acme/sec/-/issues/7"

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.chat.job import SlackPlanner, SlackWorker
-from bot.chat.slackapi import SlackChat
 from bot.config import Config, load_config
+from bot.integrations.slack.job import SlackPlanner, SlackWorker
+from bot.integrations.slack.slackapi import SlackChat
 from bot.settings import Settings
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.world import World, world

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.chat.ports import ChatAuthError, ChatError, ChatRefused, ChatUnavailable
-from bot.chat.slackapi import SlackChat
+from bot.integrations.slack.ports import ChatAuthError, ChatError, ChatRefused, ChatUnavailable
+from bot.integrations.slack.slackapi import SlackChat
 from bot.simslack import SimulatedSlack
 from bot.simslack.state import BOT_USER
 from tests.chat.conftest import Clock, Workspace

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bot.chat.deliver import DeliveryReport, Outgoing, deliver
-from bot.chat.ports import ChatMessage
-from bot.chat.slackapi import SlackChat
+from bot.integrations.slack.deliver import DeliveryReport, Outgoing, deliver
+from bot.integrations.slack.ports import ChatMessage
+from bot.integrations.slack.slackapi import SlackChat
 from bot.simslack import SimulatedSlack
 from tests.chat.conftest import Clock, Workspace
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.chat.job import SlackPlanner, SlackWorker
-from bot.chat.render import SlackRenderer
+from bot.integrations.slack.job import SlackPlanner, SlackWorker
+from bot.integrations.slack.render import SlackRenderer
 from bot.settings import Settings
 from bot.simgitlab import ManualClock
 from bot.simgitlab.world import World

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bot.chat.deliver import Outgoing, deliver
-from bot.chat.plan import FORWARD_LIMIT, quote
-from bot.chat.ports import ChatMessage
-from bot.chat.slackapi import SlackChat
+from bot.integrations.slack.deliver import Outgoing, deliver
+from bot.integrations.slack.plan import FORWARD_LIMIT, quote
+from bot.integrations.slack.ports import ChatMessage
+from bot.integrations.slack.slackapi import SlackChat
 from bot.simslack import SimulatedSlack
 from tests.chat.conftest import Clock, Workspace
 

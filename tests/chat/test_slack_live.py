@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.chat.live import live_checks
-from bot.chat.slackapi import SlackChat
+from bot.integrations.slack.live import live_checks
+from bot.integrations.slack.slackapi import SlackChat
 from bot.simslack import SimulatedSlack
 from tests.chat.conftest import Workspace
 

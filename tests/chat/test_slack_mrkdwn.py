@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.chat.slackapi import SlackChat
+from bot.integrations.slack.slackapi import SlackChat
 from bot.simslack import SimulatedSlack
 from bot.text.mrkdwn import WORD_JOINER, escape_mrkdwn, slack_link
 from tests.chat.conftest import Workspace

@@ -153,8 +153,8 @@ class RunningBot:
     over HTTP."""
 
     def __init__(self, w: Any, slack: Any, clock: Any, workdir: Path) -> None:
-        from bot.chat.job import SlackPlanner, SlackWorker
-        from bot.chat.slackapi import SlackChat
+        from bot.integrations.slack.job import SlackPlanner, SlackWorker
+        from bot.integrations.slack.slackapi import SlackChat
         from bot.metrics import Metrics
         from bot.store import open_store
         from bot.web.app import WebSettings, create_app

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.chat.plan import chat_messages
-from bot.chat.render import SlackRenderer
 from bot.config import ChatRoute
 from bot.core.model import BotState, IncidentRef, Issue, Note, Observed
 from bot.core.policy import plan_observed
+from bot.integrations.slack.plan import chat_messages
+from bot.integrations.slack.render import SlackRenderer
 from bot.simslack.state import BOT_USER
 from tests.chat.test_slack_acceptance import SIX_POINTS, Incident, make, policy, slack_sim  # noqa: F401
 from tests.conftest import T0

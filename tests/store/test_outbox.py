@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta
 
-from bot.chat.ports import ChatMessage
+from bot.integrations.slack.ports import ChatMessage
 from bot.store import DeliveryStore, open_store
 from tests.store.test_store import LEASE, at, backend, store, url  # noqa: F401  (fixtures)
 

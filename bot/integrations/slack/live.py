@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from bot.chat.ports import ChatError
-from bot.chat.slackapi import SlackChat
+from bot.integrations.slack.ports import ChatError
+from bot.integrations.slack.slackapi import SlackChat
 
 
 class CheckLine(NamedTuple):

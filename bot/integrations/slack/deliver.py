@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.chat.ports import (
+from bot.integrations.slack.ports import (
     ChatAuthError,
     ChatError,
     ChatMessage,

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from bot.chat.ports import ChatMessage
-from bot.chat.text import Mrkdwn, escape_mrkdwn, link
 from bot.config import INCIDENT_CHANNEL, ChatRoute, ChatSettings, Config
 from bot.core import cadence
 from bot.core.model import Desired, Issue, Note, Observed, Person
+from bot.integrations.slack.ports import ChatMessage
+from bot.integrations.slack.text import Mrkdwn, escape_mrkdwn, link
 
 
 class Render(Protocol):

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.chat.deliver import Outgoing, Scan, deliver
-from bot.chat.plan import Render, chat_messages, engagement_of, is_channel_key, read_channel_spec
-from bot.chat.ports import ChatAuthError, ChatError, ChatMessage, ChatPort, ChatUnavailable
 from bot.config import Config
 from bot.core.model import ChatChannel, ChatEngaged
+from bot.integrations.slack.deliver import Outgoing, Scan, deliver
+from bot.integrations.slack.plan import Render, chat_messages, engagement_of, is_channel_key, read_channel_spec
+from bot.integrations.slack.ports import ChatAuthError, ChatError, ChatMessage, ChatPort, ChatUnavailable
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.redact import redact

@@ -10,7 +10,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bot import paths
-from bot.chat.text import escape_mrkdwn
+from bot.integrations.slack.text import escape_mrkdwn
 
 SLACK_DIR = "slack"
 

@@ -1,6 +1,6 @@
 """What the Slack side asks of Slack, and what it hands over: one narrow protocol and its value types.
 
-``bot.chat.slackapi.SlackChat`` (the official ``slack_sdk`` Web API client) implements :class:`ChatPort`;
+``bot.integrations.slack.slackapi.SlackChat`` (the official ``slack_sdk`` Web API client) implements :class:`ChatPort`;
 tests use the simulated Slack (``bot.simslack``) over real HTTP, or an in-memory fake.
 """
 

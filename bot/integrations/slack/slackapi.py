@@ -1,4 +1,4 @@
-"""``SlackChat``: :class:`~bot.chat.ports.ChatPort` over the Slack Web API with the official ``slack_sdk``.
+"""``SlackChat``: :class:`~bot.integrations.slack.ports.ChatPort` over the Slack Web API with ``slack_sdk``.
 
 Each call is tried once (``slack_sdk``'s own retry handlers are off): the caller's durable queue retries,
 and must know at once that Slack is unavailable. Every failure becomes a :class:`ChatError` whose reason is
@@ -33,7 +33,14 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
 
-from bot.chat.ports import ChatAuthError, ChatError, ChatRefused, ChatTooLong, ChatUnavailable, HistoryPage
+from bot.integrations.slack.ports import (
+    ChatAuthError,
+    ChatError,
+    ChatRefused,
+    ChatTooLong,
+    ChatUnavailable,
+    HistoryPage,
+)
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
 EVENT_TYPE = "incident_bot"
