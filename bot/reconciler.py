@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -22,7 +22,8 @@ from bot.core.access import refusal
 from bot.core.actions import Action, PostNote, UpsertChecklist
 from bot.core.converge import DryRun, converge
 from bot.core.diff import wants_review
-from bot.core.model import ChatChannel, ChatEngaged, Desired, IncidentRef, Observed
+from bot.core.model import Desired, IncidentRef, Observed
+from bot.core.outbound import OutboundFacts
 from bot.core.policy import plan_observed
 from bot.core.scope import BOT_CHILD, is_bot_child
 from bot.gitlab import targets
@@ -138,19 +139,13 @@ class Reconciler:
         self,
         client: IncidentGitLab,
         ref: IncidentRef,
-        chat_refused: Mapping[str, str] | None = None,
-        chat_engaged: Mapping[str, ChatEngaged] | None = None,
-        chat_created: ChatChannel | None = None,
+        outbound: OutboundFacts | None = None,
     ) -> tuple[Desired, Observed]:
         observed = observe(client, ref, self.cfg, self.bot, self.pool, key=self.key)
         if is_bot_child(observed.incident, self.bot):  # whatever labels it carries: read, never written
             raise OutsideRemit(ref.project, BOT_CHILD, f"{ref} is a child the bot opened, never an incident")
-        if chat_refused:
-            observed = replace(observed, chat_refused=dict(chat_refused))
-        if chat_engaged:
-            observed = replace(observed, chat_engaged=dict(chat_engaged))
-        if chat_created is not None:
-            observed = replace(observed, chat_created=chat_created)
+        if outbound:
+            observed = replace(observed, outbound=outbound)
         desired = plan_observed(observed, self.cfg, self.clock())
         if wants_review(desired):  # the communications review measures from the incident's label events
             observed = replace(observed, label_changes=tuple(client.label_events(ref)))
@@ -174,20 +169,18 @@ class Reconciler:
         *,
         event_uuid: str | None = None,
         guard: WriteGuard | None = None,
-        chat_refused: Mapping[str, str] | None = None,
-        chat_engaged: Mapping[str, ChatEngaged] | None = None,
-        chat_created: ChatChannel | None = None,
+        outbound: OutboundFacts | None = None,
     ) -> ReconcileReport:
         """Converge the incident. Raises ``OutsideRemit`` (before reading or writing anything of the
         incident) when its project is outside the bot's remit, or (before writing anything) when the issue is
-        one of the bot's own children; ``WriteRefused`` when ``guard`` stops a write. ``chat_refused``: Slack
-        targets that refused the incident's messages, for its log; ``chat_engaged``: engagements whose Slack
-        message was sent, shown engaged in the checklist; ``chat_created``: the incident channel the bot created
-        in Slack, recorded as the incident's."""
+        one of the bot's own children; ``WriteRefused`` when ``guard`` stops a write. ``outbound``: what the
+        outbound integrations' outboxes say (targets that refused, for the log; engagements carried out, ticked
+        in the checklist; the incident channel created, recorded as the incident's; their rows, lines and
+        commands)."""
         start = time.perf_counter()
         client = self.client.for_incident(ref.key, event_uuid)
         self.remit.require(client, ref.project)
-        desired, observed = self._observe(client, ref, chat_refused, chat_engaged, chat_created)
+        desired, observed = self._observe(client, ref, outbound)
         applier = GitLabApplier(client, self.pool, guard, self.bot)
         mirror = self._mirror(client, desired)
         try:

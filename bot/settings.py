@@ -12,7 +12,7 @@ import os
 import re
 import textwrap
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 
 from bot.config import gitlab_path, parse_duration
 from bot.errors import UserError
+from bot.integrations.registry import settings_rows
 from bot.redact import SECRET_ENV, URL_ENV, redact, register_secret, url_password
+from bot.settingsrows import Variable, strip
 
 DEFAULT_DB = "var/incident-bot.sqlite3"
 DEFAULT_SPOOL = "var/incident-bot-spool.sqlite3"
@@ -42,21 +44,10 @@ class SettingsError(UserError, ValueError):
         self.problems = problems
 
 
-@dataclass(frozen=True)
-class Variable:
-    """One environment variable: its name, its default as the docs show it, what it means, how it is read."""
-
-    name: str
-    default: str
-    meaning: str
-    parse: Callable[[str], Any]
-    secret: bool = False
-    """May come as a file (``NAME_FILE``); its value is registered for redaction."""
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Settings:
-    """The process's settings. ``None`` means unset (and, for durations, ``off``)."""
+    """The process's settings. ``None`` means unset (and, for durations, ``off``). An integration's settings
+    (its rows, :data:`INTEGRATION_FIELDS`) are attributes too (``settings.slack_bot_token``), kept in ``extra``."""
 
     gitlab_url: str | None = None
     gitlab_token: str | None = field(default=None, repr=False)
@@ -77,14 +68,31 @@ class Settings:
     max_body_bytes: int = GITLAB_MAX_BODY
     state_key: str | None = field(default=None, repr=False)
     state_key_previous: str | None = field(default=None, repr=False)
-    slack_bot_token: str | None = field(default=None, repr=False)
-    slack_api_url: str | None = None
     allow_insecure_http: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """The integrations' settings, by attribute; an unset one reads as None."""
 
-    @property
-    def slack(self) -> bool:
-        """Whether the Slack side runs at all: only with a bot token."""
-        return bool(self.slack_bot_token)
+    def __init__(self, **values: Any) -> None:
+        extra = dict(values.pop("extra", None) or {})
+        extra.update({k: values.pop(k) for k in list(values) if k in INTEGRATION_FIELDS})
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            if f.name in values:
+                value = values.pop(f.name)
+            elif f.default_factory is not MISSING:
+                value = f.default_factory()
+            else:
+                value = f.default
+            object.__setattr__(self, f.name, value)
+        if values:
+            raise TypeError(f"Settings: unknown settings {sorted(values)}")
+        object.__setattr__(self, "extra", extra)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in INTEGRATION_FIELDS:
+            return self.__dict__.get("extra", {}).get(name)
+        raise AttributeError(f"Settings has no setting {name!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, need: Collection[Need] = ()) -> Settings:
@@ -129,10 +137,7 @@ class Settings:
         return [
             f"{name}={redact(url)!r} is plain HTTP: the bot would send {token} in clear; use https:// "
             f"(plain HTTP is allowed for loopback only; to allow it here on purpose set {ALLOW_INSECURE_HTTP}=1)"
-            for name, url, token in (
-                ("GITLAB_URL", self.gitlab_url, "GITLAB_TOKEN"),
-                ("SLACK_API_URL", self.slack_api_url, "SLACK_BOT_TOKEN"),
-            )
+            for name, url, token in ((var.name, getattr(self, attr), var.carries) for attr, var in _URLS.items())
             if url and not secure_enough(url)
         ]
 
@@ -144,9 +149,14 @@ class Settings:
         return self.gitlab_url, self.gitlab_token
 
     def is_postgres(self) -> bool:
-        from bot.store import is_postgres_url
-
         return is_postgres_url(self.db)
+
+
+def is_postgres_url(url: str) -> bool:
+    """``postgresql://``, ``postgres://`` and ``postgresql+<driver>://`` locations (as ``bot.store`` reads them;
+    the settings know no adapter, so they do not import it)."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    return scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+")
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -246,15 +256,6 @@ def _gitlab_url(text: str) -> str:
     return url
 
 
-def _slack_url(text: str) -> str:
-    """The Slack Web API's base URL (a proxy, a test double); it must be http(s)."""
-    url = text.strip()
-    if not re.match(r"^https?://[^/\s]+", url):
-        raise ValueError(f"SLACK_API_URL must be an http(s) URL such as https://slack.com/api/, got {redact(text)!r}")
-    register_secret(url_password(url))
-    return url if url.endswith("/") else url + "/"
-
-
 ALLOW_INSECURE_HTTP = "INCIDENT_BOT_ALLOW_INSECURE_HTTP"
 
 
@@ -321,17 +322,21 @@ def _state_key(name: str) -> Callable[[str], str]:
     return parse
 
 
-def _strip(text: str) -> str:
-    return text.strip()
+_strip = strip
 
 
 def _keep(text: str) -> str:
     return text
 
 
+INTEGRATION_FIELDS: dict[str, Variable] = settings_rows()
+"""The outbound integrations' settings (``bot.integrations.registry``), listed after the bot's own."""
+_URL_NAMES = " or ".join(f"`{name}`" for name in ("GITLAB_URL", *(v.name for v in INTEGRATION_FIELDS.values()
+                                                                         if v.carries)))
+
 FIELDS: dict[str, Variable] = {
     "gitlab_url": Variable("GITLAB_URL", "", "the GitLab instance, e.g. `https://gitlab.com` (`…/api/v4` is accepted)",
-                           _gitlab_url),
+                           _gitlab_url, carries="GITLAB_TOKEN"),
     "gitlab_token": Variable("GITLAB_TOKEN", "", "the bot user's access token (`api` scope)", _strip, secret=True),
     "webhook_secret": Variable(
         "GITLAB_WEBHOOK_SECRET", "", "the webhook's secret token (this or the signing token is required)", _keep,
@@ -377,21 +382,20 @@ FIELDS: dict[str, Variable] = {
     "state_key_previous": Variable(
         "INCIDENT_BOT_STATE_KEY_PREVIOUS", "", "the state key before a rotation; what it signed is still believed",
         _state_key("INCIDENT_BOT_STATE_KEY_PREVIOUS"), secret=True),
-    "slack_bot_token": Variable(
-        "SLACK_BOT_TOKEN", "", "optional: the Slack app's bot token (`xoxb-…`); unset, nothing about Slack runs",
-        _strip, secret=True),
-    "slack_api_url": Variable("SLACK_API_URL", "`https://slack.com/api/`", "the Slack Web API's base URL", _slack_url),
+    **INTEGRATION_FIELDS,
     "allow_insecure_http": Variable(
-        ALLOW_INSECURE_HTTP, "`0`", "`1`: accept a plain `http://` `GITLAB_URL` or `SLACK_API_URL` for a host other "
+        ALLOW_INSECURE_HTTP, "`0`", f"`1`: accept a plain `http://` {_URL_NAMES} for a host other "
         "than loopback (the tokens then travel in clear)", _flag(ALLOW_INSECURE_HTTP)),
 }
 VARIABLES = tuple(FIELDS.values())
+_URLS = {attr: var for attr, var in FIELDS.items() if var.carries}
 
 _GITLAB = ("GITLAB_URL", "GITLAB_TOKEN", "INCIDENT_BOT_STATE_KEY", "INCIDENT_BOT_STATE_KEY_PREVIOUS",
            ALLOW_INSECURE_HTTP)
 _STORE = ("INCIDENT_BOT_DB", "INCIDENT_BOT_DB_DURABILITY")
 _WORKER = (*_GITLAB, *_STORE, "INCIDENT_BOT_SPOOL", "INCIDENT_BOT_SWEEP_SECONDS", "INCIDENT_BOT_LEASE_SECONDS",
-           "INCIDENT_BOT_RETRY_SECONDS", "INCIDENT_BOT_DEAD_LETTER_DAYS", "SLACK_BOT_TOKEN", "SLACK_API_URL")
+           "INCIDENT_BOT_RETRY_SECONDS", "INCIDENT_BOT_DEAD_LETTER_DAYS",
+           *(v.name for v in INTEGRATION_FIELDS.values()))
 _POLICY = ("INCIDENT_BOT_CONFIG", "INCIDENT_BOT_SCOPE")
 COMMAND_VARIABLES: dict[str, tuple[str, ...]] = {
     "check-config": ("INCIDENT_BOT_CONFIG", "GITLAB_URL", "GITLAB_TOKEN", ALLOW_INSECURE_HTTP),  # --live only
@@ -425,10 +429,12 @@ def help_epilog(command: str) -> str:
 
 def register_secrets(environ: Mapping[str, str] | None = None) -> None:
     """Register every secret-looking variable (``*_TOKEN``, ``*_SECRET``, ``*_KEY``, ``*_PASSWORD`` of
-    ``GITLAB``/``INCIDENT_BOT``/``SLACK``) and the URL passwords for redaction, before anything is parsed."""
+    ``GITLAB``/``INCIDENT_BOT``/an integration's, and every integration's secret rows) and the URL passwords for
+    redaction, before anything is parsed."""
     env = os.environ if environ is None else environ
+    secret_rows = {v.name for v in INTEGRATION_FIELDS.values() if v.secret}
     for name, value in env.items():
-        if SECRET_ENV.fullmatch(name):
+        if SECRET_ENV.fullmatch(name) or name in secret_rows:
             register_secret(value)
     for name in URL_ENV:
         register_secret(url_password(env.get(name, "")))

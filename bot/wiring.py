@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bot.gitlab.budget import BudgetLedger
     from bot.gitlab.callpolicy import CallPolicy
     from bot.gitlab.client import GitLabClient
+    from bot.integrations.base import Integration, Outbound
     from bot.integrations.slack.job import SlackPlanner, SlackWorker
     from bot.integrations.slack.ports import ChatPort
     from bot.integrations.slack.render import SlackRenderer
@@ -102,17 +103,16 @@ def renderer_for(cfg: Config) -> TemplateRenderer:
 
 def slack_renderer(cfg: Config) -> SlackRenderer:
     """The policy's own ``slack/`` templates first, then the bundled ones."""
-    from bot import paths
-    from bot.integrations.slack.render import SlackRenderer
+    from bot.integrations.slack import wire
 
-    return SlackRenderer([cfg.template_dir, paths.bundled_templates_dir()])
+    return wire.slack_renderer(cfg)
 
 
 def slack_chat(settings: Settings) -> SlackChat:
     """The Slack Web API adapter (``slack_sdk``); imported only when Slack is configured."""
-    from bot.integrations.slack.slackapi import SlackChat
+    from bot.integrations.slack import wire
 
-    return SlackChat(settings.slack_bot_token or "", settings.slack_api_url)
+    return wire.slack_chat(settings)
 
 
 def slack(
@@ -126,17 +126,38 @@ def slack(
     port: Callable[[], ChatPort] | None = None,
 ) -> tuple[SlackPlanner | None, SlackWorker | None]:
     """The Slack side, or ``(None, None)``: without ``SLACK_BOT_TOKEN`` or a ``chat:`` section nothing of it runs."""
-    if not settings.slack:
-        return None, None
-    if cfg.chat is None:
-        log.info("SLACK_BOT_TOKEN is set but the policy has no chat: section; nothing is sent to Slack")
-        return None, None
-    from bot.integrations.slack.job import SlackPlanner, SlackWorker
+    from bot.integrations.slack import wire
 
-    planner = SlackPlanner(cfg, slack_renderer(cfg), metrics)
-    sender = SlackWorker(store, port or (lambda: slack_chat(settings)), worker_id=worker_id, clock=clock,
-                         lease=settings.lease, metrics=metrics)
-    return planner, sender
+    return wire.slack(settings, cfg, store, metrics=metrics, clock=clock, worker_id=worker_id, port=port)
+
+
+def outbound(
+    settings: Settings,
+    cfg: Config,
+    store: DeliveryStore,
+    *,
+    metrics: Metrics | None = None,
+    clock: Callable[[], datetime],
+    worker_id: str,
+) -> tuple[Outbound | None, dict[str, Any]]:
+    """The one place the outbound integrations are assembled: every enabled integration's planner, as one
+    :class:`~bot.integrations.base.Outbound` for the GitLab worker (None when none runs), and its sender by
+    integration name (the job kind)."""
+    from bot.integrations import registry
+    from bot.integrations.base import Planners
+
+    planners: list[tuple[Integration, Outbound]] = []
+    senders: dict[str, Any] = {}
+    for integration in registry.enabled(cfg, settings):
+        if integration.build is None:
+            continue
+        planner, sender = integration.build(settings, cfg, store, metrics=metrics, clock=clock,
+                                            worker_id=f"{worker_id}:{integration.name}")
+        if planner is not None:
+            planners.append((integration, planner))
+        if sender is not None:
+            senders[integration.name] = sender
+    return (Planners(planners) if planners else None), senders
 
 
 def call_policy(api: ApiSettings, *, ledger: BudgetLedger | None = None, **overrides: Any) -> CallPolicy:

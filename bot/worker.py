@@ -34,7 +34,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -43,14 +43,16 @@ from typing import Any, Protocol
 
 from bot import heartbeat
 from bot.clock import utcnow
-from bot.core.model import ChatChannel, ChatEngaged, IncidentRef
+from bot.core.model import IncidentRef
+from bot.core.outbound import OutboundFacts
 from bot.core.urgency import Priority, requeue_priority
 from bot.gitlab.apply import LeaseGone, RepeatedCreate, WriteGuard
 from bot.gitlab.budget import BudgetWait
 from bot.gitlab.callpolicy import working_for
 from bot.gitlab.errors import CannotAct, GitLabCallError
 from bot.gitlab.remit import OutsideRemit
-from bot.integrations.slack.job import SlackPlanner, SlackWorker
+from bot.integrations.base import Outbound
+from bot.integrations.slack.job import SlackWorker
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.once import Once
@@ -114,9 +116,7 @@ class Reconciles(Protocol):
         *,
         event_uuid: str | None = None,
         guard: WriteGuard | None = None,
-        chat_refused: Mapping[str, str] | None = None,
-        chat_engaged: Mapping[str, ChatEngaged] | None = None,
-        chat_created: ChatChannel | None = None,
+        outbound: OutboundFacts | None = None,
     ) -> ReconcileReport: ...
 
 
@@ -207,7 +207,7 @@ class Worker:
         metrics: Metrics | None = None,
         retry_base: timedelta | None = None,
         wait: Wait = wait_on,
-        chat: SlackPlanner | None = None,
+        chat: Outbound | None = None,
         outside_said: Once | None = None,
     ) -> None:
         if lease <= timedelta(0) or settle < timedelta(0):
@@ -229,7 +229,8 @@ class Worker:
         # The first retry of a failed job waits retry_base, doubling after that (None: the store's back-off).
         self.retry_base = retry_base
         self._paths: dict[str, str] = {}  # numeric project id -> path, for log lines
-        # With Slack configured: the reconciled incident's Slack messages go to the outbox (store writes only).
+        # With outbound integrations configured: what their outboxes say goes into the reconcile, and what the
+        # reconciled incident calls for goes to their outboxes after it (store writes only).
         self.chat = chat
         # Which projects outside the remit were logged already (shared by a pool's workers).
         self.outside_said = outside_said or Once()
@@ -285,11 +286,9 @@ class Worker:
                 guard = _JobGuard(self, job, heartbeat)
                 if self.chat is None:
                     report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard)
-                else:  # Slack's refusals go into the status log, once; its engagements sent tick the checklist
-                    refused = self.chat.refused(self.store, job.incident_key)
-                    engaged, created = self.chat.engaged(self.store, job.incident_key)
-                    report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard, chat_refused=refused,
-                                                       chat_engaged=engaged, chat_created=created)
+                else:  # the outboxes' refusals go into the status log, once; engagements carried out tick boxes
+                    outbound = self.chat.facts(self.store, job.incident_key)
+                    report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard, outbound=outbound)
             self._remember(job, report)
             if self.chat is not None:
                 self.chat.offer(self.store, job.incident_key, report.desired, report.observed, self.clock())
@@ -484,8 +483,8 @@ class WorkerPool:
     sweep_every: timedelta = timedelta(minutes=5)
     heartbeat: Path | None = None
     """Where to record each tick on which a worker is alive and claiming (``bot.heartbeat``, read by /readyz)."""
-    chat: SlackPlanner | None = None
-    """With ``SLACK_BOT_TOKEN``: plans each reconciled incident's Slack messages into the outbox."""
+    chat: Outbound | None = None
+    """With an outbound integration enabled: plans each reconciled incident's items into its outbox."""
     slack: SlackWorker | None = None
     """With ``SLACK_BOT_TOKEN``: the one thread that sends them (``slack:`` jobs only)."""
 

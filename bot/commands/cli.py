@@ -91,8 +91,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _check_live(cfg: Config, incident_project: str | None) -> int:
-    """``check-config --live``: one line per channel with a team project or template, then, with
-    ``SLACK_BOT_TOKEN`` and a ``chat:`` section, the Slack token and each Slack target; exit 2 on a problem."""
+    """``check-config --live``: one line per channel with a team project or template, then each enabled outbound
+    integration's checks (Slack: with ``SLACK_BOT_TOKEN`` and a ``chat:`` section, the token and each target);
+    exit 2 on a problem."""
     from bot import wiring
     from bot.commands.checks import live_checks, timeline_checks
     from bot.commands.people import people_checks
@@ -104,14 +105,13 @@ def _check_live(cfg: Config, incident_project: str | None) -> int:
         print("no channel names a team project or template: nothing to check in GitLab")
     checks += [(c.ok, c.line) for c in people_checks(cfg, client, [incident_project] if incident_project else [])]
     checks += [(c.ok, c.line) for c in timeline_checks(cfg, client, incident_project)]
-    if env.slack and cfg.chat is not None:
-        from bot.integrations.slack.live import live_checks as slack_checks
+    from bot.integrations import registry
 
-        create = cfg.chat.private_incident_channel if cfg.chat.create_incident_channel else None
-        checks += [(c.ok, c.line) for c in slack_checks(wiring.slack_chat(env), cfg.chat.targets(),
-                                                        create_channels=create)]
-    elif cfg.chat is not None:
-        print("SLACK_BOT_TOKEN is not set: the chat: section is not used and Slack is not checked")
+    for integration in registry.INTEGRATIONS:
+        if integration.enabled(cfg, env) and integration.live_checks is not None:
+            checks += [(c.ok, c.text) for c in integration.live_checks(cfg, env)]
+        elif integration.not_checked is not None and (why := integration.not_checked(cfg)):
+            print(why)
     for ok, line in checks:
         print(line, file=sys.stdout if ok else sys.stderr)
     return 0 if all(ok for ok, _ in checks) else 2

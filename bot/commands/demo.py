@@ -18,7 +18,8 @@ from typing import Any
 
 from bot.config import Config
 from bot.core import bodies
-from bot.core.model import ChatEngaged, IncidentRef
+from bot.core.model import IncidentRef
+from bot.core.outbound import Engaged, OutboundFacts
 from bot.integrations.slack.job import engagement_of
 from bot.integrations.slack.ports import ChatPort, Sent
 from bot.reconciler import ReconcileReport
@@ -249,7 +250,7 @@ class Demo:
     slack_sim: SimulatedSlack | None = None
     slack: dict[str, Sent] = field(default_factory=dict)  # what is in Slack, by message key
     slack_texts: dict[str, str] = field(default_factory=dict)  # the text each message was sent with
-    engaged: dict[str, ChatEngaged] = field(default_factory=dict)  # engagements the bot carried out in Slack
+    engaged: dict[str, Engaged] = field(default_factory=dict)  # engagements the bot carried out in Slack
 
     def look(self) -> ReconcileReport:
         """One reconcile, one GitLab call at a time in a fixed order, with what the Slack side has sent (as the
@@ -258,7 +259,8 @@ class Demo:
         reconciler.pool.shutdown()
         reconciler.pool = InlineExecutor()
         try:
-            return reconciler.reconcile(IncidentRef(self.w.project, self.incident), chat_engaged=dict(self.engaged))
+            return reconciler.reconcile(IncidentRef(self.w.project, self.incident),
+                                       outbound=OutboundFacts(engaged=dict(self.engaged)))
         finally:
             reconciler.close()
 
@@ -352,7 +354,7 @@ class Demo:
             self.slack[sent.key], self.slack_texts[sent.key] = sent, m.text
             engagement = engagement_of(sent.key)
             if engagement is not None and engagement not in self.engaged:
-                self.engaged[engagement] = ChatEngaged(self.clock(), m.target)
+                self.engaged[engagement] = Engaged(self.clock(), m.target, "Slack")
             out.append(f"Slack {m.target}{edited}: {slack_readable(m.text)}")
         out += [f"Slack refused {by_key[k].target}: {why}" for k, why in result.refused.items()]
         return out

@@ -281,7 +281,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     client = wiring.client(env, cfg, wiring.call_policy(cfg.api, ledger=store, on_call=metrics.on_api_call))
     reconciler = wiring.reconciler(env, cfg, client, bot_username=username)
     sweep_every = env.sweep_every
-    chat, slack = wiring.slack(env, cfg, store, metrics=metrics, clock=utcnow, worker_id=f"{default_worker_id()}:slack")
+    chat, senders = wiring.outbound(env, cfg, store, metrics=metrics, clock=utcnow, worker_id=default_worker_id())
     pool = WorkerPool(
         store,
         reconciler,
@@ -295,7 +295,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         sweep_every=sweep_every or timedelta(minutes=5),
         heartbeat=beat_file,
         chat=chat,
-        slack=slack,
+        slack=senders.get("slack"),
     )
     log.info("worker: %d thread(s) on %s as @%s", args.threads, wiring.db_shown(env), username)
     if pool.run(stop, grace=WORKER_GRACE):

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Severity
+from bot.core.outbound import OutboundFacts
 from bot.text.markers import PREVIEW_KEY, StateKey
 
 if TYPE_CHECKING:  # they build on the types here
@@ -231,6 +232,9 @@ class BotState:
     timeline: str = ""
     # The communications review was asked for with the ``report`` command: it is kept up to date from then on.
     review: bool = False
+    # Each outbound integration's own part (its commands' records), by integration name; JSON values. A slot
+    # of an integration this version does not know is kept as it is.
+    slots: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -239,23 +243,6 @@ class LogEntry:
 
     key: str
     text: str
-
-
-@dataclass(frozen=True)
-class ChatEngaged:
-    """The bot engaged someone itself: its Slack message went to ``target`` (as configured) at ``at``."""
-
-    at: datetime
-    target: str
-
-
-@dataclass(frozen=True)
-class ChatChannel:
-    """The incident response channel the bot created in Slack: ``name`` (``#inc-12``), its id, when."""
-
-    name: str
-    id: str
-    at: datetime
 
 
 @dataclass(frozen=True)
@@ -302,12 +289,9 @@ class Observed:
     # Channel label -> where its new child goes (only channels whose child is missing and configured with a
     # team project or template; read at reconcile time, once per reconcile).
     targets: Mapping[str, ChildTarget] = field(default_factory=dict)
-    # Slack target -> why Slack refused the bot's messages there (from the outbox; empty without Slack).
-    chat_refused: Mapping[str, str] = field(default_factory=dict)
-    # Engagement id -> when and where the bot's Slack message engaging it was sent (from the outbox).
-    chat_engaged: Mapping[str, ChatEngaged] = field(default_factory=dict)
-    # The incident response channel the bot created for the incident in Slack (from the outbox), if any.
-    chat_created: ChatChannel | None = None
+    # What the outbound integrations' outboxes say (refused targets, engagements carried out, the incident
+    # channel created, their own rows and lines, their commands): empty without any integration.
+    outbound: OutboundFacts = field(default_factory=OutboundFacts)
 
 
 # ---- desired state -------------------------------------------------------------------------------

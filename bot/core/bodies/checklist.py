@@ -23,7 +23,8 @@ from bot.core.bodies.common import (
     every,
 )
 from bot.core.bodies.refs import child_ref
-from bot.core.model import BotState, ChatEngaged, Desired, Observed, Tick
+from bot.core.model import BotState, Desired, Observed, Tick
+from bot.core.outbound import Engaged
 from bot.text.escape import escape_inline, is_valid_username
 from bot.text.markers import marker, parse_markers
 from bot.text.safe import Safe
@@ -114,9 +115,9 @@ def _engagement_box(key: str, ticks: frozenset[str], done: Mapping[str, Tick], n
     return box
 
 
-def _engaged(sent: ChatEngaged | None) -> dict[str, Any] | None:
-    """When and where the bot's own Slack message engaged a stakeholder, for its checklist row."""
-    return None if sent is None else {"at": sent.at, "target": sent.target}
+def _engaged(sent: Engaged | None) -> dict[str, Any] | None:
+    """When, where and through which integration the bot's own message engaged a stakeholder, for its row."""
+    return None if sent is None else {"at": sent.at, "target": sent.target, "via": sent.label}
 
 
 def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Renderer) -> str:
@@ -172,10 +173,14 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
                 "cadence_source": e.cadence_source,
                 "channel": e.channel,
                 "reason": e.reason,
-                "engaged": _engaged(observed.chat_engaged.get(e.id)),
+                "engaged": _engaged(observed.outbound.engaged.get(e.id)),
             }
-            | _engagement_box(f"engagement:{e.id}", ticks, done, numbers, e.id in observed.chat_engaged)
+            | _engagement_box(f"engagement:{e.id}", ticks, done, numbers, e.id in observed.outbound.engaged)
             for e in desired.engagements
+        ],
+        outbound=[
+            {"label": label, "rows": [Safe(row.text) for row in rows]}
+            for label, rows in observed.outbound.rows(desired.state.slots)
         ],
         channels=channels,
         proposed=[

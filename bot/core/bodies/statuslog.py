@@ -114,23 +114,25 @@ def log_entries(desired: Desired, observed: Observed) -> list[LogEntry]:
     for label, target in sorted(observed.targets.items()):
         if target.fallback and label in plans:
             entries.append(LogEntry(f"fallback:{label}", target.fallback))
-    created = observed.chat_created
+    created = observed.outbound.channel
     if created is not None:
         entries.append(
             LogEntry(
-                f"slack-channel:{created.name}",
-                f"created the incident response channel {code_span(created.name)} in Slack, invited the role "
-                "holders and the engaged teams' people, and shared its link in the summary channels",
+                f"{created.integration}-channel:{created.name}",
+                f"created the incident response channel {code_span(created.name)} in {created.label}, invited the "
+                "role holders and the engaged teams' people, and shared its link in the summary channels",
             )
         )
-    for chat_target, reason in sorted(observed.chat_refused.items()):
+    for refused in sorted(observed.outbound.refused, key=lambda r: (r.integration, r.target)):
         entries.append(
             LogEntry(
-                f"slack:{chat_target}",
-                f"Slack refused the bot's messages to {code_span(chat_target)}: {escape_inline(reason)}; "
-                "the other Slack targets are not affected, nothing is tried there again for this incident",
+                refused.key,
+                f"{refused.label} refused the bot's messages to {code_span(refused.target)}: "
+                f"{escape_inline(refused.reason)}; the other {refused.label} targets are not affected, nothing is "
+                "tried there again for this incident",
             )
         )
+    entries += observed.outbound.lines(desired.state.slots)
     return entries
 
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.config import Config
-from bot.core.model import ChatChannel, ChatEngaged
+from bot.core.outbound import OutboundFacts
 from bot.integrations.slack.deliver import Outgoing, Scan, deliver
+from bot.integrations.slack.facts import slack_facts
 from bot.integrations.slack.plan import Render, chat_messages, engagement_of, is_channel_key, read_channel_spec
 from bot.integrations.slack.ports import ChatAuthError, ChatError, ChatMessage, ChatPort, ChatUnavailable
 from bot.lease import LeaseKeeper
@@ -82,15 +83,17 @@ class SlackPlanner:
             return False
 
 
-    def engaged(self, store: WorkerStore, incident_key: str) -> tuple[dict[str, ChatEngaged], ChatChannel | None]:
-        """The incident's engagements whose Slack message was sent, with when and where, and the incident
-        channel the bot created for it; never raises."""
+    def facts(self, store: WorkerStore, incident_key: str) -> OutboundFacts:
+        """What the outbox says of the incident for its reconcile (targets that refused, engagements sent, the
+        incident channel created); never raises."""
+        return slack_facts(self.refused(store, incident_key), self.items(store, incident_key))
+
+    def items(self, store: WorkerStore, incident_key: str) -> list[OutboxItem]:
         try:
-            items = store.outbox(incident_key)
+            return store.outbox(incident_key)
         except StoreError as exc:
             log.warning("%s: cannot read its Slack engagements: %s", incident_key, redact(str(exc)))
-            return {}, None
-        return engagements_sent(items), channel_created(items)
+            return []
 
     def refused(self, store: WorkerStore, incident_key: str) -> dict[str, str]:
         """Slack targets that refused the incident's messages, for its status log; never raises."""
@@ -299,26 +302,6 @@ class SlackWorker:
                 state = None
             if state is None:
                 stop.wait(self.poll_interval)
-
-
-def engagements_sent(items: Iterable[OutboxItem]) -> dict[str, ChatEngaged]:
-    """Engagement id -> when and to which target its Slack message was first sent, from the outbox."""
-    engaged: dict[str, ChatEngaged] = {}
-    for item in items:
-        eid = engagement_of(item.key)
-        if eid is None or item.state != "sent" or item.updated_at is None:
-            continue
-        if eid not in engaged or item.updated_at < engaged[eid].at:
-            engaged[eid] = ChatEngaged(item.updated_at, item.target)
-    return engaged
-
-
-def channel_created(items: Iterable[OutboxItem]) -> ChatChannel | None:
-    """The incident channel the bot created (or adopted as its own) in Slack, from the outbox."""
-    for item in items:
-        if is_channel_key(item.key) and item.sent and item.channel and item.updated_at is not None:
-            return ChatChannel(item.target, item.channel, item.updated_at)
-    return None
 
 
 def _oldest(history_from: datetime | None) -> float | None:

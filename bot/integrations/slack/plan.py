@@ -80,7 +80,7 @@ def channel_wanted(cfg: Config, desired: Desired, observed: Observed) -> ChatMes
         return None
     named = observed.state.chat_channel
     if named and chat.may_be_incident_channel(named) and (
-            observed.chat_created is None or named != observed.chat_created.name):
+            observed.outbound.channel is None or named != observed.outbound.channel.name):
         return None  # a channel a person named: theirs, nothing created
     name = chat.incident_channel.format(iid=observed.incident.ref.iid)
     people = {n.lower(): t for n, t in chat.people.items()}
@@ -275,7 +275,7 @@ def _messages(
         for target in engaged:
             yield message("all-clear", target, "0", "all-clear.j2", **common)
 
-    created = observed.chat_created
+    created = observed.outbound.channel
     if (created is not None and _CHANNEL_ID.fullmatch(created.id) and not desired.closed
             and incident_channel(chat, observed) == created.name):  # not when a person named another since
         # The plan: "The link to this channel should also be shared in #security-department".
