@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.config import ROLE_IDS, ChatSettings, Config, parse_duration
 from bot.core.model import BotState, CadenceRequest, ClockRecord, Note, Tick
+from bot.core.outbound import CommandSpec, Said, Slot
 from bot.text.escape import is_valid_username
 
 COMMANDS = (
@@ -112,6 +113,7 @@ class Verdict:
     add_channels: tuple[str, ...] = ()  # channel labels to put on the incident (``add``)
     clock: tuple[str, ClockRecord] | None = None  # (clock id, what its owner has recorded now) (``clock``)
     review: bool = False  # the communications review is asked for (``report``)
+    slot: tuple[str, Slot] | None = None  # (integration, its slot of the state afterwards): its own command
 
 
 # Markdown's line endings (not every Unicode break ``str.splitlines`` knows) and its blank lines.
@@ -180,10 +182,13 @@ def judge(
     cfg: Config,
     ticks: Ticks | None = None,
     selected: Collection[str] = (),
+    extra: Sequence[CommandSpec] = (),
+    slots: Mapping[str, Slot] | None = None,
 ) -> Verdict:
     """Decide a command's effect and reply text (plain text; the renderer escapes it). ``ticks``: the
     checklist as it stands, for ``done`` and ``undo`` (default: every item, none ticked); ``selected``: the
-    channels already selected on the incident (their label set and their issue opened), for ``add``."""
+    channels already selected on the incident (their label set and their issue opened), for ``add``;
+    ``extra``: the commands the outbound integrations add, judged with their slot of ``slots``."""
     if not cmd.allowed:
         return Verdict(
             cmd,
@@ -192,8 +197,14 @@ def judge(
             "allow-list, may command it",
         )
     name, args = cmd.name, cmd.args
+    spec = next((c for c in extra if c.name == name), None) if name not in COMMANDS else None
+    if spec is not None:
+        judged = spec.judge(Said(args, cmd.note.author, cmd.note.created_at), (slots or {}).get(spec.integration, {}))
+        slot = (spec.integration, judged.slot) if judged.ok and judged.slot is not None else None
+        return Verdict(cmd, judged.ok, judged.reply, slot=slot)
     if name not in COMMANDS:
-        return Verdict(cmd, False, Reply("unknown command ", Echo(name), f"; the commands are: {', '.join(COMMANDS)}"))
+        known = ", ".join((*COMMANDS, *(c.name for c in extra if c.name not in COMMANDS)))
+        return Verdict(cmd, False, Reply("unknown command ", Echo(name), f"; the commands are: {known}"))
     if name == "help":
         return Verdict(cmd, True, "help")
     if name == "status":
@@ -432,6 +443,7 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
     chat_channel = state.chat_channel
     done = dict(state.done)
     clocks = dict(state.clocks)
+    slots = dict(state.slots)
     review = state.review or any(v.review for v in verdicts)
     handled = max([state.handled, *(v.command.note.id for v in verdicts)])
     for v in sorted(verdicts, key=lambda v: v.command.note.id):
@@ -445,6 +457,8 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
             chat_channel = v.chat_channel
         if v.clock:
             clocks[v.clock[0]] = v.clock[1]
+        if v.slot:
+            slots[v.slot[0]] = v.slot[1]
         if v.tick:
             item, tick = v.tick
             if tick is None:
@@ -461,4 +475,5 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
         done=done,
         clocks=clocks,
         review=review,
+        slots=slots,
     )

@@ -317,6 +317,7 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
                 signed_log=True,
                 timeline=observed.state.timeline,
                 review=state.review,
+                slots=state.slots,
             )
         ),
         verdicts=verdicts,
@@ -343,13 +344,16 @@ def _judge_all(
     }
     out = []
     ctx = ClockContext(clock_owners(observed.state, cfg, now), dict(observed.state.clocks))
+    slots = dict(observed.state.slots)  # an integration's command sees its slot as the earlier ones left it
     for c in observed.commands:
         if c.key in observed.logged:
             continue
         if c.name == "clock" and c.allowed:
             verdict = clockcmd.judge(c, cfg, ctx)
         else:
-            verdict = commands.judge(c, cfg, ticks, frozenset(selected))
+            verdict = commands.judge(c, cfg, ticks, frozenset(selected), observed.outbound.commands, slots)
+        if verdict.slot:
+            slots[verdict.slot[0]] = verdict.slot[1]
         selected |= set(verdict.add_channels)
         if verdict.clock:
             ctx = replace(ctx, records={**ctx.records, verdict.clock[0]: verdict.clock[1]})

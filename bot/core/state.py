@@ -56,6 +56,8 @@ def encode(state: BotState) -> dict[str, Any]:
         fields["timeline"] = state.timeline
     if state.review:
         fields["review"] = True
+    if state.slots:
+        fields["slots"] = {k: dict(v) for k, v in sorted(state.slots.items())}
     return fields
 
 
@@ -143,6 +145,14 @@ def _channel(raw: Any) -> str:
     return raw if isinstance(raw, str) and CHAT_CHANNEL.fullmatch(raw) else ""
 
 
+def _slots(raw: Any) -> dict[str, dict[str, Any]]:
+    """Each outbound integration's slot, as written (an integration reads its own; one this version does not
+    know is kept, so an older replica never drops a newer one's records)."""
+    if not isinstance(raw, dict):
+        return {}
+    return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, dict)}
+
+
 def decode(fields: Mapping[str, Any]) -> BotState:
     roles = fields.get("roles")
     if not isinstance(roles, dict):
@@ -165,6 +175,7 @@ def decode(fields: Mapping[str, Any]) -> BotState:
         signed_log=fields.get("signed_log") is True,
         timeline=_digest(fields.get("timeline")),
         review=fields.get("review") is True,
+        slots=_slots(fields.get("slots")),
     )
 
 

@@ -80,4 +80,5 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         engagements=[e.id for e in cfg.engagements if e.cadence is not None],
         channel_example=commands.short_name(cfg.channels[0].label, cfg) if cfg.channels else "email",
         clocks=[c.id for c in cfg.clocks if c.enabled],
+        integration_commands=[{"usage": c.usage, "help": c.help} for c in observed.outbound.commands],
     )
