@@ -96,12 +96,17 @@ def test_a_developer_lights_the_beacon_once_with_a_row_and_one_log_line(w, clock
     assert bot_text(w, iid).count("lit beacon north for @dev-dora") == 1
 
 
-def test_the_slot_is_signed_and_a_forged_one_is_not_believed(w, clock) -> None:
+def test_the_slot_is_signed_and_a_maintainers_edit_of_it_is_not_believed(w, clock) -> None:
+    """A Maintainer can edit the bot's checklist (GitLab lets them): a slot changed by hand fails the signature,
+    and the bot keeps what it signed (restored from its signed copies)."""
     iid = w.incident(*S1)
     w.sim.state.add_note(w.project, iid, "@incident-bot beacon south", author="dev-dora")
     look(w, clock, iid, facts())
     checklist = next(n for n in w.bot_notes(iid) if "communications checklist" in n["body"])
-    assert "slots" in checklist["body"]
+    signed = r'"by":"dev\u002ddora"'  # as the marker writes it
+    assert signed in checklist["body"]
+    w.sim.state.edit_note_body(w.project, iid, checklist["id"], checklist["body"].replace(signed, '"by":"mallory"'),
+                               actor="sec-director")
     state = look(w, clock, iid, facts()).observed.state
     assert state.slots["beacon"]["lit"]["south"]["by"] == "dev-dora"
 
