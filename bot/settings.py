@@ -47,7 +47,7 @@ class SettingsError(UserError, ValueError):
 @dataclass(frozen=True, init=False)
 class Settings:
     """The process's settings. ``None`` means unset (and, for durations, ``off``). An integration's settings
-    (its rows, :data:`INTEGRATION_FIELDS`) are attributes too (``settings.slack_bot_token``), kept in ``extra``."""
+    (its rows, :data:`INTEGRATION_FIELDS`) are attributes too (``settings.<row>``), kept in ``extra``."""
 
     gitlab_url: str | None = None
     gitlab_token: str | None = field(default=None, repr=False)

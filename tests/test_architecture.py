@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 BOT = Path(__file__).resolve().parent.parent / "bot"
@@ -174,3 +175,38 @@ def test_no_module_is_over_700_lines_outside_the_simulators_and_the_store_backen
         if not name.startswith(LONG_ALLOWED) and (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+SEAM = ("bot/core/model.py", "bot/core/outbound.py", "bot/core/state.py", "bot/core/policy.py", "bot/core/bodies",
+        "bot/reconciler.py", "bot/settings.py", "bot/settingsrows.py", "bot/integrations/base.py")
+"""What the outbound seam keeps free of any integration's name (the ``channel`` command in ``bot.core.commands``
+is the one Slack-specific part of the core left)."""
+
+
+def test_the_core_the_reconciler_and_the_settings_name_no_integration() -> None:
+    from bot.integrations import registry
+
+    names = re.compile("|".join(rf"\b{i.name}\b|\b{i.label}\b" for i in registry.INTEGRATIONS), re.IGNORECASE)
+    root = BOT.parent
+    files = [p for s in SEAM for p in ([root / s] if s.endswith(".py") else sorted((root / s).rglob("*.py")))]
+    said = {str(p.relative_to(root)): m.group(0) for p in files if (m := names.search(p.read_text(encoding="utf-8")))}
+    assert said == {}
+
+
+def test_the_workers_loop_names_no_integration() -> None:
+    tree = ast.parse((BOT / "worker.py").read_text(encoding="utf-8"))
+    worker = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Worker")
+    assert "slack" not in ast.unparse(worker).lower()
+
+
+def test_settings_load_no_store_and_no_adapter() -> None:
+    """Reading the settings (every command does, first) loads no store, no GitLab or Slack client, no Jinja2."""
+    import subprocess
+    import sys
+
+    code = "import sys, bot.settings; print('\\n'.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=BOT.parent).stdout.split()
+    assert "bot.settings" in loaded
+    assert [m for m in imports(BOT / "settings.py") if m.startswith("bot.store")] == []  # not even deferred
+    assert [m for m in loaded if m.startswith(("bot.store", "bot.gitlab", "bot.web", "slack_sdk", "jinja2"))] == []

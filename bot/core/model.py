@@ -215,7 +215,7 @@ class BotState:
     handled: int = 0
     # Intervals requested on this incident with the ``cadence`` command, by engagement id.
     cadences: Mapping[str, CadenceRequest] = field(default_factory=dict)
-    # The incident response channel in Slack (``#inc-123``), named with the ``channel`` command.
+    # The incident response channel (``#inc-123``), named with the ``channel`` command.
     chat_channel: str = ""
     # Checklist items marked done with the ``done`` command, by item key (``first:<id>``, ``engagement:<id>``):
     # GitLab lets only a comment's author and Maintainers tick its boxes.

@@ -1,4 +1,4 @@
-"""What the core knows of the outbound integrations (Slack today): generic facts, never an integration's name.
+"""What the core knows of the outbound integrations: generic facts, never an integration's name.
 
 An integration (``bot/integrations/<name>/``) reads its outbox and hands the reconcile an :class:`OutboundFacts`:
 targets that refused the bot's messages (with the integration's label as data), engagements it carried out, the
@@ -24,7 +24,7 @@ Slot = Mapping[str, Any]
 @dataclass(frozen=True)
 class Engaged:
     """The bot engaged someone itself: its message went to ``target`` (as configured) at ``at``, through the
-    integration whose human name is ``label`` (``Slack``)."""
+    integration whose human name is ``label``."""
 
     at: datetime
     target: str

@@ -388,8 +388,8 @@ def _not_added(verdict: commands.Verdict, reason: str) -> commands.Verdict:
 
 
 def _created_channel(observed: Observed, cfg: Config) -> str:
-    """The incident channel the bot created in Slack, recorded as the incident's (as the ``channel`` command
-    records one) so the incident keeps it; a name the policy no longer accepts is not recorded."""
+    """The incident channel the bot created through an outbound integration, recorded as the incident's (as the
+    ``channel`` command records one) so the incident keeps it; a name the policy no longer accepts is not recorded."""
     created = observed.outbound.channel
     if created is None or cfg.chat is None or not cfg.chat.may_be_incident_channel(created.name):
         return ""

@@ -1,4 +1,4 @@
-"""The narrow interface every outbound integration implements (Slack today; paging and status pages next).
+"""The narrow interface every outbound integration implements (chat, paging, status pages).
 
 In the spirit of Prow's crier reporters (a name, "should I report", "report", with what was already reported
 kept per reporter) and controller-runtime's one generic controller: an :class:`Integration` is a folder under
@@ -67,7 +67,7 @@ class Outbound(Protocol):
 @dataclass(frozen=True)
 class Integration:
     """One outbound integration. ``name`` is also its job kind and its outbox's integration value, and the
-    prefix of its status-log keys; ``label`` is how people know it (``Slack``)."""
+    prefix of its status-log keys; ``label`` is how people know it (shown in the checklist and the status log)."""
 
     name: str
     label: str

@@ -107,8 +107,8 @@ def _tickable(key: str, ticks: frozenset[str], done: Mapping[str, Tick], numbers
 
 def _engagement_box(key: str, ticks: frozenset[str], done: Mapping[str, Tick], numbers: Mapping[str, int],
                     engaged: bool) -> dict[str, Any]:
-    """An engagement's box: ticked by hand, for a ``done`` command, or because the bot engaged it in Slack
-    itself (a fact of the outbox, marked as the bot's so it is never read back as a person's tick)."""
+    """An engagement's box: ticked by hand, for a ``done`` command, or because the bot engaged it itself through
+    an integration (a fact of its outbox, marked as the bot's so it is never read back as a person's tick)."""
     box = _tickable(key, ticks, done, numbers)
     if engaged and not box["done"]:
         box.update(done=True, item=_item(key, by_command=True))

@@ -95,7 +95,8 @@ def who(person: Person) -> Safe:
 
 def dri_of(person: Person) -> Safe:
     """The DRI, a person: ``@assignee`` (the user a team's work is assigned to), else ``who``. The same name in
-    the checklist, the child, the status log and Slack; a team's group handle is who is engaged (``who``)."""
+    the checklist, the child, the status log and the outbound integrations; a team's group handle is who is
+    engaged (``who``)."""
     if person.assignee and person.assignee != person.handle:
         return at(person.assignee)
     return who(person)
