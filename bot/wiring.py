@@ -17,6 +17,8 @@ from bot.redact import redact
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from bot.gitlab.budget import BudgetLedger
     from bot.gitlab.callpolicy import CallPolicy
     from bot.gitlab.client import GitLabClient
@@ -158,6 +160,20 @@ def outbound(
         if sender is not None:
             senders[integration.name] = sender
     return (Planners(planners) if planners else None), senders
+
+
+def add_routes(app: Flask, settings: Settings, cfg: Config, store: Any) -> list[str]:
+    """Each enabled integration's inbound route on the receiver (``POST /<name>``); the paths added."""
+    from bot.integrations import registry
+
+    added = []
+    for integration in registry.enabled(cfg, settings):
+        route = integration.route
+        if route is not None:
+            app.add_url_rule(route.path, endpoint=f"integration_{integration.name}",
+                             view_func=route.view(settings, cfg, store), methods=list(route.methods))
+            added.append(route.path)
+    return added
 
 
 def call_policy(api: ApiSettings, *, ledger: BudgetLedger | None = None, **overrides: Any) -> CallPolicy:

@@ -89,7 +89,7 @@ class _ReceiverFactory:
 
         web = wiring.web_settings(self.settings)
         store = wiring.open_receiver_store(self.settings)
-        return create_app(
+        app = create_app(
             web,
             store=store,
             config=self.cfg,
@@ -97,6 +97,8 @@ class _ReceiverFactory:
             worker_heartbeat=self.worker_heartbeat,
             state_key=self._state_key(),
         )
+        wiring.add_routes(app, self.settings, self.cfg, store)
+        return app
 
     def _state_key(self) -> StateKey | None:
         """The bot's state key, to believe a child's marker; None (child events wait for the sweep) when the
