@@ -23,7 +23,7 @@ from bot.core.actions import Action, PostNote, UpsertChecklist
 from bot.core.converge import DryRun, converge
 from bot.core.diff import wants_review
 from bot.core.model import Desired, IncidentRef, Observed
-from bot.core.outbound import OutboundFacts
+from bot.core.outbound import CommandSpec, OutboundFacts
 from bot.core.policy import plan_observed
 from bot.core.scope import BOT_CHILD, is_bot_child
 from bot.gitlab import targets
@@ -125,8 +125,12 @@ class Reconciler:
         concurrency: int = 8,
         key: StateKey,
         remit: Remit | None = None,
+        commands: tuple[CommandSpec, ...] = (),
     ) -> None:
         self.cfg = cfg
+        # The enabled integrations' commands: judged on every reconcile, the worker's or a one-off one, so that
+        # no path answers one with "unknown command" (and so uses it up).
+        self.commands = commands
         self.renderer = renderer
         self.client = client
         self.bot = bot_username or cfg.bot.username
@@ -144,6 +148,10 @@ class Reconciler:
         observed = observe(client, ref, self.cfg, self.bot, self.pool, key=self.key)
         if is_bot_child(observed.incident, self.bot):  # whatever labels it carries: read, never written
             raise OutsideRemit(ref.project, BOT_CHILD, f"{ref} is a child the bot opened, never an incident")
+        outbound = outbound or OutboundFacts()
+        unlisted = tuple(c for c in self.commands if outbound.command(c.name) is None)
+        if unlisted:
+            outbound = replace(outbound, commands=outbound.commands + unlisted)
         if outbound:
             observed = replace(observed, outbound=outbound)
         desired = plan_observed(observed, self.cfg, self.clock())

@@ -224,6 +224,7 @@ def reconciler(
     bot_username: str | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Reconciler:
+    from bot.integrations import registry
     from bot.reconciler import Reconciler
 
     extra: dict[str, Any] = {"clock": clock} if clock else {}
@@ -233,6 +234,7 @@ def reconciler(
         gitlab or client(settings, cfg),
         bot_username=bot_username,
         key=state_key(settings),
+        commands=tuple(c for i in registry.enabled(cfg, settings) for c in i.commands),
         **extra,
     )
 

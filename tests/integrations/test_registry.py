@@ -84,3 +84,13 @@ def test_a_mistyped_setting_name_in_code_is_an_error_not_a_silent_none() -> None
         Settings(slack_bot_tokn="x")
     with pytest.raises(AttributeError):
         _ = Settings().no_such_setting
+
+
+def test_the_bots_reconciler_knows_the_enabled_integrations_commands(monkeypatch, default_config) -> None:
+    monkeypatch.setattr(registry, "INTEGRATIONS", (beacon(), *registry.INTEGRATIONS))
+    env = Settings(gitlab_url="https://gitlab.example", gitlab_token="glpat-" + "x" * 20)
+    r = wiring.reconciler(env, default_config, gitlab=object())  # type: ignore[arg-type]
+    try:
+        assert [c.name for c in r.commands] == ["beacon"]
+    finally:
+        r.close()

@@ -165,3 +165,17 @@ def test_the_registry_has_slack_and_refuses_clashes() -> None:
         registry.check((BEACON,), ("beacon",))
     with pytest.raises(ValueError, match="repeat"):
         registry.check((BEACON, BEACON))
+
+
+def test_a_one_off_reconcile_judges_the_integrations_command_too(w, clock) -> None:
+    """``incident-bot reconcile`` has no outbox: its reconciler still knows the enabled integrations' commands, so
+    it never answers one with "unknown command" (which would use it up)."""
+    iid = w.incident(*S1)
+    w.sim.state.add_note(w.project, iid, "@incident-bot beacon north", author="dev-dora")
+    r = w.reconciler(clock=clock, commands=BEACON.commands)
+    try:
+        report = r.reconcile(IncidentRef(w.project, iid))
+    finally:
+        r.close()
+    assert [v.ok for v in report.desired.verdicts] == [True]
+    assert report.desired.state.slots["beacon"]["lit"]["north"]["by"] == "dev-dora"
