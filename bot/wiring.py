@@ -65,6 +65,16 @@ def policy_file(settings: Settings, given: str | None) -> Path:
     return path
 
 
+def checked(cfg: Config) -> Config:
+    """``cfg`` once every integration's section of it is read without a problem (else ``UserError``, a line each)."""
+    from bot.integrations import registry
+
+    problems = registry.config_problems(cfg)
+    if problems:
+        raise UserError("\n".join(problems))
+    return cfg
+
+
 def load_policy(settings: Settings, given: str | None) -> tuple[Config, str]:
     """The service's policy (:func:`policy_file`) and a line naming the file and its SHA-256, for its log."""
     import hashlib
@@ -72,7 +82,7 @@ def load_policy(settings: Settings, given: str | None) -> tuple[Config, str]:
     from bot.config import load_config
 
     path = policy_file(settings, given)
-    cfg = load_config(path)
+    cfg = checked(load_config(path))
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:  # read a moment ago; gone now

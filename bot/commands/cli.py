@@ -29,7 +29,9 @@ __all__ = ["build_parser", "main", "renderer_for"]
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(getattr(args, "config", None) or Settings.from_env().config)
+    from bot import wiring
+
+    return wiring.checked(load_config(getattr(args, "config", None) or Settings.from_env().config))
 
 
 def remit_hint(exc: OutsideRemit) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -54,6 +55,11 @@ class Config(_Model):
     # Filled by parse_config from config/calendars: the holiday calendars the clocks name.
     calendars: dict[str, HolidayCalendar] = Field(default_factory=dict, exclude=True)
     timeline: TimelineSettings = Field(default_factory=TimelineSettings)
+    integrations: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Each outbound integration's own section, by the integration's name; the integration reads and "
+        "checks it (bot/integrations/<name>/).",
+    )
 
     # Filled by load_config: where the file and its templates are.
     source: str = Field("<memory>", exclude=True)

@@ -88,8 +88,9 @@ class Integration:
     not_checked: Callable[[Config | None], str] | None = None
     """Why it is not checked live though the policy configures it (its token is not set); "" when it is not."""
     config_section: str = ""
-    """The policy's top-level key it reads (``chat``); parsed by ``parse_config``."""
+    """Its key under the policy's ``integrations:`` (usually its name); read with ``parse_config``."""
     parse_config: Callable[[Any], Any] | None = None
+    """Its section (None when absent) as what its hooks use; a ``ValueError`` says in one line what is wrong."""
     commands: tuple[CommandSpec, ...] = ()
     rows: Callable[[Any, Slot], Sequence[Row]] | None = None
     """Pure: its checklist rows, from its facts' ``data`` and its slot of the bot's state."""

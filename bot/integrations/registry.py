@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.core.outbound import CommandSpec
 from bot.integrations.base import Integration
@@ -42,6 +42,31 @@ def enabled(cfg: Config | None, settings: Settings) -> Iterator[Integration]:
 
 def commands() -> tuple[CommandSpec, ...]:
     return tuple(c for i in INTEGRATIONS for c in i.commands)
+
+
+def section(cfg: Config, integration: Integration) -> Any:
+    """The integration's section of the policy, parsed (None when it reads none)."""
+    if integration.parse_config is None:
+        return None
+    return integration.parse_config(cfg.integrations.get(integration.config_section or integration.name))
+
+
+def config_problems(cfg: Config) -> list[str]:
+    """One line per problem with the policy's ``integrations:`` sections: an unknown name, or what the
+    integration's own parser says is wrong."""
+    known = {i.config_section or i.name: i for i in INTEGRATIONS if i.parse_config is not None}
+    listing = ", ".join(sorted(known)) or "none"
+    problems = [
+        f"{cfg.source}: integrations.{name}: no integration reads this section (known: {listing})"
+        for name in sorted(cfg.integrations)
+        if name not in known
+    ]
+    for name, integration in known.items():
+        try:
+            section(cfg, integration)
+        except ValueError as exc:
+            problems.append(f"{cfg.source}: integrations.{name}: {exc}")
+    return problems
 
 
 def by_name(name: str) -> Integration | None:

@@ -94,3 +94,44 @@ def test_the_bots_reconciler_knows_the_enabled_integrations_commands(monkeypatch
         assert [c.name for c in r.commands] == ["beacon"]
     finally:
         r.close()
+
+
+def _targets(raw: Any) -> tuple[str, ...]:
+    """The beacon's section: ``targets`` (a list of names)."""
+    if raw is None:
+        return ()
+    targets = raw.get("targets") if isinstance(raw, dict) else None
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        raise ValueError("targets must be a list of names, e.g. targets: [north]")
+    return tuple(targets)
+
+
+def _policy(tmp_path, section: str) -> str:
+    import yaml
+
+    from tests.conftest import ROOT
+
+    data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text(encoding="utf-8"))
+    data["integrations"] = yaml.safe_load(section)
+    path = tmp_path / "bot.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(("section", "said"), [
+    ("{beacon: {targets: [north]}}", None),
+    ("{beakon: {targets: [north]}}", "integrations.beakon: no integration reads this section (known: beacon)"),
+    ("{beacon: {targets: north}}", "integrations.beacon: targets must be a list of names, e.g. targets: [north]"),
+])
+def test_an_operators_integration_section_is_checked_in_one_line(monkeypatch, tmp_path, capsys, section, said) -> None:
+    from bot.commands.cli import main
+
+    monkeypatch.setattr(registry, "INTEGRATIONS", (beacon(parse_config=_targets), *registry.INTEGRATIONS))
+    monkeypatch.delenv("INCIDENT_BOT_CONFIG", raising=False)
+    code = main(["check-config", "--config", _policy(tmp_path, section)])
+    out, err = capsys.readouterr()
+    if said is None:
+        assert code == 0 and "OK" in out
+        return
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code != 0 and len(lines) == 1 and lines[0].endswith(said) and "bot.yaml" in lines[0]
