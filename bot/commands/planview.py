@@ -64,6 +64,8 @@ class PlanReport:
     """Live, with the store reachable: the incident's outbox by message key (what was sent, and when)."""
     outbox_unknown: bool = False
     """Live, without a reachable store: which Slack messages were sent is unknown."""
+    outbound: Listed = field(default_factory=list)
+    """Each integration listed generically (``describe``): name, label, (key, target, text) of each item."""
 
     def slack_state(self, message: ChatMessage) -> tuple[str, datetime | None, str]:
         """``sent``, ``pending``, ``refused`` or ``unknown`` for one message, with when it was sent (or
@@ -119,6 +121,9 @@ class PlanReport:
                 state, at, detail = self.slack_state(m)
                 out["slack"].append({"key": m.key, "target": m.target, "text": m.text, "summary": m.summary,
                                      "state": state, "at": at.isoformat() if at else None, "detail": detail})
+        if self.outbound:
+            out["outbound"] = {name: [{"key": k, "target": t, "text": x} for k, t, x in items]
+                               for name, _, items in self.outbound}
         if d is not None:
             out["commands"] = [
                 {"command": v.command.name, "author": v.command.note.author, "ok": v.ok, "reply": str(v.reply)}
@@ -189,6 +194,9 @@ class PlanReport:
                     continue
                 edit = " (edited in place)" if m.summary else ""
                 lines.append(f"  - {_clean(m.target)}: {_clean(first_line(m.text))}{edit}{self._shown_state(m)}")
+        for _, label, items in self.outbound:
+            lines.append(f"{label} ({len(items)}):")
+            lines.extend(f"  - {_clean(target)}: {_clean(text)}" for _, target, text in items)
         lines.extend(f"Note: {_clean(note)}" for note in self.notes)
         if self.placeholders and any(isinstance(a, CreateChild) for a in self.actions):
             lines.append("(issue numbers of new children are placeholders)")
@@ -242,6 +250,23 @@ def _action_json(action: Action) -> dict[str, Any]:
         out.update(child_iid=action.child_iid, description=action.description)
     elif isinstance(action, UpsertChecklist | UpsertReview | PostNote):
         out.update(body=action.body)
+    return out
+
+
+Listed = list[tuple[str, str, list[tuple[str, str, str]]]]
+"""(integration name, label, [(item key, target, text)])."""
+
+
+def outbound_preview(cfg: Config, desired: Desired, observed: Observed) -> Listed:
+    """What each integration that lists its items (``describe``) would do for the incident now."""
+    from bot.integrations import registry
+
+    out = []
+    for i in registry.INTEGRATIONS:
+        if i.plan is not None and i.describe is not None:
+            items = [(item.key, item.target, i.describe(item)) for item in i.plan(cfg, desired, observed)]
+            if items:
+                out.append((i.name, i.label, items))
     return out
 
 
@@ -314,7 +339,7 @@ def plan_from_payload(
             "allow-list) and any user a command names is assumed to exist; `plan GROUP/PROJECT#IID` checks both"
         )
     return PlanReport(target, desired=desired, incident=incident, actions=actions, notes=notes,
-                      slack=slack_preview(cfg, desired, observed))
+                      slack=slack_preview(cfg, desired, observed), outbound=outbound_preview(cfg, desired, observed))
 
 
 def read_outbox(db: str, durability: Durability = "full") -> Callable[[str], list[OutboxItem] | None]:
@@ -366,7 +391,8 @@ def plan_live(
     finally:
         reconciler.close()
     plan = PlanReport(str(ref), desired=report.desired, incident=report.observed.incident, actions=report.actions,
-                      slack=slack_preview(reconciler.cfg, report.desired, report.observed))
+                      slack=slack_preview(reconciler.cfg, report.desired, report.observed),
+                      outbound=outbound_preview(reconciler.cfg, report.desired, report.observed))
     if plan.slack is not None:
         plan.outbox = _outbox_of(report.observed.incident, outbox)
         plan.outbox_unknown = plan.outbox is None

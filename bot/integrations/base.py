@@ -97,6 +97,8 @@ class Integration:
     lines: Callable[[Any, Slot], Sequence[LogEntry]] | None = None
     """Pure: its status-log lines, likewise (each key written once)."""
     route: Route | None = None
+    describe: Callable[[Item], str] | None = None
+    """One item as ``plan`` lists it (plain text); with ``plan``, the item list is shown under its label."""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or not self.name.islower():

@@ -135,3 +135,24 @@ def test_an_operators_integration_section_is_checked_in_one_line(monkeypatch, tm
         return
     lines = [line for line in err.splitlines() if line.strip()]
     assert code != 0 and len(lines) == 1 and lines[0].endswith(said) and "bot.yaml" in lines[0]
+
+
+def test_plan_lists_an_integrations_items_under_its_label(monkeypatch, capsys) -> None:
+    """``plan`` shows what each integration that lists its items would do (a dry run: nothing is sent)."""
+    import json
+
+    from bot.commands.cli import main
+    from bot.integrations.base import Item
+    from tests.conftest import ROOT
+
+    def plan(cfg: Any, desired: Any, observed: Any) -> list[Item]:
+        return [Item("beacon|north", "north", None)] if desired.severity.label == "critical" else []
+
+    monkeypatch.setattr(registry, "INTEGRATIONS", (beacon(plan=plan, describe=lambda item: "light it"),
+                                                   *registry.INTEGRATIONS))
+    payload = str(ROOT / "examples" / "payloads" / "s1-incident.json")
+    assert main(["plan", "--payload", payload]) == 0
+    assert "Beacon (1):\n  - north: light it" in capsys.readouterr().out
+    assert main(["plan", "--payload", payload, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["outbound"]
+    assert listed == {"beacon": [{"key": "beacon|north", "target": "north", "text": "light it"}]}
