@@ -208,5 +208,6 @@ def events_url(env: Mapping[str, str]) -> str:
         raise PagingConfigError(f"{EVENTS_URL_ENV}={redact(raw)}: expected an https:// URL "
                                 "(plain http only to 127.0.0.1 or localhost)")
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise PagingConfigError(f"{EVENTS_URL_ENV}={redact(raw)}: expected a base URL without credentials, query or fragment")
+        raise PagingConfigError(f"{EVENTS_URL_ENV}={redact(raw)}: expected a base URL without credentials, "
+                                "query or fragment")
     return raw.rstrip("/")
