@@ -9,6 +9,7 @@ is masked in every reason.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ TIMEOUT = 10.0
 """Seconds for one request (the client's default is 60)."""
 _REASON_LIMIT = 300
 _RETRIED_BY_CLIENT = (429, 500, 502, 503, 504)
+_CLIENT_LOG = logging.getLogger("bot.integrations.pagerduty.client")
+"""The client's own log: its lines about retries it does not make are noise (the outcome says what happened)."""
+_CLIENT_LOG.setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ def one_shot_client(routing_key: str, *, base_url: str = DEFAULT_EVENTS_URL, tim
     client.max_http_attempts = -1
     client.max_network_attempts = 0
     client.sleep_timer = 0
+    client.log = _CLIENT_LOG
     client.timeout = timeout  # type: ignore[assignment]  # httpx2 takes seconds as a float
     return client
 
