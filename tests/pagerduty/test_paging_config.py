@@ -16,6 +16,7 @@ from bot.integrations.pagerduty.config import (
     parse_paging,
     routing_key,
     routing_keys,
+    webhook_secrets,
 )
 from bot.redact import redact
 
@@ -128,3 +129,13 @@ def test_events_url_refuses_plain_http_and_credentials(value) -> None:
     with pytest.raises(PagingConfigError, match="PAGERDUTY_EVENTS_URL=") as caught:
         events_url({"PAGERDUTY_EVENTS_URL": value})
     assert ":pw@" not in str(caught.value)
+
+
+def test_webhook_secrets_current_and_previous(tmp_path: Path) -> None:
+    (tmp_path / "s").write_text("current-secret\n")
+    env = {"PAGERDUTY_WEBHOOK_SECRET_FILE": str(tmp_path / "s"), "PAGERDUTY_WEBHOOK_SECRET_PREVIOUS": "old-secret"}
+    assert webhook_secrets(env) == ["current-secret", "old-secret"]
+    assert webhook_secrets({}) == []
+    assert "current-secret" not in redact("signed with current-secret")
+    with pytest.raises(PagingConfigError, match="PAGERDUTY_WEBHOOK_SECRET_PREVIOUS is set without"):
+        webhook_secrets({"PAGERDUTY_WEBHOOK_SECRET_PREVIOUS": "old-secret"})

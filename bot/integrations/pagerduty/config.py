@@ -198,6 +198,27 @@ def describe(config: PagingConfig, env: Mapping[str, str]) -> list[str]:
     return lines
 
 
+def webhook_secrets(env: Mapping[str, str]) -> list[str]:
+    """The V3 webhook signing secrets: ``PAGERDUTY_WEBHOOK_SECRET`` (or ``_FILE``) and, during a rotation,
+    ``PAGERDUTY_WEBHOOK_SECRET_PREVIOUS``; empty when the receiver is off. Registered for redaction."""
+    secrets = []
+    for var in (WEBHOOK_SECRET_ENV, f"{WEBHOOK_SECRET_ENV}_PREVIOUS"):
+        value, path = env.get(var, ""), env.get(f"{var}_FILE", "")
+        if value and path:
+            raise PagingConfigError(f"set {var} or {var}_FILE, not both")
+        if path:
+            try:
+                value = Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise PagingConfigError(f"{var}_FILE={path}: cannot read it ({exc.__class__.__name__})") from None
+        if value.strip():
+            register_secret(value)
+            secrets.append(value)
+    if secrets and not env.get(WEBHOOK_SECRET_ENV) and not env.get(f"{WEBHOOK_SECRET_ENV}_FILE"):
+        raise PagingConfigError(f"{WEBHOOK_SECRET_ENV}_PREVIOUS is set without {WEBHOOK_SECRET_ENV}")
+    return secrets
+
+
 def events_url(env: Mapping[str, str]) -> str:
     """``PAGERDUTY_EVENTS_URL`` (default ``https://events.pagerduty.com``), without a trailing ``/``: https, or
     plain http to a loopback address only (a simulator)."""
