@@ -133,7 +133,7 @@ def test_a_very_long_project_path_keeps_the_summary_within_pagerdutys_limit() ->
 TEXT = st.text(min_size=4, max_size=80).filter(lambda s: s.strip() and len(s.strip()) >= 4)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(title=TEXT, severity=st.sampled_from(["critical", "high", "medium", "low", None]),
        state=st.sampled_from(["open", "closed", "all-clear"]),
        channels=st.sets(st.sampled_from(["comms-email", "comms-faq", "comms-distribution-list", "comms-blog"])))
