@@ -1,0 +1,75 @@
+"""One HTTP request to a status page provider, answered as JSON or as a :mod:`.result` failure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from bot.integrations.statuspage.result import Refused, Unavailable, scrub
+
+RATE_LIMITED = (420, 429)
+"""Statuspage answered 420 for its rate limit and announced 429 instead (Atlassian Community, "Upcoming rate
+limiting changes to Statuspage REST API", 2020: "Rate limit response code change from 420 to 429")."""
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+
+
+def request(session: requests.Session, method: str, url: str, *, provider: str, secrets: tuple[str, ...],
+            timeout: float, before: Callable[[], None] | None = None, **kwargs: Any) -> Answer | Refused | Unavailable:
+    """``method url`` as JSON; a network failure, a 5xx, a rate limit or an unreadable answer is
+    :class:`Unavailable`, any other 4xx is :class:`Refused`. Reasons are scrubbed of ``secrets``."""
+    if before is not None:
+        before()
+    what = f"{provider} {method} {_path(url)}"
+    try:
+        response = session.request(method, url, timeout=timeout, **kwargs)
+    except requests.Timeout:
+        return Unavailable(scrub(f"{what}: no answer within {timeout:g}s", secrets), calls=1)
+    except requests.RequestException as exc:
+        return Unavailable(scrub(f"{what}: {exc.__class__.__name__}: {exc}", secrets), calls=1)
+    status = response.status_code
+    if status in RATE_LIMITED:
+        return Unavailable(f"{what}: rate limited (HTTP {status})", retry_after=_retry_after(response), calls=1)
+    try:
+        body = response.json() if response.content else None
+    except (ValueError, json.JSONDecodeError):
+        body = None
+        if status < 300:
+            return Unavailable(f"{what}: HTTP {status} with an answer that is not JSON", calls=1)
+    if status >= 500 or status == 408:
+        return Unavailable(scrub(f"{what}: HTTP {status}{_message(body)}", secrets), _retry_after(response), calls=1)
+    if status >= 300:
+        return Refused(scrub(f"{what}: HTTP {status}{_message(body)}", secrets), calls=1)
+    return Answer(status, body)
+
+
+def _path(url: str) -> str:
+    """The URL's path without ids longer than a word (the page id is no secret, but keeps reasons short)."""
+    return url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+
+
+def _message(body: Any) -> str:
+    if isinstance(body, dict):
+        for key in ("error", "message", "errors"):
+            if body.get(key):
+                return f": {body[key]}"
+        status = body.get("status")
+        if isinstance(status, dict) and status.get("message"):
+            return f": {status['message']}"
+    return ""
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
