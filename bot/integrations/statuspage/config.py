@@ -154,12 +154,14 @@ def read_settings(provider: Provider, environ: Mapping[str, str]) -> ProviderSet
     Every key read is registered for redaction, so no log line or error can carry it.
     """
     problems: list[str] = []
+    unreadable: set[str] = set()
 
     def get(name: str, *, secret: bool = False, default: str = "") -> str:
         try:
             return _value(environ, name, secret=secret) or default
         except ValueError as exc:
             problems.append(str(exc))
+            unreadable.add(name)
             return default
 
     s: ProviderSettings
@@ -178,6 +180,8 @@ def read_settings(provider: Provider, environ: Mapping[str, str]) -> ProviderSet
         required = {"STATUSPAGE_API_KEY": sp.api_key, "STATUSPAGE_PAGE_ID": sp.page_id}
         s = sp
     for name, value in required.items():
+        if name in unreadable:
+            continue
         if not value:
             problems.append(f"{name}: not set; the policy's status_page.provider is {provider}")
         elif name.endswith("_ID") and not _ID.fullmatch(value):

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-_MENTION = re.compile(r"(?<![\w.+@/`-])@([A-Za-z0-9_][A-Za-z0-9_.-]*)")
+_MENTION = re.compile(r"(?<![\w.+@/-])@([A-Za-z0-9_][A-Za-z0-9_.-]*)")
 """GitLab mentions a user, group or ``@all`` after a non-word character (``Banzai::Filter::UserReferenceFilter``)."""
 _PROJECT = r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)+"
-_REFERENCE = re.compile(rf"(?<![\w&#!/`])(?:(?P<project>{_PROJECT}))?(?P<sigil>[#!&])(?P<number>\d+)\b")
+_REFERENCE = re.compile(rf"(?<![\w&#!/])(?:(?P<project>{_PROJECT}))?(?P<sigil>[#!&])(?P<number>\d+)\b")
 """GitLab references: ``#12`` (issue), ``!3`` (merge request), ``&4`` (epic), each also as ``group/project#12``
 (GitLab's "GitLab Flavored Markdown" docs, "GitLab-specific references")."""
 _URL = re.compile(r"\b(?:[A-Za-z][A-Za-z0-9+.-]*://|www\.)[^\s<>()\"'`]+", re.IGNORECASE)
