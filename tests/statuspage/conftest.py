@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.integrations.statuspage.atlassian import Pacer, Statuspage
-from bot.integrations.statuspage.config import StatusIoSettings, StatuspageSettings, StatusPagePolicy, parse_policy
+from bot.integrations.statuspage.config import StatusIoSettings, StatusPagePolicy, StatuspageSettings, parse_policy
 from bot.integrations.statuspage.plan import Action, Draft, Recorded, incident_key, plan_publish
 from bot.integrations.statuspage.statusio import StatusIo
 from bot.simstatus import SimulatedStatusIo, SimulatedStatuspage

@@ -8,8 +8,8 @@ import pytest
 
 from bot.integrations.statuspage.config import (
     StatusIoSettings,
-    StatuspageSettings,
     StatusPageConfigError,
+    StatuspageSettings,
     parse_policy,
     read_settings,
 )
