@@ -5,7 +5,8 @@ From Statuspage's API reference (developer.statuspage.io; the generated clients'
 and ``PATCH pages/{page_id}/incidents/{incident_id}`` with ``{"incident": {...}}``; ``GET
 pages/{page_id}/incidents`` with ``q`` ("search for the text query string in the incidents' name, status,
 postmortem_body, and incident_updates fields") and ``limit`` ("The default and maximum limit is 100"); incident
-``metadata`` ("Top level values must be objects"); ``incident_updates`` newest first. Rate limit: one request a
+``metadata`` ("Top level values must be objects"); ``incident_updates`` newest first; ``GET
+pages/{page_id}/incidents/unresolved`` with ``page`` and ``per_page``. Rate limit: one request a
 second per key, beyond it 420 (or 429 after the announced change) with ``Retry-After`` (Atlassian Community,
 "Upcoming rate limiting changes to Statuspage REST API").
 """
@@ -74,6 +75,8 @@ class SimulatedStatuspage(Simulator):
         rest = parts[2:]
         if rest == ["incidents"] and method == "GET":
             return self._list(query)
+        if rest == ["incidents", "unresolved"] and method == "GET":
+            return self._unresolved(query)
         if rest == ["components"] and method == "GET":
             return 200, [{"id": c, "name": c, "status": s} for c, s in self.components.items()], {}
         if rest == ["incidents"] and method == "POST":
@@ -94,6 +97,15 @@ class SimulatedStatuspage(Simulator):
         text = query.get("q", "").lower()
         found = [i for i in reversed(list(self.incidents.values())) if not text or text in _searchable(i)]
         return 200, found[:max(1, min(limit, MAX_LIMIT))], {}
+
+    def _unresolved(self, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        try:
+            page, per_page = int(query.get("page", 1)), int(query.get("per_page", MAX_LIMIT))
+        except ValueError:
+            return 400, {"error": "page and per_page must be numbers"}, {}
+        per_page = max(1, min(per_page, MAX_LIMIT))
+        found = [i for i in reversed(list(self.incidents.values())) if i["status"] not in ("resolved", "postmortem")]
+        return 200, found[(max(page, 1) - 1) * per_page:][:per_page], {}
 
     def _create(self, body: Any) -> tuple[int, Any, dict[str, str]]:
         incident = body.get("incident") if isinstance(body, dict) else None

@@ -32,7 +32,7 @@ def bodies(sim: SimulatedStatuspage) -> list[str]:
 
 def test_create_update_resolve(statuspage: Statuspage, statuspage_sim: SimulatedStatuspage) -> None:
     created = statuspage.publish(action(FIRST))
-    assert isinstance(created, Sent) and created.calls == 2
+    assert isinstance(created, Sent) and created.calls == 3  # unresolved, search by key, create
     assert statuspage_sim.components == {"cmpweb000001": "partial_outage", "cmpapi000002": "partial_outage"}
     updated = statuspage.publish(action(SECOND, "bbbb2222", recorded=Recorded(created.remote_id, "aaaa1111")))
     resolved = statuspage.publish(action(LAST, "cccc3333", all_clear=True,
@@ -62,12 +62,26 @@ def test_a_lost_answer_is_found_again_by_metadata(statuspage: Statuspage,
 
 def test_an_incident_renamed_by_hand_is_still_found_by_its_metadata(statuspage: Statuspage,
                                                                     statuspage_sim: SimulatedStatuspage) -> None:
-    # A person renamed it but kept the bot's reference in the name, as the search needs (``q`` searches names).
     created = statuspage.publish(action(FIRST))
     assert isinstance(created, Sent)
-    statuspage_sim.incidents[created.remote_id]["name"] = f"Sign-in security issue (ref {KEY})"
-    result = statuspage.publish(action(SECOND, "bbbb2222", recorded=Recorded()))
+    statuspage_sim.incidents[created.remote_id]["name"] = "Sign-in security issue"
+    result = statuspage.publish(action(SECOND, "bbbb2222", recorded=Recorded()))  # an empty database
     assert result == Sent(created.remote_id, calls=2) and len(statuspage_sim.incidents) == 1
+    assert bodies(statuspage_sim) == [FIRST, SECOND]
+
+
+def test_a_resolved_incident_is_found_by_the_key_search(statuspage: Statuspage,
+                                                        statuspage_sim: SimulatedStatuspage) -> None:
+    created = statuspage.publish(action(FIRST))
+    assert isinstance(created, Sent)
+    statuspage.publish(action(LAST, "cccc3333", all_clear=True, recorded=Recorded(created.remote_id, "aaaa1111")))
+    # Database lost after the resolution; the same all-clear publish is delivered again.
+    again = statuspage.publish(action(LAST, "cccc3333", all_clear=True, recorded=Recorded()))
+    assert again == Sent(created.remote_id, found_again=True, calls=2)
+    later = statuspage.publish(action("One more thing.", "dddd4444", all_clear=True, recorded=Recorded()))
+    assert later == Refused(f"Statuspage incident {created.remote_id} is already resolved; a later draft cannot be "
+                            "posted to it", calls=2)
+    assert bodies(statuspage_sim) == [FIRST, LAST]
 
 
 def test_an_incident_that_only_names_the_key_is_not_taken_for_the_bot_s(statuspage: Statuspage,
@@ -92,10 +106,10 @@ def test_requests_are_paced_to_one_a_second_per_key(statuspage: Statuspage, stat
     created = statuspage.publish(action(FIRST))
     assert isinstance(created, Sent)
     statuspage.publish(action(SECOND, "bbbb2222", recorded=Recorded(created.remote_id, "aaaa1111")))
-    assert [r.status for r in statuspage_sim.requests] == [200, 201, 200]  # never 420/429
+    assert [r.status for r in statuspage_sim.requests] == [200, 200, 201, 200]  # never 420/429
     times = [r.time for r in statuspage_sim.requests]
-    assert [b - a for a, b in itertools.pairwise(times)] == [1.0, 1.0]
-    assert clock.slept == [1.0, 1.0]  # waited on the injected clock, not in real time
+    assert [b - a for a, b in itertools.pairwise(times)] == [1.0, 1.0, 1.0]
+    assert clock.slept == [1.0, 1.0, 1.0]  # waited on the injected clock, not in real time
 
 
 def test_two_adapters_with_one_key_share_the_pace(statuspage_sim: SimulatedStatuspage,
@@ -116,13 +130,13 @@ def test_beyond_the_rate_limit_is_unavailable_with_retry_after(statuspage_sim: S
     unpaced = Statuspage(settings, statuspage_policy, pacer=Pacer(settings.api_key, interval=0, clock=clock,
                                                                   sleep=clock.sleep))
     result = unpaced.publish(action(FIRST))
-    assert result == Unavailable(f"Statuspage POST v1/pages/{statuspage_sim.page_id}/incidents: rate limited "
+    assert result == Unavailable(f"Statuspage GET v1/pages/{statuspage_sim.page_id}/incidents: rate limited "
                                  f"(HTTP {code})", retry_after=1.0, calls=2)
     assert statuspage_sim.incidents == {}
     # The pacer keeps to Retry-After even with no pace of its own: the retry waits, then is answered.
     clock.slept.clear()
     seen = len(statuspage_sim.requests)
-    unpaced.find(KEY)
+    assert unpaced.check() == []
     assert clock.slept == [1.0] and [r.status for r in statuspage_sim.requests[seen:]] == [200]
 
 
@@ -132,7 +146,7 @@ def test_a_wrong_key_is_refused_without_the_key(statuspage_sim: SimulatedStatusp
     adapter = Statuspage(StatuspageSettings(statuspage_sim.url, key, statuspage_sim.page_id), statuspage_policy,
                          pacer=Pacer(key, clock=clock, sleep=clock.sleep))
     result = adapter.publish(action(FIRST))
-    assert result == Refused(f"Statuspage GET v1/pages/{statuspage_sim.page_id}/incidents: HTTP 401: "
+    assert result == Refused(f"Statuspage GET v1/pages/{statuspage_sim.page_id}/incidents/unresolved: HTTP 401: "
                              "Could not authenticate", calls=1)
     assert key not in repr(result)
 

@@ -90,6 +90,8 @@ def test_status_io_answers_that_cannot_be_trusted_are_unavailable() -> None:
 @responses.activate
 def test_statuspage_create() -> None:
     auth = matchers.header_matcher({"Authorization": "OAuth the-sp-key-456"})
+    responses.get(f"{SP}pages/pg1/incidents/unresolved", json=[], match=[auth, matchers.query_param_matcher(
+        {"page": "1", "per_page": "100"})])
     responses.get(f"{SP}pages/pg1/incidents", json=[], match=[auth, matchers.query_param_matcher(
         {"q": KEY, "limit": "100"})])
     responses.post(f"{SP}pages/pg1/incidents", json={"id": "i1"}, status=201,
@@ -97,7 +99,7 @@ def test_statuspage_create() -> None:
         {"incident": {"name": NAME, "status": "investigating", "body": "Investigating.", "component_ids": ["cw1"],
                       "components": {"cw1": "major_outage"}, "metadata": {"incident_bot": {"key": KEY}},
                       "deliver_notifications": True}})])
-    assert statuspage().publish(action("Investigating.")) == Sent("i1", calls=2)
+    assert statuspage().publish(action("Investigating.")) == Sent("i1", calls=3)
 
 
 @responses.activate

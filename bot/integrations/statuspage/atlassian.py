@@ -4,7 +4,8 @@ its metadata, paced to one request a second per key.
 The API (developer.statuspage.io, "Incidents"; the generated clients' models, e.g.
 ``PostPagesPageIdIncidentsIncident``): ``Authorization: OAuth <key>``; ``POST pages/{page_id}/incidents`` with
 ``{"incident": {name, status, body, component_ids, components, metadata, deliver_notifications}}``;
-``PATCH pages/{page_id}/incidents/{incident_id}``; ``GET pages/{page_id}/incidents?q=...&limit=...`` ("search for
+``PATCH pages/{page_id}/incidents/{incident_id}``; ``GET pages/{page_id}/incidents/unresolved``;
+``GET pages/{page_id}/incidents?q=...&limit=...`` ("search for
 the text query string in the incidents' name, status, postmortem_body, and incident_updates fields"; "The
 default and maximum limit is 100"). ``metadata``: "Top level values must be objects". Rate limit: one request
 a second per key; beyond it 420, announced to become 429, with ``Retry-After`` (Atlassian Community, "Upcoming
@@ -98,9 +99,9 @@ class Statuspage:
         remote_id = action.remote_id
         if action.kind == "create" or remote_id is None or resumed:
             found = self.find(action.incident_key)
-            if isinstance(found, Refused | Ambiguous) or not isinstance(found, _Found):
+            if not isinstance(found, _Found):
                 return found
-            calls += 1
+            calls += found.calls
             if found.incident is None:
                 if action.kind != "create":
                     return Refused(f"Statuspage has no incident with the bot's key {action.incident_key} to "
@@ -111,8 +112,9 @@ class Statuspage:
             resolved = incident.get("status") in ("resolved", "postmortem")
             if _last_body(incident) == action.text.strip() and (action.kind != "resolve" or resolved):
                 return Sent(remote_id, found_again=True, calls=calls)
-            if resolved and action.kind != "resolve":
-                return Refused(f"Statuspage incident {remote_id} is already resolved", calls=calls)
+            if resolved:
+                return Refused(f"Statuspage incident {remote_id} is already resolved; a later draft cannot be "
+                               "posted to it", calls=calls)
         fields: dict[str, Any] = {"body": action.text, "deliver_notifications": self.policy.notify}
         if action.kind == "resolve":
             fields.update(status="resolved", components=dict.fromkeys(self.policy.components, "operational"))
@@ -124,19 +126,29 @@ class Statuspage:
         return Sent(remote_id, calls=calls + 1)
 
     def find(self, key: str) -> _Found | Result:
-        """The incident whose metadata holds ``key``; two or more: :class:`Ambiguous`. The list is narrowed
-        with ``q`` (the key is in the name) and checked on the metadata itself."""
-        answer = self._call("GET", "incidents", params={"q": key, "limit": 100})
-        if not isinstance(answer, Answer):
-            return answer
-        if not isinstance(answer.body, list):
-            return Refused("Statuspage incidents: the answer is not a list", calls=1)
-        mine = [i for i in answer.body if isinstance(i, dict) and _key(i) == key]
+        """The incident whose metadata holds ``key``; two or more: :class:`Ambiguous`.
+
+        First the unresolved incidents (where the bot's live incident is, whatever a person renamed it to),
+        then, only when none is the bot's, a search for the key (it is in the name) that also finds resolved
+        ones. Both are checked on the metadata itself, never on the name alone.
+        """
+        mine: dict[str, dict[str, Any]] = {}
+        calls = 0
+        for path, params in (("incidents/unresolved", {"page": 1, "per_page": 100}),
+                             ("incidents", {"q": key, "limit": 100})):
+            answer = self._call("GET", path, params=params)
+            calls += 1
+            if not isinstance(answer, Answer):
+                return _add(answer, calls - 1)
+            if not isinstance(answer.body, list):
+                return Refused(f"Statuspage {path}: the answer is not a list", calls=calls)
+            mine.update((str(i.get("id")), i) for i in answer.body if isinstance(i, dict) and _key(i) == key)
+            if mine:
+                break
         if len(mine) > 1:
-            ids = ", ".join(str(i.get("id")) for i in mine)
-            return Ambiguous(f"Statuspage has {len(mine)} incidents with the bot's key {key} ({ids}); "
-                             "remove the extra ones, then publish again", calls=1)
-        return _Found(mine[0] if mine else None)
+            return Ambiguous(f"Statuspage has {len(mine)} incidents with the bot's key {key} ({', '.join(mine)}); "
+                             "remove the extra ones, then publish again", calls=calls)
+        return _Found(next(iter(mine.values()), None), calls)
 
     def check(self) -> list[str]:
         """Live target check: the key works and every configured component exists on the page (paginated:
@@ -172,8 +184,9 @@ class Statuspage:
 
 
 class _Found:
-    def __init__(self, incident: dict[str, Any] | None) -> None:
+    def __init__(self, incident: dict[str, Any] | None, calls: int) -> None:
         self.incident = incident
+        self.calls = calls
 
 
 def _key(incident: dict[str, Any]) -> str | None:

@@ -65,8 +65,9 @@ class StatusIo:
             remote_id = str(found.incident.get("_id"))
             if _last_details(found.incident) == action.text.strip() and (action.kind != "resolve" or found.resolved):
                 return Sent(remote_id, found_again=True, calls=calls)
-            if found.resolved and action.kind != "resolve":
-                return Refused(f"status.io incident {remote_id} is already resolved", calls=calls)
+            if found.resolved:
+                return Refused(f"status.io incident {remote_id} is already resolved; a later draft cannot be "
+                               "posted to it", calls=calls)
         endpoint = "incident/resolve" if action.kind == "resolve" else "incident/update"
         status = OPERATIONAL if action.kind == "resolve" else STATUSIO_STATUS[self.policy.component_status]
         body = {"statuspage_id": self.settings.statuspage_id, "incident_id": remote_id,
