@@ -45,6 +45,9 @@ class Simulator:
         self.requests: list[Request] = []
         self.lock = threading.RLock()
         self._lose: dict[str, int] = {}
+        self.latency = 0.0
+        """Real seconds each answer waits before the request is handled (to make a client time out)."""
+        self._stopping = threading.Event()
         self._host, self._port = host, port
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -56,6 +59,7 @@ class Simulator:
 
     def start(self) -> Self:
         if self._httpd is None:
+            self._stopping.clear()
             self._httpd = _Server((self._host, self._port), _Handler, self)
             self._port = self._httpd.server_address[1]
             self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -65,6 +69,7 @@ class Simulator:
 
     def stop(self) -> None:
         httpd, self._httpd = self._httpd, None
+        self._stopping.set()
         if httpd is not None:
             httpd.shutdown()
             httpd.server_close()
@@ -169,6 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
+        if self.server.sim.latency:
+            self.server.sim._stopping.wait(self.server.sim.latency)
         status, payload, extra = self.server.sim._serve(self.command, self.path, headers, raw)
         if status == LOST:
             self.close_connection = True

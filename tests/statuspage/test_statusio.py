@@ -154,3 +154,26 @@ def test_the_live_check_names_a_component_and_a_container_the_page_lacks(
     assert StatusIo(settings, wrong).check() == [
         f"status_page.components: status.io page {statusio_sim.statuspage_id} has no component cbad",
         f"status_page.containers: status.io page {statusio_sim.statuspage_id} has no container kbad"]
+
+
+def test_a_slow_provider_is_unavailable_and_nothing_was_applied(statusio_sim: SimulatedStatusIo,
+                                                                statusio_policy: StatusPagePolicy) -> None:
+    adapter = StatusIo(StatusIoSettings(statusio_sim.url, statusio_sim.api_id, statusio_sim.api_key,
+                                        statusio_sim.statuspage_id), statusio_policy, timeout=0.2)
+    statusio_sim.latency = 1.0
+    result = adapter.publish(action(FIRST))
+    assert result == Unavailable(f"status.io GET v2/incident/list/{statusio_sim.statuspage_id}: no answer "
+                                 "within 0.2s", calls=1)
+    assert statusio_sim.incidents == {}
+
+
+def test_a_resolved_incident_takes_no_later_draft(statusio: StatusIo, statusio_sim: SimulatedStatusIo) -> None:
+    created = statusio.publish(action(FIRST))
+    assert isinstance(created, Sent)
+    statusio.publish(action(LAST, "cccc3333", all_clear=True, recorded=Recorded(created.remote_id, "aaaa1111")))
+    # The same all-clear publish again after the database was lost: found, nothing posted.
+    assert statusio.publish(action(LAST, "cccc3333", all_clear=True)) == Sent(created.remote_id, found_again=True,
+                                                                              calls=1)
+    assert statusio.publish(action("Later.", "dddd4444", all_clear=True)) == Refused(
+        f"status.io incident {created.remote_id} is already resolved; a later draft cannot be posted to it", calls=1)
+    assert details(statusio_sim) == [FIRST, LAST]
