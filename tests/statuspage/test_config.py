@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from bot.integrations.statuspage.config import (
+    SETTINGS_ROWS,
     StatusIoSettings,
     StatusPageConfigError,
     StatuspageSettings,
@@ -107,3 +109,26 @@ def test_an_unreadable_key_file_names_the_variable() -> None:
 def test_a_loopback_http_url_is_allowed_for_the_simulators() -> None:
     settings = read_settings("statusio", {**STATUSIO_ENV, "STATUSIO_API_URL": "http://127.0.0.1:8099/v2"})
     assert isinstance(settings, StatusIoSettings) and settings.api_url == "http://127.0.0.1:8099/v2/"
+
+
+class Recording(dict[str, str]):
+    """An environment that remembers every name asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+@pytest.mark.parametrize("provider", ["statusio", "statuspage"])
+def test_the_settings_rows_list_every_variable_read(provider: Literal["statusio", "statuspage"]) -> None:
+    env = Recording()
+    with pytest.raises(StatusPageConfigError):
+        read_settings(provider, env)
+    rows = {name for name, _, _, _ in SETTINGS_ROWS}
+    files = {f"{name}_FILE" for name, _, _, secret in SETTINGS_ROWS if secret}
+    assert env.asked and env.asked <= rows | files
+    assert {n for n in rows if n.startswith(provider.upper() + "_")} <= env.asked
