@@ -177,3 +177,21 @@ def test_a_resolved_incident_takes_no_later_draft(statusio: StatusIo, statusio_s
     assert statusio.publish(action("Later.", "dddd4444", all_clear=True)) == Refused(
         f"status.io incident {created.remote_id} is already resolved; a later draft cannot be posted to it", calls=1)
     assert details(statusio_sim) == [FIRST, LAST]
+
+
+def test_an_incident_renamed_by_a_person_is_still_updated_by_its_recorded_id(
+        statusio: StatusIo, statusio_sim: SimulatedStatusIo) -> None:
+    created = statusio.publish(action(FIRST))
+    assert isinstance(created, Sent)
+    statusio_sim.incidents[created.remote_id]["name"] = "Sign-in security issue"
+    update = action(SECOND, "bbbb2222", recorded=Recorded(created.remote_id, "aaaa1111"))
+    assert statusio.publish(update, resumed=True) == Sent(created.remote_id, calls=2)
+    assert details(statusio_sim) == [FIRST, SECOND]
+
+
+def test_an_update_with_nothing_to_find_and_no_recorded_id_sends_nothing(
+        statusio: StatusIo, statusio_sim: SimulatedStatusIo) -> None:
+    result = statusio.publish(action(SECOND, "bbbb2222", recorded=Recorded(None, "aaaa1111")))
+    assert result == Refused(f"status.io has no incident named 'Security incident update (ref {KEY})' to update",
+                             calls=1)
+    assert statusio_sim.writes() == []

@@ -102,19 +102,21 @@ class Statuspage:
             if not isinstance(found, _Found):
                 return found
             calls += found.calls
-            if found.incident is None:
-                if action.kind != "create":
-                    return Refused(f"Statuspage has no incident with the bot's key {action.incident_key} to "
-                                   f"{action.kind}", calls=calls)
-                return _add(self._create(action), calls)
             incident = found.incident
-            remote_id = str(incident.get("id"))
-            resolved = incident.get("status") in ("resolved", "postmortem")
-            if _last_body(incident) == action.text.strip() and (action.kind != "resolve" or resolved):
-                return Sent(remote_id, found_again=True, calls=calls)
-            if resolved:
-                return Refused(f"Statuspage incident {remote_id} is already resolved; a later draft cannot be "
-                               "posted to it", calls=calls)
+            if incident is not None:
+                remote_id = str(incident.get("id"))
+                resolved = incident.get("status") in ("resolved", "postmortem")
+                if _last_body(incident) == action.text.strip() and (action.kind != "resolve" or resolved):
+                    return Sent(remote_id, found_again=True, calls=calls)
+                if resolved:
+                    return Refused(f"Statuspage incident {remote_id} is already resolved; a later draft cannot be "
+                                   "posted to it", calls=calls)
+            elif action.kind == "create":
+                return _add(self._create(action), calls)
+            elif remote_id is None:
+                return Refused(f"Statuspage has no incident with the bot's key {action.incident_key} to "
+                               f"{action.kind}", calls=calls)
+            # else: its metadata was edited by a person; the recorded id still holds
         fields: dict[str, Any] = {"body": action.text, "deliver_notifications": self.policy.notify}
         if action.kind == "resolve":
             fields.update(status="resolved", components=dict.fromkeys(self.policy.components, "operational"))

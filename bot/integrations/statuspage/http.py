@@ -52,7 +52,7 @@ def request(session: requests.Session, method: str, url: str, *, provider: str, 
 
 
 def _path(url: str) -> str:
-    """The URL's path without ids longer than a word (the page id is no secret, but keeps reasons short)."""
+    """The URL's path, without scheme, host and query."""
     return url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
 
 

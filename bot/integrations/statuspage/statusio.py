@@ -57,17 +57,19 @@ class StatusIo:
             if not isinstance(found, _Found):
                 return found
             calls += found.calls
-            if found.incident is None:
-                if action.kind != "create":
-                    return Refused(f"status.io has no incident named {action.name!r} to "
-                                   f"{action.kind}", calls=calls)
+            if found.incident is not None:
+                remote_id = str(found.incident.get("_id"))
+                if _last_details(found.incident) == action.text.strip() and (action.kind != "resolve"
+                                                                             or found.resolved):
+                    return Sent(remote_id, found_again=True, calls=calls)
+                if found.resolved:
+                    return Refused(f"status.io incident {remote_id} is already resolved; a later draft cannot be "
+                                   "posted to it", calls=calls)
+            elif action.kind == "create":
                 return _add(self._create(action), calls)
-            remote_id = str(found.incident.get("_id"))
-            if _last_details(found.incident) == action.text.strip() and (action.kind != "resolve" or found.resolved):
-                return Sent(remote_id, found_again=True, calls=calls)
-            if found.resolved:
-                return Refused(f"status.io incident {remote_id} is already resolved; a later draft cannot be "
-                               "posted to it", calls=calls)
+            elif remote_id is None:
+                return Refused(f"status.io has no incident named {action.name!r} to {action.kind}", calls=calls)
+            # else: renamed by a person; the recorded id still holds
         endpoint = "incident/resolve" if action.kind == "resolve" else "incident/update"
         status = OPERATIONAL if action.kind == "resolve" else STATUSIO_STATUS[self.policy.component_status]
         body = {"statuspage_id": self.settings.statuspage_id, "incident_id": remote_id,
