@@ -124,3 +124,13 @@ def test_statuspage_validation_error_is_refused_and_a_5xx_unavailable() -> None:
         "Statuspage PATCH v1/pages/pg1/incidents/i1: HTTP 422: component not found: cw1", calls=1)
     assert adapter.publish(action("Fixed.", "b", recorded=Recorded("i2", "a"))) == Unavailable(
         "Statuspage PATCH v1/pages/pg1/incidents/i2: HTTP 502", calls=1)
+
+
+@responses.activate
+def test_a_redirect_is_not_followed_so_the_key_stays_with_the_configured_host() -> None:
+    responses.get(f"{IO}incident/list/sp1", status=301, headers={"Location": "https://elsewhere.example/v2/x"})
+    responses.get("https://elsewhere.example/v2/x", json={**OK, "result": {}})
+    result = statusio().publish(action("Investigating."))
+    assert result == Refused("status.io GET v2/incident/list/sp1: HTTP 301 redirects to "
+                             "https://elsewhere.example/v2/x; set the API URL to where it points", calls=1)
+    assert [c.request.url for c in responses.calls] == [f"{IO}incident/list/sp1"]

@@ -30,7 +30,9 @@ def request(session: requests.Session, method: str, url: str, *, provider: str, 
         before()
     what = f"{provider} {method} {_path(url)}"
     try:
-        response = session.request(method, url, timeout=timeout, **kwargs)
+        # Never follow a redirect: requests drops only ``Authorization`` on another host, not status.io's
+        # ``x-api-key``, and a create must not be replayed somewhere else.
+        response = session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
     except requests.Timeout:
         return Unavailable(scrub(f"{what}: no answer within {timeout:g}s", secrets), calls=1)
     except requests.RequestException as exc:
@@ -46,7 +48,11 @@ def request(session: requests.Session, method: str, url: str, *, provider: str, 
             return Unavailable(f"{what}: HTTP {status} with an answer that is not JSON", calls=1)
     if status >= 500 or status == 408:
         return Unavailable(scrub(f"{what}: HTTP {status}{_message(body)}", secrets), _retry_after(response), calls=1)
-    if status >= 300:
+    if 300 <= status < 400:
+        where = response.headers.get("Location", "?")
+        return Refused(scrub(f"{what}: HTTP {status} redirects to {where}; set the API URL to where it points",
+                             secrets), calls=1)
+    if status >= 400:
         return Refused(scrub(f"{what}: HTTP {status}{_message(body)}", secrets), calls=1)
     return Answer(status, body)
 
