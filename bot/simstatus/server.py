@@ -165,6 +165,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes; do not wait for an ACK between
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
