@@ -168,3 +168,14 @@ def test_the_live_check_names_a_missing_component(statuspage_sim: SimulatedStatu
     assert adapter.check() == [f"status_page.components: Statuspage page {statuspage_sim.page_id} has no "
                                "component nosuch"]
     assert statuspage_sim.requests[0].query == {"page": "1", "per_page": "100"}
+
+
+def test_a_long_retry_after_is_not_slept_in_a_worker(statuspage: Statuspage, statuspage_sim: SimulatedStatuspage,
+                                                     clock: FakeClock) -> None:
+    statuspage.pacer.defer(60)  # as after a 429 with Retry-After: 60 (unpaginated list limits)
+    result = statuspage.publish(action(FIRST))
+    assert result == Unavailable(f"Statuspage GET v1/pages/{statuspage_sim.page_id}/incidents/unresolved: not sent, "
+                                 "the provider's pace allows the next request in 60s", retry_after=60.0)
+    assert statuspage_sim.requests == [] and clock.slept == []
+    clock.now += 60
+    assert isinstance(statuspage.publish(action(FIRST)), Sent)

@@ -30,6 +30,9 @@ from bot.integrations.statuspage.result import Ambiguous, Refused, Result, Sent,
 
 INTERVAL = 1.0
 """Seconds between two requests with one key."""
+MAX_WAIT = 5.0
+"""The longest a request waits for its slot; beyond it (a long ``Retry-After``) the call is Unavailable at once,
+so the job loop retries it later instead of a worker sleeping."""
 
 
 class Pacer:
@@ -42,23 +45,28 @@ class Pacer:
     _next: ClassVar[dict[str, float]] = {}
 
     def __init__(self, key: str, *, interval: float = INTERVAL, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, max_wait: float = MAX_WAIT) -> None:
         self.key = hashlib.sha256(key.encode()).hexdigest()
         self.interval = interval
+        self.max_wait = max_wait
         self.clock = clock
         self.sleep = sleep
         self.waited = 0.0
         """Seconds this pacer has waited in all."""
 
-    def wait(self) -> None:
-        """Block until this key may send again, and claim that slot."""
+    def wait(self) -> float | None:
+        """Claim this key's next slot and wait for it; None when the request may go. When the slot is more
+        than ``max_wait`` away, claim nothing and answer the seconds to wait instead."""
         with Pacer._lock:
             now = self.clock()
             slot = max(now, Pacer._next.get(self.key, now))
+            if slot - now > self.max_wait:
+                return slot - now
             Pacer._next[self.key] = slot + self.interval
         if slot > now:
             self.waited += slot - now
             self.sleep(slot - now)
+        return None
 
     def defer(self, seconds: float) -> None:
         """The provider asked to wait (``Retry-After``): no request with this key before then."""

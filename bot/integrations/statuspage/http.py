@@ -23,12 +23,18 @@ class Answer:
 
 
 def request(session: requests.Session, method: str, url: str, *, provider: str, secrets: tuple[str, ...],
-            timeout: float, before: Callable[[], None] | None = None, **kwargs: Any) -> Answer | Refused | Unavailable:
+            timeout: float, before: Callable[[], float | None] | None = None,
+            **kwargs: Any) -> Answer | Refused | Unavailable:
     """``method url`` as JSON; a network failure, a 5xx, a rate limit or an unreadable answer is
-    :class:`Unavailable`, any other 4xx is :class:`Refused`. Reasons are scrubbed of ``secrets``."""
-    if before is not None:
-        before()
+    :class:`Unavailable`, any other 4xx is :class:`Refused`. Reasons are scrubbed of ``secrets``.
+
+    ``before`` runs first (a pacer): when it answers seconds, nothing is sent and the call is Unavailable.
+    """
     what = f"{provider} {method} {_path(url)}"
+    wait = before() if before is not None else None
+    if wait is not None:
+        return Unavailable(f"{what}: not sent, the provider's pace allows the next request in {wait:.0f}s",
+                           retry_after=wait)
     try:
         # Never follow a redirect: requests drops only ``Authorization`` on another host, not status.io's
         # ``x-api-key``, and a create must not be replayed somewhere else.
