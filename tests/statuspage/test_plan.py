@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bot.integrations.statuspage.plan import Draft, Recorded, incident_key, incident_name, plan_publish
+from bot.integrations.statuspage.plan import (
+    Draft,
+    Recorded,
+    incident_key,
+    incident_name,
+    plan_publish,
+    publish_refusals,
+)
 from tests.statuspage.conftest import GITLAB, KEY, PROJECT, SECRET
 
 A, B = Draft("aaaa1111", "We are investigating."), Draft("bbbb2222", "A fix is deployed.")
@@ -55,3 +62,28 @@ def test_the_reference_needs_a_secret() -> None:
     # Without one, anyone could enumerate project ids and iids and learn which project had the incident.
     with pytest.raises(ValueError, match="needs a secret"):
         incident_key("", GITLAB, PROJECT, 42)
+
+
+LIVE = ["incident", "live-incident"]
+
+
+@pytest.mark.parametrize(("labels", "current", "requested", "approved", "findings", "expected"), [
+    (LIVE, "aaaa1111", None, True, [], []),
+    (LIVE, "aaaa1111", "AAAA1111", True, [], []),
+    (LIVE, None, None, False, [], ["the status page child has no `## Draft` section to publish"]),
+    (LIVE, "aaaa1111", None, False, [], ["draft aaaa1111 is not approved"]),
+    (LIVE, "bbbb2222", "aaaa1111", True, [], ["draft aaaa1111 is not the current draft (current: bbbb2222)"]),
+    (LIVE, "bbbb2222", "@all /close", True, [], ["draft ace is not the current draft (current: bbbb2222)"]),
+    (["incident"], "aaaa1111", None, True, [],
+     ["the incident does not carry ~live-incident (only live site incidents go to the status page)"]),
+    (LIVE, "aaaa1111", None, True, ["line 1: a mention (`@alice`)"], ["the draft holds line 1: a mention (`@alice`)"]),
+    (["incident"], "aaaa1111", None, False, ["line 2: an e-mail address"],
+     ["draft aaaa1111 is not approved",
+      "the incident does not carry ~live-incident (only live site incidents go to the status page)",
+      "the draft holds line 2: an e-mail address"]),
+])
+def test_publish_is_refused_with_every_failed_condition(labels: list[str], current: str | None,
+                                                        requested: str | None, approved: bool, findings: list[str],
+                                                        expected: list[str]) -> None:
+    assert publish_refusals(labels=labels, impact_label="live-incident", current_digest=current,
+                            requested_digest=requested, approved=approved, findings=findings) == expected

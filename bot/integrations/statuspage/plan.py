@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -107,3 +108,30 @@ def plan_publish(*, key: str, stem: str, draft: Draft, all_clear: bool, recorded
     if draft.digest == recorded.last_digest:
         return action("nothing", f"draft {draft.digest} is already on the status page")
     return action("update", f"post draft {draft.digest} to the status page incident")
+
+
+def publish_refusals(*, labels: Iterable[str], impact_label: str, current_digest: str | None,
+                     requested_digest: str | None, approved: bool, findings: Iterable[str]) -> list[str]:
+    """Why ``publish status-page [DIGEST]`` must send nothing, in words; empty: it may go out.
+
+    ``current_digest`` is the draft as the bot reads it now (None: no draft); ``requested_digest`` the one the
+    command named (None: the current one); ``approved``: the current digest is approved; ``findings``: from
+    :func:`bot.integrations.statuspage.safety.check_draft`.
+    """
+    if current_digest is None:
+        return ["the status page child has no `## Draft` section to publish"]
+    reasons: list[str] = []
+    if requested_digest is not None and requested_digest.lower() != current_digest:
+        reasons.append(f"draft {_digest(requested_digest)} is not the current draft (current: {current_digest})")
+    elif not approved:
+        reasons.append(f"draft {current_digest} is not approved")
+    if impact_label not in set(labels):
+        reasons.append(f"the incident does not carry ~{impact_label} (only live site incidents go to the status "
+                       "page)")
+    reasons.extend(f"the draft holds {finding}" for finding in findings)
+    return reasons
+
+
+def _digest(text: str) -> str:
+    """A digest as the command gave it, cut to what a digest may hold (it is quoted back in a note)."""
+    return "".join(c for c in text.lower() if c in "0123456789abcdef")[:8] or "(none)"
