@@ -26,8 +26,8 @@ from jinja2.filters import make_attrgetter
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from bot.text import durations, hazards, markers
 from bot.text import escape as markdown
-from bot.text import hazards, markers
 from bot.text.escape import Handle, UnsafeValue
 from bot.text.hazards import UnsafeOutput
 from bot.text.safe import Safe, TemplateRenderError
@@ -98,15 +98,9 @@ def _f_dt(value: object) -> Safe:
 def _f_duration(value: object) -> Safe:
     if not isinstance(value, timedelta):
         raise TypeError(f"duration needs a timedelta, got {type(value).__name__}")
-    seconds = int(value.total_seconds())
-    if seconds < 0:
+    if value < timedelta(0):
         raise ValueError(f"duration must not be negative, got {value}")
-    if seconds < 60:
-        return Safe(f"{seconds}s")
-    days, rest = divmod(seconds // 60, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
-    return Safe(" ".join(parts))
+    return Safe(durations.duration(value))
 
 
 def _escape_item(item: object) -> str:
