@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.commands.world import World, world
 from bot.config import Config, load_config
 from bot.core.model import IncidentRef
 from bot.reconciler import ReconcileReport
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import World, world
 from tests.pg import (
     INSTALL_HINT,
     PSYCOPG_HINT,
@@ -29,7 +29,7 @@ EXAMPLES = ROOT / "examples" / "payloads"
 
 
 SCOPE = "acme/security-incidents"
-"""The incident scope the tests run with: the simulated world's project (``bot.simgitlab.world.PROJECT``) and
+"""The incident scope the tests run with: the simulated world's project (``bot.commands.world.PROJECT``) and
 the example payloads' project."""
 
 

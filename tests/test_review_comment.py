@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.commands.world import World
 from bot.gitlab.errors import GitLabCallError
-from bot.simgitlab.world import World
 from tests.conftest import at, look
 from tests.rendered import rendered_lines
 

@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.commands.demo import STATUS_UPDATE
+from bot.commands.world import World
 from bot.config import Config
 from bot.core import bodies, commands, policy
 from bot.core.events import Ignored, parse_event
 from bot.core.model import IncidentRef, Issue, Note, Observed
 from bot.gitlab.callpolicy import CallPolicy
 from bot.reconciler import Reconciler
-from bot.simgitlab.world import World
 from bot.statekey import derived_key
 from bot.text.escape import SPECIAL_HANDLES, is_valid_username, mention
 from bot.text.hazards import UnsafeOutput, assert_safe
