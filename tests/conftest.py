@@ -14,6 +14,7 @@ from bot.config import Config, load_config
 from bot.core.model import IncidentRef
 from bot.reconciler import ReconcileReport
 from bot.simgitlab import ManualClock, SimulatedGitLab
+from tests import hypothesis_profiles
 from tests.pg import (
     INSTALL_HINT,
     PSYCOPG_HINT,
@@ -26,6 +27,14 @@ from tests.pg import (
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_PAYLOADS = ROOT / "tests" / "payloads" / "gitlab"  # real GitLab payloads, kept in the repository
 EXAMPLES = ROOT / "examples" / "payloads"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``HYPOTHESIS_PROFILE=fast`` for a quick local run (tests/hypothesis_profiles.py); CI sets none."""
+    try:
+        hypothesis_profiles.load_from_environment()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 SCOPE = "acme/security-incidents"

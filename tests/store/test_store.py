@@ -40,6 +40,7 @@ from bot.store import (
     upgrade,
 )
 from tests import store_inspect as peek
+from tests.hypothesis_profiles import examples
 from tests.pg import INSTALL_HINT
 from tests.store.support import LEASE, T0, A, B, Backend, C, at, claim, record, sqlite_as_written_by
 
@@ -751,7 +752,7 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
     run_state_machine_as_test(
         QueueMachine,
         settings=settings(
-            max_examples=150,
+            max_examples=examples(150),
             stateful_step_count=50,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
