@@ -25,7 +25,7 @@ def duration(value: timedelta, *, whole_hours: bool = False) -> str:
         if seconds == 0:
             return "0h"
     elif seconds < _MINUTE:
-        return f"{sign}{seconds}s" if seconds else "0s"
+        return f"{sign}{seconds}s"
     days, rest = divmod(seconds, _DAY)
     hours, rest = divmod(rest, _HOUR)
     minutes = rest // _MINUTE
