@@ -32,9 +32,9 @@ import yaml
 from bot.chat.job import SlackPlanner, SlackWorker
 from bot.chat.plan import chat_messages
 from bot.chat.slackapi import SlackChat
+from bot.commands.world import world
 from bot.config import load_config
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import world
 from bot.simslack import SimulatedSlack
 from bot.store import open_store
 from bot.store.base import WorkerStore

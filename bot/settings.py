@@ -19,6 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bot.config import gitlab_path, parse_duration
+from bot.dblocation import is_postgres_url
 from bot.errors import UserError
 from bot.redact import SECRET_ENV, URL_ENV, redact, register_secret, url_password
 
@@ -144,8 +145,6 @@ class Settings:
         return self.gitlab_url, self.gitlab_token
 
     def is_postgres(self) -> bool:
-        from bot.store import is_postgres_url
-
         return is_postgres_url(self.db)
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from bot.commands.world import World, world
 from bot.config import TimelineSettings
 from bot.core import timeline
 from bot.core.model import IncidentRef, Issue
 from bot.gitlab.errors import GitLabCallError
-from bot.simgitlab.world import World, world
 from bot.statekey import derived_key
 from bot.text.markers import StateKey, find_marker
 from tests.conftest import T0, at, look

@@ -18,12 +18,12 @@ from typing import Any
 
 from bot.chat.job import engagement_of
 from bot.chat.ports import ChatPort, Sent
+from bot.commands.world import World, world
 from bot.config import Config
 from bot.core import bodies
 from bot.core.model import ChatEngaged, IncidentRef
 from bot.reconciler import ReconcileReport
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import World, world
 from bot.simslack import SimulatedSlack
 from bot.text.markers import strip_markers
 
@@ -473,7 +473,7 @@ def run_demo(
 
 
 def _people(cfg: Config) -> set[str]:
-    from bot.simgitlab.world import configured_users
+    from bot.commands.world import configured_users
 
     return configured_users(cfg)
 

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from bot.config import ROLE_IDS, ChatSettings, Config, parse_duration
 from bot.core.model import BotState, CadenceRequest, ClockRecord, Note, Tick
+from bot.text.durations import duration
 from bot.text.escape import is_valid_username
 
 COMMANDS = (
@@ -245,14 +246,6 @@ def judge(
     return Verdict(cmd, True, reply, handoff=(role, user))
 
 
-def _duration_text(value: timedelta) -> str:
-    minutes = int(value.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    parts = (f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else "")
-    return " ".join(p for p in parts if p)
-
-
 def _cadence(cmd: Command, cfg: Config) -> Verdict:
     """``cadence ENGAGEMENT DURATION|default``: one engagement's update interval for this incident."""
     ids = [e.id for e in cfg.engagements]
@@ -293,12 +286,12 @@ def _cadence(cmd: Command, cfg: Config) -> Verdict:
         return Verdict(
             cmd,
             False,
-            f"a cadence must be between {_duration_text(low)} and {_duration_text(high)} "
-            f"(asked: {_duration_text(every)})",
+            f"a cadence must be between {duration(low)} and {duration(high)} "
+            f"(asked: {duration(every)})",
         )
     request = CadenceRequest(every, cmd.note.author, since)
     reply = Reply(
-        f"{engagement.name}: status updates every {_duration_text(every)}, requested by ",
+        f"{engagement.name}: status updates every {duration(every)}, requested by ",
         Echo(cmd.note.author),
         "; the next one is due that long after this comment or the last update, whichever is later",
     )

@@ -21,6 +21,7 @@ from typing import Any
 from bot.config import Config, Severity
 from bot.core import order
 from bot.core.model import Desired, LabelChange, Note, Observed
+from bot.text.durations import duration as span
 
 SCHEMA = 1
 #: The plan's target from scoping to the first external communication for a critical incident.
@@ -160,7 +161,7 @@ def scoping(f: Facts) -> Iterator[Metric]:
     yield Metric("declared_to_scoped", declared, scoped, note)
     first = _first_external(f)
     critical = f.desired.severity >= Severity.CRITICAL
-    target = f"; the plan's target for a critical incident is {_span(FIRST_EXTERNAL_TARGET)}" if critical else ""
+    target = f"; the plan's target for a critical incident is {span(FIRST_EXTERNAL_TARGET)}" if critical else ""
     if first is None:
         note = "no child is closed yet (no external communication sent)"
     elif scoped is not None and critical:
@@ -231,7 +232,7 @@ def engagements(f: Facts) -> Iterator[Metric]:
         explain = [
             f"{len(points) - 1 - bool(clear)} status updates",
             f"{len(missed)} windows missed (reminders posted)",
-            f"cadence {_span(e.cadence)}",
+            f"cadence {span(e.cadence)}",
         ]
         request = state.cadences.get(e.id)
         if request is not None:
@@ -314,18 +315,11 @@ def review(
     return Review(name, inc.confidential, tuple(m for section in SECTIONS for m in section(facts)))
 
 
-def _span(d: timedelta) -> str:
-    minutes = int(d.total_seconds()) // 60
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
-
-
 def duration(seconds: int | None) -> str:
-    """A metric's value for people: ``2 h 05 min``, ``-1 h 00 min`` for a negative one, ``—`` for none."""
+    """A metric's value for people: ``2h 5m``, ``-1h`` for a negative one, ``—`` for none."""
     if seconds is None:
         return "—"
-    sign = "-" if seconds < 0 else ""
-    return sign + _span(timedelta(seconds=abs(seconds)))
+    return span(timedelta(seconds=seconds))
 
 
 def lines(items: Sequence[Metric]) -> list[str]:

@@ -15,10 +15,10 @@ import yaml
 
 from bot.chat.job import SlackPlanner, SlackWorker
 from bot.chat.slackapi import SlackChat
+from bot.commands.world import World, world
 from bot.config import Config, load_config
 from bot.settings import Settings
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import World, world
 from bot.simslack import SimulatedSlack
 from bot.store import DeliveryStore, JobState, open_store
 from bot.wiring import slack, slack_renderer

@@ -13,9 +13,9 @@ import pytest
 
 from bot.chat.job import SlackPlanner, SlackWorker
 from bot.chat.render import SlackRenderer
+from bot.commands.world import World
 from bot.settings import Settings
 from bot.simgitlab import ManualClock
-from bot.simgitlab.world import World
 from bot.store import DeliveryStore, JobState, open_store
 from bot.wiring import slack
 from bot.worker import Outcome, Worker

@@ -1,0 +1,24 @@
+"""Which side knows which: the settings know no adapter; the simulated platforms know nothing of the bot."""
+
+from __future__ import annotations
+
+from tests.test_architecture import closure, modules
+
+ADAPTERS = ("bot.store", "bot.gitlab", "bot.web", "bot.chat", "bot.integrations", "bot.simgitlab", "bot.simslack",
+            "bot.wiring", "bot.worker", "bot.reconciler", "bot.commands")
+DRIVERS = ("gitlab", "slack_sdk", "psycopg", "sqlite3", "flask", "requests", "urllib3", "gunicorn")
+
+
+def test_settings_import_no_adapter_even_in_a_function() -> None:
+    """``bot.settings`` parses the environment; opening a database or a client is the adapters' business."""
+    found = closure("bot.settings")
+    assert sorted(m for m in found if m.startswith(ADAPTERS) or m.split(".")[0] in DRIVERS) == []
+
+
+def test_the_simulated_platforms_import_nothing_of_the_bot() -> None:
+    """A simulator models GitLab or Slack, not the bot: the bot's assembly against it (``bot.commands.world``)
+    lives with the command line, so a simulator cannot agree with the bot by sharing its code."""
+    for package in ("bot.simgitlab", "bot.simslack"):
+        for name in [m for m in modules() if m.startswith(package)]:
+            bot = sorted(m for m in closure(name) if m.startswith("bot.") and not m.startswith(package))
+            assert bot == [], name
