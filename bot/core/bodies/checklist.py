@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.config import Config
-from bot.core import cadence, clockbodies, commands
+from bot.core import approvalnotes, cadence, clockbodies, commands
 from bot.core import state as bot_state
 from bot.core.bodies.breaches import _order_marks
 from bot.core.bodies.common import (
@@ -190,7 +190,8 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
 
 
 def _clock_context(desired: Desired, cfg: Config) -> dict[str, Any]:
-    return {"clocks": clockbodies.rows(desired), "clock_offers": clockbodies.offers(desired, cfg)}
+    return {"clocks": clockbodies.rows(desired), "clock_offers": clockbodies.offers(desired, cfg),
+            "approvals": approvalnotes.rows(desired)}
 
 
 def find_checklist_marker(body: str) -> bool:
