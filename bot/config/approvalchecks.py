@@ -18,10 +18,10 @@ def approval_problems(cfg: Config) -> list[Problem]:
         for n, member in enumerate(chain):
             kind, _, name = member.partition(":")
             if kind == "role" and name not in ROLE_IDS:
-                out.append(Problem(src, f"approvals.groups.{gid}.{n}",
+                out.append(Problem(src, f"approvals.groups.{gid}[{n}]",
                                    f"unknown role {name!r} (expected one of: {', '.join(ROLE_IDS)})"))
             if kind == "team" and name not in cfg.teams:
-                out.append(Problem(src, f"approvals.groups.{gid}.{n}", f"unknown team {name!r}"))
+                out.append(Problem(src, f"approvals.groups.{gid}[{n}]", f"unknown team {name!r}"))
     for label, row in a.matrix.items():
         if label not in channels:
             out.append(Problem(src, f"approvals.matrix.{label}",
@@ -34,7 +34,7 @@ def approval_problems(cfg: Config) -> list[Problem]:
     if a.quorum is not None:
         for n, gid in enumerate(a.quorum.of):
             if gid not in a.groups:
-                out.append(Problem(src, f"approvals.quorum.of.{n}", f"unknown group {gid!r} (approvals.groups)"))
+                out.append(Problem(src, f"approvals.quorum.of[{n}]", f"unknown group {gid!r} (approvals.groups)"))
         if a.quorum.at_least > len(a.quorum.of):
             out.append(Problem(src, "approvals.quorum.at_least",
                                f"{a.quorum.at_least} is more than the {len(a.quorum.of)} groups it counts"))

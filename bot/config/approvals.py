@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
@@ -42,9 +42,16 @@ def _group_id(value: Any) -> str:
     return text
 
 
+def _part(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("approver", "fyi"):
+        raise ValueError(f"invalid part {value!r} (expected approver or fyi)")
+    return text
+
+
 Member = Annotated[str, BeforeValidator(_member)]
 GroupId = Annotated[str, BeforeValidator(_group_id)]
-Part = Literal["approver", "fyi"]
+Part = Annotated[str, BeforeValidator(_part)]
 
 
 class Quorum(_Model):
