@@ -11,7 +11,7 @@ from bot.core import records
 from bot.core.actions import Action, LabelChild, NoteOnChild
 from bot.core.approvalrecords import Decision
 from bot.core.approvals import WARN_BEFORE, ChannelApproval, GroupView, Notice, notices
-from bot.core.model import Desired, Observed, Person
+from bot.core.model import Child, Desired, Observed, Person
 from bot.text.escape import UnsafeValue, code_span, escape_inline, issue_ref, mention
 from bot.text.safe import Safe
 
@@ -64,15 +64,17 @@ def state_text(v: ChannelApproval) -> str:
     return f"draft {code_span(v.digest)} waiting for {waiting}"
 
 
-def rows(desired: Desired) -> list[Safe]:
+def rows(desired: Desired, observed: Observed) -> list[Safe]:
     """One checklist line per channel the matrix names: digest, state, each group's decision, the cut-off, and
     the customer email's findings."""
     out = []
     for v in desired.approvals:
         parts = [f"**{escape_inline(v.title)}** ({code_span(v.channel)})"]
-        if v.child is not None:
-            parts[0] += f" {issue_ref(v.child.iid) if '/' not in v.child.issue.ref.project else ''}".rstrip()
-        parts.append(state_text(v))
+        child = observed.children.get(v.channel)  # opened in this run, perhaps
+        if child is not None:
+            parts[0] += f" {bodies_ref(child, observed)}"
+        parts.append(state_text(v) if child is None or v.child is not None else "no draft yet (a `## Draft` "
+                     "section in its issue)")
         if v.digest is not None:
             parts += [_decision(g) for g in v.approvers]
             fyi = [escape_inline(g.id) for g in v.fyi]
@@ -85,6 +87,14 @@ def rows(desired: Desired) -> list[Safe]:
             parts.append(f"approvals voided by edits: {', '.join(code_span(d) for d in v.record.voided)}")
         out.append(Safe(" · ".join(parts)))
     return out
+
+
+def bodies_ref(child: Child, observed: Observed) -> str:
+    """``#12``, or the full reference of a child in a team's project."""
+    pid = child.issue.project_id
+    if pid is not None and pid != observed.incident.project_id and child.issue.project_path:
+        return issue_ref(child.iid, child.issue.project_path)
+    return issue_ref(child.iid)
 
 
 def _body(n: Notice, cfg: Config) -> tuple[str, str]:

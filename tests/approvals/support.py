@@ -52,7 +52,13 @@ def signoff_rows(w: World, iid: int) -> list[str]:
 
 
 def replies(w: World, iid: int, command: str) -> list[str]:
-    return [shown(n["body"]) for n in w.bot_notes(iid) if f" {command} " in shown(n["body"]).split("\n")[0] + " "]
+    out = []
+    for n in w.bot_notes(iid):
+        text = shown(n["body"])
+        first = text.split("\n")[0] + " "
+        if f"✓ {command} " in first or f"✗ {command} " in first:
+            out.append(text)
+    return out
 
 
 def child_notes(w: World, channel: str = "comms-email") -> list[str]:
@@ -62,7 +68,10 @@ def child_notes(w: World, channel: str = "comms-email") -> list[str]:
 
 
 def log_lines(w: World, iid: int) -> list[str]:
-    return [ln for n in w.bot_notes(iid) if "Status log" in shown(n["body"]) for ln in shown(n["body"]).split("\n")]
+    """The lines of the status log thread (each entry a reply in it) and of the bot's other comments, but the
+    checklist's."""
+    return [ln for n in w.bot_notes(iid) if "communications checklist" not in n["body"]
+            for ln in shown(n["body"]).split("\n")]
 
 
 def opened(w: World, clock: ManualClock) -> int:

@@ -186,12 +186,12 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         status=_status(desired),
         bot=cfg.bot.username,
         **_clock_context(desired, cfg),
+        approvals=approvalnotes.rows(desired, observed),
     )
 
 
 def _clock_context(desired: Desired, cfg: Config) -> dict[str, Any]:
-    return {"clocks": clockbodies.rows(desired), "clock_offers": clockbodies.offers(desired, cfg),
-            "approvals": approvalnotes.rows(desired)}
+    return {"clocks": clockbodies.rows(desired), "clock_offers": clockbodies.offers(desired, cfg)}
 
 
 def find_checklist_marker(body: str) -> bool:

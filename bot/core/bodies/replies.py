@@ -80,11 +80,7 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         engagements=[e.id for e in cfg.engagements if e.cadence is not None],
         channel_example=commands.short_name(cfg.channels[0].label, cfg) if cfg.channels else "email",
         clocks=[c.id for c in cfg.clocks if c.enabled],
-        approvals=_approvals(desired) if verdict.ok and verdict.reply == "status" else [],
+        approvals=approvalnotes.rows(desired, observed) if verdict.ok and verdict.reply == "status" else [],
         signoff=cfg.approvals.enabled,
     )
 
-
-def _approvals(desired: Desired) -> list[Safe]:
-    """The sign-off's rows, as the checklist shows them."""
-    return approvalnotes.rows(desired)
