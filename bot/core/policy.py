@@ -334,19 +334,21 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
         reminders_paused=paused,
         clocks=clock_views,
         clock_offers=offers,
-        approvals=_approval_views(state, observed, cfg, now, desired.severity),
+        approvals=_approval_views(state, observed, cfg, now, desired.severity, incident.labels | added),
     )
 
 
 def _approval_views(
-    state: BotState, observed: Observed, cfg: Config, now: datetime, severity: Severity
+    state: BotState, observed: Observed, cfg: Config, now: datetime, severity: Severity,
+    labels: frozenset[str] | None = None,
 ) -> tuple[approvals.ChannelApproval, ...]:
     """Each channel the approval matrix names, with its chains resolved with the role holders of ``state``."""
     if not cfg.approvals.enabled:
         return ()
     holders = role_holders(state, cfg, now)
     return approvals.views(state.approvals, observed.children, cfg, now, severity,
-                           lambda party: resolve_party(party, holders, cfg), observed.incident.labels)
+                           lambda party: resolve_party(party, holders, cfg),
+                           observed.incident.labels if labels is None else labels)
 
 
 def _judge_all(

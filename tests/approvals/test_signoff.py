@@ -139,8 +139,10 @@ def test_a_rejection_names_the_reason_and_leaves_the_draft_unready(w: World, clo
 def test_duplicate_deliveries_change_nothing(w: World, clock: ManualClock) -> None:
     iid = _approved(w, clock)
     before = (len(w.bot_notes(iid)), len(child_notes(w)), checklist(w, iid), sorted(child_of(w)["labels"]))
+    w.sim.reset_log()
     for _ in range(3):
         look(w, clock, iid)
+    assert [r for r in w.sim.requests if r.method != "GET"] == []  # not one write
     assert (len(w.bot_notes(iid)), len(child_notes(w)), checklist(w, iid), sorted(child_of(w)["labels"])) == before
 
 
