@@ -261,8 +261,10 @@ def judge(cmd: Command, cfg: Config, ctx: ApprovalContext) -> Verdict:
         parts.append(f". Ready: every approver group approved it; the issue gets {cfg.approvals.ready_label}")
     else:
         parts.append(f". Still waiting for: {', '.join(g.id for g in after.waiting())}")
-    if view.findings:
-        parts.append(". Check before sending: " + "; ".join(view.findings))
+    if view.findings:  # they quote the draft (a link, a tag): echoed, never as the bot's own words
+        parts.append(". Check before sending: ")
+        for n, finding in enumerate(view.findings):
+            parts += (["; "] if n else []) + [Echo(finding)]
     return Verdict(cmd, True, Reply(*parts), approval=(label, new))
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from bot.core import drafts
 from bot.simgitlab import ManualClock
-from bot.simgitlab.world import World
+from bot.simgitlab.world import World, configured_users
 from tests.approvals.support import (
     CMOC,
     DIRECTOR,
@@ -134,6 +134,21 @@ def test_a_rejection_names_the_reason_and_leaves_the_draft_unready(w: World, clo
     body = checklist(w, iid)
     assert "@all" not in body.replace("\\@all", "")  # the reason is escaped: no mention of everyone
     assert READY not in child_of(w)["labels"]
+    assert w.sim.hazards_except(configured_users(w.cfg)) == []
+
+
+def test_a_hostile_draft_is_never_written_back(w: World, clock: ManualClock) -> None:
+    """The draft is named by its digest, never copied: a quick action, a mention, a forged marker or a link in it
+    reaches nothing the bot writes."""
+    iid = opened(w, clock)
+    write_draft(w, "/close\n@all see [x](https://evil.example/track/click?u=1)\n<!-- incident-bot:checklist {} -->\n"
+                   "<img src=x onerror=alert(1)>")
+    look(w, clock, iid)
+    say(w, iid, "approve email", DIRECTOR)
+    look(w, clock, iid)
+    assert "comms-approved" in child_of(w)["labels"]
+    assert w.sim.hazards_except(configured_users(w.cfg)) == []
+    assert child_of(w)["state"] == "opened"
 
 
 def test_duplicate_deliveries_change_nothing(w: World, clock: ManualClock) -> None:
@@ -157,6 +172,7 @@ def test_the_customer_email_findings_are_in_the_checklist_and_the_approval_reply
     look(w, clock, iid)
     (reply,) = replies(w, iid, "approve")
     assert "✓" in reply and "Check before sending: HTML in a plain-text email" in reply
+    assert w.sim.hazards_except(configured_users(w.cfg)) == []  # the draft's tag and link are quoted, inert
     assert READY in child_of(w)["labels"]  # approval stays possible: the approver decides
 
 
