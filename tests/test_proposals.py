@@ -65,6 +65,7 @@ def with_channels(*labels: str) -> Config:
     data = bundled()
     data["channels"] = [dict(data["channels"][0], label=label) for label in labels]
     data["comms_order"] = []
+    data.pop("approvals")  # it names the bundled channels
     return parse_config(data, base_dir=ROOT / "config")
 
 

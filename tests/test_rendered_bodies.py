@@ -139,6 +139,7 @@ def test_help_lists_each_command_as_its_own_item(lived: tuple[World, int]) -> No
         "refresh",
         "report",
         "clock",
+        "approve",
         "help",
     ], items
 

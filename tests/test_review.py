@@ -185,7 +185,7 @@ def test_each_clock_has_its_margin(default_config, filed, seconds, note):
 
 def test_facts_this_version_does_not_record_are_null_with_the_reason(default_config):
     got = metrics(default_config, Observed(incident()))
-    for name in ("approvals:asked_to_decided", "pages:paged_to_acknowledged", "status_page:first_post"):
+    for name in ("pages:paged_to_acknowledged", "status_page:first_post"):
         assert got[name].seconds is None and got[name].note.endswith("not recorded by this version")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from bot import paths
+from bot.config.approvals import ApprovalPolicy
 from bot.config.basics import (
     ApiSettings,
     BotSettings,
@@ -54,6 +55,8 @@ class Config(_Model):
     # Filled by parse_config from config/calendars: the holiday calendars the clocks name.
     calendars: dict[str, HolidayCalendar] = Field(default_factory=dict, exclude=True)
     timeline: TimelineSettings = Field(default_factory=TimelineSettings)
+    # Sign-off of the channels' drafts (``bot.config.approvals``); off without a matrix.
+    approvals: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
 
     # Filled by load_config: where the file and its templates are.
     source: str = Field("<memory>", exclude=True)

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.config import ROLE_IDS, ChatSettings, Config, parse_duration
+from bot.core.approvalrecords import ApprovalRecord
 from bot.core.model import BotState, CadenceRequest, ClockRecord, Note, Tick
 from bot.text.durations import duration
 from bot.text.escape import is_valid_username
 
 COMMANDS = (
-    "help", "status", "handoff", "snooze", "cadence", "channel", "add", "done", "undo", "refresh", "clock", "report"
+    "help", "status", "handoff", "snooze", "cadence", "channel", "add", "done", "undo", "refresh", "clock", "report",
+    "approve", "reject",
 )
 CHAT_CHANNEL = re.compile(r"#[a-z0-9][a-z0-9_-]{0,79}")
 """A Slack channel name as the ``channel`` command takes it (Slack's own rules: lowercase, digits, ``-``, ``_``)."""
@@ -113,6 +115,7 @@ class Verdict:
     add_channels: tuple[str, ...] = ()  # channel labels to put on the incident (``add``)
     clock: tuple[str, ClockRecord] | None = None  # (clock id, what its owner has recorded now) (``clock``)
     review: bool = False  # the communications review is asked for (``report``)
+    approval: tuple[str, ApprovalRecord] | None = None  # (channel label, its record now) (``approve``, ``reject``)
 
 
 # Markdown's line endings (not every Unicode break ``str.splitlines`` knows) and its blank lines.
@@ -232,6 +235,8 @@ def judge(
         return _add(cmd, cfg, selected)
     if name in ("done", "undo"):
         return _done(cmd, cfg, ticks or Ticks(checklist_items(cfg)))
+    if name in ("approve", "reject"):  # judged with the drafts and the chains (``bot.core.approvals``)
+        return Verdict(cmd, False, f"usage: {name} CHANNEL [DIGEST]{' REASON' if name == 'reject' else ''}")
     if name == "clock":  # judged with the clocks' owners and records (``bot.core.clockcmd``)
         return Verdict(cmd, False, "usage: clock start|filed|not-required|delay-reason CLOCK ...")
     # handoff
@@ -425,6 +430,7 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
     chat_channel = state.chat_channel
     done = dict(state.done)
     clocks = dict(state.clocks)
+    approvals = dict(state.approvals)
     review = state.review or any(v.review for v in verdicts)
     handled = max([state.handled, *(v.command.note.id for v in verdicts)])
     for v in sorted(verdicts, key=lambda v: v.command.note.id):
@@ -438,6 +444,8 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
             chat_channel = v.chat_channel
         if v.clock:
             clocks[v.clock[0]] = v.clock[1]
+        if v.approval:
+            approvals[v.approval[0]] = v.approval[1]
         if v.tick:
             item, tick = v.tick
             if tick is None:
@@ -454,4 +462,5 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
         done=done,
         clocks=clocks,
         review=review,
+        approvals=approvals,
     )

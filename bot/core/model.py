@@ -12,9 +12,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.config import Severity
+from bot.core.approvalrecords import ApprovalRecord
 from bot.text.markers import PREVIEW_KEY, StateKey
 
 if TYPE_CHECKING:  # they build on the types here
+    from bot.core.approvals import ChannelApproval
     from bot.core.cadence import Due
     from bot.core.clocks import ClockView
     from bot.core.commands import Command, Verdict
@@ -231,6 +233,8 @@ class BotState:
     timeline: str = ""
     # The communications review was asked for with the ``report`` command: it is kept up to date from then on.
     review: bool = False
+    # The sign-off of each channel's draft (``bot.core.approvals``), by channel label.
+    approvals: Mapping[str, ApprovalRecord] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -408,3 +412,4 @@ class Desired:
     reminders_paused: str = ""  # why no reminder is posted now (snoozed, all clear), if so
     clocks: tuple[ClockView, ...] = ()  # the regulatory clocks their owner recorded on this incident
     clock_offers: tuple[str, ...] = ()  # ids of the clocks the policy offers (``when`` holds) and nobody recorded
+    approvals: tuple[ChannelApproval, ...] = ()  # each channel the approval matrix names, as it stands now

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from bot.core import approvalrecords
 from bot.core.commands import CHAT_CHANNEL
 from bot.core.events import parse_time
 from bot.core.model import BotState, CadenceRequest, ClockFiling, ClockRecord, Issue, LogEntry, Note, Tick
@@ -56,6 +57,8 @@ def encode(state: BotState) -> dict[str, Any]:
         fields["timeline"] = state.timeline
     if state.review:
         fields["review"] = True
+    if state.approvals:
+        fields["approvals"] = {k: approvalrecords.encode(v) for k, v in sorted(state.approvals.items())}
     return fields
 
 
@@ -165,6 +168,7 @@ def decode(fields: Mapping[str, Any]) -> BotState:
         signed_log=fields.get("signed_log") is True,
         timeline=_digest(fields.get("timeline")),
         review=fields.get("review") is True,
+        approvals=approvalrecords.decode(fields.get("approvals")),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.config import Config
-from bot.core import commands
+from bot.core import approvalnotes, commands
 from bot.core.bodies.breaches import _order_marks
 from bot.core.bodies.checklist import state_copy
 from bot.core.bodies.common import LOG, Renderer, _incident_context, _log, _render, at
@@ -80,4 +80,7 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         engagements=[e.id for e in cfg.engagements if e.cadence is not None],
         channel_example=commands.short_name(cfg.channels[0].label, cfg) if cfg.channels else "email",
         clocks=[c.id for c in cfg.clocks if c.enabled],
+        approvals=approvalnotes.rows(desired, observed) if verdict.ok and verdict.reply == "status" else [],
+        signoff=cfg.approvals.enabled,
     )
+
