@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.commands.world import World
 from bot.simgitlab import ManualClock
-from bot.simgitlab.world import World
 from tests.conftest import look
 from tests.rendered import rendered_lines
 

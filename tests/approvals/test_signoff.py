@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.commands.world import World, configured_users
 from bot.core import drafts
 from bot.simgitlab import ManualClock
-from bot.simgitlab.world import World, configured_users
 from tests.approvals.support import (
     CMOC,
     DIRECTOR,

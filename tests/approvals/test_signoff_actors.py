@@ -3,9 +3,9 @@ outside the chains, and a Maintainer who edits what the bot wrote. Bundled polic
 
 from __future__ import annotations
 
+from bot.commands.world import World
 from bot.core import drafts
 from bot.simgitlab import ManualClock
-from bot.simgitlab.world import World
 from tests.approvals.support import (
     DIRECTOR,
     DRAFT,

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.commands.world import World, world
 from bot.config import parse_config
 from bot.core import drafts
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import World, world
 from bot.store import JobState, open_store
 from bot.worker import Outcome
 from tests import store_inspect as peek
