@@ -40,10 +40,10 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot.commands.world import configured_users  # noqa: E402
 from bot.config import load_config  # noqa: E402
 from bot.simgitlab import SimulatedGitLab  # noqa: E402
 from bot.simgitlab.hooks import issue_event_header, issue_hook  # noqa: E402
-from bot.simgitlab.world import configured_users  # noqa: E402
 from tests.pg import PostgresServer, find_bindir  # noqa: E402
 
 PROJECT = "sec/incidents"

@@ -27,10 +27,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.commands.world import World, world
 from bot.config import load_config
 from bot.core import bodies
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import World, world
 from tests.security.support import Serve, service_env
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.commands.world import world
 from bot.config import load_config
 from bot.core.model import IncidentRef
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import world
 
 ROOT = Path(__file__).resolve().parent.parent
 

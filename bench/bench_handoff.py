@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.commands.world import world
 from bot.config import load_config
 from bot.core.model import IncidentRef
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import world
 
 CHANNELS = ("comms-email", "comms-faq", "comms-blog", "comms-social", "comms-press")
 

@@ -62,12 +62,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.commands.world import World, world  # noqa: E402
 from bot.config import Config, load_config  # noqa: E402
 from bot.core import bodies  # noqa: E402
 from bot.core.urgency import Priority  # noqa: E402
 from bot.simgitlab import SimulatedGitLab  # noqa: E402
 from bot.simgitlab.hooks import issue_hook, note_hook  # noqa: E402
-from bot.simgitlab.world import World, world  # noqa: E402
 from bot.store import RecordResult, open_store  # noqa: E402
 from bot.web.app import WebSettings, create_app  # noqa: E402
 

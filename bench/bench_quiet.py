@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.commands.world import world
 from bot.config import load_config
 from bot.core.model import IncidentRef
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import world
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 30, 9, tzinfo=UTC)

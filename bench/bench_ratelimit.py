@@ -48,11 +48,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.commands.world import world
 from bot.config import load_config
 from bot.gitlab.budget import Budgets, LocalLedger
 from bot.gitlab.callpolicy import CallPolicy
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import world
 from bot.store import JobState, open_store
 from bot.worker import Outcome, Worker
 from tests import store_inspect as peek

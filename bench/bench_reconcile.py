@@ -42,13 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gitlab
 
 from bot import paths
+from bot.commands.world import World, configured_users, world
 from bot.config import Config, load_config
 from bot.core.model import IncidentRef
 from bot.gitlab.callpolicy import CallPolicy
 from bot.reconciler import Reconciler
 from bot.simgitlab import SimulatedGitLab
 from bot.simgitlab.server import RATE_LIMIT, RecordedRequest
-from bot.simgitlab.world import World, configured_users, world
 from bot.wiring import call_policy
 
 PREFERRED_CHANNELS = ("comms-email", "comms-faq", "comms-blog", "comms-social", "comms-press")

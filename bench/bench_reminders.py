@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.commands.world import world
 from bot.config import load_config
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import world
 from bot.store import open_store
 from bot.worker import Worker, WorkerPool
 from tests import store_inspect as peek

@@ -10,11 +10,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from collections import Counter
 
+from bot.commands.world import world
 from bot.config import load_config
 from bot.core.model import IncidentRef
 from bot.gitlab.remit import Remit
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import world
 
 S1 = ("severity::1", "data-breach", "comms-email")
 for scope in (["acme/security-incidents"], ["acme"]):

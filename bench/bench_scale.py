@@ -25,9 +25,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.commands.world import PROJECT, world  # noqa: E402
 from bot.config import load_config  # noqa: E402
 from bot.simgitlab import SimulatedGitLab  # noqa: E402
-from bot.simgitlab.world import PROJECT, world  # noqa: E402
 from bot.store import open_store  # noqa: E402
 from tests import store_inspect as peek  # noqa: E402
 from tests.pg import PostgresServer  # noqa: E402

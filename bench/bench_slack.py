@@ -29,12 +29,12 @@ from typing import Any
 
 import yaml
 
+from bot.commands.world import world
 from bot.config import load_config
 from bot.integrations.slack.job import SlackPlanner, SlackWorker
 from bot.integrations.slack.plan import chat_messages
 from bot.integrations.slack.slackapi import SlackChat
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import world
 from bot.simslack import SimulatedSlack
 from bot.store import open_store
 from bot.store.base import WorkerStore

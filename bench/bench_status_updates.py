@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.commands.demo import STATUS_UPDATE
+from bot.commands.world import world
 from bot.config import load_config
 from bot.core.model import IncidentRef
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import world
 
 ROOT = Path(__file__).resolve().parent.parent
 

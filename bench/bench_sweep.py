@@ -28,10 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.commands.demo import STATUS_UPDATE
+from bot.commands.world import world
 from bot.config import load_config
 from bot.core.model import IncidentRef
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import world
 from bot.store import open_store
 from bot.sweep import remember
 from bot.sweep import sweep as sweep_once

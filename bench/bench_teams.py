@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
+from bot.commands.world import world
 from bot.config import Config, parse_config
 from bot.core.model import IncidentRef
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import world
 
 ROOT = Path(__file__).resolve().parent.parent
 TEAM, NAME = "marketing/programs", "Email-Request-mpm"

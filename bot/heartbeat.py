@@ -12,6 +12,8 @@ import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from bot.text.durations import duration
+
 STALE_AFTER = timedelta(seconds=15)
 """A dozen of the pool's one-second ticks: long enough for a busy machine, short for a probe."""
 
@@ -52,7 +54,7 @@ def stale(path: Path, now: datetime, stale_after: timedelta = STALE_AFTER) -> st
         return "the reconcile worker has not started claiming jobs"
     if waiting_for(path, now, stale_after):
         return None  # alive, and saying what it waits for (``waiting_for``)
-    age = (now - last).total_seconds()
-    if age > stale_after.total_seconds():
-        return f"the reconcile worker last claimed {age:.0f} s ago (it is stopped, restarting or stuck)"
+    age = now - last
+    if age > stale_after:
+        return f"the reconcile worker last claimed {duration(age)} ago (it is stopped, restarting or stuck)"
     return None

@@ -16,8 +16,12 @@ from collections.abc import Iterable, Mapping
 
 MASK = "***"
 
-SECRET_ENV = re.compile(r"(GITLAB|INCIDENT_BOT|SLACK)_\w*(TOKEN|SECRET|KEY|PASSWORD)(_PREVIOUS)?")
-"""Environment variables whose whole value is a secret (``GITLAB_TOKEN``, ``GITLAB_WEBHOOK_SECRET``, ...)."""
+SECRET_ENV = re.compile(
+    r"(GITLAB|INCIDENT_BOT|SLACK|PAGERDUTY|STATUSIO|STATUSPAGE)_\w*(TOKEN|SECRET|KEY|PASSWORD)(_PREVIOUS)?"
+    r"|PAGERDUTY_ROUTING_KEY_\w+"
+)
+"""Environment variables whose whole value is a secret (``GITLAB_TOKEN``, ``GITLAB_WEBHOOK_SECRET``,
+``PAGERDUTY_ROUTING_KEY_SUPPORT_MANAGER``, ``STATUSIO_API_KEY``, ...)."""
 URL_ENV = ("INCIDENT_BOT_DB", "GITLAB_URL")
 """Environment variables holding a URL that may carry a password."""
 

@@ -19,8 +19,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bot.config import gitlab_path, parse_duration
+from bot.dblocation import is_postgres_url
 from bot.errors import UserError
-from bot.integrations.registry import settings_rows
+from bot.integrations.rows import ROWS as INTEGRATION_ROWS
 from bot.redact import SECRET_ENV, URL_ENV, redact, register_secret, url_password
 from bot.settingsrows import Variable, strip
 
@@ -150,13 +151,6 @@ class Settings:
 
     def is_postgres(self) -> bool:
         return is_postgres_url(self.db)
-
-
-def is_postgres_url(url: str) -> bool:
-    """``postgresql://``, ``postgres://`` and ``postgresql+<driver>://`` locations (as ``bot.store`` reads them;
-    the settings know no adapter, so they do not import it)."""
-    scheme = url.partition("://")[0].lower() if "://" in url else ""
-    return scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+")
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -329,8 +323,8 @@ def _keep(text: str) -> str:
     return text
 
 
-INTEGRATION_FIELDS: dict[str, Variable] = settings_rows()
-"""The outbound integrations' settings (``bot.integrations.registry``), listed after the bot's own."""
+INTEGRATION_FIELDS: dict[str, Variable] = dict(INTEGRATION_ROWS)
+"""The outbound integrations' settings (``bot.integrations.rows``), listed after the bot's own."""
 _URL_NAMES = " or ".join(f"`{name}`" for name in ("GITLAB_URL", *(v.name for v in INTEGRATION_FIELDS.values()
                                                                          if v.carries)))
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.commands.world import World, world
 from bot.config import Config, load_config
 from bot.core.model import IncidentRef
 from bot.reconciler import ReconcileReport
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import World, world
+from tests import hypothesis_profiles
 from tests.pg import (
     INSTALL_HINT,
     PSYCOPG_HINT,
@@ -28,8 +29,16 @@ SHARED_PAYLOADS = ROOT / "tests" / "payloads" / "gitlab"  # real GitLab payloads
 EXAMPLES = ROOT / "examples" / "payloads"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """``HYPOTHESIS_PROFILE=fast`` for a quick local run (tests/hypothesis_profiles.py); CI sets none."""
+    try:
+        hypothesis_profiles.load_from_environment()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 SCOPE = "acme/security-incidents"
-"""The incident scope the tests run with: the simulated world's project (``bot.simgitlab.world.PROJECT``) and
+"""The incident scope the tests run with: the simulated world's project (``bot.commands.world.PROJECT``) and
 the example payloads' project."""
 
 

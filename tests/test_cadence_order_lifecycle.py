@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from bot.commands.world import World, world
 from bot.core import bodies
 from bot.gitlab.errors import GitLabCallError
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import World, world
 from bot.text.markers import strip_markers
 from tests.conftest import T0, at, look
 from tests.security.gitlab_render import read

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from bot.commands.world import World, world
 from bot.config import Config
 from bot.core import bodies
 from bot.core.urgency import Priority
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simgitlab.hooks import issue_hook
-from bot.simgitlab.world import World, world
 from bot.statekey import derived_key
 from bot.store import DeliveryStore, open_store
 from bot.sweep import CHILD_CHANGED, sweep

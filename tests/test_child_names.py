@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.commands.world import World, world
 from bot.config import parse_config
 from bot.core import bodies, names
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import World, world
 from tests.conftest import at, look
 from tests.rendered import rendered_text
 

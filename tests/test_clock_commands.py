@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.commands.world import World
 from bot.config import Config
 from bot.core import cadence, clockcmd, clocks, policy
 from bot.core.clockcmd import ClockContext
@@ -14,7 +15,6 @@ from bot.core.commands import Command
 from bot.core.model import BotState, ClockFiling, ClockRecord, IncidentRef, Issue, Note, Observed
 from bot.core.state import decode, encode
 from bot.simgitlab import ManualClock
-from bot.simgitlab.world import World
 from tests.conftest import look
 from tests.rendered import rendered_lines
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from bot.commands.world import World
 from bot.simgitlab import ManualClock
-from bot.simgitlab.world import World
 from bot.store import JobState, open_store
 from tests import store_inspect as peek
 from tests.test_requeue import run_all, two_replicas_drain, worker

@@ -59,7 +59,7 @@ EXPECTED = {
 def test_bundled_config_is_valid(capsys):
     assert main(["check-config", "--config", str(ROOT / "config" / "bot.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "OK" in out and "7 channels" in out
+    assert "OK" in out and "8 channels" in out
 
 
 def test_every_broken_config_is_covered():

@@ -11,10 +11,10 @@ import yaml
 
 from bot.commands.cli import main
 from bot.commands.demo import STATUS_UPDATE
+from bot.commands.world import World, world
 from bot.config import Config, parse_config
 from bot.core.policy import escalation
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import World, world
 from tests.conftest import ROOT, at, look
 from tests.rendered import rendered_lines
 

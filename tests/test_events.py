@@ -13,6 +13,7 @@ from bot.core.events import Ignored, IssueEvent, NoteEvent, parse_event, parse_t
 from bot.core.model import IncidentRef, Issue
 from bot.core.routing import route, shown_ref
 from tests.conftest import EXAMPLES, SHARED_PAYLOADS
+from tests.hypothesis_profiles import examples
 
 OWN = Path(__file__).parent / "payloads"
 
@@ -150,7 +151,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     kind=st.sampled_from(["issue", "work_item", "note", "push", 3, None]),
     attrs=json_values,
@@ -171,7 +172,7 @@ numeric_strings = (
 huge_or_odd_ids = numeric_strings | st.integers(min_value=2**63 - 2) | st.integers(max_value=0) | st.floats()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     header=st.sampled_from(["Issue Hook", "Note Hook"]),
     field=st.sampled_from(["iid", "id", "project_id"]),

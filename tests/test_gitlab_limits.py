@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.commands.world import World
 from bot.gitlab.budget import Budgets, LocalLedger
 from bot.gitlab.callpolicy import CallPolicy
 from bot.simgitlab import ManualClock
-from bot.simgitlab.world import World
 from bot.store import SQLiteStore
 from bot.worker import Outcome, Worker
 

@@ -11,11 +11,11 @@ import responses
 
 from bot.commands.cli import main
 from bot.commands.initproject import plan_labels, run_init, team_webhook_lines, wanted_labels, webhook_lines
+from bot.commands.world import add_users
 from bot.config import load_config
 from bot.errors import UserError
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.projectsetup import ProjectSetup
-from bot.simgitlab.world import add_users
 from bot.wiring import client_from
 from tests.conftest import ROOT
 

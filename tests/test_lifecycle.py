@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.commands.demo import STATUS_UPDATE
+from bot.commands.world import World, world
 from bot.core.cadence import dues, is_status_update
 from bot.core.model import EngagementPlan, Person
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import World, world
 from bot.text.markers import strip_markers
 from tests.conftest import T0, at, look
 

@@ -21,6 +21,7 @@ from bot.text.escape import (
 )
 from bot.text.hazards import UnsafeOutput, assert_safe, find_hazards, unexpected_hazards, valid_mentions_in
 from bot.text.markers import marker, parse_markers
+from tests.hypothesis_profiles import examples
 
 PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 LINE_BREAKS = ["\n", "\r\n", "\r", "\u2028", "\u2029", "\x0b", "\x0c", "\x85", "\x1c", "\x1d", "\x1e"]
@@ -150,7 +151,7 @@ def test_escape_inline_caps_length_with_ellipsis() -> None:
         escape_inline("x", max_len=0)
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(any_text)
 def test_escape_inline_properties(value: str) -> None:
     out = escape_inline(value)
@@ -223,7 +224,7 @@ def test_code_block_after_list_item_stays_code() -> None:
     assert [h.kind for h in find_hazards("- [ ] item\n\n    @all\n")] == ["mention"]
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(any_text)
 def test_code_block_properties(value: str) -> None:
     out = code_block(value)
@@ -258,7 +259,7 @@ def test_code_span_table(value: str, expected: str) -> None:
     assert find_hazards(expected) == []
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(any_text)
 def test_code_span_properties(value: str) -> None:
     out = code_span(value)
@@ -519,7 +520,7 @@ def test_unexpected_hazards_and_assert_safe() -> None:
         assert_safe("fine\n/close")
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(st.lists(any_text, min_size=1, max_size=4))
 def test_escaped_values_joined_by_lines_have_no_hazards(values: list[str]) -> None:
     body = "\n".join(escape_inline(v) for v in values)

@@ -21,6 +21,7 @@ from bot.text.markers import (
     strip_markers,
     verify,
 )
+from tests.hypothesis_profiles import examples
 
 # --------------------------------------------------------------------------------------
 # Rendering
@@ -157,7 +158,7 @@ _kinds = st.from_regex(r"[a-z][a-z0-9]{0,5}(?:-[a-z0-9]{1,4}){0,2}", fullmatch=T
 _field_names = st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True)
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(kind=_kinds, fields=st.dictionaries(_field_names, _json_values, max_size=5))
 def test_marker_round_trips(kind: str, fields: dict[str, object]) -> None:
     text = marker(kind, **fields)
@@ -167,7 +168,7 @@ def test_marker_round_trips(kind: str, fields: dict[str, object]) -> None:
     assert strip_markers(f"a\n{text}\nb") == "a\nb"
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(
     prefix=st.text(max_size=30),
     suffix=st.text(max_size=30),
@@ -241,7 +242,7 @@ def test_a_signed_marker_refuses_a_mac_field_and_never_shows_the_key() -> None:
         StateKey(b"short")
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(fields=st.dictionaries(_field_names.filter(lambda n: n != "mac"), _json_values, max_size=5))
 def test_signed_markers_keep_the_marker_guarantees_and_verify(fields: dict[str, object]) -> None:
     text = signed_marker("checklist", KEY, SCOPE, **fields)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.commands.world import World
 from bot.config import load_config
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import World
 from tests.conftest import ROOT, look
 
 

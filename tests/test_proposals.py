@@ -14,13 +14,13 @@ import pytest
 import yaml
 
 from bot.commands.cli import main
+from bot.commands.world import World, world
 from bot.config import Config, parse_config
 from bot.core import bodies, commands
 from bot.core.model import BotState, IncidentRef, Issue, Note
 from bot.core.policy import plan
 from bot.gitlab.errors import GitLabCallError
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import World, world
 from tests.conftest import ROOT, T0, look
 from tests.rendered import rendered_lines, rendered_text
 from tests.test_reconciler import fast_policy
@@ -65,6 +65,7 @@ def with_channels(*labels: str) -> Config:
     data = bundled()
     data["channels"] = [dict(data["channels"][0], label=label) for label in labels]
     data["comms_order"] = []
+    data.pop("approvals")  # it names the bundled channels
     return parse_config(data, base_dir=ROOT / "config")
 
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from bot.text.hazards import find_hazards
 from bot.text.quickactions import _NAMES_RE, _commands_in, neutralise, quick_actions, top_level_paragraphs
+from tests.hypothesis_profiles import examples
 
 # GitLab's Extractor#commands_regex (EXCLUSION_REGEX, then the command), flags /mix, as a Python regex.
 GITLAB_REGEX = re.compile(
@@ -153,7 +154,7 @@ _LINES = st.sampled_from(
 )
 
 
-@settings(max_examples=1500, deadline=None, derandomize=True)
+@settings(max_examples=examples(1500), deadline=None, derandomize=True)
 @given(st.lists(_LINES, min_size=1, max_size=8))
 def test_the_paragraphs_are_gitlabs(lines):
     text = "\n".join(lines)
@@ -179,7 +180,7 @@ _PARAGRAPH_LINES = st.sampled_from(
 )
 
 
-@settings(max_examples=500, deadline=None, derandomize=True)
+@settings(max_examples=examples(500), deadline=None, derandomize=True)
 @given(st.lists(_PARAGRAPH_LINES, min_size=1, max_size=10), st.booleans())
 def test_the_linear_scan_finds_what_gitlabs_regex_finds(lines, trailing):
     paragraph = "\n".join(lines) + ("\n" if trailing else "")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.commands.world import World
 from bot.core import bodies
-from bot.simgitlab.world import World
 from tests.conftest import at, look
 from tests.security.gitlab_render import read, references
 from tests.security.test_maintainer import as_written_by_the_earlier_version

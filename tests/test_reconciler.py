@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from bot.commands.world import World, configured_users, world
 from bot.core.model import IncidentRef
 from bot.gitlab.callpolicy import CallPolicy
 from bot.gitlab.errors import GitLabCallError
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import World, configured_users, world
 from bot.text.markers import strip_markers
 
 S1 = ("severity::1", "data-breach", "publicly-reported", "comms-email", "comms-faq", "comms-blog")

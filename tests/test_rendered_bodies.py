@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from bot.simgitlab.world import World
+from bot.commands.world import World
 from bot.text.markers import strip_markers
 from tests.conftest import at, look
 from tests.rendered import Line, headings, rendered_lines, rendered_text
@@ -139,6 +139,7 @@ def test_help_lists_each_command_as_its_own_item(lived: tuple[World, int]) -> No
         "refresh",
         "report",
         "clock",
+        "approve",
         "help",
     ], items
 

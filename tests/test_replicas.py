@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.commands.world import PROJECT, World, world
 from bot.core.events import parse_event
 from bot.core.routing import route
 from bot.simgitlab import SimulatedGitLab
 from bot.simgitlab.hooks import issue_hook
-from bot.simgitlab.world import PROJECT, World, world
 from bot.store import open_store
 from bot.web.app import WebSettings, create_app
 from tests import store_inspect as peek

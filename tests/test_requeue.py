@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.commands.world import World
 from bot.simgitlab import ManualClock
-from bot.simgitlab.world import World
 from bot.store import DeliveryStore, JobState, open_store
 from bot.worker import MAX_POLL, Outcome, Worker
 from tests import store_inspect as peek
@@ -210,8 +210,8 @@ def test_a_restarted_worker_process_posts_the_reminder_on_time_with_the_sweep_of
     import subprocess
     import time
 
+    from bot.commands.world import world
     from bot.simgitlab import SimulatedGitLab
-    from bot.simgitlab.world import world
     from tests.test_replicas import start_worker
 
     db = str(tmp_path / "bot.sqlite3")

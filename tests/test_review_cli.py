@@ -39,7 +39,7 @@ def test_report_prints_the_review_and_writes_nothing(capsys, monkeypatch, w, sim
     assert metrics["channel:comms-email:opened_to_sent"]["seconds"] == 90 * 60
     code, out, _ = run(capsys, "report", f"{w.project}#{iid}")
     assert code == 0 and out.startswith(f"Communications review of {w.project}#{iid}")
-    assert "declared_to_scoped: 45 min (incident declared (issue created) → comms::scoped added by sec-oncall)" in out
+    assert "declared_to_scoped: 45m (incident declared (issue created) → comms::scoped added by sec-oncall)" in out
     assert sim.writes() == []
 
 

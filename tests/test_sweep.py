@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from bot.commands.world import World
 from bot.core.model import IncidentRef
-from bot.simgitlab.world import World
 from bot.store import open_store
 from bot.sweep import needs_attention, remember, sweep
 from tests import store_inspect as peek

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.commands.world import World, configured_users, world
 from bot.config import Config, ConfigError, parse_config
 from bot.core import bodies
 from bot.core.model import IncidentRef
 from bot.gitlab.errors import GitLabCallError
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import World, configured_users, world
 from tests.test_reconciler import fast_policy
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from bot.text.escape import code_block, code_span
 from bot.text.markers import Marker, parse_markers, strip_markers
 from bot.text.templates import Handle, Safe, TemplateRenderer, TemplateRenderError, UnsafeOutput
+from tests.hypothesis_profiles import examples
 from tests.test_markdown import HOSTILE, LINE_BREAKS, any_text
 
 ALL_BREAKS = re.compile("\r\n|[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
@@ -356,7 +357,7 @@ def unescaped_at(text: str, needle_re: str) -> list[str]:
     return hits
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=examples(250), deadline=None)
 @given(
     iid=st.integers(min_value=1, max_value=10**6),
     title=any_text,
@@ -406,7 +407,7 @@ def test_realistic_template_never_leaks(
     assert unescaped_at(rest, r"<!--") == []
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(value=any_text, brk=st.sampled_from(LINE_BREAKS))
 def test_line_breaks_in_values_never_start_a_line(value: str, brk: str) -> None:
     r = TemplateRenderer([])
@@ -415,7 +416,7 @@ def test_line_breaks_in_values_never_start_a_line(value: str, brk: str) -> None:
     assert out.startswith("Title: x \\/close \\@all")
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.text(max_size=40))
 def test_any_value_in_any_filter_renders_or_fails_cleanly(value: str) -> None:
     r = TemplateRenderer([])

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from bot.commands.world import World, world
 from bot.config import TimelineSettings
 from bot.core import timeline
 from bot.core.model import IncidentRef, Issue
 from bot.gitlab.errors import GitLabCallError
-from bot.simgitlab.world import World, world
 from bot.statekey import derived_key
 from bot.text.markers import StateKey, find_marker
 from tests.conftest import T0, at, look
@@ -344,3 +344,29 @@ def test_a_create_that_gitlab_never_saw_is_sent_again_after_the_read(w, clock):
     look(w, clock, iid)
     keys = bot_keys(w, iid)
     assert "declared" in keys and all(n == 1 for n in keys.values()), keys
+
+
+def test_each_clock_decision_of_its_owner_is_one_timeline_event_at_the_time_recorded(w, clock):
+    """Legal starts the GDPR clock at the awareness time it gives and files the notification: the timeline
+    shows both once, at those times, with the reference as written (escaped), however often the bot looks."""
+    iid = w.incident("severity::1", "data-breach")
+    look(w, clock, iid)
+    at(clock, "09:10")
+    w.sim.state.add_note(w.project, iid, "@incident-bot clock start gdpr 2026-11-30T08:30Z", author="legal-oncall")
+    look(w, clock, iid)
+    at(clock, "11:00")
+    w.sim.state.add_note(w.project, iid, "@incident-bot clock filed gdpr DPC-2026-117", author="legal-oncall")
+    look(w, clock, iid)
+    look(w, clock, iid)
+
+    keys = bot_keys(w, iid)
+    assert keys["clock:gdpr:started"] == 1 and keys["clock:gdpr:filed:notification"] == 1, keys
+    by_key = {key_of(e): e for e in events(w, iid)}
+    started = by_key["clock:gdpr:started"]
+    assert started["occurred_at"].isoformat().startswith("2026-11-30T08:30")  # the owner's awareness time
+    assert started["note"].startswith(
+        "Regulatory clock started: GDPR Art\\. 33 notification to the supervisory authority (legal\\-oncall)"
+    )
+    filed = by_key["clock:gdpr:filed:notification"]
+    assert filed["occurred_at"] == T0 + timedelta(hours=2)
+    assert "reference DPC\\-2026\\-117" in filed["note"]

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from bot.commands.world import World
 from bot.config import Config
 from bot.core import bodies
 from bot.core.urgency import Priority
 from bot.simgitlab import ManualClock
 from bot.simgitlab.hooks import issue_hook, note_hook
-from bot.simgitlab.world import World
 from bot.store import DeliveryStore, open_store
 from bot.web.app import WebSettings, create_app
 from bot.worker import Outcome, Worker

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.commands.world import World, world
 from bot.config import Config
 from bot.core import bodies
 from bot.core.model import IncidentRef
@@ -24,7 +25,6 @@ from bot.integrations.slack.job import engagement_of
 from bot.integrations.slack.ports import ChatPort, Sent
 from bot.reconciler import ReconcileReport
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import World, world
 from bot.simslack import SimulatedSlack
 from bot.text.markers import strip_markers
 
@@ -475,7 +475,7 @@ def run_demo(
 
 
 def _people(cfg: Config) -> set[str]:
-    from bot.simgitlab.world import configured_users
+    from bot.commands.world import configured_users
 
     return configured_users(cfg)
 

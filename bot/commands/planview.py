@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -32,20 +31,18 @@ from bot.errors import UserError
 from bot.integrations.slack.plan import chat_messages, is_channel_key, read_channel_spec
 from bot.integrations.slack.ports import ChatMessage
 from bot.integrations.slack.text import first_line
-from bot.plaintext import as_read
 from bot.store.base import Durability, OutboxItem
+from bot.text.dialects import PLAIN
+from bot.text.plain import as_read
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from bot.reconciler import Reconciler
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x1b]")
-
-
 def _clean(text: str) -> str:
     """Terminal-safe: no escape sequences from GitLab data reach the user's terminal."""
-    return _CONTROL.sub("?", text)
+    return PLAIN.escape(text)
 
 
 @dataclass

@@ -7,6 +7,7 @@ file, the key path and what was expected (``ConfigError.problems``), never as a 
 
 from __future__ import annotations
 
+from bot.config.approvals import ApprovalPolicy, Quorum
 from bot.config.basics import (
     ApiSettings,
     BotSettings,
@@ -47,6 +48,7 @@ __all__ = [
     "INCIDENT_CHANNEL",
     "ROLE_IDS",
     "ApiSettings",
+    "ApprovalPolicy",
     "BotSettings",
     "Cadence",
     "CadenceBounds",
@@ -75,6 +77,7 @@ __all__ = [
     "Party",
     "Phase",
     "Problem",
+    "Quorum",
     "Role",
     "RoleId",
     "Rotation",

@@ -9,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from bot import paths
+from bot.config.approvalchecks import approval_problems
 from bot.config.checks import _clock_calendars, semantic_problems
 from bot.config.policy import Config
 from bot.config.problems import ConfigError, Problem, _pydantic_problems
@@ -23,7 +24,7 @@ def parse_config(data: Any, *, source: str = "<memory>", base_dir: str | Path = 
     except ValidationError as err:
         raise ConfigError(_pydantic_problems(source, err, data)) from None
     calendars, problems = _clock_calendars(cfg, Path(base_dir))
-    problems = semantic_problems(cfg) + problems
+    problems = semantic_problems(cfg) + approval_problems(cfg) + problems
     if problems:
         raise ConfigError(problems)
     return cfg.model_copy(update={"calendars": calendars}) if calendars else cfg

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from bot import paths
+from bot.config.approvals import ApprovalPolicy
 from bot.config.basics import (
     ApiSettings,
     BotSettings,
@@ -60,6 +61,8 @@ class Config(_Model):
         description="Each outbound integration's own section, by the integration's name; the integration reads and "
         "checks it (bot/integrations/<name>/).",
     )
+    # Sign-off of the channels' drafts (``bot.config.approvals``); off without a matrix.
+    approvals: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
 
     # Filled by load_config: where the file and its templates are.
     source: str = Field("<memory>", exclude=True)

@@ -215,13 +215,37 @@ class NoteOnChild:
     body: str
     log_key: str
     log_text: str
+    what: str = "closed out of the plan's order"
 
     @property
     def key(self) -> str:
         return f"note-on-child:{self.log_key}"
 
     def describe(self) -> str:
-        return f"comment on child #{self.child_iid} ({self.channel}): closed out of the plan's order"
+        return f"comment on child #{self.child_iid} ({self.channel}): {self.what}"
+
+
+@dataclass(frozen=True)
+class LabelChild:
+    """The sign-off label put on or taken off a child (``bot.core.approvals``). ``log_key``/``log_text``: a status
+    log line, when nothing else says why (a label a person put on an unapproved draft)."""
+
+    channel: str
+    child_project: str
+    child_iid: int
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    log_key: str = ""
+    log_text: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"label-child:{self.channel}:{self.child_project}#{self.child_iid}"
+
+    def describe(self) -> str:
+        parts = [f"add {', '.join(self.add)}"] if self.add else []
+        parts += [f"remove {', '.join(self.remove)}"] if self.remove else []
+        return f"label child #{self.child_iid} ({self.channel}): {' and '.join(parts)}"
 
 
 Action = (
@@ -235,4 +259,5 @@ Action = (
     | UpsertReview
     | PostNote
     | NoteOnChild
+    | LabelChild
 )

@@ -162,7 +162,7 @@ def next_attention(desired: Desired) -> datetime | None:
     threshold. None when nothing is timed."""
     if not desired.in_scope or desired.closed:
         return None
-    clock = _next_clock(desired)
+    clock = _soonest(_next_clock(desired), _next_approval(desired))
     if desired.all_clear:
         return clock
     times = [d.anchor + cadence * (d.window + 1) for d in desired.dues if (cadence := d.engagement.cadence)]
@@ -172,6 +172,17 @@ def next_attention(desired: Desired) -> datetime | None:
     snoozed = desired.state.snoozed_until
     soonest = max(soonest, snoozed) if snoozed else soonest
     return min(soonest, clock) if clock else soonest
+
+
+def _soonest(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t is not None), default=None)
+
+
+def _next_approval(desired: Desired) -> datetime | None:
+    """A sign-off's next window end, CMOC warning or cut-off (``bot.core.approvals``)."""
+    from bot.core import approvals  # it builds on the model, as this module does
+
+    return approvals.next_time(desired.approvals)
 
 
 def _next_clock(desired: Desired) -> datetime | None:

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 
 from bot.config import Config
 from bot.core import clocks, records
-from bot.core.clockcmd import _span, shown
+from bot.core.clockcmd import shown
 from bot.core.model import Desired, Observed, Person
+from bot.text.durations import duration
 from bot.text.escape import UnsafeValue, code_span, escape_inline, mention
 from bot.text.safe import Safe
 
@@ -27,7 +28,7 @@ def _stage(s: clocks.StageDue, now: datetime) -> str:
     clock, name = s.clock, escape_inline(s.stage.name)
     if s.filed is not None:
         late = s.late()
-        when = f"{'late, ' + _span(late) + ' after the deadline' if late else 'on time'}"
+        when = f"{'late, ' + duration(late) + ' after the deadline' if late else 'on time'}"
         return f"{name}: filed {shown(s.filed.at, clock)}, reference {code_span(s.filed.reference)} ({when})"
     if s.deadline is None:
         return f"{name}: due {_span_of(s)} after a fix is available (not counted by the bot)"
@@ -37,9 +38,7 @@ def _stage(s: clocks.StageDue, now: datetime) -> str:
 
 def _left(left: timedelta) -> str:
     """Time left in whole hours (the checklist is rewritten at most once an hour for it, not at every look)."""
-    hours = int(abs(left.total_seconds()) // 3600)
-    days, rest = divmod(hours, 24)
-    text = " ".join(p for p in (f"{days}d" if days else "", f"{rest}h" if rest else "") if p)
+    text = "" if abs(left) < timedelta(hours=1) else duration(abs(left), whole_hours=True)
     if left.total_seconds() > 0:
         return f"{text} left" if text else "under 1h left"
     return f"**overdue** by {text}" if text else "**overdue** by under 1h"

@@ -18,6 +18,7 @@ from bot.config import Clock, Config
 from bot.core import clocks
 from bot.core.commands import Command, Echo, Reply, Verdict
 from bot.core.model import ClockFiling, ClockRecord, Person
+from bot.text.durations import duration
 
 ACTIONS = ("start", "filed", "not-required", "delay-reason")
 MAX_TEXT = 300
@@ -152,17 +153,10 @@ def _filed(cmd: Command, cfg: Config, clock: Clock, record: ClockRecord, rest: t
                                Echo(reference)]
     late = due.late()
     if late is not None:
-        parts.append(f"; {_span(late)} after the deadline ({shown(due.deadline or now, clock)})")
+        parts.append(f"; {duration(late)} after the deadline ({shown(due.deadline or now, clock)})")
         if not record.delay_reason:
             parts.append(f". A late notification must give the reasons for the delay: please record them with "
                          f"clock delay-reason {clock.id} TEXT")
     return Verdict(cmd, True, Reply(*parts), clock=(clock.id, new))
 
 
-def _span(value: timedelta) -> str:
-    minutes = int(value.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    text = " ".join(p for p in (f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else "")
-                    if p)
-    return text or "under a minute"

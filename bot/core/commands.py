@@ -17,12 +17,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.config import ROLE_IDS, ChatSettings, Config, parse_duration
+from bot.core.approvalrecords import ApprovalRecord
 from bot.core.model import BotState, CadenceRequest, ClockRecord, Note, Tick
 from bot.core.outbound import CommandSpec, Said, Slot
+from bot.text.durations import duration
 from bot.text.escape import is_valid_username
 
 COMMANDS = (
-    "help", "status", "handoff", "snooze", "cadence", "channel", "add", "done", "undo", "refresh", "clock", "report"
+    "help", "status", "handoff", "snooze", "cadence", "channel", "add", "done", "undo", "refresh", "clock", "report",
+    "approve", "reject",
 )
 CHAT_CHANNEL = re.compile(r"#[a-z0-9][a-z0-9_-]{0,79}")
 """A Slack channel name as the ``channel`` command takes it (Slack's own rules: lowercase, digits, ``-``, ``_``)."""
@@ -114,6 +117,7 @@ class Verdict:
     clock: tuple[str, ClockRecord] | None = None  # (clock id, what its owner has recorded now) (``clock``)
     review: bool = False  # the communications review is asked for (``report``)
     slot: tuple[str, Slot] | None = None  # (integration, its slot of the state afterwards): its own command
+    approval: tuple[str, ApprovalRecord] | None = None  # (channel label, its record now) (``approve``, ``reject``)
 
 
 # Markdown's line endings (not every Unicode break ``str.splitlines`` knows) and its blank lines.
@@ -242,6 +246,8 @@ def judge(
         return _add(cmd, cfg, selected)
     if name in ("done", "undo"):
         return _done(cmd, cfg, ticks or Ticks(checklist_items(cfg)))
+    if name in ("approve", "reject"):  # judged with the drafts and the chains (``bot.core.approvals``)
+        return Verdict(cmd, False, f"usage: {name} CHANNEL [DIGEST]{' REASON' if name == 'reject' else ''}")
     if name == "clock":  # judged with the clocks' owners and records (``bot.core.clockcmd``)
         return Verdict(cmd, False, "usage: clock start|filed|not-required|delay-reason CLOCK ...")
     # handoff
@@ -254,14 +260,6 @@ def judge(
         return Verdict(cmd, False, Reply("there is no GitLab user ", Echo(user)))
     reply = Reply(f"{role.upper()} handed over to ", Echo(user), " by ", Echo(cmd.note.author))
     return Verdict(cmd, True, reply, handoff=(role, user))
-
-
-def _duration_text(value: timedelta) -> str:
-    minutes = int(value.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    parts = (f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else "")
-    return " ".join(p for p in parts if p)
 
 
 def _cadence(cmd: Command, cfg: Config) -> Verdict:
@@ -304,12 +302,12 @@ def _cadence(cmd: Command, cfg: Config) -> Verdict:
         return Verdict(
             cmd,
             False,
-            f"a cadence must be between {_duration_text(low)} and {_duration_text(high)} "
-            f"(asked: {_duration_text(every)})",
+            f"a cadence must be between {duration(low)} and {duration(high)} "
+            f"(asked: {duration(every)})",
         )
     request = CadenceRequest(every, cmd.note.author, since)
     reply = Reply(
-        f"{engagement.name}: status updates every {_duration_text(every)}, requested by ",
+        f"{engagement.name}: status updates every {duration(every)}, requested by ",
         Echo(cmd.note.author),
         "; the next one is due that long after this comment or the last update, whichever is later",
     )
@@ -444,6 +442,7 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
     done = dict(state.done)
     clocks = dict(state.clocks)
     slots = dict(state.slots)
+    approvals = dict(state.approvals)
     review = state.review or any(v.review for v in verdicts)
     handled = max([state.handled, *(v.command.note.id for v in verdicts)])
     for v in sorted(verdicts, key=lambda v: v.command.note.id):
@@ -459,6 +458,8 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
             clocks[v.clock[0]] = v.clock[1]
         if v.slot:
             slots[v.slot[0]] = v.slot[1]
+        if v.approval:
+            approvals[v.approval[0]] = v.approval[1]
         if v.tick:
             item, tick = v.tick
             if tick is None:
@@ -476,4 +477,5 @@ def apply(state: BotState, verdicts: list[Verdict]) -> BotState:
         clocks=clocks,
         review=review,
         slots=slots,
+        approvals=approvals,
     )

@@ -17,6 +17,7 @@ from bot.core.actions import (
     Action,
     CreateChild,
     FixChild,
+    LabelChild,
     LinkChild,
     NoteOnChild,
     PostNote,
@@ -100,6 +101,14 @@ def fold(observed: Observed, result: Result) -> Observed:
         if action.kind == "log" and result.note is not None and result.note.discussion_id:
             observed = replace(observed, log_thread=result.note.discussion_id)
         return observed
+    if isinstance(action, LabelChild):  # as asked (a refusal is a warning, not retried in this run)
+        child = observed.children[action.channel]
+        labels = (child.issue.labels | set(action.add)) - set(action.remove)
+        pending = observed.pending_log
+        if action.log_key:
+            pending = (*pending, LogEntry(action.log_key, action.log_text))
+        return replace(observed, pending_log=pending, children={
+            **observed.children, action.channel: replace(child, issue=replace(child.issue, labels=frozenset(labels)))})
     if isinstance(action, NoteOnChild):
         return replace(
             observed,

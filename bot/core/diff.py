@@ -15,7 +15,7 @@ into ``Observed`` and diffs again until nothing is left.
 from __future__ import annotations
 
 from bot.config import Config
-from bot.core import bodies, cadence, clockbodies, clocks, order, records, review
+from bot.core import approvalnotes, bodies, cadence, clockbodies, clocks, order, records, review
 from bot.core.actions import (
     Action,
     CreateChild,
@@ -291,6 +291,7 @@ def _comments(desired: Desired, observed: Observed, cfg: Config, r: bodies.Rende
                 )
             )
     actions += _clock_reminders(desired, observed)
+    actions += approvalnotes.actions(desired, observed, cfg)
     if desired.all_clear and "all-clear" not in observed.logged:
         actions.append(
             PostNote(

@@ -12,10 +12,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Severity
+from bot.core.approvalrecords import ApprovalRecord
 from bot.core.outbound import OutboundFacts
 from bot.text.markers import PREVIEW_KEY, StateKey
 
 if TYPE_CHECKING:  # they build on the types here
+    from bot.core.approvals import ChannelApproval
     from bot.core.cadence import Due
     from bot.core.clocks import ClockView
     from bot.core.commands import Command, Verdict
@@ -235,6 +237,8 @@ class BotState:
     # Each outbound integration's own part (its commands' records), by integration name; JSON values. A slot
     # of an integration this version does not know is kept as it is.
     slots: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The sign-off of each channel's draft (``bot.core.approvals``), by channel label.
+    approvals: Mapping[str, ApprovalRecord] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -392,3 +396,4 @@ class Desired:
     reminders_paused: str = ""  # why no reminder is posted now (snoozed, all clear), if so
     clocks: tuple[ClockView, ...] = ()  # the regulatory clocks their owner recorded on this incident
     clock_offers: tuple[str, ...] = ()  # ids of the clocks the policy offers (``when`` holds) and nobody recorded
+    approvals: tuple[ChannelApproval, ...] = ()  # each channel the approval matrix names, as it stands now

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from bot.config import Condition, Config, Engagement, RoleId, Severity
-from bot.core import cadence, clockcmd, clocks, commands
+from bot.core import approvals, cadence, clockcmd, clocks, commands
 from bot.core.clockcmd import ClockContext
 from bot.core.model import (
     BotState,
@@ -259,9 +259,15 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
     before = replace(
         observed.state, done={k: v for k, v in observed.state.done.items() if k not in observed.checklist_unticked}
     )
-    engaged = {e.id for e in plan(observed.incident, before, cfg, now).engagements}
+    # The drafts as they read now: a changed digest voids the approvals of the old one before any command counts.
+    before = replace(before, approvals=approvals.track(before.approvals, observed.children, cfg, now))
+    first = plan(observed.incident, before, cfg, now)
+    engaged = {e.id for e in first.engagements}
     ticks = commands.Ticks(commands.checklist_items(cfg, engaged), before.done, observed.checklist_ticks)
-    verdicts = _judge_all(observed, cfg, ticks, now)
+    signoff = approvals.ApprovalContext(
+        {v.channel: v for v in _approval_views(before, observed, cfg, now, first.severity)}, dict(before.approvals)
+    )
+    verdicts = _judge_all(observed, cfg, ticks, now, signoff)
     state = commands.apply(before, list(verdicts))
     # Channels added with ``add`` count as selected at once: their issues are opened in this same run.
     added = {label for v in verdicts if v.ok for label in v.add_channels}
@@ -318,6 +324,7 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
                 timeline=observed.state.timeline,
                 review=state.review,
                 slots=state.slots,
+                approvals=state.approvals,
             )
         ),
         verdicts=verdicts,
@@ -328,11 +335,26 @@ def plan_observed(observed: Observed, cfg: Config, now: datetime) -> Desired:
         reminders_paused=paused,
         clocks=clock_views,
         clock_offers=offers,
+        approvals=_approval_views(state, observed, cfg, now, desired.severity, incident.labels | added),
     )
 
 
+def _approval_views(
+    state: BotState, observed: Observed, cfg: Config, now: datetime, severity: Severity,
+    labels: frozenset[str] | None = None,
+) -> tuple[approvals.ChannelApproval, ...]:
+    """Each channel the approval matrix names, with its chains resolved with the role holders of ``state``."""
+    if not cfg.approvals.enabled:
+        return ()
+    holders = role_holders(state, cfg, now)
+    return approvals.views(state.approvals, observed.children, cfg, now, severity,
+                           lambda party: resolve_party(party, holders, cfg),
+                           observed.incident.labels if labels is None else labels)
+
+
 def _judge_all(
-    observed: Observed, cfg: Config, ticks: commands.Ticks, now: datetime
+    observed: Observed, cfg: Config, ticks: commands.Ticks, now: datetime,
+    signoff: approvals.ApprovalContext | None = None,
 ) -> tuple[commands.Verdict, ...]:
     """Each command not answered yet, in the order written. For ``add``, a channel is already selected when its
     label is on the incident and the bot logged its issue as opened (so a run that crashed after writing the
@@ -350,6 +372,10 @@ def _judge_all(
             continue
         if c.name == "clock" and c.allowed:
             verdict = clockcmd.judge(c, cfg, ctx)
+        elif c.name in ("approve", "reject") and c.allowed and signoff is not None:
+            verdict = approvals.judge(c, cfg, signoff)
+            if verdict.approval:
+                signoff = replace(signoff, records={**signoff.records, verdict.approval[0]: verdict.approval[1]})
         else:
             verdict = commands.judge(c, cfg, ticks, frozenset(selected), observed.outbound.commands, slots)
         if verdict.slot:
@@ -370,11 +396,12 @@ def clock_owners(state: BotState, cfg: Config, now: datetime) -> dict[str, Perso
 def _not_added(verdict: commands.Verdict, reason: str) -> commands.Verdict:
     """An ``add`` on an incident the plan does not cover (yet) adds nothing, and says why; nor is a ``clock``
     recorded there (the checklist that would hold it is not written)."""
-    if verdict.clock:
+    if verdict.clock or verdict.approval:
         return replace(
             verdict,
             ok=False,
             clock=None,
+            approval=None,
             reply=f"nothing recorded: the communications plan does not apply to this incident ({reason})",
         )
     if not verdict.add_channels:

@@ -6,7 +6,7 @@ incident's and its children's times, the comments that first recorded the bot's 
 people's status updates. A value the facts cannot give is ``None`` with the reason, never a guess.
 
 The JSON form (``as_json``) is versioned by ``SCHEMA``; docs/review.md documents it. Facts this version does not
-record (approvals, pages and acknowledgements, status page posts) are ``None`` metrics saying so; a new kind of
+record (pages and acknowledgements, status page posts) are ``None`` metrics saying so; a new kind of
 fact is one more function in ``SECTIONS``.
 """
 
@@ -21,6 +21,7 @@ from typing import Any
 from bot.config import Config, Severity
 from bot.core import order
 from bot.core.model import Desired, LabelChange, Note, Observed
+from bot.text.durations import duration as span
 
 SCHEMA = 1
 #: The plan's target from scoping to the first external communication for a critical incident.
@@ -160,7 +161,7 @@ def scoping(f: Facts) -> Iterator[Metric]:
     yield Metric("declared_to_scoped", declared, scoped, note)
     first = _first_external(f)
     critical = f.desired.severity >= Severity.CRITICAL
-    target = f"; the plan's target for a critical incident is {_span(FIRST_EXTERNAL_TARGET)}" if critical else ""
+    target = f"; the plan's target for a critical incident is {span(FIRST_EXTERNAL_TARGET)}" if critical else ""
     if first is None:
         note = "no child is closed yet (no external communication sent)"
     elif scoped is not None and critical:
@@ -188,12 +189,50 @@ def channels(f: Facts) -> Iterator[Metric]:
         )
         yield Metric(f"channel:{label}:opened_to_sent", opened, sent,
                      _why(opened, sent, "the child's creation time is not known", "the child is still open"))
-        yield Metric(f"channel:{label}:draft_to_approved", None, None, f"approvals: {NOT_RECORDED}")
+        yield _draft_to_approved(f, label, issue.web_url)
+
+
+def _draft_to_approved(f: Facts, label: str, url: str) -> Metric:
+    """From the draft's first appearance to the first time the bot said a draft of the channel was ready."""
+    name = f"channel:{label}:draft_to_approved"
+    if label not in f.cfg.approvals.matrix:
+        return Metric(name, None, None, "the policy asks no sign-off of this channel (approvals.matrix)")
+    record = f.desired.state.approvals.get(label)
+    if record is None:
+        return Metric(name, None, None, "no draft was recorded (a '## Draft' section in the child)")
+    start = Event(f"{label} draft first read", record.first_seen, url)
+    ready = sorted((note.created_at, key) for key, note in f.observed.logged_at.items()
+                   if key.startswith(f"approval:ready:{label}:") and note.created_at is not None)
+    if not ready:
+        return Metric(name, start, None, "not approved yet")
+    at, key = ready[0]
+    note = f.observed.logged_at[key]
+    return Metric(name, start, Event(f"{label} draft {key.rsplit(':', 1)[1]} ready", at, _note_url(f, note)))
+
+
+def approvals(f: Facts) -> Iterator[Metric]:
+    """Each decision recorded: from when its digest was put to the approvers to the decision, with the windows
+    exceeded (each one a backup mentioned, while the chain had one)."""
+    window = f.cfg.approvals.window
+    found = False
+    for label, record in sorted(f.desired.state.approvals.items()):
+        for n, d in enumerate(record.decisions, 1):
+            found = True
+            chain = max((len(f.cfg.approvals.groups.get(g, [])) for g in d.groups), default=1)
+            exceeded = int((d.at - d.asked) / window) if d.at > d.asked else 0
+            what = "approved" if d.approve else "rejected"
+            yield Metric(
+                f"approval:{label}:{n}:asked_to_decided",
+                Event(f"{label} draft {d.digest} asked of {', '.join(d.groups)}", d.asked),
+                Event(f"{what} by {d.by}", d.at),
+                f"{exceeded} window(s) exceeded, {min(exceeded, chain - 1)} backup(s) engaged",
+            )
+    if not found:
+        yield Metric("approvals:asked_to_decided", None, None, "no approval decision was recorded")
 
 
 def not_recorded(f: Facts) -> Iterator[Metric]:
     """Facts this version does not record: a null metric each, saying so."""
-    yield Metric("approvals:asked_to_decided", None, None, f"approvals: {NOT_RECORDED}")
     yield Metric("pages:paged_to_acknowledged", None, None, f"pages and acknowledgements: {NOT_RECORDED}")
     yield Metric("status_page:first_post", None, None, f"status page posts: {NOT_RECORDED}")
 
@@ -231,7 +270,7 @@ def engagements(f: Facts) -> Iterator[Metric]:
         explain = [
             f"{len(points) - 1 - bool(clear)} status updates",
             f"{len(missed)} windows missed (reminders posted)",
-            f"cadence {_span(e.cadence)}",
+            f"cadence {span(e.cadence)}",
         ]
         request = state.cadences.get(e.id)
         if request is not None:
@@ -298,6 +337,7 @@ SECTIONS: tuple[Callable[[Facts], Iterable[Metric]], ...] = (
     engagements,
     order_rules,
     clocks,
+    approvals,
     not_recorded,
 )
 
@@ -314,18 +354,11 @@ def review(
     return Review(name, inc.confidential, tuple(m for section in SECTIONS for m in section(facts)))
 
 
-def _span(d: timedelta) -> str:
-    minutes = int(d.total_seconds()) // 60
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
-
-
 def duration(seconds: int | None) -> str:
-    """A metric's value for people: ``2 h 05 min``, ``-1 h 00 min`` for a negative one, ``—`` for none."""
+    """A metric's value for people: ``2h 5m``, ``-1h`` for a negative one, ``—`` for none."""
     if seconds is None:
         return "—"
-    sign = "-" if seconds < 0 else ""
-    return sign + _span(timedelta(seconds=abs(seconds)))
+    return span(timedelta(seconds=seconds))
 
 
 def lines(items: Sequence[Metric]) -> list[str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from bot.core import approvalrecords
 from bot.core.commands import CHAT_CHANNEL
 from bot.core.events import parse_time
 from bot.core.model import BotState, CadenceRequest, ClockFiling, ClockRecord, Issue, LogEntry, Note, Tick
@@ -58,6 +59,8 @@ def encode(state: BotState) -> dict[str, Any]:
         fields["review"] = True
     if state.slots:
         fields["slots"] = {k: dict(v) for k, v in sorted(state.slots.items())}
+    if state.approvals:
+        fields["approvals"] = {k: approvalrecords.encode(v) for k, v in sorted(state.approvals.items())}
     return fields
 
 
@@ -176,6 +179,7 @@ def decode(fields: Mapping[str, Any]) -> BotState:
         timeline=_digest(fields.get("timeline")),
         review=fields.get("review") is True,
         slots=_slots(fields.get("slots")),
+        approvals=approvalrecords.decode(fields.get("approvals")),
     )
 
 

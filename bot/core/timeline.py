@@ -19,8 +19,7 @@ What was checked in GitLab's source, and what follows for the bot:
 - The service does not check the issue's type, but GitLab shows the timeline only on incidents (and the
   ``/timeline`` quick action requires ``work_item_type.incident?``): the bot writes events only there.
 
-A new kind of fact (approvals, pages and acknowledgements, status page posts, clock decisions) is one more
-function in ``SOURCES``.
+A new kind of fact is one more function in ``SOURCES``.
 """
 
 from __future__ import annotations
@@ -105,14 +104,32 @@ def _children(observed: Observed, desired: Desired, cfg: Config, now: datetime) 
             yield Fact(f"child:{channel}:sent", child.issue.closed_at or now, f"Sent the communication {ref}")
 
 
+def _clock_decisions(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
+    """What the clocks' owners recorded: a clock started (at the time they gave), each stage filed with its
+    reference, a clock not required with the reason. The owner's words are escaped."""
+    for view in desired.clocks:
+        cid, name, rec = view.clock.id, escape_inline(view.clock.name), view.record
+        if rec.not_required:
+            yield Fact(f"clock:{cid}:not-required", rec.at or now,
+                       f"Regulatory clock not required: {name} ({escape_inline(rec.by)}: "
+                       f"{escape_inline(rec.not_required)})")
+        if rec.started is not None:
+            by = escape_inline(rec.by)
+            yield Fact(f"clock:{cid}:started", rec.started, f"Regulatory clock started: {name} ({by})")
+        stages = {stage.stage.id: stage.stage.name for stage in view.stages}
+        for filing in rec.filings:
+            stage = escape_inline(stages.get(filing.stage, filing.stage))
+            yield Fact(f"clock:{cid}:filed:{filing.stage}", filing.at,
+                       f"Filed: {stage} under {name}, reference {escape_inline(filing.reference)}")
+
+
 def _all_clear(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
     if desired.all_clear:
         yield Fact("all-clear", now, "All clear", (END,))
 
 
-#: Where facts come from, in order. Approvals, pages and acknowledgements, status page posts and clock decisions
-#: are one more source each when those features exist.
-SOURCES: tuple[FactSource, ...] = (_declared, _roles, _engagements, _children, _all_clear)
+#: Where facts come from, in order. A new kind of fact is one more source.
+SOURCES: tuple[FactSource, ...] = (_declared, _roles, _engagements, _children, _clock_decisions, _all_clear)
 
 
 def facts(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> list[Fact]:

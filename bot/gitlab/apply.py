@@ -12,6 +12,7 @@ from bot.core.actions import (
     Action,
     CreateChild,
     FixChild,
+    LabelChild,
     LinkChild,
     NoteOnChild,
     PostNote,
@@ -196,6 +197,17 @@ class GitLabApplier:
             )
         return Result(action, issue=issue, warnings=tuple(warnings))
 
+    def _label_child(self, action: LabelChild) -> Result:
+        """One write of the child's sign-off label; a child the bot may no longer write is reported."""
+        child = IncidentRef(action.child_project, action.child_iid)
+        try:
+            return Result(action, issue=self.client.label_child(child, add=action.add, remove=action.remove))
+        except GitLabCallError as exc:
+            if exc.status not in (403, 404):
+                raise
+            return Result(action, warnings=(f"could not label #{action.child_iid} ({escape_inline(action.channel)}): "
+                                            f"GitLab answered {exc.status}",))
+
     def _rename_in_child(self, action: RenameInChild) -> Result:
         """One write of the child's description; a child the bot may no longer write (403, 404) or whose text
         around the bot's part holds a quick-action line is reported, not retried in this run."""
@@ -302,6 +314,8 @@ class GitLabApplier:
             return self._note_on_child(action, observed)
         if isinstance(action, FixChild):
             return self._fix_child(action, observed)
+        if isinstance(action, LabelChild):
+            return self._label_child(action)
         if isinstance(action, RenameInChild):
             return self._rename_in_child(action)
         if isinstance(action, PostNote):

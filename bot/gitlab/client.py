@@ -385,6 +385,20 @@ class GitLabClient:
         )
         return issue_from_api(result, ref.project)
 
+    def label_child(self, ref: IncidentRef, *, add: Iterable[str], remove: Iterable[str]) -> Issue:
+        """Add and remove labels of a child in one write (the sign-off label)."""
+        data: dict[str, Any] = {}
+        if list(add):
+            data["add_labels"] = ",".join(add)
+        if list(remove):
+            data["remove_labels"] = ",".join(remove)
+        result = self._call(
+            f"label child #{ref.iid}",
+            lambda: self._project(ref.project).issues.update(ref.iid, data, extra_headers=self._headers),
+            write="idempotent",
+        )
+        return issue_from_api(result, ref.project)
+
     def update_description(self, ref: IncidentRef, description: str) -> None:
         """Rewrite an issue's description (a child's names block, ``bot.core.names``). GitLab runs quick actions
         in a description it is sent, as the bot: refused here, whoever wrote the line."""

@@ -124,6 +124,10 @@ class ApplyWrites(UserLookup, ChildSearch, Protocol):
         self, ref: IncidentRef, *, assignee_ids: list[int] | None = None, add_labels: Iterable[str] = ()
     ) -> Issue: ...
 
+    def label_child(self, ref: IncidentRef, *, add: Iterable[str], remove: Iterable[str]) -> Issue:
+        """Add and remove a child's labels in one write (the sign-off label)."""
+        ...
+
     def update_description(self, ref: IncidentRef, description: str) -> None:
         """Rewrite a child's description (its names block changed, ``RenameInChild``)."""
         ...

@@ -1,2 +1,3 @@
-"""Text safety: escaping what came from GitLab, scanning the final body for hazards, hidden markers, templates
-and the Safe string type."""
+"""The text layer: escaping what came from GitLab in each dialect the bot writes (GitLab Markdown, Slack mrkdwn,
+plain text), the escaped-string type, the one sandboxed template environment, scanning the final body for
+hazards, hidden markers, and how durations read."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template
+from jinja2 import FileSystemLoader, Template
 from jinja2.exceptions import (
     SecurityError,
     TemplateError,
@@ -23,11 +23,11 @@ from jinja2.exceptions import (
     UndefinedError,
 )
 from jinja2.filters import make_attrgetter
-from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from bot.text import durations, hazards, jinja, markers
 from bot.text import escape as markdown
-from bot.text import hazards, markers
+from bot.text.dialects import MARKDOWN
 from bot.text.escape import Handle, UnsafeValue
 from bot.text.hazards import UnsafeOutput
 from bot.text.safe import Safe, TemplateRenderError
@@ -98,64 +98,27 @@ def _f_dt(value: object) -> Safe:
 def _f_duration(value: object) -> Safe:
     if not isinstance(value, timedelta):
         raise TypeError(f"duration needs a timedelta, got {type(value).__name__}")
-    seconds = int(value.total_seconds())
-    if seconds < 0:
+    if value < timedelta(0):
         raise ValueError(f"duration must not be negative, got {value}")
-    if seconds < 60:
-        return Safe(f"{seconds}s")
-    days, rest = divmod(seconds // 60, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
-    return Safe(" ".join(parts))
+    return Safe(durations.duration(value))
 
 
 def _escape_item(item: object) -> str:
-    return item if isinstance(item, Safe) else markdown.escape_inline(item)
+    return MARKDOWN.escape(item)
 
 
 # --------------------------------------------------------------------------------------
 # Environment
 # --------------------------------------------------------------------------------------
 
-_MAX_EXPONENT = 1024
-
-
-class _Environment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, plus size checks on ``*`` and ``**`` before they run."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def __init__(self, max_chars: int, **options: Any) -> None:
-        super().__init__(**options)
-        self.max_chars = max_chars
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | bytes | list | tuple)
-                    and isinstance(times, int)
-                    and len(seq) * times > self.max_chars
-                ):
-                    raise SecurityError(f"repetition would exceed {self.max_chars} items")
-        if (
-            operator == "**"
-            and isinstance(left, int)
-            and isinstance(right, int)
-            and abs(left) > 1
-            and right > _MAX_EXPONENT
-        ):
-            raise SecurityError(f"exponent {right} is larger than {_MAX_EXPONENT}")
-        return super().call_binop(context, operator, left, right)
-
 
 def _finalize(value: object) -> object:
+    """GitLab Markdown's escaping, noting the mentions a ``Safe`` value makes (they are asked for)."""
     if isinstance(value, Safe):
         collected = _mentions.get()
         if collected is not None and "@" in value:
             collected.update(hazards.valid_mentions_in(value))
-        return value
-    return markdown.escape_inline(value)
+    return MARKDOWN.escape(value)
 
 
 def _template_lineno(exc: BaseException, filename: str) -> int | None:
@@ -243,15 +206,12 @@ class TemplateRenderer:
             raise ValueError("max_chars must be at least 1")
         self.template_dirs = [Path(d) for d in template_dirs]
         self.max_chars = max_chars
-        self.environment = _Environment(
-            max_chars,
-            loader=FileSystemLoader([str(d) for d in self.template_dirs]),
-            undefined=StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
+        self.environment = jinja.environment(
+            MARKDOWN,
+            FileSystemLoader([str(d) for d in self.template_dirs]),
+            max_chars=max_chars,
             finalize=_finalize,
+            keep_trailing_newline=True,
         )
         self.environment.filters.update(
             {

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from bot.commands.cli import main
+from bot.commands.world import World
 from bot.simgitlab import ManualClock
-from bot.simgitlab.world import World
 from bot.store import open_store
 from tests.chat.fakechat import FakeChat
 from tests.chat.test_slack_job import reconcile, send_all, slack_worker

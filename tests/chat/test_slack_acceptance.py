@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.commands.world import World, world
 from bot.config import Config, load_config
 from bot.integrations.slack.job import SlackPlanner, SlackWorker
 from bot.integrations.slack.slackapi import SlackChat
 from bot.settings import Settings
 from bot.simgitlab import ManualClock, SimulatedGitLab
-from bot.simgitlab.world import World, world
 from bot.simslack import SimulatedSlack
 from bot.store import DeliveryStore, JobState, open_store
 from bot.wiring import slack, slack_renderer

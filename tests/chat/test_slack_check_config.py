@@ -32,8 +32,8 @@ def run(capsys, monkeypatch, gitlab: SimulatedGitLab, slack: SimulatedSlack | No
 @pytest.fixture
 def gitlab():
     """GitLab with every person the bundled policy names (``check-config --live`` checks them too)."""
+    from bot.commands.world import add_users, configured_users
     from bot.config import load_config
-    from bot.simgitlab.world import add_users, configured_users
 
     with SimulatedGitLab() as sim:
         add_users(sim, sorted(configured_users(load_config(BUNDLED))))

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.commands.world import World
 from bot.integrations.slack.job import SlackPlanner, SlackWorker
 from bot.integrations.slack.render import SlackRenderer
 from bot.settings import Settings
 from bot.simgitlab import ManualClock
-from bot.simgitlab.world import World
 from bot.store import DeliveryStore, JobState, open_store
 from bot.wiring import slack
 from bot.worker import Outcome, Worker

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from bot.commands.world import PROJECT, world
 from bot.settings import Settings
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import PROJECT, world
 from bot.simslack import SimulatedSlack
 from bot.store import open_store
 from bot.wiring import slack

@@ -33,6 +33,7 @@ from bot.store import JobState, SQLiteStore
 from bot.worker import Outcome, Worker
 from tests import store_inspect as peek
 from tests.gitlab.faketime import FakeTime, no_real_sleep  # noqa: F401  (fixture)
+from tests.hypothesis_profiles import examples
 
 URL = "https://gitlab.test"
 NOTES = f"{URL}/api/v4/projects/42/issues/7/notes"
@@ -72,7 +73,7 @@ def per_minute(times: list[float]) -> Counter[int]:
 # --------------------------------------------------------------------------- pacing
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     limit=st.integers(min_value=1, max_value=300),
     gaps=st.lists(st.floats(min_value=0, max_value=20, allow_nan=False), min_size=1, max_size=400),

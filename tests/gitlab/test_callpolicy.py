@@ -35,6 +35,7 @@ from bot.gitlab.errors import (
 )
 from tests.gitlab.faketime import FakeTime as SharedFakeTime
 from tests.gitlab.faketime import no_real_sleep  # noqa: F401  (fixture)
+from tests.hypothesis_profiles import examples
 
 URL = "https://gitlab.test"
 API = f"{URL}/api/v4"
@@ -594,7 +595,7 @@ STEPS = {
 UNKNOWN_ON_CREATE = {"500", "502", "503-ra", "read-timeout", "409-lock"}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     outcomes=st.lists(st.sampled_from(sorted(STEPS)), min_size=1, max_size=10),
     latencies=st.lists(st.floats(0, 8), min_size=10, max_size=10),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bot.commands.world import World
 from bot.core.model import IncidentRef
 from bot.gitlab.errors import GitLabCallError
-from bot.simgitlab.world import World
 
 
 def test_a_thread_and_its_replies_are_one_discussion(w: World) -> None:

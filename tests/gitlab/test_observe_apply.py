@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bot.commands.world import configured_users
 from bot.config import Config
 from bot.core.actions import Action, CreateChild, LinkChild, PostNote, UpdateIncident, UpsertChecklist
 from bot.core.model import IncidentRef, Observed
@@ -20,7 +21,6 @@ from bot.gitlab.apply import GitLabApplier
 from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.remit import Remit
 from bot.reconciler import Reconciler
-from bot.simgitlab.world import configured_users
 from bot.text.markers import StateKey
 from bot.text.templates import TemplateRenderer
 from tests.fakegitlab import FakeGitLab

@@ -156,3 +156,10 @@ def test_plan_lists_an_integrations_items_under_its_label(monkeypatch, capsys) -
     assert main(["plan", "--payload", payload, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["outbound"]
     assert listed == {"beacon": [{"key": "beacon|north", "target": "north", "text": "light it"}]}
+
+
+def test_the_settings_rows_list_is_exactly_the_registered_integrations_rows() -> None:
+    """``bot.integrations.rows`` (what the settings read, no adapter) cannot forget or invent an integration."""
+    from bot.integrations.rows import ROWS
+
+    assert registry.settings_rows() == ROWS

@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from bot.commands.world import World
 from bot.core import state as bot_state
 from bot.core.bodies.statuslog import log_entries
 from bot.core.model import BotState, IncidentRef, LogEntry
 from bot.core.outbound import CommandSpec, Engaged, Judged, OutboundFacts, Refused, Row, Said, Slot, View
 from bot.integrations import registry
 from bot.integrations.base import Integration
-from bot.simgitlab.world import World
 from bot.text.markers import strip_markers
 from tests.conftest import T0
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.simgitlab.world import World
+from bot.commands.world import World
 from tests.conftest import look
 from tests.security import gitlab_render
 

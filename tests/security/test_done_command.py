@@ -15,8 +15,8 @@ from typing import Any
 import gitlab
 import pytest
 
+from bot.commands.world import World
 from bot.core.bodies import is_log_thread_note, logged_keys
-from bot.simgitlab.world import World
 from bot.text.markers import find_marker
 from tests.conftest import at, look
 

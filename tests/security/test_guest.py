@@ -16,13 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.commands.demo import STATUS_UPDATE
+from bot.commands.world import World
 from bot.config import Config
 from bot.core import bodies, commands, policy
 from bot.core.events import Ignored, parse_event
 from bot.core.model import IncidentRef, Issue, Note, Observed
 from bot.gitlab.callpolicy import CallPolicy
 from bot.reconciler import Reconciler
-from bot.simgitlab.world import World
 from bot.statekey import derived_key
 from bot.text.escape import SPECIAL_HANDLES, is_valid_username, mention
 from bot.text.hazards import UnsafeOutput, assert_safe
@@ -30,6 +30,7 @@ from bot.text.markers import StateKey, strip_markers
 from bot.text.templates import TemplateRenderer
 from bot.wiring import client_from
 from tests.conftest import at, look
+from tests.hypothesis_profiles import examples
 from tests.security import gitlab_render
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")
@@ -92,7 +93,7 @@ def _reply_for(cfg: Config, renderer: TemplateRenderer, author: str, body: str =
     return bodies.reply_body(desired.verdicts[0], desired, observed, cfg, renderer)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(username=st.from_regex(GITLAB_USERNAME).filter(is_valid_username))
 def test_every_valid_gitlab_username_is_exactly_one_mention_of_itself(default_config, username):
     if username.lower() in SPECIAL_HANDLES:

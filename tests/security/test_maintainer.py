@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from bot.commands.world import World
 from bot.core.bodies import logged_keys
-from bot.simgitlab.world import World
 from bot.statekey import derived_key
 from bot.text.markers import StateKey, find_marker, marker, marker_spans, signed_marker
 from tests.conftest import at, look

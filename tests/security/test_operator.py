@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.commands.world import world
 from bot.config import load_config
 from bot.settings import Settings, SettingsError
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import world
 from bot.simslack import SimulatedSlack
 from bot.store import JobState, SQLiteStore
 from bot.worker import Outcome, Worker

@@ -25,13 +25,13 @@ import requests
 
 from bot import wiring
 from bot.commands.planview import plan_live
+from bot.commands.world import PROJECT, World, add_users, world
 from bot.config import ConfigError, load_config
 from bot.core.model import IncidentRef
 from bot.gitlab.remit import OutsideRemit
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.simgitlab.hooks import issue_hook, note_hook
-from bot.simgitlab.world import PROJECT, World, add_users, world
 from bot.simslack import SimulatedSlack
 from bot.store import JobState, LeaseLost, SQLiteStore
 from bot.sweep import sweep

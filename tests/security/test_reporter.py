@@ -14,9 +14,9 @@ import re
 
 import pytest
 
+from bot.commands.world import World
 from bot.core.model import IncidentRef
 from bot.gitlab.errors import GitLabCallError
-from bot.simgitlab.world import World
 from bot.text.markers import marker, marker_spans
 
 S1 = ("severity::1", "data-breach", "comms-email", "comms-faq")

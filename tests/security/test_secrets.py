@@ -238,3 +238,17 @@ def test_a_store_file_left_readable_by_an_older_version_is_narrowed(tmp_path: Pa
     assert {p.name: oct(_mode(p)) for p in tmp_path.glob("spool.sqlite3*")} == {
         p.name: oct(0o600) for p in tmp_path.glob("spool.sqlite3*")
     }
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["PAGERDUTY_ROUTING_KEY_SUPPORT_MANAGER", "PAGERDUTY_WEBHOOK_SECRET", "STATUSIO_API_KEY", "STATUSPAGE_API_KEY"],
+)
+def test_the_paging_and_status_page_keys_are_masked_in_every_log_line(name: str) -> None:
+    """An operator's routing key or status page key read from the environment never reaches a log line, even
+    when an error message quotes it whole."""
+    from bot.redact import redact, secrets_from_env
+
+    secret = f"{name.lower()}-value-0123456789abcdef"
+    secrets_from_env({name: secret})
+    assert secret not in redact(f"PagerDuty said: routing key {secret} is wrong")

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.commands.world import PROJECT, World, add_users, world
 from bot.config import Config, parse_config
 from bot.simgitlab.hooks import issue_hook
-from bot.simgitlab.world import PROJECT, World, add_users, world
 from bot.simslack import SimulatedSlack
 from bot.worker import Outcome
 from tests import store_inspect as peek

@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.commands.world import World, configured_users, world
 from bot.config import Config, parse_config
 from bot.core import bodies
 from bot.core.model import IncidentRef
 from bot.gitlab.client import UnsafeBody, child_body
 from bot.simgitlab import SimulatedGitLab
-from bot.simgitlab.world import World, configured_users, world
 from bot.store import open_store
 from bot.sweep import remember, sweep
 from bot.text.quickactions import neutralise

@@ -1,15 +1,13 @@
-# ruff: noqa: F811  (the store fixtures are imported from the contract tests)
 """The Slack outbox and the Slack job kind, on every backend: each message sent once, summaries edited in
 place, Slack jobs claimed only by the Slack worker."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 
 from bot.integrations.slack.ports import ChatMessage
 from bot.store import DeliveryStore, open_store
-from tests.store.test_store import LEASE, at, backend, store, url  # noqa: F401  (fixtures)
+from tests.store.support import LEASE, at, sqlite_as_written_by
 
 K = "42#7"
 
@@ -69,13 +67,7 @@ def test_a_version_4_sqlite_database_is_migrated_with_its_jobs(tmp_path) -> None
     import bot.store.sqlite as sqlite_store
 
     path = tmp_path / "old.db"
-    with sqlite3.connect(path) as conn:  # what version 4 of the store wrote
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-        for version in range(4):
-            for statement in sqlite_store.MIGRATIONS[version]:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, 'then')", (version + 1,))
-    conn.close()
+    sqlite_as_written_by(path, 4).close()
     with open_store(str(path)) as store:
         assert store.stats().schema_version == len(sqlite_store.MIGRATIONS)
         assert store.offer_messages(K, [msg("engage:a")], at(0)) == 1

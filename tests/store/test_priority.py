@@ -15,11 +15,7 @@ import pytest
 from bot.core.urgency import AGING, Priority
 from bot.store import DeliveryStore, JobState, open_store
 from tests import store_inspect as peek
-from tests.store import test_store as contract
-from tests.store.test_store import LEASE, T0, at, claim
-
-# The contract tests' fixtures: every test here runs on each backend.
-backend, url, store = contract.backend, contract.url, contract.store
+from tests.store.support import LEASE, T0, at, claim, sqlite_as_written_by
 
 URGENT, HIGH, ELEVATED, NORMAL, BACKGROUND = (
     Priority.URGENT,
@@ -165,18 +161,9 @@ def test_out_of_range_priorities_are_kept_within_the_scale(store: DeliveryStore)
 
 def test_jobs_queued_before_the_upgrade_get_normal_priority(tmp_path: Path) -> None:
     """A database of the previous schema: its queued jobs are served as NORMAL work, after urgent new work."""
-    import sqlite3
-
-    import bot.store.sqlite as sqlite_store
-
     path = tmp_path / "v5.sqlite3"
     us = (T0 - datetime(1970, 1, 1, tzinfo=T0.tzinfo)) // timedelta(microseconds=1)
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-        for version in range(5):
-            for statement in sqlite_store.MIGRATIONS[version]:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, 'then')", (version + 1,))
+    with sqlite_as_written_by(path, 5) as conn:
         conn.execute(
             "INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, reason, created_at,"
             " updated_at) VALUES ('1#1', 'pending', 0, 1, ?, 'Issue Hook', ?, ?)",

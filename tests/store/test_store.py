@@ -1,9 +1,10 @@
 """Contract tests for the durable delivery store and work queue (bot.store).
 
 The contract tests run against each backend in BACKENDS through the `store` / `url` fixtures and the public
-interface only; backend-specific knowledge lives in the Backend adapters at the top. A few tests are about
+interface only; backend-specific knowledge lives in the Backend adapters (tests/store/support.py, the
+fixtures in tests/store/conftest.py). A few tests are about
 one backend and say so in their names (a version-1 database of each, PostgreSQL's row locks and
-connections). PostgreSQL runs on a throw-away server (see conftest.py): without PostgreSQL installed its
+connections). PostgreSQL runs on a throw-away server (see tests/conftest.py): without PostgreSQL installed its
 variants are skipped with a message, except under CI, where they fail.
 """
 
@@ -12,14 +13,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,112 +31,21 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 import bot
 from bot.store import (
     DeliveryStore,
-    Job,
     JobState,
     LeaseLost,
     PruneResult,
-    RecordResult,
     SchemaVersionError,
     StoreError,
     open_store,
-    sqlite_path,
     upgrade,
 )
 from tests import store_inspect as peek
+from tests.hypothesis_profiles import examples
 from tests.pg import INSTALL_HINT
+from tests.store.support import LEASE, T0, A, B, Backend, C, at, claim, record, sqlite_as_written_by
 
 if TYPE_CHECKING:
     from tests.pg import PostgresTestDatabase
-
-T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-LEASE = timedelta(seconds=30)
-A, B, C = "101#1", "101#2", "202#7"
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-# -- backends ---------------------------------------------------------------------------------------------
-
-
-def _nothing_to_settle(url: str) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    new_url: Callable[[Path], str]
-    """A location for a fresh, empty database, given an empty scratch directory."""
-    set_schema_version: Callable[[str, int], None]
-    """Mark an existing database as written by schema version N (to test refusal of newer ones)."""
-    settle: Callable[[str], object] = _nothing_to_settle
-    """Wait until the database is done with the sessions of client processes that were killed, so that what
-    a test reads afterwards cannot change under it (a server may still commit what a dead client sent)."""
-
-
-def _sqlite_set_schema_version(url: str, version: int) -> None:
-    path = sqlite_path(url)
-    assert path is not None
-    with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, 'test')", (version,))
-    conn.close()
-
-
-SQLITE = Backend(
-    name="sqlite",
-    new_url=lambda directory: f"sqlite:///{directory / 'bot.sqlite3'}",
-    set_schema_version=_sqlite_set_schema_version,
-)
-
-
-def _postgres_backend(database: PostgresTestDatabase) -> Backend:
-    import psycopg
-
-    def set_schema_version(url: str, version: int) -> None:
-        with psycopg.connect(url) as conn:
-            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
-
-    return Backend(
-        name="postgresql",
-        new_url=lambda _directory: database.new_url(),
-        set_schema_version=set_schema_version,
-        settle=database.end_sessions,
-    )
-
-
-BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    if request.param == "sqlite":
-        return SQLITE
-    return _postgres_backend(request.getfixturevalue("postgres_database"))
-
-
-@pytest.fixture
-def url(backend: Backend, tmp_path: Path) -> str:
-    return backend.new_url(tmp_path)
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[DeliveryStore]:
-    with open_store(url) as s:
-        yield s
-
-
-def record(
-    store: DeliveryStore, delivery_id: str, key: str | None = A, t: float = 0, event: str = "Issue Hook"
-) -> RecordResult:
-    return store.record_delivery(delivery_id, key, event, at(t), f'{{"id": "{delivery_id}"}}'.encode())
-
-
-def claim(store: DeliveryStore, worker: str = "w1", t: float = 0, lease: timedelta = LEASE) -> Job:
-    job = store.claim(worker, at(t), lease)
-    assert job is not None, "expected a ready job"
-    return job
 
 
 def repo_root() -> str:
@@ -844,7 +752,7 @@ def test_random_sequences_keep_the_invariants(backend: Backend, tmp_path: Path) 
     run_state_machine_as_test(
         QueueMachine,
         settings=settings(
-            max_examples=150,
+            max_examples=examples(150),
             stateful_step_count=50,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
@@ -859,11 +767,7 @@ def test_upgrade_from_schema_1_keeps_queued_work_and_dead_letters(tmp_path):
 
     path = str(tmp_path / "old.sqlite3")
     us = 1_764_493_200_000_000  # 2025-11-30 09:00 UTC in the store's microseconds
-    with sqlite3.connect(path) as conn:  # what version 1 of the store wrote
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-        for statement in sqlite_store.MIGRATIONS[0]:
-            conn.execute(statement)
-        conn.execute("INSERT INTO schema_version VALUES (1, 'then')")
+    with sqlite_as_written_by(Path(path), 1) as conn:
         conn.execute(
             "INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, last_error, reason,"
             " created_at, updated_at) VALUES ('42#1', 'dead', 8, 1, ?, 'boom', 'Issue Hook', ?, ?),"
@@ -958,17 +862,10 @@ def test_a_failed_run_of_a_delayed_job_backs_off_and_a_delivery_does_not_cut_tha
 
 def test_upgrade_to_schema_4_gives_incidents_the_sweep_knew_to_be_due_a_delayed_job(tmp_path: Path) -> None:
     """Reminders do not wait for the sweep after an upgrade: the due times the sweep remembered are queued."""
-    import bot.store.sqlite as sqlite_store
-
     path = str(tmp_path / "v3.sqlite3")
     us = 1_764_493_200_000_000  # 2025-11-30 09:00 UTC in the store's microseconds
     due = datetime(2025, 11, 30, 10, 0, tzinfo=UTC)
-    with sqlite3.connect(path) as conn:  # what version 3 of the store wrote
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-        for version in range(3):
-            for statement in sqlite_store.MIGRATIONS[version]:
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, 'then')", (version + 1,))
+    with sqlite_as_written_by(Path(path), 3) as conn:
         conn.execute(
             "INSERT INTO incident_marks VALUES ('42#1', ?, ?), ('42#2', ?, NULL), ('42#3', ?, ?)",
             (us, us + 3_600_000_000, us, us, us + 3_600_000_000),

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.config import Config
-from bot.core import cadence, clockbodies, commands
+from bot.core import approvalnotes, cadence, clockbodies, commands
 from bot.core import state as bot_state
 from bot.core.bodies.breaches import _order_marks
 from bot.core.bodies.common import (
@@ -191,6 +191,7 @@ def checklist_body(desired: Desired, observed: Observed, cfg: Config, r: Rendere
         status=_status(desired),
         bot=cfg.bot.username,
         **_clock_context(desired, cfg),
+        approvals=approvalnotes.rows(desired, observed),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from bot.core import records
 from bot.core import state as bot_state
 from bot.core.model import Desired, LogEntry, Observed, Person
+from bot.text.durations import duration
 from bot.text.escape import UnsafeValue, escape_inline, issue_ref, mention
 from bot.text.hazards import UnsafeOutput, unexpected_hazards, valid_mentions_in
 from bot.text.safe import Safe, TemplateRenderError
@@ -117,9 +118,7 @@ def team_name(person: Person) -> str:
 def every(cadence: timedelta | None) -> str:
     if cadence is None:
         return "continuous"
-    minutes = int(cadence.total_seconds() // 60)
-    hours, mins = divmod(minutes, 60)
-    return "every " + " ".join(p for p in (f"{hours}h" if hours else "", f"{mins}m" if mins else "") if p)
+    return "every " + duration(cadence)
 
 
 def _incident_context(observed: Observed) -> dict[str, Any]:

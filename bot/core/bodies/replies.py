@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.config import Config
-from bot.core import commands
+from bot.core import approvalnotes, commands
 from bot.core.bodies.breaches import _order_marks
 from bot.core.bodies.checklist import state_copy
 from bot.core.bodies.common import LOG, Renderer, _incident_context, _log, _render, at
@@ -81,4 +81,7 @@ def reply_body(verdict: Any, desired: Desired, observed: Observed, cfg: Config, 
         channel_example=commands.short_name(cfg.channels[0].label, cfg) if cfg.channels else "email",
         clocks=[c.id for c in cfg.clocks if c.enabled],
         integration_commands=[{"usage": c.usage, "help": c.help} for c in observed.outbound.commands],
+        approvals=approvalnotes.rows(desired, observed) if verdict.ok and verdict.reply == "status" else [],
+        signoff=cfg.approvals.enabled,
     )
+

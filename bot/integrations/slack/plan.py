@@ -19,6 +19,7 @@ from bot.core import cadence
 from bot.core.model import Desired, Issue, Note, Observed, Person
 from bot.integrations.slack.ports import ChatMessage
 from bot.integrations.slack.text import Mrkdwn, escape_mrkdwn, link
+from bot.text.durations import duration
 
 
 class Render(Protocol):
@@ -165,11 +166,7 @@ def coalesce(notes: list[Note], every: timedelta, per_person: int) -> list[tuple
 
 
 def _every(value: timedelta | None) -> str:
-    if value is None:
-        return ""
-    minutes = int(value.total_seconds() // 60)
-    hours, mins = divmod(minutes, 60)
-    return " ".join(p for p in (f"{hours}h" if hours else "", f"{mins}m" if mins else "") if p)
+    return "" if value is None else duration(value)
 
 
 def _shown(issue: Issue) -> str:
