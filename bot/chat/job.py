@@ -24,10 +24,12 @@ from bot.core.model import ChatChannel, ChatEngaged
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.redact import redact
-from bot.store.base import SLACK_JOB_PREFIX, Job, LeaseLost, OutboxItem, StoreError, WorkerStore, backoff_delay
+from bot.store.base import Job, LeaseLost, OutboxItem, StoreError, WorkerStore, backoff_delay
 
 log = logging.getLogger(__name__)
 
+SLACK_KIND = "slack"
+"""The job kind of sending an incident's pending Slack messages."""
 MIN_RETRY = timedelta(seconds=1)
 HISTORY_MARGIN = timedelta(minutes=2)
 """Read history back to this long before a message's first send attempt: Slack's clock and ours differ."""
@@ -75,7 +77,7 @@ class SlackPlanner:
                 revived = store.revive_refused(incident_key, [m.key for m in messages], now - REFUSED_RETRY)
             if pending == 0 and revived == 0:
                 return False
-            store.enqueue(SLACK_JOB_PREFIX + incident_key, now, "slack")
+            store.enqueue(incident_key, now, "slack", kind=SLACK_KIND)
             return True
         except Exception as exc:  # a template or the store: logged, the GitLab side goes on
             log.warning("%s: cannot plan its Slack messages: %s", incident_key, redact(str(exc)))
@@ -139,10 +141,10 @@ class SlackWorker:
 
     def run_once(self) -> str | None:
         """Claim and send one Slack job; the job's state afterwards, or None when none was ready."""
-        job = self.store.claim(self.worker_id, self.clock(), self.lease, kind="slack")
+        job = self.store.claim(self.worker_id, self.clock(), self.lease, kind=SLACK_KIND)
         if job is None:
             return None
-        incident_key = job.incident_key[len(SLACK_JOB_PREFIX):]
+        incident_key = job.incident_key
         try:
             items = self.store.pending_messages(incident_key)
             # The incident channel first: the messages to it can go there only once it exists.

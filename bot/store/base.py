@@ -68,8 +68,9 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
@@ -79,8 +80,8 @@ from bot.core.urgency import AGING, Priority, clamp
 __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
+    "DEFAULT_KIND",
     "DEFAULT_MAX_ATTEMPTS",
-    "SLACK_JOB_PREFIX",
     "AfterFailure",
     "ChatOutbox",
     "CreateLog",
@@ -108,7 +109,8 @@ __all__ = [
     "after_failure",
     "aging_case",
     "backoff_delay",
-    "job_kind_clause",
+    "check_kind",
+    "kinds_from_rows",
     "require_aware",
     "revives",
 ]
@@ -121,16 +123,23 @@ shows up in the dead letters the same hour."""
 BACKOFF_BASE = timedelta(seconds=10)
 BACKOFF_CAP = timedelta(minutes=10)
 
-JobKind = Literal["gitlab", "slack"]
-"""Which workers claim a job: ``slack`` jobs (keys ``slack:<incident key>``) only the Slack worker, so a Slack
-outage never holds up GitLab work and GitLab workers never see Slack jobs."""
+JobKind = str
+"""Which loop claims a job: a column of the job, any short name (``[a-z0-9_-]``). Each kind's jobs are
+claimed only by that kind's loop (``bot.jobloop``), so a slow outbound integration never holds up the GitLab
+work, and a kind nobody runs waits instead of being claimed by the wrong loop. Jobs coalesce per
+(kind, incident key): one active job of each kind per incident."""
 
-SLACK_JOB_PREFIX = "slack:"
+DEFAULT_KIND = "gitlab"
+"""The kind of the jobs webhook deliveries feed: reconciling the incident against GitLab."""
+
+_KIND = re.compile(r"[a-z0-9_-]{1,40}")
 
 
-def job_kind_clause(kind: JobKind) -> str:
-    """The SQL condition (on ``incident_key``) that selects the jobs of ``kind``; the same in both backends."""
-    return f"substr(incident_key, 1, 6) {'=' if kind == 'slack' else '<>'} 'slack:'"
+def check_kind(kind: str) -> str:
+    """``kind`` if it is a valid job kind, else ``ValueError`` saying what is wrong."""
+    if not isinstance(kind, str) or not _KIND.fullmatch(kind):
+        raise ValueError(f"a job kind is 1 to 40 of a-z 0-9 _ -, got {kind!r}")
+    return kind
 
 
 @dataclass(frozen=True)
@@ -241,6 +250,8 @@ class Job:
     priority: Priority = Priority.NORMAL
     """How urgent the job is (``bot.core.urgency``): claims serve the most urgent ready job first, each
     ranked by when it became ready plus its priority's :data:`~bot.core.urgency.AGING`."""
+    kind: str = DEFAULT_KIND
+    """Which loop claims it (:data:`JobKind`); ``incident_key`` is the bare incident key for every kind."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +316,8 @@ class StoreStats:
     delayed: int = 0
     """Delayed jobs (:attr:`Job.delayed`): incidents waiting for a time, not work waiting for a worker. They
     are not counted in ``pending`` nor in ``oldest_pending``."""
+    kinds: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Per job kind, the jobs ``pending`` (not delayed), ``running`` and ``dead``: kinds with none are left out."""
 
 
 def aging_case(column: str, scale: Callable[[timedelta], str]) -> str:
@@ -335,7 +348,16 @@ def job_from_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> Job:
         sticky=bool(row[14]),
         delayed=bool(row[15]),
         priority=clamp(row[16]),
+        kind=row[17],
     )
+
+
+def kinds_from_rows(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, int]]:
+    """``kind, state, count`` rows (both backends select them so) as :attr:`StoreStats.kinds`."""
+    kinds: dict[str, dict[str, int]] = {}
+    for kind, state, count in rows:
+        kinds.setdefault(kind, {"pending": 0, "running": 0, "dead": 0})[state] = count
+    return kinds
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,13 +442,14 @@ class Enqueue(Protocol):
         *,
         revive_dead: bool = True,
         priority: int = Priority.NORMAL,
+        kind: str = DEFAULT_KIND,
     ) -> int: ...
 
 
 class WorkQueue(Enqueue, Protocol):
     """The worker's queue: claim a job, hold its lease, report how it ended (``requeue_at``: a delayed job)."""
 
-    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None: ...
+    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: str = DEFAULT_KIND) -> Job | None: ...
 
     def complete(
         self,
@@ -565,11 +588,13 @@ class DeliveryStore(abc.ABC):
         *,
         revive_dead: bool = True,
         priority: int = Priority.NORMAL,
+        kind: str = DEFAULT_KIND,
     ) -> int:
         """Queue work not caused by a delivery (periodic sweep, ``refresh`` command); returns the job id.
 
         Same coalescing (and ``priority``) as :meth:`record_delivery` except that ``deliveries`` is not
-        incremented; the sweep queues with ``Priority.BACKGROUND``. With
+        incremented; the sweep queues with ``Priority.BACKGROUND``. ``kind`` says which loop claims the job
+        (:data:`JobKind`): work coalesces per kind and incident key. With
         ``revive_dead=False`` a dead job is left dead (a sweep may prefer to leave dead letters to a human)
         and its id returned.
         """
@@ -577,7 +602,7 @@ class DeliveryStore(abc.ABC):
     # -- worker side ----------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None:
+    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: str = DEFAULT_KIND) -> Job | None:
         """Atomically take the most urgent ready job of ``kind``, or return None.
 
         Ready means pending with ``not_before <= now``, or running with ``lease_until <= now`` (its worker

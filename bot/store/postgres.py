@@ -75,6 +75,7 @@ from psycopg.pq import TransactionStatus
 from bot.core.urgency import AGING, Priority, clamp
 from bot.gitlab.budget import window_take
 from bot.store.base import (
+    DEFAULT_KIND,
     DEFAULT_MAX_ATTEMPTS,
     CreateRecord,
     Delivery,
@@ -83,7 +84,6 @@ from bot.store.base import (
     FailureKind,
     IncidentMark,
     Job,
-    JobKind,
     JobState,
     LeaseLost,
     OutboxItem,
@@ -94,8 +94,9 @@ from bot.store.base import (
     StoreStats,
     after_failure,
     backoff_delay,
+    check_kind,
     job_from_row,
-    job_kind_clause,
+    kinds_from_rows,
     require_aware,
 )
 
@@ -234,6 +235,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN priority smallint NOT NULL DEFAULT 3",
         "CREATE INDEX jobs_ready_by_priority ON jobs (priority, ready_at, id) WHERE state IN ('pending', 'running')",
     ),
+    # 9: the job kind is a column (which loop claims the job); one active job per kind and incident. Jobs
+    # queued under the old ``slack:<incident key>`` key become kind 'slack' with the bare incident key.
+    (
+        "ALTER TABLE jobs ADD COLUMN kind text NOT NULL DEFAULT 'gitlab'",
+        "DROP INDEX jobs_one_active_per_incident",
+        "UPDATE jobs SET kind = 'slack', incident_key = substr(incident_key, 7)"
+        " WHERE substr(incident_key, 1, 6) = 'slack:'",
+        "CREATE UNIQUE INDEX jobs_one_active_per_incident ON jobs (kind, incident_key) WHERE state <> 'done'",
+        "DROP INDEX jobs_ready_by_priority",
+        "CREATE INDEX jobs_ready_by_priority ON jobs (kind, priority, ready_at, id)"
+        " WHERE state IN ('pending', 'running')",
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it. Keep the numbering in step with
@@ -260,7 +273,7 @@ _CONNECT_BACKOFF = 1.0
 
 _JOB_COLUMNS = (
     "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
-    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed, priority"
+    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed, priority, kind"
 )
 
 # Coalesce new work into the incident's active job, or create one. The arbiter is the partial unique index
@@ -268,11 +281,11 @@ _JOB_COLUMNS = (
 # dead (``enqueue(revive_dead=False)``): then every column keeps its value.
 _UPSERT_JOB = """
     INSERT INTO jobs AS j (incident_key, state, attempts, deliveries, not_before, reason, created_at, updated_at,
-                           event_uuid, change_key, priority)
+                           event_uuid, change_key, priority, kind)
     SELECT %(key)s, 'pending', 0, %(counted)s, %(now)s, %(reason)s, %(now)s, %(now)s, %(uuid)s, %(change)s,
-           %(priority)s
+           %(priority)s, %(kind)s
     {guard}
-    ON CONFLICT (incident_key) WHERE state <> 'done' DO UPDATE SET
+    ON CONFLICT (kind, incident_key) WHERE state <> 'done' DO UPDATE SET
         state = CASE WHEN j.state = 'dead' AND {revive} THEN 'pending' ELSE j.state END,
         attempts = CASE WHEN j.state = 'dead' AND {revive} THEN 0 ELSE j.attempts END,
         sticky = CASE WHEN j.state = 'dead' AND {revive} THEN false ELSE j.sticky END,
@@ -337,7 +350,7 @@ _CLAIM = f"""
              AS p (priority, allowance)
         CROSS JOIN LATERAL (
             SELECT id, ready_at FROM jobs
-            WHERE state IN ('pending', 'running') AND priority = p.priority AND ready_at <= %(now)s AND __KIND__
+            WHERE state IN ('pending', 'running') AND priority = p.priority AND ready_at <= %(now)s AND kind = %(kind)s
             ORDER BY ready_at, id LIMIT {_CLAIM_WINDOW}
         ) x
     ), c AS (
@@ -360,7 +373,6 @@ _BUDGET_LOCK = (
     " RETURNING not_before, grants"
 )
 
-_CLAIMS = {kind: _CLAIM.replace("__KIND__", job_kind_clause(kind)) for kind in ("gitlab", "slack")}
 
 _T = TypeVar("_T")
 
@@ -662,6 +674,7 @@ class PostgresStore(DeliveryStore):
             "reason": event,
             "revive": True,
             "priority": int(clamp(priority)),
+            "kind": DEFAULT_KIND,
         }
 
         def body(cur: psycopg.Cursor[Any]) -> RecordResult:
@@ -685,8 +698,10 @@ class PostgresStore(DeliveryStore):
         *,
         revive_dead: bool = True,
         priority: int = Priority.NORMAL,
+        kind: str = DEFAULT_KIND,
     ) -> int:
         params = {
+            "kind": check_kind(kind),
             "key": incident_key,
             "now": require_aware(now, "now"),
             "reason": reason,
@@ -754,15 +769,18 @@ class PostgresStore(DeliveryStore):
         )
         return JobState.DEAD
 
-    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None:
+    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: str = DEFAULT_KIND) -> Job | None:
         if not worker_id:
             raise ValueError("worker_id must not be empty")
         at = require_aware(now, "now")
-        params = {"now": at, "worker": worker_id, "until": at + _positive(lease, "lease"), "max": self.max_attempts}
+        params = {
+            "kind": check_kind(kind), "now": at, "worker": worker_id, "until": at + _positive(lease, "lease"),
+            "max": self.max_attempts,
+        }
 
         def body(cur: psycopg.Cursor[Any]) -> Job | None:
             while True:
-                row = cur.execute(_CLAIMS[kind], params).fetchone()
+                row = cur.execute(_CLAIM, params).fetchone()
                 if row is None:
                     return None
                 if row[1] is not None:
@@ -804,10 +822,11 @@ class PostgresStore(DeliveryStore):
             " priority = CASE WHEN dirty_at IS NULL AND %(again)s::timestamptz IS NOT NULL"
             " THEN coalesce(%(later)s::smallint, priority) ELSE priority END,"
             " lease_until = NULL, dirty_at = NULL, updated_at = coalesce(%(at)s::timestamptz, updated_at)"
-            " WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker)s RETURNING state, incident_key),"
-            " cleared AS (DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM finished))"
+            " WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker)s RETURNING state, incident_key, kind),"
+            " cleared AS (DELETE FROM create_attempts WHERE incident_key IN"
+            " (SELECT incident_key FROM finished WHERE kind = %(default)s))"
             " SELECT state FROM finished",
-            {"at": at, "again": again, "later": later, "id": job_id, "worker": worker_id},
+            {"default": DEFAULT_KIND, "at": at, "again": again, "later": later, "id": job_id, "worker": worker_id},
         )
         if not rows:
             raise self._lease_lost(job_id, worker_id, self._get_job(job_id))
@@ -866,10 +885,11 @@ class PostgresStore(DeliveryStore):
         rows = self._execute(
             "WITH revived AS (UPDATE jobs SET state = 'pending', attempts = 0, sticky = false,"
             " not_before = coalesce(%(at)s::timestamptz, not_before),"
-            f" updated_at = coalesce(%(at)s::timestamptz, updated_at) WHERE {where} RETURNING incident_key),"
-            " cleared AS (DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM revived))"
+            f" updated_at = coalesce(%(at)s::timestamptz, updated_at) WHERE {where} RETURNING incident_key, kind),"
+            " cleared AS (DELETE FROM create_attempts WHERE incident_key IN"
+            " (SELECT incident_key FROM revived WHERE kind = %(default)s))"
             " SELECT count(*) FROM revived",
-            {"at": at, "id": job_id},
+            {"default": DEFAULT_KIND, "at": at, "id": job_id},
         )
         return int(rows[0][0])
 
@@ -915,12 +935,13 @@ class PostgresStore(DeliveryStore):
 
     def prune_dead(self, older_than: datetime) -> PruneResult:
         """See :meth:`DeliveryStore.prune_dead`; batched like :meth:`prune`."""
-        params = {"cut": require_aware(older_than, "older_than"), "n": _PRUNE_BATCH}
+        params = {"cut": require_aware(older_than, "older_than"), "n": _PRUNE_BATCH, "default": DEFAULT_KIND}
         statement = (
             "WITH gone AS (DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 'dead'"
-            " AND updated_at < %(cut)s ORDER BY updated_at, id LIMIT %(n)s) RETURNING id, incident_key),"
+            " AND updated_at < %(cut)s ORDER BY updated_at, id LIMIT %(n)s) RETURNING id, incident_key, kind),"
             " payloads AS (DELETE FROM deliveries WHERE job_id IN (SELECT id FROM gone) RETURNING 1),"
-            " creates AS (DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM gone))"
+            " creates AS (DELETE FROM create_attempts WHERE incident_key IN"
+            " (SELECT incident_key FROM gone WHERE kind = %(default)s))"
             " SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM payloads)"
         )
         counts = [0, 0]
@@ -1089,9 +1110,13 @@ class PostgresStore(DeliveryStore):
             " (SELECT count(*) FROM deliveries),"
             " (SELECT min(not_before) FROM jobs WHERE state = 'pending' AND NOT delayed),"
             " (SELECT max(version) FROM schema_version),"
-            " (SELECT count(*) FROM jobs WHERE state = 'pending' AND delayed)"
+            " (SELECT count(*) FROM jobs WHERE state = 'pending' AND delayed),"
+            " (SELECT coalesce(json_agg(json_build_array(kind, state, n)), '[]') FROM"
+            " (SELECT kind, state, count(*) AS n FROM jobs"
+            " WHERE state IN ('running', 'dead') OR (state = 'pending' AND NOT delayed)"
+            " GROUP BY kind, state) k)"
         )
-        pending, running, dead, done, deliveries, oldest, version, delayed = row
+        pending, running, dead, done, deliveries, oldest, version, delayed, kinds = row
         return StoreStats(
             pending=pending,
             running=running,
@@ -1101,6 +1126,7 @@ class PostgresStore(DeliveryStore):
             oldest_pending=_utc_or_none(oldest),
             schema_version=version,
             delayed=delayed,
+            kinds=kinds_from_rows(kinds),
         )
 
     def ping(self) -> None:

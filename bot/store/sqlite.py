@@ -48,6 +48,7 @@ from bot.core.urgency import AGING, Priority, clamp
 from bot.gitlab.budget import window_take
 from bot.private import private_file
 from bot.store.base import (
+    DEFAULT_KIND,
     DEFAULT_MAX_ATTEMPTS,
     CreateRecord,
     Delivery,
@@ -56,7 +57,6 @@ from bot.store.base import (
     FailureKind,
     IncidentMark,
     Job,
-    JobKind,
     JobState,
     LeaseLost,
     OutboxItem,
@@ -68,8 +68,9 @@ from bot.store.base import (
     after_failure,
     aging_case,
     backoff_delay,
+    check_kind,
     job_from_row,
-    job_kind_clause,
+    kinds_from_rows,
     require_aware,
     revives,
 )
@@ -204,6 +205,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 3",
         "CREATE INDEX jobs_pending_by_priority ON jobs (priority, not_before, id) WHERE state = 'pending'",
     ),
+    # 9: the job kind is a column (which loop claims the job); one active job per kind and incident. Jobs
+    # queued under the old ``slack:<incident key>`` key become kind 'slack' with the bare incident key.
+    (
+        "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'gitlab'",
+        "DROP INDEX jobs_one_active_per_incident",
+        "UPDATE jobs SET kind = 'slack', incident_key = substr(incident_key, 7)"
+        " WHERE substr(incident_key, 1, 6) = 'slack:'",
+        "CREATE UNIQUE INDEX jobs_one_active_per_incident ON jobs (kind, incident_key) WHERE state <> 'done'",
+        "DROP INDEX jobs_pending_by_priority",
+        "CREATE INDEX jobs_pending_by_priority ON jobs (kind, priority, not_before, id) WHERE state = 'pending'",
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it."""
@@ -216,15 +228,15 @@ _PRUNE_BATCH = 500
 
 _JOB_COLUMNS = (
     "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
-    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed, priority"
+    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed, priority, kind"
 )
 
 
-def _claim_sql(kind: JobKind) -> str:
-    """The ready job of ``kind`` to claim next (see :meth:`DeliveryStore.claim`): the first ready pending job
+def _claim_sql() -> str:
+    """The ready job of the kind ``:kind`` to claim next (see :meth:`DeliveryStore.claim`): the first ready pending job
     of each priority by ``not_before`` (one index lookup each), and the running jobs whose lease expired (as
     many as there are workers at most), ranked by ready time plus the priority's aging allowance."""
-    of_kind = job_kind_clause(kind)
+    of_kind = "kind = :kind"
     pending = " UNION ALL ".join(
         f"SELECT * FROM (SELECT id, not_before + {AGING[p] // _MICRO} AS rank, priority FROM jobs"
         f" WHERE state = 'pending' AND priority = {int(p)} AND not_before <= :now AND {of_kind}"
@@ -238,7 +250,7 @@ def _claim_sql(kind: JobKind) -> str:
     return f"SELECT id FROM ({pending} UNION ALL {expired}) ORDER BY rank, priority, id LIMIT 1"
 
 
-_CLAIMS = {kind: _claim_sql(kind) for kind in ("gitlab", "slack")}
+_CLAIM = _claim_sql()
 
 
 def _us(value: datetime, name: str = "datetime") -> int:
@@ -428,22 +440,24 @@ class SQLiteStore(DeliveryStore):
         event_uuid: str | None = None,
         change: str | None = None,
         priority: int = Priority.NORMAL,
+        kind: str = DEFAULT_KIND,
     ) -> int:
-        """Coalesce new work for ``incident_key`` into its active job, creating one if there is none.
+        """Coalesce new work for ``incident_key`` into its active job of ``kind``, creating one if there is none.
 
         The job keeps the event UUID of the latest delivery that had one; work without one (a sweep)
         leaves it as it is. A waiting or running job keeps the more urgent priority of the two."""
         counted = 1 if delivery else 0
         priority = int(clamp(priority))
         row = conn.execute(
-            "SELECT id, state, sticky, change_key FROM jobs WHERE incident_key = ? AND state <> 'done'",
-            (incident_key,),
+            "SELECT id, state, sticky, change_key FROM jobs WHERE kind = ? AND incident_key = ? AND state <> 'done'",
+            (kind, incident_key),
         ).fetchone()
         if row is None:
             cur = conn.execute(
                 "INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, reason, created_at,"
-                " updated_at, event_uuid, change_key, priority) VALUES (?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (incident_key, counted, now, reason, now, now, event_uuid, change, priority),
+                " updated_at, event_uuid, change_key, priority, kind)"
+                " VALUES (?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (incident_key, counted, now, reason, now, now, event_uuid, change, priority, kind),
             )
             assert cur.lastrowid is not None
             return cur.lastrowid
@@ -511,11 +525,13 @@ class SQLiteStore(DeliveryStore):
         *,
         revive_dead: bool = True,
         priority: int = Priority.NORMAL,
+        kind: str = DEFAULT_KIND,
     ) -> int:
         at = _us(now, "now")
+        check_kind(kind)
         with self._write() as conn:
             return self._upsert_job(
-                conn, incident_key, at, reason, delivery=False, revive_dead=revive_dead, priority=priority
+                conn, incident_key, at, reason, delivery=False, revive_dead=revive_dead, priority=priority, kind=kind
             )
 
     # -- worker side ----------------------------------------------------------------------------------
@@ -562,14 +578,15 @@ class SQLiteStore(DeliveryStore):
         )
         return JobState.DEAD
 
-    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None:
+    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: str = DEFAULT_KIND) -> Job | None:
         if not worker_id:
             raise ValueError("worker_id must not be empty")
+        check_kind(kind)
         at = _us(now, "now")
         lease_us = _positive(lease, "lease")
         with self._write() as conn:
             while True:
-                row = conn.execute(_CLAIMS[kind], {"now": at}).fetchone()
+                row = conn.execute(_CLAIM, {"now": at, "kind": kind}).fetchone()
                 if row is None:
                     return None
                 job = self._fetch(conn, row[0])
@@ -603,7 +620,8 @@ class SQLiteStore(DeliveryStore):
         later = None if priority is None else int(clamp(priority))
         with self._write() as conn:
             job = self._held(conn, job_id, worker_id)
-            conn.execute("DELETE FROM create_attempts WHERE incident_key = ?", (job.incident_key,))
+            if job.kind == DEFAULT_KIND:  # the create log belongs to the incident's GitLab reconcile
+                conn.execute("DELETE FROM create_attempts WHERE incident_key = ?", (job.incident_key,))
             if job.dirty:
                 conn.execute(
                     "UPDATE jobs SET state = 'pending', attempts = 0, lease_until = NULL, dirty_at = NULL,"
@@ -677,8 +695,9 @@ class SQLiteStore(DeliveryStore):
         where = "state = 'dead'" + ("" if job_id is None else " AND id = :id")
         with self._write() as conn:
             conn.execute(
-                f"DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM jobs WHERE {where})",
-                {"id": job_id},
+                "DELETE FROM create_attempts WHERE incident_key IN"
+                f" (SELECT incident_key FROM jobs WHERE {where} AND kind = :default)",
+                {"id": job_id, "default": DEFAULT_KIND},
             )
             cur = conn.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, sticky = 0, not_before = coalesce(:at, not_before),"
@@ -746,8 +765,8 @@ class SQLiteStore(DeliveryStore):
                     counts[0] += conn.execute(f"DELETE FROM deliveries WHERE job_id IN ({marks})", ids).rowcount
                     conn.execute(
                         f"DELETE FROM create_attempts WHERE incident_key IN"
-                        f" (SELECT incident_key FROM jobs WHERE id IN ({marks}))",
-                        ids,
+                        f" (SELECT incident_key FROM jobs WHERE id IN ({marks}) AND kind = ?)",
+                        [*ids, DEFAULT_KIND],
                     )
                     counts[1] += conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids).rowcount
             if len(ids) < _PRUNE_BATCH:
@@ -925,6 +944,10 @@ class SQLiteStore(DeliveryStore):
                 "SELECT min(not_before) FROM jobs WHERE state = 'pending' AND NOT delayed"
             ).fetchone()[0]
             version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+            kinds = kinds_from_rows(conn.execute(
+                "SELECT kind, state, count(*) FROM jobs WHERE state IN ('running', 'dead')"
+                " OR (state = 'pending' AND NOT delayed) GROUP BY kind, state"
+            ).fetchall())
         return StoreStats(
             pending=depth["pending"],
             running=depth["running"],
@@ -934,6 +957,7 @@ class SQLiteStore(DeliveryStore):
             oldest_pending=_dt_or_none(oldest),
             schema_version=version,
             delayed=delayed,
+            kinds=kinds,
         )
 
     def ping(self) -> None:

@@ -52,13 +52,13 @@ def test_a_summary_edited_while_it_was_being_sent_stays_pending(store: DeliveryS
 
 
 def test_slack_jobs_are_claimed_only_by_the_slack_worker(store: DeliveryStore) -> None:
-    store.enqueue(f"slack:{K}", at(0), "slack")
+    store.enqueue(K, at(0), "slack", kind="slack")
     store.enqueue(K, at(1), "webhook")
     gitlab = store.claim("w1", at(2), LEASE)
     assert gitlab is not None and gitlab.incident_key == K
     assert store.claim("w1", at(2), LEASE) is None
     slack = store.claim("s1", at(2), LEASE, kind="slack")
-    assert slack is not None and slack.incident_key == f"slack:{K}"
+    assert slack is not None and slack.incident_key == K and slack.kind == "slack"
     assert store.claim("s1", at(2), LEASE, kind="slack") is None
     store.fail(slack.id, "s1", "Slack unavailable", at(3), retry_in=timedelta(seconds=30))
     assert store.claim("s1", at(10), LEASE, kind="slack") is None
