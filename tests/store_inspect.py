@@ -84,7 +84,7 @@ def depth(store: Any) -> dict[str, int]:
     return {"pending": stats.pending, "running": stats.running, "dead": stats.dead}
 
 
-def outbox_incidents(store: Any) -> set[str]:
-    """The incidents that have any Slack message in the outbox, sent or not."""
-    rows, _, _ = _rows(store, "SELECT DISTINCT incident_key FROM chat_outbox")
+def outbox_incidents(store: Any, integration: str = "slack") -> set[str]:
+    """The incidents that have any item of ``integration`` in the outbox, sent or not."""
+    rows, _, _ = _rows(store, "SELECT DISTINCT incident_key FROM outbox WHERE integration = ?", (integration,))
     return {str(r[0]) for r in rows}

@@ -82,8 +82,8 @@ __all__ = [
     "BACKOFF_CAP",
     "DEFAULT_KIND",
     "DEFAULT_MAX_ATTEMPTS",
+    "PENDING_STATES",
     "AfterFailure",
-    "ChatOutbox",
     "CreateLog",
     "CreateRecord",
     "DeadLetters",
@@ -98,7 +98,9 @@ __all__ = [
     "JobState",
     "LeaseLost",
     "Marks",
+    "Outbox",
     "OutboxItem",
+    "OutboxState",
     "PruneResult",
     "RecordResult",
     "SchemaVersionError",
@@ -142,37 +144,50 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+OutboxState = Literal["intent", "trying", "sent", "refused"]
+"""Where an outbox item is: ``intent`` (to be sent, or a changed summary to be updated in place), ``trying`` (a
+send of it started and its answer was not recorded: it may be out there), ``sent`` (with its ``remote``
+reference), ``refused`` (with the reason, not tried again unless revived)."""
+
+PENDING_STATES: tuple[OutboxState, ...] = ("intent", "trying")
+
+
 @dataclass(frozen=True)
 class OutboxItem:
-    """One Slack message of the outbox: what to send, and where it was sent (``channel``, ``ts``) once it was.
+    """One item of an outbound integration's outbox (a message, a page): what to send, and once sent the
+    remote reference the integration needs to find or update it (``remote``, the integration's own text).
 
-    ``sent_text`` is the text Slack shows; a summary whose ``text`` has changed since is pending again and is
-    edited in place (``ts``)."""
+    ``sent_text`` is the text the remote side shows; a summary whose ``text`` has changed since is pending again
+    and is updated in place (through ``remote``)."""
 
     key: str
     incident_key: str
     target: str
     text: str
     summary: bool
-    state: str  # pending | sent | refused
-    channel: str | None = None
-    ts: str | None = None
+    state: OutboxState
+    remote: str | None = None
     sent_text: str | None = None
     reason: str | None = None
     unsure: bool = True
-    """It may be in Slack already: a send of it was started, or it was first offered when the store knew
-    nothing of the incident (a new incident, or an emptied database). The sender then looks for its key in
-    the conversation's history before posting."""
+    """It may be out there already: a send of it was started, or it was first offered when the store knew
+    nothing of the incident (a new incident, or an emptied database). The sender then looks for its key on
+    the remote side before sending."""
     history_from: datetime | None = None
-    """It cannot be in Slack from before this time: its first send attempt, or (first offered unsure) the
-    time the plan gave (the incident's start). The history read for it stops there."""
+    """It cannot be out there from before this time: its first send attempt, or (first offered unsure) the
+    time the plan gave (the incident's start). A search of the remote side for it stops there."""
     updated_at: datetime | None = None
-    """When its state last changed: for a message ``sent`` that is not a summary, when it was sent (or found
-    already in Slack); for a ``refused`` one, when Slack refused it."""
+    """When its state last changed: for an item ``sent`` that is not a summary, when it was sent (or found
+    already sent); for a ``refused`` one, when it was refused."""
+    integration: str = ""
 
     @property
     def sent(self) -> bool:
         return self.sent_text is not None
+
+    @property
+    def pending(self) -> bool:
+        return self.state in PENDING_STATES
 
 
 FailureKind = Literal["retry", "sticky", "final"]
@@ -509,27 +524,30 @@ class CreateLog(Protocol):
     def forget_create(self, incident_key: str, channel: str) -> None: ...
 
 
-class ChatOutbox(Protocol):
-    """The Slack messages an incident calls for, each sent once (see :class:`DeliveryStore`)."""
+class Outbox(Protocol):
+    """What an incident calls for from each outbound integration, each item sent once (see
+    :class:`DeliveryStore`). ``integration`` names the integration; the store knows none of them."""
 
-    def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int: ...
+    def offer(self, integration: str, incident_key: str, items: Sequence[Any], now: datetime | None = None) -> int: ...
 
-    def pending_messages(self, incident_key: str) -> list[OutboxItem]: ...
+    def pending(self, integration: str, incident_key: str) -> list[OutboxItem]: ...
 
-    def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None: ...
+    def items(self, integration: str, incident_key: str) -> list[OutboxItem]: ...
 
-    def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None: ...
+    def mark_trying(self, integration: str, keys: Sequence[str], now: datetime | None = None) -> None: ...
 
-    def refused_targets(self, incident_key: str) -> dict[str, str]: ...
+    def mark_sent(
+        self, integration: str, key: str, remote: str, text: str, now: datetime | None = None
+    ) -> None: ...
 
-    def outbox(self, incident_key: str) -> list[OutboxItem]: ...
+    def mark_refused(self, integration: str, key: str, reason: str, now: datetime | None = None) -> None: ...
 
-    def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None: ...
+    def refused_targets(self, integration: str | None, incident_key: str) -> dict[str, str]: ...
 
-    def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int: ...
+    def revive_refused(self, integration: str, incident_key: str, keys: Sequence[str], before: datetime) -> int: ...
 
 
-class WorkerStore(WorkQueue, DeadLetters, Marks, CreateLog, ChatOutbox, Protocol):
+class WorkerStore(WorkQueue, DeadLetters, Marks, CreateLog, Outbox, Protocol):
     """Everything a worker process uses: the shared store itself, never the receiver's spool."""
 
 
@@ -723,47 +741,51 @@ class DeliveryStore(abc.ABC):
     def forget_create(self, incident_key: str, channel: str) -> None:
         """Drop the record of :meth:`note_create`: GitLab answered that the create did not happen."""
 
-    # -- the Slack outbox ------------------------------------------------------------------------------
+    # -- the outbox of the outbound integrations --------------------------------------------------------
 
     @abc.abstractmethod
-    def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int:
-        """Record the messages (``ChatMessage``: key, target, text, summary) the incident calls for now: a new
-        key is pending; a summary whose text changed is pending again with the new text; anything else is
-        left as it is (a message is sent once, ever). Returns how many of the incident's messages need
-        sending."""
+    def offer(self, integration: str, incident_key: str, items: Sequence[Any], now: datetime | None = None) -> int:
+        """Record the items (each with ``key``, ``target``, ``text``, ``summary`` and optionally ``since``) the
+        incident calls for now from ``integration``: a new key is an ``intent``; a summary whose text changed is
+        pending again with the new text; anything else is left as it is (an item is sent once, ever). The
+        first items of an incident the store knows nothing of are ``unsure`` (they may have been sent before an
+        emptied database), searched for back to their ``since``. Returns how many of the incident's items of
+        ``integration`` need sending."""
 
     @abc.abstractmethod
-    def pending_messages(self, incident_key: str) -> list[OutboxItem]:
-        """The incident's messages still to send, in the order they were first offered."""
+    def pending(self, integration: str, incident_key: str) -> list[OutboxItem]:
+        """The incident's items of ``integration`` still to send (``intent`` or ``trying``), in the order
+        they were first offered."""
 
     @abc.abstractmethod
-    def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
-        """Slack shows ``text`` as message ``ts`` in ``channel``. Stays pending if a newer text was offered
-        meanwhile (a summary edited again)."""
+    def items(self, integration: str, incident_key: str) -> list[OutboxItem]:
+        """Every item of the incident's outbox of ``integration``, whatever its state, in the order first
+        offered (with ``updated_at``): what was sent when, what waits, what was refused."""
 
     @abc.abstractmethod
-    def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None:
-        """Slack refused the message for good (``reason``, one line): it is not tried again."""
+    def mark_trying(self, integration: str, keys: Sequence[str], now: datetime | None = None) -> None:
+        """A send of these pending items starts: they are ``trying`` and, until recorded sent, may be out there
+        (``unsure``); an item that was sure keeps ``now`` as ``history_from``, its first attempt."""
 
     @abc.abstractmethod
-    def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None:
-        """A send of these messages starts (at ``now``, kept as ``history_from`` of the first attempt): until
-        recorded sent, they may be in Slack (``unsure``)."""
+    def mark_sent(self, integration: str, key: str, remote: str, text: str, now: datetime | None = None) -> None:
+        """The remote side shows ``text`` as ``remote`` (the integration's reference to it). Stays pending
+        (``intent``) if a newer text was offered meanwhile (a summary edited again)."""
 
     @abc.abstractmethod
-    def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int:
-        """Make the incident's messages ``keys`` that Slack refused before ``before`` pending again (unsure,
-        their reason kept): a channel created or joined since may take them now. Returns how many."""
+    def mark_refused(self, integration: str, key: str, reason: str, now: datetime | None = None) -> None:
+        """The remote side refused the item for good (``reason``, one line): it is not tried again."""
 
     @abc.abstractmethod
-    def refused_targets(self, incident_key: str) -> dict[str, str]:
-        """The incident's Slack targets that refused a message, with the latest reason (for its status log);
-        a refused message tried again counts until it is sent."""
+    def revive_refused(self, integration: str, incident_key: str, keys: Sequence[str], before: datetime) -> int:
+        """Make the incident's items ``keys`` refused before ``before`` pending again (unsure, their reason
+        kept): the target may take them now (a channel created or joined since). Returns how many."""
 
     @abc.abstractmethod
-    def outbox(self, incident_key: str) -> list[OutboxItem]:
-        """Every message of the incident's outbox, whatever its state, in the order first offered (with
-        ``updated_at``): what was sent when, what waits, what Slack refused."""
+    def refused_targets(self, integration: str | None, incident_key: str) -> dict[str, str]:
+        """The incident's targets (of ``integration``, or of every integration when None) that refused an
+        item, with the latest reason (for its status log); a refused item tried again counts until it is
+        sent."""
 
     @abc.abstractmethod
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:

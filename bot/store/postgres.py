@@ -247,6 +247,45 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_ready_by_priority ON jobs (kind, priority, ready_at, id)"
         " WHERE state IN ('pending', 'running')",
     ),
+    # 10: one outbox for every outbound integration, keyed by (integration, item key), in one vocabulary:
+    # intent, trying, sent (with its remote reference), refused. The Slack outbox's rows move in as integration
+    # 'slack': pending -> intent, or trying when a send of it may have happened (unsure); channel and ts ->
+    # remote "channel ts" (just "channel" for a channel the bot created).
+    (
+        """
+        CREATE TABLE outbox (
+            seq          bigserial   PRIMARY KEY,
+            integration  text        NOT NULL,
+            key          text        NOT NULL,
+            incident_key text        NOT NULL,
+            target       text        NOT NULL,
+            text         text        NOT NULL,
+            summary      boolean     NOT NULL DEFAULT false,
+            state        text        NOT NULL DEFAULT 'intent'
+                                     CHECK (state IN ('intent', 'trying', 'sent', 'refused')),
+            remote       text,
+            sent_text    text,
+            reason       text,
+            unsure       boolean     NOT NULL DEFAULT true,
+            history_from timestamptz,
+            updated_at   timestamptz NOT NULL,
+            UNIQUE (integration, key)
+        )
+        """,
+        "CREATE INDEX outbox_incident ON outbox (integration, incident_key, state)",
+        """
+        INSERT INTO outbox (seq, integration, key, incident_key, target, text, summary, state, remote, sent_text,
+                            reason, unsure, history_from, updated_at)
+        SELECT seq, 'slack', key, incident_key, target, text, summary,
+               CASE WHEN state <> 'pending' THEN state WHEN unsure THEN 'trying' ELSE 'intent' END,
+               CASE WHEN channel IS NULL THEN NULL WHEN coalesce(ts, '') = '' THEN channel
+                    ELSE channel || ' ' || ts END,
+               sent_text, reason, unsure, history_from, updated_at
+        FROM chat_outbox ORDER BY seq
+        """,
+        "SELECT setval(pg_get_serial_sequence('outbox', 'seq'), coalesce((SELECT max(seq) FROM outbox), 0) + 1, false)",
+        "DROP TABLE chat_outbox",
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it. Keep the numbering in step with
@@ -972,98 +1011,101 @@ class PostgresStore(DeliveryStore):
     def forget_create(self, incident_key: str, channel: str) -> None:
         self._count("DELETE FROM create_attempts WHERE incident_key = %s AND channel = %s", (incident_key, channel))
 
-    # -- the Slack outbox ------------------------------------------------------------------------------
+    # -- the outbox of the outbound integrations --------------------------------------------------------
 
-    def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int:
+    def offer(self, integration: str, incident_key: str, items: Sequence[Any], now: datetime | None = None) -> int:
         at = require_aware(now or datetime.now(UTC), "now")
 
         def body(cur: psycopg.Cursor[Any]) -> int:
-            # The first messages of an incident this store knows nothing of may have been sent before (an
-            # emptied database): they are looked for in Slack. Later ones are new for sure.
+            # The first items of an incident this store knows nothing of may have been sent before (an emptied
+            # database): they are looked for on the remote side. Later ones are new for sure.
             unsure = cur.execute(
-                "SELECT 1 FROM chat_outbox WHERE incident_key = %s LIMIT 1", (incident_key,)
+                "SELECT 1 FROM outbox WHERE integration = %s AND incident_key = %s LIMIT 1", (integration, incident_key)
             ).fetchone() is None
-            for m in messages:
+            for m in items:
                 since = getattr(m, "since", None)
                 cur.execute(
-                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, unsure, updated_at,"
-                    " history_from) VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s)"
-                    " ON CONFLICT (key) DO UPDATE SET text = excluded.text, state = 'pending',"
+                    "INSERT INTO outbox (integration, key, incident_key, target, text, summary, state, unsure,"
+                    " updated_at, history_from) VALUES (%s, %s, %s, %s, %s, %s, 'intent', %s, %s, %s)"
+                    " ON CONFLICT (integration, key) DO UPDATE SET text = excluded.text,"
+                    " state = CASE WHEN outbox.state = 'trying' THEN 'trying' ELSE 'intent' END,"
                     " updated_at = excluded.updated_at"
-                    " WHERE chat_outbox.summary AND chat_outbox.state <> 'refused'"
-                    " AND chat_outbox.text <> excluded.text",
-                    (m.key, incident_key, m.target, m.text, bool(m.summary), unsure, at,
+                    " WHERE outbox.summary AND outbox.state <> 'refused' AND outbox.text <> excluded.text",
+                    (integration, m.key, incident_key, m.target, m.text, bool(m.summary), unsure, at,
                      require_aware(since, "since") if unsure and since is not None else None),
                 )
             row = cur.execute(
-                "SELECT count(*) FROM chat_outbox WHERE incident_key = %s AND state = 'pending'", (incident_key,)
+                "SELECT count(*) FROM outbox WHERE integration = %s AND incident_key = %s"
+                " AND state IN ('intent', 'trying')",
+                (integration, incident_key),
             ).fetchone()
             return int(row[0]) if row else 0
 
         return self._run(body)
 
-    def refused_targets(self, incident_key: str) -> dict[str, str]:
+    def refused_targets(self, integration: str | None, incident_key: str) -> dict[str, str]:
         rows = self._execute(
-            "SELECT target, reason FROM chat_outbox WHERE incident_key = %s"
-            " AND (state = 'refused' OR (state = 'pending' AND reason IS NOT NULL)) ORDER BY updated_at, seq",
-            (incident_key,),
+            "SELECT target, reason FROM outbox WHERE incident_key = %(k)s"
+            " AND (%(i)s::text IS NULL OR integration = %(i)s::text)"
+            " AND (state = 'refused' OR (state IN ('intent', 'trying') AND reason IS NOT NULL))"
+            " ORDER BY updated_at, seq",
+            {"k": incident_key, "i": integration},
         )
         return {target: reason or "" for target, reason in rows}
 
-    def pending_messages(self, incident_key: str) -> list[OutboxItem]:
-        rows = self._execute(
-            "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure,"
-            " history_from FROM chat_outbox WHERE incident_key = %s AND state = 'pending' ORDER BY seq",
-            (incident_key,),
-        )
-        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]), r[11])
-                for r in rows]
+    def pending(self, integration: str, incident_key: str) -> list[OutboxItem]:
+        return self._items(integration, incident_key, " AND state IN ('intent', 'trying')")
 
-    def outbox(self, incident_key: str) -> list[OutboxItem]:
-        rows = self._execute(
-            "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure,"
-            " history_from, updated_at FROM chat_outbox WHERE incident_key = %s ORDER BY seq",
-            (incident_key,),
-        )
-        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]),
-                           _utc_or_none(r[11]), _utc_or_none(r[12])) for r in rows]
+    def items(self, integration: str, incident_key: str) -> list[OutboxItem]:
+        return self._items(integration, incident_key, "")
 
-    def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None:
+    def _items(self, integration: str, incident_key: str, where: str) -> list[OutboxItem]:
+        rows = self._execute(
+            "SELECT key, incident_key, target, text, summary, state, remote, sent_text, reason, unsure,"
+            f" history_from, updated_at, integration FROM outbox WHERE integration = %s AND incident_key = %s{where}"
+            " ORDER BY seq",
+            (integration, incident_key),
+        )
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], bool(r[9]),
+                           _utc_or_none(r[10]), _utc_or_none(r[11]), r[12]) for r in rows]
+
+    def mark_trying(self, integration: str, keys: Sequence[str], now: datetime | None = None) -> None:
         at = require_aware(now or datetime.now(UTC), "now")
 
         def body(cur: psycopg.Cursor[Any]) -> None:
             cur.executemany(
-                "UPDATE chat_outbox SET unsure = true, history_from = coalesce(history_from, %s)"
-                " WHERE key = %s AND NOT unsure",
-                [(at, k) for k in keys],
+                "UPDATE outbox SET state = 'trying', unsure = true,"
+                " history_from = CASE WHEN NOT unsure THEN coalesce(history_from, %s) ELSE history_from END"
+                " WHERE integration = %s AND key = %s AND state IN ('intent', 'trying')",
+                [(at, integration, k) for k in keys],
             )
 
         self._run(body)
 
-    def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int:
+    def revive_refused(self, integration: str, incident_key: str, keys: Sequence[str], before: datetime) -> int:
         at = require_aware(before, "before")
 
         def body(cur: psycopg.Cursor[Any]) -> int:
             cur.execute(
-                "UPDATE chat_outbox SET state = 'pending', unsure = true WHERE incident_key = %s"
+                "UPDATE outbox SET state = 'intent', unsure = true WHERE integration = %s AND incident_key = %s"
                 " AND key = ANY(%s) AND state = 'refused' AND updated_at <= %s",
-                (incident_key, list(keys), at),
+                (integration, incident_key, list(keys), at),
             )
             return cur.rowcount
 
         return self._run(body)
 
-    def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
+    def mark_sent(self, integration: str, key: str, remote: str, text: str, now: datetime | None = None) -> None:
         self._count(
-            "UPDATE chat_outbox SET channel = %s, ts = %s, sent_text = %s, reason = NULL, updated_at = %s,"
-            " state = CASE WHEN text = %s THEN 'sent' ELSE 'pending' END WHERE key = %s",
-            (channel, ts, text, require_aware(now or datetime.now(UTC), "now"), text, key),
+            "UPDATE outbox SET remote = %s, sent_text = %s, reason = NULL, updated_at = %s,"
+            " state = CASE WHEN text = %s THEN 'sent' ELSE 'intent' END WHERE integration = %s AND key = %s",
+            (remote, text, require_aware(now or datetime.now(UTC), "now"), text, integration, key),
         )
 
-    def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None:
+    def mark_refused(self, integration: str, key: str, reason: str, now: datetime | None = None) -> None:
         self._count(
-            "UPDATE chat_outbox SET state = 'refused', reason = %s, updated_at = %s WHERE key = %s",
-            (reason, require_aware(now or datetime.now(UTC), "now"), key),
+            "UPDATE outbox SET state = 'refused', reason = %s, updated_at = %s WHERE integration = %s AND key = %s",
+            (reason, require_aware(now or datetime.now(UTC), "now"), integration, key),
         )
 
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:

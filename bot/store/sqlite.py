@@ -216,6 +216,43 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP INDEX jobs_pending_by_priority",
         "CREATE INDEX jobs_pending_by_priority ON jobs (kind, priority, not_before, id) WHERE state = 'pending'",
     ),
+    # 10: one outbox for every outbound integration, keyed by (integration, item key), in one vocabulary:
+    # intent, trying, sent (with its remote reference), refused. The Slack outbox's rows move in as integration
+    # 'slack': pending -> intent, or trying when a send of it may have happened (unsure); channel and ts ->
+    # remote "channel ts" (just "channel" for a channel the bot created).
+    (
+        """
+        CREATE TABLE outbox (
+            seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+            integration  TEXT    NOT NULL,
+            key          TEXT    NOT NULL,
+            incident_key TEXT    NOT NULL,
+            target       TEXT    NOT NULL,
+            text         TEXT    NOT NULL,
+            summary      INTEGER NOT NULL DEFAULT 0,
+            state        TEXT    NOT NULL DEFAULT 'intent' CHECK (state IN ('intent', 'trying', 'sent', 'refused')),
+            remote       TEXT,
+            sent_text    TEXT,
+            reason       TEXT,
+            unsure       INTEGER NOT NULL DEFAULT 1,
+            history_from INTEGER,
+            updated_at   INTEGER NOT NULL,
+            UNIQUE (integration, key)
+        )
+        """,
+        "CREATE INDEX outbox_incident ON outbox (integration, incident_key, state)",
+        """
+        INSERT INTO outbox (seq, integration, key, incident_key, target, text, summary, state, remote, sent_text,
+                            reason, unsure, history_from, updated_at)
+        SELECT seq, 'slack', key, incident_key, target, text, summary,
+               CASE WHEN state <> 'pending' THEN state WHEN unsure = 1 THEN 'trying' ELSE 'intent' END,
+               CASE WHEN channel IS NULL THEN NULL WHEN coalesce(ts, '') = '' THEN channel
+                    ELSE channel || ' ' || ts END,
+               sent_text, reason, unsure, history_from, updated_at
+        FROM chat_outbox ORDER BY seq
+        """,
+        "DROP TABLE chat_outbox",
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it."""
@@ -797,96 +834,99 @@ class SQLiteStore(DeliveryStore):
         with self._write() as conn:
             conn.execute("DELETE FROM create_attempts WHERE incident_key = ? AND channel = ?", (incident_key, channel))
 
-    # -- the Slack outbox ------------------------------------------------------------------------------
+    # -- the outbox of the outbound integrations --------------------------------------------------------
 
-    def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int:
+    def offer(self, integration: str, incident_key: str, items: Sequence[Any], now: datetime | None = None) -> int:
         at = _us(now or datetime.now(UTC), "now")
         with self._write() as conn:
-            # The first messages of an incident this store knows nothing of may have been sent before (an
-            # emptied database): they are looked for in Slack. Later ones are new for sure.
-            known = conn.execute("SELECT 1 FROM chat_outbox WHERE incident_key = ? LIMIT 1", (incident_key,))
+            # The first items of an incident this store knows nothing of may have been sent before (an emptied
+            # database): they are looked for on the remote side. Later ones are new for sure.
+            known = conn.execute(
+                "SELECT 1 FROM outbox WHERE integration = ? AND incident_key = ? LIMIT 1", (integration, incident_key)
+            )
             unsure = int(known.fetchone() is None)
-            for m in messages:
+            for m in items:
                 since = getattr(m, "since", None)
                 conn.execute(
-                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, unsure, updated_at,"
-                    " history_from) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET text = excluded.text, state = 'pending',"
+                    "INSERT INTO outbox (integration, key, incident_key, target, text, summary, state, unsure,"
+                    " updated_at, history_from) VALUES (?, ?, ?, ?, ?, ?, 'intent', ?, ?, ?)"
+                    " ON CONFLICT (integration, key) DO UPDATE SET text = excluded.text,"
+                    " state = CASE WHEN outbox.state = 'trying' THEN 'trying' ELSE 'intent' END,"
                     " updated_at = excluded.updated_at"
-                    " WHERE chat_outbox.summary = 1 AND chat_outbox.state <> 'refused'"
-                    " AND chat_outbox.text <> excluded.text",
-                    (m.key, incident_key, m.target, m.text, int(bool(m.summary)), unsure, at,
+                    " WHERE outbox.summary = 1 AND outbox.state <> 'refused' AND outbox.text <> excluded.text",
+                    (integration, m.key, incident_key, m.target, m.text, int(bool(m.summary)), unsure, at,
                      _us(since, "since") if unsure and since is not None else None),
                 )
             row = conn.execute(
-                "SELECT count(*) FROM chat_outbox WHERE incident_key = ? AND state = 'pending'", (incident_key,)
+                "SELECT count(*) FROM outbox WHERE integration = ? AND incident_key = ?"
+                " AND state IN ('intent', 'trying')",
+                (integration, incident_key),
             ).fetchone()
             return int(row[0])
 
-    def pending_messages(self, incident_key: str) -> list[OutboxItem]:
+    def pending(self, integration: str, incident_key: str) -> list[OutboxItem]:
+        return self._items(integration, incident_key, " AND state IN ('intent', 'trying')")
+
+    def items(self, integration: str, incident_key: str) -> list[OutboxItem]:
+        return self._items(integration, incident_key, "")
+
+    def _items(self, integration: str, incident_key: str, where: str) -> list[OutboxItem]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure,"
-                " history_from FROM chat_outbox WHERE incident_key = ? AND state = 'pending' ORDER BY seq",
-                (incident_key,),
+                "SELECT key, incident_key, target, text, summary, state, remote, sent_text, reason, unsure,"
+                f" history_from, updated_at, integration FROM outbox WHERE integration = ? AND incident_key = ?{where}"
+                " ORDER BY seq",
+                (integration, incident_key),
             ).fetchall()
-        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]),
-                           _dt_or_none(r[11])) for r in rows]
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], bool(r[9]),
+                           _dt_or_none(r[10]), _dt_or_none(r[11]), r[12]) for r in rows]
 
-    def outbox(self, incident_key: str) -> list[OutboxItem]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure,"
-                " history_from, updated_at FROM chat_outbox WHERE incident_key = ? ORDER BY seq",
-                (incident_key,),
-            ).fetchall()
-        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]),
-                           _dt_or_none(r[11]), _dt_or_none(r[12])) for r in rows]
-
-    def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None:
+    def mark_trying(self, integration: str, keys: Sequence[str], now: datetime | None = None) -> None:
         at = _us(now or datetime.now(UTC), "now")
         with self._write() as conn:
             conn.executemany(
-                "UPDATE chat_outbox SET unsure = 1, history_from = coalesce(history_from, ?)"
-                " WHERE key = ? AND unsure = 0",
-                [(at, k) for k in keys],
+                "UPDATE outbox SET state = 'trying', unsure = 1,"
+                " history_from = CASE WHEN unsure = 0 THEN coalesce(history_from, ?) ELSE history_from END"
+                " WHERE integration = ? AND key = ? AND state IN ('intent', 'trying')",
+                [(at, integration, k) for k in keys],
             )
 
-    def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int:
+    def revive_refused(self, integration: str, incident_key: str, keys: Sequence[str], before: datetime) -> int:
         at = _us(before, "before")
         with self._write() as conn:
             return sum(
                 conn.execute(
-                    "UPDATE chat_outbox SET state = 'pending', unsure = 1 WHERE key = ? AND incident_key = ?"
-                    " AND state = 'refused' AND updated_at <= ?",
-                    (k, incident_key, at),
+                    "UPDATE outbox SET state = 'intent', unsure = 1 WHERE integration = ? AND key = ?"
+                    " AND incident_key = ? AND state = 'refused' AND updated_at <= ?",
+                    (integration, k, incident_key, at),
                 ).rowcount
                 for k in keys
             )
 
-    def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
+    def mark_sent(self, integration: str, key: str, remote: str, text: str, now: datetime | None = None) -> None:
         at = _us(now or datetime.now(UTC), "now")
         with self._write() as conn:
             conn.execute(
-                "UPDATE chat_outbox SET channel = ?, ts = ?, sent_text = ?, reason = NULL, updated_at = ?,"
-                " state = CASE WHEN text = ? THEN 'sent' ELSE 'pending' END WHERE key = ?",
-                (channel, ts, text, at, text, key),
+                "UPDATE outbox SET remote = ?, sent_text = ?, reason = NULL, updated_at = ?,"
+                " state = CASE WHEN text = ? THEN 'sent' ELSE 'intent' END WHERE integration = ? AND key = ?",
+                (remote, text, at, text, integration, key),
             )
 
-    def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None:
+    def mark_refused(self, integration: str, key: str, reason: str, now: datetime | None = None) -> None:
         at = _us(now or datetime.now(UTC), "now")
         with self._write() as conn:
             conn.execute(
-                "UPDATE chat_outbox SET state = 'refused', reason = ?, updated_at = ? WHERE key = ?",
-                (reason, at, key),
+                "UPDATE outbox SET state = 'refused', reason = ?, updated_at = ? WHERE integration = ? AND key = ?",
+                (reason, at, integration, key),
             )
 
-    def refused_targets(self, incident_key: str) -> dict[str, str]:
+    def refused_targets(self, integration: str | None, incident_key: str) -> dict[str, str]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT target, reason FROM chat_outbox WHERE incident_key = ?"
-                " AND (state = 'refused' OR (state = 'pending' AND reason IS NOT NULL)) ORDER BY updated_at, seq",
-                (incident_key,),
+                "SELECT target, reason FROM outbox WHERE incident_key = ? AND (? IS NULL OR integration = ?)"
+                " AND (state = 'refused' OR (state IN ('intent', 'trying') AND reason IS NOT NULL))"
+                " ORDER BY updated_at, seq",
+                (incident_key, integration, integration),
             ).fetchall()
         return {target: reason or "" for target, reason in rows}
 

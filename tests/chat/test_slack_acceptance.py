@@ -109,7 +109,7 @@ class Incident:
         """Slack rounds two injected seconds apart until nothing is pending; the rounds it took."""
         for n in range(rounds):
             self.send()
-            if not self.store.pending_messages(f"{self.w.project_id}#{iid}"):
+            if not self.store.pending("slack", f"{self.w.project_id}#{iid}"):
                 return n
             self.clock.advance(2)
         raise AssertionError("messages still pending")
@@ -276,7 +276,7 @@ def test_duplicate_webhooks_a_lost_answer_and_an_empty_database_never_post_twice
     assert inc.slack.count("chat.postMessage") >= 1
     inc.clock.advance(30)
     inc.send()
-    assert not inc.store.pending_messages(f"{inc.w.project_id}#{iid}")
+    assert not inc.store.pending("slack", f"{inc.w.project_id}#{iid}")
     inc.no_duplicates()
     posted = len(inc.slack.state.keys())
 
@@ -334,7 +334,7 @@ def test_slack_down_for_a_minute_loses_nothing_and_gitlab_reminds_on_time(make) 
     assert job is not None and job.state is JobState.PENDING and job.attempts == failed
     assert job.last_error and job.last_error.startswith("Slack unavailable")
     assert any(k.startswith("reminder:") for k in inc.w.snapshot(iid)["logged"]), "GitLab reminded on time"
-    pending = inc.store.pending_messages(f"{inc.w.project_id}#{iid}")
+    pending = inc.store.pending("slack", f"{inc.w.project_id}#{iid}")
     assert pending, "the reminder waits in the outbox"
     inc.slack.up()
     inc.send_until_done(iid)
@@ -348,7 +348,7 @@ def test_without_a_token_nothing_about_slack_runs_and_a_quiet_reconcile_calls_sl
     inc.chat = False
     iid = inc.w.incident("severity::1", "data-breach")
     assert inc.reconcile(iid) == [Outcome.OK]
-    assert inc.send() == [] and inc.store.pending_messages(f"{inc.w.project_id}#{iid}") == []
+    assert inc.send() == [] and inc.store.pending("slack", f"{inc.w.project_id}#{iid}") == []
     assert peek.active_job(inc.store, f"{inc.w.project_id}#{iid}", kind="slack") is None
     assert inc.slack.count() == 0
 
@@ -413,9 +413,9 @@ def test_under_a_distributed_apps_limits_every_message_still_goes_out_exactly_on
         inc.clock.advance(30)
         inc.reconcile()
         inc.send()
-        if not inc.store.pending_messages(f"{inc.w.project_id}#{iid}"):
+        if not inc.store.pending("slack", f"{inc.w.project_id}#{iid}"):
             break
-    assert not inc.store.pending_messages(f"{inc.w.project_id}#{iid}"), "every message went out"
+    assert not inc.store.pending("slack", f"{inc.w.project_id}#{iid}"), "every message went out"
     inc.no_duplicates()
     assert "dead" not in [j.state for j in peek.jobs(inc.store) if j.kind == "slack"]
     reads = [c for c in inc.slack.calls if c.method == "conversations.history"]
@@ -444,9 +444,9 @@ def test_a_busy_channel_read_a_page_a_minute_resumes_where_it_stopped(make) -> N
     for _ in range(10):
         inc.clock.advance(30)
         inc.send()
-        if not inc.store.pending_messages(f"{inc.w.project_id}#{iid}"):
+        if not inc.store.pending("slack", f"{inc.w.project_id}#{iid}"):
             break
-    assert not inc.store.pending_messages(f"{inc.w.project_id}#{iid}")
+    assert not inc.store.pending("slack", f"{inc.w.project_id}#{iid}")
     inc.no_duplicates()
     reads = [c for c in inc.slack.calls if c.method == "conversations.history" and c.status == 200
              and c.channel == lost]

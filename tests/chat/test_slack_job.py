@@ -104,7 +104,7 @@ def test_a_message_posted_before_a_crash_is_found_again_not_posted_twice(w, stor
     iid = w.incident("severity::1")
     reconcile(w, store, clock, iid)
     key = f"{w.project_id}#{iid}"
-    (first, *_) = store.pending_messages(key)
+    (first, *_) = store.pending("slack", key)
     fake.post("D-" + first.target, first.text, first.key)  # posted, then the worker died before recording it
     send_all(slack_worker(store, clock, fake))
     assert [m.key for m in fake.messages].count(first.key) == 1
@@ -167,7 +167,7 @@ def test_without_a_token_nothing_about_slack_runs(w, store, clock, fake, tmp_pat
     iid = w.incident("severity::1", "data-breach")
     assert reconcile(w, store, clock, iid, chat=False) == [Outcome.OK]
     assert peek.active_job(store, f"{w.project_id}#{iid}", kind="slack") is None
-    assert store.pending_messages(f"{w.project_id}#{iid}") == []
+    assert store.pending("slack", f"{w.project_id}#{iid}") == []
     planner, sender = slack(Settings(slack_bot_token="xoxb-test"), w.cfg, store, clock=clock, worker_id="s",
                             port=lambda: fake)
     assert planner is not None and sender is not None
