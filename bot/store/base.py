@@ -80,6 +80,7 @@ from bot.core.urgency import AGING, Priority, clamp
 __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
+    "CREATE_LOG",
     "DEFAULT_KIND",
     "DEFAULT_MAX_ATTEMPTS",
     "PENDING_STATES",
@@ -112,6 +113,7 @@ __all__ = [
     "aging_case",
     "backoff_delay",
     "check_kind",
+    "create_key",
     "kinds_from_rows",
     "require_aware",
     "revives",
@@ -133,6 +135,16 @@ work, and a kind nobody runs waits instead of being claimed by the wrong loop. J
 
 DEFAULT_KIND = "gitlab"
 """The kind of the jobs webhook deliveries feed: reconciling the incident against GitLab."""
+
+CREATE_LOG = DEFAULT_KIND
+"""The outbox rows of the GitLab create log (:meth:`DeliveryStore.note_create`): children being created for the
+default kind's reconcile, ``trying`` until GitLab answers, then ``sent`` with the child's iid as ``remote``."""
+
+
+def create_key(incident_key: str, channel: str) -> str:
+    """The outbox key of the create log's row for a child of ``channel`` of the incident."""
+    return f"{incident_key}|{channel}"
+
 
 _KIND = re.compile(r"[a-z0-9_-]{1,40}")
 

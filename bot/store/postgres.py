@@ -75,6 +75,7 @@ from psycopg.pq import TransactionStatus
 from bot.core.urgency import AGING, Priority, clamp
 from bot.gitlab.budget import window_take
 from bot.store.base import (
+    CREATE_LOG,
     DEFAULT_KIND,
     DEFAULT_MAX_ATTEMPTS,
     CreateRecord,
@@ -95,6 +96,7 @@ from bot.store.base import (
     after_failure,
     backoff_delay,
     check_kind,
+    create_key,
     job_from_row,
     kinds_from_rows,
     require_aware,
@@ -285,6 +287,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "SELECT setval(pg_get_serial_sequence('outbox', 'seq'), coalesce((SELECT max(seq) FROM outbox), 0) + 1, false)",
         "DROP TABLE chat_outbox",
+        # The GitLab create log is the same state machine: a create about to happen is 'trying', one GitLab
+        # answered is 'sent' with the child's iid as its remote reference.
+        """
+        INSERT INTO outbox (integration, key, incident_key, target, text, summary, state, remote, unsure,
+                            history_from, updated_at)
+        SELECT 'gitlab', incident_key || '|' || channel, incident_key, channel, '', false,
+               CASE WHEN child_iid IS NULL THEN 'trying' ELSE 'sent' END, child_iid::text, true,
+               attempted_at, attempted_at
+        FROM create_attempts
+        """,
+        "DROP TABLE create_attempts",
     ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
@@ -862,10 +875,11 @@ class PostgresStore(DeliveryStore):
             " THEN coalesce(%(later)s::smallint, priority) ELSE priority END,"
             " lease_until = NULL, dirty_at = NULL, updated_at = coalesce(%(at)s::timestamptz, updated_at)"
             " WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker)s RETURNING state, incident_key, kind),"
-            " cleared AS (DELETE FROM create_attempts WHERE incident_key IN"
+            " cleared AS (DELETE FROM outbox WHERE integration = %(log)s AND incident_key IN"
             " (SELECT incident_key FROM finished WHERE kind = %(default)s))"
             " SELECT state FROM finished",
-            {"default": DEFAULT_KIND, "at": at, "again": again, "later": later, "id": job_id, "worker": worker_id},
+            {"log": CREATE_LOG, "default": DEFAULT_KIND, "at": at, "again": again, "later": later, "id": job_id,
+             "worker": worker_id},
         )
         if not rows:
             raise self._lease_lost(job_id, worker_id, self._get_job(job_id))
@@ -925,10 +939,10 @@ class PostgresStore(DeliveryStore):
             "WITH revived AS (UPDATE jobs SET state = 'pending', attempts = 0, sticky = false,"
             " not_before = coalesce(%(at)s::timestamptz, not_before),"
             f" updated_at = coalesce(%(at)s::timestamptz, updated_at) WHERE {where} RETURNING incident_key, kind),"
-            " cleared AS (DELETE FROM create_attempts WHERE incident_key IN"
+            " cleared AS (DELETE FROM outbox WHERE integration = %(log)s AND incident_key IN"
             " (SELECT incident_key FROM revived WHERE kind = %(default)s))"
             " SELECT count(*) FROM revived",
-            {"default": DEFAULT_KIND, "at": at, "id": job_id},
+            {"log": CREATE_LOG, "default": DEFAULT_KIND, "at": at, "id": job_id},
         )
         return int(rows[0][0])
 
@@ -974,12 +988,13 @@ class PostgresStore(DeliveryStore):
 
     def prune_dead(self, older_than: datetime) -> PruneResult:
         """See :meth:`DeliveryStore.prune_dead`; batched like :meth:`prune`."""
-        params = {"cut": require_aware(older_than, "older_than"), "n": _PRUNE_BATCH, "default": DEFAULT_KIND}
+        params = {"cut": require_aware(older_than, "older_than"), "n": _PRUNE_BATCH, "default": DEFAULT_KIND,
+                  "log": CREATE_LOG}
         statement = (
             "WITH gone AS (DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 'dead'"
             " AND updated_at < %(cut)s ORDER BY updated_at, id LIMIT %(n)s) RETURNING id, incident_key, kind),"
             " payloads AS (DELETE FROM deliveries WHERE job_id IN (SELECT id FROM gone) RETURNING 1),"
-            " creates AS (DELETE FROM create_attempts WHERE incident_key IN"
+            " creates AS (DELETE FROM outbox WHERE integration = %(log)s AND incident_key IN"
             " (SELECT incident_key FROM gone WHERE kind = %(default)s))"
             " SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM payloads)"
         )
@@ -994,22 +1009,28 @@ class PostgresStore(DeliveryStore):
     def note_create(self, incident_key: str, channel: str, now: datetime) -> CreateRecord | None:
         # Insert, or read the existing record; one statement, so concurrent callers agree on who inserted.
         rows = self._execute(
-            "WITH ins AS (INSERT INTO create_attempts (incident_key, channel, attempted_at)"
-            " VALUES (%(k)s, %(c)s, %(t)s) ON CONFLICT (incident_key, channel) DO NOTHING RETURNING 1)"
-            " SELECT attempted_at, child_iid FROM create_attempts WHERE incident_key = %(k)s AND channel = %(c)s"
+            "WITH ins AS (INSERT INTO outbox (integration, key, incident_key, target, text, state, unsure,"
+            " history_from, updated_at) VALUES (%(log)s, %(key)s, %(k)s, %(c)s, '', 'trying', true, %(t)s, %(t)s)"
+            " ON CONFLICT (integration, key) DO NOTHING RETURNING 1)"
+            " SELECT history_from, remote FROM outbox WHERE integration = %(log)s AND key = %(key)s"
             " AND NOT EXISTS (SELECT 1 FROM ins)",
-            {"k": incident_key, "c": channel, "t": require_aware(now, "now")},
+            {"log": CREATE_LOG, "key": create_key(incident_key, channel), "k": incident_key, "c": channel,
+             "t": require_aware(now, "now")},
         )
-        return CreateRecord(_utc(rows[0][0]), rows[0][1]) if rows else None
+        if not rows:
+            return None
+        return CreateRecord(_utc(rows[0][0]), None if rows[0][1] is None else int(rows[0][1]))
 
     def created(self, incident_key: str, channel: str, child_iid: int) -> None:
         self._count(
-            "UPDATE create_attempts SET child_iid = %s WHERE incident_key = %s AND channel = %s",
-            (child_iid, incident_key, channel),
+            "UPDATE outbox SET state = 'sent', remote = %s, sent_text = '' WHERE integration = %s AND key = %s",
+            (str(int(child_iid)), CREATE_LOG, create_key(incident_key, channel)),
         )
 
     def forget_create(self, incident_key: str, channel: str) -> None:
-        self._count("DELETE FROM create_attempts WHERE incident_key = %s AND channel = %s", (incident_key, channel))
+        self._count(
+            "DELETE FROM outbox WHERE integration = %s AND key = %s", (CREATE_LOG, create_key(incident_key, channel))
+        )
 
     # -- the outbox of the outbound integrations --------------------------------------------------------
 

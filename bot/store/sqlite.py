@@ -48,6 +48,7 @@ from bot.core.urgency import AGING, Priority, clamp
 from bot.gitlab.budget import window_take
 from bot.private import private_file
 from bot.store.base import (
+    CREATE_LOG,
     DEFAULT_KIND,
     DEFAULT_MAX_ATTEMPTS,
     CreateRecord,
@@ -69,6 +70,7 @@ from bot.store.base import (
     aging_case,
     backoff_delay,
     check_kind,
+    create_key,
     job_from_row,
     kinds_from_rows,
     require_aware,
@@ -252,6 +254,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         FROM chat_outbox ORDER BY seq
         """,
         "DROP TABLE chat_outbox",
+        # The GitLab create log is the same state machine: a create about to happen is 'trying', one GitLab
+        # answered is 'sent' with the child's iid as its remote reference.
+        """
+        INSERT INTO outbox (integration, key, incident_key, target, text, summary, state, remote, unsure,
+                            history_from, updated_at)
+        SELECT 'gitlab', incident_key || '|' || channel, incident_key, channel, '', 0,
+               CASE WHEN child_iid IS NULL THEN 'trying' ELSE 'sent' END, CAST(child_iid AS TEXT), 1,
+               attempted_at, attempted_at
+        FROM create_attempts
+        """,
+        "DROP TABLE create_attempts",
     ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
@@ -658,7 +671,9 @@ class SQLiteStore(DeliveryStore):
         with self._write() as conn:
             job = self._held(conn, job_id, worker_id)
             if job.kind == DEFAULT_KIND:  # the create log belongs to the incident's GitLab reconcile
-                conn.execute("DELETE FROM create_attempts WHERE incident_key = ?", (job.incident_key,))
+                conn.execute(
+                    "DELETE FROM outbox WHERE integration = ? AND incident_key = ?", (CREATE_LOG, job.incident_key)
+                )
             if job.dirty:
                 conn.execute(
                     "UPDATE jobs SET state = 'pending', attempts = 0, lease_until = NULL, dirty_at = NULL,"
@@ -732,7 +747,7 @@ class SQLiteStore(DeliveryStore):
         where = "state = 'dead'" + ("" if job_id is None else " AND id = :id")
         with self._write() as conn:
             conn.execute(
-                "DELETE FROM create_attempts WHERE incident_key IN"
+                "DELETE FROM outbox WHERE integration = :default AND incident_key IN"
                 f" (SELECT incident_key FROM jobs WHERE {where} AND kind = :default)",
                 {"id": job_id, "default": DEFAULT_KIND},
             )
@@ -801,9 +816,9 @@ class SQLiteStore(DeliveryStore):
                 if ids:
                     counts[0] += conn.execute(f"DELETE FROM deliveries WHERE job_id IN ({marks})", ids).rowcount
                     conn.execute(
-                        f"DELETE FROM create_attempts WHERE incident_key IN"
+                        f"DELETE FROM outbox WHERE integration = ? AND incident_key IN"
                         f" (SELECT incident_key FROM jobs WHERE id IN ({marks}) AND kind = ?)",
-                        [*ids, DEFAULT_KIND],
+                        [CREATE_LOG, *ids, DEFAULT_KIND],
                     )
                     counts[1] += conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids).rowcount
             if len(ids) < _PRUNE_BATCH:
@@ -812,27 +827,31 @@ class SQLiteStore(DeliveryStore):
     def note_create(self, incident_key: str, channel: str, now: datetime) -> CreateRecord | None:
         with self._write() as conn:
             row = conn.execute(
-                "SELECT attempted_at, child_iid FROM create_attempts WHERE incident_key = ? AND channel = ?",
-                (incident_key, channel),
+                "SELECT history_from, remote FROM outbox WHERE integration = ? AND key = ?",
+                (CREATE_LOG, create_key(incident_key, channel)),
             ).fetchone()
             if row is not None:
-                return CreateRecord(_dt(row[0]), row[1])
+                return CreateRecord(_dt(row[0]), None if row[1] is None else int(row[1]))
+            at = _us(now, "now")
             conn.execute(
-                "INSERT INTO create_attempts (incident_key, channel, attempted_at) VALUES (?, ?, ?)",
-                (incident_key, channel, _us(now, "now")),
+                "INSERT INTO outbox (integration, key, incident_key, target, text, state, unsure, history_from,"
+                " updated_at) VALUES (?, ?, ?, ?, '', 'trying', 1, ?, ?)",
+                (CREATE_LOG, create_key(incident_key, channel), incident_key, channel, at, at),
             )
             return None
 
     def created(self, incident_key: str, channel: str, child_iid: int) -> None:
         with self._write() as conn:
             conn.execute(
-                "UPDATE create_attempts SET child_iid = ? WHERE incident_key = ? AND channel = ?",
-                (child_iid, incident_key, channel),
+                "UPDATE outbox SET state = 'sent', remote = ?, sent_text = '' WHERE integration = ? AND key = ?",
+                (str(int(child_iid)), CREATE_LOG, create_key(incident_key, channel)),
             )
 
     def forget_create(self, incident_key: str, channel: str) -> None:
         with self._write() as conn:
-            conn.execute("DELETE FROM create_attempts WHERE incident_key = ? AND channel = ?", (incident_key, channel))
+            conn.execute(
+                "DELETE FROM outbox WHERE integration = ? AND key = ?", (CREATE_LOG, create_key(incident_key, channel))
+            )
 
     # -- the outbox of the outbound integrations --------------------------------------------------------
 

@@ -181,6 +181,13 @@ def _check_moved(store: DeliveryStore) -> None:
     assert store.refused_targets("slack", K) == {"#e-group": "channel_not_found"}
     store.offer("slack", K, [msg("engage:e")], at(0))
     assert store.items("slack", K)[-1].key == msg("engage:e").key, "new items come after the moved ones"
+    # The GitLab create log moved too: a create that may have happened, and one GitLab answered.
+    creates = sorted(((i.target, i.state, i.remote) for i in store.items("gitlab", K)), key=lambda c: c[0])
+    assert creates == [("comms-email", "sent", "12"), ("comms-faq", "trying", None)]
+    faq, email = store.note_create(K, "comms-faq", at(0)), store.note_create(K, "comms-email", at(0))
+    assert faq is not None and (faq.attempted_at, faq.child_iid) == (at(-90), None)
+    assert email is not None and (email.attempted_at, email.child_iid) == (at(-90), 12)
+    assert store.refused_targets(None, K) == {"#e-group": "channel_not_found"}, "a create is never a refusal"
 
 
 def test_a_version_9_postgres_database_moves_its_slack_outbox_into_the_outbox(postgres_database) -> None:
@@ -202,6 +209,11 @@ def test_a_version_9_postgres_database_moves_its_slack_outbox_into_the_outbox(po
                 " VALUES (%s, %s, '#e-group', 'hello', false, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (key, K, state, ch, ts, sent, reason, unsure, hist, at(-120)),
             )
+        conn.execute(
+            "INSERT INTO create_attempts (incident_key, channel, attempted_at, child_iid)"
+            " VALUES (%s, 'comms-faq', %s, NULL), (%s, 'comms-email', %s, 12)",
+            (K, at(-90), K, at(-90)),
+        )
     with open_store(url) as store:
         assert store.stats().schema_version == len(pg_store.MIGRATIONS)
         _check_moved(store)
@@ -225,6 +237,11 @@ def test_a_version_9_sqlite_database_moves_its_slack_outbox_into_the_outbox(tmp_
             " reason, unsure, history_from, updated_at) VALUES (?, ?, '#e-group', 'hello', 0, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(key, K, state, ch, ts, sent, reason, int(unsure), None if hist is None else us(hist), us(at(-120)))
              for key, state, ch, ts, sent, reason, unsure, hist in _V9_ROWS],
+        )
+        conn.execute(
+            "INSERT INTO create_attempts (incident_key, channel, attempted_at, child_iid)"
+            " VALUES (?, 'comms-faq', ?, NULL), (?, 'comms-email', ?, 12)",
+            (K, us(at(-90)), K, us(at(-90))),
         )
     conn.close()
     with open_store(str(path)) as store:
