@@ -23,6 +23,9 @@ sweep; a delivery in between makes the job due at once.
 
 Nothing that happens inside a reconcile can stop the loop. On shutdown the worker stops claiming,
 finishes the reconcile it is in, and releases a job it claimed but had not started.
+
+The claim, the lease, and recording the outcome are the job loop's (``bot.jobloop``), the same for every job
+kind; the reconcile is the ``gitlab`` kind's handler (:meth:`Worker._reconcile`).
 """
 
 from __future__ import annotations
@@ -496,7 +499,7 @@ class WorkerPool:
     chat: SlackPlanner | None = None
     """With ``SLACK_BOT_TOKEN``: plans each reconciled incident's Slack messages into the outbox."""
     slack: SlackWorker | None = None
-    """With ``SLACK_BOT_TOKEN``: the one thread that sends them (``slack:`` jobs only)."""
+    """With ``SLACK_BOT_TOKEN``: the one thread that sends them (jobs of kind ``slack`` only)."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:

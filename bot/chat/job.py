@@ -2,9 +2,10 @@
 
 After a reconcile of incident K the GitLab worker asks :class:`SlackPlanner` to offer the messages the plan
 calls for to the outbox (a store write, nothing else: Slack being slow or down never delays or fails the
-GitLab job). When any need sending it queues ``slack:K`` in the same durable queue. :class:`SlackWorker`
-claims only those jobs, sends the pending messages through the :class:`ChatPort`, records each result, and
-completes the job, or fails it to be retried (Slack unavailable) or dead (the token is refused).
+GitLab job). When any need sending it queues a job of kind ``slack`` for K in the same durable queue.
+:class:`SlackWorker` runs that kind's handler on the job loop (``bot.jobloop``): it claims only those jobs,
+sends the pending messages through the :class:`ChatPort`, records each result in the outbox (integration
+``slack``), and completes the job, or fails it to be retried (Slack unavailable) or dead (the token is refused).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class SlackPlanner:
 
 
 class SlackWorker:
-    """Claims ``slack:`` jobs only, and sends their incident's pending messages."""
+    """Claims jobs of kind ``slack`` only, and sends their incident's pending messages."""
 
     def __init__(
         self,
