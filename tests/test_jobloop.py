@@ -124,3 +124,15 @@ def test_lease_lost_records_nothing_and_a_late_result_is_dropped(store: SQLiteSt
     late = loop(store, clock, Handler()).record(other, done())  # w:1 reporting on w:2's job
     assert late.state is None
     assert peek.active_job(store, "1#1", kind=KIND).state is JobState.RUNNING  # type: ignore[union-attr]
+
+
+def test_the_slack_worker_hands_back_a_job_claimed_after_shutdown_began(store: SQLiteStore, clock: ManualClock) -> None:
+    from bot.chat.job import SlackWorker
+
+    store.enqueue("1#1", clock(), "slack", kind="slack")
+    stop = threading.Event()
+    stop.set()
+    sender = SlackWorker(store, lambda: pytest.fail("no Slack call after shutdown"), worker_id="s:1", clock=clock)
+    assert sender.run_once(stop) == "pending"
+    job = peek.active_job(store, "1#1", kind="slack")
+    assert job is not None and (job.state, job.attempts) == (JobState.PENDING, 0)

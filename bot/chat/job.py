@@ -148,10 +148,10 @@ class SlackWorker:
             heartbeat=self.heartbeat, logger=log,
         )
 
-    def run_once(self) -> str | None:
+    def run_once(self, stop: threading.Event | None = None) -> str | None:
         """Claim and send one Slack job; the job's state afterwards, or None when none was ready (or its
-        outcome could not be recorded)."""
-        ran = self.loop().run_once()
+        outcome could not be recorded). With ``stop`` set, a job claimed is handed back unsent."""
+        ran = self.loop().run_once(stop)
         return None if ran is None or ran.state is None else str(ran.state)
 
     def _send(self, job: Job, held: LeaseKeeper) -> Result:
@@ -288,7 +288,7 @@ class SlackWorker:
         """Send Slack jobs until ``stop`` is set."""
         while not stop.is_set():
             try:
-                state = self.run_once()
+                state = self.run_once(stop)
             except Exception as exc:  # the store is away: try again soon
                 log.error("Slack worker %s: %s", self.worker_id, exc)
                 state = None
