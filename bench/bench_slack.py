@@ -122,12 +122,12 @@ def run(*, distributed: bool, create: bool = False) -> None:
                         reconciles[0] += 1
                 finally:
                     wk.reconciler.close()  # type: ignore[attr-defined]
-                if not ran and not store.pending_messages(key):
+                if not ran and not store.pending("slack", key):
                     break
                 for _ in range(240):  # Slack retries as the queue makes them due, 5 s apart, until nothing waits
                     while sender.run_once() is not None:
                         pass
-                    if not store.pending_messages(key):
+                    if not store.pending("slack", key):
                         break
                     clock.advance(5)
             waits.append((clock() - began).total_seconds())
@@ -163,7 +163,7 @@ def run(*, distributed: bool, create: bool = False) -> None:
         print(f"messages posted twice              {sum(1 for n in Counter(keys).values() if n > 1)}")
         print(f"Slack calls on a no-op reconcile   {quiet}")
         print(f"history reads answered 429         {sum(1 for c in sl.calls if c.status == 429)}")
-        print(f"messages still waiting             {len(store.pending_messages(key))}")
+        print(f"messages still waiting             {len(store.pending('slack', key))}")
         print(f"longest step until all sent        {max(waits):.0f} s")
         edits = len([r for r in gl.requests if r.method == "PUT" and r.route and r.route.endswith("/notes/:note_id")])
         print(f"GitLab note edits (7 steps)        {edits}")

@@ -89,6 +89,14 @@ class QueueCollector(Collector):
         for state in ("pending", "running", "dead", "delayed"):  # delayed: waiting for a requeue time
             jobs.add_metric([state], getattr(stats, state))
         yield jobs
+        by_kind = GaugeMetricFamily(
+            "incident_bot_queue_jobs_by_kind", "Jobs in the work queue by kind (gitlab, slack, ...) and state",
+            labels=["kind", "state"],
+        )
+        for kind, counts in sorted(stats.kinds.items()):
+            for state, count in sorted(counts.items()):
+                by_kind.add_metric([kind, state], count)
+        yield by_kind
         age = 0.0
         if stats.oldest_pending is not None:
             age = max(0.0, (self.clock() - stats.oldest_pending).total_seconds())

@@ -23,6 +23,9 @@ sweep; a delivery in between makes the job due at once.
 
 Nothing that happens inside a reconcile can stop the loop. On shutdown the worker stops claiming,
 finishes the reconcile it is in, and releases a job it claimed but had not started.
+
+The claim, the lease, and recording the outcome are the job loop's (``bot.jobloop``), the same for every job
+kind; the reconcile is the ``gitlab`` kind's handler (:meth:`Worker._reconcile`).
 """
 
 from __future__ import annotations
@@ -53,12 +56,23 @@ from bot.gitlab.errors import CannotAct, GitLabCallError
 from bot.gitlab.remit import OutsideRemit
 from bot.integrations.base import Outbound
 from bot.integrations.slack.job import SlackWorker
+from bot.jobloop import (
+    Failed,
+    JobLoop,
+    LeaseGoneResult,
+    Ran,
+    Released,
+    Result,
+    done,
+    failed,
+    retry_after,
+)
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.once import Once
 from bot.reconciler import ReconcileReport
 from bot.redact import redact
-from bot.store import Job, LeaseLost, StoreError, WorkerStore
+from bot.store import Job, StoreError, WorkerStore
 from bot.store.base import DeadLetters, FailureKind
 from bot.sweep import SweepReport, remember
 
@@ -76,8 +90,6 @@ DEFAULT_LEASE = timedelta(seconds=60)
 """Renewed every third of itself while a reconcile runs; also how long the job of a worker that died
 waits before another worker takes it over."""
 DEFAULT_SETTLE = timedelta(milliseconds=500)
-MIN_RETRY = timedelta(seconds=1)
-"""A server's ``Retry-After: 0`` still waits this long, so a job never spins."""
 MIN_REQUEUE = timedelta(seconds=1)
 """A reconcile that asks to run again at once (or in the past) still waits this long, so a job never spins."""
 MAX_POLL = 5.0
@@ -129,6 +141,17 @@ class Outcome(StrEnum):
     LEASE_LOST = "lease_lost"  # the lease went to another worker mid-reconcile: stopped before the next write
     RELEASED = "released"  # shutdown began between claim and reconcile: handed back unstarted
     DEFERRED = "deferred"  # GitLab's limit on new notes or issues is spent: back when it allows, not failed
+
+
+@dataclass(frozen=True)
+class _Said:
+    """What a reconcile came to, carried through the job loop to the worker's metrics and log line."""
+
+    outcome: Outcome
+    error: str | None
+    seconds: float
+    changes: tuple[str, ...] = ()
+    requeue_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -256,33 +279,33 @@ class Worker:
         return {"incident": self.name(job), "job": job.id, "event": job.reason, "priority": job.priority.name}
 
     def claim(self) -> Job | None:
-        """The most urgent ready job (the store's order), once it has been ready for ``settle``.
+        """The most urgent ready job (the store's order), once it has been ready for ``settle``
+        (:meth:`bot.jobloop.JobLoop.claim`)."""
+        return self.loop().claim()
 
-        Asking the store "as of ``now - settle``" selects exactly those jobs; the lease is lengthened
-        by the same amount, so it still ends ``lease`` after the real now.
-        """
-        return self.store.claim(self.worker_id, self.clock() - self.settle, self.lease + self.settle)
+    def loop(self) -> JobLoop:
+        """The job loop that runs this worker's reconciles (claim, lease, record the outcome)."""
+        return JobLoop(
+            self.store, self._reconcile, worker_id=self.worker_id, clock=self.clock, lease=self.lease,
+            settle=self.settle, heartbeat=self.heartbeat, name=self.name, logger=log,
+        )
 
     def run_once(self, stop: threading.Event | None = None) -> JobResult | None:
         """Claim and process one job; None when no job is ready. Raises only ``StoreError`` from the claim."""
-        job = self.claim()
-        if job is None:
-            return None
-        if stop is not None and stop.is_set():
-            return self._release(job)
+        ran = self.loop().run_once(stop)
+        return None if ran is None else self._said(ran)
+
+    def _reconcile(self, job: Job, heartbeat: LeaseKeeper) -> Result:
+        """The GitLab kind's handler: reconcile the job's incident, and say how it went."""
         try:
             ref = IncidentRef.parse(job.incident_key)
         except ValueError as exc:
-            return self._report(job, Outcome.PERMANENT, f"bad incident key: {exc}", None, 0.0)
+            return self._result(job, Outcome.PERMANENT, f"bad incident key: {exc}", None, 0.0)
         event_uuid = job.event_uuid
         start = time.perf_counter()
         retry_in: timedelta | None = None
         try:
-            keeper = LeaseKeeper(
-                self.store, job, worker_id=self.worker_id, clock=self.clock, lease=self.lease,
-                every=self.heartbeat, name=self.name(job),
-            )
-            with keeper as heartbeat, working_for(job.priority):
+            with working_for(job.priority):
                 guard = _JobGuard(self, job, heartbeat)
                 if self.chat is None:
                     report = self.reconciler.reconcile(ref, event_uuid=event_uuid, guard=guard)
@@ -312,35 +335,30 @@ class Worker:
             )
             if self.metrics is not None:
                 self.metrics.outside_remit(exc.kind)
-            return self._report(job, Outcome.IGNORED, None, None, time.perf_counter() - start)
+            return self._result(job, Outcome.IGNORED, None, None, time.perf_counter() - start)
         except LeaseGone as exc:
             log.warning("job %d (%s): %s; left to the worker that holds it now", job.id, self.name(job), exc)
-            if self.metrics is not None:
-                self.metrics.reconciled(Outcome.LEASE_LOST.value, time.perf_counter() - start)
-            return JobResult(job.id, job.incident_key, Outcome.LEASE_LOST, str(exc), None)
+            return LeaseGoneResult(_Said(Outcome.LEASE_LOST, str(exc), time.perf_counter() - start))
         except BudgetWait as exc:  # not a failure: the job comes back when GitLab's limit allows, attempts kept
             at = self.clock() + max(timedelta(seconds=exc.retry_after or 0.0), MIN_REQUEUE)
-            return self._report(job, Outcome.DEFERRED, None, None, time.perf_counter() - start, requeue_at=at,
+            return self._result(job, Outcome.DEFERRED, None, None, time.perf_counter() - start, requeue_at=at,
                                 changes=(str(exc),))
         except RepeatedCreate as exc:
-            return self._report(job, Outcome.PERMANENT, str(exc), None, time.perf_counter() - start, kind="final")
+            return self._result(job, Outcome.PERMANENT, str(exc), None, time.perf_counter() - start, kind="final")
         except GitLabCallError as exc:
             outcome = Outcome.TRANSIENT if exc.transient else Outcome.PERMANENT
             if exc.transient and exc.retry_after is not None:
-                retry_in = max(timedelta(seconds=exc.retry_after), MIN_RETRY)
+                retry_in = retry_after(exc.retry_after)
             elif self.retry_base is not None:
                 retry_in = self.retry_base * 2 ** min(max(job.attempts - 1, 0), 10)
             kind = failure_kind(exc)
             error = str(exc) + (_DEAD_AT_ONCE if kind == "final" else "")
-            return self._report(job, outcome, error, retry_in, time.perf_counter() - start, kind=kind)
+            return self._result(job, outcome, error, retry_in, time.perf_counter() - start, kind=kind)
         except Exception as exc:
             log.exception("job %d (%s): reconcile crashed", job.id, self.name(job), extra=self._extra(job))
             error = f"crash: {type(exc).__name__}: {exc}"
-            return self._report(job, Outcome.CRASH, error, None, time.perf_counter() - start)
-        except BaseException:  # KeyboardInterrupt, SystemExit: hand the job back, then go
-            self._release(job)
-            raise
-        return self._report(
+            return self._result(job, Outcome.CRASH, error, None, time.perf_counter() - start)
+        return self._result(
             job,
             Outcome.OK,
             None,
@@ -368,15 +386,7 @@ class Worker:
         except StoreError as exc:
             log.warning("job %d (%s): cannot remember it for the sweep: %s", job.id, self.name(job), exc)
 
-    def _release(self, job: Job) -> JobResult:
-        try:
-            self.store.release(job.id, self.worker_id, now=self.clock())
-        except StoreError as exc:  # its lease will expire and another worker will take it
-            log.warning("job %d: cannot release it: %s", job.id, exc)
-        log.info("job %d (%s): released unstarted for shutdown", job.id, self.name(job))
-        return JobResult(job.id, job.incident_key, Outcome.RELEASED)
-
-    def _report(
+    def _result(
         self,
         job: Job,
         outcome: Outcome,
@@ -387,30 +397,32 @@ class Worker:
         requeue_at: datetime | None = None,
         changes: Sequence[str] = (),
         requeue_priority: Priority | None = None,
-    ) -> JobResult:
-        if self.metrics is not None:
-            self.metrics.reconciled(outcome.value, seconds)
+    ) -> Result:
+        """What the job loop records for a reconcile's ``outcome``."""
         if error is not None:
             key, name = job.incident_key, self.name(job)
             if name != key and error.startswith(key + ": "):  # GitLab errors begin with the incident
                 error = name + error[len(key) :]
             error = redact(error)  # it is stored, listed by dead-letters and logged
-        try:
-            if outcome in (Outcome.OK, Outcome.IGNORED, Outcome.DEFERRED):
-                state = self.store.complete(
-                    job.id, self.worker_id, now=self.clock(), requeue_at=requeue_at, priority=requeue_priority
-                )
-            else:
-                assert error is not None
-                state = self.store.fail(job.id, self.worker_id, error, self.clock(), retry_in=retry_in, kind=kind)
-        except LeaseLost as exc:
-            # Another worker took the job over after our lease ran out; it reads GitLab afresh.
-            log.warning("job %d (%s): %s; its result is dropped", job.id, self.name(job), exc)
-            return JobResult(job.id, job.incident_key, outcome, error, None)
-        except StoreError as exc:
-            log.error(
-                "job %d (%s): cannot record its outcome (%s); the lease will expire", job.id, self.name(job), exc
-            )
+        said = _Said(outcome, error, seconds, tuple(changes), requeue_at)
+        if outcome in (Outcome.OK, Outcome.IGNORED, Outcome.DEFERRED):
+            return done(requeue_at, priority=requeue_priority, detail=said)
+        assert error is not None
+        return failed(error, retry_in, kind=kind, detail=said)
+
+    def _said(self, ran: Ran) -> JobResult:
+        """Count and log how a job the loop ran ended."""
+        job, state = ran.job, ran.state
+        if isinstance(ran.result, Released):
+            return JobResult(job.id, job.incident_key, Outcome.RELEASED)
+        said = ran.result.detail
+        if not isinstance(said, _Said):  # the handler itself raised (the loop made it a failure)
+            error = ran.result.error if isinstance(ran.result, Failed) else None
+            said = _Said(Outcome.CRASH, error, 0.0)
+        outcome, error, changes, requeue_at = said.outcome, said.error, said.changes, said.requeue_at
+        if self.metrics is not None:
+            self.metrics.reconciled(outcome.value, said.seconds)
+        if state is None:  # the lease was lost, or the store did not answer: logged by the loop
             return JobResult(job.id, job.incident_key, outcome, error, None)
         if outcome is Outcome.IGNORED:
             pass
@@ -418,14 +430,14 @@ class Worker:
             log.info("job %d (%s): %s", job.id, self.name(job), changes[0], extra=self._extra(job))
         elif outcome is Outcome.OK:
             later = f", next at {requeue_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z" if requeue_at is not None else ""
-            said = "; ".join(changes) if changes else "no change"
+            text = "; ".join(changes) if changes else "no change"
             name = self.name(job)
             log.info(
                 "job %d (%s): %s (reconciled in %.2f s -> %s%s)",
                 job.id,
                 name,
-                said,
-                seconds,
+                text,
+                said.seconds,
                 state,
                 later,
                 extra={**self._extra(job), "changes": list(changes)},
@@ -486,7 +498,7 @@ class WorkerPool:
     chat: Outbound | None = None
     """With an outbound integration enabled: plans each reconciled incident's items into its outbox."""
     slack: SlackWorker | None = None
-    """With ``SLACK_BOT_TOKEN``: the one thread that sends them (``slack:`` jobs only)."""
+    """With ``SLACK_BOT_TOKEN``: the one thread that sends them (jobs of kind ``slack`` only)."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:

@@ -52,10 +52,10 @@ def get_job(store: Any, job_id: int) -> Job | None:
     return job(rows[0]) if rows else None
 
 
-def active_job(store: Any, incident_key: str) -> Job | None:
-    """The incident's pending, running or dead job, if any (there is at most one)."""
-    sql = f"SELECT {_columns(store)} FROM jobs WHERE incident_key = ? AND state <> 'done'"
-    rows, job, _ = _rows(store, sql, (incident_key,))
+def active_job(store: Any, incident_key: str, kind: str = "gitlab") -> Job | None:
+    """The incident's pending, running or dead job of ``kind``, if any (there is at most one)."""
+    sql = f"SELECT {_columns(store)} FROM jobs WHERE kind = ? AND incident_key = ? AND state <> 'done'"
+    rows, job, _ = _rows(store, sql, (kind, incident_key))
     return job(rows[0]) if rows else None
 
 
@@ -84,7 +84,7 @@ def depth(store: Any) -> dict[str, int]:
     return {"pending": stats.pending, "running": stats.running, "dead": stats.dead}
 
 
-def outbox_incidents(store: Any) -> set[str]:
-    """The incidents that have any Slack message in the outbox, sent or not."""
-    rows, _, _ = _rows(store, "SELECT DISTINCT incident_key FROM chat_outbox")
+def outbox_incidents(store: Any, integration: str = "slack") -> set[str]:
+    """The incidents that have any item of ``integration`` in the outbox, sent or not."""
+    rows, _, _ = _rows(store, "SELECT DISTINCT incident_key FROM outbox WHERE integration = ?", (integration,))
     return {str(r[0]) for r in rows}

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import difflib
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot.commands.world import World, world
@@ -21,11 +23,14 @@ from bot.config import Config
 from bot.core import bodies
 from bot.core.model import IncidentRef
 from bot.core.outbound import Engaged, OutboundFacts
-from bot.integrations.slack.job import engagement_of
-from bot.integrations.slack.ports import ChatPort, Sent
+from bot.integrations.slack.job import SLACK, SlackPlanner, SlackWorker
+from bot.integrations.slack.plan import is_channel_key
+from bot.integrations.slack.ports import ChatPort
 from bot.reconciler import ReconcileReport
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simslack import SimulatedSlack
+from bot.store.base import OutboxItem, WorkerStore
+from bot.store.sqlite import SQLiteStore
 from bot.text.markers import strip_markers
 
 START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -248,9 +253,23 @@ class Demo:
     teams: tuple[str, ...] = ()  # team projects children may be opened in
     chat: ChatPort | None = None  # the Slack Web API client (slack_sdk) talking to the simulated Slack, with Slack on
     slack_sim: SimulatedSlack | None = None
-    slack: dict[str, Sent] = field(default_factory=dict)  # what is in Slack, by message key
-    slack_texts: dict[str, str] = field(default_factory=dict)  # the text each message was sent with
-    engaged: dict[str, Engaged] = field(default_factory=dict)  # engagements the bot carried out in Slack
+    outbox: WorkerStore | None = None  # the store the Slack side keeps its outbox in (a scratch SQLite file)
+
+    @property
+    def engaged(self) -> dict[str, Engaged]:
+        """The engagements the bot carried out in Slack, read from the outbox (as the worker passes them)."""
+        if self.outbox is None:
+            return {}
+        return dict(self._planner().facts(self.outbox, self.key).engaged)
+
+    @property
+    def key(self) -> str:
+        return f"{self.w.project_id}#{self.incident}"
+
+    def _planner(self) -> SlackPlanner:
+        from bot.wiring import slack_renderer
+
+        return SlackPlanner(self.w.cfg, slack_renderer(self.w.cfg))
 
     def look(self) -> ReconcileReport:
         """One reconcile, one GitLab call at a time in a fixed order, with what the Slack side has sent (as the
@@ -324,39 +343,34 @@ class Demo:
         return False
 
     def slack_lines(self, report: ReconcileReport) -> list[str]:
-        """What this step sends to the simulated Slack over HTTP, through the same delivery as the Slack
-        worker: each message once, a summary edited in place when its text changes."""
-        cfg = self.w.cfg
-        if cfg.chat is None or self.chat is None or self.slack_sim is None:
+        """What this step sends to the simulated Slack over HTTP, as the worker does: the plan's messages
+        offered to the outbox, then the Slack worker's handler until no Slack job is ready. Each message goes
+        once, a summary is edited in place when its text changes."""
+        if self.w.cfg.chat is None or self.chat is None or self.slack_sim is None or self.outbox is None:
             return []
-        from bot.integrations.slack.deliver import Outgoing, deliver
-        from bot.integrations.slack.plan import chat_messages
-        from bot.wiring import slack_renderer
-
-        planned = chat_messages(cfg, report.desired, report.observed, slack_renderer(cfg))
-        todo = [
-            Outgoing(m, self.slack[m.key].ts if m.key in self.slack else None)
-            for m in planned
-            if m.key not in self.slack or (m.summary and self.slack_texts[m.key] != m.text)
-        ]
-        if not todo:
+        store, chat = self.outbox, self.chat
+        before = {i.key: i for i in store.items(SLACK, self.key)}
+        if not self._planner().offer(store, self.key, report.desired, report.observed, self.clock()):
             return []
         self.slack_sim.reset_calls()
-        result = deliver(todo, self.chat)
-        by_key = {o.message.key: o.message for o in todo}
+        sender = SlackWorker(store, lambda: chat, worker_id="demo:slack", clock=self.clock)
+        while sender.run_once() is not None:
+            pass
         calls = len(self.slack_sim.calls)
-        out = [f"Slack: {count(len(result.sent), 'message')}, {count(calls, 'Slack API call')}"]
+        after = store.items(SLACK, self.key)
+        sent = [i for i in after if i.state == "sent" and _newly_sent(before.get(i.key), i)]
+        out = [f"Slack: {count(len(sent), 'message')}, {count(calls, 'Slack API call')}"]
         if self.verbose:
             out += [f"  Slack {c.method} {c.channel or ''} -> {c.status}".rstrip() for c in self.slack_sim.calls]
-        for sent in result.sent:
-            m = by_key[sent.key]
-            edited = " (summary edited)" if sent.key in self.slack else ""
-            self.slack[sent.key], self.slack_texts[sent.key] = sent, m.text
-            engagement = engagement_of(sent.key)
-            if engagement is not None and engagement not in self.engaged:
-                self.engaged[engagement] = Engaged(self.clock(), m.target, "Slack")
-            out.append(f"Slack {m.target}{edited}: {slack_readable(m.text)}")
-        out += [f"Slack refused {by_key[k].target}: {why}" for k, why in result.refused.items()]
+        for item in sent:
+            if is_channel_key(item.key):
+                out.append(f"Slack created the incident channel {item.target}")
+                continue
+            earlier = before.get(item.key)
+            edited = " (summary edited)" if earlier is not None and earlier.sent else ""
+            out.append(f"Slack {item.target}{edited}: {slack_readable(item.text)}")
+        out += [f"Slack refused {i.target}: {i.reason}" for i in after
+                if i.state == "refused" and (i.key not in before or before[i.key].state != "refused")]
         return out
 
     def labels(self, *add: str, remove: tuple[str, ...] = ()) -> Callable[[], Any]:
@@ -366,6 +380,11 @@ class Demo:
             self.w.sim.state.set_labels(self.w.project, self.incident, wanted, actor="sec-oncall")
 
         return act
+
+
+def _newly_sent(before: OutboxItem | None, after: OutboxItem) -> bool:
+    """Whether this step sent the item, or edited it in place (a summary)."""
+    return before is None or before.state != "sent" or before.sent_text != after.sent_text
 
 
 def run_demo(
@@ -390,6 +409,8 @@ def run_demo(
         log(f"people: {', '.join(sorted(u for u in (sim.state.user(n)['username'] for n in _people(cfg))))}")
         if cfg.chat is not None:
             demo.chat, demo.slack_sim = stack.enter_context(_simulated_slack(cfg, clock))
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="incident-bot-demo-")))
+            demo.outbox = stack.enter_context(SQLiteStore(scratch / "outbox.sqlite3", durability="normal"))
             log("Slack: a simulated Slack on 127.0.0.1, as with SLACK_BOT_TOKEN set (lines 'Slack ...')")
 
         def declare() -> None:

@@ -344,6 +344,7 @@ def read_outbox(db: str, durability: Durability = "full") -> Callable[[str], lis
     reachable. A SQLite file that does not exist is not created (nothing was sent from it)."""
 
     def read(incident_key: str) -> list[OutboxItem] | None:
+        from bot.integrations.slack.job import SLACK
         from bot.store import StoreError, is_postgres_url, open_store, sqlite_path
 
         if not is_postgres_url(db):
@@ -352,7 +353,7 @@ def read_outbox(db: str, durability: Durability = "full") -> Callable[[str], lis
                 return None
         try:
             with open_store(db, durability=durability) as store:
-                return store.outbox(incident_key)
+                return store.items(SLACK, incident_key)
         except (StoreError, ValueError, OSError):
             return None
 

@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -337,12 +338,15 @@ def dead_letters(store: DeadLetters, action: str, job_id: int | None) -> int:
             if job.sticky:  # a redelivery does not revive it; an edit of the incident or a retry does
                 since += " (waits for a change)"
             name = incident_path_of(store, job) or job.incident_key
-            print(f"{job.id}\t{name}\t{job.attempts} attempts\tdead since {since}\t{error}")
+            print(f"{job.id}\t{name}\t{job.kind}\t{job.attempts} attempts\tdead since {since}\t{error}")
         return 0
+    kinds = Counter(j.kind for j in store.dead_jobs() if job_id is None or j.id == job_id)
     revived = store.retry_dead(job_id, now=datetime.now(UTC))
     if job_id is not None and not revived:
         raise UserError(f"job {job_id} is not a dead letter (see `incident-bot dead-letters list`)")
-    print(f"revived {revived} job{'s' if revived != 1 else ''}; the worker will pick them up")
+    which = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    print(f"revived {revived} job{'s' if revived != 1 else ''}{f' ({which})' if which else ''};"
+          " the workers will pick them up")
     return 0
 
 
@@ -426,6 +430,6 @@ def register_service_commands(sub: Any, add: Callable[..., Any]) -> None:
 
     p = add("dead-letters", cmd_dead_letters, "jobs that failed too often: list them, or queue them again")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("list", help="one line per dead job: id, incident, attempts, since, last error")
+    actions.add_parser("list", help="one line per dead job: id, incident, kind, attempts, since, last error")
     retry = actions.add_parser("retry", help="queue one dead job (JOB_ID) or all of them again")
     retry.add_argument("job_id", nargs="?", type=int, metavar="JOB_ID")

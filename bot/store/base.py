@@ -68,8 +68,9 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
@@ -79,10 +80,11 @@ from bot.core.urgency import AGING, Priority, clamp
 __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
+    "CREATE_LOG",
+    "DEFAULT_KIND",
     "DEFAULT_MAX_ATTEMPTS",
-    "SLACK_JOB_PREFIX",
+    "PENDING_STATES",
     "AfterFailure",
-    "ChatOutbox",
     "CreateLog",
     "CreateRecord",
     "DeadLetters",
@@ -97,7 +99,9 @@ __all__ = [
     "JobState",
     "LeaseLost",
     "Marks",
+    "Outbox",
     "OutboxItem",
+    "OutboxState",
     "PruneResult",
     "RecordResult",
     "SchemaVersionError",
@@ -108,7 +112,9 @@ __all__ = [
     "after_failure",
     "aging_case",
     "backoff_delay",
-    "job_kind_clause",
+    "check_kind",
+    "create_key",
+    "kinds_from_rows",
     "require_aware",
     "revives",
 ]
@@ -121,49 +127,79 @@ shows up in the dead letters the same hour."""
 BACKOFF_BASE = timedelta(seconds=10)
 BACKOFF_CAP = timedelta(minutes=10)
 
-JobKind = Literal["gitlab", "slack"]
-"""Which workers claim a job: ``slack`` jobs (keys ``slack:<incident key>``) only the Slack worker, so a Slack
-outage never holds up GitLab work and GitLab workers never see Slack jobs."""
+JobKind = str
+"""Which loop claims a job: a column of the job, any short name (``[a-z0-9_-]``). Each kind's jobs are
+claimed only by that kind's loop (``bot.jobloop``), so a slow outbound integration never holds up the GitLab
+work, and a kind nobody runs waits instead of being claimed by the wrong loop. Jobs coalesce per
+(kind, incident key): one active job of each kind per incident."""
 
-SLACK_JOB_PREFIX = "slack:"
+DEFAULT_KIND = "gitlab"
+"""The kind of the jobs webhook deliveries feed: reconciling the incident against GitLab."""
+
+CREATE_LOG = DEFAULT_KIND
+"""The outbox rows of the GitLab create log (:meth:`DeliveryStore.note_create`): children being created for the
+default kind's reconcile, ``trying`` until GitLab answers, then ``sent`` with the child's iid as ``remote``."""
 
 
-def job_kind_clause(kind: JobKind) -> str:
-    """The SQL condition (on ``incident_key``) that selects the jobs of ``kind``; the same in both backends."""
-    return f"substr(incident_key, 1, 6) {'=' if kind == 'slack' else '<>'} 'slack:'"
+def create_key(incident_key: str, channel: str) -> str:
+    """The outbox key of the create log's row for a child of ``channel`` of the incident."""
+    return f"{incident_key}|{channel}"
+
+
+_KIND = re.compile(r"[a-z0-9_-]{1,40}")
+
+
+def check_kind(kind: str) -> str:
+    """``kind`` if it is a valid job kind, else ``ValueError`` saying what is wrong."""
+    if not isinstance(kind, str) or not _KIND.fullmatch(kind):
+        raise ValueError(f"a job kind is 1 to 40 of a-z 0-9 _ -, got {kind!r}")
+    return kind
+
+
+OutboxState = Literal["intent", "trying", "sent", "refused"]
+"""Where an outbox item is: ``intent`` (to be sent, or a changed summary to be updated in place), ``trying`` (a
+send of it started and its answer was not recorded: it may be out there), ``sent`` (with its ``remote``
+reference), ``refused`` (with the reason, not tried again unless revived)."""
+
+PENDING_STATES: tuple[OutboxState, ...] = ("intent", "trying")
 
 
 @dataclass(frozen=True)
 class OutboxItem:
-    """One Slack message of the outbox: what to send, and where it was sent (``channel``, ``ts``) once it was.
+    """One item of an outbound integration's outbox (a message, a page): what to send, and once sent the
+    remote reference the integration needs to find or update it (``remote``, the integration's own text).
 
-    ``sent_text`` is the text Slack shows; a summary whose ``text`` has changed since is pending again and is
-    edited in place (``ts``)."""
+    ``sent_text`` is the text the remote side shows; a summary whose ``text`` has changed since is pending again
+    and is updated in place (through ``remote``)."""
 
     key: str
     incident_key: str
     target: str
     text: str
     summary: bool
-    state: str  # pending | sent | refused
-    channel: str | None = None
-    ts: str | None = None
+    state: OutboxState
+    remote: str | None = None
     sent_text: str | None = None
     reason: str | None = None
     unsure: bool = True
-    """It may be in Slack already: a send of it was started, or it was first offered when the store knew
-    nothing of the incident (a new incident, or an emptied database). The sender then looks for its key in
-    the conversation's history before posting."""
+    """It may be out there already: a send of it was started, or it was first offered when the store knew
+    nothing of the incident (a new incident, or an emptied database). The sender then looks for its key on
+    the remote side before sending."""
     history_from: datetime | None = None
-    """It cannot be in Slack from before this time: its first send attempt, or (first offered unsure) the
-    time the plan gave (the incident's start). The history read for it stops there."""
+    """It cannot be out there from before this time: its first send attempt, or (first offered unsure) the
+    time the plan gave (the incident's start). A search of the remote side for it stops there."""
     updated_at: datetime | None = None
-    """When its state last changed: for a message ``sent`` that is not a summary, when it was sent (or found
-    already in Slack); for a ``refused`` one, when Slack refused it."""
+    """When its state last changed: for an item ``sent`` that is not a summary, when it was sent (or found
+    already sent); for a ``refused`` one, when it was refused."""
+    integration: str = ""
 
     @property
     def sent(self) -> bool:
         return self.sent_text is not None
+
+    @property
+    def pending(self) -> bool:
+        return self.state in PENDING_STATES
 
 
 FailureKind = Literal["retry", "sticky", "final"]
@@ -241,6 +277,8 @@ class Job:
     priority: Priority = Priority.NORMAL
     """How urgent the job is (``bot.core.urgency``): claims serve the most urgent ready job first, each
     ranked by when it became ready plus its priority's :data:`~bot.core.urgency.AGING`."""
+    kind: str = DEFAULT_KIND
+    """Which loop claims it (:data:`JobKind`); ``incident_key`` is the bare incident key for every kind."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +343,8 @@ class StoreStats:
     delayed: int = 0
     """Delayed jobs (:attr:`Job.delayed`): incidents waiting for a time, not work waiting for a worker. They
     are not counted in ``pending`` nor in ``oldest_pending``."""
+    kinds: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Per job kind, the jobs ``pending`` (not delayed), ``running`` and ``dead``: kinds with none are left out."""
 
 
 def aging_case(column: str, scale: Callable[[timedelta], str]) -> str:
@@ -335,7 +375,16 @@ def job_from_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> Job:
         sticky=bool(row[14]),
         delayed=bool(row[15]),
         priority=clamp(row[16]),
+        kind=row[17],
     )
+
+
+def kinds_from_rows(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, int]]:
+    """``kind, state, count`` rows (both backends select them so) as :attr:`StoreStats.kinds`."""
+    kinds: dict[str, dict[str, int]] = {}
+    for kind, state, count in rows:
+        kinds.setdefault(kind, {"pending": 0, "running": 0, "dead": 0})[state] = count
+    return kinds
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,13 +469,14 @@ class Enqueue(Protocol):
         *,
         revive_dead: bool = True,
         priority: int = Priority.NORMAL,
+        kind: str = DEFAULT_KIND,
     ) -> int: ...
 
 
 class WorkQueue(Enqueue, Protocol):
     """The worker's queue: claim a job, hold its lease, report how it ended (``requeue_at``: a delayed job)."""
 
-    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None: ...
+    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: str = DEFAULT_KIND) -> Job | None: ...
 
     def complete(
         self,
@@ -486,27 +536,30 @@ class CreateLog(Protocol):
     def forget_create(self, incident_key: str, channel: str) -> None: ...
 
 
-class ChatOutbox(Protocol):
-    """The Slack messages an incident calls for, each sent once (see :class:`DeliveryStore`)."""
+class Outbox(Protocol):
+    """What an incident calls for from each outbound integration, each item sent once (see
+    :class:`DeliveryStore`). ``integration`` names the integration; the store knows none of them."""
 
-    def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int: ...
+    def offer(self, integration: str, incident_key: str, items: Sequence[Any], now: datetime | None = None) -> int: ...
 
-    def pending_messages(self, incident_key: str) -> list[OutboxItem]: ...
+    def pending(self, integration: str, incident_key: str) -> list[OutboxItem]: ...
 
-    def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None: ...
+    def items(self, integration: str, incident_key: str) -> list[OutboxItem]: ...
 
-    def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None: ...
+    def mark_trying(self, integration: str, keys: Sequence[str], now: datetime | None = None) -> None: ...
 
-    def refused_targets(self, incident_key: str) -> dict[str, str]: ...
+    def mark_sent(
+        self, integration: str, key: str, remote: str, text: str, now: datetime | None = None
+    ) -> None: ...
 
-    def outbox(self, incident_key: str) -> list[OutboxItem]: ...
+    def mark_refused(self, integration: str, key: str, reason: str, now: datetime | None = None) -> None: ...
 
-    def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None: ...
+    def refused_targets(self, integration: str | None, incident_key: str) -> dict[str, str]: ...
 
-    def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int: ...
+    def revive_refused(self, integration: str, incident_key: str, keys: Sequence[str], before: datetime) -> int: ...
 
 
-class WorkerStore(WorkQueue, DeadLetters, Marks, CreateLog, ChatOutbox, Protocol):
+class WorkerStore(WorkQueue, DeadLetters, Marks, CreateLog, Outbox, Protocol):
     """Everything a worker process uses: the shared store itself, never the receiver's spool."""
 
 
@@ -565,11 +618,13 @@ class DeliveryStore(abc.ABC):
         *,
         revive_dead: bool = True,
         priority: int = Priority.NORMAL,
+        kind: str = DEFAULT_KIND,
     ) -> int:
         """Queue work not caused by a delivery (periodic sweep, ``refresh`` command); returns the job id.
 
         Same coalescing (and ``priority``) as :meth:`record_delivery` except that ``deliveries`` is not
-        incremented; the sweep queues with ``Priority.BACKGROUND``. With
+        incremented; the sweep queues with ``Priority.BACKGROUND``. ``kind`` says which loop claims the job
+        (:data:`JobKind`): work coalesces per kind and incident key. With
         ``revive_dead=False`` a dead job is left dead (a sweep may prefer to leave dead letters to a human)
         and its id returned.
         """
@@ -577,7 +632,7 @@ class DeliveryStore(abc.ABC):
     # -- worker side ----------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None:
+    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: str = DEFAULT_KIND) -> Job | None:
         """Atomically take the most urgent ready job of ``kind``, or return None.
 
         Ready means pending with ``not_before <= now``, or running with ``lease_until <= now`` (its worker
@@ -698,47 +753,51 @@ class DeliveryStore(abc.ABC):
     def forget_create(self, incident_key: str, channel: str) -> None:
         """Drop the record of :meth:`note_create`: GitLab answered that the create did not happen."""
 
-    # -- the Slack outbox ------------------------------------------------------------------------------
+    # -- the outbox of the outbound integrations --------------------------------------------------------
 
     @abc.abstractmethod
-    def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int:
-        """Record the messages (``ChatMessage``: key, target, text, summary) the incident calls for now: a new
-        key is pending; a summary whose text changed is pending again with the new text; anything else is
-        left as it is (a message is sent once, ever). Returns how many of the incident's messages need
-        sending."""
+    def offer(self, integration: str, incident_key: str, items: Sequence[Any], now: datetime | None = None) -> int:
+        """Record the items (each with ``key``, ``target``, ``text``, ``summary`` and optionally ``since``) the
+        incident calls for now from ``integration``: a new key is an ``intent``; a summary whose text changed is
+        pending again with the new text; anything else is left as it is (an item is sent once, ever). The
+        first items of an incident the store knows nothing of are ``unsure`` (they may have been sent before an
+        emptied database), searched for back to their ``since``. Returns how many of the incident's items of
+        ``integration`` need sending."""
 
     @abc.abstractmethod
-    def pending_messages(self, incident_key: str) -> list[OutboxItem]:
-        """The incident's messages still to send, in the order they were first offered."""
+    def pending(self, integration: str, incident_key: str) -> list[OutboxItem]:
+        """The incident's items of ``integration`` still to send (``intent`` or ``trying``), in the order
+        they were first offered."""
 
     @abc.abstractmethod
-    def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
-        """Slack shows ``text`` as message ``ts`` in ``channel``. Stays pending if a newer text was offered
-        meanwhile (a summary edited again)."""
+    def items(self, integration: str, incident_key: str) -> list[OutboxItem]:
+        """Every item of the incident's outbox of ``integration``, whatever its state, in the order first
+        offered (with ``updated_at``): what was sent when, what waits, what was refused."""
 
     @abc.abstractmethod
-    def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None:
-        """Slack refused the message for good (``reason``, one line): it is not tried again."""
+    def mark_trying(self, integration: str, keys: Sequence[str], now: datetime | None = None) -> None:
+        """A send of these pending items starts: they are ``trying`` and, until recorded sent, may be out there
+        (``unsure``); an item that was sure keeps ``now`` as ``history_from``, its first attempt."""
 
     @abc.abstractmethod
-    def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None:
-        """A send of these messages starts (at ``now``, kept as ``history_from`` of the first attempt): until
-        recorded sent, they may be in Slack (``unsure``)."""
+    def mark_sent(self, integration: str, key: str, remote: str, text: str, now: datetime | None = None) -> None:
+        """The remote side shows ``text`` as ``remote`` (the integration's reference to it). Stays pending
+        (``intent``) if a newer text was offered meanwhile (a summary edited again)."""
 
     @abc.abstractmethod
-    def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int:
-        """Make the incident's messages ``keys`` that Slack refused before ``before`` pending again (unsure,
-        their reason kept): a channel created or joined since may take them now. Returns how many."""
+    def mark_refused(self, integration: str, key: str, reason: str, now: datetime | None = None) -> None:
+        """The remote side refused the item for good (``reason``, one line): it is not tried again."""
 
     @abc.abstractmethod
-    def refused_targets(self, incident_key: str) -> dict[str, str]:
-        """The incident's Slack targets that refused a message, with the latest reason (for its status log);
-        a refused message tried again counts until it is sent."""
+    def revive_refused(self, integration: str, incident_key: str, keys: Sequence[str], before: datetime) -> int:
+        """Make the incident's items ``keys`` refused before ``before`` pending again (unsure, their reason
+        kept): the target may take them now (a channel created or joined since). Returns how many."""
 
     @abc.abstractmethod
-    def outbox(self, incident_key: str) -> list[OutboxItem]:
-        """Every message of the incident's outbox, whatever its state, in the order first offered (with
-        ``updated_at``): what was sent when, what waits, what Slack refused."""
+    def refused_targets(self, integration: str | None, incident_key: str) -> dict[str, str]:
+        """The incident's targets (of ``integration``, or of every integration when None) that refused an
+        item, with the latest reason (for its status log); a refused item tried again counts until it is
+        sent."""
 
     @abc.abstractmethod
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:

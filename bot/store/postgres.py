@@ -75,6 +75,8 @@ from psycopg.pq import TransactionStatus
 from bot.core.urgency import AGING, Priority, clamp
 from bot.gitlab.budget import window_take
 from bot.store.base import (
+    CREATE_LOG,
+    DEFAULT_KIND,
     DEFAULT_MAX_ATTEMPTS,
     CreateRecord,
     Delivery,
@@ -83,7 +85,6 @@ from bot.store.base import (
     FailureKind,
     IncidentMark,
     Job,
-    JobKind,
     JobState,
     LeaseLost,
     OutboxItem,
@@ -94,8 +95,10 @@ from bot.store.base import (
     StoreStats,
     after_failure,
     backoff_delay,
+    check_kind,
+    create_key,
     job_from_row,
-    job_kind_clause,
+    kinds_from_rows,
     require_aware,
 )
 
@@ -234,6 +237,68 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN priority smallint NOT NULL DEFAULT 3",
         "CREATE INDEX jobs_ready_by_priority ON jobs (priority, ready_at, id) WHERE state IN ('pending', 'running')",
     ),
+    # 9: the job kind is a column (which loop claims the job); one active job per kind and incident. Jobs
+    # queued under the old ``slack:<incident key>`` key become kind 'slack' with the bare incident key.
+    (
+        "ALTER TABLE jobs ADD COLUMN kind text NOT NULL DEFAULT 'gitlab'",
+        "DROP INDEX jobs_one_active_per_incident",
+        "UPDATE jobs SET kind = 'slack', incident_key = substr(incident_key, 7)"
+        " WHERE substr(incident_key, 1, 6) = 'slack:'",
+        "CREATE UNIQUE INDEX jobs_one_active_per_incident ON jobs (kind, incident_key) WHERE state <> 'done'",
+        "DROP INDEX jobs_ready_by_priority",
+        "CREATE INDEX jobs_ready_by_priority ON jobs (kind, priority, ready_at, id)"
+        " WHERE state IN ('pending', 'running')",
+    ),
+    # 10: one outbox for every outbound integration, keyed by (integration, item key), in one vocabulary:
+    # intent, trying, sent (with its remote reference), refused. The Slack outbox's rows move in as integration
+    # 'slack': pending -> intent, or trying when a send of it may have happened (unsure); channel and ts ->
+    # remote "channel ts" (just "channel" for a channel the bot created).
+    (
+        """
+        CREATE TABLE outbox (
+            seq          bigserial   PRIMARY KEY,
+            integration  text        NOT NULL,
+            key          text        NOT NULL,
+            incident_key text        NOT NULL,
+            target       text        NOT NULL,
+            text         text        NOT NULL,
+            summary      boolean     NOT NULL DEFAULT false,
+            state        text        NOT NULL DEFAULT 'intent'
+                                     CHECK (state IN ('intent', 'trying', 'sent', 'refused')),
+            remote       text,
+            sent_text    text,
+            reason       text,
+            unsure       boolean     NOT NULL DEFAULT true,
+            history_from timestamptz,
+            updated_at   timestamptz NOT NULL,
+            UNIQUE (integration, key)
+        )
+        """,
+        "CREATE INDEX outbox_incident ON outbox (integration, incident_key, state)",
+        """
+        INSERT INTO outbox (seq, integration, key, incident_key, target, text, summary, state, remote, sent_text,
+                            reason, unsure, history_from, updated_at)
+        SELECT seq, 'slack', key, incident_key, target, text, summary,
+               CASE WHEN state <> 'pending' THEN state WHEN unsure THEN 'trying' ELSE 'intent' END,
+               CASE WHEN channel IS NULL THEN NULL WHEN coalesce(ts, '') = '' THEN channel
+                    ELSE channel || ' ' || ts END,
+               sent_text, reason, unsure, history_from, updated_at
+        FROM chat_outbox ORDER BY seq
+        """,
+        "SELECT setval(pg_get_serial_sequence('outbox', 'seq'), coalesce((SELECT max(seq) FROM outbox), 0) + 1, false)",
+        "DROP TABLE chat_outbox",
+        # The GitLab create log is the same state machine: a create about to happen is 'trying', one GitLab
+        # answered is 'sent' with the child's iid as its remote reference.
+        """
+        INSERT INTO outbox (integration, key, incident_key, target, text, summary, state, remote, unsure,
+                            history_from, updated_at)
+        SELECT 'gitlab', incident_key || '|' || channel, incident_key, channel, '', false,
+               CASE WHEN child_iid IS NULL THEN 'trying' ELSE 'sent' END, child_iid::text, true,
+               attempted_at, attempted_at
+        FROM create_attempts
+        """,
+        "DROP TABLE create_attempts",
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it. Keep the numbering in step with
@@ -260,7 +325,7 @@ _CONNECT_BACKOFF = 1.0
 
 _JOB_COLUMNS = (
     "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
-    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed, priority"
+    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed, priority, kind"
 )
 
 # Coalesce new work into the incident's active job, or create one. The arbiter is the partial unique index
@@ -268,11 +333,11 @@ _JOB_COLUMNS = (
 # dead (``enqueue(revive_dead=False)``): then every column keeps its value.
 _UPSERT_JOB = """
     INSERT INTO jobs AS j (incident_key, state, attempts, deliveries, not_before, reason, created_at, updated_at,
-                           event_uuid, change_key, priority)
+                           event_uuid, change_key, priority, kind)
     SELECT %(key)s, 'pending', 0, %(counted)s, %(now)s, %(reason)s, %(now)s, %(now)s, %(uuid)s, %(change)s,
-           %(priority)s
+           %(priority)s, %(kind)s
     {guard}
-    ON CONFLICT (incident_key) WHERE state <> 'done' DO UPDATE SET
+    ON CONFLICT (kind, incident_key) WHERE state <> 'done' DO UPDATE SET
         state = CASE WHEN j.state = 'dead' AND {revive} THEN 'pending' ELSE j.state END,
         attempts = CASE WHEN j.state = 'dead' AND {revive} THEN 0 ELSE j.attempts END,
         sticky = CASE WHEN j.state = 'dead' AND {revive} THEN false ELSE j.sticky END,
@@ -337,7 +402,7 @@ _CLAIM = f"""
              AS p (priority, allowance)
         CROSS JOIN LATERAL (
             SELECT id, ready_at FROM jobs
-            WHERE state IN ('pending', 'running') AND priority = p.priority AND ready_at <= %(now)s AND __KIND__
+            WHERE state IN ('pending', 'running') AND priority = p.priority AND ready_at <= %(now)s AND kind = %(kind)s
             ORDER BY ready_at, id LIMIT {_CLAIM_WINDOW}
         ) x
     ), c AS (
@@ -360,7 +425,6 @@ _BUDGET_LOCK = (
     " RETURNING not_before, grants"
 )
 
-_CLAIMS = {kind: _CLAIM.replace("__KIND__", job_kind_clause(kind)) for kind in ("gitlab", "slack")}
 
 _T = TypeVar("_T")
 
@@ -662,6 +726,7 @@ class PostgresStore(DeliveryStore):
             "reason": event,
             "revive": True,
             "priority": int(clamp(priority)),
+            "kind": DEFAULT_KIND,
         }
 
         def body(cur: psycopg.Cursor[Any]) -> RecordResult:
@@ -685,8 +750,10 @@ class PostgresStore(DeliveryStore):
         *,
         revive_dead: bool = True,
         priority: int = Priority.NORMAL,
+        kind: str = DEFAULT_KIND,
     ) -> int:
         params = {
+            "kind": check_kind(kind),
             "key": incident_key,
             "now": require_aware(now, "now"),
             "reason": reason,
@@ -754,15 +821,18 @@ class PostgresStore(DeliveryStore):
         )
         return JobState.DEAD
 
-    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None:
+    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: str = DEFAULT_KIND) -> Job | None:
         if not worker_id:
             raise ValueError("worker_id must not be empty")
         at = require_aware(now, "now")
-        params = {"now": at, "worker": worker_id, "until": at + _positive(lease, "lease"), "max": self.max_attempts}
+        params = {
+            "kind": check_kind(kind), "now": at, "worker": worker_id, "until": at + _positive(lease, "lease"),
+            "max": self.max_attempts,
+        }
 
         def body(cur: psycopg.Cursor[Any]) -> Job | None:
             while True:
-                row = cur.execute(_CLAIMS[kind], params).fetchone()
+                row = cur.execute(_CLAIM, params).fetchone()
                 if row is None:
                     return None
                 if row[1] is not None:
@@ -804,10 +874,12 @@ class PostgresStore(DeliveryStore):
             " priority = CASE WHEN dirty_at IS NULL AND %(again)s::timestamptz IS NOT NULL"
             " THEN coalesce(%(later)s::smallint, priority) ELSE priority END,"
             " lease_until = NULL, dirty_at = NULL, updated_at = coalesce(%(at)s::timestamptz, updated_at)"
-            " WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker)s RETURNING state, incident_key),"
-            " cleared AS (DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM finished))"
+            " WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker)s RETURNING state, incident_key, kind),"
+            " cleared AS (DELETE FROM outbox WHERE integration = %(log)s AND incident_key IN"
+            " (SELECT incident_key FROM finished WHERE kind = %(default)s))"
             " SELECT state FROM finished",
-            {"at": at, "again": again, "later": later, "id": job_id, "worker": worker_id},
+            {"log": CREATE_LOG, "default": DEFAULT_KIND, "at": at, "again": again, "later": later, "id": job_id,
+             "worker": worker_id},
         )
         if not rows:
             raise self._lease_lost(job_id, worker_id, self._get_job(job_id))
@@ -866,10 +938,11 @@ class PostgresStore(DeliveryStore):
         rows = self._execute(
             "WITH revived AS (UPDATE jobs SET state = 'pending', attempts = 0, sticky = false,"
             " not_before = coalesce(%(at)s::timestamptz, not_before),"
-            f" updated_at = coalesce(%(at)s::timestamptz, updated_at) WHERE {where} RETURNING incident_key),"
-            " cleared AS (DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM revived))"
+            f" updated_at = coalesce(%(at)s::timestamptz, updated_at) WHERE {where} RETURNING incident_key, kind),"
+            " cleared AS (DELETE FROM outbox WHERE integration = %(log)s AND incident_key IN"
+            " (SELECT incident_key FROM revived WHERE kind = %(default)s))"
             " SELECT count(*) FROM revived",
-            {"at": at, "id": job_id},
+            {"log": CREATE_LOG, "default": DEFAULT_KIND, "at": at, "id": job_id},
         )
         return int(rows[0][0])
 
@@ -915,12 +988,14 @@ class PostgresStore(DeliveryStore):
 
     def prune_dead(self, older_than: datetime) -> PruneResult:
         """See :meth:`DeliveryStore.prune_dead`; batched like :meth:`prune`."""
-        params = {"cut": require_aware(older_than, "older_than"), "n": _PRUNE_BATCH}
+        params = {"cut": require_aware(older_than, "older_than"), "n": _PRUNE_BATCH, "default": DEFAULT_KIND,
+                  "log": CREATE_LOG}
         statement = (
             "WITH gone AS (DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE state = 'dead'"
-            " AND updated_at < %(cut)s ORDER BY updated_at, id LIMIT %(n)s) RETURNING id, incident_key),"
+            " AND updated_at < %(cut)s ORDER BY updated_at, id LIMIT %(n)s) RETURNING id, incident_key, kind),"
             " payloads AS (DELETE FROM deliveries WHERE job_id IN (SELECT id FROM gone) RETURNING 1),"
-            " creates AS (DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM gone))"
+            " creates AS (DELETE FROM outbox WHERE integration = %(log)s AND incident_key IN"
+            " (SELECT incident_key FROM gone WHERE kind = %(default)s))"
             " SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM payloads)"
         )
         counts = [0, 0]
@@ -934,115 +1009,124 @@ class PostgresStore(DeliveryStore):
     def note_create(self, incident_key: str, channel: str, now: datetime) -> CreateRecord | None:
         # Insert, or read the existing record; one statement, so concurrent callers agree on who inserted.
         rows = self._execute(
-            "WITH ins AS (INSERT INTO create_attempts (incident_key, channel, attempted_at)"
-            " VALUES (%(k)s, %(c)s, %(t)s) ON CONFLICT (incident_key, channel) DO NOTHING RETURNING 1)"
-            " SELECT attempted_at, child_iid FROM create_attempts WHERE incident_key = %(k)s AND channel = %(c)s"
+            "WITH ins AS (INSERT INTO outbox (integration, key, incident_key, target, text, state, unsure,"
+            " history_from, updated_at) VALUES (%(log)s, %(key)s, %(k)s, %(c)s, '', 'trying', true, %(t)s, %(t)s)"
+            " ON CONFLICT (integration, key) DO NOTHING RETURNING 1)"
+            " SELECT history_from, remote FROM outbox WHERE integration = %(log)s AND key = %(key)s"
             " AND NOT EXISTS (SELECT 1 FROM ins)",
-            {"k": incident_key, "c": channel, "t": require_aware(now, "now")},
+            {"log": CREATE_LOG, "key": create_key(incident_key, channel), "k": incident_key, "c": channel,
+             "t": require_aware(now, "now")},
         )
-        return CreateRecord(_utc(rows[0][0]), rows[0][1]) if rows else None
+        if not rows:
+            return None
+        return CreateRecord(_utc(rows[0][0]), None if rows[0][1] is None else int(rows[0][1]))
 
     def created(self, incident_key: str, channel: str, child_iid: int) -> None:
         self._count(
-            "UPDATE create_attempts SET child_iid = %s WHERE incident_key = %s AND channel = %s",
-            (child_iid, incident_key, channel),
+            "UPDATE outbox SET state = 'sent', remote = %s, sent_text = '' WHERE integration = %s AND key = %s",
+            (str(int(child_iid)), CREATE_LOG, create_key(incident_key, channel)),
         )
 
     def forget_create(self, incident_key: str, channel: str) -> None:
-        self._count("DELETE FROM create_attempts WHERE incident_key = %s AND channel = %s", (incident_key, channel))
+        self._count(
+            "DELETE FROM outbox WHERE integration = %s AND key = %s", (CREATE_LOG, create_key(incident_key, channel))
+        )
 
-    # -- the Slack outbox ------------------------------------------------------------------------------
+    # -- the outbox of the outbound integrations --------------------------------------------------------
 
-    def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int:
+    def offer(self, integration: str, incident_key: str, items: Sequence[Any], now: datetime | None = None) -> int:
         at = require_aware(now or datetime.now(UTC), "now")
 
         def body(cur: psycopg.Cursor[Any]) -> int:
-            # The first messages of an incident this store knows nothing of may have been sent before (an
-            # emptied database): they are looked for in Slack. Later ones are new for sure.
+            # The first items of an incident this store knows nothing of may have been sent before (an emptied
+            # database): they are looked for on the remote side. Later ones are new for sure.
             unsure = cur.execute(
-                "SELECT 1 FROM chat_outbox WHERE incident_key = %s LIMIT 1", (incident_key,)
+                "SELECT 1 FROM outbox WHERE integration = %s AND incident_key = %s LIMIT 1", (integration, incident_key)
             ).fetchone() is None
-            for m in messages:
+            for m in items:
                 since = getattr(m, "since", None)
                 cur.execute(
-                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, unsure, updated_at,"
-                    " history_from) VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s)"
-                    " ON CONFLICT (key) DO UPDATE SET text = excluded.text, state = 'pending',"
+                    "INSERT INTO outbox (integration, key, incident_key, target, text, summary, state, unsure,"
+                    " updated_at, history_from) VALUES (%s, %s, %s, %s, %s, %s, 'intent', %s, %s, %s)"
+                    " ON CONFLICT (integration, key) DO UPDATE SET text = excluded.text,"
+                    " state = CASE WHEN outbox.state = 'trying' THEN 'trying' ELSE 'intent' END,"
                     " updated_at = excluded.updated_at"
-                    " WHERE chat_outbox.summary AND chat_outbox.state <> 'refused'"
-                    " AND chat_outbox.text <> excluded.text",
-                    (m.key, incident_key, m.target, m.text, bool(m.summary), unsure, at,
+                    " WHERE outbox.summary AND outbox.state <> 'refused' AND outbox.text <> excluded.text",
+                    (integration, m.key, incident_key, m.target, m.text, bool(m.summary), unsure, at,
                      require_aware(since, "since") if unsure and since is not None else None),
                 )
             row = cur.execute(
-                "SELECT count(*) FROM chat_outbox WHERE incident_key = %s AND state = 'pending'", (incident_key,)
+                "SELECT count(*) FROM outbox WHERE integration = %s AND incident_key = %s"
+                " AND state IN ('intent', 'trying')",
+                (integration, incident_key),
             ).fetchone()
             return int(row[0]) if row else 0
 
         return self._run(body)
 
-    def refused_targets(self, incident_key: str) -> dict[str, str]:
+    def refused_targets(self, integration: str | None, incident_key: str) -> dict[str, str]:
         rows = self._execute(
-            "SELECT target, reason FROM chat_outbox WHERE incident_key = %s"
-            " AND (state = 'refused' OR (state = 'pending' AND reason IS NOT NULL)) ORDER BY updated_at, seq",
-            (incident_key,),
+            "SELECT target, reason FROM outbox WHERE incident_key = %(k)s"
+            " AND (%(i)s::text IS NULL OR integration = %(i)s::text)"
+            " AND (state = 'refused' OR (state IN ('intent', 'trying') AND reason IS NOT NULL))"
+            " ORDER BY updated_at, seq",
+            {"k": incident_key, "i": integration},
         )
         return {target: reason or "" for target, reason in rows}
 
-    def pending_messages(self, incident_key: str) -> list[OutboxItem]:
-        rows = self._execute(
-            "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure,"
-            " history_from FROM chat_outbox WHERE incident_key = %s AND state = 'pending' ORDER BY seq",
-            (incident_key,),
-        )
-        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]), r[11])
-                for r in rows]
+    def pending(self, integration: str, incident_key: str) -> list[OutboxItem]:
+        return self._items(integration, incident_key, " AND state IN ('intent', 'trying')")
 
-    def outbox(self, incident_key: str) -> list[OutboxItem]:
-        rows = self._execute(
-            "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure,"
-            " history_from, updated_at FROM chat_outbox WHERE incident_key = %s ORDER BY seq",
-            (incident_key,),
-        )
-        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]),
-                           _utc_or_none(r[11]), _utc_or_none(r[12])) for r in rows]
+    def items(self, integration: str, incident_key: str) -> list[OutboxItem]:
+        return self._items(integration, incident_key, "")
 
-    def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None:
+    def _items(self, integration: str, incident_key: str, where: str) -> list[OutboxItem]:
+        rows = self._execute(
+            "SELECT key, incident_key, target, text, summary, state, remote, sent_text, reason, unsure,"
+            f" history_from, updated_at, integration FROM outbox WHERE integration = %s AND incident_key = %s{where}"
+            " ORDER BY seq",
+            (integration, incident_key),
+        )
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], bool(r[9]),
+                           _utc_or_none(r[10]), _utc_or_none(r[11]), r[12]) for r in rows]
+
+    def mark_trying(self, integration: str, keys: Sequence[str], now: datetime | None = None) -> None:
         at = require_aware(now or datetime.now(UTC), "now")
 
         def body(cur: psycopg.Cursor[Any]) -> None:
             cur.executemany(
-                "UPDATE chat_outbox SET unsure = true, history_from = coalesce(history_from, %s)"
-                " WHERE key = %s AND NOT unsure",
-                [(at, k) for k in keys],
+                "UPDATE outbox SET state = 'trying', unsure = true,"
+                " history_from = CASE WHEN NOT unsure THEN coalesce(history_from, %s) ELSE history_from END"
+                " WHERE integration = %s AND key = %s AND state IN ('intent', 'trying')",
+                [(at, integration, k) for k in keys],
             )
 
         self._run(body)
 
-    def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int:
+    def revive_refused(self, integration: str, incident_key: str, keys: Sequence[str], before: datetime) -> int:
         at = require_aware(before, "before")
 
         def body(cur: psycopg.Cursor[Any]) -> int:
             cur.execute(
-                "UPDATE chat_outbox SET state = 'pending', unsure = true WHERE incident_key = %s"
+                "UPDATE outbox SET state = 'intent', unsure = true WHERE integration = %s AND incident_key = %s"
                 " AND key = ANY(%s) AND state = 'refused' AND updated_at <= %s",
-                (incident_key, list(keys), at),
+                (integration, incident_key, list(keys), at),
             )
             return cur.rowcount
 
         return self._run(body)
 
-    def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
+    def mark_sent(self, integration: str, key: str, remote: str, text: str, now: datetime | None = None) -> None:
         self._count(
-            "UPDATE chat_outbox SET channel = %s, ts = %s, sent_text = %s, reason = NULL, updated_at = %s,"
-            " state = CASE WHEN text = %s THEN 'sent' ELSE 'pending' END WHERE key = %s",
-            (channel, ts, text, require_aware(now or datetime.now(UTC), "now"), text, key),
+            "UPDATE outbox SET remote = %s, sent_text = %s, reason = NULL, updated_at = %s,"
+            " state = CASE WHEN text = %s THEN 'sent' ELSE 'intent' END WHERE integration = %s AND key = %s",
+            (remote, text, require_aware(now or datetime.now(UTC), "now"), text, integration, key),
         )
 
-    def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None:
+    def mark_refused(self, integration: str, key: str, reason: str, now: datetime | None = None) -> None:
         self._count(
-            "UPDATE chat_outbox SET state = 'refused', reason = %s, updated_at = %s WHERE key = %s",
-            (reason, require_aware(now or datetime.now(UTC), "now"), key),
+            "UPDATE outbox SET state = 'refused', reason = %s, updated_at = %s WHERE integration = %s AND key = %s",
+            (reason, require_aware(now or datetime.now(UTC), "now"), integration, key),
         )
 
     def mark_incident(self, incident_key: str, seen_at: datetime, next_due: datetime | None) -> None:
@@ -1089,9 +1173,13 @@ class PostgresStore(DeliveryStore):
             " (SELECT count(*) FROM deliveries),"
             " (SELECT min(not_before) FROM jobs WHERE state = 'pending' AND NOT delayed),"
             " (SELECT max(version) FROM schema_version),"
-            " (SELECT count(*) FROM jobs WHERE state = 'pending' AND delayed)"
+            " (SELECT count(*) FROM jobs WHERE state = 'pending' AND delayed),"
+            " (SELECT coalesce(json_agg(json_build_array(kind, state, n)), '[]') FROM"
+            " (SELECT kind, state, count(*) AS n FROM jobs"
+            " WHERE state IN ('running', 'dead') OR (state = 'pending' AND NOT delayed)"
+            " GROUP BY kind, state) k)"
         )
-        pending, running, dead, done, deliveries, oldest, version, delayed = row
+        pending, running, dead, done, deliveries, oldest, version, delayed, kinds = row
         return StoreStats(
             pending=pending,
             running=running,
@@ -1101,6 +1189,7 @@ class PostgresStore(DeliveryStore):
             oldest_pending=_utc_or_none(oldest),
             schema_version=version,
             delayed=delayed,
+            kinds=kinds_from_rows(kinds),
         )
 
     def ping(self) -> None:

@@ -48,6 +48,8 @@ from bot.core.urgency import AGING, Priority, clamp
 from bot.gitlab.budget import window_take
 from bot.private import private_file
 from bot.store.base import (
+    CREATE_LOG,
+    DEFAULT_KIND,
     DEFAULT_MAX_ATTEMPTS,
     CreateRecord,
     Delivery,
@@ -56,7 +58,6 @@ from bot.store.base import (
     FailureKind,
     IncidentMark,
     Job,
-    JobKind,
     JobState,
     LeaseLost,
     OutboxItem,
@@ -68,8 +69,10 @@ from bot.store.base import (
     after_failure,
     aging_case,
     backoff_delay,
+    check_kind,
+    create_key,
     job_from_row,
-    job_kind_clause,
+    kinds_from_rows,
     require_aware,
     revives,
 )
@@ -204,6 +207,65 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 3",
         "CREATE INDEX jobs_pending_by_priority ON jobs (priority, not_before, id) WHERE state = 'pending'",
     ),
+    # 9: the job kind is a column (which loop claims the job); one active job per kind and incident. Jobs
+    # queued under the old ``slack:<incident key>`` key become kind 'slack' with the bare incident key.
+    (
+        "ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'gitlab'",
+        "DROP INDEX jobs_one_active_per_incident",
+        "UPDATE jobs SET kind = 'slack', incident_key = substr(incident_key, 7)"
+        " WHERE substr(incident_key, 1, 6) = 'slack:'",
+        "CREATE UNIQUE INDEX jobs_one_active_per_incident ON jobs (kind, incident_key) WHERE state <> 'done'",
+        "DROP INDEX jobs_pending_by_priority",
+        "CREATE INDEX jobs_pending_by_priority ON jobs (kind, priority, not_before, id) WHERE state = 'pending'",
+    ),
+    # 10: one outbox for every outbound integration, keyed by (integration, item key), in one vocabulary:
+    # intent, trying, sent (with its remote reference), refused. The Slack outbox's rows move in as integration
+    # 'slack': pending -> intent, or trying when a send of it may have happened (unsure); channel and ts ->
+    # remote "channel ts" (just "channel" for a channel the bot created).
+    (
+        """
+        CREATE TABLE outbox (
+            seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+            integration  TEXT    NOT NULL,
+            key          TEXT    NOT NULL,
+            incident_key TEXT    NOT NULL,
+            target       TEXT    NOT NULL,
+            text         TEXT    NOT NULL,
+            summary      INTEGER NOT NULL DEFAULT 0,
+            state        TEXT    NOT NULL DEFAULT 'intent' CHECK (state IN ('intent', 'trying', 'sent', 'refused')),
+            remote       TEXT,
+            sent_text    TEXT,
+            reason       TEXT,
+            unsure       INTEGER NOT NULL DEFAULT 1,
+            history_from INTEGER,
+            updated_at   INTEGER NOT NULL,
+            UNIQUE (integration, key)
+        )
+        """,
+        "CREATE INDEX outbox_incident ON outbox (integration, incident_key, state)",
+        """
+        INSERT INTO outbox (seq, integration, key, incident_key, target, text, summary, state, remote, sent_text,
+                            reason, unsure, history_from, updated_at)
+        SELECT seq, 'slack', key, incident_key, target, text, summary,
+               CASE WHEN state <> 'pending' THEN state WHEN unsure = 1 THEN 'trying' ELSE 'intent' END,
+               CASE WHEN channel IS NULL THEN NULL WHEN coalesce(ts, '') = '' THEN channel
+                    ELSE channel || ' ' || ts END,
+               sent_text, reason, unsure, history_from, updated_at
+        FROM chat_outbox ORDER BY seq
+        """,
+        "DROP TABLE chat_outbox",
+        # The GitLab create log is the same state machine: a create about to happen is 'trying', one GitLab
+        # answered is 'sent' with the child's iid as its remote reference.
+        """
+        INSERT INTO outbox (integration, key, incident_key, target, text, summary, state, remote, unsure,
+                            history_from, updated_at)
+        SELECT 'gitlab', incident_key || '|' || channel, incident_key, channel, '', 0,
+               CASE WHEN child_iid IS NULL THEN 'trying' ELSE 'sent' END, CAST(child_iid AS TEXT), 1,
+               attempted_at, attempted_at
+        FROM create_attempts
+        """,
+        "DROP TABLE create_attempts",
+    ),
 )
 """Ordered schema migrations; migration ``i`` brings the database to version ``i + 1``. Append only: never
 edit a released entry, since databases in the field have already run it."""
@@ -216,15 +278,15 @@ _PRUNE_BATCH = 500
 
 _JOB_COLUMNS = (
     "id, incident_key, state, attempts, deliveries, not_before, lease_until, worker_id, last_error, "
-    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed, priority"
+    "dirty_at, created_at, updated_at, reason, event_uuid, sticky, delayed, priority, kind"
 )
 
 
-def _claim_sql(kind: JobKind) -> str:
-    """The ready job of ``kind`` to claim next (see :meth:`DeliveryStore.claim`): the first ready pending job
+def _claim_sql() -> str:
+    """The ready job of the kind ``:kind`` to claim next (see :meth:`DeliveryStore.claim`): the first ready pending job
     of each priority by ``not_before`` (one index lookup each), and the running jobs whose lease expired (as
     many as there are workers at most), ranked by ready time plus the priority's aging allowance."""
-    of_kind = job_kind_clause(kind)
+    of_kind = "kind = :kind"
     pending = " UNION ALL ".join(
         f"SELECT * FROM (SELECT id, not_before + {AGING[p] // _MICRO} AS rank, priority FROM jobs"
         f" WHERE state = 'pending' AND priority = {int(p)} AND not_before <= :now AND {of_kind}"
@@ -238,7 +300,7 @@ def _claim_sql(kind: JobKind) -> str:
     return f"SELECT id FROM ({pending} UNION ALL {expired}) ORDER BY rank, priority, id LIMIT 1"
 
 
-_CLAIMS = {kind: _claim_sql(kind) for kind in ("gitlab", "slack")}
+_CLAIM = _claim_sql()
 
 
 def _us(value: datetime, name: str = "datetime") -> int:
@@ -428,22 +490,24 @@ class SQLiteStore(DeliveryStore):
         event_uuid: str | None = None,
         change: str | None = None,
         priority: int = Priority.NORMAL,
+        kind: str = DEFAULT_KIND,
     ) -> int:
-        """Coalesce new work for ``incident_key`` into its active job, creating one if there is none.
+        """Coalesce new work for ``incident_key`` into its active job of ``kind``, creating one if there is none.
 
         The job keeps the event UUID of the latest delivery that had one; work without one (a sweep)
         leaves it as it is. A waiting or running job keeps the more urgent priority of the two."""
         counted = 1 if delivery else 0
         priority = int(clamp(priority))
         row = conn.execute(
-            "SELECT id, state, sticky, change_key FROM jobs WHERE incident_key = ? AND state <> 'done'",
-            (incident_key,),
+            "SELECT id, state, sticky, change_key FROM jobs WHERE kind = ? AND incident_key = ? AND state <> 'done'",
+            (kind, incident_key),
         ).fetchone()
         if row is None:
             cur = conn.execute(
                 "INSERT INTO jobs (incident_key, state, attempts, deliveries, not_before, reason, created_at,"
-                " updated_at, event_uuid, change_key, priority) VALUES (?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (incident_key, counted, now, reason, now, now, event_uuid, change, priority),
+                " updated_at, event_uuid, change_key, priority, kind)"
+                " VALUES (?, 'pending', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (incident_key, counted, now, reason, now, now, event_uuid, change, priority, kind),
             )
             assert cur.lastrowid is not None
             return cur.lastrowid
@@ -511,11 +575,13 @@ class SQLiteStore(DeliveryStore):
         *,
         revive_dead: bool = True,
         priority: int = Priority.NORMAL,
+        kind: str = DEFAULT_KIND,
     ) -> int:
         at = _us(now, "now")
+        check_kind(kind)
         with self._write() as conn:
             return self._upsert_job(
-                conn, incident_key, at, reason, delivery=False, revive_dead=revive_dead, priority=priority
+                conn, incident_key, at, reason, delivery=False, revive_dead=revive_dead, priority=priority, kind=kind
             )
 
     # -- worker side ----------------------------------------------------------------------------------
@@ -562,14 +628,15 @@ class SQLiteStore(DeliveryStore):
         )
         return JobState.DEAD
 
-    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: JobKind = "gitlab") -> Job | None:
+    def claim(self, worker_id: str, now: datetime, lease: timedelta, *, kind: str = DEFAULT_KIND) -> Job | None:
         if not worker_id:
             raise ValueError("worker_id must not be empty")
+        check_kind(kind)
         at = _us(now, "now")
         lease_us = _positive(lease, "lease")
         with self._write() as conn:
             while True:
-                row = conn.execute(_CLAIMS[kind], {"now": at}).fetchone()
+                row = conn.execute(_CLAIM, {"now": at, "kind": kind}).fetchone()
                 if row is None:
                     return None
                 job = self._fetch(conn, row[0])
@@ -603,7 +670,10 @@ class SQLiteStore(DeliveryStore):
         later = None if priority is None else int(clamp(priority))
         with self._write() as conn:
             job = self._held(conn, job_id, worker_id)
-            conn.execute("DELETE FROM create_attempts WHERE incident_key = ?", (job.incident_key,))
+            if job.kind == DEFAULT_KIND:  # the create log belongs to the incident's GitLab reconcile
+                conn.execute(
+                    "DELETE FROM outbox WHERE integration = ? AND incident_key = ?", (CREATE_LOG, job.incident_key)
+                )
             if job.dirty:
                 conn.execute(
                     "UPDATE jobs SET state = 'pending', attempts = 0, lease_until = NULL, dirty_at = NULL,"
@@ -677,8 +747,9 @@ class SQLiteStore(DeliveryStore):
         where = "state = 'dead'" + ("" if job_id is None else " AND id = :id")
         with self._write() as conn:
             conn.execute(
-                f"DELETE FROM create_attempts WHERE incident_key IN (SELECT incident_key FROM jobs WHERE {where})",
-                {"id": job_id},
+                "DELETE FROM outbox WHERE integration = :default AND incident_key IN"
+                f" (SELECT incident_key FROM jobs WHERE {where} AND kind = :default)",
+                {"id": job_id, "default": DEFAULT_KIND},
             )
             cur = conn.execute(
                 "UPDATE jobs SET state = 'pending', attempts = 0, sticky = 0, not_before = coalesce(:at, not_before),"
@@ -745,9 +816,9 @@ class SQLiteStore(DeliveryStore):
                 if ids:
                     counts[0] += conn.execute(f"DELETE FROM deliveries WHERE job_id IN ({marks})", ids).rowcount
                     conn.execute(
-                        f"DELETE FROM create_attempts WHERE incident_key IN"
-                        f" (SELECT incident_key FROM jobs WHERE id IN ({marks}))",
-                        ids,
+                        f"DELETE FROM outbox WHERE integration = ? AND incident_key IN"
+                        f" (SELECT incident_key FROM jobs WHERE id IN ({marks}) AND kind = ?)",
+                        [CREATE_LOG, *ids, DEFAULT_KIND],
                     )
                     counts[1] += conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids).rowcount
             if len(ids) < _PRUNE_BATCH:
@@ -756,118 +827,125 @@ class SQLiteStore(DeliveryStore):
     def note_create(self, incident_key: str, channel: str, now: datetime) -> CreateRecord | None:
         with self._write() as conn:
             row = conn.execute(
-                "SELECT attempted_at, child_iid FROM create_attempts WHERE incident_key = ? AND channel = ?",
-                (incident_key, channel),
+                "SELECT history_from, remote FROM outbox WHERE integration = ? AND key = ?",
+                (CREATE_LOG, create_key(incident_key, channel)),
             ).fetchone()
             if row is not None:
-                return CreateRecord(_dt(row[0]), row[1])
+                return CreateRecord(_dt(row[0]), None if row[1] is None else int(row[1]))
+            at = _us(now, "now")
             conn.execute(
-                "INSERT INTO create_attempts (incident_key, channel, attempted_at) VALUES (?, ?, ?)",
-                (incident_key, channel, _us(now, "now")),
+                "INSERT INTO outbox (integration, key, incident_key, target, text, state, unsure, history_from,"
+                " updated_at) VALUES (?, ?, ?, ?, '', 'trying', 1, ?, ?)",
+                (CREATE_LOG, create_key(incident_key, channel), incident_key, channel, at, at),
             )
             return None
 
     def created(self, incident_key: str, channel: str, child_iid: int) -> None:
         with self._write() as conn:
             conn.execute(
-                "UPDATE create_attempts SET child_iid = ? WHERE incident_key = ? AND channel = ?",
-                (child_iid, incident_key, channel),
+                "UPDATE outbox SET state = 'sent', remote = ?, sent_text = '' WHERE integration = ? AND key = ?",
+                (str(int(child_iid)), CREATE_LOG, create_key(incident_key, channel)),
             )
 
     def forget_create(self, incident_key: str, channel: str) -> None:
         with self._write() as conn:
-            conn.execute("DELETE FROM create_attempts WHERE incident_key = ? AND channel = ?", (incident_key, channel))
+            conn.execute(
+                "DELETE FROM outbox WHERE integration = ? AND key = ?", (CREATE_LOG, create_key(incident_key, channel))
+            )
 
-    # -- the Slack outbox ------------------------------------------------------------------------------
+    # -- the outbox of the outbound integrations --------------------------------------------------------
 
-    def offer_messages(self, incident_key: str, messages: Sequence[Any], now: datetime | None = None) -> int:
+    def offer(self, integration: str, incident_key: str, items: Sequence[Any], now: datetime | None = None) -> int:
         at = _us(now or datetime.now(UTC), "now")
         with self._write() as conn:
-            # The first messages of an incident this store knows nothing of may have been sent before (an
-            # emptied database): they are looked for in Slack. Later ones are new for sure.
-            known = conn.execute("SELECT 1 FROM chat_outbox WHERE incident_key = ? LIMIT 1", (incident_key,))
+            # The first items of an incident this store knows nothing of may have been sent before (an emptied
+            # database): they are looked for on the remote side. Later ones are new for sure.
+            known = conn.execute(
+                "SELECT 1 FROM outbox WHERE integration = ? AND incident_key = ? LIMIT 1", (integration, incident_key)
+            )
             unsure = int(known.fetchone() is None)
-            for m in messages:
+            for m in items:
                 since = getattr(m, "since", None)
                 conn.execute(
-                    "INSERT INTO chat_outbox (key, incident_key, target, text, summary, state, unsure, updated_at,"
-                    " history_from) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET text = excluded.text, state = 'pending',"
+                    "INSERT INTO outbox (integration, key, incident_key, target, text, summary, state, unsure,"
+                    " updated_at, history_from) VALUES (?, ?, ?, ?, ?, ?, 'intent', ?, ?, ?)"
+                    " ON CONFLICT (integration, key) DO UPDATE SET text = excluded.text,"
+                    " state = CASE WHEN outbox.state = 'trying' THEN 'trying' ELSE 'intent' END,"
                     " updated_at = excluded.updated_at"
-                    " WHERE chat_outbox.summary = 1 AND chat_outbox.state <> 'refused'"
-                    " AND chat_outbox.text <> excluded.text",
-                    (m.key, incident_key, m.target, m.text, int(bool(m.summary)), unsure, at,
+                    " WHERE outbox.summary = 1 AND outbox.state <> 'refused' AND outbox.text <> excluded.text",
+                    (integration, m.key, incident_key, m.target, m.text, int(bool(m.summary)), unsure, at,
                      _us(since, "since") if unsure and since is not None else None),
                 )
             row = conn.execute(
-                "SELECT count(*) FROM chat_outbox WHERE incident_key = ? AND state = 'pending'", (incident_key,)
+                "SELECT count(*) FROM outbox WHERE integration = ? AND incident_key = ?"
+                " AND state IN ('intent', 'trying')",
+                (integration, incident_key),
             ).fetchone()
             return int(row[0])
 
-    def pending_messages(self, incident_key: str) -> list[OutboxItem]:
+    def pending(self, integration: str, incident_key: str) -> list[OutboxItem]:
+        return self._items(integration, incident_key, " AND state IN ('intent', 'trying')")
+
+    def items(self, integration: str, incident_key: str) -> list[OutboxItem]:
+        return self._items(integration, incident_key, "")
+
+    def _items(self, integration: str, incident_key: str, where: str) -> list[OutboxItem]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure,"
-                " history_from FROM chat_outbox WHERE incident_key = ? AND state = 'pending' ORDER BY seq",
-                (incident_key,),
+                "SELECT key, incident_key, target, text, summary, state, remote, sent_text, reason, unsure,"
+                f" history_from, updated_at, integration FROM outbox WHERE integration = ? AND incident_key = ?{where}"
+                " ORDER BY seq",
+                (integration, incident_key),
             ).fetchall()
-        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]),
-                           _dt_or_none(r[11])) for r in rows]
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], bool(r[9]),
+                           _dt_or_none(r[10]), _dt_or_none(r[11]), r[12]) for r in rows]
 
-    def outbox(self, incident_key: str) -> list[OutboxItem]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT key, incident_key, target, text, summary, state, channel, ts, sent_text, reason, unsure,"
-                " history_from, updated_at FROM chat_outbox WHERE incident_key = ? ORDER BY seq",
-                (incident_key,),
-            ).fetchall()
-        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9], bool(r[10]),
-                           _dt_or_none(r[11]), _dt_or_none(r[12])) for r in rows]
-
-    def mark_trying(self, keys: Sequence[str], now: datetime | None = None) -> None:
+    def mark_trying(self, integration: str, keys: Sequence[str], now: datetime | None = None) -> None:
         at = _us(now or datetime.now(UTC), "now")
         with self._write() as conn:
             conn.executemany(
-                "UPDATE chat_outbox SET unsure = 1, history_from = coalesce(history_from, ?)"
-                " WHERE key = ? AND unsure = 0",
-                [(at, k) for k in keys],
+                "UPDATE outbox SET state = 'trying', unsure = 1,"
+                " history_from = CASE WHEN unsure = 0 THEN coalesce(history_from, ?) ELSE history_from END"
+                " WHERE integration = ? AND key = ? AND state IN ('intent', 'trying')",
+                [(at, integration, k) for k in keys],
             )
 
-    def revive_refused(self, incident_key: str, keys: Sequence[str], before: datetime) -> int:
+    def revive_refused(self, integration: str, incident_key: str, keys: Sequence[str], before: datetime) -> int:
         at = _us(before, "before")
         with self._write() as conn:
             return sum(
                 conn.execute(
-                    "UPDATE chat_outbox SET state = 'pending', unsure = 1 WHERE key = ? AND incident_key = ?"
-                    " AND state = 'refused' AND updated_at <= ?",
-                    (k, incident_key, at),
+                    "UPDATE outbox SET state = 'intent', unsure = 1 WHERE integration = ? AND key = ?"
+                    " AND incident_key = ? AND state = 'refused' AND updated_at <= ?",
+                    (integration, k, incident_key, at),
                 ).rowcount
                 for k in keys
             )
 
-    def mark_sent(self, key: str, channel: str, ts: str, text: str, now: datetime | None = None) -> None:
+    def mark_sent(self, integration: str, key: str, remote: str, text: str, now: datetime | None = None) -> None:
         at = _us(now or datetime.now(UTC), "now")
         with self._write() as conn:
             conn.execute(
-                "UPDATE chat_outbox SET channel = ?, ts = ?, sent_text = ?, reason = NULL, updated_at = ?,"
-                " state = CASE WHEN text = ? THEN 'sent' ELSE 'pending' END WHERE key = ?",
-                (channel, ts, text, at, text, key),
+                "UPDATE outbox SET remote = ?, sent_text = ?, reason = NULL, updated_at = ?,"
+                " state = CASE WHEN text = ? THEN 'sent' ELSE 'intent' END WHERE integration = ? AND key = ?",
+                (remote, text, at, text, integration, key),
             )
 
-    def mark_refused(self, key: str, reason: str, now: datetime | None = None) -> None:
+    def mark_refused(self, integration: str, key: str, reason: str, now: datetime | None = None) -> None:
         at = _us(now or datetime.now(UTC), "now")
         with self._write() as conn:
             conn.execute(
-                "UPDATE chat_outbox SET state = 'refused', reason = ?, updated_at = ? WHERE key = ?",
-                (reason, at, key),
+                "UPDATE outbox SET state = 'refused', reason = ?, updated_at = ? WHERE integration = ? AND key = ?",
+                (reason, at, integration, key),
             )
 
-    def refused_targets(self, incident_key: str) -> dict[str, str]:
+    def refused_targets(self, integration: str | None, incident_key: str) -> dict[str, str]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT target, reason FROM chat_outbox WHERE incident_key = ?"
-                " AND (state = 'refused' OR (state = 'pending' AND reason IS NOT NULL)) ORDER BY updated_at, seq",
-                (incident_key,),
+                "SELECT target, reason FROM outbox WHERE incident_key = ? AND (? IS NULL OR integration = ?)"
+                " AND (state = 'refused' OR (state IN ('intent', 'trying') AND reason IS NOT NULL))"
+                " ORDER BY updated_at, seq",
+                (incident_key, integration, integration),
             ).fetchall()
         return {target: reason or "" for target, reason in rows}
 
@@ -925,6 +1003,10 @@ class SQLiteStore(DeliveryStore):
                 "SELECT min(not_before) FROM jobs WHERE state = 'pending' AND NOT delayed"
             ).fetchone()[0]
             version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+            kinds = kinds_from_rows(conn.execute(
+                "SELECT kind, state, count(*) FROM jobs WHERE state IN ('running', 'dead')"
+                " OR (state = 'pending' AND NOT delayed) GROUP BY kind, state"
+            ).fetchall())
         return StoreStats(
             pending=depth["pending"],
             running=depth["running"],
@@ -934,6 +1016,7 @@ class SQLiteStore(DeliveryStore):
             oldest_pending=_dt_or_none(oldest),
             schema_version=version,
             delayed=delayed,
+            kinds=kinds,
         )
 
     def ping(self) -> None:

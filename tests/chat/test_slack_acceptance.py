@@ -109,7 +109,7 @@ class Incident:
         """Slack rounds two injected seconds apart until nothing is pending; the rounds it took."""
         for n in range(rounds):
             self.send()
-            if not self.store.pending_messages(f"{self.w.project_id}#{iid}"):
+            if not self.store.pending("slack", f"{self.w.project_id}#{iid}"):
                 return n
             self.clock.advance(2)
         raise AssertionError("messages still pending")
@@ -276,7 +276,7 @@ def test_duplicate_webhooks_a_lost_answer_and_an_empty_database_never_post_twice
     assert inc.slack.count("chat.postMessage") >= 1
     inc.clock.advance(30)
     inc.send()
-    assert not inc.store.pending_messages(f"{inc.w.project_id}#{iid}")
+    assert not inc.store.pending("slack", f"{inc.w.project_id}#{iid}")
     inc.no_duplicates()
     posted = len(inc.slack.state.keys())
 
@@ -300,7 +300,7 @@ def test_slack_faults_and_throttling_neither_lose_nor_duplicate_nor_touch_gitlab
     assert statuses["ratelimited"] >= 1, "a second post in a row to a channel was throttled"
     inc.no_duplicates()
     assert set(inc.outcomes) == {Outcome.OK}, "every GitLab job completed on its first attempt"
-    gitlab_jobs = [j for j in peek.jobs(inc.store) if not j.incident_key.startswith("slack:")]
+    gitlab_jobs = [j for j in peek.jobs(inc.store) if j.kind != "slack"]
     assert gitlab_jobs and all(j.last_error is None for j in gitlab_jobs)
     with_slack = inc.w.snapshot(iid)
 
@@ -330,11 +330,11 @@ def test_slack_down_for_a_minute_loses_nothing_and_gitlab_reminds_on_time(make) 
         failed += states.count("pending")
         assert "dead" not in states
     assert failed >= 2, "each try failed and was retried with back-off"
-    job = peek.active_job(inc.store, f"slack:{inc.w.project_id}#{iid}")
+    job = peek.active_job(inc.store, f"{inc.w.project_id}#{iid}", kind="slack")
     assert job is not None and job.state is JobState.PENDING and job.attempts == failed
     assert job.last_error and job.last_error.startswith("Slack unavailable")
     assert any(k.startswith("reminder:") for k in inc.w.snapshot(iid)["logged"]), "GitLab reminded on time"
-    pending = inc.store.pending_messages(f"{inc.w.project_id}#{iid}")
+    pending = inc.store.pending("slack", f"{inc.w.project_id}#{iid}")
     assert pending, "the reminder waits in the outbox"
     inc.slack.up()
     inc.send_until_done(iid)
@@ -348,8 +348,8 @@ def test_without_a_token_nothing_about_slack_runs_and_a_quiet_reconcile_calls_sl
     inc.chat = False
     iid = inc.w.incident("severity::1", "data-breach")
     assert inc.reconcile(iid) == [Outcome.OK]
-    assert inc.send() == [] and inc.store.pending_messages(f"{inc.w.project_id}#{iid}") == []
-    assert peek.active_job(inc.store, f"slack:{inc.w.project_id}#{iid}") is None
+    assert inc.send() == [] and inc.store.pending("slack", f"{inc.w.project_id}#{iid}") == []
+    assert peek.active_job(inc.store, f"{inc.w.project_id}#{iid}", kind="slack") is None
     assert inc.slack.count() == 0
 
     inc.chat = True
@@ -370,7 +370,7 @@ def test_a_wrong_token_kills_the_slack_job_with_a_reason_and_gitlab_goes_on(make
     assert inc.reconcile(iid) == [Outcome.OK]
     assert inc.w.bot_notes(iid), "GitLab got its checklist"
     assert inc.send() == ["dead"]
-    (job,) = [j for j in peek.jobs(inc.store, JobState.DEAD) if j.incident_key.startswith("slack:")]
+    (job,) = [j for j in peek.jobs(inc.store, JobState.DEAD) if j.kind == "slack"]
     assert job.last_error and "\n" not in job.last_error and "token" in job.last_error
     assert inc.token not in job.last_error and "wrongwrong" not in job.last_error
     assert inc.slack.state.bot_messages() == []
@@ -413,11 +413,11 @@ def test_under_a_distributed_apps_limits_every_message_still_goes_out_exactly_on
         inc.clock.advance(30)
         inc.reconcile()
         inc.send()
-        if not inc.store.pending_messages(f"{inc.w.project_id}#{iid}"):
+        if not inc.store.pending("slack", f"{inc.w.project_id}#{iid}"):
             break
-    assert not inc.store.pending_messages(f"{inc.w.project_id}#{iid}"), "every message went out"
+    assert not inc.store.pending("slack", f"{inc.w.project_id}#{iid}"), "every message went out"
     inc.no_duplicates()
-    assert "dead" not in [j.state for j in peek.jobs(inc.store) if j.incident_key.startswith("slack:")]
+    assert "dead" not in [j.state for j in peek.jobs(inc.store) if j.kind == "slack"]
     reads = [c for c in inc.slack.calls if c.method == "conversations.history"]
     assert any(c.status == 429 for c in reads), "the limit was met"
     for target in ("#e-group", "email:sec-director@example.com", "#marketing-programs"):
@@ -444,9 +444,9 @@ def test_a_busy_channel_read_a_page_a_minute_resumes_where_it_stopped(make) -> N
     for _ in range(10):
         inc.clock.advance(30)
         inc.send()
-        if not inc.store.pending_messages(f"{inc.w.project_id}#{iid}"):
+        if not inc.store.pending("slack", f"{inc.w.project_id}#{iid}"):
             break
-    assert not inc.store.pending_messages(f"{inc.w.project_id}#{iid}")
+    assert not inc.store.pending("slack", f"{inc.w.project_id}#{iid}")
     inc.no_duplicates()
     reads = [c for c in inc.slack.calls if c.method == "conversations.history" and c.status == 200
              and c.channel == lost]

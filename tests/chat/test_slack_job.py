@@ -68,7 +68,7 @@ def test_a_reconcile_queues_a_slack_job_and_the_slack_worker_sends_each_message_
     iid = w.incident("severity::1", "data-breach")
     assert reconcile(w, store, clock, iid) == [Outcome.OK]
     key = f"{w.project_id}#{iid}"
-    job = peek.active_job(store, f"slack:{key}")
+    job = peek.active_job(store, key, kind="slack")
     assert job is not None and job.state is JobState.PENDING
     sw = slack_worker(store, clock, fake)
     assert send_all(sw) == ["done"]
@@ -92,7 +92,7 @@ def test_a_slack_outage_leaves_the_gitlab_job_done_and_the_slack_job_retried(w, 
     assert w.bot_notes(iid), "GitLab got its checklist on time"
     sw = slack_worker(store, clock, fake)
     assert send_all(sw) == ["pending"]
-    job = peek.active_job(store, f"slack:{w.project_id}#{iid}")
+    job = peek.active_job(store, f"{w.project_id}#{iid}", kind="slack")
     assert job is not None and job.not_before >= clock() + timedelta(seconds=29), "Slack's Retry-After is kept"
     fake.down = False
     clock.advance(31)
@@ -104,7 +104,7 @@ def test_a_message_posted_before_a_crash_is_found_again_not_posted_twice(w, stor
     iid = w.incident("severity::1")
     reconcile(w, store, clock, iid)
     key = f"{w.project_id}#{iid}"
-    (first, *_) = store.pending_messages(key)
+    (first, *_) = store.pending("slack", key)
     fake.post("D-" + first.target, first.text, first.key)  # posted, then the worker died before recording it
     send_all(slack_worker(store, clock, fake))
     assert [m.key for m in fake.messages].count(first.key) == 1
@@ -166,8 +166,8 @@ def test_without_a_token_nothing_about_slack_runs(w, store, clock, fake, tmp_pat
     assert slack(Settings(), w.cfg, store, clock=clock, worker_id="s") == (None, None)
     iid = w.incident("severity::1", "data-breach")
     assert reconcile(w, store, clock, iid, chat=False) == [Outcome.OK]
-    assert peek.active_job(store, f"slack:{w.project_id}#{iid}") is None
-    assert store.pending_messages(f"{w.project_id}#{iid}") == []
+    assert peek.active_job(store, f"{w.project_id}#{iid}", kind="slack") is None
+    assert store.pending("slack", f"{w.project_id}#{iid}") == []
     planner, sender = slack(Settings(slack_bot_token="xoxb-test"), w.cfg, store, clock=clock, worker_id="s",
                             port=lambda: fake)
     assert planner is not None and sender is not None
@@ -196,7 +196,7 @@ def test_a_slow_slack_does_not_let_the_slack_jobs_lease_lapse(w, store, clock):
     class SlowChat(FakeChat):
         def post(self, channel: str, text: str, key: str) -> str:
             if not renewed:
-                [job] = [j for j in peek.jobs(store) if j.incident_key.startswith("slack:") and j.lease_until]
+                [job] = [j for j in peek.jobs(store) if j.kind == "slack" and j.lease_until]
                 clock.advance(50)  # most of the 60 s lease goes by in one Slack call
                 deadline = time.monotonic() + 5
                 while time.monotonic() < deadline and not renewed:

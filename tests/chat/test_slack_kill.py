@@ -103,14 +103,14 @@ def test_a_worker_killed_between_a_post_and_its_bookkeeping_never_double_posts(
             try:
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline and (
-                    store.pending_messages(f"{w.project_id}#{iid}") or peek.depth(store)["running"]
+                    store.pending("slack", f"{w.project_id}#{iid}") or peek.depth(store)["running"]
                     or peek.depth(store)["pending"]):
                     time.sleep(0.1)
             finally:
                 stop(second)
         finally:
             stop(victim[0])
-        assert store.pending_messages(f"{w.project_id}#{iid}") == [], log.read_text()[-2000:]
+        assert store.pending("slack", f"{w.project_id}#{iid}") == [], log.read_text()[-2000:]
     keys = state.keys()
     assert [k for k, n in Counter(keys).items() if n > 1] == [], "a message was posted twice"
     assert len(keys) == 3, "the e-group, the Sr. Director and the summary"

@@ -108,7 +108,7 @@ def test_an_incident_channel_created_after_start_gets_its_engagement(make) -> No
     iid = inc.w.incident(*S1)
     inc.reconcile(iid)
     inc.send()
-    assert inc.store.refused_targets(f"{inc.w.project_id}#{iid}").keys() == {f"#inc-{iid}"}
+    assert inc.store.refused_targets("slack", f"{inc.w.project_id}#{iid}").keys() == {f"#inc-{iid}"}
     channel = inc.slack.state.add_channel(f"inc-{iid}").id  # someone creates the channel and invites the bot
     inc.clock.advance(minutes=11)
     inc.note(iid, "a comment: the incident is looked at again")
@@ -121,7 +121,7 @@ def test_an_incident_channel_created_after_start_gets_its_engagement(make) -> No
     inc.reconcile(iid)
     inc.send()
     inc.no_duplicates()
-    assert inc.store.refused_targets(f"{inc.w.project_id}#{iid}") == {}
+    assert inc.store.refused_targets("slack", f"{inc.w.project_id}#{iid}") == {}
 
 
 @pytest.mark.parametrize("who", [{"user": "U00000042"}, {"user": "U00000043", "bot_id": "BOTHER01"}])

@@ -143,11 +143,11 @@ def test_failed_jobs_keep_their_priority_through_the_back_off(store: DeliverySto
 
 
 def test_slack_and_gitlab_jobs_are_ordered_apart(store: DeliveryStore) -> None:
-    store.enqueue("slack:1#1", at(0), "slack", priority=BACKGROUND)
-    store.enqueue("slack:1#2", at(1), "slack", priority=URGENT)
+    store.enqueue("1#1", at(0), "slack", priority=BACKGROUND, kind="slack")
+    store.enqueue("1#2", at(1), "slack", priority=URGENT, kind="slack")
     deliver(store, "d", "1#3", 2, BACKGROUND)
     slack = store.claim("s", at(3), LEASE, kind="slack")
-    assert slack is not None and slack.incident_key == "slack:1#2"
+    assert slack is not None and slack.incident_key == "1#2" and slack.kind == "slack"
     gitlab = store.claim("w", at(3), LEASE)
     assert gitlab is not None and gitlab.incident_key == "1#3"
 

@@ -40,6 +40,17 @@ def engagements_sent(items: Iterable[OutboxItem]) -> dict[str, Engaged]:
 def channel_created(items: Iterable[OutboxItem]) -> CreatedChannel | None:
     """The incident channel the bot created (or adopted as its own) in Slack, from the outbox."""
     for item in items:
-        if is_channel_key(item.key) and item.sent and item.channel and item.updated_at is not None:
-            return CreatedChannel(NAME, LABEL, item.target, item.channel, item.updated_at)
+        channel = channel_of(item)
+        if is_channel_key(item.key) and item.sent and channel and item.updated_at is not None:
+            return CreatedChannel(NAME, LABEL, item.target, channel, item.updated_at)
     return None
+
+
+def channel_of(item: OutboxItem) -> str | None:
+    """The Slack channel id an outbox item was sent to (or the incident channel's own id), None until sent."""
+    return item.remote.partition(" ")[0] if item.remote else None
+
+
+def ts_of(item: OutboxItem) -> str | None:
+    """The Slack timestamp of a sent message (what ``chat.update`` edits), None until sent."""
+    return item.remote.partition(" ")[2] if item.remote else None

@@ -2,9 +2,10 @@
 
 After a reconcile of incident K the GitLab worker asks :class:`SlackPlanner` to offer the messages the plan
 calls for to the outbox (a store write, nothing else: Slack being slow or down never delays or fails the
-GitLab job). When any need sending it queues ``slack:K`` in the same durable queue. :class:`SlackWorker`
-claims only those jobs, sends the pending messages through the :class:`ChatPort`, records each result, and
-completes the job, or fails it to be retried (Slack unavailable) or dead (the token is refused).
+GitLab job). When any need sending it queues a job of kind ``slack`` for K in the same durable queue.
+:class:`SlackWorker` runs that kind's handler on the job loop (``bot.jobloop``): it claims only those jobs,
+sends the pending messages through the :class:`ChatPort`, records each result in the outbox (integration
+``slack``), and completes the job, or fails it to be retried (Slack unavailable) or dead (the token is refused).
 """
 
 from __future__ import annotations
@@ -19,17 +20,20 @@ from typing import Any
 from bot.config import Config
 from bot.core.outbound import OutboundFacts
 from bot.integrations.slack.deliver import Outgoing, Scan, deliver
-from bot.integrations.slack.facts import slack_facts
+from bot.integrations.slack.facts import channel_of, slack_facts, ts_of
 from bot.integrations.slack.plan import Render, chat_messages, engagement_of, is_channel_key, read_channel_spec
 from bot.integrations.slack.ports import ChatAuthError, ChatError, ChatMessage, ChatPort, ChatUnavailable
+from bot.jobloop import MIN_RETRY, JobLoop, Result, done, failed, retry_after
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.redact import redact
-from bot.store.base import SLACK_JOB_PREFIX, Job, LeaseLost, OutboxItem, StoreError, WorkerStore, backoff_delay
+from bot.store.base import Job, OutboxItem, StoreError, WorkerStore
 
 log = logging.getLogger(__name__)
 
-MIN_RETRY = timedelta(seconds=1)
+SLACK = "slack"
+"""Slack's name as an outbound integration: its rows of the outbox, and the job kind that sends them."""
+SLACK_KIND = SLACK
 HISTORY_MARGIN = timedelta(minutes=2)
 """Read history back to this long before a message's first send attempt: Slack's clock and ours differ."""
 REFUSED_RETRY = timedelta(minutes=10)
@@ -69,14 +73,14 @@ class SlackPlanner:
             messages = chat_messages(self.cfg, desired, observed, self.render)
             if not messages:
                 return False
-            pending = store.offer_messages(incident_key, messages, now)
+            pending = store.offer(SLACK, incident_key, messages, now)
             # Refused long enough ago: the channel may exist now (a restart changes nothing about that).
             revived = 0
-            if store.refused_targets(incident_key):
-                revived = store.revive_refused(incident_key, [m.key for m in messages], now - REFUSED_RETRY)
+            if store.refused_targets(SLACK, incident_key):
+                revived = store.revive_refused(SLACK, incident_key, [m.key for m in messages], now - REFUSED_RETRY)
             if pending == 0 and revived == 0:
                 return False
-            store.enqueue(SLACK_JOB_PREFIX + incident_key, now, "slack")
+            store.enqueue(incident_key, now, "slack", kind=SLACK_KIND)
             return True
         except Exception as exc:  # a template or the store: logged, the GitLab side goes on
             log.warning("%s: cannot plan its Slack messages: %s", incident_key, redact(str(exc)))
@@ -90,7 +94,7 @@ class SlackPlanner:
 
     def items(self, store: WorkerStore, incident_key: str) -> list[OutboxItem]:
         try:
-            return store.outbox(incident_key)
+            return store.items(SLACK, incident_key)
         except StoreError as exc:
             log.warning("%s: cannot read its Slack engagements: %s", incident_key, redact(str(exc)))
             return []
@@ -98,14 +102,14 @@ class SlackPlanner:
     def refused(self, store: WorkerStore, incident_key: str) -> dict[str, str]:
         """Slack targets that refused the incident's messages, for its status log; never raises."""
         try:
-            return store.refused_targets(incident_key)
+            return store.refused_targets(SLACK, incident_key)
         except StoreError as exc:
             log.warning("%s: cannot read its refused Slack targets: %s", incident_key, redact(str(exc)))
             return {}
 
 
 class SlackWorker:
-    """Claims ``slack:`` jobs only, and sends their incident's pending messages."""
+    """Claims jobs of kind ``slack`` only, and sends their incident's pending messages."""
 
     def __init__(
         self,
@@ -140,14 +144,24 @@ class SlackWorker:
             self._port = self._port_factory()
         return self._port
 
-    def run_once(self) -> str | None:
-        """Claim and send one Slack job; the job's state afterwards, or None when none was ready."""
-        job = self.store.claim(self.worker_id, self.clock(), self.lease, kind="slack")
-        if job is None:
-            return None
-        incident_key = job.incident_key[len(SLACK_JOB_PREFIX):]
+    def loop(self) -> JobLoop:
+        """The job loop that runs this worker's Slack jobs (claim, lease, record the outcome)."""
+        return JobLoop(
+            self.store, self._send, kind=SLACK_KIND, worker_id=self.worker_id, clock=self.clock, lease=self.lease,
+            heartbeat=self.heartbeat, logger=log,
+        )
+
+    def run_once(self, stop: threading.Event | None = None) -> str | None:
+        """Claim and send one Slack job; the job's state afterwards, or None when none was ready (or its
+        outcome could not be recorded). With ``stop`` set, a job claimed is handed back unsent."""
+        ran = self.loop().run_once(stop)
+        return None if ran is None or ran.state is None else str(ran.state)
+
+    def _send(self, job: Job, held: LeaseKeeper) -> Result:
+        """The Slack kind's handler: send the incident's pending messages, record each result."""
+        incident_key = job.incident_key
         try:
-            items = self.store.pending_messages(incident_key)
+            items = self.store.pending(SLACK, incident_key)
             # The incident channel first: the messages to it can go there only once it exists.
             channels = [i for i in items if is_channel_key(i.key)]
             items = [i for i in items if not is_channel_key(i.key)]
@@ -157,22 +171,17 @@ class SlackWorker:
             items = self._hold_back(items)
             start = self.clock()
             outgoing = [
-                Outgoing(ChatMessage(i.key, i.target, i.text, i.summary), i.ts, i.sent_text == i.text, i.unsure,
+                Outgoing(ChatMessage(i.key, i.target, i.text, i.summary), ts_of(i), i.sent_text == i.text, i.unsure,
                          _oldest(i.history_from))
                 for i in items
             ]
             # From here until recorded sent, each may be in Slack: a crash mid-send looks in the history.
-            self.store.mark_trying([i.key for i in items if not i.unsure], start)
+            self.store.mark_trying(SLACK, [i.key for i in items], start)
             kept_job, kept_at, scans = self._scans.pop(incident_key, (job.id, start, {}))
             if kept_job != job.id or job.attempts != 1 or start - kept_at > SCANS_KEPT:
                 kept_at, scans = start, {}
-            # Slack timeouts can outlast a lease: keep it, so another replica does not send the same job.
-            keeper = LeaseKeeper(
-                self.store, job, worker_id=self.worker_id, clock=self.clock, lease=self.lease,
-                every=self.heartbeat, name=job.incident_key,
-            )
-            with keeper:
-                report = deliver(outgoing, self.port, scans) if outgoing else None
+            # Slack timeouts can outlast a lease: the loop keeps it, so another replica does not send the same job.
+            report = deliver(outgoing, self.port, scans) if outgoing else None
         except Exception as exc:
             return self._fail(job, f"Slack: {type(exc).__name__}: {exc}", None)
         if report is None:
@@ -182,11 +191,11 @@ class SlackWorker:
         texts = {i.key: i.text for i in items}
         now = self.clock()
         for sent in report.sent:
-            self.store.mark_sent(sent.key, sent.channel, sent.ts, texts[sent.key], now)
+            self.store.mark_sent(SLACK, sent.key, remote_of(sent.channel, sent.ts), texts[sent.key], now)
             self._count(sent.key, "sent")
-        known_refusals = self.store.refused_targets(incident_key) if report.refused else {}
+        known_refusals = self.store.refused_targets(SLACK, incident_key) if report.refused else {}
         for key, reason in report.refused.items():
-            self.store.mark_refused(key, reason, now)
+            self.store.mark_refused(SLACK, key, reason, now)
             self._count(key, "refused")
             log.warning("%s: Slack refused %s: %s", incident_key, key.split("|")[2], reason)
         target_of = {i.key: i.target for i in items}
@@ -203,9 +212,8 @@ class SlackWorker:
         if report.auth_error is not None:
             return self._fail(job, report.auth_error.reason, None, final=True)
         if report.unavailable is not None:
-            after = report.unavailable.retry_after
-            retry_in = max(timedelta(seconds=after), MIN_RETRY) if after is not None else None
-            return self._fail(job, f"Slack unavailable: {report.unavailable.reason}", retry_in)
+            return self._fail(job, f"Slack unavailable: {report.unavailable.reason}",
+                              retry_after(report.unavailable.retry_after))
         if report.deferred:  # the rest went out; these wait for the history read Slack held back
             self._scans[incident_key] = (job.id, kept_at, scans)
             wait = max(timedelta(seconds=report.defer_after or 60), MIN_RETRY)
@@ -221,13 +229,13 @@ class SlackWorker:
         for item in items:
             private, people = read_channel_spec(item.text)
             try:
-                channel = item.channel or self.port.create_channel(item.target, private=private)
+                channel = channel_of(item) or self.port.create_channel(item.target, private=private)
                 failed = self.port.invite(channel, people) if people else []
             except (ChatUnavailable, ChatAuthError) as err:
                 opened.stop = err
                 return opened
             except ChatError as err:
-                self.store.mark_refused(item.key, err.reason, self.clock())
+                self.store.mark_refused(SLACK, item.key, err.reason, self.clock())
                 self._count(item.key, "refused")
                 log.warning("%s: cannot create the incident channel %s in Slack: %s", incident_key, item.target,
                             err.reason)
@@ -235,7 +243,7 @@ class SlackWorker:
                 continue
             for reason in failed:
                 log.warning("%s: %s", incident_key, reason)
-            self.store.mark_sent(item.key, channel, "", item.text, self.clock())
+            self.store.mark_sent(SLACK, item.key, remote_of(channel, ""), item.text, self.clock())
             self._count(item.key, "sent")
             if not item.sent:
                 log.info("%s: created the incident channel %s (%s) in Slack, %d invited", incident_key,
@@ -250,53 +258,40 @@ class SlackWorker:
         if not items:
             return items
         incident_key = items[0].incident_key
-        unmade = {i.target: i.reason or "" for i in self.store.outbox(incident_key)
+        unmade = {i.target: i.reason or "" for i in self.store.items(SLACK, incident_key)
                   if is_channel_key(i.key) and not i.sent and i.state == "refused"}
         if not unmade:
             return items
         now = self.clock()
         for item in items:
             if item.target in unmade:
-                self.store.mark_refused(item.key, unmade[item.target], now)
+                self.store.mark_refused(SLACK, item.key, unmade[item.target], now)
                 self._count(item.key, "refused")
         return [i for i in items if i.target not in unmade]
 
-    def _stopped(self, job: Job, err: ChatError) -> str | None:
+    def _stopped(self, job: Job, err: ChatError) -> Result:
         if isinstance(err, ChatAuthError):
             return self._fail(job, err.reason, None, final=True)
         after = err.retry_after if isinstance(err, ChatUnavailable) else None
-        retry_in = max(timedelta(seconds=after), MIN_RETRY) if after is not None else None
-        return self._fail(job, f"Slack unavailable: {err.reason}", retry_in)
+        return self._fail(job, f"Slack unavailable: {err.reason}", retry_after(after))
 
     def _count(self, key: str, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.slack_message(kind_of(key), outcome)
 
-    def _complete(self, job: Job, requeue_at: datetime | None = None) -> str | None:
-        try:
-            return str(self.store.complete(job.id, self.worker_id, now=self.clock(), requeue_at=requeue_at))
-        except (LeaseLost, StoreError) as exc:
-            log.warning("Slack job %d: %s", job.id, exc)
-            return None
+    def _complete(self, job: Job, requeue_at: datetime | None = None) -> Result:
+        return done(requeue_at)
 
-    def _fail(self, job: Job, error: str, retry_in: timedelta | None, *, final: bool = False) -> str | None:
+    def _fail(self, job: Job, error: str, retry_in: timedelta | None, *, final: bool = False) -> Result:
         error = redact(error)
         log.warning("Slack job %d (%s): %s", job.id, job.incident_key, error)
-        try:
-            state = self.store.fail(
-                job.id, self.worker_id, error, self.clock(),
-                retry_in=retry_in or backoff_delay(job.attempts), kind="final" if final else "retry",
-            )
-        except (LeaseLost, StoreError) as exc:
-            log.warning("Slack job %d: %s", job.id, exc)
-            return None
-        return str(state)
+        return failed(error, retry_in, kind="final" if final else "retry")
 
     def run(self, stop: threading.Event) -> None:
         """Send Slack jobs until ``stop`` is set."""
         while not stop.is_set():
             try:
-                state = self.run_once()
+                state = self.run_once(stop)
             except Exception as exc:  # the store is away: try again soon
                 log.error("Slack worker %s: %s", self.worker_id, exc)
                 state = None
@@ -307,3 +302,9 @@ class SlackWorker:
 def _oldest(history_from: datetime | None) -> float | None:
     """Where a message's history read stops (seconds since the epoch), a margin before ``history_from``."""
     return None if history_from is None else (history_from - HISTORY_MARGIN).timestamp()
+
+
+def remote_of(channel: str, ts: str) -> str:
+    """A Slack message's remote reference in the outbox: ``"<channel id> <ts>"``, or just the channel's id for
+    an incident channel the bot created. Slack's ids and timestamps never hold a space."""
+    return f"{channel} {ts}" if ts else channel
