@@ -370,3 +370,27 @@ def test_each_clock_decision_of_its_owner_is_one_timeline_event_at_the_time_reco
     filed = by_key["clock:gdpr:filed:notification"]
     assert filed["occurred_at"] == T0 + timedelta(hours=2)
     assert "reference DPC\\-2026\\-117" in filed["note"]
+
+
+def test_each_sign_off_decision_and_the_ready_draft_are_one_timeline_event_each(w, clock):
+    """The Sr. Director approves the customer email's draft: the timeline shows the approval at the command's
+    time and the draft ready to send, once each, however often the bot looks."""
+    from bot.core import drafts
+    from tests.approvals.support import DIRECTOR, DRAFT, opened, say, write_draft
+
+    iid = opened(w, clock)
+    write_draft(w, DRAFT)
+    look(w, clock, iid)
+    at(clock, "09:20")
+    say(w, iid, "approve email", DIRECTOR)
+    look(w, clock, iid)
+    look(w, clock, iid)
+
+    digest = drafts.digest(DRAFT)
+    keys = bot_keys(w, iid)
+    assert keys[f"approval:comms-email:{digest}:{DIRECTOR}:approve"] == 1, keys
+    assert keys[f"ready:comms-email:{digest}"] == 1, keys
+    by_key = {key_of(e): e for e in events(w, iid)}
+    approved = by_key[f"approval:comms-email:{digest}:{DIRECTOR}:approve"]
+    assert approved["occurred_at"] == T0 + timedelta(minutes=20)
+    assert approved["note"].startswith(f"Approved the draft of comms\\-email (digest {digest}): sec\\-director for ")

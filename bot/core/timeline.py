@@ -104,6 +104,23 @@ def _children(observed: Observed, desired: Desired, cfg: Config, now: datetime) 
             yield Fact(f"child:{channel}:sent", child.issue.closed_at or now, f"Sent the communication {ref}")
 
 
+def _sign_off(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
+    """Each approval or rejection of a channel's draft that counted (who, which digest, for which groups), and
+    each draft the bot said was ready to send, at the time of the status-log line that said so."""
+    for view in desired.approvals:
+        ch = escape_inline(view.channel)
+        for d in view.record.decisions if view.record is not None else ():
+            verb = "Approved" if d.approve else "Rejected"
+            groups = ", ".join(escape_inline(g) for g in d.groups)
+            yield Fact(f"approval:{view.channel}:{d.digest}:{d.by.lower()}:{'approve' if d.approve else 'reject'}",
+                       d.at, f"{verb} the draft of {ch} (digest {d.digest}): {escape_inline(d.by)} for {groups}")
+    for key, logged in sorted(observed.logged_at.items()):
+        if key.startswith("approval:ready:") and logged.created_at is not None:
+            _, _, channel, digest = key.split(":", 3)
+            yield Fact(f"ready:{channel}:{digest}", logged.created_at,
+                       f"The draft of {escape_inline(channel)} (digest {escape_inline(digest)}) may be sent")
+
+
 def _clock_decisions(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
     """What the clocks' owners recorded: a clock started (at the time they gave), each stage filed with its
     reference, a clock not required with the reason. The owner's words are escaped."""
@@ -129,7 +146,9 @@ def _all_clear(observed: Observed, desired: Desired, cfg: Config, now: datetime)
 
 
 #: Where facts come from, in order. A new kind of fact is one more source.
-SOURCES: tuple[FactSource, ...] = (_declared, _roles, _engagements, _children, _clock_decisions, _all_clear)
+SOURCES: tuple[FactSource, ...] = (
+    _declared, _roles, _engagements, _children, _sign_off, _clock_decisions, _all_clear
+)
 
 
 def facts(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> list[Fact]:
