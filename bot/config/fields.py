@@ -6,8 +6,9 @@ import re
 from datetime import timedelta
 from enum import IntEnum
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 
 class Severity(IntEnum):
@@ -160,3 +161,15 @@ def _parse_every(value: Any) -> timedelta:
 
 
 Every = Annotated[timedelta, BeforeValidator(_parse_every)]
+
+
+def _time_zone(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {v!r} (expected an IANA name such as Europe/Amsterdam)") from None
+    return v
+
+
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
+"""An IANA time zone name (``Europe/Amsterdam``)."""

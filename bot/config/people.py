@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from bot.config.fields import _WEEKDAYS, Escalation, _Model
+from bot.config.fields import _WEEKDAYS, Escalation, TimeZoneName, _Model
 
 
 class Override(_Model):
@@ -19,19 +18,10 @@ class Override(_Model):
 class Rotation(_Model):
     """A weekly hand-over: roster[i] is on call during the i-th week after ``start``, wrapping round."""
 
-    timezone: str
+    timezone: TimeZoneName
     weekday: str = "monday"
     at: time = time(9, 0)
     start: date
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (expected an IANA name such as Europe/Amsterdam)") from None
-        return v
 
     @field_validator("weekday")
     @classmethod
