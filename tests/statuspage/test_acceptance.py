@@ -1,0 +1,162 @@
+"""Issue 22 §3's acceptance end to end: the simulated GitLab, the bundled policy with an
+``integrations.status_page`` section, a store, the GitLab worker with the status page's planner, and the
+status page sender on the real job loop with the real status.io adapter over HTTP to the simulated status.io
+(``bot/simstatus/statusio.py``: statusio-go ``incidents.go``; errors inside an HTTP 200). One injected clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.commands.world import World, world
+from bot.config import Config, load_config
+from bot.core import drafts
+from bot.integrations.base import Planners
+from bot.integrations.statuspage.command import PUBLISH
+from bot.integrations.statuspage.config import StatusIoSettings
+from bot.integrations.statuspage.integration import STATUS_PAGE, policy_of
+from bot.integrations.statuspage.job import StatusPagePlanner, StatusPageSender
+from bot.integrations.statuspage.statusio import StatusIo
+from bot.simgitlab import ManualClock, SimulatedGitLab
+from bot.simstatus import SimulatedStatusIo
+from bot.store import DeliveryStore, open_store
+from bot.text.markers import StateKey
+from bot.statekey import derived_key
+from bot.worker import Worker
+from tests.approvals.support import CMOC, SIMOC, child_of, replies, say, write_draft
+from tests.conftest import ROOT, T0
+
+COMPONENT, CONTAINER = "5f0c1a2b3c4d5e6f7a8b9c0d", "5f0c1a2b3c4d5e6f7a8b9c0e"
+DRAFT = "We are investigating a security issue affecting sign-in on the hosted service.\nNext update in 1 hour.\n"
+DIGEST = drafts.digest(DRAFT)
+LIVE = ("severity::1", "live-incident", "comms-status-page")
+
+
+def policy(tmp_path: Path, **section: Any) -> Config:
+    data = yaml.safe_load((ROOT / "config" / "bot.yaml").read_text())
+    data["templates_dir"] = str(ROOT / "issue_templates")
+    data["integrations"] = {"status_page": {"provider": "statusio", "components": [COMPONENT],
+                                            "containers": [CONTAINER], "allowed_hosts": ["status.gitlab.com"],
+                                            **section}}
+    path = tmp_path / "bot.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_config(path)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def status(clock: ManualClock) -> Iterator[SimulatedStatusIo]:
+    with SimulatedStatusIo(components={COMPONENT: [CONTAINER]}, clock=lambda: clock().timestamp()) as sim:
+        yield sim
+
+
+@dataclass
+class Stage:
+    """GitLab, status.io and the bot's store, with the steps a running bot takes."""
+
+    w: World
+    status: SimulatedStatusIo
+    clock: ManualClock
+    db: Path
+    store: DeliveryStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = open_store(str(self.db))
+        self.sender = self.new_sender()
+
+    def new_sender(self) -> StatusPageSender:
+        pol = policy_of(self.w.cfg)
+        assert pol is not None
+        settings = StatusIoSettings(self.status.url, self.status.api_id, self.status.api_key,
+                                    self.status.statuspage_id)
+        return StatusPageSender(self.store, lambda: StatusIo(settings, pol, timeout=5), pol, worker_id="sp:1",
+                                clock=self.clock)
+
+    def reconcile(self, iid: int) -> None:
+        """A webhook for ``iid``, then the GitLab worker until idle."""
+        pol = policy_of(self.w.cfg)
+        assert pol is not None
+        planner = StatusPagePlanner(pol, derived_key(self.w.sim.token), "statusio")
+        reconciler = self.w.reconciler(clock=self.clock, commands=(PUBLISH,),
+                                       key=StateKey(derived_key(self.w.sim.token)))
+        wk = Worker(self.store, reconciler, worker_id="w:1", clock=self.clock,
+                    chat=Planners([(STATUS_PAGE, planner)]))
+        try:
+            self.store.enqueue(f"{self.w.project_id}#{iid}", self.clock(), "Issue Hook")
+            self.clock.advance(1)
+            while wk.run_once() is not None:
+                pass
+        finally:
+            reconciler.close()
+
+    def send(self) -> list[str | None]:
+        states = []
+        while (state := self.sender.run_once()) is not None:
+            states.append(state)
+        return states
+
+    def round(self, iid: int) -> None:
+        """A reconcile, the sender, and the reconcile its news queues."""
+        self.reconcile(iid)
+        self.send()
+        self.reconcile(iid)
+
+    def writes(self) -> list[Any]:
+        return [r for r in self.status.requests if r.method == "POST"]
+
+
+@pytest.fixture
+def stage(sim: SimulatedGitLab, status: SimulatedStatusIo, clock: ManualClock, tmp_path: Path) -> Iterator[Stage]:
+    s = Stage(world(sim, policy(tmp_path)), status, clock, tmp_path / "bot.db")
+    yield s
+    s.store.close()
+
+
+def drafted(s: Stage, *labels: str, title: str = "Customer data exposed") -> int:
+    iid = s.w.incident(*(labels or LIVE), title=title, confidential=True)
+    s.reconcile(iid)
+    write_draft(s.w, DRAFT, channel="comms-status-page", actor=CMOC)
+    s.reconcile(iid)
+    return iid
+
+
+def approved(s: Stage, **kw: Any) -> int:
+    iid = drafted(s, **kw)
+    say(s.w, iid, f"approve status-page {DIGEST}", SIMOC)
+    s.clock.advance(60)
+    s.reconcile(iid)
+    return iid
+
+
+def test_publish_before_approval_sends_nothing_and_says_why(stage: Stage) -> None:
+    iid = drafted(stage)
+    say(stage.w, iid, "publish status-page", CMOC)
+    stage.round(iid)
+    assert stage.status.requests == []
+    (reply,) = replies(stage.w, iid, "publish")
+    assert f"draft {DIGEST} is not approved" in reply
+
+
+def test_after_approval_one_statusio_incident_with_the_drafts_text_unchanged_by_duplicates(stage: Stage) -> None:
+    iid = approved(stage)
+    say(stage.w, iid, f"publish status-page {DIGEST}", CMOC)
+    stage.round(iid)
+    (incident,) = stage.status.incidents.values()
+    assert [m["details"] for m in incident["messages"]] == [DRAFT.strip()]
+    posted = len(stage.writes())
+    for _ in range(3):  # the same webhook delivered again, and again
+        stage.round(iid)
+    assert len(stage.status.incidents) == 1 and len(stage.writes()) == posted == 1
+    (reply,) = replies(stage.w, iid, "publish")
+    assert reply.startswith("✓")
+    checklist = next(n["body"] for n in stage.w.bot_notes(iid) if "communications checklist" in n["body"])
+    assert f"draft `{DIGEST}` created the status page incident" in checklist
