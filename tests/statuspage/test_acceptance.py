@@ -157,6 +157,6 @@ def test_after_approval_one_statusio_incident_with_the_drafts_text_unchanged_by_
         stage.round(iid)
     assert len(stage.status.incidents) == 1 and len(stage.writes()) == posted == 1
     (reply,) = replies(stage.w, iid, "publish")
-    assert reply.startswith("✓")
+    assert "✓ publish" in reply
     checklist = next(n["body"] for n in stage.w.bot_notes(iid) if "communications checklist" in n["body"])
     assert f"draft `{DIGEST}` created the status page incident" in checklist
