@@ -24,11 +24,11 @@ from bot.integrations.statuspage.job import StatusPagePlanner, StatusPageSender
 from bot.integrations.statuspage.statusio import StatusIo
 from bot.simgitlab import ManualClock, SimulatedGitLab
 from bot.simstatus import SimulatedStatusIo
+from bot.statekey import derived_key
 from bot.store import DeliveryStore, open_store
 from bot.text.markers import StateKey
-from bot.statekey import derived_key
 from bot.worker import Worker
-from tests.approvals.support import CMOC, SIMOC, child_of, replies, say, write_draft
+from tests.approvals.support import CMOC, SIMOC, replies, say, write_draft
 from tests.conftest import ROOT, T0
 
 COMPONENT, CONTAINER = "5f0c1a2b3c4d5e6f7a8b9c0d", "5f0c1a2b3c4d5e6f7a8b9c0e"
@@ -160,3 +160,134 @@ def test_after_approval_one_statusio_incident_with_the_drafts_text_unchanged_by_
     assert "✓ publish" in reply
     checklist = next(n["body"] for n in stage.w.bot_notes(iid) if "communications checklist" in n["body"])
     assert f"draft `{DIGEST}` created the status page incident" in checklist
+
+
+def published(s: Stage, **kw: Any) -> int:
+    iid = approved(s, **kw)
+    say(s.w, iid, f"publish status-page {DIGEST}", CMOC)
+    s.round(iid)
+    return iid
+
+
+class Killed(BaseException):
+    """kill -9: the process stops where it stands; nothing after it runs, nothing is handed back."""
+
+
+def test_a_kill_between_the_call_and_its_bookkeeping_is_found_again_by_name(stage: Stage) -> None:
+    iid = approved(stage)
+    say(stage.w, iid, f"publish status-page {DIGEST}", CMOC)
+    stage.reconcile(iid)
+
+    def kill() -> None:
+        raise Killed
+
+    stage.sender.after_call = kill
+    with pytest.raises(Killed):
+        stage.send()
+    (item,) = stage.store.items("status_page", f"{stage.w.project_id}#{iid}")
+    assert item.state == "trying" and len(stage.status.incidents) == 1  # created, not recorded
+    stage.clock.advance(120)  # the dead process's lease runs out
+    stage.sender = stage.new_sender()  # a new process
+    stage.round(iid)
+    assert len(stage.status.incidents) == 1 and len(stage.writes()) == 1  # found by its exact name
+    (item,) = stage.store.items("status_page", f"{stage.w.project_id}#{iid}")
+    assert item.state == "sent" and item.remote == next(iter(stage.status.incidents))
+
+
+def test_an_empty_database_creates_nothing_again(stage: Stage, tmp_path: Path) -> None:
+    iid = published(stage)
+    stage.store.close()
+    stage.store = open_store(str(tmp_path / "empty.db"))
+    stage.sender = stage.new_sender()
+    for _ in range(2):
+        stage.round(iid)
+    assert len(stage.status.incidents) == 1 and len(stage.writes()) == 1
+
+
+def test_a_new_approved_digest_updates_and_a_publish_after_all_clear_resolves(stage: Stage) -> None:
+    iid = published(stage)
+    second = "The issue is contained; sign-in works again.\n"
+    write_draft(stage.w, second, channel="comms-status-page", actor=CMOC)
+    stage.reconcile(iid)
+    digest = drafts.digest(second)
+    say(stage.w, iid, f"publish status-page {digest}", CMOC)  # not approved yet: nothing
+    stage.round(iid)
+    assert len(stage.writes()) == 1
+    say(stage.w, iid, f"approve status-page {digest}", SIMOC)
+    stage.reconcile(iid)
+    say(stage.w, iid, f"publish status-page {digest}", "sec-incident-manager")  # the SIMOC may publish too
+    stage.round(iid)
+    (incident,) = stage.status.incidents.values()
+    assert [m["details"] for m in incident["messages"]] == [DRAFT.strip(), second.strip()]
+    assert not incident["resolved"]
+    stage.w.sim.state.update_issue(stage.w.project, iid, add_labels=["comms::all-clear"])
+    stage.reconcile(iid)
+    say(stage.w, iid, f"publish status-page {digest}", CMOC)
+    stage.round(iid)
+    (incident,) = stage.status.incidents.values()
+    assert incident["resolved"] and set(stage.status.component_status.values()) == {100}
+    assert len(stage.writes()) == 3
+
+
+def test_an_in_band_error_is_a_failure_said_in_the_status_log_not_a_send(stage: Stage) -> None:
+    iid = approved(stage)
+    stage.status.in_band_error = "Invalid component id"
+    say(stage.w, iid, f"publish status-page {DIGEST}", CMOC)
+    stage.round(iid)
+    assert stage.status.incidents == {}
+    (item,) = stage.store.items("status_page", f"{stage.w.project_id}#{iid}")
+    assert item.state == "refused" and "Invalid component id" in (item.reason or "")
+    log = "\n".join(n["body"] for n in stage.w.bot_notes(iid))
+    assert log.count(f"draft `{DIGEST}` was not posted") >= 1 and "created the status page" not in log
+
+
+@pytest.mark.parametrize("title", [
+    "CONFIDENTIAL: token leak in billing-service",
+    "@all leaked <script>x</script> https://gitlab.example.com/x",
+    "Ünïcödé 秘密 — customer DB dump",
+])
+def test_a_confidential_incidents_title_never_reaches_the_provider(stage: Stage, title: str) -> None:
+    iid = published(stage, title=title)
+    assert len(stage.status.incidents) == 1
+    sent = "\n".join(r.raw for r in stage.status.requests)
+    for word in {w for w in title.split() if len(w) > 3}:
+        assert word not in sent
+
+
+@pytest.mark.parametrize(("who", "level", "said"), [
+    ("dev-dana", 30, "only the CMOC or the SIMOC may publish"),
+    ("rita-reporter", 20, "only project members with at least the Developer role"),
+    ("gus-guest", 10, "only project members with at least the Developer role"),
+    ("olly-outsider", None, "only project members with at least the Developer role"),
+])
+def test_only_the_cmoc_or_the_simoc_can_publish(stage: Stage, who: str, level: int | None, said: str) -> None:
+    iid = approved(stage)
+    stage.w.sim.state.add_user(who)
+    if level is not None:
+        stage.w.sim.state.add_member(stage.w.project, who, level)
+    say(stage.w, iid, f"publish status-page {DIGEST}", who)
+    stage.round(iid)
+    assert stage.status.requests == []
+    (reply,) = replies(stage.w, iid, "publish")
+    assert "✗" in reply and said in reply
+
+
+def test_a_maintainer_editing_the_checklist_row_changes_nothing(stage: Stage) -> None:
+    iid = published(stage)
+    note = next(n for n in stage.w.bot_notes(iid) if "communications checklist" in n["body"])
+    forged = note["body"].replace(f"draft `{DIGEST}` created", "draft `deadbeef` created")
+    stage.w.sim.state.edit_note_body(stage.w.project, iid, note["id"], forged)
+    for _ in range(2):
+        stage.round(iid)
+    assert len(stage.writes()) == 1
+    note = next(n for n in stage.w.bot_notes(iid) if "communications checklist" in n["body"])
+    assert f"draft `{DIGEST}` created" in note["body"]
+
+
+def test_an_operator_mistyping_a_key_is_told_in_one_line(tmp_path: Path) -> None:
+    from bot.integrations import registry
+
+    cfg = policy(tmp_path, provder="statusio")
+    (line,) = registry.config_problems(cfg)
+    assert line.endswith("integrations.status_page: provder: unknown key (known: provider, impact_label, name, "
+                         "allowed_hosts, components, containers, component_status, notify)")
