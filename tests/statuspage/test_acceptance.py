@@ -247,7 +247,7 @@ def test_an_in_band_error_is_a_failure_said_in_the_status_log_not_a_send(stage: 
     "Ünïcödé 秘密 — customer DB dump",
 ])
 def test_a_confidential_incidents_title_never_reaches_the_provider(stage: Stage, title: str) -> None:
-    iid = published(stage, title=title)
+    published(stage, title=title)
     assert len(stage.status.incidents) == 1
     sent = "\n".join(r.raw for r in stage.status.requests)
     for word in {w for w in title.split() if len(w) > 3}:
