@@ -370,3 +370,20 @@ def test_each_clock_decision_of_its_owner_is_one_timeline_event_at_the_time_reco
     filed = by_key["clock:gdpr:filed:notification"]
     assert filed["occurred_at"] == T0 + timedelta(hours=2)
     assert "reference DPC\\-2026\\-117" in filed["note"]
+
+
+def test_each_public_post_of_an_integration_is_one_timeline_fact(default_config):
+    from datetime import UTC, datetime
+
+    from bot.config import Severity
+    from bot.core.model import Desired, Observed
+    from bot.core.outbound import OutboundFacts, Published
+
+    at_ = datetime(2026, 11, 30, 10, 30, tzinfo=UTC)
+    post = Published("status_page", "Status page", "k:create:aaaa1111", at_, "draft aaaa1111 created <b>")
+    observed = Observed(Issue(IncidentRef("acme/sec", 12)), outbound=OutboundFacts(published=(post, post)))
+    plan = Desired(ref=IncidentRef("acme/sec", 12), in_scope=True, scope_reason="", severity=Severity.CRITICAL,
+                   severity_source="", phase="", phase_name="", flags=())
+    got = [f for f in timeline.facts(observed, plan, default_config, at_) if f.key.startswith("published:")]
+    assert [(f.key, f.occurred_at) for f in got] == [("published:status_page:k:create:aaaa1111", at_)]
+    assert "<b>" not in got[0].text

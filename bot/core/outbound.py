@@ -58,6 +58,18 @@ class CreatedChannel:
 
 
 @dataclass(frozen=True)
+class Published:
+    """A public post an integration made for the incident (an external communication): its stable ``key``,
+    when the platform acknowledged it, and what it was in plain words (``draft 4c0eb44f created ...``)."""
+
+    integration: str
+    label: str
+    key: str
+    at: datetime
+    what: str
+
+
+@dataclass(frozen=True)
 class Row:
     """One checklist row an integration shows; ``text`` is already safe Markdown."""
 
@@ -145,9 +157,10 @@ class OutboundFacts:
     channel: CreatedChannel | None = None
     views: tuple[View, ...] = ()
     commands: tuple[CommandSpec, ...] = ()
+    published: tuple[Published, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.refused or self.engaged or self.channel or self.views or self.commands)
+        return bool(self.refused or self.engaged or self.channel or self.views or self.commands or self.published)
 
     def merged(self, other: OutboundFacts) -> OutboundFacts:
         """Both integrations' facts; an engagement carried out by both keeps its earlier one."""
@@ -161,6 +174,7 @@ class OutboundFacts:
             channel=self.channel or other.channel,
             views=self.views + other.views,
             commands=self.commands + other.commands,
+            published=self.published + other.published,
         )
 
     def command(self, name: str) -> CommandSpec | None:
