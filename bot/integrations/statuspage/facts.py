@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.core.model import LogEntry
-from bot.core.outbound import OutboundFacts, Row, Slot, View
+from bot.core.outbound import OutboundFacts, Published, Row, Slot, View
 from bot.integrations.statuspage.plan import Recorded
 from bot.text.escape import escape_inline
 
@@ -70,7 +70,11 @@ def recorded(items: Iterable[OutboxItem]) -> Recorded:
 
 def status_page_facts(items: Iterable[OutboxItem]) -> OutboundFacts:
     """Pure: the status page's view for the reconcile (its checklist row and status-log lines)."""
-    return OutboundFacts(views=(View(NAME, LABEL, posts(items), rows, lines),))
+    found = posts(items)
+    published = tuple(Published(NAME, LABEL, p.key, p.at, f"draft {p.digest} {VERBS.get(p.kind, 'posted')} the "
+                                                           "status page incident")
+                      for p in found if p.posted and p.at is not None)
+    return OutboundFacts(views=(View(NAME, LABEL, found, rows, lines),), published=published)
 
 
 def rows(data: Any, slot: Slot) -> Sequence[Row]:
