@@ -291,3 +291,21 @@ def test_an_operator_mistyping_a_key_is_told_in_one_line(tmp_path: Path) -> None
     (line,) = registry.config_problems(cfg)
     assert line.endswith("integrations.status_page: provder: unknown key (known: provider, impact_label, name, "
                          "allowed_hosts, components, containers, component_status, notify)")
+
+
+def test_plan_lists_the_planned_publish(stage: Stage) -> None:
+    from bot.commands.planview import outbound_preview
+    from bot.core.model import IncidentRef
+
+    iid = approved(stage)
+    say(stage.w, iid, f"publish status-page {DIGEST}", CMOC)
+    stage.reconcile(iid)  # the request is recorded in the bot's signed state
+    reconciler = stage.w.reconciler(clock=stage.clock, commands=(PUBLISH,))
+    try:
+        report = reconciler.reconcile(IncidentRef(stage.w.project, iid))
+    finally:
+        reconciler.close()
+    ((name, label, items),) = outbound_preview(stage.w.cfg, report.desired, report.observed)
+    assert (name, label) == ("status_page", "Status page")
+    assert [text for _, _, text in items] == [
+        f"create the status page incident at status.io with the approved draft {DIGEST}"]

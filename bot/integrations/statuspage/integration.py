@@ -22,6 +22,7 @@ from bot.integrations.statuspage.settings import ENV_OF, ROWS
 
 if TYPE_CHECKING:
     from bot.config import Config
+    from bot.core.model import Desired, Observed
     from bot.integrations.statuspage.job import Publisher
     from bot.settings import Settings
 
@@ -113,14 +114,31 @@ def not_checked(cfg: Config | None) -> str:
             "status page is not checked")
 
 
+def plan(cfg: Config, desired: Desired, observed: Observed) -> list[Item]:
+    """The publish the incident calls for now (a dry run: it cannot know what the provider holds already, so a
+    first publish is listed as a create)."""
+    from bot.integrations.statuspage.job import wanted
+
+    policy = policy_of(cfg)
+    if policy is None:
+        return []
+    action = wanted(policy, b"preview", desired, observed, [])
+    if action is None:
+        return []
+    target = "status.io" if policy.provider == "statusio" else "Statuspage"
+    return [Item(f"{action.kind}:{action.digest}", target, action)]
+
+
 def describe(item: Item) -> str:
-    return f"publish {item.key.split(':')[1]} of draft {item.key.split(':')[-1]} to {item.target}"
+    kind, _, digest = item.key.partition(":")
+    return f"{kind} the status page incident at {item.target} with the approved draft {digest}"
 
 
 STATUS_PAGE = Integration(
     name=NAME,
     label=LABEL,
     enabled=enabled,
+    plan=plan,
     facts=status_page_facts,
     build=build,
     settings_rows=ROWS,
@@ -129,5 +147,6 @@ STATUS_PAGE = Integration(
     config_section=SECTION,
     parse_config=parse_config,
     commands=(PUBLISH,),
+    describe=describe,
 )
 
