@@ -5,6 +5,7 @@ status page sender on the real job loop with the real status.io adapter over HTT
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ COMPONENT, CONTAINER = "5f0c1a2b3c4d5e6f7a8b9c0d", "5f0c1a2b3c4d5e6f7a8b9c0e"
 DRAFT = "We are investigating a security issue affecting sign-in on the hosted service.\nNext update in 1 hour.\n"
 DIGEST = drafts.digest(DRAFT)
 LIVE = ("severity::1", "live-incident", "comms-status-page")
+TITLE_WORDS = {"Customer", "data", "exposed"}
 
 
 def policy(tmp_path: Path, **section: Any) -> Config:
@@ -71,7 +73,7 @@ class Stage:
 
     def __post_init__(self) -> None:
         self.store = open_store(str(self.db))
-        self.sender = self.new_sender()
+        self.sender: Any = self.new_sender() if isinstance(self.status, SimulatedStatusIo) else None
 
     def new_sender(self) -> StatusPageSender:
         pol = policy_of(self.w.cfg)
@@ -309,3 +311,46 @@ def test_plan_lists_the_planned_publish(stage: Stage) -> None:
     assert (name, label) == ("status_page", "Status page")
     assert [text for _, _, text in items] == [
         f"create the status page incident at status.io with the approved draft {DIGEST}"]
+
+
+def test_statuspage_one_incident_keyed_by_metadata_paced_and_found_again(sim: SimulatedGitLab, clock: ManualClock,
+                                                                         tmp_path: Path) -> None:
+    """The same path with Atlassian Statuspage (``bot/simstatus/atlassian.py``): the incident carries only the
+    opaque key in its metadata, a lost answer to the create is found again by it, requests are paced."""
+    from bot.integrations.statuspage.atlassian import Pacer, Statuspage
+    from bot.integrations.statuspage.config import StatuspageSettings
+    from bot.simstatus import SimulatedStatuspage
+
+    seconds = [1_800_000_000.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        seconds[0] += s
+
+    Pacer.forget()
+    with SimulatedStatuspage(components=["cmpweb000001"], clock=lambda: seconds[0]) as page:
+        cfg = policy(tmp_path, provider="statuspage", components=["cmpweb000001"], containers=[])
+        s = Stage(world(sim, cfg), page, clock, tmp_path / "bot.db")  # type: ignore[arg-type]
+        pol = policy_of(cfg)
+        assert pol is not None
+        settings = StatuspageSettings(page.url, page.api_key, page.page_id)
+        s.sender = StatusPageSender(
+            s.store, lambda: Statuspage(settings, pol, timeout=5,
+                                        pacer=Pacer(settings.api_key, clock=lambda: seconds[0], sleep=sleep)),
+            pol, worker_id="sp:1", clock=clock)
+        try:
+            iid = approved(s)
+            page.lose_answers("create")
+            say(s.w, iid, f"publish status-page {DIGEST}", CMOC)
+            s.round(iid)  # the create landed, its answer was lost: retried later
+            s.clock.advance(600)
+            s.round(iid)
+            (incident,) = page.incidents.values()
+            assert incident["metadata"] == {"incident_bot": {"key": incident["name"].split("(ref ")[1][:-1]}}
+            assert s.store.items("status_page", f"{s.w.project_id}#{iid}")[0].state == "sent"
+            assert all(b - a >= 1.0 for a, b in itertools.pairwise(r.time for r in page.requests))
+            assert TITLE_WORDS.isdisjoint(" ".join(r.raw for r in page.requests).split())
+        finally:
+            s.store.close()
+            Pacer.forget()
