@@ -408,9 +408,10 @@ def command_context(
 
 
 def instance_of(web_url: str) -> str:
-    """The GitLab instance an issue's web URL is on (``https://gitlab.example.com``); "" when unknown."""
-    scheme, sep, rest = web_url.partition("://")
-    return f"{scheme}://{rest.split('/')[0]}".lower() if sep and rest else ""
+    """The host of the GitLab instance an issue's web URL is on (``gitlab.example.com``); "" when unknown."""
+    _, sep, rest = web_url.partition("://")
+    host = rest.split("/")[0].rpartition("@")[2]
+    return (host.rsplit(":", 1)[0] if host.count(":") == 1 else host).lower() if sep else ""
 
 
 def clock_owners(state: BotState, cfg: Config, now: datetime) -> dict[str, Person]:
