@@ -91,8 +91,8 @@ def rows(data: Any, slot: Slot) -> Sequence[Row]:
     elif any(p.state in ("intent", "trying") for p in items):
         text = "a publish is on its way to the status page"
     elif request:
-        text = (f"draft `{_hex(request.get('digest'))}` was asked for; it is not posted (it is not the current "
-                "approved draft any more)")
+        text = (f"draft `{_hex(request.get('digest'))}` was asked for; it goes out while it is the current "
+                "approved draft")
     else:
         text = "nothing published yet: the CMOC or the SIMOC publishes an approved draft with " \
                "`@incident-bot publish status-page`"
