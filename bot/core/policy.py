@@ -402,7 +402,7 @@ def command_context(
         drafts={k: Draft(d.digest, d.text, d.approved) for k, d in drafts.items()},
         all_clear=bool(cfg.phases) and cfg.phases[-1].label in incident.labels,
         instance=instance_of(incident.web_url),
-        project=incident.ref.project,
+        project=str(incident.project_id) if incident.project_id is not None else incident.ref.project,
         iid=incident.ref.iid,
     )
 
