@@ -354,3 +354,20 @@ def test_statuspage_one_incident_keyed_by_metadata_paced_and_found_again(sim: Si
         finally:
             s.store.close()
             Pacer.forget()
+
+
+def test_two_incidents_with_the_bots_name_stop_it_dead_said_once_in_the_status_log(stage: Stage) -> None:
+    iid = approved(stage)
+    say(stage.w, iid, f"publish status-page {DIGEST}", CMOC)
+    stage.reconcile(iid)  # offered, not sent yet
+    (item,) = stage.store.items("status_page", f"{stage.w.project_id}#{iid}")
+    name = f"Security incident update (ref {item.key.split(':')[0]})"
+    stage.status.add_incident(name)
+    stage.status.add_incident(name)  # someone copied it by hand
+    stage.round(iid)
+    stage.round(iid)
+    assert len(stage.status.incidents) == 2 and stage.writes() == []
+    assert len([j for j in stage.store.dead_jobs() if j.kind == "status_page"]) == 1
+    lines = [ln for n in stage.w.bot_notes(iid) if "communications checklist" not in n["body"]
+             for ln in n["body"].splitlines() if "was not posted" in ln]
+    assert len(lines) == 1 and "2 incidents named" in lines[0]

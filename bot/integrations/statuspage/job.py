@@ -75,7 +75,9 @@ def wanted(policy: StatusPagePolicy, secret: bytes, desired: Any, observed: Any,
     instance = instance_of(incident.web_url)
     if check_draft(draft.text, gitlab_host=instance, allowed_hosts=policy.allowed_hosts):
         return None
-    ref = incident_key(secret, instance, incident.ref.project, incident.ref.iid)
+    # The project's numeric id when GitLab gave it: the same whichever path or id a webhook or a sweep named.
+    project = str(incident.project_id) if incident.project_id is not None else incident.ref.project
+    ref = incident_key(secret, instance, project, incident.ref.iid)
     action = plan_publish(key=ref, stem=policy.name, draft=Draft(draft.digest, draft.text),
                           all_clear=bool(request.get("all_clear")), recorded=recorded(items))
     return None if action.kind == "nothing" else action
