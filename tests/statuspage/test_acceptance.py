@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.commands.world import World, world
 from bot.config import Config, load_config
@@ -371,3 +373,40 @@ def test_two_incidents_with_the_bots_name_stop_it_dead_said_once_in_the_status_l
     lines = [ln for n in stage.w.bot_notes(iid) if "communications checklist" not in n["body"]
              for ln in n["body"].splitlines() if "was not posted" in ln]
     assert len(lines) == 1 and "2 incidents named" in lines[0]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(title=st.text(min_size=1, max_size=80), description=st.text(max_size=200))
+def test_property_no_title_or_description_reaches_the_provider(stage: Stage, title: str, description: str) -> None:
+    """Whatever the incident's title and description, the provider gets only the approved draft and the neutral
+    name: the planned action from the reconciled incident, with its title and description replaced, is posted
+    over HTTP to the simulated status.io and every request body is searched."""
+    from dataclasses import replace
+
+    from bot.core.model import IncidentRef
+    from bot.integrations.statuspage.job import wanted
+
+    if not hasattr(stage, "report"):
+        iid = approved(stage)
+        say(stage.w, iid, f"publish status-page {DIGEST}", CMOC)
+        stage.reconcile(iid)
+        reconciler = stage.w.reconciler(clock=stage.clock, commands=(PUBLISH,))
+        try:
+            stage.report = reconciler.reconcile(IncidentRef(stage.w.project, iid))  # type: ignore[attr-defined]
+        finally:
+            reconciler.close()
+    report = stage.report  # type: ignore[attr-defined]
+    secret_title, secret_text = f"QZX{title}", f"JVW{description}"
+    observed = replace(report.observed, incident=replace(report.observed.incident, title=secret_title,
+                                                         description=secret_text))
+    pol = policy_of(stage.w.cfg)
+    assert pol is not None
+    action = wanted(pol, derived_key(stage.w.sim.token), report.desired, observed, [])
+    assert action is not None and action.text == DRAFT.strip()
+    stage.status.requests.clear()
+    stage.status.incidents.clear()
+    settings_ = StatusIoSettings(stage.status.url, stage.status.api_id, stage.status.api_key,
+                                 stage.status.statuspage_id)
+    StatusIo(settings_, pol, timeout=5).publish(action)
+    sent = " ".join(r.raw for r in stage.status.requests)
+    assert stage.status.requests and "QZX" not in sent and "JVW" not in sent
