@@ -243,6 +243,14 @@ def test_an_in_band_error_is_a_failure_said_in_the_status_log_not_a_send(stage: 
     assert item.state == "refused" and "Invalid component id" in (item.reason or "")
     log = "\n".join(n["body"] for n in stage.w.bot_notes(iid))
     assert log.count(f"draft `{DIGEST}` was not posted") >= 1 and "created the status page" not in log
+    stage.round(iid)  # a look without a new request tries nothing again
+    assert [r for r in stage.status.requests if r.method == "POST"] == []
+    stage.status.in_band_error = None  # the operator fixes the component; the CMOC publishes again
+    stage.clock.advance(60)
+    say(stage.w, iid, f"publish status-page {DIGEST}", CMOC)
+    stage.round(iid)
+    (incident,) = stage.status.incidents.values()
+    assert [m["details"] for m in incident["messages"]] == [DRAFT.strip()]
 
 
 @pytest.mark.parametrize("title", [

@@ -50,10 +50,12 @@ def judge(said: Said, slot: Slot) -> Judged:
                "all_clear": ctx.all_clear}
     before = slot.get("request")
     if isinstance(before, dict) and before.get("digest") == draft.digest and before.get("all_clear") == ctx.all_clear:
-        return Judged(True, f"draft {draft.digest} was published already; nothing more is sent")
-    what = "resolves the status page incident with" if ctx.all_clear else "posts"
-    return Judged(True, f"the status page {what} draft {draft.digest} (approved); its checklist row shows when "
-                        "it is out", {**slot, "request": request})
+        reply = (f"draft {draft.digest} was asked for before: it is sent only if it is not on the status page yet "
+                 "(a refusal is tried again); the checklist row shows where it is")
+    else:
+        what = "resolves the status page incident with" if ctx.all_clear else "posts"
+        reply = f"the status page {what} draft {draft.digest} (approved); its checklist row shows when it is out"
+    return Judged(True, reply, {**slot, "request": request})
 
 
 PUBLISH = CommandSpec(NAME, "publish", "publish status-page [DIGEST]",

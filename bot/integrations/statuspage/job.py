@@ -83,6 +83,15 @@ def wanted(policy: StatusPagePolicy, secret: bytes, desired: Any, observed: Any,
     return None if action.kind == "nothing" else action
 
 
+def requested_at(desired: Any) -> datetime | None:
+    """When the last publish request was written (GitLab's time), from the integration's slot."""
+    request = (desired.state.slots.get(NAME) or {}).get("request")
+    try:
+        return datetime.fromisoformat(request["at"]) if isinstance(request, dict) and request.get("at") else None
+    except (TypeError, ValueError):
+        return None
+
+
 class StatusPagePlanner:
     """Offers a reconciled incident's publish to the outbox; used by the GitLab worker."""
 
@@ -105,6 +114,10 @@ class StatusPagePlanner:
             if action is None:
                 return False
             pending = store.offer(NAME, incident_key, [Offered(action.item_key, self.provider, action.text)], now)
+            # Refused before this request was made (an in-band error since fixed): the request tries it again.
+            asked = requested_at(desired)
+            if asked is not None and store.revive_refused(NAME, incident_key, [action.item_key], asked):
+                pending += 1
             if not pending:
                 return False
             store.enqueue(incident_key, now, "status page", kind=NAME)
@@ -158,39 +171,37 @@ class StatusPageSender:
                 stop.wait(self.poll_interval)
 
     def _send(self, job: Job, held: LeaseKeeper) -> JobResult:
+        """The kind's handler: each pending publish of the incident, recorded ``trying`` before its call."""
         incident = job.incident_key
         told = False
-        try:
-            for item in self.store.pending(NAME, incident):
-                if held.lost:
-                    break
-                action = self._action(item, incident)
-                resumed = item.state == "trying" or item.unsure
-                self.store.mark_trying(NAME, [item.key], self.clock())
-                result = self.publisher.publish(action, resumed=resumed)
-                if self.after_call is not None:
-                    self.after_call()
-                now = self.clock()
-                if isinstance(result, Sent):
-                    self.store.mark_sent(NAME, item.key, result.remote_id, item.text, now)
-                    told = True
-                    log.info("%s: %s the status page incident %s with draft %s%s", incident,
-                             action.kind, result.remote_id, action.digest, " (found again)" if result.found_again
-                             else "")
-                elif isinstance(result, Refused):
-                    self.store.mark_refused(NAME, item.key, result.reason, now)
-                    told = True
-                    log.warning("%s: the status page refused draft %s: %s", incident, action.digest, result.reason)
-                elif isinstance(result, Ambiguous):
-                    self.store.mark_refused(NAME, item.key, f"stopped: {result.reason}", now)
-                    self.store.enqueue(incident, now, "status page stopped")
-                    return failed(redact(result.reason), None, kind="final")
-                elif isinstance(result, Unavailable):
-                    if told:
-                        self.store.enqueue(incident, now, "status page posted")
-                    return failed(redact(result.reason), retry_after(result.retry_after))
-        except StoreError:
-            raise
+        for item in self.store.pending(NAME, incident):
+            if held.lost:
+                break
+            action = self._action(item, incident)
+            resumed = item.state == "trying" or item.unsure
+            self.store.mark_trying(NAME, [item.key], self.clock())
+            result = self.publisher.publish(action, resumed=resumed)
+            if self.after_call is not None:
+                self.after_call()
+            now = self.clock()
+            if isinstance(result, Sent):
+                self.store.mark_sent(NAME, item.key, result.remote_id, item.text, now)
+                told = True
+                log.info("%s: %s the status page incident %s with draft %s%s", incident,
+                         action.kind, result.remote_id, action.digest, " (found again)" if result.found_again
+                         else "")
+            elif isinstance(result, Refused):
+                self.store.mark_refused(NAME, item.key, result.reason, now)
+                told = True
+                log.warning("%s: the status page refused draft %s: %s", incident, action.digest, result.reason)
+            elif isinstance(result, Ambiguous):
+                self.store.mark_refused(NAME, item.key, f"stopped: {result.reason}", now)
+                self.store.enqueue(incident, now, "status page stopped")
+                return failed(redact(result.reason), None, kind="final")
+            elif isinstance(result, Unavailable):
+                if told:
+                    self.store.enqueue(incident, now, "status page posted")
+                return failed(redact(result.reason), retry_after(result.retry_after))
         if told:
             self.store.enqueue(incident, self.clock(), "status page posted")
         return done()
