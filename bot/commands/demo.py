@@ -494,7 +494,7 @@ def run_demo(
         )
     from bot.commands.demo_statuspage import status_page_story
 
-    shown = status_page_story(cfg, log)
+    shown = status_page_story(cfg, log, readable)
     return 0 if not hazards and shown else 1
 
 

@@ -35,8 +35,9 @@ DRAFT = ("We are investigating reports of failed sign-ins on the hosted service.
 CMOC, SIMOC = "comms-oncall", "sec-incident-manager"
 
 
-def status_page_story(cfg: Config, log: Callable[[str], None]) -> bool:
-    """The story; whether the status page shows exactly the approved draft, once."""
+def status_page_story(cfg: Config, log: Callable[[str], None], readable: Callable[[str], str]) -> bool:
+    """The story; whether the status page shows exactly the approved draft, once. ``readable``: a comment as a
+    person reads it."""
     section = {"provider": "statusio", "components": [COMPONENT], "containers": [CONTAINER],
                "allowed_hosts": ["status.gitlab.com"]}
     cfg = cfg.model_copy(update={"integrations": {**cfg.integrations, "status_page": section}})
@@ -89,7 +90,7 @@ def status_page_story(cfg: Config, log: Callable[[str], None]) -> bool:
             before = len(status.requests)
             look()
             log(f"  @{who}: `@incident-bot {text}`")
-            log(f"    the bot replies: {_reply(w, iid, text.split()[0])}")
+            log(f"    the bot replies: {_reply(w, iid, text.split()[0], readable)}")
             for r in status.requests[before:]:
                 log(f"    status.io {r.method} {r.path} -> {r.status}")
         shown = list(status.incidents.values())
@@ -104,9 +105,7 @@ def status_page_story(cfg: Config, log: Callable[[str], None]) -> bool:
         return len(shown) == 1 and shown[0]["messages"][-1]["details"] == DRAFT.strip() and not title_sent
 
 
-def _reply(w: World, iid: int, verb: str) -> str:
-    from bot.commands.demo import readable
-
+def _reply(w: World, iid: int, verb: str, readable: Callable[[str], str]) -> str:
     body = next(n["body"] for n in reversed(w.bot_notes(iid)) if f" {verb} " in n["body"])
     lines = [line for line in readable(body).splitlines() if line.strip()]
     return " / ".join(line.strip() for line in lines[:2])
