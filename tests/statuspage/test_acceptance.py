@@ -288,7 +288,9 @@ def test_a_maintainer_editing_the_checklist_row_changes_nothing(stage: Stage) ->
     iid = published(stage)
     note = next(n for n in stage.w.bot_notes(iid) if "communications checklist" in n["body"])
     forged = note["body"].replace(f"draft `{DIGEST}` created", "draft `deadbeef` created")
-    stage.w.sim.state.edit_note_body(stage.w.project, iid, note["id"], forged)
+    stage.w.sim.state.add_user("mo-maintainer")
+    stage.w.sim.state.add_member(stage.w.project, "mo-maintainer", 40)
+    stage.w.sim.state.edit_note_body(stage.w.project, iid, note["id"], forged, actor="mo-maintainer")
     for _ in range(2):
         stage.round(iid)
     assert len(stage.writes()) == 1
