@@ -37,8 +37,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -499,6 +499,8 @@ class WorkerPool:
     """With an outbound integration enabled: plans each reconciled incident's items into its outbox."""
     slack: SlackWorker | None = None
     """With ``SLACK_BOT_TOKEN``: the one thread that sends them (jobs of kind ``slack`` only)."""
+    senders: Mapping[str, Any] = field(default_factory=dict)
+    """The other enabled integrations' senders by job kind: one thread each runs ``sender.run(stop)``."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -522,6 +524,7 @@ class WorkerPool:
         ]
         self._threads: list[threading.Thread] = []
         self._slack_thread: threading.Thread | None = None
+        self._senders: list[threading.Thread] = []
 
     def start(self, stop: threading.Event) -> None:
         for w in self.workers:
@@ -532,6 +535,10 @@ class WorkerPool:
             t = threading.Thread(target=self.slack.run, args=(stop,), name="slack-worker", daemon=True)
             t.start()
             self._slack_thread = t
+        for kind, sender in self.senders.items():
+            t = threading.Thread(target=sender.run, args=(stop,), name=f"{kind}-worker", daemon=True)
+            t.start()
+            self._senders.append(t)
 
     def prune(self) -> None:
         try:
@@ -612,6 +619,8 @@ class WorkerPool:
             t.join(max(0.0, deadline - time.monotonic()))
         if self._slack_thread is not None:  # it sends nothing after stop; a message cut short is found again
             self._slack_thread.join(max(0.0, deadline - time.monotonic()))
+        for t in self._senders:
+            t.join(max(0.0, deadline - time.monotonic()))
         busy = [t.name for t in self._threads if t.is_alive()]
         if busy:
             log.warning("still reconciling after %.0f s of grace: %s", grace, ", ".join(busy))

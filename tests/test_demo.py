@@ -93,3 +93,13 @@ def test_the_handoff_shows_each_open_childs_names_edited_in_place(default_config
     ]
     assert "+ **DRI:** @secops-oncall (Security Engineer On Call (SEOC))" in step
     assert step.count("+ - Security Engineer On Call (SEOC): @secops-oncall") == 3
+
+
+def test_the_demo_publishes_the_approved_status_page_draft_and_only_it(default_config):
+    lines = [line.strip() for line in transcript(default_config)]
+    start = lines.index(next(line for line in lines if line.startswith("The status page:")))
+    part = lines[start:]
+    assert any("nothing sent to the status page: draft" in line and "is not approved" in line for line in part)
+    assert [line for line in part if line.startswith("status.io POST")] == ["status.io POST incident/create -> 200"]
+    assert any(line.startswith("status.io now shows 'Security incident update (ref ") for line in part)
+    assert "the incident's title never reached status.io" in part

@@ -185,8 +185,8 @@ def test_each_clock_has_its_margin(default_config, filed, seconds, note):
 
 def test_facts_this_version_does_not_record_are_null_with_the_reason(default_config):
     got = metrics(default_config, Observed(incident()))
-    for name in ("pages:paged_to_acknowledged", "status_page:first_post"):
-        assert got[name].seconds is None and got[name].note.endswith("not recorded by this version")
+    name = "pages:paged_to_acknowledged"
+    assert got[name].seconds is None and got[name].note.endswith("not recorded by this version")
 
 
 def test_the_json_names_the_schema_and_the_incident(default_config):
@@ -194,3 +194,17 @@ def test_the_json_names_the_schema_and_the_incident(default_config):
     assert got["schema"] == review.SCHEMA == 1
     assert got["incident"] == "acme/sec#12" and got["confidential"] is True
     assert {"name", "seconds", "from", "to", "note"} == set(got["metrics"][0])
+
+
+def test_a_public_post_is_the_first_external_comms_and_each_post_a_metric(default_config):
+    from bot.core.outbound import OutboundFacts, Published
+
+    posts = (Published("status_page", "Status page", "k:create:aaaa1111", t("10:30"), "draft aaaa1111 created"),
+             Published("status_page", "Status page", "k:update:bbbb2222", t("11:30"), "draft bbbb2222 updated"))
+    observed = Observed(incident(), children={"comms-email": child("comms-email", 13, t("09:40"), t("12:00"))},
+                        outbound=OutboundFacts(published=posts))
+    got = metrics(default_config, observed, labels=[added("comms::scoped", t("09:30"))])
+    first = got["scoped_to_first_external_comms"]
+    assert first.seconds == 3600 and first.end is not None and first.end.what.startswith("Status page: draft aaaa")
+    assert got["status_page:first_post"].seconds == 3600
+    assert got["status_page:post:2"].seconds == 2 * 3600

@@ -77,7 +77,7 @@ def test_each_metric_is_its_own_line_in_gitlab(w, clock):
     lines = rendered_lines(review["body"])
     items = [line.text for line in lines if line.block == "li"]
     names = ("declared_to_seoc_assigned", "declared_to_roles_named", "declared_to_scoped",
-             "scoped_to_first_external_comms", "channel:comms-email:opened_to_sent", "status_page:first_post")
+             "scoped_to_first_external_comms", "channel:comms-email:opened_to_sent", "pages:paged_to_acknowledged")
     for name in names:
         assert sum(text.startswith(f"{name}:") for text in items) == 1, (name, items)
     assert lines[0].text == TITLE and lines[0].block == "h3"

@@ -394,3 +394,20 @@ def test_each_sign_off_decision_and_the_ready_draft_are_one_timeline_event_each(
     approved = by_key[f"approval:comms-email:{digest}:{DIRECTOR}:approve"]
     assert approved["occurred_at"] == T0 + timedelta(minutes=20)
     assert approved["note"].startswith(f"Approved the draft of comms\\-email (digest {digest}): sec\\-director for ")
+
+
+def test_each_public_post_of_an_integration_is_one_timeline_fact(default_config):
+    from datetime import UTC, datetime
+
+    from bot.config import Severity
+    from bot.core.model import Desired, Observed
+    from bot.core.outbound import OutboundFacts, Published
+
+    at_ = datetime(2026, 11, 30, 10, 30, tzinfo=UTC)
+    post = Published("status_page", "Status page", "k:create:aaaa1111", at_, "draft aaaa1111 created <b>")
+    observed = Observed(Issue(IncidentRef("acme/sec", 12)), outbound=OutboundFacts(published=(post, post)))
+    plan = Desired(ref=IncidentRef("acme/sec", 12), in_scope=True, scope_reason="", severity=Severity.CRITICAL,
+                   severity_source="", phase="", phase_name="", flags=())
+    got = [f for f in timeline.facts(observed, plan, default_config, at_) if f.key.startswith("published:")]
+    assert [(f.key, f.occurred_at) for f in got] == [("published:status_page:k:create:aaaa1111", at_)]
+    assert "<b>" not in got[0].text

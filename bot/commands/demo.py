@@ -492,7 +492,10 @@ def run_demo(
             + ("all confidential" if not public else f"{len(public)} of them PUBLIC: " + ", ".join(
                 f"#{c['iid']}" for c in public))
         )
-    return 0 if not hazards else 1
+    from bot.commands.demo_statuspage import status_page_story
+
+    shown = status_page_story(cfg, log, readable)
+    return 0 if not hazards and shown else 1
 
 
 def _people(cfg: Config) -> set[str]:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from bot.config import ROLE_IDS, ChatSettings, Config, parse_duration
 from bot.core.approvalrecords import ApprovalRecord
 from bot.core.model import BotState, CadenceRequest, ClockRecord, Note, Tick
-from bot.core.outbound import CommandSpec, Said, Slot
+from bot.core.outbound import CommandSpec, Context, Said, Slot
 from bot.text.durations import duration
 from bot.text.escape import is_valid_username
 
@@ -188,11 +188,13 @@ def judge(
     selected: Collection[str] = (),
     extra: Sequence[CommandSpec] = (),
     slots: Mapping[str, Slot] | None = None,
+    context: Context | None = None,
 ) -> Verdict:
     """Decide a command's effect and reply text (plain text; the renderer escapes it). ``ticks``: the
     checklist as it stands, for ``done`` and ``undo`` (default: every item, none ticked); ``selected``: the
     channels already selected on the incident (their label set and their issue opened), for ``add``;
-    ``extra``: the commands the outbound integrations add, judged with their slot of ``slots``."""
+    ``extra``: the commands the outbound integrations add, judged with their slot of ``slots`` and ``context``
+    (the incident as the core knows it)."""
     if not cmd.allowed:
         return Verdict(
             cmd,
@@ -203,7 +205,8 @@ def judge(
     name, args = cmd.name, cmd.args
     spec = next((c for c in extra if c.name == name), None) if name not in COMMANDS else None
     if spec is not None:
-        judged = spec.judge(Said(args, cmd.note.author, cmd.note.created_at), (slots or {}).get(spec.integration, {}))
+        said = Said(args, cmd.note.author, cmd.note.created_at, context or Context(cfg=cfg))
+        judged = spec.judge(said, (slots or {}).get(spec.integration, {}))
         slot = (spec.integration, judged.slot) if judged.ok and judged.slot is not None else None
         return Verdict(cmd, judged.ok, judged.reply, slot=slot)
     if name not in COMMANDS:

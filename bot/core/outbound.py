@@ -58,6 +58,18 @@ class CreatedChannel:
 
 
 @dataclass(frozen=True)
+class Published:
+    """A public post an integration made for the incident (an external communication): its stable ``key``,
+    when the platform acknowledged it, and what it was in plain words (``draft 4c0eb44f created ...``)."""
+
+    integration: str
+    label: str
+    key: str
+    at: datetime
+    what: str
+
+
+@dataclass(frozen=True)
 class Row:
     """One checklist row an integration shows; ``text`` is already safe Markdown."""
 
@@ -66,13 +78,40 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Draft:
+    """One channel's draft as the sign-off reads it now: its digest and text (None: no draft) and whether that
+    exact digest is approved."""
+
+    digest: str | None
+    text: str | None
+    approved: bool
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the core knows of the incident when a command is judged: the policy, the incident's labels, each
+    role's holder (role id -> username), each signed-off channel's draft (by channel label), whether the
+    incident is at its last phase (all clear), and the incident's instance, project and iid."""
+
+    cfg: Any = None
+    labels: frozenset[str] = frozenset()
+    holders: Mapping[str, str | None] = field(default_factory=dict)
+    drafts: Mapping[str, Draft] = field(default_factory=dict)
+    all_clear: bool = False
+    instance: str = ""
+    project: str = ""
+    iid: int = 0
+
+
+@dataclass(frozen=True)
 class Said:
     """A command addressed to an integration, as it judges it: its words after the command's name, who wrote
-    it and when (GitLab's time; None when GitLab did not say)."""
+    it and when (GitLab's time; None when GitLab did not say), and the incident as the core knows it."""
 
     args: tuple[str, ...]
     author: str
     at: datetime | None
+    context: Context = field(default_factory=Context)
 
 
 @dataclass(frozen=True)
@@ -118,9 +157,10 @@ class OutboundFacts:
     channel: CreatedChannel | None = None
     views: tuple[View, ...] = ()
     commands: tuple[CommandSpec, ...] = ()
+    published: tuple[Published, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.refused or self.engaged or self.channel or self.views or self.commands)
+        return bool(self.refused or self.engaged or self.channel or self.views or self.commands or self.published)
 
     def merged(self, other: OutboundFacts) -> OutboundFacts:
         """Both integrations' facts; an engagement carried out by both keeps its earlier one."""
@@ -134,6 +174,7 @@ class OutboundFacts:
             channel=self.channel or other.channel,
             views=self.views + other.views,
             commands=self.commands + other.commands,
+            published=self.published + other.published,
         )
 
     def command(self, name: str) -> CommandSpec | None:

@@ -27,6 +27,7 @@ from bot.core.model import (
     Person,
     ProposalPlan,
 )
+from bot.core.outbound import Context, Draft
 from bot.core.rotation import on_call
 from bot.core.routing import is_incident
 from bot.core.scope import is_bot_child
@@ -367,6 +368,7 @@ def _judge_all(
     out = []
     ctx = ClockContext(clock_owners(observed.state, cfg, now), dict(observed.state.clocks))
     slots = dict(observed.state.slots)  # an integration's command sees its slot as the earlier ones left it
+    context = command_context(observed, cfg, now, signoff)
     for c in observed.commands:
         if c.key in observed.logged:
             continue
@@ -377,7 +379,7 @@ def _judge_all(
             if verdict.approval:
                 signoff = replace(signoff, records={**signoff.records, verdict.approval[0]: verdict.approval[1]})
         else:
-            verdict = commands.judge(c, cfg, ticks, frozenset(selected), observed.outbound.commands, slots)
+            verdict = commands.judge(c, cfg, ticks, frozenset(selected), observed.outbound.commands, slots, context)
         if verdict.slot:
             slots[verdict.slot[0]] = verdict.slot[1]
         selected |= set(verdict.add_channels)
@@ -385,6 +387,31 @@ def _judge_all(
             ctx = replace(ctx, records={**ctx.records, verdict.clock[0]: verdict.clock[1]})
         out.append(verdict)
     return tuple(out)
+
+
+def command_context(
+    observed: Observed, cfg: Config, now: datetime, signoff: approvals.ApprovalContext | None = None
+) -> Context:
+    """The incident as an integration's command is judged against it (generic: no integration's name)."""
+    drafts = approvals.approved_drafts(list(signoff.channels.values())) if signoff is not None else {}
+    incident = observed.incident
+    return Context(
+        cfg=cfg,
+        labels=incident.labels,
+        holders=role_holders(observed.state, cfg, now),
+        drafts={k: Draft(d.digest, d.text, d.approved) for k, d in drafts.items()},
+        all_clear=bool(cfg.phases) and cfg.phases[-1].label in incident.labels,
+        instance=instance_of(incident.web_url),
+        project=str(incident.project_id) if incident.project_id is not None else incident.ref.project,
+        iid=incident.ref.iid,
+    )
+
+
+def instance_of(web_url: str) -> str:
+    """The host of the GitLab instance an issue's web URL is on (``gitlab.example.com``); "" when unknown."""
+    _, sep, rest = web_url.partition("://")
+    host = rest.split("/")[0].rpartition("@")[2]
+    return (host.rsplit(":", 1)[0] if host.count(":") == 1 else host).lower() if sep else ""
 
 
 def clock_owners(state: BotState, cfg: Config, now: datetime) -> dict[str, Person]:

@@ -6,8 +6,9 @@ incident's and its children's times, the comments that first recorded the bot's 
 people's status updates. A value the facts cannot give is ``None`` with the reason, never a guess.
 
 The JSON form (``as_json``) is versioned by ``SCHEMA``; docs/review.md documents it. Facts this version does not
-record (pages and acknowledgements, status page posts) are ``None`` metrics saying so; a new kind of
-fact is one more function in ``SECTIONS``.
+record (pages and acknowledgements) are ``None`` metrics saying so; a new kind of fact is one more function in
+``SECTIONS``. Public posts an outbound integration made (``OutboundFacts.published``) count as external
+communications, and each is a metric of its own.
 """
 
 from __future__ import annotations
@@ -170,12 +171,26 @@ def scoping(f: Facts) -> Iterator[Metric]:
 
 
 def _first_external(f: Facts) -> Event | None:
+    """The first external communication: a child closed (sent), or a public post an integration made."""
     closed = [c for c in f.observed.children.values() if not c.issue.is_open and c.issue.closed_at]
-    if not closed:
-        return None
-    first = min(closed, key=lambda c: (c.issue.closed_at, c.iid))
-    assert first.issue.closed_at is not None
-    return Event(f"{first.channel} sent (child closed)", first.issue.closed_at, first.issue.web_url)
+    events = [Event(f"{c.channel} sent (child closed)", c.issue.closed_at, c.issue.web_url)
+              for c in closed if c.issue.closed_at is not None]
+    events += [Event(f"{p.label}: {p.what}", p.at) for p in f.observed.outbound.published]
+    return min(events, key=lambda e: e.at) if events else None
+
+
+def published(f: Facts) -> Iterator[Metric]:
+    """Each public post an outbound integration made, in order, from the incident's scoping (or declaration)."""
+    posts = sorted(f.observed.outbound.published, key=lambda p: (p.at, p.key))
+    scoped = _label_added(f, SCOPED_LABEL)
+    start = scoped or _declared(f)
+    counts: dict[str, int] = {}
+    for p in posts:
+        counts[p.integration] = counts.get(p.integration, 0) + 1
+        n = counts[p.integration]
+        name = f"{p.integration}:first_post" if n == 1 else f"{p.integration}:post:{n}"
+        yield Metric(name, start, Event(f"{p.label}: {p.what}", p.at),
+                     "" if start else "when the incident was scoped or declared is not known")
 
 
 def channels(f: Facts) -> Iterator[Metric]:
@@ -234,7 +249,6 @@ def approvals(f: Facts) -> Iterator[Metric]:
 def not_recorded(f: Facts) -> Iterator[Metric]:
     """Facts this version does not record: a null metric each, saying so."""
     yield Metric("pages:paged_to_acknowledged", None, None, f"pages and acknowledgements: {NOT_RECORDED}")
-    yield Metric("status_page:first_post", None, None, f"status page posts: {NOT_RECORDED}")
 
 
 def _updates(f: Facts) -> list[Note]:
@@ -338,6 +352,7 @@ SECTIONS: tuple[Callable[[Facts], Iterable[Metric]], ...] = (
     order_rules,
     clocks,
     approvals,
+    published,
     not_recorded,
 )
 

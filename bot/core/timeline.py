@@ -140,6 +140,12 @@ def _clock_decisions(observed: Observed, desired: Desired, cfg: Config, now: dat
                        f"Filed: {stage} under {name}, reference {escape_inline(filing.reference)}")
 
 
+def _published(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
+    """Each public post an outbound integration made (``OutboundFacts.published``), once."""
+    for p in observed.outbound.published:
+        yield Fact(f"published:{p.integration}:{p.key}", p.at, f"{escape_inline(p.label)}: {escape_inline(p.what)}")
+
+
 def _all_clear(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
     if desired.all_clear:
         yield Fact("all-clear", now, "All clear", (END,))
@@ -147,7 +153,7 @@ def _all_clear(observed: Observed, desired: Desired, cfg: Config, now: datetime)
 
 #: Where facts come from, in order. A new kind of fact is one more source.
 SOURCES: tuple[FactSource, ...] = (
-    _declared, _roles, _engagements, _children, _sign_off, _clock_decisions, _all_clear
+    _declared, _roles, _engagements, _children, _sign_off, _clock_decisions, _published, _all_clear,
 )
 
 

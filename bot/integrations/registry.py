@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 from bot.core.outbound import CommandSpec
 from bot.integrations.base import Integration
 from bot.integrations.slack.integration import SLACK
+from bot.integrations.statuspage.integration import STATUS_PAGE
 
 if TYPE_CHECKING:
     from bot.config import Config
     from bot.settings import Settings
     from bot.settingsrows import Variable
 
-INTEGRATIONS: tuple[Integration, ...] = (SLACK,)
+INTEGRATIONS: tuple[Integration, ...] = (SLACK, STATUS_PAGE)
 
 
 def check(integrations: tuple[Integration, ...], core_commands: tuple[str, ...] = ()) -> None:

@@ -5,7 +5,8 @@ the rows of the integrations in ``bot.integrations.registry``."""
 from __future__ import annotations
 
 from bot.integrations.slack.settings import ROWS as SLACK
+from bot.integrations.statuspage.settings import ROWS as STATUS_PAGE
 from bot.settingsrows import Variable
 
-ROWS: dict[str, Variable] = {**SLACK}
+ROWS: dict[str, Variable] = {**SLACK, **STATUS_PAGE}
 """By ``Settings`` attribute, in registration order."""

@@ -120,7 +120,8 @@ def _policy(tmp_path, section: str) -> str:
 
 @pytest.mark.parametrize(("section", "said"), [
     ("{beacon: {targets: [north]}}", None),
-    ("{beakon: {targets: [north]}}", "integrations.beakon: no integration reads this section (known: beacon)"),
+    ("{beakon: {targets: [north]}}",
+     "integrations.beakon: no integration reads this section (known: beacon, status_page)"),
     ("{beacon: {targets: north}}", "integrations.beacon: targets must be a list of names, e.g. targets: [north]"),
 ])
 def test_an_operators_integration_section_is_checked_in_one_line(monkeypatch, tmp_path, capsys, section, said) -> None:

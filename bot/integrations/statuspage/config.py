@@ -1,6 +1,7 @@
-"""The policy's ``status_page:`` section and the provider's settings, parsed with one-line errors naming the key.
+"""The policy's ``integrations.status_page`` section and the provider's settings, parsed with one-line errors
+naming the key.
 
-Policy (YAML)::
+Policy (YAML), under ``integrations:``::
 
     status_page:
       provider: statusio            # or: statuspage (Atlassian)
