@@ -106,7 +106,7 @@ def _children(observed: Observed, desired: Desired, cfg: Config, now: datetime) 
 
 def _sign_off(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
     """Each approval or rejection of a channel's draft that counted (who, which digest, for which groups), and
-    each draft the bot said was ready to send, at the time of the status-log line that said so."""
+    each draft ready to send: when its last needed approval came in, or at the cut-off for a quorum."""
     for view in desired.approvals:
         ch = escape_inline(view.channel)
         for d in view.record.decisions if view.record is not None else ():
@@ -114,11 +114,12 @@ def _sign_off(observed: Observed, desired: Desired, cfg: Config, now: datetime) 
             groups = ", ".join(escape_inline(g) for g in d.groups)
             yield Fact(f"approval:{view.channel}:{d.digest}:{d.by.lower()}:{'approve' if d.approve else 'reject'}",
                        d.at, f"{verb} the draft of {ch} (digest {d.digest}): {escape_inline(d.by)} for {groups}")
-    for key, logged in sorted(observed.logged_at.items()):
-        if key.startswith("approval:ready:") and logged.created_at is not None:
-            _, _, channel, digest = key.split(":", 3)
-            yield Fact(f"ready:{channel}:{digest}", logged.created_at,
-                       f"The draft of {escape_inline(channel)} (digest {escape_inline(digest)}) may be sent")
+        if view.ready and view.digest is not None:
+            # Ready when the last approval it needed came in, or at the cut-off when the quorum cleared it.
+            decided = [g.decision.at for g in view.approvers if g.decision is not None and g.approved]
+            when = max(decided) if view.ready_by == "all" and decided else view.target or now
+            yield Fact(f"ready:{view.channel}:{view.digest}", when,
+                       f"The draft of {ch} (digest {view.digest}) may be sent")
 
 
 def _clock_decisions(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
