@@ -203,7 +203,8 @@ def judge(
     name, args = cmd.name, cmd.args
     spec = next((c for c in extra if c.name == name), None) if name not in COMMANDS else None
     if spec is not None:
-        judged = spec.judge(Said(args, cmd.note.author, cmd.note.created_at), (slots or {}).get(spec.integration, {}))
+        said = Said(args, cmd.note.author, cmd.note.created_at, cmd.note.id)
+        judged = spec.judge(said, (slots or {}).get(spec.integration, {}))
         slot = (spec.integration, judged.slot) if judged.ok and judged.slot is not None else None
         return Verdict(cmd, judged.ok, judged.reply, slot=slot)
     if name not in COMMANDS:

@@ -231,9 +231,18 @@ def approvals(f: Facts) -> Iterator[Metric]:
         yield Metric("approvals:asked_to_decided", None, None, "no approval decision was recorded")
 
 
+def outbound(f: Facts) -> Iterator[Metric]:
+    """The durations the outbound integrations measured (paged → acknowledged), null with the reason when
+    they have not ended."""
+    for s in f.observed.outbound.spans:
+        end = Event(s.end, s.end_at) if s.end_at is not None else None
+        yield Metric(s.name, Event(s.start, s.start_at), end, s.note)
+
+
 def not_recorded(f: Facts) -> Iterator[Metric]:
     """Facts this version does not record: a null metric each, saying so."""
-    yield Metric("pages:paged_to_acknowledged", None, None, f"pages and acknowledgements: {NOT_RECORDED}")
+    if not any(s.name.startswith("pages:") for s in f.observed.outbound.spans):
+        yield Metric("pages:paged_to_acknowledged", None, None, f"pages and acknowledgements: {NOT_RECORDED}")
     yield Metric("status_page:first_post", None, None, f"status page posts: {NOT_RECORDED}")
 
 
@@ -338,6 +347,7 @@ SECTIONS: tuple[Callable[[Facts], Iterable[Metric]], ...] = (
     order_rules,
     clocks,
     approvals,
+    outbound,
     not_recorded,
 )
 

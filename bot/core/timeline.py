@@ -129,7 +129,14 @@ def _all_clear(observed: Observed, desired: Desired, cfg: Config, now: datetime)
 
 
 #: Where facts come from, in order. A new kind of fact is one more source.
-SOURCES: tuple[FactSource, ...] = (_declared, _roles, _engagements, _children, _clock_decisions, _all_clear)
+def _outbound(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
+    """What the outbound integrations did or saw (a page, its acknowledgement): one event each."""
+    for h in observed.outbound.happened:
+        yield Fact(f"outbound:{h.key}", h.at, h.text)
+
+
+SOURCES: tuple[FactSource, ...] = (_declared, _roles, _engagements, _children, _clock_decisions, _outbound,
+                                   _all_clear)
 
 
 def facts(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> list[Fact]:
