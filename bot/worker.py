@@ -37,8 +37,8 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -499,6 +499,9 @@ class WorkerPool:
     """With an outbound integration enabled: plans each reconciled incident's items into its outbox."""
     slack: SlackWorker | None = None
     """With ``SLACK_BOT_TOKEN``: the one thread that sends them (jobs of kind ``slack`` only)."""
+    senders: Mapping[str, Any] = field(default_factory=dict)
+    """Every other enabled integration's sender, by integration name (its job kind): one thread each runs
+    its ``run(stop)``."""
 
     def __post_init__(self) -> None:
         if self.threads < 1:
@@ -522,6 +525,7 @@ class WorkerPool:
         ]
         self._threads: list[threading.Thread] = []
         self._slack_thread: threading.Thread | None = None
+        self._sender_threads: list[threading.Thread] = []
 
     def start(self, stop: threading.Event) -> None:
         for w in self.workers:
@@ -532,6 +536,12 @@ class WorkerPool:
             t = threading.Thread(target=self.slack.run, args=(stop,), name="slack-worker", daemon=True)
             t.start()
             self._slack_thread = t
+        for name, sender in self.senders.items():
+            if sender is self.slack:
+                continue
+            t = threading.Thread(target=sender.run, args=(stop,), name=f"{name}-sender", daemon=True)
+            t.start()
+            self._sender_threads.append(t)
 
     def prune(self) -> None:
         try:
@@ -612,6 +622,8 @@ class WorkerPool:
             t.join(max(0.0, deadline - time.monotonic()))
         if self._slack_thread is not None:  # it sends nothing after stop; a message cut short is found again
             self._slack_thread.join(max(0.0, deadline - time.monotonic()))
+        for t in self._sender_threads:
+            t.join(max(0.0, deadline - time.monotonic()))
         busy = [t.name for t in self._threads if t.is_alive()]
         if busy:
             log.warning("still reconciling after %.0f s of grace: %s", grace, ", ".join(busy))

@@ -299,6 +299,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         heartbeat=beat_file,
         chat=chat,
         slack=senders.get("slack"),
+        senders={name: sender for name, sender in senders.items() if name != "slack"},
     )
     log.info("worker: %d thread(s) on %s as @%s", args.threads, wiring.db_shown(env), username)
     if pool.run(stop, grace=WORKER_GRACE):
