@@ -43,9 +43,9 @@ class Check:
 
 @dataclass(frozen=True)
 class Route:
-    """An optional inbound web route (``POST /pagerduty``): the path, its methods, and a factory of its Flask
-    view given the settings, the policy and the receiver's store (``bot.wiring.add_routes`` adds it to the
-    receiver of every enabled integration)."""
+    """An optional inbound web route (``POST /<name>``, a platform's webhooks): the path, its methods, and a
+    factory of its Flask view given the settings, the policy and the receiver's store (``bot.wiring.add_routes``
+    adds it to the receiver of every enabled integration)."""
 
     path: str
     methods: tuple[str, ...]
