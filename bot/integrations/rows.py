@@ -4,8 +4,9 @@ the rows of the integrations in ``bot.integrations.registry``."""
 
 from __future__ import annotations
 
+from bot.integrations.pagerduty.settings import ROWS as PAGERDUTY
 from bot.integrations.slack.settings import ROWS as SLACK
 from bot.settingsrows import Variable
 
-ROWS: dict[str, Variable] = {**SLACK}
+ROWS: dict[str, Variable] = {**SLACK, **PAGERDUTY}
 """By ``Settings`` attribute, in registration order."""
