@@ -28,7 +28,7 @@ from bot.integrations.pagerduty.config import EXAMPLE_POLICY, parse_paging
 from bot.integrations.pagerduty.plan import Facts, PageRequest, Recorded, pending, plan_pages
 from bot.simpagerduty import SimulatedPagerDuty
 
-TARGETS = parse_paging(yaml.safe_load(EXAMPLE_POLICY)["paging"]).targets
+TARGETS = parse_paging(yaml.safe_load(EXAMPLE_POLICY)["integrations"]["pagerduty"]).targets
 KEYS = {"support-manager": "s" * 32, "marketing-ops": "m" * 32}
 INSTANCE = "https://gitlab.example.com"
 

@@ -72,6 +72,9 @@ class Settings:
     allow_insecure_http: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
     """The integrations' settings, by attribute; an unset one reads as None."""
+    variables: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """The environment the settings were read from (:meth:`from_env`): for the variables a policy names (an
+    integration's per-target keys), which no fixed row can list. Empty for settings built by hand."""
 
     def __init__(self, **values: Any) -> None:
         extra = dict(values.pop("extra", None) or {})
@@ -110,6 +113,7 @@ class Settings:
             except ValueError as exc:
                 problems.append(str(exc))
         values["config_blank"] = "INCIDENT_BOT_CONFIG" in env and not env["INCIDENT_BOT_CONFIG"].strip()
+        values["variables"] = dict(env)
         settings = cls(**values)
         problems += settings.insecure()
         problems += settings.missing(need)

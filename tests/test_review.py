@@ -183,10 +183,10 @@ def test_each_clock_has_its_margin(default_config, filed, seconds, note):
     assert (m.seconds, m.note) == (seconds, note)
 
 
-def test_facts_this_version_does_not_record_are_null_with_the_reason(default_config):
+def test_an_incident_without_a_page_says_so_with_a_null_paging_metric(default_config):
     got = metrics(default_config, Observed(incident()))
     name = "pages:paged_to_acknowledged"
-    assert got[name].seconds is None and got[name].note.endswith("not recorded by this version")
+    assert got[name].seconds is None and got[name].note == "no page was sent for this incident"
 
 
 def test_the_json_names_the_schema_and_the_incident(default_config):

@@ -23,6 +23,8 @@ from bot.config import Config
 from bot.core import bodies
 from bot.core.model import IncidentRef
 from bot.core.outbound import Engaged, OutboundFacts
+from bot.integrations import registry
+from bot.integrations.base import DemoSide
 from bot.integrations.slack.job import SLACK, SlackPlanner, SlackWorker
 from bot.integrations.slack.plan import is_channel_key
 from bot.integrations.slack.ports import ChatPort
@@ -254,6 +256,7 @@ class Demo:
     chat: ChatPort | None = None  # the Slack Web API client (slack_sdk) talking to the simulated Slack, with Slack on
     slack_sim: SimulatedSlack | None = None
     outbox: WorkerStore | None = None  # the store the Slack side keeps its outbox in (a scratch SQLite file)
+    sides: list[DemoSide] = field(default_factory=list)  # the other integrations' parts, against their simulators
 
     @property
     def engaged(self) -> dict[str, Engaged]:
@@ -278,8 +281,10 @@ class Demo:
         reconciler.pool.shutdown()
         reconciler.pool = InlineExecutor()
         try:
-            return reconciler.reconcile(IncidentRef(self.w.project, self.incident),
-                                       outbound=OutboundFacts(engaged=dict(self.engaged)))
+            outbound = OutboundFacts(engaged=dict(self.engaged))
+            for side in self.sides:
+                outbound = outbound.merged(side.facts(self.key))
+            return reconciler.reconcile(IncidentRef(self.w.project, self.incident), outbound=outbound)
         finally:
             reconciler.close()
 
@@ -321,6 +326,16 @@ class Demo:
             self.log("  " + line)
         if len(self.engaged) > engaged:  # the Slack worker queues the incident's GitLab job: the checklist says so
             self.report("incident-bot looks again (its Slack engagements went out)", self.look)
+        for side in self.sides:
+            sent = side.step(self.key, report.desired, report.observed)
+            for line in sent:
+                self.log("  " + line)
+            if sent:  # its job handler queues the incident's GitLab job: the checklist shows what went out
+                self.report("incident-bot looks again (what it sent went out)", self.look)
+        for side in self.sides:
+            moment = side.moment()
+            if moment is not None:
+                self.step(*moment)
 
     def child_hook(self, who: str, project: int, iid: int) -> bool:
         """Route GitLab's Issue Hook for the child as the receiver does; True when it queues this incident."""
@@ -412,6 +427,16 @@ def run_demo(
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="incident-bot-demo-")))
             demo.outbox = stack.enter_context(SQLiteStore(scratch / "outbox.sqlite3", durability="normal"))
             log("Slack: a simulated Slack on 127.0.0.1, as with SLACK_BOT_TOKEN set (lines 'Slack ...')")
+        for integration in registry.INTEGRATIONS:
+            if integration.demo is None:
+                continue
+            if demo.outbox is None:
+                scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="incident-bot-demo-")))
+                demo.outbox = stack.enter_context(SQLiteStore(scratch / "outbox.sqlite3", durability="normal"))
+            side = stack.enter_context(integration.demo(cfg, sim.url, demo.outbox, clock))
+            if side is not None:
+                demo.sides.append(side)
+                log(side.intro)
 
         def declare() -> None:
             demo.incident = w.incident(

@@ -205,7 +205,7 @@ def judge(
     name, args = cmd.name, cmd.args
     spec = next((c for c in extra if c.name == name), None) if name not in COMMANDS else None
     if spec is not None:
-        said = Said(args, cmd.note.author, cmd.note.created_at, context or Context(cfg=cfg))
+        said = Said(args, cmd.note.author, cmd.note.created_at, context or Context(cfg=cfg), cmd.note.id)
         judged = spec.judge(said, (slots or {}).get(spec.integration, {}))
         slot = (spec.integration, judged.slot) if judged.ok and judged.slot is not None else None
         return Verdict(cmd, judged.ok, judged.reply, slot=slot)

@@ -112,6 +112,8 @@ class Said:
     author: str
     at: datetime | None
     context: Context = field(default_factory=Context)
+    note: int = 0
+    """The command note's id: stable and unique on the incident (a request's generation, for instance)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,29 @@ class CommandSpec:
 
 
 @dataclass(frozen=True)
+class Happened:
+    """One thing an integration did or saw for the incident (a page sent, its acknowledgement), as one timeline
+    event: ``key`` stable across runs, ``text`` already safe Markdown."""
+
+    key: str
+    at: datetime
+    text: str
+
+
+@dataclass(frozen=True)
+class Span:
+    """A duration an integration measured for the review (paged → acknowledged): ``end_at`` None when it has not
+    ended, ``note`` saying why."""
+
+    name: str
+    start: str
+    start_at: datetime
+    end: str
+    end_at: datetime | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class View:
     """One integration's own facts (``data``, from its outbox) and the pure functions that show them, with its
     slot of the bot's state, as checklist rows (under a heading with its ``label``) and status-log lines."""
@@ -158,9 +183,12 @@ class OutboundFacts:
     views: tuple[View, ...] = ()
     commands: tuple[CommandSpec, ...] = ()
     published: tuple[Published, ...] = ()
+    happened: tuple[Happened, ...] = ()
+    spans: tuple[Span, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.refused or self.engaged or self.channel or self.views or self.commands or self.published)
+        return bool(self.refused or self.engaged or self.channel or self.views or self.commands or self.published
+                    or self.happened or self.spans)
 
     def merged(self, other: OutboundFacts) -> OutboundFacts:
         """Both integrations' facts; an engagement carried out by both keeps its earlier one."""
@@ -175,6 +203,8 @@ class OutboundFacts:
             views=self.views + other.views,
             commands=self.commands + other.commands,
             published=self.published + other.published,
+            happened=self.happened + other.happened,
+            spans=self.spans + other.spans,
         )
 
     def command(self, name: str) -> CommandSpec | None:

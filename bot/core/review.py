@@ -27,7 +27,6 @@ from bot.text.durations import duration as span
 SCHEMA = 1
 #: The plan's target from scoping to the first external communication for a critical incident.
 FIRST_EXTERNAL_TARGET = timedelta(hours=6)
-NOT_RECORDED = "not recorded by this version"
 #: The status log key of the bot's first entry on an incident: the plan engaged, its roles named.
 ENGAGED = "engaged"
 SCOPED_LABEL = "comms::scoped"
@@ -246,9 +245,18 @@ def approvals(f: Facts) -> Iterator[Metric]:
         yield Metric("approvals:asked_to_decided", None, None, "no approval decision was recorded")
 
 
-def not_recorded(f: Facts) -> Iterator[Metric]:
-    """Facts this version does not record: a null metric each, saying so."""
-    yield Metric("pages:paged_to_acknowledged", None, None, f"pages and acknowledgements: {NOT_RECORDED}")
+def outbound(f: Facts) -> Iterator[Metric]:
+    """The durations the outbound integrations measured (paged → acknowledged), null with the reason when
+    they have not ended."""
+    for s in f.observed.outbound.spans:
+        end = Event(s.end, s.end_at) if s.end_at is not None else None
+        yield Metric(s.name, Event(s.start, s.start_at), end, s.note)
+
+
+def unpaged(f: Facts) -> Iterator[Metric]:
+    """Without any page, one null metric saying so (a review read for paging times finds the answer)."""
+    if not any(s.name.startswith("pages:") for s in f.observed.outbound.spans):
+        yield Metric("pages:paged_to_acknowledged", None, None, "no page was sent for this incident")
 
 
 def _updates(f: Facts) -> list[Note]:
@@ -353,7 +361,8 @@ SECTIONS: tuple[Callable[[Facts], Iterable[Metric]], ...] = (
     clocks,
     approvals,
     published,
-    not_recorded,
+    outbound,
+    unpaged,
 )
 
 

@@ -152,9 +152,15 @@ def _all_clear(observed: Observed, desired: Desired, cfg: Config, now: datetime)
         yield Fact("all-clear", now, "All clear", (END,))
 
 
+def _outbound(observed: Observed, desired: Desired, cfg: Config, now: datetime) -> Iterable[Fact]:
+    """What the outbound integrations did or saw (a page, its acknowledgement): one event each."""
+    for h in observed.outbound.happened:
+        yield Fact(f"outbound:{h.key}", h.at, h.text)
+
+
 #: Where facts come from, in order. A new kind of fact is one more source.
 SOURCES: tuple[FactSource, ...] = (
-    _declared, _roles, _engagements, _children, _sign_off, _clock_decisions, _published, _all_clear,
+    _declared, _roles, _engagements, _children, _sign_off, _clock_decisions, _published, _outbound, _all_clear,
 )
 
 

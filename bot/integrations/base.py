@@ -43,9 +43,9 @@ class Check:
 
 @dataclass(frozen=True)
 class Route:
-    """An optional inbound web route (``POST /pagerduty``): the path, its methods, and a factory of its Flask
-    view given the settings, the policy and the receiver's store (``bot.wiring.add_routes`` adds it to the
-    receiver of every enabled integration)."""
+    """An optional inbound web route (``POST /<name>``, a platform's webhooks): the path, its methods, and a
+    factory of its Flask view given the settings, the policy and the receiver's store (``bot.wiring.add_routes``
+    adds it to the receiver of every enabled integration)."""
 
     path: str
     methods: tuple[str, ...]
@@ -99,6 +99,9 @@ class Integration:
     route: Route | None = None
     describe: Callable[[Item], str] | None = None
     """One item as ``plan`` lists it (plain text); with ``plan``, the item list is shown under its label."""
+    demo: Callable[..., Any] | None = None
+    """``demo(cfg, gitlab_url, store, clock)``: a context manager giving its side of ``incident-bot demo`` (a
+    :class:`DemoSide`) against its simulator, or None when the demo's policy does not use it."""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or not self.name.islower():
@@ -106,6 +109,25 @@ class Integration:
         for command in self.commands:
             if command.integration != self.name:
                 raise ValueError(f"integration {self.name}: command {command.name!r} names {command.integration}")
+
+
+class DemoSide(Protocol):
+    """An integration's part in the demo's story, against its simulator over HTTP with its real client."""
+
+    intro: str
+    """The transcript's line saying what runs (``... a simulated X on 127.0.0.1``)."""
+
+    def facts(self, incident_key: str) -> OutboundFacts:
+        """What its outbox says of the incident, for the demo's reconcile."""
+        ...
+
+    def step(self, incident_key: str, desired: Any, observed: Any) -> list[str]:
+        """After a reconcile: offer what the incident calls for and run its job handler; a line per thing sent."""
+        ...
+
+    def moment(self) -> tuple[str, str, str, Callable[[], Any]] | None:
+        """A person's action at its platform that the story shows next (``("09:25", who, what, act)``), once."""
+        ...
 
 
 class Planners:

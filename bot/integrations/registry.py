@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.outbound import CommandSpec
 from bot.integrations.base import Integration
+from bot.integrations.pagerduty.integration import PAGERDUTY
 from bot.integrations.slack.integration import SLACK
 from bot.integrations.statuspage.integration import STATUS_PAGE
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from bot.settings import Settings
     from bot.settingsrows import Variable
 
-INTEGRATIONS: tuple[Integration, ...] = (SLACK, STATUS_PAGE)
+INTEGRATIONS: tuple[Integration, ...] = (SLACK, PAGERDUTY, STATUS_PAGE)
 
 
 def check(integrations: tuple[Integration, ...], core_commands: tuple[str, ...] = ()) -> None:

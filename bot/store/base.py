@@ -546,6 +546,8 @@ class Outbox(Protocol):
 
     def items(self, integration: str, incident_key: str) -> list[OutboxItem]: ...
 
+    def by_remote(self, integration: str, remote: str) -> list[OutboxItem]: ...
+
     def mark_trying(self, integration: str, keys: Sequence[str], now: datetime | None = None) -> None: ...
 
     def mark_sent(
@@ -773,6 +775,11 @@ class DeliveryStore(abc.ABC):
     def items(self, integration: str, incident_key: str) -> list[OutboxItem]:
         """Every item of the incident's outbox of ``integration``, whatever its state, in the order first
         offered (with ``updated_at``): what was sent when, what waits, what was refused."""
+
+    @abc.abstractmethod
+    def by_remote(self, integration: str, remote: str) -> list[OutboxItem]:
+        """The items of ``integration`` the remote side knows as ``remote`` (what an inbound webhook names), of
+        any incident, in the order first offered."""
 
     @abc.abstractmethod
     def mark_trying(self, integration: str, keys: Sequence[str], now: datetime | None = None) -> None:

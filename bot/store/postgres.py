@@ -1090,6 +1090,16 @@ class PostgresStore(DeliveryStore):
         return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], bool(r[9]),
                            _utc_or_none(r[10]), _utc_or_none(r[11]), r[12]) for r in rows]
 
+    def by_remote(self, integration: str, remote: str) -> list[OutboxItem]:
+        rows = self._execute(
+            "SELECT key, incident_key, target, text, summary, state, remote, sent_text, reason, unsure,"
+            " history_from, updated_at, integration FROM outbox WHERE integration = %s AND remote = %s"
+            " ORDER BY seq",
+            (integration, remote),
+        )
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], bool(r[9]),
+                           _utc_or_none(r[10]), _utc_or_none(r[11]), r[12]) for r in rows]
+
     def mark_trying(self, integration: str, keys: Sequence[str], now: datetime | None = None) -> None:
         at = require_aware(now or datetime.now(UTC), "now")
 

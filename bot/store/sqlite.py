@@ -900,6 +900,17 @@ class SQLiteStore(DeliveryStore):
         return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], bool(r[9]),
                            _dt_or_none(r[10]), _dt_or_none(r[11]), r[12]) for r in rows]
 
+    def by_remote(self, integration: str, remote: str) -> list[OutboxItem]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT key, incident_key, target, text, summary, state, remote, sent_text, reason, unsure,"
+                " history_from, updated_at, integration FROM outbox WHERE integration = ? AND remote = ?"
+                " ORDER BY seq",
+                (integration, remote),
+            ).fetchall()
+        return [OutboxItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], bool(r[9]),
+                           _dt_or_none(r[10]), _dt_or_none(r[11]), r[12]) for r in rows]
+
     def mark_trying(self, integration: str, keys: Sequence[str], now: datetime | None = None) -> None:
         at = _us(now or datetime.now(UTC), "now")
         with self._write() as conn:

@@ -121,7 +121,7 @@ def _policy(tmp_path, section: str) -> str:
 @pytest.mark.parametrize(("section", "said"), [
     ("{beacon: {targets: [north]}}", None),
     ("{beakon: {targets: [north]}}",
-     "integrations.beakon: no integration reads this section (known: beacon, status_page)"),
+     "integrations.beakon: no integration reads this section (known: beacon, pagerduty, status_page)"),
     ("{beacon: {targets: north}}", "integrations.beacon: targets must be a list of names, e.g. targets: [north]"),
 ])
 def test_an_operators_integration_section_is_checked_in_one_line(monkeypatch, tmp_path, capsys, section, said) -> None:
@@ -156,7 +156,7 @@ def test_plan_lists_an_integrations_items_under_its_label(monkeypatch, capsys) -
     assert "Beacon (1):\n  - north: light it" in capsys.readouterr().out
     assert main(["plan", "--payload", payload, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["outbound"]
-    assert listed == {"beacon": [{"key": "beacon|north", "target": "north", "text": "light it"}]}
+    assert listed["beacon"] == [{"key": "beacon|north", "target": "north", "text": "light it"}]
 
 
 def test_the_settings_rows_list_is_exactly_the_registered_integrations_rows() -> None:

@@ -158,9 +158,8 @@ def test_an_engagement_shows_the_integrations_label(w, clock) -> None:
     assert "via Pager ` #ops `" in bot_text(w, iid)
 
 
-def test_the_registry_has_slack_and_refuses_clashes() -> None:
-    names = [i.name for i in registry.INTEGRATIONS]
-    assert names[0] == "slack" and "status_page" in names
+def test_the_registry_has_slack_pagerduty_and_the_status_page_and_refuses_clashes() -> None:
+    assert [i.name for i in registry.INTEGRATIONS] == ["slack", "pagerduty", "status_page"]
     registry.check(registry.INTEGRATIONS, ("help",))
     with pytest.raises(ValueError, match="clash"):
         registry.check((BEACON,), ("beacon",))

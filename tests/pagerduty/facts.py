@@ -11,7 +11,7 @@ import yaml
 from bot.integrations.pagerduty.config import EXAMPLE_POLICY, Target, parse_paging
 from bot.integrations.pagerduty.plan import Facts, PageRequest
 
-TARGETS: tuple[Target, ...] = parse_paging(yaml.safe_load(EXAMPLE_POLICY)["paging"]).targets
+TARGETS: tuple[Target, ...] = parse_paging(yaml.safe_load(EXAMPLE_POLICY)["integrations"]["pagerduty"]).targets
 SUPPORT, MARKETING = TARGETS
 INSTANCE = "https://gitlab.example.com"
 SECRET_TITLE = "Leaked customer database of ACME Corp via CVE-2026-0001"

@@ -1,4 +1,5 @@
-"""The policy's ``paging:`` section as an operator writes it, mistypes it, and sets (or not) the keys."""
+"""The policy's ``integrations: {pagerduty: ...}`` section as an operator writes it, mistypes it, and sets (or
+not) the keys."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ CHANNELS = {"comms-email", "comms-faq", "comms-distribution-list", "comms-blog"}
 
 
 def bundled():
-    return parse_paging(yaml.safe_load(EXAMPLE_POLICY)["paging"], known_channels=CHANNELS)
+    return parse_paging(yaml.safe_load(EXAMPLE_POLICY)["integrations"]["pagerduty"], known_channels=CHANNELS)
 
 
 def test_the_bundled_targets_are_the_plans_two() -> None:
@@ -57,24 +58,25 @@ def test_no_section_no_targets() -> None:
 
 
 @pytest.mark.parametrize(("section", "message"), [
-    ([], "paging: expected a mapping, got list"),
-    ({"target": []}, "paging.target: unknown key"),
-    ({"targets": {"id": "x"}}, "paging.targets: expected a list of targets, got dict"),
-    ({"targets": [{"name": "X", "routing_key_env": "K"}]}, "paging.targets[0].id: required"),
+    ([], "integrations.pagerduty: expected a mapping, got list"),
+    ({"target": []}, "integrations.pagerduty.target: unknown key"),
+    ({"targets": {"id": "x"}}, "integrations.pagerduty.targets: expected a list of targets, got dict"),
+    ({"targets": [{"name": "X", "routing_key_env": "K"}]}, "integrations.pagerduty.targets[0].id: required"),
     ({"targets": [{"id": "Support Manager", "routing_key_env": "K"}]},
-     "paging.targets[0].id: 'Support Manager' is not an id"),
-    ({"targets": [{"id": "sm"}]}, "paging.targets[0].routing_key_env: required"),
-    ({"targets": [{"id": "sm", "routing_key_env": "pd key"}]}, "paging.targets[0].routing_key_env: 'pd key' is not an"),
+     "integrations.pagerduty.targets[0].id: 'Support Manager' is not an id"),
+    ({"targets": [{"id": "sm"}]}, "integrations.pagerduty.targets[0].routing_key_env: required"),
+    ({"targets": [{"id": "sm", "routing_key_env": "pd key"}]},
+     "integrations.pagerduty.targets[0].routing_key_env: 'pd key' is not an"),
     ({"targets": [{"id": "sm", "routing_key_env": "K"}, {"id": "sm", "routing_key_env": "L"}]},
-     "paging.targets[1].id: 'sm' is listed twice"),
+     "integrations.pagerduty.targets[1].id: 'sm' is listed twice"),
     ({"targets": [{"id": "sm", "routing_key_env": "K", "when": {"severity": ["urgent"]}}]},
-     "paging.targets[0].when.severity: 'urgent' is not one of critical, high, medium, low"),
+     "integrations.pagerduty.targets[0].when.severity: 'urgent' is not one of critical, high, medium, low"),
     ({"targets": [{"id": "sm", "routing_key_env": "K", "when": {"channel": ["comms-email"]}}]},
-     "paging.targets[0].when.channel: unknown key"),
+     "integrations.pagerduty.targets[0].when.channel: unknown key"),
     ({"targets": [{"id": "sm", "routing_key_env": "K", "when": {"channels_any": ["comms-emial"]}}]},
-     "paging.targets[0].when.channels_any: 'comms-emial' is not a channel label of the policy"),
+     "integrations.pagerduty.targets[0].when.channels_any: 'comms-emial' is not a channel label of the policy"),
     ({"targets": [{"id": "sm", "routing_key_env": "K", "when": {"channels_any": {"a": 1}}}]},
-     "paging.targets[0].when.channels_any: expected a list of names, got dict"),
+     "integrations.pagerduty.targets[0].when.channels_any: expected a list of names, got dict"),
 ])
 def test_a_mistyped_section_is_told_in_one_line_naming_the_key(section, message) -> None:
     with pytest.raises(PagingConfigError) as caught:

@@ -8,13 +8,13 @@ from typing import Literal
 import pytest
 
 from bot.integrations.statuspage.config import (
-    SETTINGS_ROWS,
     StatusIoSettings,
     StatusPageConfigError,
     StatuspageSettings,
     parse_policy,
     read_settings,
 )
+from bot.integrations.statuspage.settings import ROWS
 from bot.redact import redact
 
 
@@ -128,7 +128,7 @@ def test_the_settings_rows_list_every_variable_read(provider: Literal["statusio"
     env = Recording()
     with pytest.raises(StatusPageConfigError):
         read_settings(provider, env)
-    rows = {name for name, _, _, _ in SETTINGS_ROWS}
-    files = {f"{name}_FILE" for name, _, _, secret in SETTINGS_ROWS if secret}
+    rows = {var.name for var in ROWS.values()}
+    files = {f"{var.name}_FILE" for var in ROWS.values() if var.secret}
     assert env.asked and env.asked <= rows | files
     assert {n for n in rows if n.startswith(provider.upper() + "_")} <= env.asked

@@ -234,3 +234,12 @@ def test_a_version_9_sqlite_database_moves_its_slack_outbox_into_the_outbox(tmp_
     with open_store(str(path)) as store:
         assert store.stats().schema_version == len(sqlite_store.MIGRATIONS)
         _check_moved(store)
+
+
+def test_an_item_is_found_by_its_remote_reference_across_incidents(store: DeliveryStore) -> None:
+    """What an inbound webhook names (the remote side's reference) leads back to the item and its incident."""
+    store.offer("slack", K, [msg("engage:a"), msg("engage:b")], at(0))
+    store.mark_sent("slack", msg("engage:a").key, "C1 1.1", "hello", at(1))
+    assert store.by_remote("slack", "C1 1.1")[0].incident_key == K
+    assert [i.key for i in store.by_remote("slack", "C1 1.1")] == [msg("engage:a").key]
+    assert store.by_remote("slack", "C1 9.9") == [] and store.by_remote("other", "C1 1.1") == []

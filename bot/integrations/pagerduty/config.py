@@ -1,6 +1,7 @@
-"""The policy's ``paging:`` section: who can be paged, when, and with which routing key.
+"""The policy's ``integrations: {pagerduty: ...}`` section: who can be paged, when, and with which routing key.
 
-Pure parsing into frozen dataclasses; every error is one line naming the key (``paging.targets[1].when.severity``).
+Pure parsing into frozen dataclasses; every error is one line naming the key
+(``integrations.pagerduty.targets[1].when.severity``).
 A target's routing key is read from the environment variable the policy names, or ``<VAR>_FILE``; a target
 whose key is not set is *off* (nothing is sent for it, ``check-config`` says so).
 """
@@ -13,13 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bot.integrations.pagerduty.settings import DEFAULT_EVENTS_URL, EVENTS_URL_ENV, WEBHOOK_SECRET_ENV
 from bot.redact import redact, register_secret
 
 SEVERITIES = ("critical", "high", "medium", "low")
 """The incident severities a condition may name (the policy's ``severity`` levels)."""
-EVENTS_URL_ENV = "PAGERDUTY_EVENTS_URL"
-DEFAULT_EVENTS_URL = "https://events.pagerduty.com"
-WEBHOOK_SECRET_ENV = "PAGERDUTY_WEBHOOK_SECRET"
 
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -30,22 +29,23 @@ EXAMPLE_POLICY = """\
 # /pd-emergency-ops" (for a custom distribution list in an urgent incident). Each target's Events API v2
 # routing key comes from the environment variable named here (or <VAR>_FILE); a target whose key is not
 # set is off. `@incident-bot page TARGET [reason]` pages a target on any incident.
-paging:
-  targets:
-    - id: support-manager
-      name: Support Manager on call
-      routing_key_env: PAGERDUTY_ROUTING_KEY_SUPPORT_MANAGER
-      when: {severity: [critical], channels_any: [comms-email, comms-faq]}
-    - id: marketing-ops
-      name: Marketing Ops on call
-      routing_key_env: PAGERDUTY_ROUTING_KEY_MARKETING_OPS
-      when: {severity: [critical], channels_any: [comms-distribution-list]}
+integrations:
+  pagerduty:
+    targets:
+      - id: support-manager
+        name: Support Manager on call
+        routing_key_env: PAGERDUTY_ROUTING_KEY_SUPPORT_MANAGER
+        when: {severity: [critical], channels_any: [comms-email, comms-faq]}
+      - id: marketing-ops
+        name: Marketing Ops on call
+        routing_key_env: PAGERDUTY_ROUTING_KEY_MARKETING_OPS
+        when: {severity: [critical], channels_any: [comms-distribution-list]}
 """
-"""The bundled ``paging:`` section (the issue's two targets), for ``config/policy.yaml``."""
+"""The bundled ``integrations: {pagerduty: ...}`` section (the issue's two targets), as in ``config/bot.yaml``."""
 
 
 class PagingConfigError(ValueError):
-    """A wrong ``paging:`` section or routing key setting; the message is one line naming the key."""
+    """A wrong ``integrations.pagerduty`` section or routing key setting; the message is one line naming the key."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,9 @@ class PagingConfig:
 
 
 def parse_paging(section: object, *, known_channels: Collection[str] | None = None,
-                 where: str = "paging") -> PagingConfig:
-    """The ``paging:`` section (``None`` when absent: no targets). ``known_channels``: the policy's channel
-    labels, to catch a mistyped one in ``channels_any``."""
+                 where: str = "integrations.pagerduty") -> PagingConfig:
+    """The ``integrations: {pagerduty: ...}`` section (``None`` when absent: no targets). ``known_channels``: the
+    policy's channel labels, to catch a mistyped one in ``channels_any``."""
     if section is None:
         return PagingConfig()
     data = _mapping(section, where, {"targets"})

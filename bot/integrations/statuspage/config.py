@@ -53,18 +53,6 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NAME = re.compile(r"[A-Za-z0-9 ,.:()'-]{1,120}")
 
 
-SETTINGS_ROWS: tuple[tuple[str, str, str, bool], ...] = (
-    ("STATUSIO_API_URL", STATUSIO_URL, "status.io API base URL (with `status_page.provider: statusio`)", False),
-    ("STATUSIO_API_ID", "", "status.io API ID", True),
-    ("STATUSIO_API_KEY", "", "status.io API key", True),
-    ("STATUSIO_STATUSPAGE_ID", "", "status.io status page id", False),
-    ("STATUSPAGE_API_URL", STATUSPAGE_URL, "Atlassian Statuspage API base URL (with `provider: statuspage`)", False),
-    ("STATUSPAGE_API_KEY", "", "Atlassian Statuspage API key", True),
-    ("STATUSPAGE_PAGE_ID", "", "Atlassian Statuspage page id", False),
-)
-"""(name, default, meaning, may come as ``NAME_FILE`` and is redacted): rows for the settings table."""
-
-
 class StatusPageConfigError(UserError, ValueError):
     """The ``status_page:`` section or the provider's settings are wrong: one line per problem."""
 
@@ -196,7 +184,7 @@ def read_settings(provider: Provider, environ: Mapping[str, str]) -> ProviderSet
         if name in unreadable:
             continue
         if not value:
-            problems.append(f"{name}: not set; the policy's status_page.provider is {provider}")
+            problems.append(f"{name}: not set; the policy's integrations.status_page.provider is {provider}")
         elif name.endswith("_ID") and not _ID.fullmatch(value):
             problems.append(f"{name}: must be an id (letters, digits, - or _), not {value!r}")
     if problems:

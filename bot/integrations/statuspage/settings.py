@@ -13,7 +13,8 @@ STATUSPAGE_URL = "https://api.statuspage.io/v1/"
 
 ROWS: dict[str, Variable] = {
     "statusio_api_url": Variable(
-        "STATUSIO_API_URL", f"`{STATUSIO_URL}`", "status.io API base URL (with `status_page.provider: statusio`)",
+        "STATUSIO_API_URL", f"`{STATUSIO_URL}`",
+        "status.io API base URL (with `integrations.status_page.provider: statusio`)",
         http_url("STATUSIO_API_URL", STATUSIO_URL, slash=True), carries="STATUSIO_API_KEY"),
     "statusio_api_id": Variable("STATUSIO_API_ID", "", "status.io API ID", strip, secret=True),
     "statusio_api_key": Variable(
@@ -22,7 +23,7 @@ ROWS: dict[str, Variable] = {
     "statusio_statuspage_id": Variable("STATUSIO_STATUSPAGE_ID", "", "status.io status page id", strip),
     "statuspage_api_url": Variable(
         "STATUSPAGE_API_URL", f"`{STATUSPAGE_URL}`",
-        "Atlassian Statuspage API base URL (with `status_page.provider: statuspage`)",
+        "Atlassian Statuspage API base URL (with `integrations.status_page.provider: statuspage`)",
         http_url("STATUSPAGE_API_URL", STATUSPAGE_URL, slash=True), carries="STATUSPAGE_API_KEY"),
     "statuspage_api_key": Variable(
         "STATUSPAGE_API_KEY", "", "optional: the Atlassian Statuspage API key; unset, nothing is published there",
