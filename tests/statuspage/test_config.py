@@ -89,8 +89,8 @@ def test_every_missing_setting_is_its_own_line() -> None:
     assert err.value.problems == [
         "STATUSPAGE_API_URL: must use https (the API key travels in a header), not "
         "'http://statuspage.example.com/v1/'",
-        "STATUSPAGE_API_KEY: not set; the policy's status_page.provider is statuspage",
-        "STATUSPAGE_PAGE_ID: not set; the policy's status_page.provider is statuspage"]
+        "STATUSPAGE_API_KEY: not set; the policy's integrations.status_page.provider is statuspage",
+        "STATUSPAGE_PAGE_ID: not set; the policy's integrations.status_page.provider is statuspage"]
 
 
 def test_a_key_and_its_file_both_set_is_refused() -> None:
