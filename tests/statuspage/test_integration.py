@@ -50,5 +50,5 @@ def test_a_missing_variable_is_one_line_when_the_worker_starts(tmp_path: Path, s
     with pytest.raises(UserError) as err:
         build(settings, policy(tmp_path), None, clock=ManualClock(T0), worker_id="w")
     assert str(err.value).splitlines() == [
-        "STATUSIO_API_ID: not set; the policy's status_page.provider is statusio",
-        "STATUSIO_STATUSPAGE_ID: not set; the policy's status_page.provider is statusio"]
+        "STATUSIO_API_ID: not set; the policy's integrations.status_page.provider is statusio",
+        "STATUSIO_STATUSPAGE_ID: not set; the policy's integrations.status_page.provider is statusio"]
