@@ -219,7 +219,7 @@ def test_page_on_another_incident_opens_one_alert_and_the_acknowledgement_shows_
     acks = [i for i in p.store.items(NAME, p.key(iid)) if i.key.endswith("|acknowledged")]
     assert len(acks) == 1
     log = "\n".join(n["body"] for n in p.w.bot_notes(iid))
-    assert log.count("acknowledged the page") == 1
+    assert log.count("was acknowledged in PagerDuty") == 1
 
 
 def test_a_400_is_dead_after_one_attempt(make, monkeypatch: pytest.MonkeyPatch) -> None:

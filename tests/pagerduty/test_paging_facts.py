@@ -32,7 +32,7 @@ def test_a_page_and_its_acknowledgement_show_as_one_row_one_line_each_and_a_span
                                       "Marketing Ops on call: off (no routing key)"]
     assert [e.text for e in facts.lines({})] == [
         "Paged Support Manager on call through PagerDuty (policy\\: critical incident)",
-        "Support Manager on call acknowledged the page by Ada \\*Lovelace\\*"]
+        "The page of Support Manager on call was acknowledged in PagerDuty by Ada \\*Lovelace\\*"]
     assert [h.at for h in facts.happened] == [AT, ACK]
     (span,) = facts.spans
     assert (span.start_at, span.end_at, span.note) == (AT, ACK, "")

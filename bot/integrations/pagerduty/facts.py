@@ -182,7 +182,8 @@ def lines(data: Pages, slot: Slot) -> list[LogEntry]:
                                 f"PagerDuty refused the page of {name}: {escape_inline(p.refused, 300)}"))
         if p.acknowledged_at is not None:
             by = f" by {escape_inline(p.acknowledged_by, 100)}" if p.acknowledged_by else ""
-            out.append(LogEntry(f"{NAME}:acknowledged:{p.key}", f"{name} acknowledged the page{by}"))
+            said = f"The page of {name} was acknowledged in PagerDuty{by}"
+            out.append(LogEntry(f"{NAME}:acknowledged:{p.key}", said))
         if p.resolved_at is not None:
             out.append(LogEntry(f"{NAME}:resolved:{p.key}", f"Resolved the page of {name} in PagerDuty"))
     return out
