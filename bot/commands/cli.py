@@ -85,11 +85,31 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{cfg.source}: OK ({len(cfg.roles)} roles, {len(cfg.teams)} teams, {len(cfg.engagements)} engagements, "
         f"{len(cfg.channels)} channels, templates in {cfg.template_dir})"
     )
+    if not _integration_summaries(cfg):
+        return 1
     if getattr(args, "live", False):
         return _check_live(cfg, args.project)
     if getattr(args, "project", None):
         raise UserError("--project is used with --live")
     return 0
+
+
+def _integration_summaries(cfg: Config) -> bool:
+    """Each integration's targets as the policy and the environment set them (``paging target support-manager
+    (...): off (PAGERDUTY_ROUTING_KEY_SUPPORT_MANAGER is not set)``); False after a setting of the wrong shape."""
+    from bot.integrations import registry
+
+    ok = True
+    for integration in registry.INTEGRATIONS:
+        if integration.summary is None:
+            continue
+        try:
+            for line in integration.summary(cfg, os.environ):
+                print(line)
+        except ValueError as exc:
+            print(f"{integration.label}: {exc}", file=sys.stderr)
+            ok = False
+    return ok
 
 
 def _check_live(cfg: Config, incident_project: str | None) -> int:

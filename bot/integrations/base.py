@@ -87,6 +87,9 @@ class Integration:
     """``check-config --live``: asks its platform whether each configured target is reachable."""
     not_checked: Callable[[Config | None], str] | None = None
     """Why it is not checked live though the policy configures it (its token is not set); "" when it is not."""
+    summary: Callable[[Config, Mapping[str, str]], Iterable[str]] | None = None
+    """``check-config`` (offline): one line per configured target, on or off and why, from the policy and the
+    environment; a ``ValueError`` says in one line what is wrong (a setting of the wrong shape)."""
     config_section: str = ""
     """Its key under the policy's ``integrations:`` (usually its name); read with ``parse_config``."""
     parse_config: Callable[[Any], Any] | None = None

@@ -121,6 +121,11 @@ def live_checks(cfg: Config | None, settings: Settings) -> list[Check]:
     return checks
 
 
+def summary(cfg: Config, env: Mapping[str, str]) -> list[str]:
+    """``check-config``: each paging target on, or off because its routing key is not set."""
+    return describe_targets(paging_of(cfg), env)
+
+
 def not_checked(cfg: Config | None) -> str:
     paging = paging_of(cfg)
     if not paging.targets:
@@ -150,6 +155,7 @@ PAGERDUTY = Integration(
     settings_rows=ROWS,
     live_checks=live_checks,
     not_checked=not_checked,
+    summary=summary,
     config_section=SECTION,
     parse_config=parse,
     commands=(UNCONFIGURED,),
