@@ -425,6 +425,12 @@ def help_epilog(command: str) -> str:
     return "\n".join(lines)
 
 
+def environment() -> Mapping[str, str]:
+    """The process environment as it is now, for the variables a policy names (a paging target's routing key):
+    the one reader of the environment outside :meth:`Settings.from_env`."""
+    return os.environ
+
+
 def register_secrets(environ: Mapping[str, str] | None = None) -> None:
     """Register every secret-looking variable (``*_TOKEN``, ``*_SECRET``, ``*_KEY``, ``*_PASSWORD`` of
     ``GITLAB``/``INCIDENT_BOT``/an integration's, and every integration's secret rows) and the URL passwords for

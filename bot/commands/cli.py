@@ -18,7 +18,7 @@ from bot.errors import UserError
 from bot.gitlab.errors import GitLabAuthError, GitLabCallError, GitLabConfigError
 from bot.gitlab.remit import OutsideRemit
 from bot.redact import redact
-from bot.settings import Settings, SettingsError, help_epilog, register_secrets
+from bot.settings import Settings, SettingsError, environment, help_epilog, register_secrets
 from bot.wiring import renderer_for
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def _integration_summaries(cfg: Config) -> bool:
         if integration.summary is None:
             continue
         try:
-            for line in integration.summary(cfg, os.environ):
+            for line in integration.summary(cfg, environment()):
                 print(line)
         except ValueError as exc:
             print(f"{integration.label}: {exc}", file=sys.stderr)
