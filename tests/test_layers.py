@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.test_architecture import BOT, closure, modules
 
 ADAPTERS = ("bot.store", "bot.gitlab", "bot.web", "bot.integrations", "bot.simgitlab", "bot.simslack",
+            "bot.simpagerduty", "bot.simstatus", "bot.simhttp",
             "bot.wiring", "bot.worker", "bot.reconciler", "bot.commands")
 
 DRIVERS = ("gitlab", "slack_sdk", "psycopg", "sqlite3", "flask", "requests", "urllib3", "gunicorn")
@@ -28,9 +29,13 @@ def _settings_rows(name: str) -> bool:
 
 
 def test_the_simulated_platforms_import_nothing_of_the_bot() -> None:
-    """A simulator models GitLab or Slack, not the bot: the bot's assembly against it (``bot.commands.world``)
-    lives with the command line, so a simulator cannot agree with the bot by sharing its code."""
-    for package in ("bot.simgitlab", "bot.simslack"):
-        for name in [m for m in modules() if m.startswith(package)]:
-            bot = sorted(m for m in closure(name) if m.startswith("bot.") and not m.startswith(package))
+    """A simulator models GitLab, Slack, PagerDuty or a status page, not the bot: the bot's assembly against it
+    (``bot.commands.world``) lives with the command line, so a simulator cannot agree with the bot by sharing its
+    code. The one thing they share is ``bot.simhttp``, the loopback server, which imports nothing of the bot."""
+    packages = sorted({m.split(".")[1] for m in modules() if m.startswith("bot.sim") and m.count(".") >= 1})
+    assert {"simgitlab", "simslack", "simpagerduty", "simstatus", "simhttp"} <= set(packages)
+    for package in (f"bot.{p}" for p in packages):
+        for name in [m for m in modules() if m == package or m.startswith(package + ".")]:
+            bot = sorted(m for m in closure(name) if m.startswith("bot.")
+                         and m.split(".")[1] not in (package.split(".")[1], "simhttp"))
             assert bot == [], name

@@ -13,7 +13,6 @@ import http
 import json
 import re
 import socket
-import socketserver
 import struct
 import threading
 import time
@@ -21,10 +20,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from bot.simhttp import Loopback, LoopbackHandler, LoopbackServer
 
 from . import graphql
 from .app import GRAPHQL_PATH, Api, ApiRequest, ApiResponse
@@ -75,8 +75,10 @@ class _Outcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class SimulatedGitLab:
+class SimulatedGitLab(Loopback):
     """A stateful fake GitLab on ``http://127.0.0.1:<port>``; python-gitlab talks to it unchanged."""
+
+    thread_name = "simgitlab"
 
     def __init__(
         self,
@@ -106,17 +108,14 @@ class SimulatedGitLab:
         self.fault_log: list[dict[str, Any]] = []
         self.hazards: list[dict[str, Any]] = []
         self.hooks = WebhookDispatcher(self.state.base_url)
-        self._host, self._port = host, port
         self._log_lock = threading.Lock()
         self._seq = 0
         self._writes_seen = 0
         self._crash_at: int | None = None
         self._crashed = False
         self._rate: dict[str, tuple[int, int]] = {}
-        self._stop = threading.Event()
         self._local = threading.local()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(host=host, port=port)
         self.state.listeners.append(self._on_event)
 
     # ---------------------------------------------------------- lifecycle
@@ -125,41 +124,17 @@ class SimulatedGitLab:
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("SimulatedGitLab is not started")
-        return f"http://{self._host}:{self._httpd.server_address[1]}"
+        return super().url
 
-    def start(self) -> SimulatedGitLab:
-        if self._httpd is not None:
-            return self
-        self._stop.clear()
-        self._httpd = _HTTPServer((self._host, self._port), _Handler, self)
+    def _on_start(self) -> None:
         self.state.base_url = self.url
         self.hooks.instance_url = self.url
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="simgitlab", daemon=True
-        )
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        """Stop serving, cut open connections and release the port."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stop.set()
-        httpd.shutdown()
-        httpd.server_close()
+    def _on_stop(self, httpd: LoopbackServer[Any]) -> None:
+        """Cut open connections (a client held by an injected timeout gets a reset) and stop delivering hooks."""
+        assert isinstance(httpd, _HTTPServer)
         httpd.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
         self.hooks.close()
-
-    def __enter__(self) -> SimulatedGitLab:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def client(self, username: str | None = None, **kwargs: Any) -> Any:
         """A ``gitlab.Gitlab`` for ``username`` (default: the bot), without transient retries."""
@@ -342,7 +317,7 @@ class SimulatedGitLab:
             entry.fault = "crashed"
             return _Outcome("reset")
         if self.latency > 0:
-            self._stop.wait(self.latency)
+            self.stopping.wait(self.latency)
         parts = urlsplit(target)
         request = ApiRequest(entry.method, parts.path, parse_qsl(parts.query, keep_blank_values=True), body, headers)
         user = self.api.authenticate(request)
@@ -402,7 +377,7 @@ class SimulatedGitLab:
         if kind == "reset":
             return _Outcome("reset")
         if kind == "timeout":
-            self._stop.wait(self.timeout_hold)
+            self.stopping.wait(self.timeout_hold)
             return _Outcome("drop")
         if kind.startswith("429"):
             entry.status = 429
@@ -445,21 +420,15 @@ class SimulatedGitLab:
         }
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _HTTPServer(LoopbackServer["SimulatedGitLab"]):
+    """The loopback server, tracking open connections so ``stop()`` can cut them."""
+
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: SimulatedGitLab):
-        self.sim = sim
         self._connections: set[socket.socket] = set()
         self._conn_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) that can stall; skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]
+        super().__init__(address, handler, sim)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._conn_lock:
@@ -478,21 +447,9 @@ class _HTTPServer(ThreadingHTTPServer):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients vanish mid-request on purpose here (timeouts, resets, stop())
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(LoopbackHandler):
     server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         self._serve()
@@ -509,8 +466,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return b"".join(chunks)
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        return self.read_body()
 
     def _serve(self) -> None:
         body = self._read_body()
@@ -559,3 +515,6 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Connection"] = "close"
         head = [f"HTTP/1.1 {response.status} {reason}"] + [f"{k}: {v}" for k, v in headers.items()]
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+
+
+SimulatedGitLab.handler, SimulatedGitLab.server_class = _Handler, _HTTPServer

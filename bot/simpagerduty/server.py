@@ -9,9 +9,10 @@ to :attr:`SimulatedPagerDuty.webhook_url`, shaped as in PagerDuty's webhooks "v3
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import random
-import socketserver
 import threading
 import time
 import urllib.error
@@ -20,11 +21,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
-from bot.integrations.pagerduty.webhook import sign
+from bot.simhttp import Loopback, LoopbackHandler, LoopbackServer
 from bot.simpagerduty.state import Alert, Invalid, PagerDutyState
 
 
@@ -48,12 +47,29 @@ class WebhookDelivery:
     headers: dict[str, str]
 
 
-class SimulatedPagerDuty:
+class _Handler(LoopbackHandler):
+    server: LoopbackServer[SimulatedPagerDuty]
+
+    def do_POST(self) -> None:
+        body = self.read_body()
+        status, answer = self.server.sim.handle(self.path.split("?", 1)[0], body)
+        payload = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class SimulatedPagerDuty(Loopback):
     """A fake Events API v2 on ``http://127.0.0.1:<port>``.
 
     Faults, off by default: ``random_faults(rate, seed)`` answers that fraction of events 429 or 500 before
     doing anything; ``fail_after_commit(n)`` applies the next ``n`` events and answers 500 (the answer lost).
     """
+
+    handler = _Handler
+    thread_name = "simpagerduty"
 
     def __init__(self, *, clock: Callable[[], float] | None = None, seed: int = 0, host: str = "127.0.0.1",
                  port: int = 0, webhook_url: str | None = None, webhook_secrets: Sequence[str] = ()) -> None:
@@ -67,41 +83,14 @@ class SimulatedPagerDuty:
         self._random = random.Random(seed)
         self._after_commit = 0
         self._lock = threading.Lock()
-        self._host, self._port = host, port
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(host=host, port=port)
 
     # ---------------------------------------------------------- lifecycle
 
     @property
     def url(self) -> str:
         """The Events API base URL, for ``PAGERDUTY_EVENTS_URL``."""
-        return f"http://{self._host}:{self._port}"
-
-    def start(self) -> SimulatedPagerDuty:
-        if self._httpd is None:
-            self._httpd = _Server((self._host, self._port), _Handler, self)
-            self._port = self._httpd.server_address[1]
-            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="simpagerduty", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-
-    def __enter__(self) -> SimulatedPagerDuty:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        return super().url
 
     # ------------------------------------------------------------- faults
 
@@ -228,45 +217,15 @@ class SimulatedPagerDuty:
         headers = {"Content-Type": "application/json", "X-Webhook-Id": webhook_id,
                    "User-Agent": "PagerDuty-Webhook/V3.0"}
         if self.webhook_secrets:
-            headers["X-PagerDuty-Signature"] = ",".join(sign(body, s) for s in self.webhook_secrets)
+            headers["X-PagerDuty-Signature"] = ",".join(signature(body, s) for s in self.webhook_secrets)
         delivery = WebhookDelivery(webhook_id, body, headers)
         self.deliveries.append(delivery)
         return self.deliver(delivery)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 sim: SimulatedPagerDuty) -> None:
-        self.sim = sim
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) that can stall; skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are two writes: without it each answer waits ~40 ms
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        status, answer = self.server.sim.handle(self.path.split("?", 1)[0], body)
-        payload = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+def signature(body: bytes, secret: str) -> str:
+    """One ``X-PagerDuty-Signature`` entry for ``body``: ``v1=`` and the hex HMAC-SHA256 of the raw body keyed
+    with the subscription's secret; several secrets (a rotation) give several entries joined by commas
+    (PagerDuty developer docs, Webhooks, "Verifying Signatures": PagerDuty/developer-docs
+    docs/webhooks/04-Signatures.md)."""
+    return "v1=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()

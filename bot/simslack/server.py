@@ -12,22 +12,49 @@ import contextlib
 import json
 import math
 import random
-import socketserver
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from bot.simhttp import Loopback, LoopbackHandler, LoopbackServer
 from bot.simslack.state import ALL_SCOPES, DISTRIBUTED_HISTORY_LIMIT, HISTORY_LIMIT_MAX, SlackFailure, SlackState
 
 _HTML_ERROR = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>Bad Gateway</body>\r\n</html>\r\n"
 WRITES = frozenset({"chat.postMessage", "chat.update", "conversations.create", "conversations.invite"})
 HISTORY_INTERVAL = 60.0
 """A distributed non-Marketplace app: conversations.history "limited to 1 request per minute"."""
+
+
+class _Handler(LoopbackHandler):
+    server: LoopbackServer[SimulatedSlack]
+
+    def do_POST(self) -> None:
+        body = self.read_body()
+        parts = urlsplit(self.path)
+        method = parts.path.rstrip("/").rsplit("/", 1)[-1]
+        args = parse_args(parts.query, body, self.headers.get("Content-Type") or "")
+        if self.server.sim.latency:
+            self.server.sim.stopping.wait(self.server.sim.latency)
+        status, answer, headers = self.server.sim.handle(method, args, self.headers.get("Authorization") or "")
+        payload, kind = json.dumps(answer).encode(), "application/json; charset=utf-8"
+        if status >= 500 and self.server.sim.html_errors:
+            payload, kind = _HTML_ERROR.encode(), "text/html"
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        # Slack answers every Web API call with the token's scopes in X-OAuth-Scopes (the scopes docs,
+        # "Checking scopes"); auth.test is how an app reads them.
+        scopes = self.server.sim.state.scopes
+        self.send_header("X-OAuth-Scopes", ",".join(sorted(ALL_SCOPES if scopes is None else scopes)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST
 
 
 @dataclass(frozen=True)
@@ -46,7 +73,7 @@ class Call:
     """The arguments as received (query, form or JSON body), the token left out."""
 
 
-class SimulatedSlack:
+class SimulatedSlack(Loopback):
     """A fake Slack Web API on ``http://127.0.0.1:<port>/api/``; ``slack_sdk.WebClient`` talks to it unchanged.
 
     Faults, all off by default:
@@ -66,6 +93,10 @@ class SimulatedSlack:
       in seconds (the rate limits page); so does the simulator. An app a workspace builds for itself keeps
       the old limits: the default here.
     """
+
+    handler = _Handler
+    url_path = "/api/"
+    thread_name = "simslack"
 
     def __init__(self, *, token: str = "xoxb-simulated-token", clock: Callable[[], float] | None = None,
                  seed: int = 0, host: str = "127.0.0.1", port: int = 0, rate_limit: bool = True,
@@ -92,10 +123,7 @@ class SimulatedSlack:
         self._down: str | None = None
         self._last_post: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._host, self._port = host, port
-        self.stopping = threading.Event()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(host=host, port=port)
 
     # ---------------------------------------------------------- lifecycle
 
@@ -112,42 +140,13 @@ class SimulatedSlack:
     @property
     def url(self) -> str:
         """The Web API base url (ends with ``/``), for ``SlackChat(token, base_url=...)``."""
-        return f"http://{self._host}:{self._port}/api/"
+        return super().url
 
     def random_faults(self, rate: float, seed: int) -> None:
         """Answer ``rate`` of the calls with a 500 or a 429, drawn from ``random.Random(seed)``."""
         with self._lock:
             self.fail_rate = rate
             self._random = random.Random(seed)
-
-    def start(self) -> SimulatedSlack:
-        if self._httpd is not None:
-            return self
-        self.stopping.clear()
-        self._httpd = _Server((self._host, self._port), _Handler, self)
-        self._port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="simslack", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self.stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-
-    def __enter__(self) -> SimulatedSlack:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     # ------------------------------------------------------------- faults
 
@@ -266,54 +265,3 @@ def parse_args(query: str, body: bytes, content_type: str) -> dict[str, Any]:
         else:
             args.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return args
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: SimulatedSlack):
-        self.sim = sim
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) that can stall; skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        parts = urlsplit(self.path)
-        method = parts.path.rstrip("/").rsplit("/", 1)[-1]
-        args = parse_args(parts.query, body, self.headers.get("Content-Type") or "")
-        if self.server.sim.latency:
-            self.server.sim.stopping.wait(self.server.sim.latency)
-        status, answer, headers = self.server.sim.handle(method, args, self.headers.get("Authorization") or "")
-        payload, kind = json.dumps(answer).encode(), "application/json; charset=utf-8"
-        if status >= 500 and self.server.sim.html_errors:
-            payload, kind = _HTML_ERROR.encode(), "text/html"
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        # Slack answers every Web API call with the token's scopes in X-OAuth-Scopes (the scopes docs,
-        # "Checking scopes"); auth.test is how an app reads them.
-        scopes = self.server.sim.state.scopes
-        self.send_header("X-OAuth-Scopes", ",".join(sorted(ALL_SCOPES if scopes is None else scopes)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST

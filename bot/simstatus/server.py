@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import socketserver
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from bot.simhttp import Loopback, LoopbackHandler, LoopbackServer
 
 LOST = -1
 """A status :meth:`Simulator.handle` answers to close the connection without an answer."""
@@ -35,10 +34,34 @@ class Request:
     """The body exactly as sent."""
 
 
-class Simulator:
+class _Handler(LoopbackHandler):
+    server: LoopbackServer[Simulator]
+
+    def _any(self) -> None:
+        raw = self.read_body()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if self.server.sim.latency:
+            self.server.sim.stopping.wait(self.server.sim.latency)
+        status, payload, extra = self.server.sim._serve(self.command, self.path, headers, raw)
+        if status == LOST:
+            self.close_connection = True
+            return
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
+
+
+class Simulator(Loopback):
     """Base of both simulators: serve ``handle`` on ``http://127.0.0.1:<port>/<prefix>``; record every request."""
 
     prefix = "/"
+    handler = _Handler
 
     def __init__(self, *, clock: Callable[[], float] | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.clock = clock or time.monotonic
@@ -47,41 +70,12 @@ class Simulator:
         self._lose: dict[str, int] = {}
         self.latency = 0.0
         """Real seconds each answer waits before the request is handled (to make a client time out)."""
-        self._stopping = threading.Event()
-        self._host, self._port = host, port
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(host=host, port=port)
 
     @property
     def url(self) -> str:
         """The API base URL (ends with ``/``), as ``STATUSIO_API_URL`` / ``STATUSPAGE_API_URL``."""
-        return f"http://{self._host}:{self._port}{self.prefix}"
-
-    def start(self) -> Self:
-        if self._httpd is None:
-            self._stopping.clear()
-            self._httpd = _Server((self._host, self._port), _Handler, self)
-            self._port = self._httpd.server_address[1]
-            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=type(self).__name__, daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        self._stopping.set()
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=2)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        return super().url + self.prefix
 
     # ------------------------------------------------------------- faults
 
@@ -144,49 +138,3 @@ def _error_of(answer: dict[str, Any]) -> str | None:
         return str(status.get("message"))
     error = answer.get("error")
     return str(error) if error else None
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: Simulator) -> None:
-        self.sim = sim
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) that can stall; skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out as separate writes; do not wait for an ACK between
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _any(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length > 0 else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        if self.server.sim.latency:
-            self.server.sim._stopping.wait(self.server.sim.latency)
-        status, payload, extra = self.server.sim._serve(self.command, self.path, headers, raw)
-        if status == LOST:
-            self.close_connection = True
-            return
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
