@@ -198,3 +198,33 @@ class JobLoop:
             )
             state = None
         return Ran(job, result, state)
+
+
+class Sender:
+    """An outbound integration's sending side: its kind's job loop, run by one thread until ``stop``. A subclass
+    gives ``loop()`` (a :class:`JobLoop` with its handler), ``worker_id``, ``poll_interval`` and ``what`` (how
+    its log lines name it)."""
+
+    worker_id: str
+    poll_interval: float
+    what: str = "sender"
+
+    def loop(self) -> JobLoop:
+        raise NotImplementedError
+
+    def run_once(self, stop: threading.Event | None = None) -> str | None:
+        """Claim and run one job of the kind; its state afterwards, or None when none was ready (or its outcome
+        could not be recorded). With ``stop`` set, a job claimed is handed back untouched."""
+        ran = self.loop().run_once(stop)
+        return None if ran is None or ran.state is None else str(ran.state)
+
+    def run(self, stop: threading.Event) -> None:
+        """Run jobs of the kind until ``stop`` is set; a store that is away is tried again soon."""
+        while not stop.is_set():
+            try:
+                state = self.run_once(stop)
+            except Exception as exc:  # the store is away: try again soon
+                log.error("%s %s: %s", self.what, self.worker_id, exc)
+                state = None
+            if state is None:
+                stop.wait(self.poll_interval)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -27,7 +26,7 @@ from bot.integrations.pagerduty.command import page_command, requests_of
 from bot.integrations.pagerduty.config import PagingConfig
 from bot.integrations.pagerduty.facts import NAME, RESOLVE, paging_facts, recorded, split
 from bot.integrations.pagerduty.plan import Facts, Page, State, pending, plan_pages
-from bot.jobloop import JobLoop, Result, done, failed, retry_after
+from bot.jobloop import JobLoop, Result, Sender, done, failed, retry_after
 from bot.lease import LeaseKeeper
 from bot.redact import redact
 from bot.store.base import Job, OutboxItem, StoreError
@@ -122,8 +121,10 @@ class PagingPlanner:
             return False
 
 
-class PagingSender:
+class PagingSender(Sender):
     """Claims jobs of kind ``pagerduty`` only, and sends their incident's pending events."""
+
+    what = "PagerDuty sender"
 
     def __init__(self, store: Any, port: Callable[[], Any], *, worker_id: str, clock: Callable[[], datetime],
                  lease: timedelta = timedelta(seconds=60), poll_interval: float = 0.5) -> None:
@@ -139,20 +140,6 @@ class PagingSender:
     def loop(self) -> JobLoop:
         return JobLoop(self.store, self.handle, kind=NAME, worker_id=self.worker_id, clock=self.clock,
                        lease=self.lease, logger=log)
-
-    def run_once(self, stop: threading.Event | None = None) -> str | None:
-        ran = self.loop().run_once(stop)
-        return None if ran is None or ran.state is None else str(ran.state)
-
-    def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                state = self.run_once(stop)
-            except Exception as exc:  # the store is away: try again soon
-                log.error("PagerDuty sender %s: %s", self.worker_id, exc)
-                state = None
-            if state is None:
-                stop.wait(self.poll_interval)
 
     def handle(self, job: Job, held: LeaseKeeper) -> Result:
         """Send the incident's pending events one by one, each recorded ``trying`` before its POST."""

@@ -11,7 +11,6 @@ sends the pending messages through the :class:`ChatPort`, records each result in
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ from bot.integrations.slack.deliver import Outgoing, Scan, deliver
 from bot.integrations.slack.facts import channel_of, slack_facts, ts_of
 from bot.integrations.slack.plan import Render, chat_messages, engagement_of, is_channel_key, read_channel_spec
 from bot.integrations.slack.ports import ChatAuthError, ChatError, ChatMessage, ChatPort, ChatUnavailable
-from bot.jobloop import MIN_RETRY, JobLoop, Result, done, failed, retry_after
+from bot.jobloop import MIN_RETRY, JobLoop, Result, Sender, done, failed, retry_after
 from bot.lease import LeaseKeeper
 from bot.metrics import Metrics
 from bot.redact import redact
@@ -108,8 +107,10 @@ class SlackPlanner:
             return {}
 
 
-class SlackWorker:
+class SlackWorker(Sender):
     """Claims jobs of kind ``slack`` only, and sends their incident's pending messages."""
+
+    what = "Slack worker"
 
     def __init__(
         self,
@@ -150,12 +151,6 @@ class SlackWorker:
             self.store, self._send, kind=SLACK_KIND, worker_id=self.worker_id, clock=self.clock, lease=self.lease,
             heartbeat=self.heartbeat, logger=log,
         )
-
-    def run_once(self, stop: threading.Event | None = None) -> str | None:
-        """Claim and send one Slack job; the job's state afterwards, or None when none was ready (or its
-        outcome could not be recorded). With ``stop`` set, a job claimed is handed back unsent."""
-        ran = self.loop().run_once(stop)
-        return None if ran is None or ran.state is None else str(ran.state)
 
     def _send(self, job: Job, held: LeaseKeeper) -> Result:
         """The Slack kind's handler: send the incident's pending messages, record each result."""
@@ -286,18 +281,6 @@ class SlackWorker:
         error = redact(error)
         log.warning("Slack job %d (%s): %s", job.id, job.incident_key, error)
         return failed(error, retry_in, kind="final" if final else "retry")
-
-    def run(self, stop: threading.Event) -> None:
-        """Send Slack jobs until ``stop`` is set."""
-        while not stop.is_set():
-            try:
-                state = self.run_once(stop)
-            except Exception as exc:  # the store is away: try again soon
-                log.error("Slack worker %s: %s", self.worker_id, exc)
-                state = None
-            if state is None:
-                stop.wait(self.poll_interval)
-
 
 def _oldest(history_from: datetime | None) -> float | None:
     """Where a message's history read stops (seconds since the epoch), a margin before ``history_from``."""

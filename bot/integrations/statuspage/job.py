@@ -12,7 +12,6 @@ An ambiguous search (two incidents with the bot's name or key) is dead at once, 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +25,7 @@ from bot.integrations.statuspage.facts import CHANNEL, NAME, recorded, split_key
 from bot.integrations.statuspage.plan import Action, Draft, incident_key, incident_name, plan_publish
 from bot.integrations.statuspage.result import Ambiguous, Refused, Result, Sent, Unavailable
 from bot.integrations.statuspage.safety import check_draft
-from bot.jobloop import JobLoop, done, failed, retry_after
+from bot.jobloop import JobLoop, Sender, done, failed, retry_after
 from bot.jobloop import Result as JobResult
 from bot.lease import LeaseKeeper
 from bot.redact import redact
@@ -127,8 +126,10 @@ class StatusPagePlanner:
             return False
 
 
-class StatusPageSender:
+class StatusPageSender(Sender):
     """Claims jobs of kind ``status_page`` only, and posts their incident's pending publish."""
+
+    what = "status page sender"
 
     def __init__(self, store: WorkerStore, publisher: Callable[[], Publisher], policy: StatusPagePolicy, *,
                  worker_id: str, clock: Callable[[], datetime], lease: timedelta = timedelta(seconds=60),
@@ -154,21 +155,6 @@ class StatusPageSender:
     def loop(self) -> JobLoop:
         return JobLoop(self.store, self._send, kind=NAME, worker_id=self.worker_id, clock=self.clock,
                        lease=self.lease, heartbeat=self.lease / 3, logger=log)
-
-    def run_once(self, stop: threading.Event | None = None) -> str | None:
-        """Claim and run one status page job; its state afterwards, or None when none was ready."""
-        ran = self.loop().run_once(stop)
-        return None if ran is None or ran.state is None else str(ran.state)
-
-    def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                state = self.run_once(stop)
-            except Exception as exc:  # the store is away: try again soon
-                log.error("status page sender %s: %s", self.worker_id, exc)
-                state = None
-            if state is None:
-                stop.wait(self.poll_interval)
 
     def _send(self, job: Job, held: LeaseKeeper) -> JobResult:
         """The kind's handler: each pending publish of the incident, recorded ``trying`` before its call."""
