@@ -23,7 +23,7 @@ from bot.dblocation import is_postgres_url
 from bot.errors import UserError
 from bot.integrations.rows import ROWS as INTEGRATION_ROWS
 from bot.redact import SECRET_ENV, URL_ENV, redact, register_secret, url_password
-from bot.settingsrows import Variable, strip
+from bot.settingsrows import Variable, read_value, strip
 
 DEFAULT_DB = "var/incident-bot.sqlite3"
 DEFAULT_SPOOL = "var/incident-bot-spool.sqlite3"
@@ -161,20 +161,8 @@ class Settings:
 
 
 def _raw(env: Mapping[str, str], var: Variable) -> str | None:
-    """The variable's text, or its file's contents (one trailing line break dropped); None when unset."""
-    value = env.get(var.name, "")
-    path = env.get(f"{var.name}_FILE", "") if var.secret else ""
-    if value and path:
-        raise ValueError(f"set {var.name} or {var.name}_FILE, not both")
-    if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{var.name}_FILE={path}: cannot read it ({exc.__class__.__name__})") from None
-        value = value.removesuffix("\n").removesuffix("\r")
-    if var.secret:
-        register_secret(value)  # read from a file, it is not in the environment that redaction scans
-    return value if value.strip() else None
+    """The variable's text, or its file's contents; None when unset."""
+    return read_value(env, var.name, secret=var.secret)
 
 
 _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s?\s*$")

@@ -94,7 +94,7 @@ def test_every_missing_setting_is_its_own_line() -> None:
 
 
 def test_a_key_and_its_file_both_set_is_refused() -> None:
-    with pytest.raises(StatusPageConfigError, match=r"^STATUSIO_API_KEY: set STATUSIO_API_KEY or "
+    with pytest.raises(StatusPageConfigError, match=r"^set STATUSIO_API_KEY or "
                                                     r"STATUSIO_API_KEY_FILE, not both$"):
         read_settings("statusio", {**STATUSIO_ENV, "STATUSIO_API_KEY_FILE": "/nonexistent"})
 

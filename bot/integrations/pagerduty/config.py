@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.integrations.pagerduty.settings import DEFAULT_EVENTS_URL, EVENTS_URL_ENV, WEBHOOK_SECRET_ENV
 from bot.redact import redact, register_secret
+from bot.settingsrows import read_value
 
 SEVERITIES = ("critical", "high", "medium", "low")
 """The incident severities a condition may name (the policy's ``severity`` levels)."""
@@ -164,18 +164,14 @@ def routing_key(target: Target, env: Mapping[str, str]) -> str | None:
     """The target's routing key from ``env[VAR]`` or the file ``env[VAR_FILE]`` (registered for redaction);
     ``None`` when neither is set: the target is off."""
     var = target.routing_key_env
-    value, path = env.get(var, ""), env.get(f"{var}_FILE", "")
-    if value and path:
-        raise PagingConfigError(f"paging target {target.id}: set {var} or {var}_FILE, not both")
-    if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PagingConfigError(f"{var}_FILE={path}: cannot read it ({exc.__class__.__name__})") from None
-    value = value.strip()
-    if not value:
+    try:
+        value = read_value(env, var)
+    except ValueError as exc:
+        raise PagingConfigError(f"paging target {target.id}: {exc}") from None
+    if value is None:
         return None
-    register_secret(value)
+    value = value.strip()
+    path = env.get(f"{var}_FILE", "")
     if len(value) != 32:
         raise PagingConfigError(f"{var}{'_FILE' if path else ''}: a routing key has 32 characters, this one "
                                 f"has {len(value)}")
@@ -203,14 +199,10 @@ def webhook_secrets(env: Mapping[str, str]) -> list[str]:
     ``PAGERDUTY_WEBHOOK_SECRET_PREVIOUS``; empty when the receiver is off. Registered for redaction."""
     secrets = []
     for var in (WEBHOOK_SECRET_ENV, f"{WEBHOOK_SECRET_ENV}_PREVIOUS"):
-        value, path = env.get(var, ""), env.get(f"{var}_FILE", "")
-        if value and path:
-            raise PagingConfigError(f"set {var} or {var}_FILE, not both")
-        if path:
-            try:
-                value = Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise PagingConfigError(f"{var}_FILE={path}: cannot read it ({exc.__class__.__name__})") from None
+        try:
+            value = read_value(env, var) or ""
+        except ValueError as exc:
+            raise PagingConfigError(str(exc)) from None
         if value.strip():
             register_secret(value)
             secrets.append(value)

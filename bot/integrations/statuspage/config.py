@@ -24,12 +24,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bot.errors import UserError
-from bot.redact import register_secret
+from bot.settingsrows import read_value
 
 Provider = Literal["statusio", "statuspage"]
 PROVIDERS: tuple[Provider, ...] = ("statusio", "statuspage")
@@ -193,18 +192,7 @@ def read_settings(provider: Provider, environ: Mapping[str, str]) -> ProviderSet
 
 
 def _value(environ: Mapping[str, str], name: str, *, secret: bool) -> str:
-    value = environ.get(name, "")
-    path = environ.get(f"{name}_FILE", "") if secret else ""
-    if value and path:
-        raise ValueError(f"{name}: set {name} or {name}_FILE, not both")
-    if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{name}_FILE={path}: cannot read it ({exc.__class__.__name__})") from None
-    if secret:
-        register_secret(value)
-    return value.strip()
+    return (read_value(environ, name, secret=secret) or "").strip()
 
 
 def _url(text: str, name: str, problems: list[str]) -> str:
