@@ -244,7 +244,7 @@ def reconciler(
         gitlab or client(settings, cfg),
         bot_username=bot_username,
         key=state_key(settings),
-        commands=tuple(c for i in registry.enabled(cfg, settings) for c in i.commands),
+        commands=tuple(c for i in registry.enabled(cfg, settings) for c in i.commands_in(cfg, settings)),
         **extra,
     )
 

@@ -95,6 +95,9 @@ class Integration:
     parse_config: Callable[[Any], Any] | None = None
     """Its section (None when absent) as what its hooks use; a ``ValueError`` says in one line what is wrong."""
     commands: tuple[CommandSpec, ...] = ()
+    commands_for: Callable[[Config | None, Settings], tuple[CommandSpec, ...]] | None = None
+    """Its commands as this policy and these settings configure them (which paging targets are on), for a
+    reconcile that runs without its planner (``incident-bot reconcile``); None: ``commands``."""
     rows: Callable[[Any, Slot], Sequence[Row]] | None = None
     """Pure: its checklist rows, from its facts' ``data`` and its slot of the bot's state."""
     lines: Callable[[Any, Slot], Sequence[LogEntry]] | None = None
@@ -105,6 +108,10 @@ class Integration:
     demo: Callable[..., Any] | None = None
     """``demo(cfg, gitlab_url, store, clock)``: a context manager giving its side of ``incident-bot demo`` (a
     :class:`DemoSide`) against its simulator, or None when the demo's policy does not use it."""
+
+    def commands_in(self, cfg: Config | None, settings: Settings) -> tuple[CommandSpec, ...]:
+        """Its commands under this policy and these settings."""
+        return self.commands_for(cfg, settings) if self.commands_for is not None else self.commands
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or not self.name.islower():

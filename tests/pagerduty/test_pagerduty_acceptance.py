@@ -331,3 +331,20 @@ def test_operator_a_mistyped_events_url_is_one_line() -> None:
     with pytest.raises(Exception) as info:
         Settings.from_env({"PAGERDUTY_EVENTS_URL": "http://events.pagerduty.com"})
     assert "PAGERDUTY_EVENTS_URL" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_one_off_reconcile_judges_page_against_the_policys_targets(w: World, monkeypatch, capsys) -> None:
+    """``incident-bot reconcile`` (no worker, no outbox) answers ``page`` as the worker would: it knows which
+    targets are on, records the request in the signed state, and the worker pages later. It does not use the
+    command up with "no paging target is configured"."""
+    from bot.commands.cli import main
+
+    iid = w.incident(*URGENT)
+    w.sim.state.add_note(w.project, iid, "@incident-bot page marketing-ops list needed", author="sec-incident-manager")
+    for name, value in {"GITLAB_URL": w.sim.url, "GITLAB_TOKEN": w.sim.token, "INCIDENT_BOT_SCOPE": w.project,
+                        **ENV}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["reconcile", f"{w.project}#{iid}"]) == 0, capsys.readouterr().err
+    replies = [n["body"] for n in w.bot_notes(iid) if "page marketing-ops" in n["body"]]
+    assert len(replies) == 1 and "✓" in replies[0] and "paging Marketing Ops on call" in replies[0], replies
+    assert "no paging target is configured" not in replies[0]

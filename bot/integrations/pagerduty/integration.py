@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.errors import UserError
 from bot.integrations.base import Check, Integration, Item, Outbound, Route
-from bot.integrations.pagerduty.command import UNCONFIGURED
+from bot.integrations.pagerduty.command import UNCONFIGURED, page_command
 from bot.integrations.pagerduty.config import (
     EVENTS_URL_ENV,
     PagingConfig,
@@ -30,6 +30,7 @@ from bot.integrations.pagerduty.settings import ROWS
 if TYPE_CHECKING:
     from bot.config import Config
     from bot.core.model import Desired, Observed
+    from bot.core.outbound import CommandSpec
     from bot.settings import Settings
 
 SECTION = "pagerduty"
@@ -121,6 +122,16 @@ def live_checks(cfg: Config | None, settings: Settings) -> list[Check]:
     return checks
 
 
+def commands_for(cfg: Config | None, settings: Settings) -> tuple[CommandSpec, ...]:
+    """``page`` knowing the policy's targets and which are on, for a reconcile without the planner."""
+    paging = paging_of(cfg)
+    try:
+        on = frozenset(routing_keys(paging, settings.variables))
+    except PagingConfigError:
+        return (UNCONFIGURED,)
+    return (page_command({t.id: t.name for t in paging.targets}, on),)
+
+
 def summary(cfg: Config, env: Mapping[str, str]) -> list[str]:
     """``check-config``: each paging target on, or off because its routing key is not set."""
     return describe_targets(paging_of(cfg), env)
@@ -159,6 +170,7 @@ PAGERDUTY = Integration(
     config_section=SECTION,
     parse_config=parse,
     commands=(UNCONFIGURED,),
+    commands_for=commands_for,
     route=Route("/pagerduty", ("POST",), _route_view),
     describe=describe,
     demo=_demo,
