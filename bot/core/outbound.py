@@ -191,7 +191,8 @@ class OutboundFacts:
                     or self.happened or self.spans)
 
     def merged(self, other: OutboundFacts) -> OutboundFacts:
-        """Both integrations' facts; an engagement carried out by both keeps its earlier one."""
+        """Both integrations' facts; an engagement carried out by both keeps its earlier one, a command named by
+        both the first one."""
         engaged = dict(self.engaged)
         for eid, e in other.engaged.items():
             if eid not in engaged or e.at < engaged[eid].at:
@@ -201,7 +202,9 @@ class OutboundFacts:
             engaged=engaged,
             channel=self.channel or other.channel,
             views=self.views + other.views,
-            commands=self.commands + other.commands,
+            # One command per name, the first given winning: an integration's planner knows its configured command
+            # (which paging targets are on), the registry's stands in where no planner runs.
+            commands=self.commands + tuple(c for c in other.commands if self.command(c.name) is None),
             published=self.published + other.published,
             happened=self.happened + other.happened,
             spans=self.spans + other.spans,

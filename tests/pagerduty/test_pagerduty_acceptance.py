@@ -348,3 +348,13 @@ def test_a_one_off_reconcile_judges_page_against_the_policys_targets(w: World, m
     replies = [n["body"] for n in w.bot_notes(iid) if "page marketing-ops" in n["body"]]
     assert len(replies) == 1 and "✓" in replies[0] and "paging Marketing Ops on call" in replies[0], replies
     assert "no paging target is configured" not in replies[0]
+
+
+def test_help_lists_the_page_command_once(make) -> None:
+    """The worker's facts carry the planner's ``page`` and the registry's: a reader of ``help`` sees it once."""
+    p: Paging = make()
+    iid = p.w.incident(*URGENT)
+    p.note(iid, "@incident-bot help", author="sec-incident-manager")
+    p.reconcile(iid)
+    (reply,) = [n["body"] for n in p.w.bot_notes(iid) if "page TARGET" in n["body"]]
+    assert reply.count("page TARGET") == 1, reply
