@@ -34,8 +34,8 @@ from bot.gitlab.observe import find_orphans, observe
 from bot.gitlab.ports import GitLab, IncidentGitLab
 from bot.gitlab.remit import OutsideRemit, Remit
 from bot.gitlab.timeline import GraphQL, TimelineMirror
-from bot.plaintext import as_read
 from bot.text.markers import StateKey
+from bot.text.plain import as_read
 
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)

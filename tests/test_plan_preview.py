@@ -9,7 +9,7 @@ import re
 import pytest
 
 from bot.commands.cli import main
-from bot.plaintext import as_read
+from bot.text.plain import as_read
 from tests.conftest import EXAMPLES
 from tests.security.gitlab_render import read
 

@@ -11,8 +11,8 @@ Payload (webhooks "v3 Overview", "Webhook Payload"): ``event.event_type``, ``eve
 API trigger it is the trigger's ``dedup_key``, which is how a delivery maps back to the bot's page.
 
 Stale deliveries (``occurred_at`` more than 10 minutes ago or more than 5 minutes ahead) and unsigned ones are
-rejected (the receiver answers 401 and records nothing). De-duplication by ``X-Webhook-Id`` is the receiver's;
-:class:`SeenDeliveries` is a helper for it.
+rejected (the receiver answers 401 and records nothing). A redelivery is harmless: the receiver records an
+acknowledgement once per page (``bot.integrations.pagerduty.receiver``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -138,28 +136,3 @@ def _time(raw: object) -> datetime:
     if value.tzinfo is None:
         raise Rejected(f"event.occurred_at {raw[:40]!r} has no time zone", 400)
     return value
-
-
-class SeenDeliveries:
-    """The last ``size`` ``X-Webhook-Id`` values, for a receiver that drops redeliveries (thread-safe).
-
-    Process-local; a receiver with replicas de-duplicates in the store instead (the record of an
-    acknowledgement is idempotent by its dedup key and event type anyway)."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._size = size
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def first_time(self, webhook_id: str | None) -> bool:
-        """True the first time an id is offered (and for a delivery without one), False for a repeat."""
-        if not webhook_id:
-            return True
-        with self._lock:
-            if webhook_id in self._seen:
-                self._seen.move_to_end(webhook_id)
-                return False
-            self._seen[webhook_id] = None
-            if len(self._seen) > self._size:
-                self._seen.popitem(last=False)
-            return True

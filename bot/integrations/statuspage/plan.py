@@ -19,8 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-INTEGRATION = "status-page"
-"""The outbox's integration name."""
 METADATA_NAMESPACE = "incident_bot"
 """Statuspage metadata: "Top level values must be objects", so the key lives at ``{"incident_bot": {"key": ref}}``."""
 REF_HEX = 12
